@@ -1,0 +1,165 @@
+"""Settings: one typed object, read from the environment, a ``.env`` file and ``newsletter.toml``.
+
+Precedence, highest first: process environment, ``.env`` in the working folder, the
+``[newsletter]`` table of ``newsletter.toml`` in the working folder, then the defaults below.
+Secrets (the SendGrid key, the signing key) only ever come from the environment or ``.env``;
+``repr`` hides them so they never reach a log.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+from newsletter.errors import UserError
+
+# env name -> (field name, type). Kept as a table so README and code cannot drift apart.
+ENV_VARS: dict[str, tuple[str, type]] = {
+    "NEWSLETTER_DATABASE_URL": ("database_url", str),
+    "SENDGRID_API_KEY": ("sendgrid_api_key", str),
+    "NEWSLETTER_SENDGRID_HOST": ("sendgrid_host", str),
+    "NEWSLETTER_SENDGRID_SANDBOX": ("sendgrid_sandbox", bool),
+    "NEWSLETTER_SENDGRID_TIMEOUT": ("sendgrid_timeout", float),
+    "NEWSLETTER_PUBLIC_URL": ("public_url", str),
+    "NEWSLETTER_SECRET_KEY": ("secret_key", str),
+    "NEWSLETTER_OUTBOX_DIR": ("outbox_dir", str),
+    "NEWSLETTER_FROM_NAME": ("from_name", str),
+    "NEWSLETTER_FROM_EMAIL": ("from_email", str),
+    "NEWSLETTER_REPLY_TO": ("reply_to", str),
+    "NEWSLETTER_BRAND_NAME": ("brand_name", str),
+    "NEWSLETTER_POSTAL_ADDRESS": ("postal_address", str),
+    "NEWSLETTER_BOOKING_URL": ("booking_url", str),
+    "NEWSLETTER_WEBSITE_URL": ("website_url", str),
+    "NEWSLETTER_BATCH_SIZE": ("batch_size", int),
+    "NEWSLETTER_SCHEDULE_GRACE_SECONDS": ("schedule_grace_seconds", int),
+    "NEWSLETTER_TIMEZONE": ("default_timezone", str),
+    "NEWSLETTER_AUDIENCES_DIR": ("audiences_dir", str),
+    "NEWSLETTER_TEMPLATES_DIR": ("templates_dir", str),
+    "NEWSLETTER_TEASER_WORDS": ("teaser_words", int),
+}
+
+_SECRET_FIELDS = {"sendgrid_api_key", "secret_key"}
+SECRET_FILE = ".newsletter-secret"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///newsletter.db"
+    sendgrid_api_key: str | None = field(default=None, repr=False)
+    sendgrid_host: str = "https://api.sendgrid.com"
+    sendgrid_sandbox: bool = False
+    sendgrid_timeout: float = 30.0
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: str | None = field(default=None, repr=False)
+    outbox_dir: str = "outbox"
+    from_name: str = "Roots Mental Wellness"
+    from_email: str = "newsletter@rootsmentalwellness.example"
+    reply_to: str = "hello@rootsmentalwellness.example"
+    brand_name: str = "Roots Mental Wellness"
+    postal_address: str = "Roots Mental Wellness, 100 Example Avenue, Suite 200, Portland, OR 97201, USA"
+    booking_url: str = "https://rootsmentalwellness.example/book"
+    website_url: str = "https://rootsmentalwellness.example"
+    batch_size: int = 1000
+    schedule_grace_seconds: int = 3600
+    default_timezone: str = "UTC"
+    audiences_dir: str | None = None
+    templates_dir: str | None = None
+    teaser_words: int = 1200
+
+    @property
+    def transport_name(self) -> str:
+        """SendGrid when a key is configured, otherwise the local outbox: never a surprise send."""
+        return "sendgrid" if self.sendgrid_api_key else "outbox"
+
+    @property
+    def public_base(self) -> str:
+        return self.public_url.rstrip("/")
+
+    @property
+    def sending_domain(self) -> str:
+        return self.from_email.rpartition("@")[2]
+
+    def signing_key(self) -> str:
+        """The key that signs tracking tokens.
+
+        Without ``NEWSLETTER_SECRET_KEY`` a random key is made once and kept in
+        ``.newsletter-secret`` in the working folder (mode 0600), so the sender and the web app
+        started from the same folder agree. Production sets the variable.
+        """
+        if self.secret_key:
+            return self.secret_key
+        path = Path(SECRET_FILE)
+        if path.exists():
+            return path.read_text(encoding="utf-8").strip()
+        key = secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(key)
+        return key
+
+    def with_overrides(self, **changes: Any) -> "Settings":
+        return replace(self, **changes)
+
+    def redacted(self) -> dict[str, Any]:
+        """All settings as a dict, secrets shown only as set/unset (for `--json` and logs)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = ("<set>" if value else "<unset>") if f.name in _SECRET_FIELDS else value
+        return out
+
+
+def _coerce(name: str, kind: type, raw: Any) -> Any:
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off", ""}:
+            return False
+        raise UserError(f"expected true or false, got {raw!r}", where=name)
+    try:
+        return kind(raw)
+    except (TypeError, ValueError):
+        raise UserError(f"expected {kind.__name__}, got {raw!r}", where=name) from None
+
+
+def _toml_values(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(str(exc), where=str(path)) from None
+    table = data.get("newsletter", {})
+    known = {name for name, _ in ENV_VARS.values()} - _SECRET_FIELDS
+    unknown = set(table) - known
+    if unknown:
+        raise UserError(f"unknown setting(s) {sorted(unknown)}", where=f"{path} [newsletter]")
+    return table
+
+
+def load_settings(environ: dict[str, str] | None = None, workdir: Path | None = None) -> Settings:
+    """Read settings; ``environ`` and ``workdir`` exist so tests need not touch the real ones."""
+    workdir = workdir or Path.cwd()
+    env = dict(os.environ if environ is None else environ)
+    values: dict[str, Any] = {}
+    by_field = {fname: (env_name, kind) for env_name, (fname, kind) in ENV_VARS.items()}
+    for fname, raw in _toml_values(workdir / "newsletter.toml").items():
+        values[fname] = _coerce(f"newsletter.toml: {fname}", by_field[fname][1], raw)
+    dotenv = {k: v for k, v in dotenv_values(workdir / ".env").items() if v is not None} if (workdir / ".env").exists() else {}
+    for source in (dotenv, env):
+        for env_name, (fname, kind) in ENV_VARS.items():
+            if env_name in source and source[env_name] != "":
+                values[fname] = _coerce(env_name, kind, source[env_name])
+    settings = Settings(**values)
+    if settings.batch_size < 1 or settings.batch_size > 1000:
+        raise UserError("must be between 1 and 1000 (SendGrid's limit per request)", where="NEWSLETTER_BATCH_SIZE")
+    return settings

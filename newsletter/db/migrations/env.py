@@ -1,0 +1,35 @@
+"""Alembic environment. Run through ``newsletter init`` (db.migrate), which passes a connection."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from newsletter.db.models import Base
+
+# APScheduler keeps its own table in the same database; migrations leave it alone.
+_FOREIGN_TABLES = {"apscheduler_jobs"}
+
+
+def _include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
+    return not (type_ == "table" and name in _FOREIGN_TABLES)
+
+
+def run_migrations() -> None:
+    connection = context.config.attributes.get("connection")
+    if connection is None:
+        from newsletter.db.engine import make_engine
+
+        url = context.config.get_main_option("sqlalchemy.url")
+        connection = make_engine(url).connect()
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        include_object=_include_object,
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+run_migrations()
