@@ -1,0 +1,58 @@
+"""The ledger: one row per (campaign, subscriber), built by one set-based statement.
+
+``INSERT … SELECT … ON CONFLICT DO NOTHING`` does the whole segment in the database: no Python
+loop, no per-row ORM object, and building twice (a retry, a second scheduler tick) adds nothing
+because the unique constraint holds the invariant. Suppressed and non-active subscribers are
+left out here and checked again when each batch is dispatched.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import and_, exists, func, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from newsletter.audiences import load_segment, segment_condition
+from newsletter.db import models
+from newsletter.db.models import utcnow
+
+
+def sendable_condition():  # type: ignore[no-untyped-def]
+    """Subscribers we may mail: active, and not on the suppression list (suppression wins)."""
+    S = models.Subscriber
+    suppressed = exists().where(models.Suppression.email == S.email)
+    return and_(S.status == "active", ~suppressed)
+
+
+def build_ledger(session: Session, campaign: models.Campaign, audiences_dir: str | None, now: datetime | None = None) -> int:
+    """Materialise the campaign's ledger; returns the number of rows added by this call."""
+    now = now or utcnow()
+    segment = load_segment(campaign.segment, audiences_dir)
+    S = models.Subscriber
+    chosen = (
+        select(literal(campaign.id), S.id, literal("queued"), literal(0), literal(now, type_=models.UTCDateTime))
+        .where(segment_condition(segment, now), sendable_condition())
+        .order_by(S.id)
+    )
+    columns = ["campaign_id", "subscriber_id", "status", "attempts", "created_at"]
+    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
+    statement = (
+        dialect.insert(models.Delivery)
+        .from_select(columns, chosen)
+        .on_conflict_do_nothing(index_elements=["campaign_id", "subscriber_id"])
+    )
+    result = session.execute(statement)
+    return max(result.rowcount or 0, 0)
+
+
+def ledger_counts(session: Session, campaign_id: int) -> dict[str, int]:
+    """Rows per delivery status, every status present (zero when empty)."""
+    D = models.Delivery
+    rows = session.execute(
+        select(D.status, func.count()).where(D.campaign_id == campaign_id).group_by(D.status)
+    ).all()
+    counts = {status: 0 for status in models.DELIVERY_STATUSES}
+    counts.update({status: n for status, n in rows})
+    return counts

@@ -1,0 +1,127 @@
+"""Sending a campaign: build the ledger once, then let the dispatcher drain it.
+
+Safe to call again at any time: the ledger insert adds nothing twice and the dispatcher only
+takes ``queued`` rows, so a repeated send, a scheduler retry or a second worker never mails
+anyone twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, update
+
+from newsletter.campaigns.create import get_campaign
+from newsletter.campaigns.ledger import build_ledger, ledger_counts
+from newsletter.config import Settings
+from newsletter.db import models, session_scope
+from newsletter.db.models import utcnow
+from newsletter.delivery import CampaignMessage, OutboxTransport, Recipient, SendGridTransport, Transport
+from newsletter.delivery.dispatch import DispatchResult, LedgerRow, RetryPolicy, dispatch
+from newsletter.errors import UserError
+from newsletter.render import personalise, recipient_values
+from newsletter.tracking.tokens import TokenSigner
+
+SENDABLE_STATUSES = {"draft", "scheduled", "sending", "missed"}
+
+
+@dataclass
+class SendSummary:
+    campaign_id: int
+    transport: str
+    ledger_added: int
+    sent: int
+    failed: int
+    suppressed: int
+    ambiguous: int
+    paused_reason: str | None
+    counts: dict[str, int]
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def make_transport(settings: Settings) -> Transport:
+    """SendGrid when a key is set, else the local outbox: a missing key never sends for real."""
+    if settings.sendgrid_api_key:
+        return SendGridTransport(settings.sendgrid_api_key, settings.sendgrid_host,
+                                 timeout=settings.sendgrid_timeout, sandbox=settings.sendgrid_sandbox)
+    return OutboxTransport(Path(settings.outbox_dir), personalise=personalise)
+
+
+def campaign_message(campaign: models.Campaign, settings: Settings) -> CampaignMessage:
+    return CampaignMessage(
+        campaign_id=campaign.id, subject=campaign.subject, html=campaign.html, text=campaign.text,
+        from_email=settings.from_email, from_name=settings.from_name, reply_to=settings.reply_to,
+        category=f"campaign-{campaign.id}", sending_domain=settings.sending_domain,
+    )
+
+
+def recipient_factory(settings: Settings) -> Callable[[LedgerRow], Recipient]:
+    """Per-recipient work is a signature and a dict: no template runs here."""
+    signer = TokenSigner(settings.signing_key())
+    base = settings.public_base
+
+    def make(row: LedgerRow) -> Recipient:
+        token = signer.sign(row.delivery_id)
+        name = " ".join(part for part in (row.first_name, row.last_name) if part) or None
+        return Recipient(delivery_id=row.delivery_id, email=row.email, name=name,
+                         substitutions=recipient_values(row.first_name, token),
+                         unsubscribe_url=f"{base}/u/{token}")
+
+    return make
+
+
+def start_sending(engine: Engine, settings: Settings, campaign_id: int) -> int:
+    """Move the campaign to ``sending`` and materialise its ledger; returns rows added."""
+    with session_scope(engine) as session:
+        campaign = get_campaign(session, campaign_id)
+        if campaign.status not in SENDABLE_STATUSES:
+            raise UserError(f"campaign {campaign_id} is {campaign.status}; only a draft or scheduled campaign can be sent"
+                            + ("; use `newsletter campaign resume`" if campaign.status == "paused" else ""),
+                            where=f"campaign {campaign_id}")
+        campaign.status = "sending"
+        campaign.started_at = campaign.started_at or utcnow()
+        campaign.status_reason = None
+        session.flush()
+        return build_ledger(session, campaign, settings.audiences_dir)
+
+
+def finish_if_done(engine: Engine, campaign_id: int) -> dict[str, int]:
+    with session_scope(engine) as session:
+        counts = ledger_counts(session, campaign_id)
+        if counts["queued"] == 0 and counts["in_flight"] == 0:
+            session.execute(update(models.Campaign)
+                            .where(models.Campaign.id == campaign_id, models.Campaign.status == "sending")
+                            .values(status="sent", finished_at=utcnow()))
+        return counts
+
+
+def send_campaign(
+    engine: Engine,
+    settings: Settings,
+    campaign_id: int,
+    *,
+    transport: Transport | None = None,
+    on_batch: Callable[[DispatchResult, int], None] | None = None,
+    retry: RetryPolicy | None = None,
+) -> SendSummary:
+    """Send now. ``on_batch(result, total)`` reports progress after each batch."""
+    added = start_sending(engine, settings, campaign_id)
+    with session_scope(engine) as session:
+        campaign = get_campaign(session, campaign_id)
+        message = campaign_message(campaign, settings)
+        total = ledger_counts(session, campaign_id)["queued"]
+    transport = transport or make_transport(settings)
+    try:
+        result = dispatch(engine, campaign_id, transport, message, recipient_factory(settings),
+                          batch_size=settings.batch_size, retry=retry,
+                          on_batch=(lambda r: on_batch(r, total)) if on_batch else None)
+    finally:
+        transport.close()
+    counts = finish_if_done(engine, campaign_id)
+    return SendSummary(campaign_id=campaign_id, transport=transport.name, ledger_added=added, sent=result.sent,
+                       failed=result.failed, suppressed=result.suppressed, ambiguous=result.ambiguous,
+                       paused_reason=result.paused_reason, counts=counts)

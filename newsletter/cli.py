@@ -1,0 +1,396 @@
+"""The ``newsletter`` command. Thin: every command parses, calls a room's face, prints.
+
+Exit codes: 0 done; 1 a user mistake or a refused action (one line on stderr, no traceback);
+2 a usage error (unknown option, missing argument); 3 the command ran but did not finish its
+job (a send paused by the provider, or recipients failed or left ambiguous).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from newsletter.config import Settings, load_settings
+from newsletter.errors import UserError
+
+app = typer.Typer(help="Articles to responsive email campaigns: import, segment, send exactly once, track honestly.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+article_app = typer.Typer(help="Import and list articles.", no_args_is_help=True)
+subscribers_app = typer.Typer(help="Import subscribers.", no_args_is_help=True)
+segment_app = typer.Typer(help="Inspect segments (audiences/*.yaml).", no_args_is_help=True)
+campaign_app = typer.Typer(help="Create, preview, send and schedule campaigns.", no_args_is_help=True)
+app.add_typer(article_app, name="article")
+app.add_typer(subscribers_app, name="subscribers")
+app.add_typer(segment_app, name="segment")
+app.add_typer(campaign_app, name="campaign")
+
+out = Console()
+err = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of text.")]
+
+EXIT_USER_ERROR = 1
+EXIT_INCOMPLETE = 3
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _engine(settings: Settings):  # type: ignore[no-untyped-def]
+    """The store, created or upgraded on first use so no command trips over a fresh folder."""
+    from newsletter.db import current_revision, head_revision, make_engine, upgrade
+
+    engine = make_engine(settings.database_url)
+    if current_revision(engine) != head_revision():
+        upgrade(engine)
+    return engine
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+# --- store -----------------------------------------------------------------------------------
+
+@app.command()
+def init(as_json: JsonOpt = False) -> None:
+    """Create the store or upgrade it to the newest schema (safe to run again)."""
+    from newsletter.db import make_engine, upgrade
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    before, after = upgrade(engine)
+    url = engine.url.render_as_string(hide_password=True)
+    if as_json:
+        _print_json({"database": url, "revision_before": before, "revision": after})
+    elif before == after:
+        out.print(f"Store {url} is up to date (revision {after}).")
+    else:
+        out.print(f"Store {url} migrated from {before or 'empty'} to revision {after}.")
+
+
+# --- articles --------------------------------------------------------------------------------
+
+@article_app.command("import")
+def article_import(path: Annotated[Path, typer.Argument(help="A .txt (seed format), .md, .html or RSS file.")],
+                   as_json: JsonOpt = False) -> None:
+    """Import an article; re-importing the same file updates it in place."""
+    from newsletter.campaigns import import_article
+    from newsletter.db import session_scope
+
+    settings = _settings()
+    with session_scope(_engine(settings)) as session:
+        imported = import_article(session, path)
+        data = {"slug": imported.row.slug, "id": imported.row.id, "title": imported.article.title,
+                "outcome": imported.outcome, "words": imported.article.word_count,
+                "sections": len(imported.article.sections)}
+    if as_json:
+        _print_json(data)
+    else:
+        out.print(f"[bold]{data['title']}[/] → slug [cyan]{data['slug']}[/] ({data['outcome']}, {data['words']} words)")
+
+
+@article_app.command("list")
+def article_list(as_json: JsonOpt = False) -> None:
+    """List stored articles."""
+    from sqlalchemy import select
+
+    from newsletter.db import models, session_scope
+
+    with session_scope(_engine(_settings())) as session:
+        rows = [{"id": a.id, "slug": a.slug, "title": a.title, "published": a.published_on}
+                for a in session.scalars(select(models.Article).order_by(models.Article.id))]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "slug", "title", "published")
+    for r in rows:
+        table.add_row(str(r["id"]), r["slug"], r["title"], str(r["published"] or ""))
+    out.print(table)
+
+
+# --- subscribers and segments ----------------------------------------------------------------
+
+@subscribers_app.command("import")
+def subscribers_import(
+    csv_path: Annotated[Path, typer.Argument(help="The project's CSV format or a Mailchimp export.")],
+    tag: Annotated[Optional[list[str]], typer.Option("--tag", help="Add this tag to every imported subscriber (repeatable).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import subscribers: valid rows go in, every rejected row is reported with its line."""
+    from newsletter.audiences import import_subscribers
+
+    settings = _settings()
+    report = import_subscribers(_engine(settings), csv_path, tags=tag or (), progress=None if not as_json else False)
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    out.print(f"{report.created} created, {report.updated} updated, {report.duplicates_merged} duplicates merged, "
+              f"{len(report.rejected)} rejected (of {report.total_rows} rows).")
+    for rejection in report.rejected[:50]:
+        err.print(f"  {csv_path}:{rejection.line}: {rejection.reason}", highlight=False)
+    if len(report.rejected) > 50:
+        err.print(f"  … and {len(report.rejected) - 50} more (use --json for all)")
+
+
+@segment_app.command("count")
+def segment_count(name: Annotated[str, typer.Argument(help="Segment name (file name without .yaml), or 'all'.")],
+                  as_json: JsonOpt = False) -> None:
+    """Count the subscribers a segment selects (active, not suppressed)."""
+    from newsletter.audiences import count_segment, load_segment
+    from newsletter.db import session_scope
+
+    settings = _settings()
+    segment = load_segment(name, settings.audiences_dir)
+    with session_scope(_engine(settings)) as session:
+        count = count_segment(session, segment)
+    if as_json:
+        _print_json({"segment": name, "count": count})
+    else:
+        out.print(f"{name}: {count} subscriber(s)")
+
+
+@segment_app.command("list")
+def segment_list(as_json: JsonOpt = False) -> None:
+    """List the segments defined in the audiences folder."""
+    from newsletter.audiences import list_segments
+
+    segments = [{"name": s.name, "description": s.description} for s in list_segments(_settings().audiences_dir)]
+    if as_json:
+        _print_json(segments)
+    else:
+        for s in segments:
+            out.print(f"[cyan]{s['name']}[/]  {s['description'] or ''}")
+
+
+# --- campaigns -------------------------------------------------------------------------------
+
+@campaign_app.command("create")
+def campaign_create(
+    article: Annotated[str, typer.Option("--article", help="Slug of an imported article.")],
+    segment: Annotated[str, typer.Option("--segment", help="Segment name, or 'all'.")],
+    subject: Annotated[Optional[str], typer.Option("--subject", help="Subject line (default: the article title).")] = None,
+    preheader: Annotated[Optional[str], typer.Option("--preheader", help="Inbox preview text.")] = None,
+    template: Annotated[str, typer.Option("--template", help="Template in templates/.")] = "newsletter.mjml.j2",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a draft campaign (renders now, so template errors show now)."""
+    from newsletter.campaigns import create_campaign
+    from newsletter.db import session_scope
+
+    settings = _settings()
+    with session_scope(_engine(settings)) as session:
+        campaign = create_campaign(session, settings, article_slug=article, segment=segment, subject=subject,
+                                   preheader=preheader, template=template)
+        data = {"id": campaign.id, "subject": campaign.subject, "preheader": campaign.preheader,
+                "segment": campaign.segment, "status": campaign.status, "html_bytes": len(campaign.html.encode()),
+                "links": len(campaign.links)}
+    if as_json:
+        _print_json(data)
+    else:
+        out.print(f"Campaign [bold]{data['id']}[/] created: “{data['subject']}” → segment {data['segment']} "
+                  f"({data['html_bytes'] // 1024} KB HTML, {data['links']} tracked links). "
+                  f"Next: newsletter campaign preview {data['id']}")
+
+
+@campaign_app.command("preview")
+def campaign_preview(
+    campaign_id: Annotated[int, typer.Argument(help="Campaign id.")],
+    html: Annotated[Optional[Path], typer.Option("--html", help="Write the personalised HTML here.")] = None,
+    text: Annotated[Optional[Path], typer.Option("--text", help="Write the text part here.")] = None,
+    eml: Annotated[Optional[Path], typer.Option("--eml", help="Write the whole MIME message (.eml) here.")] = None,
+) -> None:
+    """Preview the message a sample subscriber would get; prints the text part if no file is given."""
+    from newsletter.campaigns import preview
+    from newsletter.db import session_scope
+
+    settings = _settings()
+    with session_scope(_engine(settings)) as session:
+        result = preview(session, settings, campaign_id)
+    for path, data in ((html, result.html.encode()), (text, result.text.encode()), (eml, result.eml)):
+        if path is not None:
+            path.write_bytes(data)
+            out.print(f"wrote {path} ({len(data)} bytes)")
+    if not (html or text or eml):
+        out.print(f"[bold]Subject:[/] {result.subject}   [dim](personalised for {result.sample_email})[/]\n")
+        out.print(result.text, highlight=False, markup=False)
+
+
+def _progress_callback(show: bool):  # type: ignore[no-untyped-def]
+    if not show:
+        return None, None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err)
+    task = progress.add_task("send", total=None)
+
+    def update(result, total):  # type: ignore[no-untyped-def]
+        progress.update(task, total=total, completed=result.sent + result.failed + result.suppressed + result.ambiguous)
+
+    return progress, update
+
+
+@campaign_app.command("send")
+def campaign_send(campaign_id: Annotated[int, typer.Argument(help="Campaign id.")], as_json: JsonOpt = False) -> None:
+    """Send now: build the ledger, then dispatch batches (outbox unless SENDGRID_API_KEY is set)."""
+    from newsletter.campaigns import send_campaign
+
+    settings = _settings()
+    progress, update = _progress_callback(not as_json and err.is_terminal)
+    if progress:
+        progress.start()
+    try:
+        summary = send_campaign(_engine(settings), settings, campaign_id, on_batch=update)
+    finally:
+        if progress:
+            progress.stop()
+    if as_json:
+        _print_json(summary.to_dict())
+    else:
+        where = f" to {settings.outbox_dir}/campaign-{campaign_id}/" if summary.transport == "outbox" else " through SendGrid"
+        out.print(f"Campaign {campaign_id}: {summary.sent} sent{where}, {summary.failed} failed, "
+                  f"{summary.suppressed} suppressed, {summary.ambiguous} ambiguous.")
+        if summary.paused_reason:
+            err.print(f"[red]paused:[/] {summary.paused_reason}")
+    if summary.paused_reason or summary.failed or summary.ambiguous:
+        raise typer.Exit(EXIT_INCOMPLETE)
+
+
+@campaign_app.command("schedule")
+def campaign_schedule(
+    campaign_id: Annotated[int, typer.Argument(help="Campaign id.")],
+    at: Annotated[str, typer.Option("--at", help="ISO 8601 time with offset, e.g. 2026-12-01T09:00-08:00.")],
+    tz: Annotated[Optional[str], typer.Option("--tz", help="IANA zone for a time given without offset.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Schedule a send; `python scheduler.py` (or `newsletter scheduler`) fires it."""
+    from newsletter.campaigns import parse_send_time
+    from newsletter.scheduling import schedule_campaign
+
+    settings = _settings()
+    when, zone = parse_send_time(at, tz)
+    schedule_campaign(_engine(settings), settings, campaign_id, when, zone)
+    data = {"campaign_id": campaign_id, "scheduled_at": when.isoformat(), "timezone": zone, "status": "scheduled"}
+    if as_json:
+        _print_json(data)
+    else:
+        out.print(f"Campaign {campaign_id} scheduled for {when.isoformat()} (UTC; given in {zone}). "
+                  "The scheduler daemon must be running: python scheduler.py")
+
+
+@campaign_app.command("status")
+def campaign_status_cmd(campaign_id: Annotated[int, typer.Argument(help="Campaign id.")], as_json: JsonOpt = False) -> None:
+    """Where a campaign stands: queued / in flight / sent / failed / ambiguous / suppressed."""
+    from newsletter.campaigns import campaign_status
+    from newsletter.db import session_scope
+
+    with session_scope(_engine(_settings())) as session:
+        data = campaign_status(session, campaign_id)
+    if as_json:
+        _print_json(data)
+        return
+    out.print(f"Campaign {data['campaign_id']} “{data['subject']}” is [bold]{data['status']}[/]"
+              + (f" ({data['status_reason']})" if data["status_reason"] else "")
+              + (f", scheduled for {data['scheduled_at']}" if data["scheduled_at"] else ""))
+    table = Table("queued", "in flight", "sent", "failed", "ambiguous", "suppressed", "total")
+    table.add_row(*(str(data[k]) for k in ("queued", "in_flight", "sent", "failed", "ambiguous", "suppressed", "recipients")))
+    out.print(table)
+
+
+@campaign_app.command("list")
+def campaign_list(as_json: JsonOpt = False) -> None:
+    """List campaigns, newest first."""
+    from sqlalchemy import select
+
+    from newsletter.db import models, session_scope
+
+    with session_scope(_engine(_settings())) as session:
+        rows = [{"id": c.id, "status": c.status, "subject": c.subject, "segment": c.segment,
+                 "scheduled_at": c.scheduled_at.isoformat() if c.scheduled_at else None}
+                for c in session.scalars(select(models.Campaign).order_by(models.Campaign.id.desc()))]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "status", "subject", "segment", "scheduled (UTC)")
+    for r in rows:
+        table.add_row(str(r["id"]), r["status"], r["subject"], r["segment"], r["scheduled_at"] or "")
+    out.print(table)
+
+
+# --- reports ---------------------------------------------------------------------------------
+
+@app.command()
+def report(campaign_id: Annotated[int, typer.Argument(help="Campaign id.")], as_json: JsonOpt = False) -> None:
+    """Engagement for one campaign: people first, machines set apart."""
+    from newsletter.db import session_scope
+    from newsletter.reports import campaign_report
+    from newsletter.reports.render_text import print_report
+
+    with session_scope(_engine(_settings())) as session:
+        data = campaign_report(session, campaign_id)
+    if as_json:
+        _print_json(data)
+    else:
+        print_report(out, data)
+
+
+# --- long-running --------------------------------------------------------------------------
+
+@app.command()
+def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="Port.")] = 8000) -> None:
+    """Serve tracking (opens, clicks, unsubscribes), public pages and, with the outbox, the sent mail."""
+    from newsletter.web.server import serve as run
+
+    settings = _settings()
+    _engine(settings)
+    run(settings, host, port)
+
+
+@app.command()
+def scheduler() -> None:
+    """Run the scheduler daemon (same as `python scheduler.py`)."""
+    scheduler_main()
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Option("--dir", help="Working folder for the demo (recreated each run).")] = Path("newsletter-demo"),
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the app after the report.")] = True,
+    port: Annotated[int, typer.Option(help="Port for the app.")] = 8000,
+) -> None:
+    """The whole pipeline on SQLite: seed article → demo audience → campaign → outbox → report → app."""
+    from newsletter.demo import run_demo
+
+    run_demo(directory, serve_after=serve_after, port=port, console=out)
+
+
+def scheduler_main() -> None:
+    from newsletter.scheduling import run_scheduler
+
+    logging.basicConfig(level=os.environ.get("NEWSLETTER_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        run_scheduler(load_settings())
+    except UserError as error:
+        err.print(f"[red]error:[/] {error}", highlight=False)
+        sys.exit(EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        pass
+
+
+def main() -> None:
+    try:
+        app()
+    except UserError as error:
+        err.print(f"[red]error:[/] {error}", highlight=False)
+        sys.exit(EXIT_USER_ERROR)

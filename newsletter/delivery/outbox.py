@@ -1,0 +1,103 @@
+"""The local transport: every personalised message becomes an ``.eml`` file instead of an email.
+
+Layout: ``{directory}/campaign-{campaign_id}/{delivery_id}.eml``. File names carry ledger ids
+only, never an address or a name. Each file is written to a hidden temporary file in the same
+folder and then renamed over its final name (``os.replace``, atomic on one file system), so a
+reader or a crash never sees half a message: a ``.eml`` is either whole or absent. Sending the
+same delivery again replaces its file, so a retried batch is harmless here.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from newsletter.delivery.message import BatchOutcome, CampaignMessage, Recipient, TransportError
+from newsletter.delivery.mime import build_mime
+from newsletter.delivery.sendgrid import check_batch
+
+
+class OutboxTransport:
+    """Writes each recipient's message as an RFC 5322 file; the message id is its Message-ID.
+
+    ``personalise(content, values)`` fills each recipient's placeholders (``render.personalise``).
+    ``fsync`` (default on) flushes each file and the folder to disk before the batch counts as
+    sent, so a power cut cannot leave an empty file behind a successful answer; turn it off
+    for throwaway folders in benchmarks.
+    """
+
+    name = "outbox"
+
+    def __init__(self, directory: Path | str, *, personalise: Callable[[str, Mapping[str, str]], str],
+                 fsync: bool = True) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._personalise = personalise
+        self._fsync = fsync
+
+    def campaign_dir(self, campaign_id: int) -> Path:
+        return self.directory / f"campaign-{int(campaign_id)}"
+
+    def path_for(self, campaign_id: int, delivery_id: int) -> Path:
+        return self.campaign_dir(campaign_id) / f"{int(delivery_id)}.eml"
+
+    def send_batch(self, message: CampaignMessage, recipients: Sequence[Recipient]) -> BatchOutcome:
+        check_batch(recipients, limit=None)  # same rule as SendGrid: one address, one delivery
+        outcome = BatchOutcome()
+        if not recipients:
+            return outcome
+        folder = self.campaign_dir(message.campaign_id)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for r in recipients:
+                try:
+                    mime = build_mime(message, r, personalise=self._personalise)
+                    data = mime.as_bytes()
+                except (ValueError, TypeError, UnicodeError) as error:
+                    # This recipient cannot be put in a message at all (bad address, line
+                    # break in a header): final for them, the rest of the batch goes on.
+                    outcome.failed[r.delivery_id] = f"cannot build the message: {error}"
+                    continue
+                self._write_atomically(folder / f"{int(r.delivery_id)}.eml", data)
+                outcome.sent[r.delivery_id] = mime["Message-ID"]
+            if self._fsync:
+                _fsync_dir(folder)
+        except OSError as error:
+            # Disk full, permissions: nothing is lost by trying again (files are replaced whole).
+            raise TransportError(f"outbox {folder} not writable: {error}", retryable=True) from None
+        return outcome
+
+    def _write_atomically(self, path: Path, data: bytes) -> None:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                if self._fsync:
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the renames themselves durable (POSIX); a no-op where folders can't be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,273 @@
+"""SendGrid v3 mail/send: one request carries a whole batch (≤1000 recipients).
+
+The campaign's subject and parts go once at the top of the request, placeholders still in
+them; each recipient is one personalization with their own ``substitutions``, which SendGrid
+fills into subject, content and custom_args. It does not fill them into headers, so each
+personalization carries its own complete ``List-Unsubscribe`` headers.
+
+:func:`build_request_body` is a pure function over plain dicts (it runs once per 1000
+recipients on the send path, so no ``sendgrid.helpers`` objects and no per-recipient
+rendering). :class:`SendGridTransport` posts it with the official client and turns every
+kind of answer into a :class:`BatchOutcome` or a :class:`TransportError` the dispatcher
+understands.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import re
+import socket
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+from urllib.error import URLError
+
+from newsletter.delivery.message import BatchOutcome, CampaignMessage, Recipient, TransportError
+
+log = logging.getLogger(__name__)
+
+#: SendGrid's limit for one request: personalizations, and recipients over to/cc/bcc.
+MAX_RECIPIENTS = 1000
+
+_ONE_CLICK = "List-Unsubscribe=One-Click"  # RFC 8058
+_PERSONALIZATION_FIELD = re.compile(r"^personalizations\.(\d+)(?:\.|$)")
+
+# SendGrid's own click tracking rewrites every link through its redirect domain and its open
+# tracking adds a second pixel. We track opens and clicks ourselves with signed tokens and a
+# registry of the campaign's links (tracking/): SendGrid's rewriting would break that registry,
+# double-count every event, and hand a third party a per-person reading history for a
+# mental-health clinic's mail. Subscription tracking would add SendGrid's own unsubscribe
+# footer beside our one-click link. Set explicitly so an account default can't turn them on.
+_TRACKING_OFF = {
+    "click_tracking": {"enable": False, "enable_text": False},
+    "open_tracking": {"enable": False},
+    "subscription_tracking": {"enable": False},
+}
+
+
+class RecipientRejected(TransportError):
+    """A 400 that names particular personalizations: those recipients are bad, not the batch.
+
+    ``bad_indexes`` are positions in the batch as sent (personalization *i* is recipient *i*);
+    ``messages`` maps each index to SendGrid's words about it; ``delivery_ids`` maps each index
+    to the recipient's ledger id. The other recipients were not sent and may be resent.
+    """
+
+    def __init__(self, message: str, *, bad_indexes: set[int], messages: dict[int, str],
+                 delivery_ids: dict[int, int] | None = None, status: int = 400) -> None:
+        super().__init__(message, status=status)
+        self.bad_indexes = bad_indexes
+        self.messages = messages
+        self.delivery_ids = delivery_ids or {}
+
+
+def check_batch(recipients: Sequence[Recipient], limit: int | None = MAX_RECIPIENTS) -> None:
+    """Refuse, before anything is sent, a batch the provider would refuse or that breaks the ledger.
+
+    Duplicates compare case-insensitively: one address, one delivery, whatever its spelling.
+    """
+    if limit is not None and len(recipients) > limit:
+        raise ValueError(f"{len(recipients)} recipients in one batch; at most {limit} per request")
+    seen: dict[str, int] = {}
+    for r in recipients:
+        key = r.email.strip().lower()
+        if key in seen:
+            raise ValueError(f"the same address is in the batch twice (deliveries {seen[key]} and {r.delivery_id})")
+        seen[key] = r.delivery_id
+
+
+def build_request_body(message: CampaignMessage, recipients: Sequence[Recipient], *,
+                       sandbox: bool = False) -> dict[str, Any]:
+    """The JSON body of ``POST /v3/mail/send`` for one batch, personalization *i* = recipient *i*."""
+    if not recipients:
+        raise ValueError("a batch needs at least one recipient")
+    check_batch(recipients)
+    if not message.subject:
+        raise ValueError(f"campaign {message.campaign_id} has an empty subject")
+    # SendGrid requires text/plain first, then text/html; empty values are refused.
+    content = [{"type": t, "value": v} for t, v in (("text/plain", message.text), ("text/html", message.html)) if v]
+    if not content:
+        raise ValueError(f"campaign {message.campaign_id} has neither a text nor an HTML part")
+
+    campaign_id = str(message.campaign_id)
+    personalizations = []
+    append = personalizations.append
+    for r in recipients:
+        to = {"email": r.email, "name": r.name} if r.name else {"email": r.email}
+        subs = r.substitutions
+        for key, value in subs.items():
+            if type(value) is not str:  # SendGrid refuses the whole request for one non-string value
+                raise ValueError(f"delivery {r.delivery_id}: substitution {key!r} is not a string")
+        append({
+            "to": [to],
+            "substitutions": dict(subs),
+            # Ids only: custom_args come back in every webhook event and must carry no personal data.
+            "custom_args": {"delivery_id": str(r.delivery_id), "campaign_id": campaign_id},
+            "headers": {"List-Unsubscribe": f"<{r.unsubscribe_url}>", "List-Unsubscribe-Post": _ONE_CLICK},
+        })
+
+    sender: dict[str, str] = {"email": message.from_email}
+    if message.from_name:
+        sender["name"] = message.from_name
+    body: dict[str, Any] = {
+        "personalizations": personalizations,
+        "from": sender,
+        "subject": message.subject,
+        "content": content,
+        "custom_args": {"campaign_id": campaign_id},
+        "mail_settings": {"sandbox_mode": {"enable": bool(sandbox)}},
+        "tracking_settings": {k: dict(v) for k, v in _TRACKING_OFF.items()},
+    }
+    if message.reply_to:
+        body["reply_to"] = {"email": message.reply_to}
+    if message.category:
+        body["categories"] = [message.category]
+    return body
+
+
+class _DropSecrets(logging.Filter):
+    """python_http_client logs every request's headers (our API key) and payload (addresses,
+    names) at DEBUG. Drop those two records so turning on DEBUG logging can't leak them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.msg
+        return not (isinstance(msg, str) and msg.startswith(("HEADERS:", "PAYLOAD:")))
+
+
+def _guard_library_logging() -> None:
+    logger = logging.getLogger("python_http_client.client")
+    if not any(isinstance(f, _DropSecrets) for f in logger.filters):
+        logger.addFilter(_DropSecrets())
+
+
+def _error_list(body: bytes | None) -> list[dict[str, Any]]:
+    """SendGrid's ``{"errors": [{"message", "field", "help"}]}``, or [] when it is not that."""
+    try:
+        data = json.loads(body or b"")
+    except (ValueError, UnicodeDecodeError):
+        return []
+    errors = data.get("errors") if isinstance(data, dict) else None
+    return [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
+
+
+def _summary(errors: Iterable[dict[str, Any]], fallback: str) -> str:
+    parts = []
+    for e in errors:
+        text = str(e.get("message") or "").strip()
+        if e.get("field"):
+            text = f"{e['field']}: {text}"
+        if text:
+            parts.append(text)
+    return "; ".join(parts)[:1000] or fallback
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds until ``X-RateLimit-Reset`` (epoch seconds), or None if absent or unreadable."""
+    value = headers.get("X-RateLimit-Reset") if headers is not None else None
+    try:
+        return max(0.0, float(value) - time.time()) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+class SendGridTransport:
+    """Sends batches through SendGrid's v3 API with the official ``sendgrid`` library.
+
+    ``host`` points the client elsewhere (a local fake in tests). ``timeout`` applies to each
+    socket operation (connect, each read), as urllib does it, not to the request as a whole.
+    ``sandbox`` asks SendGrid to validate without delivering (it answers 200).
+    """
+
+    name = "sendgrid"
+
+    def __init__(self, api_key: str, host: str = "https://api.sendgrid.com", *, timeout: float = 30.0,
+                 sandbox: bool = False) -> None:
+        # Imported here: only this transport needs the library, and it takes a while to import.
+        from sendgrid import SendGridAPIClient
+
+        if not api_key or not api_key.strip():
+            # SendGridAPIClient silently falls back to $SENDGRID_API_KEY on an empty key.
+            raise ValueError("a SendGrid API key is required")
+        if timeout is None or timeout <= 0:
+            raise ValueError("timeout must be a positive number of seconds")
+        _guard_library_logging()
+        self._client = SendGridAPIClient(api_key, host=host.rstrip("/"))
+        self.host = host
+        self.timeout = float(timeout)
+        self.sandbox = sandbox
+
+    def __repr__(self) -> str:  # never the key
+        return f"SendGridTransport(host={self.host!r}, timeout={self.timeout}, sandbox={self.sandbox})"
+
+    def send_batch(self, message: CampaignMessage, recipients: Sequence[Recipient]) -> BatchOutcome:
+        if not recipients:
+            return BatchOutcome()
+        body = build_request_body(message, recipients, sandbox=self.sandbox)
+        from python_http_client.exceptions import HTTPError as ApiError
+
+        started = time.monotonic()
+        try:
+            response = self._client.client.mail.send.post(request_body=body, timeout=self.timeout)
+        except ApiError as error:  # any answer outside 2xx
+            raise self._error_for(error.status_code, error.body, error.headers, recipients) from None
+        except URLError as error:
+            # urllib wraps what fails while connecting or writing the request: SendGrid never
+            # received a whole request, so it cannot have acted on it.
+            raise TransportError(f"SendGrid unreachable: {_reason(error.reason)}", retryable=True) from None
+        except (TimeoutError, socket.timeout, ConnectionError, http.client.HTTPException, OSError) as error:
+            # The request went out whole and the answer never came (timeout, reset, closed
+            # connection, garbled answer): SendGrid may have accepted it.
+            raise TransportError(f"no answer from SendGrid after the request was sent: {_reason(error)}",
+                                 retryable=True, ambiguous=True) from None
+        status = response.status_code
+        log.debug("SendGrid answered %s for %d recipients in %.0f ms", status, len(recipients),
+                  (time.monotonic() - started) * 1000)
+        if status == 202 or (status == 200 and self.sandbox):
+            message_id = response.headers.get("X-Message-Id") if response.headers is not None else None
+            return BatchOutcome(sent={r.delivery_id: message_id for r in recipients})
+        # Another 2xx: not what mail/send answers; we cannot tell whether it was sent.
+        raise TransportError(f"unexpected answer {status} from SendGrid", status=status, ambiguous=True)
+
+    def _error_for(self, status: int, body: bytes | None, headers: Any,
+                   recipients: Sequence[Recipient]) -> TransportError:
+        errors = _error_list(body)
+        summary = _summary(errors, f"HTTP {status}")
+        if status == 400:
+            bad: dict[int, list[str]] = {}
+            for e in errors:
+                match = _PERSONALIZATION_FIELD.match(str(e.get("field") or ""))
+                if match and int(match.group(1)) < len(recipients):
+                    bad.setdefault(int(match.group(1)), []).append(f"{e['field']}: {e.get('message') or 'rejected'}")
+            if bad:
+                return RecipientRejected(
+                    f"SendGrid rejected {len(bad)} recipient(s): {summary}",
+                    bad_indexes=set(bad),
+                    messages={i: "; ".join(m) for i, m in bad.items()},
+                    delivery_ids={i: recipients[i].delivery_id for i in bad},
+                )
+            return TransportError(f"SendGrid refused the request: {summary}", status=400)
+        if status == 401:
+            return TransportError(f"SendGrid API key rejected (401): {summary}", status=401, pause=True)
+        if status == 403:
+            return TransportError(f"SendGrid forbade the send (403): sender not verified or key lacks mail.send: {summary}",
+                                  status=403, pause=True)
+        if status == 413:
+            return TransportError(f"request too large for SendGrid (413): split the batch: {summary}", status=413)
+        if status == 429:
+            return TransportError(f"SendGrid rate limit (429): {summary}", status=429, retryable=True,
+                                  retry_after=_retry_after(headers))
+        if status >= 500:
+            return TransportError(f"SendGrid server error ({status}): {summary}", status=status, retryable=True)
+        return TransportError(f"SendGrid answered {status}: {summary}", status=status)
+
+    def close(self) -> None:
+        """Nothing to release: the library opens one connection per request."""
+
+
+def _reason(error: object) -> str:
+    if isinstance(error, str):
+        return error
+    text, name = str(error), type(error).__name__
+    return f"{name}: {text}" if text else name

@@ -1,0 +1,86 @@
+"""``newsletter demo``: the whole pipeline on the embedded default, for a newcomer.
+
+It works in a folder of its own (SQLite store, outbox, signing key), forces the outbox
+transport whatever the environment says (a demo never sends real email), and points the
+booking button at a local page so clicking through works without the internet.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from rich.console import Console
+
+from newsletter.config import Settings, load_settings
+from newsletter.errors import UserError
+from newsletter.resources import articles_dir, audiences_dir
+
+MARKER = ".newsletter-demo"
+SEED_ARTICLE = "000-ketamine-assisted-psychotherapy.txt"
+
+
+def _prepare_folder(directory: Path) -> Path:
+    """Recreate the demo folder, refusing to wipe one the demo did not make."""
+    directory = directory.resolve()
+    if directory.exists() and any(directory.iterdir()):
+        if not (directory / MARKER).exists():
+            raise UserError("exists and was not made by `newsletter demo`; choose another --dir", where=str(directory))
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / MARKER).write_text("made by `newsletter demo`; safe to delete\n", encoding="utf-8")
+    return directory
+
+
+def demo_settings(directory: Path, port: int) -> Settings:
+    public = f"http://127.0.0.1:{port}"
+    base = load_settings(workdir=directory)
+    return base.with_overrides(
+        database_url=f"sqlite:///{directory / 'newsletter.db'}",
+        outbox_dir=str(directory / "outbox"),
+        sendgrid_api_key=None,
+        public_url=public,
+        booking_url=f"{public}/demo/booking",
+        secret_key=None,
+    )
+
+
+def run_demo(directory: Path, *, serve_after: bool, port: int, console: Console) -> dict[str, object]:
+    from newsletter.audiences import import_subscribers
+    from newsletter.campaigns import create_campaign, import_article, send_campaign
+    from newsletter.db import make_engine, session_scope, upgrade
+    from newsletter.reports import campaign_report
+    from newsletter.reports.render_text import print_report
+
+    directory = _prepare_folder(directory)
+    os.chdir(directory)  # the signing key file and relative paths live in the demo folder
+    settings = demo_settings(directory, port)
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    console.print(f"[bold]1.[/] Store: {directory / 'newsletter.db'} (SQLite)")
+    with session_scope(engine) as session:
+        imported = import_article(session, articles_dir() / SEED_ARTICLE)
+        slug = imported.row.slug
+    console.print(f"[bold]2.[/] Article: “{imported.article.title}” ({imported.article.word_count} words) → {slug}")
+    audience = import_subscribers(engine, audiences_dir() / "demo.csv", progress=False)
+    console.print(f"[bold]3.[/] Audience: {audience.created} subscribers imported, "
+                  f"{audience.duplicates_merged} duplicates merged, {len(audience.rejected)} rejected")
+    with session_scope(engine) as session:
+        campaign = create_campaign(session, settings, article_slug=slug, segment="all")
+        campaign_id = campaign.id
+    console.print(f"[bold]4.[/] Campaign {campaign_id}: “{campaign.subject}”")
+    summary = send_campaign(engine, settings, campaign_id)
+    console.print(f"[bold]5.[/] Sent {summary.sent} messages to {settings.outbox_dir}/campaign-{campaign_id}/")
+    with session_scope(engine) as session:
+        report = campaign_report(session, campaign_id)
+    print_report(console, report)
+    engine.dispose()
+    if serve_after:
+        from newsletter.web.server import serve
+
+        console.print(f"\n[bold green]Open {settings.public_base}/[/] to read the sent emails and click through; "
+                      "tracking is live. Then run `newsletter report "
+                      f"{campaign_id}` in {directory} (Ctrl+C stops the server).")
+        serve(settings, "127.0.0.1", port)
+    return report

@@ -1,0 +1,139 @@
+"""MJML → HTML, once per campaign, and the checks that nothing unrendered reaches a reader.
+
+MRML (mjml-python) is fast but terse: most of its errors carry no position, and it does not
+validate tag names (an ``<mj-buton>`` typo passes straight into the HTML). So on failure we
+find the place ourselves: the byte position MRML gives, else the first unbalanced MJML tag;
+then we look that MJML line up in the template sources to name the template file and line.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from mjml import mjml2html
+
+from newsletter.render.errors import RenderError, display_path
+from newsletter.render.personalise import PLACEHOLDERS
+
+_POSITION = re.compile(r"at position (\d+):(\d+)")
+_MJ_TAG = re.compile(r"<(/?)(mjml|mj-[a-z0-9-]+)\b[^>]*?(/?)>", re.IGNORECASE)
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_PLACEHOLDER_LIKE = re.compile(r"%%[A-Za-z0-9_]+%%")
+_JINJA_LEFTOVERS = ("{{", "{%", "{#")
+
+
+def _no_mj_include(path: str) -> str:
+    raise ValueError(f"mj-include is not used here ({path}); use Jinja's {{% include %}} instead")
+
+
+def compile_mjml(mjml: str, *, template: str, templates_dir: Path) -> str:
+    """Compile the MJML that ``template`` rendered; errors name the template file and line."""
+    try:
+        html = mjml2html(mjml, disable_comments=True, include_loader=_no_mj_include)
+    except Exception as exc:  # MRML raises ValueError with a short description
+        line = _error_line(mjml, str(exc))
+        where, snippet = _locate(mjml, line, template, templates_dir)
+        detail = f" (MJML line {line}: {snippet})" if line else ""
+        hint = " Use Jinja's {% include %} for partials, not mj-include." if "include" in str(exc) else ""
+        raise RenderError(f"the MJML rendered by {template} does not compile: {exc}{detail}.{hint}",
+                          where=where) from None
+    return html
+
+
+def check_output(html: str, text: str, *, template: str, text_template: str, templates_dir: Path) -> None:
+    """Refuse output that still holds MJML tags, Jinja markup or unknown placeholders."""
+    tag = re.search(r"<(mj-[a-z0-9-]+)", html, re.IGNORECASE)
+    if tag:
+        where = _find_tag(tag.group(1), templates_dir)
+        raise RenderError(f"<{tag.group(1)}> is not an MJML tag this compiler knows, so it reached the HTML "
+                          f"unchanged (check its spelling and where it is placed)",
+                          where=where or display_path(templates_dir / template))
+    for part, content, name in (("HTML", html, template), ("text", text, text_template)):
+        for marker in _JINJA_LEFTOVERS:
+            index = content.find(marker)
+            if index >= 0:
+                raise RenderError(f"unrendered Jinja markup {marker!r} in the {part} part: "
+                                  f"{_line_at(content, index)!r}", where=display_path(templates_dir / name))
+        for match in _PLACEHOLDER_LIKE.finditer(content):
+            if match.group(0) not in PLACEHOLDERS:
+                raise RenderError(f"unknown placeholder {match.group(0)} in the {part} part; "
+                                  f"known: {', '.join(PLACEHOLDERS)}", where=display_path(templates_dir / name))
+
+
+# --- locating an MJML error in the templates ---------------------------------------------------
+
+def _error_line(mjml: str, message: str) -> int | None:
+    """The MJML line of the error: MRML's byte position when it gives one, else our own check."""
+    position = _POSITION.search(message)
+    if position:
+        offset = int(position.group(1))
+        return mjml.encode("utf-8")[:offset].count(b"\n") + 1
+    return _unbalanced_tag_line(mjml)
+
+
+def _unbalanced_tag_line(mjml: str) -> int | None:
+    """The line of the first MJML closing tag that does not match, or of the first unclosed tag."""
+    source = _COMMENT.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), mjml)
+    stack: list[tuple[str, int]] = []
+    for match in _MJ_TAG.finditer(source):
+        closing, name, self_closing = match.group(1), match.group(2).lower(), match.group(3)
+        line = source.count("\n", 0, match.start()) + 1
+        if self_closing:
+            continue
+        if not closing:
+            stack.append((name, line))
+        elif stack and stack[-1][0] == name:
+            stack.pop()
+        else:
+            return line
+    return stack[-1][1] if stack else None
+
+
+def _line_at(content: str, index: int) -> str:
+    start = content.rfind("\n", 0, index) + 1
+    end = content.find("\n", index)
+    line = content[start : end if end >= 0 else len(content)].strip()
+    return line if len(line) <= 120 else line[:117] + "..."
+
+
+def _locate(mjml: str, line: int | None, template: str, templates_dir: Path) -> tuple[str, str]:
+    """(where, snippet): the template line that produced MJML ``line``, found by matching that
+    line verbatim in the MJML template sources (neighbouring lines break ties), else the
+    template that rendered the MJML."""
+    fallback = display_path(templates_dir / template)
+    lines = [entry.strip() for entry in mjml.split("\n")]
+    if not line or line > len(lines) or not lines[line - 1]:
+        return fallback, ""
+    snippet = lines[line - 1]
+    best: tuple[int, str] | None = None
+    for path, source in _sources(templates_dir):
+        for index, candidate in enumerate(source):
+            if candidate != snippet:
+                continue
+            score = sum(1 for d in (-3, -2, -1, 1, 2, 3)
+                        if 0 <= line - 1 + d < len(lines) and 0 <= index + d < len(source)
+                        and lines[line - 1 + d] == source[index + d])
+            if best is None or score > best[0]:
+                best = (score, f"{display_path(path)}:{index + 1}")
+    return (best[1] if best else fallback), repr(snippet[:120])
+
+
+def _sources(templates_dir: Path) -> list[tuple[Path, list[str]]]:
+    """The MJML template sources under ``templates_dir``, each as its stripped lines."""
+    found = []
+    for path in sorted(templates_dir.rglob("*.mjml.j2")):
+        try:
+            found.append((path, [entry.strip() for entry in path.read_text(encoding="utf-8").split("\n")]))
+        except (OSError, UnicodeDecodeError):
+            continue
+    return found
+
+
+def _find_tag(tag: str, templates_dir: Path) -> str | None:
+    """The first template line that opens ``<tag``."""
+    for path, source in _sources(templates_dir):
+        for index, entry in enumerate(source):
+            if f"<{tag}" in entry:
+                return f"{display_path(path)}:{index + 1}"
+    return None

@@ -1,0 +1,100 @@
+"""The scheduler daemon: one active instance per database, the rest wait as standbys.
+
+On PostgreSQL the active scheduler holds a session-level advisory lock on a connection of its
+own; a standby blocks on ``pg_try_advisory_lock`` polling and takes over the moment the active
+one's connection dies. On SQLite there is one machine by definition, and the lock is a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import timedelta
+
+from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.blocking import BlockingScheduler
+from sqlalchemy import Engine, select, text
+
+from newsletter.config import Settings
+from newsletter.db import make_engine, models, session_scope, upgrade
+from newsletter.db.models import utcnow
+from newsletter.scheduling.jobs import job_id, job_store, mark_missed
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 5
+ADVISORY_LOCK_KEY = 0x4E4C5354  # "NLST"
+
+
+def _hold_leadership(engine: Engine, stop: threading.Event, poll: float = 2.0):  # type: ignore[no-untyped-def]
+    """Block until this process is the active scheduler; returns the connection holding the lock."""
+    if engine.dialect.name != "postgresql":
+        return None
+    connection = engine.connect()
+    announced = False
+    while not stop.is_set():
+        if connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY}).scalar():
+            connection.commit()
+            log.info("this scheduler is now active")
+            return connection
+        connection.commit()
+        if not announced:
+            log.info("another scheduler is active; waiting as a standby")
+            announced = True
+        stop.wait(poll)
+    connection.close()
+    return None
+
+
+def reconcile(engine: Engine, settings: Settings, scheduler: BlockingScheduler) -> None:
+    """Campaigns marked scheduled whose job vanished (e.g. removed by hand) are flagged missed
+    once past their grace period, so nothing waits silently forever."""
+    with session_scope(engine) as session:
+        rows = session.execute(select(models.Campaign.id, models.Campaign.scheduled_at)
+                               .where(models.Campaign.status == "scheduled")).all()
+    cutoff = utcnow() - timedelta(seconds=settings.schedule_grace_seconds)
+    for campaign_id, when in rows:
+        if scheduler.get_job(job_id(campaign_id)) is None and when is not None and when < cutoff:
+            mark_missed(engine, campaign_id, settings.schedule_grace_seconds)
+
+
+def build_scheduler(engine: Engine, settings: Settings) -> BlockingScheduler:
+    scheduler = BlockingScheduler(
+        jobstores={"default": job_store(engine), "memory": "memory"},
+        executors={"default": ThreadPoolExecutor(4)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": settings.schedule_grace_seconds},
+        timezone="UTC",
+    )
+
+    def on_missed(event: JobExecutionEvent) -> None:
+        if event.job_id.startswith("campaign-"):
+            mark_missed(engine, int(event.job_id.split("-", 1)[1]), settings.schedule_grace_seconds)
+
+    scheduler.add_listener(on_missed, EVENT_JOB_MISSED)
+    # The heartbeat wakes the scheduler so jobs written by other processes (the CLI) are seen.
+    scheduler.add_job(reconcile, "interval", seconds=HEARTBEAT_SECONDS, args=[engine, settings, scheduler],
+                      id="heartbeat", jobstore="memory", replace_existing=True)
+    return scheduler
+
+
+def run_scheduler(settings: Settings, stop: threading.Event | None = None) -> None:
+    """Run until interrupted (or ``stop`` is set): wait for leadership, then schedule."""
+    stop = stop or threading.Event()
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    lock = _hold_leadership(engine, stop)
+    if stop.is_set():
+        return
+    scheduler = build_scheduler(engine, settings)
+    watcher = threading.Thread(target=lambda: (stop.wait(), scheduler.shutdown(wait=True)), daemon=True)
+    watcher.start()
+    try:
+        log.info("scheduler running on %s", engine.url.render_as_string(hide_password=True))
+        scheduler.start()
+    finally:
+        if lock is not None:
+            lock.close()
+        engine.dispose()
+        time.sleep(0)

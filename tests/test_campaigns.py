@@ -1,0 +1,144 @@
+"""Campaign lifecycle on both stores: create, ledger, send to the outbox, preview, status."""
+
+from __future__ import annotations
+
+import email
+from email import policy
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from newsletter.campaigns import (
+    build_ledger, campaign_status, create_campaign, import_article, ledger_counts, preview, send_campaign,
+)
+from newsletter.db import models, session_scope
+from newsletter.errors import UserError
+from tests.factories import add_subscribers, suppress
+
+
+@pytest.fixture
+def seed_slug(engine, seed_article_path: Path) -> str:
+    with session_scope(engine) as session:
+        return import_article(session, seed_article_path).row.slug
+
+
+def _create(engine, settings, slug: str, segment: str = "all", **kw) -> int:
+    with session_scope(engine) as session:
+        return create_campaign(session, settings, article_slug=slug, segment=segment, **kw).id
+
+
+def test_article_import_is_idempotent(engine, seed_article_path):
+    with session_scope(engine) as session:
+        first = import_article(session, seed_article_path)
+        second = import_article(session, seed_article_path)
+    assert first.outcome == "created" and second.outcome == "unchanged"
+    assert first.row.id == second.row.id
+
+
+def test_create_registers_links_and_keeps_placeholders(engine, settings, seed_slug):
+    campaign_id = _create(engine, settings, seed_slug)
+    with session_scope(engine) as session:
+        campaign = session.get(models.Campaign, campaign_id)
+        kinds = {link.kind for link in campaign.links}
+        assert campaign.status == "draft"
+        assert "cta" in kinds
+        cta = next(link for link in campaign.links if link.kind == "cta")
+        assert cta.url == settings.booking_url
+        assert "%%token%%" in campaign.html and "%%first_name_html%%" in campaign.html
+        assert "%%first_name%%" in campaign.text
+        assert campaign.subject.startswith("The Emergence of Ketamine")
+        assert "neuroplasticity" in campaign.preheader
+
+
+def test_create_rejects_unknown_article_and_segment(engine, settings, seed_slug):
+    with session_scope(engine) as session, pytest.raises(UserError, match="no article"):
+        create_campaign(session, settings, article_slug="nope", segment="all")
+    with session_scope(engine) as session, pytest.raises(UserError, match="nope-segment"):
+        create_campaign(session, settings, article_slug=seed_slug, segment="nope-segment")
+
+
+def test_ledger_leaves_out_suppressed_and_inactive_and_is_idempotent(engine, settings, seed_slug):
+    active = add_subscribers(engine, 20)
+    add_subscribers(engine, 3, status="unsubscribed", start=100)
+    add_subscribers(engine, 2, status="pending", start=200)
+    add_subscribers(engine, 2, status="bounced", start=300)
+    suppress(engine, "reader0@example.com")  # on the suppression list though still marked active
+    campaign_id = _create(engine, settings, seed_slug)
+    with session_scope(engine) as session:
+        campaign = session.get(models.Campaign, campaign_id)
+        added = build_ledger(session, campaign, settings.audiences_dir)
+        again = build_ledger(session, campaign, settings.audiences_dir)
+        counts = ledger_counts(session, campaign_id)
+        subscriber_ids = set(session.scalars(select(models.Delivery.subscriber_id).where(models.Delivery.campaign_id == campaign_id)))
+    assert added == 19 and again == 0
+    assert counts["queued"] == 19
+    assert subscriber_ids == set(active[1:])
+
+
+def test_send_to_outbox_reaches_each_recipient_once(engine, settings, seed_slug):
+    add_subscribers(engine, 30)
+    add_subscribers(engine, 2, status="unsubscribed", start=50)
+    campaign_id = _create(engine, settings, seed_slug)
+    summary = send_campaign(engine, settings, campaign_id)
+    assert summary.sent == 30 and summary.failed == 0 and summary.counts["sent"] == 30
+    files = sorted((Path(settings.outbox_dir) / f"campaign-{campaign_id}").glob("*.eml"))
+    assert len(files) == 30
+    recipients = []
+    for path in files:
+        message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        recipients.append(message["To"].addresses[0].addr_spec)
+        text = message.get_body(("plain",)).get_content()
+        html = message.get_body(("html",)).get_content()
+        first = message["To"].addresses[0].display_name.split()[0]
+        assert f"Hi {first}," in text and first in html
+        assert "%%" not in text and "%%" not in html
+        assert message["List-Unsubscribe"].startswith("<https://news.example.test/u/")
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert len(set(recipients)) == 30
+    # sending again finds nothing queued and mails nobody twice
+    with session_scope(engine) as session:
+        session.get(models.Campaign, campaign_id).status = "sending"
+    again = send_campaign(engine, settings, campaign_id)
+    assert again.sent == 0 and again.ledger_added == 0
+    assert len(list((Path(settings.outbox_dir) / f"campaign-{campaign_id}").glob("*.eml"))) == 30
+    with session_scope(engine) as session:
+        assert session.get(models.Campaign, campaign_id).status == "sent"
+
+
+def test_sent_campaign_cannot_be_sent_again(engine, settings, seed_slug):
+    add_subscribers(engine, 2)
+    campaign_id = _create(engine, settings, seed_slug)
+    send_campaign(engine, settings, campaign_id)
+    with pytest.raises(UserError, match="is sent"):
+        send_campaign(engine, settings, campaign_id)
+
+
+def test_preview_is_a_real_multipart_message(engine, settings, seed_slug):
+    add_subscribers(engine, 1)
+    campaign_id = _create(engine, settings, seed_slug, subject="Ketamine therapy, explained", preheader="What to know")
+    with session_scope(engine) as session:
+        result = preview(session, settings, campaign_id)
+    message = email.message_from_bytes(result.eml, policy=policy.default)
+    assert message.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+    for header in ("Subject", "From", "To", "Reply-To", "Date", "Message-ID", "List-Unsubscribe", "List-Unsubscribe-Post"):
+        assert message[header], header
+    assert message["Subject"] == "Ketamine therapy, explained"
+    assert message["From"].addresses[0].display_name == settings.from_name
+    assert message["Message-ID"].endswith(f"@{settings.sending_domain}>")
+    assert "Hi Reader0," in result.text and "%%" not in result.html
+    assert all(len(line) <= 998 for line in result.eml.split(b"\r\n") + result.eml.split(b"\n"))
+
+
+def test_status_counts_every_ledger_state(engine, settings, seed_slug):
+    add_subscribers(engine, 5)
+    campaign_id = _create(engine, settings, seed_slug)
+    send_campaign(engine, settings, campaign_id)
+    with session_scope(engine) as session:
+        status = campaign_status(session, campaign_id)
+        total = session.scalar(select(func.count()).select_from(models.Delivery))
+    assert {k: status[k] for k in ("queued", "in_flight", "sent", "failed", "ambiguous", "suppressed")} == {
+        "queued": 0, "in_flight": 0, "sent": 5, "failed": 0, "ambiguous": 0, "suppressed": 0}
+    assert status["recipients"] == total == 5
+    assert status["status"] == "sent"

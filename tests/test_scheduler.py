@@ -1,0 +1,139 @@
+"""The scheduler daemon on both stores: jobs persist in the database, fire once, survive a
+restart, and a send time that passed beyond the grace period is marked missed, not sent late."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+
+from newsletter.campaigns import create_campaign, import_article, parse_send_time
+from newsletter.db import models, session_scope
+from newsletter.db.models import utcnow
+from newsletter.errors import UserError
+from newsletter.scheduling import run_scheduler, schedule_campaign
+from tests.factories import add_subscribers
+
+
+@pytest.fixture
+def campaign_id(engine, settings, seed_article_path, monkeypatch, tmp_path) -> int:
+    # The job runs in the daemon and reads settings from the environment, as in production.
+    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("NEWSLETTER_OUTBOX_DIR", settings.outbox_dir)
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", settings.secret_key)
+    monkeypatch.setenv("NEWSLETTER_PUBLIC_URL", settings.public_url)
+    monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    add_subscribers(engine, 4)
+    with session_scope(engine) as session:
+        slug = import_article(session, seed_article_path).row.slug
+        return create_campaign(session, settings, article_slug=slug, segment="all").id
+
+
+class Daemon:
+    """The real daemon in a thread, stopped through its stop event."""
+
+    def __init__(self, settings):
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=run_scheduler, args=(settings, self.stop), daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive()
+
+
+def _status(engine, campaign_id) -> str:
+    with session_scope(engine) as session:
+        return session.get(models.Campaign, campaign_id).status
+
+
+def _wait_for(predicate, timeout=30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _sent(engine, campaign_id) -> int:
+    with session_scope(engine) as session:
+        return session.scalar(select(func.count()).select_from(models.Delivery)
+                              .where(models.Delivery.campaign_id == campaign_id, models.Delivery.status == "sent"))
+
+
+def test_job_is_stored_in_the_database(engine, settings, campaign_id):
+    when = utcnow() + timedelta(hours=2)
+    schedule_campaign(engine, settings, campaign_id, when, "Europe/Berlin")
+    with engine.connect() as conn:
+        ids = conn.execute(text("SELECT id FROM apscheduler_jobs")).scalars().all()
+    assert ids == [f"campaign-{campaign_id}"]
+    with session_scope(engine) as session:
+        campaign = session.get(models.Campaign, campaign_id)
+        assert campaign.status == "scheduled" and campaign.schedule_timezone == "Europe/Berlin"
+        assert abs((campaign.scheduled_at - when).total_seconds()) < 1
+
+
+def test_scheduled_campaign_fires_once(engine, settings, campaign_id):
+    schedule_campaign(engine, settings, campaign_id, utcnow() + timedelta(seconds=2), "UTC")
+    with Daemon(settings):
+        assert _wait_for(lambda: _status(engine, campaign_id) == "sent")
+        time.sleep(1)
+    assert _sent(engine, campaign_id) == 4
+    assert len(list((Path(settings.outbox_dir) / f"campaign-{campaign_id}").glob("*.eml"))) == 4
+
+
+def test_schedule_survives_a_restart(engine, settings, campaign_id):
+    schedule_campaign(engine, settings, campaign_id, utcnow() + timedelta(seconds=6), "UTC")
+    with Daemon(settings):
+        time.sleep(1)
+    assert _status(engine, campaign_id) == "scheduled"
+    with Daemon(settings):
+        assert _wait_for(lambda: _status(engine, campaign_id) == "sent")
+    assert _sent(engine, campaign_id) == 4
+
+
+def test_within_grace_sends_on_start_past_grace_is_missed(engine, settings, campaign_id, seed_article_path):
+    late_settings = settings.with_overrides(schedule_grace_seconds=1)
+    schedule_campaign(engine, late_settings, campaign_id, utcnow() + timedelta(seconds=1), "UTC")
+    time.sleep(3.5)  # the daemon was "down" past the send time and its 1 s grace
+    with Daemon(late_settings):
+        assert _wait_for(lambda: _status(engine, campaign_id) == "missed")
+    assert _sent(engine, campaign_id) == 0
+    with session_scope(engine) as session:
+        assert "not sent late" in session.get(models.Campaign, campaign_id).status_reason
+
+    generous = settings.with_overrides(schedule_grace_seconds=3600)
+    with session_scope(engine) as session:
+        session.get(models.Campaign, campaign_id).status = "draft"
+    schedule_campaign(engine, generous, campaign_id, utcnow() + timedelta(seconds=1), "UTC")
+    time.sleep(2.5)  # down past the send time, but within the grace period
+    with Daemon(generous):
+        assert _wait_for(lambda: _status(engine, campaign_id) == "sent")
+
+
+def test_send_time_needs_a_zone():
+    when, zone = parse_send_time("2030-01-15T09:00", "America/New_York")
+    assert when.isoformat() == "2030-01-15T14:00:00+00:00" and zone == "America/New_York"
+    when, zone = parse_send_time("2030-07-15T09:00-07:00", None)
+    assert when.hour == 16
+    with pytest.raises(UserError, match="--tz"):
+        parse_send_time("2030-01-15T09:00", None)
+    with pytest.raises(UserError, match="IANA"):
+        parse_send_time("2030-01-15T09:00", "Mars/Olympus")
+    with pytest.raises(UserError, match="ISO 8601"):
+        parse_send_time("next tuesday", None)
+
+
+def test_past_time_is_refused(engine, settings, campaign_id):
+    with pytest.raises(UserError, match="in the past"):
+        schedule_campaign(engine, settings, campaign_id, utcnow() - timedelta(minutes=1), "UTC")
