@@ -166,6 +166,8 @@ class _BlockWalker(HTMLParser):
             self._image(values)
         elif tag == "sup":
             self._sup_depth += 1
+        elif self._sup_depth:
+            return  # a superscript keeps only its text (links inside footnote refs go too)
         elif tag == "br":
             self._buffer.append("<br>")
         elif tag == "a":
@@ -186,6 +188,8 @@ class _BlockWalker(HTMLParser):
                     pass
         elif tag == "sup" and self._sup_depth:
             self._close_sup()
+        elif self._sup_depth:
+            return
         elif tag == "a" and self._anchors:
             if self._anchors.pop():
                 self._buffer.append("</a>")
@@ -268,13 +272,14 @@ class _HeadReader(HTMLParser):
         self.info = HeadInfo()
         self.title_parts: list[str] = []
         self._in_title = False
+        self._title_seen = False
         self._skip = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = {name: (value or "").strip() for name, value in attrs}
         if tag in DROP_WITH_CONTENT - {"title"}:
             self._skip += 1
-        elif tag == "title":
+        elif tag == "title" and not self._title_seen:
             self._in_title = True
         elif tag == "meta":
             self._meta(values)
@@ -284,11 +289,11 @@ class _HeadReader(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag in DROP_WITH_CONTENT - {"title"} and self._skip:
             self._skip -= 1
-        elif tag == "title":
-            self._in_title = False
+        elif tag == "title" and self._in_title:
+            self._in_title, self._title_seen = False, True
 
     def handle_data(self, data: str) -> None:
-        if self._in_title and not self._skip and not self.info.title:
+        if self._in_title and not self._skip:
             self.title_parts.append(data)
 
     def _meta(self, values: dict[str, str]) -> None:
@@ -297,7 +302,7 @@ class _HeadReader(HTMLParser):
         if not content:
             return
         if key == "author" and not self.info.author:
-            self.info.author = to_plain_text(escape_text(content)) or None
+            self.info.author = re.sub(r"\s+", " ", content)
         elif key in self._DATE_META and not self.info.date_text:
             self._set_date(content)
 

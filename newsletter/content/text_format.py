@@ -21,10 +21,10 @@ one article's exact strings):
 * **image alt text** - a block of one line, all lowercase, with no punctuation at all and at
   most ten words, is the alt text of an image that did not survive the copy: dropped;
 * **footnote markers** - a superscript reference flattened into the text: a number of one to
-  three digits standing alone after a word (three letters or more, not a counting word such
-  as "phase" or "page") right before the sentence's final ``.``/``!``/``?``, or any bracketed
-  ``[4]``, is removed: "depression 4." becomes "depression.". Years ("1970.") have four
-  digits and are never touched.
+  three digits standing alone after a lowercase word (three letters or more, not a counting
+  word such as "phase" or "page") right before the sentence's final ``.``/``!``/``?``, or any
+  bracketed ``[4]``, is removed: "depression 4." becomes "depression.". Years ("1970.")
+  have four digits and names ("COVID 19.") are capitalised, so neither is touched.
 
 Structure rules:
 
@@ -170,18 +170,23 @@ def _read_metadata(meta: list[tuple[int, str]], source_name: str) -> tuple[str |
     author: str | None = None
     date_line: tuple[int, str] | None = None
     if len(meta) == 2:
-        author, date_line = meta[0][1], meta[1]
+        author, date_line = _author_name(meta[0][1]), meta[1]
     elif len(meta) == 1:
         if any(ch.isdigit() for ch in meta[0][1]):
             date_line = meta[0]
         else:
-            author = meta[0][1]
+            author = _author_name(meta[0][1])
     if date_line is None:
         return author, None
     try:
         return author, parse_date(date_line[1])
     except ValueError as exc:
         raise UserError(str(exc), where(source_name, date_line[0])) from None
+
+
+def _author_name(line: str) -> str:
+    """ "By Noah Warren" -> "Noah Warren": the byline word is page furniture."""
+    return re.sub(r"^by\s+", "", line, flags=re.IGNORECASE)
 
 
 def _without_share_lines(chunks: list[_Chunk]) -> list[_Chunk]:
@@ -200,8 +205,8 @@ def _take_signoff(chunks: list[_Chunk]) -> tuple[SignOff | None, list[_Chunk]]:
     lines = list(chunks[-1].lines)
     if len(lines) > 1 and lines[0].endswith(",") and len(lines[0].split()) <= 5:
         lines = lines[1:]  # "Warm regards," / "With gratitude,"
-    if not 1 <= len(lines) <= 2 or not _is_name(lines[0]):
-        return None, chunks
+    if len(chunks) < 2 or not 1 <= len(lines) <= 2 or not _is_name(lines[0]):
+        return None, chunks  # a lone block is the body, never a sign-off
     role = lines[1] if len(lines) == 2 else None
     if role is not None and (len(role) > 80 or role.endswith((".", "!", "?"))):
         return None, chunks
@@ -214,7 +219,12 @@ def _is_name(line: str) -> bool:
 
 
 def _is_name_word(word: str) -> bool:
-    """Capitalised letters and name marks: Noah, O'Brien, Jean-Luc, Jr., LCSW."""
+    """Capitalised letters and name marks: Noah, O'Brien, Jean-Luc, J., Jr., LCSW.
+
+    A period only ends a short abbreviation, so "Body." or "Thanks." is not a name.
+    """
+    if word.endswith(".") and len(word) > 3:
+        return False
     return bool(word) and word[0].isupper() and all(ch.isalpha() or ch in ".'\u2019-" for ch in word)
 
 
@@ -260,4 +270,9 @@ def _is_heading(chunk: _Chunk) -> bool:
 def strip_footnote_markers(text: str) -> str:
     """Remove flattened footnote references: "depression 4." -> "depression."."""
     text = _BRACKET_FOOTNOTE.sub("", text)
-    return _FOOTNOTE.sub(lambda m: m[0] if m[1].lower() in COUNTING_WORDS else m[1], text)
+    return _FOOTNOTE.sub(lambda m: m[1] if _is_footnote_host(m[1]) else m[0], text)
+
+
+def _is_footnote_host(word: str) -> bool:
+    """Footnotes follow ordinary lowercase words; "COVID 19." or "Windows 11." are names."""
+    return word.islower() and word not in COUNTING_WORDS

@@ -12,6 +12,14 @@ from sqlalchemy import Engine
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
+# APScheduler keeps its own table in the same database; migrations leave it alone.
+FOREIGN_TABLES = frozenset({"apscheduler_jobs"})
+
+
+def include_object(obj, name, type_, reflected, compare_to) -> bool:  # type: ignore[no-untyped-def]
+    """Alembic filter: compare and migrate only the product's own tables."""
+    return not (type_ == "table" and name in FOREIGN_TABLES)
+
 
 def alembic_config(url: str | None = None) -> Config:
     config = Config()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from email import policy as email_policy
+from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime, make_msgid
@@ -39,10 +40,10 @@ def build_mime(message: CampaignMessage, recipient: Recipient, *, personalise: P
 
     msg = EmailMessage(policy=POLICY)
     msg["Subject"] = personalise(message.subject, values)
-    msg["From"] = Address(display_name=message.from_name or "", addr_spec=message.from_email)
-    msg["To"] = Address(display_name=recipient.name or "", addr_spec=recipient.email)
+    msg["From"] = _address(message.from_name, message.from_email, "the sender")
+    msg["To"] = _address(recipient.name, recipient.email, f"delivery {recipient.delivery_id}")
     if message.reply_to:
-        msg["Reply-To"] = Address(addr_spec=message.reply_to)
+        msg["Reply-To"] = _address(None, message.reply_to, "the reply-to")
     msg["Date"] = format_datetime(when)
     msg["Message-ID"] = make_msgid(domain=message.sending_domain)
     # RFC 8058 one-click unsubscribe: an https URI in angle brackets plus the POST marker.
@@ -60,3 +61,25 @@ def build_mime(message: CampaignMessage, recipient: Recipient, *, personalise: P
         part.set_content(personalise(body, values), subtype=subtype, charset="utf-8", cte="quoted-printable")
         msg.attach(part)
     return msg
+
+
+def _address(display_name: str | None, addr: str, whose: str) -> Address:
+    """An Address with an internationalised domain in its ASCII (IDNA) form.
+
+    Left alone, the library would write a non-ASCII domain as an RFC 2047 encoded word, which
+    is not a valid address. A non-ASCII local part needs SMTPUTF8, which this message does not
+    use: that is a ``ValueError``, as is anything unparseable. The address itself is kept out
+    of the message because errors end up in logs.
+    """
+    local, at, domain = addr.strip().rpartition("@")
+    if not at or not local or not domain:
+        raise ValueError(f"{whose}: not an email address")
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise ValueError(f"{whose}: the address's domain cannot be encoded") from None
+    try:
+        return Address(display_name=display_name or "", addr_spec=f"{local}@{domain}")
+    except (HeaderParseError, ValueError, IndexError) as error:
+        raise ValueError(f"{whose}: the address cannot be written in a header ({type(error).__name__})") from None

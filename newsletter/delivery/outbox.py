@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from email.errors import MessageError
 from pathlib import Path
 
 from newsletter.delivery.message import BatchOutcome, CampaignMessage, Recipient, TransportError
@@ -55,7 +56,7 @@ class OutboxTransport:
                 try:
                     mime = build_mime(message, r, personalise=self._personalise)
                     data = mime.as_bytes()
-                except (ValueError, TypeError, UnicodeError) as error:
+                except (ValueError, TypeError, UnicodeError, MessageError) as error:
                     # This recipient cannot be put in a message at all (bad address, line
                     # break in a header): final for them, the rest of the batch goes on.
                     outcome.failed[r.delivery_id] = f"cannot build the message: {error}"

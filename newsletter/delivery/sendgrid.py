@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 MAX_RECIPIENTS = 1000
 
 _ONE_CLICK = "List-Unsubscribe=One-Click"  # RFC 8058
-_PERSONALIZATION_FIELD = re.compile(r"^personalizations\.(\d+)(?:\.|$)")
+_PERSONALIZATION_FIELD = re.compile(r"^personalizations(?:\.(\d+)|\[(\d+)\])(?:[.\[]|$)")
 
 # SendGrid's own click tracking rewrites every link through its redirect domain and its open
 # tracking adds a second pixel. We track opens and clicks ourselves with signed tokens and a
@@ -238,8 +238,9 @@ class SendGridTransport:
             bad: dict[int, list[str]] = {}
             for e in errors:
                 match = _PERSONALIZATION_FIELD.match(str(e.get("field") or ""))
-                if match and int(match.group(1)) < len(recipients):
-                    bad.setdefault(int(match.group(1)), []).append(f"{e['field']}: {e.get('message') or 'rejected'}")
+                index = int(match.group(1) or match.group(2)) if match else -1
+                if 0 <= index < len(recipients):
+                    bad.setdefault(index, []).append(f"{e['field']}: {e.get('message') or 'rejected'}")
             if bad:
                 return RecipientRejected(
                     f"SendGrid rejected {len(bad)} recipient(s): {summary}",

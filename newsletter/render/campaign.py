@@ -9,7 +9,7 @@ from urllib.parse import quote
 from jinja2 import Environment, TemplateNotFound, TemplateSyntaxError
 
 from newsletter import resources
-from newsletter.content.model import Article, Section
+from newsletter.content import Article, Section
 from newsletter.render.compile import check_output, compile_mjml
 from newsletter.render.errors import RenderError, display_path, template_frame
 from newsletter.render.jinja_env import environment, text_template_name

@@ -9,6 +9,7 @@ then we look that MJML line up in the template sources to name the template file
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from mjml import mjml2html
@@ -29,16 +30,21 @@ def _no_mj_include(path: str) -> str:
 
 def compile_mjml(mjml: str, *, template: str, templates_dir: Path) -> str:
     """Compile the MJML that ``template`` rendered; errors name the template file and line."""
-    try:
-        html = mjml2html(mjml, disable_comments=True, include_loader=_no_mj_include)
-    except Exception as exc:  # MRML raises ValueError with a short description
-        line = _error_line(mjml, str(exc))
+    problem = _unbalanced_tag(mjml)
+    if problem:  # MRML silently accepts </mj-colum> for </mj-column>; we do not
+        line, message = problem
         where, snippet = _locate(mjml, line, template, templates_dir)
-        detail = f" (MJML line {line}: {snippet})" if line else ""
-        hint = " Use Jinja's {% include %} for partials, not mj-include." if "include" in str(exc) else ""
-        raise RenderError(f"the MJML rendered by {template} does not compile: {exc}{detail}.{hint}",
-                          where=where) from None
-    return html
+        raise RenderError(f"the MJML rendered by {template} is malformed: {message} (MJML line {line}: {snippet})",
+                          where=where)
+    try:
+        return mjml2html(mjml, disable_comments=True, include_loader=_no_mj_include)
+    except Exception as exc:  # MRML raises ValueError with a short description
+        error = str(exc)
+    line = _error_line(mjml, error)
+    where, snippet = _locate(mjml, line, template, templates_dir)
+    detail = f" (MJML line {line}: {snippet})" if line else ""
+    hint = " Use Jinja's {% include %} for partials, not mj-include." if "include" in error else ""
+    raise RenderError(f"the MJML rendered by {template} does not compile: {error}{detail}.{hint}", where=where)
 
 
 def check_output(html: str, text: str, *, template: str, text_template: str, templates_dir: Path) -> None:
@@ -64,16 +70,35 @@ def check_output(html: str, text: str, *, template: str, text_template: str, tem
 # --- locating an MJML error in the templates ---------------------------------------------------
 
 def _error_line(mjml: str, message: str) -> int | None:
-    """The MJML line of the error: MRML's byte position when it gives one, else our own check."""
+    """The MJML line of an MRML error: from the byte position when MRML gives one, else the
+    shortest prefix of the MJML (whole lines, found by bisection) that fails the same way."""
     position = _POSITION.search(message)
     if position:
-        offset = int(position.group(1))
-        return mjml.encode("utf-8")[:offset].count(b"\n") + 1
-    return _unbalanced_tag_line(mjml)
+        return mjml.encode("utf-8")[: int(position.group(1))].count(b"\n") + 1
+    lines = mjml.split("\n")
+
+    def fails_the_same_way(count: int) -> bool:
+        try:
+            mjml2html("\n".join(lines[:count]), include_loader=_no_mj_include)
+        except Exception as exc:
+            return str(exc) == message
+        return False
+
+    low, high = 1, len(lines)
+    if not fails_the_same_way(high):
+        return None
+    while low < high:
+        middle = (low + high) // 2
+        if fails_the_same_way(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
-def _unbalanced_tag_line(mjml: str) -> int | None:
-    """The line of the first MJML closing tag that does not match, or of the first unclosed tag."""
+def _unbalanced_tag(mjml: str) -> tuple[int, str] | None:
+    """(MJML line, description) of the first MJML closing tag that does not match the open
+    one, or of the first tag left open; None when the MJML tags nest properly."""
     source = _COMMENT.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), mjml)
     stack: list[tuple[str, int]] = []
     for match in _MJ_TAG.finditer(source):
@@ -85,9 +110,13 @@ def _unbalanced_tag_line(mjml: str) -> int | None:
             stack.append((name, line))
         elif stack and stack[-1][0] == name:
             stack.pop()
+        elif stack:
+            return line, f"</{name}> does not close <{stack[-1][0]}> (opened on MJML line {stack[-1][1]})"
         else:
-            return line
-    return stack[-1][1] if stack else None
+            return line, f"</{name}> closes nothing"
+    if stack:
+        return stack[-1][1], f"<{stack[-1][0]}> is never closed"
+    return None
 
 
 def _line_at(content: str, index: int) -> str:
@@ -106,17 +135,28 @@ def _locate(mjml: str, line: int | None, template: str, templates_dir: Path) -> 
     if not line or line > len(lines) or not lines[line - 1]:
         return fallback, ""
     snippet = lines[line - 1]
+    # Verbatim first; a line with rendered values in it will not match, so then any template
+    # line that starts with the same tag (``<mj-button``), neighbours breaking the tie.
+    where = _best_match(lines, line, lambda text: text == snippet, templates_dir)
+    tag = re.match(r"</?[A-Za-z0-9-]+", snippet)
+    if where is None and tag:
+        starts_with_tag = re.compile(re.escape(tag.group(0)) + r"(?![\w-])")
+        where = _best_match(lines, line, lambda text: starts_with_tag.match(text) is not None, templates_dir)
+    return where or fallback, repr(snippet[:120])
+
+
+def _best_match(lines: list[str], line: int, matches: Callable[[str], bool], templates_dir: Path) -> str | None:
     best: tuple[int, str] | None = None
     for path, source in _sources(templates_dir):
         for index, candidate in enumerate(source):
-            if candidate != snippet:
+            if not matches(candidate):
                 continue
             score = sum(1 for d in (-3, -2, -1, 1, 2, 3)
                         if 0 <= line - 1 + d < len(lines) and 0 <= index + d < len(source)
                         and lines[line - 1 + d] == source[index + d])
             if best is None or score > best[0]:
                 best = (score, f"{display_path(path)}:{index + 1}")
-    return (best[1] if best else fallback), repr(snippet[:120])
+    return best[1] if best else None
 
 
 def _sources(templates_dir: Path) -> list[tuple[Path, list[str]]]:

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
+from newsletter.db.migrate import include_object
 from newsletter.db.models import Base
-
-# APScheduler keeps its own table in the same database; migrations leave it alone.
-_FOREIGN_TABLES = {"apscheduler_jobs"}
-
-
-def _include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
-    return not (type_ == "table" and name in _FOREIGN_TABLES)
 
 
 def run_migrations() -> None:
@@ -25,7 +19,7 @@ def run_migrations() -> None:
         connection=connection,
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
-        include_object=_include_object,
+        include_object=include_object,
         compare_type=True,
     )
     with context.begin_transaction():
