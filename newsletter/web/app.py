@@ -1,0 +1,103 @@
+"""The ASGI app: tracking routes, public pages, the demo outbox viewer.
+
+Stateless apart from its settings and engine, so any number of replicas can run behind a load
+balancer. Routes (all documented in docs/architecture.md):
+
+=========================  =====================================================================
+GET|HEAD /o/{token}.gif    open pixel; always the GIF, even for a bad token (then nothing stored)
+GET|HEAD /c/{token}/{n}    click on registered link ``n``: 302 to its URL, anything else 404
+GET  /u/{token}            unsubscribe confirm page (GET never unsubscribes)
+POST /u/{token}            unsubscribe (RFC 8058 one-click or the form): 200 page, no redirect
+GET|POST /p/{token}        preferences: first name, interests, unsubscribe button
+GET  /w/{token}            web version of the email (without the open pixel)
+GET  /a/{slug}             the full article
+GET  /healthz              "ok"
+GET  /                     outbox transport: campaigns and their outbox; else a short page
+GET  /outbox/{c}[/{d}]     outbox transport only: the .eml files of campaign c, message d
+=========================  =====================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from newsletter.config import Settings
+from newsletter.db import make_engine
+from newsletter.tracking import INTEREST_TAGS, TokenSigner
+from newsletter.web import page_routes as pages
+from newsletter.web import tracking_routes as tracking
+from newsletter.web.common import AppState, render
+from newsletter.web.middleware import MAX_BODY_BYTES, BodyLimit, SecurityHeaders
+
+_GET = ["GET", "HEAD"]
+
+ROUTES = [
+    Route("/o/{token}.gif", tracking.open_pixel, methods=_GET),
+    Route("/c/{token}/{position:int}", tracking.click, methods=_GET),
+    Route("/u/{token}", tracking.unsubscribe_confirm, methods=_GET),
+    Route("/u/{token}", tracking.unsubscribe_post, methods=["POST"]),
+    Route("/p/{token}", tracking.preferences_page, methods=_GET),
+    Route("/p/{token}", tracking.preferences_post, methods=["POST"]),
+    Route("/w/{token}", pages.web_version, methods=_GET),
+    Route("/a/{slug}", pages.article_page, methods=_GET),
+    Route("/healthz", pages.healthz, methods=_GET),
+    Route("/", pages.home, methods=_GET),
+    Route("/outbox/{campaign_id:int}", pages.outbox_campaign, methods=_GET),
+    Route("/outbox/{campaign_id:int}/{delivery_id:int}", pages.outbox_message, methods=_GET),
+]
+
+_ERRORS = {
+    400: ("Something was wrong with that request", "Please go back and try again."),
+    403: ("Not allowed", "This form can only be sent from our own page."),
+    404: ("Page not found", "This link is not valid or no longer works. If you copied it from an email, "
+                            "please check that the whole link was copied."),
+    405: ("Not allowed", "This page cannot be used that way."),
+    413: ("Too much data", "That request was too large."),
+    415: ("Not a form", "Please use the form on the page."),
+}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    heading, text = _ERRORS.get(exc.status_code, ("Something went wrong", "Please try again later."))
+    return render(request, "error.html", status_code=exc.status_code, headers=exc.headers,
+                  title=heading, heading=heading, text=text)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    """A page for the reader, never a traceback. Starlette re-raises the error after this page is
+    sent, so the server logs the traceback once."""
+    return render(request, "error.html", status_code=500, title="Something went wrong",
+                  heading="Something went wrong", text="Please try again in a few minutes.")
+
+
+def create_app(settings: Settings, engine: Engine | None = None, *,
+               interests: Mapping[str, str] = INTEREST_TAGS, max_body_bytes: int = MAX_BODY_BYTES) -> Starlette:
+    """Build the app. Without ``engine``, one is made from ``settings.database_url`` and disposed
+    of when the app shuts down."""
+    owns_engine = engine is None
+    engine = engine or make_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if owns_engine:
+            engine.dispose()
+
+    app = Starlette(
+        routes=ROUTES,
+        middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit, max_bytes=max_body_bytes)],
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        lifespan=lifespan,
+    )
+    app.state.newsletter = AppState(settings, engine, TokenSigner(settings.signing_key()), dict(interests))
+    return app

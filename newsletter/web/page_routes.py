@@ -1,0 +1,113 @@
+"""Public pages (web version, article), the health check and the demo outbox viewer."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import func, select
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+
+from newsletter.content.model import Article as ArticleContent
+from newsletter.db import models, session_scope
+from newsletter.web.common import PRIVATE_HEADERS, delivery_id_or_404, render, state
+from newsletter.web.outbox import list_messages, read_message
+
+#: CSP for the email's own HTML (web version, outbox viewer): its images and styles may come
+#: from anywhere, scripts and forms from nowhere.
+EMAIL_CSP = ("default-src 'none'; img-src http: https: data:; style-src 'unsafe-inline' http: https:; "
+             "font-src http: https: data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
+OUTBOX_CSP = EMAIL_CSP.replace("form-action 'none'", "form-action 'self'; frame-src 'self'")
+
+_PIXEL_IMG = re.compile(r"""<img\b[^>]*?/o/%%token%%\.gif[^>]*>""", re.IGNORECASE)
+_PIXEL_URL = re.compile(r"""[^\s"'()<>]*/o/%%token%%\.gif""")
+_BLANK_GIF = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
+MAX_SLUG = 200
+
+
+def strip_open_pixel(html: str) -> str:
+    """Take the open pixel out of a compiled campaign, before its placeholders are filled.
+
+    Viewing the web version must not count as opening the email. The pixel is the only URL of
+    the form ``…/o/%%token%%.gif``; its ``<img>`` is removed, and any other mention of that URL
+    (a CSS background, an odd attribute order the pattern missed) becomes an inline blank GIF,
+    so the page never requests ``/o/`` for this token. Links keep the same token: a click in the
+    web version is a click of that delivery.
+    """
+    return _PIXEL_URL.sub(_BLANK_GIF, _PIXEL_IMG.sub("", html))
+
+
+def web_version(request: Request) -> Response:
+    from newsletter.render import personalise, recipient_values  # the render room; imported when used
+
+    token = request.path_params["token"]
+    delivery_id = delivery_id_or_404(request, token)
+    with session_scope(state(request).engine) as session:
+        row = session.execute(
+            select(models.Campaign.html, models.Subscriber.first_name)
+            .join(models.Delivery, models.Delivery.campaign_id == models.Campaign.id)
+            .join(models.Subscriber, models.Subscriber.id == models.Delivery.subscriber_id)
+            .where(models.Delivery.id == delivery_id)
+        ).first()
+    if row is None:
+        raise HTTPException(404)
+    html = personalise(strip_open_pixel(row.html), recipient_values(row.first_name, token))
+    return HTMLResponse(html, headers={**PRIVATE_HEADERS, "Content-Security-Policy": EMAIL_CSP})
+
+
+def article_page(request: Request) -> Response:
+    slug = request.path_params["slug"]
+    if len(slug) > MAX_SLUG:
+        raise HTTPException(404)
+    with session_scope(state(request).engine) as session:
+        content = session.scalar(select(models.Article.content).where(models.Article.slug == slug))
+    if content is None:
+        raise HTTPException(404)
+    article = ArticleContent.from_dict(content)
+    return render(request, "article.html", title=article.title, article=article,
+                  booking_url=state(request).settings.booking_url)
+
+
+def healthz(request: Request) -> Response:
+    return PlainTextResponse("ok", headers={"Cache-Control": "no-store"})
+
+
+def _outbox_only(request: Request) -> None:
+    if state(request).settings.transport_name != "outbox":
+        raise HTTPException(404)
+
+
+def home(request: Request) -> Response:
+    if state(request).settings.transport_name != "outbox":
+        return render(request, "home.html", title="Newsletter")
+    sent = func.count(models.Delivery.id).filter(models.Delivery.status == "sent")
+    with session_scope(state(request).engine) as session:
+        campaigns = session.execute(
+            select(models.Campaign.id, models.Campaign.name, models.Campaign.subject, models.Campaign.status,
+                   sent.label("sent"))
+            .outerjoin(models.Delivery, models.Delivery.campaign_id == models.Campaign.id)
+            .group_by(models.Campaign.id, models.Campaign.name, models.Campaign.subject, models.Campaign.status)
+            .order_by(models.Campaign.id.desc())
+        ).all()
+    return render(request, "outbox_index.html", title="Outbox", campaigns=campaigns)
+
+
+def outbox_campaign(request: Request) -> Response:
+    _outbox_only(request)
+    campaign_id = request.path_params["campaign_id"]
+    messages, total = list_messages(state(request).settings.outbox_dir, campaign_id)
+    return render(request, "outbox_campaign.html", title=f"Outbox: campaign {campaign_id}",
+                  campaign_id=campaign_id, messages=messages, total=total)
+
+
+def outbox_message(request: Request) -> Response:
+    _outbox_only(request)
+    campaign_id, delivery_id = request.path_params["campaign_id"], request.path_params["delivery_id"]
+    found = read_message(state(request).settings.outbox_dir, campaign_id, delivery_id)
+    if found is None:
+        raise HTTPException(404)
+    summary, html = found
+    # The iframe's srcdoc inherits this page's CSP, so the email's remote images may load.
+    return render(request, "outbox_message.html", headers={"Content-Security-Policy": OUTBOX_CSP},
+                  title=f"Outbox: {summary.subject}", campaign_id=campaign_id, message=summary, html=html)

@@ -1,0 +1,518 @@
+"""The web app: tracking routes, public pages, errors, the outbox viewer, and one look through a
+real headless Chromium. Every store test runs on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from datetime import date, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+
+with warnings.catch_warnings():  # Starlette 1.x suggests httpx2; httpx is what the project pins
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from starlette.testclient import TestClient
+
+from newsletter.config import Settings
+from newsletter.content.model import Article as ArticleContent
+from newsletter.content.model import CallToAction, Section, SignOff
+from newsletter.db import make_engine, session_scope
+from newsletter.db.models import (
+    Article,
+    Campaign,
+    CampaignLink,
+    Delivery,
+    Event,
+    Lead,
+    Subscriber,
+    SubscriberTag,
+    Suppression,
+    utcnow,
+)
+from newsletter.tracking import TokenSigner
+from newsletter.web import create_app
+
+pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+
+BROWSER = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+           "Chrome/124.0 Safari/537.36")
+PUBLIC = "https://news.example.test"  # settings.public_url in conftest
+BOOKING = "https://rootsmentalwellness.example/book"
+ARTICLE_URL = "https://rootsmentalwellness.example/a/ketamine"
+CAMPAIGN_HTML = f"""<!doctype html><html><head><title>April</title></head><body>
+<p>Hi %%first_name_html%%,</p>
+<p><a href="{PUBLIC}/c/%%token%%/1">Read the full article</a></p>
+<p><a href="{PUBLIC}/c/%%token%%/2">Connect today</a></p>
+<p><a href="{PUBLIC}/w/%%token%%">View in your browser</a> · <a href="{PUBLIC}/u/%%token%%">Unsubscribe</a></p>
+<mj-raw-example><img src="{PUBLIC}/o/%%token%%.gif" width="1" height="1" alt=""></mj-raw-example>
+</body></html>"""
+
+
+@dataclass
+class World:
+    campaign_id: int
+    ada: int
+    bob: int
+    d_ada: int
+    d_bob: int
+    d_ada_queued: int
+
+
+def build_world(engine: Engine) -> World:
+    content = ArticleContent(
+        title="Ketamine-assisted psychotherapy: what to expect", slug="ketamine",
+        sections=(Section(None, ("An <em>opening</em> paragraph.",)),
+                  Section("How a session goes", ("You arrive &amp; settle in.",))),
+        author="Dr. Rivera", published=date(2024, 4, 2),
+        cta=CallToAction("Ready to talk? We are here.", "Connect today"), signoff=SignOff("Dr. Rivera", "Psychiatrist"),
+    )
+    with session_scope(engine) as s:
+        article = Article(slug=content.slug, title=content.title, source_format="text", content=content.to_dict(),
+                          content_hash="0" * 64)
+        s.add(article)
+        s.flush()
+        april = Campaign(article_id=article.id, name="April", subject="Hello %%first_name%%", segment="all",
+                         template="newsletter", status="sent", html=CAMPAIGN_HTML, text="Hi %%first_name%%")
+        may = Campaign(article_id=article.id, name="May", subject="May", segment="all", template="newsletter",
+                       status="sending", html="<p>May</p>", text="May")
+        s.add_all([april, may])
+        s.flush()
+        s.add_all([CampaignLink(campaign_id=april.id, position=1, url=ARTICLE_URL, kind="read_more"),
+                   CampaignLink(campaign_id=april.id, position=2, url=BOOKING, kind="cta")])
+        ada = Subscriber(email="ada@example.com", first_name="Ada")
+        bob = Subscriber(email="bob@example.com", first_name="<Bob>")
+        s.add_all([ada, bob])
+        s.flush()
+        s.add(SubscriberTag(subscriber_id=ada.id, tag="vip"))
+        sent = utcnow() - timedelta(hours=2)
+        d_ada = Delivery(campaign_id=april.id, subscriber_id=ada.id, status="sent", sent_at=sent)
+        d_bob = Delivery(campaign_id=april.id, subscriber_id=bob.id, status="sent", sent_at=sent)
+        d_queued = Delivery(campaign_id=may.id, subscriber_id=ada.id, status="queued")
+        s.add_all([d_ada, d_bob, d_queued])
+        s.flush()
+        return World(april.id, ada.id, bob.id, d_ada.id, d_bob.id, d_queued.id)
+
+
+@pytest.fixture
+def world(engine: Engine) -> World:
+    return build_world(engine)
+
+
+@pytest.fixture
+def client(settings: Settings, engine: Engine, world: World) -> TestClient:
+    app = create_app(settings, engine)
+    return TestClient(app, client=("203.0.113.77", 50123), headers={"user-agent": BROWSER}, follow_redirects=False)
+
+
+@pytest.fixture
+def token(settings: Settings):  # type: ignore[no-untyped-def]
+    signer = TokenSigner(settings.signing_key())
+    return signer.sign
+
+
+def stored(engine: Engine, kind: str | None = None) -> list[Event]:
+    with session_scope(engine) as s:
+        q = select(Event).order_by(Event.id)
+        return list(s.scalars(q.where(Event.type == kind) if kind else q))
+
+
+def tamper(tok: str) -> str:
+    return tok[:-1] + ("A" if tok[-1] != "A" else "B")
+
+
+# --- open pixel ------------------------------------------------------------------------------
+
+
+def test_open_pixel_records_each_request_with_verdict(client, engine, world, token) -> None:  # type: ignore[no-untyped-def]
+    url = f"/o/{token(world.d_ada)}.gif"
+    first = client.get(url)
+    assert first.status_code == 200 and first.headers["content-type"] == "image/gif"
+    assert first.content.startswith(b"GIF89a") and len(first.content) == 42
+    assert "no-store" in first.headers["cache-control"] and first.headers["pragma"] == "no-cache"
+    assert first.headers["referrer-policy"] == "no-referrer" and first.headers["x-content-type-options"] == "nosniff"
+    client.get(url)
+    assert client.head(url).status_code == 200
+    client.get(url, headers={"user-agent": "Mozilla/5.0 (compatible; Barracuda Sentinel (EE))"})
+    client.get(url, headers={"user-agent": "Mozilla/5.0"})
+    opens = stored(engine, "open")
+    assert [(e.is_machine, e.machine_reason) for e in opens] == [
+        (False, None), (False, None), (True, "head_request"), (True, "scanner_user_agent"), (True, "apple_mpp")]
+    assert {e.ip_prefix for e in opens} == {"203.0.113.0/24"}  # never 203.0.113.77
+    assert {e.delivery_id for e in opens} == {world.d_ada} and opens[0].user_agent == BROWSER
+
+
+def test_bad_token_still_gets_the_gif_but_no_event(client, engine, world, token) -> None:  # type: ignore[no-untyped-def]
+    for url in (f"/o/{tamper(token(world.d_ada))}.gif", "/o/nonsense.gif", f"/o/{token(987654)}.gif",
+                "/o/" + "x" * 5000 + ".gif"):
+        response = client.get(url)
+        assert response.status_code == 200 and response.content.startswith(b"GIF89a"), url
+    assert stored(engine) == []
+
+
+# --- clicks ----------------------------------------------------------------------------------
+
+
+def test_click_redirects_only_to_the_registered_url(client, engine, world, token) -> None:  # type: ignore[no-untyped-def]
+    tok = token(world.d_ada)
+    response = client.get(f"/c/{tok}/1")
+    assert response.status_code == 302 and response.headers["location"] == ARTICLE_URL
+    assert response.headers["referrer-policy"] == "no-referrer" and "no-store" in response.headers["cache-control"]
+    assert client.head(f"/c/{tok}/1").headers["location"] == ARTICLE_URL
+    for bad in (f"/c/{tok}/9", f"/c/{tok}/0", f"/c/{tamper(tok)}/1", f"/c/{tok}/x", f"/c/{tok}/99999999999999999999",
+                f"/c/{tok}/1?url=https://evil.example", "/c/nonsense/1"):
+        response = client.get(bad)
+        if bad.endswith("evil.example"):  # the query string is ignored: still the registered link
+            assert response.headers["location"] == ARTICLE_URL
+            continue
+        assert response.status_code == 404, bad
+        assert "location" not in response.headers and "text/html" in response.headers["content-type"]
+        assert "Page not found" in response.text
+    clicks = stored(engine, "click")
+    assert [(e.is_machine, e.machine_reason) for e in clicks] == [(False, None), (True, "head_request"), (False, None)]
+
+
+def test_cta_clicks_make_one_lead_and_machines_none(client, engine, world, token) -> None:  # type: ignore[no-untyped-def]
+    assert client.get(f"/c/{token(world.d_ada)}/2").headers["location"] == BOOKING
+    client.get(f"/c/{token(world.d_ada)}/2")
+    client.get(f"/c/{token(world.d_bob)}/2", headers={"user-agent": "python-requests/2.31"})
+    client.get(f"/c/{token(world.d_bob)}/2", headers={"user-agent": "Microsoft Office Protection"})
+    client.get(f"/c/{token(world.d_bob)}/1")  # a human click on a non-CTA link: no lead either
+    with session_scope(engine) as s:
+        assert [(lead.subscriber_id, lead.cta_clicks, lead.status) for lead in s.scalars(select(Lead))] == [
+            (world.ada, 2, "new")]
+
+
+# --- unsubscribe -----------------------------------------------------------------------------
+
+
+def test_unsubscribe_confirm_page_does_not_unsubscribe(client, engine, world, token) -> None:  # type: ignore[no-untyped-def]
+    response = client.get(f"/u/{token(world.d_ada)}")
+    assert response.status_code == 200
+    assert '<form method="post">' in response.text and ">Unsubscribe</button>" in response.text
+    assert "a***@example.com" in response.text and "ada@example.com" not in response.text
+    assert response.headers["cache-control"] == "no-store, private"
+    with session_scope(engine) as s:
+        assert s.get(Subscriber, world.ada).status == "active"
+    assert client.get(f"/u/{tamper(token(world.d_ada))}").status_code == 404
+
+
+def test_one_click_post_unsubscribes_without_redirect(client, engine, world, token) -> None:  # type: ignore[no-untyped-def]
+    url = f"/u/{token(world.d_ada)}"
+    headers = {"content-type": "application/x-www-form-urlencoded", "user-agent": "Google-Mail-Unsubscribe"}
+    for _ in range(2):  # providers retry; the second POST is the same 200 and changes nothing
+        response = client.post(url, content=b"List-Unsubscribe=One-Click", headers=headers)
+        assert response.status_code == 200 and "location" not in response.headers
+        assert "You&#39;re unsubscribed" in response.text or "You're unsubscribed" in response.text
+        assert "set-cookie" not in response.headers
+    with session_scope(engine) as s:
+        ada = s.get(Subscriber, world.ada)
+        assert ada.status == "unsubscribed" and ada.status_changed_at is not None
+        assert [(x.email, x.reason, x.source) for x in s.scalars(select(Suppression))] == [
+            ("ada@example.com", "unsubscribed", "one_click")]
+        assert s.get(Delivery, world.d_ada_queued).status == "suppressed"
+    [event] = stored(engine, "unsubscribe")
+    assert event.data == {"source": "one_click"} and event.ip_prefix == "203.0.113.0/24"
+    assert "already unsubscribed" in client.get(url).text
+    assert client.post(f"/u/{tamper(token(world.d_ada))}", content=b"List-Unsubscribe=One-Click",
+                       headers=headers).status_code == 404
+
+
+def test_confirm_form_post_and_multipart_one_click(client, engine, world, token) -> None:  # type: ignore[no-untyped-def]
+    assert client.post(f"/u/{token(world.d_ada)}", data={"confirm": "yes"}).status_code == 200
+    response = client.post(f"/u/{token(world.d_bob)}", files={"List-Unsubscribe": (None, "One-Click")})
+    assert response.status_code == 200
+    with session_scope(engine) as s:
+        assert dict(s.execute(select(Suppression.email, Suppression.source)).all()) == {
+            "ada@example.com": "link", "bob@example.com": "one_click"}
+
+
+def test_post_body_is_capped(client, world, token) -> None:  # type: ignore[no-untyped-def]
+    response = client.post(f"/u/{token(world.d_ada)}", content=b"x" * (65 * 1024),
+                           headers={"content-type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 413 and "Too much data" in response.text
+
+
+# --- preferences -----------------------------------------------------------------------------
+
+
+def test_preferences_page_and_save(client, engine, world, token) -> None:  # type: ignore[no-untyped-def]
+    url = f"/p/{token(world.d_ada)}"
+    page = client.get(url)
+    assert page.status_code == 200 and 'value="Ada"' in page.text and "a***@example.com" in page.text
+    for tag in ("ketamine", "depression", "anxiety", "ptsd", "mindfulness", "family"):
+        assert f'name="interest" value="{tag}"' in page.text
+    assert '<label for="first_name">' in page.text and "<legend>" in page.text
+    saved = client.post(url, data={"first_name": " Ada  L. ", "interest": ["anxiety", "family"], "action": "save"})
+    assert saved.status_code == 200 and "Your preferences are saved." in saved.text
+    assert 'value="anxiety" checked' in saved.text and 'value="ketamine" checked' not in saved.text
+    with session_scope(engine) as s:
+        ada = s.get(Subscriber, world.ada)
+        assert ada.first_name == "Ada L." and sorted(t.tag for t in ada.tags) == ["anxiety", "family", "vip"]
+    bad = client.post(url, data={"first_name": "Ada", "interest": ["vip"]})
+    assert bad.status_code == 400 and "Please choose interests from the list." in bad.text
+    assert client.post(url, json={"first_name": "X"}).status_code == 415
+    assert client.post(url, data={"first_name": "X"}, headers={"origin": "https://evil.example"}).status_code == 403
+    assert client.post(url, data={"first_name": "X"}, headers={"origin": PUBLIC}).status_code == 200
+    assert client.get(f"/p/{tamper(token(world.d_ada))}").status_code == 404
+
+
+def test_preferences_unsubscribe_button(client, engine, world, token) -> None:  # type: ignore[no-untyped-def]
+    response = client.post(f"/p/{token(world.d_bob)}", data={"first_name": "Bob", "action": "unsubscribe"})
+    assert response.status_code == 200 and "unsubscribed" in response.text
+    with session_scope(engine) as s:
+        assert s.get(Subscriber, world.bob).status == "unsubscribed"
+        assert s.scalar(select(Suppression.source)) == "preferences"
+    assert "You are unsubscribed" in client.get(f"/p/{token(world.d_bob)}").text
+
+
+# --- web version and article -----------------------------------------------------------------
+
+
+def test_web_version_is_personalised_and_not_an_open(client, engine, world, token) -> None:  # type: ignore[no-untyped-def]
+    tok = token(world.d_bob)
+    response = client.get(f"/w/{tok}")
+    assert response.status_code == 200
+    assert "Hi &lt;Bob&gt;," in response.text and "<Bob>" not in response.text
+    assert f'href="{PUBLIC}/c/{tok}/1"' in response.text and f"{PUBLIC}/u/{tok}" in response.text
+    assert "/o/" not in response.text and "%%" not in response.text
+    assert "script-src" not in response.headers["content-security-policy"]
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+    assert stored(engine) == []
+    assert client.get(f"/w/{tamper(tok)}").status_code == 404
+
+
+def test_article_page(client, world) -> None:  # type: ignore[no-untyped-def]
+    response = client.get("/a/ketamine")
+    assert response.status_code == 200
+    page = response.text
+    assert '<html lang="en">' in page and "<h1>Ketamine-assisted psychotherapy: what to expect</h1>" in page
+    assert "An <em>opening</em> paragraph." in page and "You arrive &amp; settle in." in page
+    assert "<h2>How a session goes</h2>" in page and "April 2, 2024" in page
+    assert f'<a class="button" href="{BOOKING}">Connect today</a>' in page
+    assert client.get("/a/no-such-article").status_code == 404
+
+
+# --- plumbing --------------------------------------------------------------------------------
+
+
+def test_health_and_error_pages(settings, engine, world) -> None:  # type: ignore[no-untyped-def]
+    client = TestClient(create_app(settings, engine))
+    assert client.get("/healthz").text == "ok"
+    response = client.delete("/healthz")
+    assert response.status_code == 405 and "<h1>Not allowed</h1>" in response.text
+    empty = make_engine(f"sqlite:///{Path(settings.outbox_dir).parent / 'empty.db'}")  # no tables: every query fails
+    broken = TestClient(create_app(settings, empty), raise_server_exceptions=False)
+    response = broken.get("/a/ketamine")
+    assert response.status_code == 500 and "Something went wrong" in response.text
+    assert "Traceback" not in response.text and "OperationalError" not in response.text
+    assert broken.get("/o/whatever.gif").content.startswith(b"GIF89a")
+    assert broken.get(f"/o/{TokenSigner(settings.signing_key()).sign(1)}.gif").status_code == 200
+    empty.dispose()
+
+
+def write_eml(folder: Path, delivery_id: int, to: str, html: str) -> None:
+    message = EmailMessage()
+    message["From"] = "Roots Mental Wellness <newsletter@rootsmentalwellness.example>"
+    message["To"] = to
+    message["Subject"] = "April at Roots"
+    message.set_content("Hi there")
+    message.add_alternative(html, subtype="html")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{delivery_id}.eml").write_bytes(bytes(message))
+
+
+def test_outbox_viewer(client, settings, engine, world, token) -> None:  # type: ignore[no-untyped-def]
+    folder = Path(settings.outbox_dir) / f"campaign-{world.campaign_id}"
+    write_eml(folder, world.d_ada, "Ada Lovelace <ada@example.com>",
+              f'<html><head><title>x</title></head><body><a href="{PUBLIC}/c/{token(world.d_ada)}/1">Read</a></body></html>')
+    write_eml(folder, world.d_bob, "bob@example.com", "<p>Hi Bob</p>")
+    (folder / "notes.txt").write_text("not a message")
+    index = client.get("/")
+    assert index.status_code == 200 and f'href="/outbox/{world.campaign_id}"' in index.text
+    assert "<td>April</td>" not in index.text and "April</a>" in index.text and "<td>2</td>" in index.text
+    listing = client.get(f"/outbox/{world.campaign_id}")
+    assert listing.status_code == 200 and "2 messages" in listing.text
+    assert "<td>Ada</td>" in listing.text and "a***@example.com" in listing.text and "b***@example.com" in listing.text
+    assert "ada@example.com" not in listing.text
+    assert f'href="/outbox/{world.campaign_id}/{world.d_ada}"' in listing.text
+    message = client.get(f"/outbox/{world.campaign_id}/{world.d_ada}")
+    assert message.status_code == 200 and "<iframe" in message.text and 'sandbox="' in message.text
+    assert f"{PUBLIC}/c/{token(world.d_ada)}/1" in message.text and "&lt;base target=&#34;_blank&#34;&gt;" in message.text
+    assert client.get(f"/outbox/{world.campaign_id}/999999").status_code == 404
+    assert "No messages" in client.get("/outbox/424242").text
+
+    sendgrid = TestClient(create_app(settings.with_overrides(sendgrid_api_key="SG.x"), engine))
+    assert "The newsletter is running" in sendgrid.get("/").text
+    assert sendgrid.get(f"/outbox/{world.campaign_id}").status_code == 404
+
+
+# --- a real browser --------------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+
+
+class _Server:
+    """The app under uvicorn in a thread, on 127.0.0.1 and a free port."""
+
+    def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
+        import uvicorn
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+class _DevTools:
+    """Chrome DevTools protocol over ``--remote-debugging-pipe`` (the browser reads fd 3 and writes
+    fd 4, NUL-framed JSON): no websocket library needed."""
+
+    def __init__(self, chromium: str, profile: Path) -> None:
+        to_browser_r, self.to_browser_w = os.pipe()
+        from_browser_r, from_browser_w = os.pipe()
+
+        def wire() -> None:  # in the child, before exec: our pipe ends become its fds 3 and 4
+            import fcntl
+
+            high_r = fcntl.fcntl(to_browser_r, fcntl.F_DUPFD, 10)
+            high_w = fcntl.fcntl(from_browser_w, fcntl.F_DUPFD, 10)
+            os.dup2(high_r, 3)
+            os.dup2(high_w, 4)
+
+        self.process = subprocess.Popen(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--no-first-run", f"--user-data-dir={profile}",
+             "--remote-debugging-pipe", "--window-size=1000,1300", "about:blank"],
+            pass_fds=(3, 4), preexec_fn=wire, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(to_browser_r)
+        os.close(from_browser_w)
+        self.from_browser = from_browser_r
+        self.buffer = b""
+        self.next_id = 0
+        self.session: str | None = None
+
+    def _messages(self):  # type: ignore[no-untyped-def]
+        while True:
+            while b"\0" not in self.buffer:
+                chunk = os.read(self.from_browser, 1 << 16)
+                if not chunk:
+                    raise RuntimeError("chromium closed the pipe")
+                self.buffer += chunk
+            raw, self.buffer = self.buffer.split(b"\0", 1)
+            yield json.loads(raw)
+
+    def call(self, method: str, **params):  # type: ignore[no-untyped-def]
+        self.next_id += 1
+        message = {"id": self.next_id, "method": method, "params": params}
+        if self.session:
+            message["sessionId"] = self.session
+        os.write(self.to_browser_w, json.dumps(message).encode() + b"\0")
+        for reply in self._messages():
+            if reply.get("id") == self.next_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply["result"]
+
+    def evaluate(self, expression: str):  # type: ignore[no-untyped-def]
+        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+
+    def open(self, url: str) -> None:
+        target = self.call("Target.createTarget", url="about:blank")["targetId"]
+        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        self.goto(url)
+
+    def goto(self, url: str) -> None:
+        self.call("Page.navigate", url=url)
+        self.wait_for(lambda: self.evaluate("location.href") == url and self.evaluate("document.readyState") == "complete")
+
+    def wait_for(self, condition, timeout: float = 10) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise TimeoutError("page did not get there")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        os.close(self.to_browser_w)
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        os.close(self.from_browser)
+
+
+@pytest.mark.slow
+def test_real_chromium_unsubscribe_and_preferences(settings, engine, world, token, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    if CHROMIUM is None:
+        pytest.skip("headless Chromium not found: install Debian package chromium")
+    app = create_app(settings, engine)
+    with _Server(app) as base:
+        # 1. The confirm page as Chromium renders it (--dump-dom).
+        url = f"{base}/u/{token(world.d_ada)}"
+        dom = subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'profile-a'}",
+             "--dump-dom", url], capture_output=True, text=True, timeout=60).stdout
+        assert '<form method="post">' in dom and '<button type="submit">Unsubscribe</button>' in dom
+        assert "a***@example.com" in dom
+
+        # 2. Click the button for real (DevTools protocol): the browser's own form POST, with its
+        #    Origin header and our CSP, lands on "You're unsubscribed" without a redirect.
+        tools = _DevTools(CHROMIUM, tmp_path / "profile-b")
+        try:
+            tools.open(url)
+            box = tools.evaluate("(() => { const r = document.querySelector('button').getBoundingClientRect();"
+                                 " return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+            for kind in ("mousePressed", "mouseReleased"):
+                tools.call("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
+            tools.wait_for(lambda: tools.evaluate("document.querySelector('h1') && document.querySelector('h1').textContent")
+                           == "You're unsubscribed")
+            assert tools.evaluate("location.href") == url
+
+            # 3. The preferences page: tick a topic, rename, save; then a screenshot to look at.
+            prefs = f"{base}/p/{token(world.d_bob)}"
+            tools.goto(prefs)
+            tools.evaluate("document.getElementById('interest-mindfulness').click();"
+                           "document.getElementById('first_name').value = 'Robert'")
+            box = tools.evaluate("(() => { const r = document.querySelector('button[value=save]').getBoundingClientRect();"
+                                 " return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+            for kind in ("mousePressed", "mouseReleased"):
+                tools.call("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
+            tools.wait_for(lambda: "Your preferences are saved." in (tools.evaluate("document.body.innerText") or ""))
+            shot = tools.call("Page.captureScreenshot", format="png")["data"]
+        finally:
+            tools.close()
+    import base64
+
+    path = tmp_path / "preferences.png"
+    path.write_bytes(base64.b64decode(shot))
+    print(f"preferences screenshot: {path}")
+    assert path.stat().st_size > 10_000
+    with session_scope(engine) as s:
+        assert s.get(Subscriber, world.ada).status == "unsubscribed"
+        bob = s.get(Subscriber, world.bob)
+        assert bob.first_name == "Robert" and [t.tag for t in bob.tags] == ["mindfulness"]
+        assert s.scalar(select(Suppression.source)) == "link"
