@@ -253,16 +253,112 @@ def campaign_send(campaign_id: Annotated[int, typer.Argument(help="Campaign id."
     finally:
         if progress:
             progress.stop()
+    _print_summary(summary, as_json, settings)
+
+
+def _print_summary(summary, as_json: bool, settings: Settings) -> None:  # type: ignore[no-untyped-def]
     if as_json:
         _print_json(summary.to_dict())
     else:
-        where = f" to {settings.outbox_dir}/campaign-{campaign_id}/" if summary.transport == "outbox" else " through SendGrid"
-        out.print(f"Campaign {campaign_id}: {summary.sent} sent{where}, {summary.failed} failed, "
+        where = f" to {settings.outbox_dir}/campaign-{summary.campaign_id}/" if summary.transport == "outbox" else " through SendGrid"
+        out.print(f"Campaign {summary.campaign_id}: {summary.sent} sent{where}, {summary.failed} failed, "
                   f"{summary.suppressed} suppressed, {summary.ambiguous} ambiguous.")
         if summary.paused_reason:
             err.print(f"[red]paused:[/] {summary.paused_reason}")
     if summary.paused_reason or summary.failed or summary.ambiguous:
         raise typer.Exit(EXIT_INCOMPLETE)
+
+
+def _drain_now(campaign_id: int, as_json: bool, settings: Settings) -> None:
+    from newsletter.campaigns import drain
+
+    progress, update = _progress_callback(not as_json and err.is_terminal)
+    if progress:
+        progress.start()
+    try:
+        summary = drain(_engine(settings), settings, campaign_id, on_batch=update)
+    finally:
+        if progress:
+            progress.stop()
+    _print_summary(summary, as_json, settings)
+
+
+QueueOnly = Annotated[bool, typer.Option("--queue-only", help="Only queue; leave the sending to `newsletter worker`.")]
+
+
+@campaign_app.command("pause")
+def campaign_pause(campaign_id: Annotated[int, typer.Argument(help="Campaign id.")]) -> None:
+    """Pause: workers stop after the batches in flight; nothing queued goes out until resumed."""
+    from newsletter.campaigns import pause
+
+    pause(_engine(_settings()), campaign_id)
+    out.print(f"Campaign {campaign_id} paused.")
+
+
+@campaign_app.command("resume")
+def campaign_resume(campaign_id: Annotated[int, typer.Argument(help="Campaign id.")],
+                    queue_only: QueueOnly = False, as_json: JsonOpt = False) -> None:
+    """Resume a paused campaign and send what is still queued."""
+    from newsletter.campaigns import resume
+
+    settings = _settings()
+    resume(_engine(settings), campaign_id)
+    if queue_only:
+        out.print(f"Campaign {campaign_id} resumed; workers will send the rest.")
+    else:
+        _drain_now(campaign_id, as_json, settings)
+
+
+@campaign_app.command("cancel")
+def campaign_cancel(campaign_id: Annotated[int, typer.Argument(help="Campaign id.")]) -> None:
+    """Cancel for good: nothing not yet sent will be sent."""
+    from newsletter.campaigns import cancel
+    from newsletter.scheduling import unschedule_campaign
+
+    settings = _settings()
+    engine = _engine(settings)
+    left = cancel(engine, campaign_id)
+    unschedule_campaign(engine, campaign_id)
+    out.print(f"Campaign {campaign_id} cancelled; {left} queued recipient(s) will not be sent.")
+
+
+@campaign_app.command("resolve")
+def campaign_resolve(
+    campaign_id: Annotated[int, typer.Argument(help="Campaign id.")],
+    resend_ambiguous: Annotated[bool, typer.Option("--resend-ambiguous", help="Send the ambiguous rows again (some may get it twice).")] = False,
+    mark_sent: Annotated[bool, typer.Option("--mark-sent", help="Accept the ambiguous rows as sent.")] = False,
+    queue_only: QueueOnly = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Decide about rows whose outcome is unknown (a worker died, or the answer was lost)."""
+    from newsletter.campaigns import resolve_ambiguous
+
+    if resend_ambiguous == mark_sent:
+        raise UserError("choose exactly one of --resend-ambiguous or --mark-sent", where="campaign resolve")
+    settings = _settings()
+    moved = resolve_ambiguous(_engine(settings), campaign_id, resend=resend_ambiguous)
+    if mark_sent or queue_only or not moved:
+        verb = "re-queued" if resend_ambiguous else "marked sent"
+        if as_json:
+            _print_json({"campaign_id": campaign_id, "moved": moved, "action": verb})
+        else:
+            out.print(f"Campaign {campaign_id}: {moved} ambiguous row(s) {verb}.")
+        return
+    _drain_now(campaign_id, as_json, settings)
+
+
+@campaign_app.command("retry-failed")
+def campaign_retry_failed(campaign_id: Annotated[int, typer.Argument(help="Campaign id.")],
+                          queue_only: QueueOnly = False, as_json: JsonOpt = False) -> None:
+    """Send again to the failed recipients only."""
+    from newsletter.campaigns import retry_failed
+
+    settings = _settings()
+    moved = retry_failed(_engine(settings), campaign_id)
+    if queue_only or not moved:
+        out.print(f"Campaign {campaign_id}: {moved} failed row(s) queued again.")
+        return
+    _drain_now(campaign_id, as_json, settings)
 
 
 @campaign_app.command("schedule")
@@ -354,6 +450,28 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
     settings = _settings()
     _engine(settings)
     run(settings, host, port)
+
+
+@app.command()
+def worker(exit_when_idle: Annotated[bool, typer.Option("--exit-when-idle", help="Stop when no sending campaign has work left.")] = False,
+           as_json: JsonOpt = False) -> None:
+    """Send queued ledger rows of every sending campaign; run as many as you like against PostgreSQL."""
+    from dataclasses import asdict
+
+    from newsletter.campaigns import run_worker
+
+    logging.basicConfig(level=os.environ.get("NEWSLETTER_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    settings = _settings()
+    try:
+        stats = run_worker(_engine(settings), settings, exit_when_idle=exit_when_idle)
+    except KeyboardInterrupt:
+        return
+    if as_json:
+        _print_json(asdict(stats))
+    else:
+        out.print(f"worker done: {stats.sent} sent, {stats.failed} failed, {stats.suppressed} suppressed, "
+                  f"{stats.ambiguous} ambiguous in {stats.batches} batches")
 
 
 @app.command()

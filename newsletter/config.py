@@ -42,6 +42,11 @@ ENV_VARS: dict[str, tuple[str, type]] = {
     "NEWSLETTER_AUDIENCES_DIR": ("audiences_dir", str),
     "NEWSLETTER_TEMPLATES_DIR": ("templates_dir", str),
     "NEWSLETTER_TEASER_WORDS": ("teaser_words", int),
+    "NEWSLETTER_RATE_PER_SECOND": ("rate_per_second", float),
+    "NEWSLETTER_LIMIT_PER_HOUR": ("limit_per_hour", int),
+    "NEWSLETTER_LIMIT_PER_DAY": ("limit_per_day", int),
+    "NEWSLETTER_LEASE_SECONDS": ("lease_seconds", float),
+    "NEWSLETTER_WORKER_POLL_SECONDS": ("worker_poll_seconds", float),
 }
 
 _SECRET_FIELDS = {"sendgrid_api_key", "secret_key"}
@@ -71,6 +76,11 @@ class Settings:
     audiences_dir: str | None = None
     templates_dir: str | None = None
     teaser_words: int = 1200
+    rate_per_second: float | None = None  # per worker process; None = as fast as SendGrid answers
+    limit_per_hour: int | None = None  # account-wide, counted in the ledger
+    limit_per_day: int | None = None
+    lease_seconds: float = 600.0  # an in-flight batch older than this belonged to a dead worker
+    worker_poll_seconds: float = 2.0
 
     @property
     def transport_name(self) -> str:

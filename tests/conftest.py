@@ -24,23 +24,32 @@ SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
 REPO_DIR = Path(__file__).resolve().parents[1]
 
 
-def _worker_pg_url(worker: str) -> str:
+def _admin_engine():  # type: ignore[no-untyped-def]
     base = make_url(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
-    name = f"newsletter_test_{worker}"
-    admin = make_engine(base.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
+    return base, make_engine(base.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
+
+
+def _drop_database(name: str) -> None:
+    _, admin = _admin_engine()
     with admin.connect() as conn:
-        exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar()
-        if not exists:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
-    return base.set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
-def pg_url(worker_id: str) -> str:
+def pg_url(worker_id: str) -> Iterator[str]:
+    """A database of this test run's worker alone (two runs at once never share one)."""
     if os.environ.get("NEWSLETTER_TEST_SKIP_POSTGRES") == "1":
         pytest.skip("PostgreSQL disabled by NEWSLETTER_TEST_SKIP_POSTGRES=1")
-    return _worker_pg_url(worker_id)
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", str(os.getpid()))[:12]
+    name = f"newsletter_test_{worker}_{run}".lower() if (worker := worker_id) else f"newsletter_test_{run}"
+    base, admin = _admin_engine()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    yield base.set(database=name).render_as_string(hide_password=False)
+    _drop_database(name)
 
 
 def _reset_postgres(url: str) -> None:
@@ -92,3 +101,6 @@ def sendgrid_schema_path() -> Path:
     if not path.exists():
         pytest.skip(f"SendGrid's official schema is not beside the checkout ({path}); the fake server's own checks still run")
     return path
+
+
+from fake_sendgrid import fake_sendgrid  # noqa: E402,F401  (fixture: a local fake SendGrid server)

@@ -31,7 +31,8 @@ State, all guarded by ``sg.lock``:
 - ``sg.requests``: every request, answered or not, as :class:`RecordedRequest` (raw bytes,
   parsed body, status);
 - ``sg.count``: recipients accepted (202); ``sg.request_count``: requests seen.
-- ``sg.record = False`` skips the per-recipient rendering (benchmarks); counts still move.
+- ``sg.addresses``: a Counter of every accepted address, kept even with ``record = False``;
+- ``sg.record = False`` skips the per-recipient rendering (benchmarks, big tests); counts still move.
 
 Fault injection: ``sg.script`` is a queue (``collections.deque``); each request consumes at most
 one entry, first thing:
@@ -60,7 +61,7 @@ import json
 import re
 import secrets
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -371,6 +372,7 @@ class FakeSendGrid:
         self.lock = threading.Lock()
         self.script: deque[tuple[Any, ...]] = deque()
         self.received: dict[str, list[Received]] = {}
+        self.addresses: Counter[str] = Counter()  # every accepted address, even with record=False
         self.requests: list[RecordedRequest] = []
         self.count = 0
         self.request_count = 0
@@ -429,6 +431,7 @@ class FakeSendGrid:
         with self.lock:
             self.script.clear()
             self.received.clear()
+            self.addresses.clear()
             self.requests.clear()
             self.count = 0
             self.request_count = 0
@@ -504,10 +507,12 @@ class FakeSendGrid:
         return handler._answer(202, None, {"X-Message-Id": message_id})
 
     def _deliver(self, body: dict[str, Any], message_id: str, number: int) -> None:
-        recipients = sum(len(p.get(k) or []) for p in body["personalizations"] for k in ("to", "cc", "bcc"))
+        addresses = [a["email"].lower() for p in body["personalizations"] for k in ("to", "cc", "bcc") for a in p.get(k) or []]
+        with self.lock:
+            self.addresses.update(addresses)
         if not self.record:
             with self.lock:
-                self.count += recipients
+                self.count += len(addresses)
             return
         parts = {c["type"].lower(): c["value"] for c in body.get("content") or []}
         sender = body["from"]

@@ -14,7 +14,7 @@ from newsletter.campaigns import (
 )
 from newsletter.db import models, session_scope
 from newsletter.errors import UserError
-from tests.factories import add_subscribers, suppress
+from factories import add_subscribers, suppress
 
 
 @pytest.fixture

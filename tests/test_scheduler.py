@@ -16,7 +16,7 @@ from newsletter.db import models, session_scope
 from newsletter.db.models import utcnow
 from newsletter.errors import UserError
 from newsletter.scheduling import run_scheduler, schedule_campaign
-from tests.factories import add_subscribers
+from factories import add_subscribers
 
 
 @pytest.fixture

@@ -332,6 +332,11 @@ def write_eml(folder: Path, delivery_id: int, to: str, html: str) -> None:
 
 
 def test_outbox_viewer(client, settings, engine, world, token) -> None:  # type: ignore[no-untyped-def]
+    remote = client  # a browser on another machine never sees the outbox (it holds personal data)
+    assert remote.get(f"/outbox/{world.campaign_id}").status_code == 404
+    assert "outbox" not in remote.get("/").text.lower()
+    client = TestClient(create_app(settings, engine), client=("127.0.0.1", 50123), headers={"user-agent": BROWSER},
+                        follow_redirects=False)
     folder = Path(settings.outbox_dir) / f"campaign-{world.campaign_id}"
     write_eml(folder, world.d_ada, "Ada Lovelace <ada@example.com>",
               f'<html><head><title>x</title></head><body><a href="{PUBLIC}/c/{token(world.d_ada)}/1">Read</a></body></html>')

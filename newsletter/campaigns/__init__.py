@@ -1,7 +1,9 @@
 """Campaigns: from an article to a sent campaign, with its ledger.
 
 Public face: ``import_article``, ``create_campaign``, ``preview``, ``send_campaign``,
-``campaign_status``, ``parse_send_time``, ``mark_scheduled``, ``get_campaign``.
+``campaign_status``, ``parse_send_time``, ``mark_scheduled``, ``get_campaign``; operator control
+(``pause``, ``resume``, ``cancel``, ``resolve_ambiguous``, ``retry_failed``, ``drain``) and the
+worker loop (``run_worker``).
 """
 
 from newsletter.campaigns.articles import ImportedArticle, get_article, import_article
@@ -10,9 +12,13 @@ from newsletter.campaigns.ledger import build_ledger, ledger_counts
 from newsletter.campaigns.preview import Preview, preview
 from newsletter.campaigns.send import SendSummary, campaign_message, make_transport, recipient_factory, send_campaign
 from newsletter.campaigns.status import campaign_status, mark_scheduled, parse_send_time
+from newsletter.campaigns.control import cancel, pause, resolve_ambiguous, resume, retry_failed
+from newsletter.campaigns.send import drain, start_sending
+from newsletter.campaigns.worker import run_worker
 
 __all__ = [
     "ImportedArticle", "import_article", "get_article", "create_campaign", "brand_from_settings", "default_preheader",
     "get_campaign", "build_ledger", "ledger_counts", "Preview", "preview", "SendSummary", "send_campaign",
     "campaign_message", "make_transport", "recipient_factory", "campaign_status", "mark_scheduled", "parse_send_time",
+    "pause", "resume", "cancel", "resolve_ambiguous", "retry_failed", "drain", "start_sending", "run_worker",
 ]

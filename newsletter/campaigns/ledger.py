@@ -43,8 +43,14 @@ def build_ledger(session: Session, campaign: models.Campaign, audiences_dir: str
         .from_select(columns, chosen)
         .on_conflict_do_nothing(index_elements=["campaign_id", "subscriber_id"])
     )
-    result = session.execute(statement)
-    return max(result.rowcount or 0, 0)
+    before = _ledger_size(session, campaign.id)
+    session.execute(statement)
+    # Counted, not taken from rowcount: psycopg reports -1 for this INSERT … SELECT.
+    return _ledger_size(session, campaign.id) - before
+
+
+def _ledger_size(session: Session, campaign_id: int) -> int:
+    return session.scalar(select(func.count()).select_from(models.Delivery).where(models.Delivery.campaign_id == campaign_id)) or 0
 
 
 def ledger_counts(session: Session, campaign_id: int) -> dict[str, int]:

@@ -20,6 +20,7 @@ from newsletter.db import models, session_scope
 from newsletter.db.models import utcnow
 from newsletter.delivery import CampaignMessage, OutboxTransport, Recipient, SendGridTransport, Transport
 from newsletter.delivery.dispatch import DispatchResult, LedgerRow, RetryPolicy, dispatch
+from newsletter.delivery.throttle import Limits, Throttle, ledger_window_count
 from newsletter.errors import UserError
 from newsletter.render import personalise, recipient_values
 from newsletter.tracking.tokens import TokenSigner
@@ -99,6 +100,32 @@ def finish_if_done(engine: Engine, campaign_id: int) -> dict[str, int]:
         return counts
 
 
+def make_throttle(engine: Engine, settings: Settings) -> Throttle | None:
+    limits = Limits(settings.rate_per_second, settings.limit_per_hour, settings.limit_per_day)
+    if not (limits.rate_per_second or limits.per_hour or limits.per_day):
+        return None
+    return Throttle(limits, ledger_window_count(engine))
+
+
+def dispatch_campaign(
+    engine: Engine,
+    settings: Settings,
+    campaign_id: int,
+    transport: Transport,
+    *,
+    throttle: Throttle | None = None,
+    worker_id: str | None = None,
+    on_batch: Callable[[DispatchResult], None] | None = None,
+    retry: RetryPolicy | None = None,
+) -> DispatchResult:
+    """Drain whatever is queued for the campaign; shared by `campaign send`, workers and the scheduler."""
+    with session_scope(engine) as session:
+        message = campaign_message(get_campaign(session, campaign_id), settings)
+    return dispatch(engine, campaign_id, transport, message, recipient_factory(settings),
+                    batch_size=settings.batch_size, worker_id=worker_id, lease_seconds=settings.lease_seconds,
+                    retry=retry, on_batch=on_batch, throttle=throttle)
+
+
 def send_campaign(
     engine: Engine,
     settings: Settings,
@@ -110,15 +137,18 @@ def send_campaign(
 ) -> SendSummary:
     """Send now. ``on_batch(result, total)`` reports progress after each batch."""
     added = start_sending(engine, settings, campaign_id)
+    return drain(engine, settings, campaign_id, added, transport=transport, on_batch=on_batch, retry=retry)
+
+
+def drain(engine: Engine, settings: Settings, campaign_id: int, added: int = 0, *, transport: Transport | None = None,
+          on_batch: Callable[[DispatchResult, int], None] | None = None, retry: RetryPolicy | None = None) -> SendSummary:
+    """Dispatch in this process until nothing is queued, then close the campaign if it is done."""
     with session_scope(engine) as session:
-        campaign = get_campaign(session, campaign_id)
-        message = campaign_message(campaign, settings)
         total = ledger_counts(session, campaign_id)["queued"]
     transport = transport or make_transport(settings)
     try:
-        result = dispatch(engine, campaign_id, transport, message, recipient_factory(settings),
-                          batch_size=settings.batch_size, retry=retry,
-                          on_batch=(lambda r: on_batch(r, total)) if on_batch else None)
+        result = dispatch_campaign(engine, settings, campaign_id, transport, throttle=make_throttle(engine, settings),
+                                   on_batch=(lambda r: on_batch(r, total)) if on_batch else None, retry=retry)
     finally:
         transport.close()
     counts = finish_if_done(engine, campaign_id)

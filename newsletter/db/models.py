@@ -171,6 +171,7 @@ class Delivery(Base):
         CheckConstraint(_in("status", DELIVERY_STATUSES), name="ck_deliveries_status"),
         Index("ix_deliveries_campaign_status", "campaign_id", "status", "id"),
         Index("ix_deliveries_subscriber", "subscriber_id"),
+        Index("ix_deliveries_status_sent_at", "status", "sent_at"),  # throttle windows count recent sends
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

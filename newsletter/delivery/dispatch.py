@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from newsletter.db import models, session_scope
 from newsletter.db.models import utcnow
 from newsletter.delivery.message import BatchOutcome, CampaignMessage, Recipient, Transport, TransportError
+from newsletter.delivery.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -146,11 +147,14 @@ class BatchSender:
     """Sends one claimed batch through a transport, handling each kind of answer."""
 
     def __init__(self, transport: Transport, message: CampaignMessage, retry: RetryPolicy,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, throttle: Throttle | None = None,
+                 before_retry: Callable[[], None] | None = None) -> None:
         self.transport = transport
         self.message = message
         self.retry = retry
         self.sleep = sleep
+        self.throttle = throttle
+        self.before_retry = before_retry or (lambda: None)
 
     def send(self, recipients: list[Recipient]) -> tuple[BatchOutcome, list[int], TransportError | None]:
         """Returns (outcome, ambiguous ids, pausing error or None)."""
@@ -177,10 +181,13 @@ class BatchSender:
                     return self._drop_bad(recipients, bad, error, outcome, ambiguous)
                 if error.status in (400, 413):
                     return self._split(recipients, error, outcome, ambiguous)
+                if error.status == 429 and self.throttle:
+                    self.throttle.slow_down()
                 if error.retryable and attempt + 1 < self.retry.max_attempts:
                     delay = self.retry.delay(attempt, error.retry_after)
                     log.warning("batch of %d: %s; retrying in %.1fs", len(recipients), error.message, delay)
                     self.sleep(delay)
+                    self.before_retry()
                     attempt += 1
                     continue
                 for r in recipients:
@@ -188,6 +195,8 @@ class BatchSender:
                 return None
             outcome.sent.update(answer.sent)
             outcome.failed.update(answer.failed)
+            if self.throttle:
+                self.throttle.recover()
             return None
 
     def _drop_bad(self, recipients: list[Recipient], bad: set[int], error: TransportError,
@@ -210,6 +219,13 @@ class BatchSender:
         return pause or self._send_part(recipients[middle:], outcome, ambiguous)
 
 
+def renew_lease(engine: Engine, ids: Sequence[int], worker_id: str, lease_seconds: float) -> None:
+    """Still working on it (waiting to retry): push the lease out so nobody calls it dead."""
+    with session_scope(engine) as session:
+        session.execute(update(D).where(D.id.in_(list(ids)), D.status == "in_flight", D.claimed_by == worker_id)
+                        .values(lease_until=utcnow() + timedelta(seconds=lease_seconds)))
+
+
 def campaign_is_runnable(engine: Engine, campaign_id: int) -> bool:
     with session_scope(engine) as session:
         status = session.scalar(select(models.Campaign.status).where(models.Campaign.id == campaign_id))
@@ -229,13 +245,18 @@ def dispatch(
     retry: RetryPolicy | None = None,
     on_batch: Callable[[DispatchResult], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    throttle: Throttle | None = None,
 ) -> DispatchResult:
     """Send every queued row of the campaign; stops early if the campaign is paused or cancelled."""
     worker_id = worker_id or default_worker_id()
-    sender = BatchSender(transport, message, retry or RetryPolicy(), sleep)
     result = DispatchResult()
+    with session_scope(engine) as session:
+        expire_leases(session, campaign_id)
     while campaign_is_runnable(engine, campaign_id):
-        ids = claim_batch(engine, campaign_id, batch_size, worker_id, lease_seconds)
+        size = throttle.allowance(batch_size, lambda: not campaign_is_runnable(engine, campaign_id)) if throttle else batch_size
+        if size <= 0:
+            break
+        ids = claim_batch(engine, campaign_id, size, worker_id, lease_seconds)
         if not ids:
             break
         result.batches += 1
@@ -244,6 +265,10 @@ def dispatch(
             _mark(session, blocked, status="suppressed", error="suppressed at dispatch")
         result.suppressed += len(blocked)
         recipients = [make_recipient(row) for row in rows]
+        if throttle:
+            throttle.pace(len(recipients))
+        sender = BatchSender(transport, message, retry or RetryPolicy(), sleep, throttle,
+                             before_retry=lambda: renew_lease(engine, ids, worker_id, lease_seconds))
         outcome, ambiguous, pause = sender.send(recipients)
         record_outcome(engine, outcome)
         result.sent += len(outcome.sent)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from datetime import timedelta
 
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import Engine, select, text
 
@@ -62,7 +62,7 @@ def reconcile(engine: Engine, settings: Settings, scheduler: BlockingScheduler) 
 
 def build_scheduler(engine: Engine, settings: Settings) -> BlockingScheduler:
     scheduler = BlockingScheduler(
-        jobstores={"default": job_store(engine), "memory": "memory"},
+        jobstores={"default": job_store(engine), "memory": MemoryJobStore()},
         executors={"default": ThreadPoolExecutor(4)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": settings.schedule_grace_seconds},
         timezone="UTC",
@@ -94,7 +94,18 @@ def run_scheduler(settings: Settings, stop: threading.Event | None = None) -> No
         log.info("scheduler running on %s", engine.url.render_as_string(hide_password=True))
         scheduler.start()
     finally:
-        if lock is not None:
-            lock.close()
+        _release(lock)
         engine.dispose()
-        time.sleep(0)
+
+
+def _release(lock) -> None:  # type: ignore[no-untyped-def]
+    """Give up leadership now. Closing through the pool is not enough: the job store disposes
+    the engine on shutdown, and a connection returned to a disposed pool may linger (lock held)."""
+    if lock is None:
+        return
+    try:
+        lock.execute(text("SELECT pg_advisory_unlock_all()"))
+        lock.commit()
+    finally:
+        lock.invalidate()
+        lock.close()

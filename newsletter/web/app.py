@@ -13,7 +13,8 @@ GET  /w/{token}            web version of the email (without the open pixel)
 GET  /a/{slug}             the full article
 GET  /healthz              "ok"
 GET  /                     outbox transport: campaigns and their outbox; else a short page
-GET  /outbox/{c}[/{d}]     outbox transport only: the .eml files of campaign c, message d
+GET  /outbox/{c}[/{d}]     outbox transport, loopback only: the .eml files of campaign c, message d
+GET  /demo/booking         outbox transport, loopback only: stand-in for the booking page
 =========================  =====================================================================
 """
 
@@ -51,6 +52,7 @@ ROUTES = [
     Route("/a/{slug}", pages.article_page, methods=_GET),
     Route("/healthz", pages.healthz, methods=_GET),
     Route("/", pages.home, methods=_GET),
+    Route("/demo/booking", pages.demo_booking, methods=_GET),
     Route("/outbox/{campaign_id:int}", pages.outbox_campaign, methods=_GET),
     Route("/outbox/{campaign_id:int}/{delivery_id:int}", pages.outbox_message, methods=_GET),
 ]

@@ -73,13 +73,29 @@ def healthz(request: Request) -> Response:
     return PlainTextResponse("ok", headers={"Cache-Control": "no-store"})
 
 
+LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
+
+
+def _outbox_visible(request: Request) -> bool:
+    """The outbox holds personal data: shown only with the outbox transport, and only to a
+    browser on the same machine (a server that forgot its SendGrid key exposes nothing)."""
+    client = request.client.host if request.client else None
+    return state(request).settings.transport_name == "outbox" and client in LOOPBACK
+
+
 def _outbox_only(request: Request) -> None:
-    if state(request).settings.transport_name != "outbox":
+    if not _outbox_visible(request):
         raise HTTPException(404)
 
 
+def demo_booking(request: Request) -> Response:
+    """Where the demo's "Connect today" button lands, so clicking through needs no internet."""
+    _outbox_only(request)
+    return render(request, "demo_booking.html", title="Book a consultation (demo)")
+
+
 def home(request: Request) -> Response:
-    if state(request).settings.transport_name != "outbox":
+    if not _outbox_visible(request):
         return render(request, "home.html", title="Newsletter")
     sent = func.count(models.Delivery.id).filter(models.Delivery.status == "sent")
     with session_scope(state(request).engine) as session:

@@ -138,6 +138,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_deliveries_batch_key'), ['batch_key'], unique=False)
         batch_op.create_index('ix_deliveries_campaign_status', ['campaign_id', 'status', 'id'], unique=False)
         batch_op.create_index('ix_deliveries_subscriber', ['subscriber_id'], unique=False)
+        batch_op.create_index('ix_deliveries_status_sent_at', ['status', 'sent_at'], unique=False)
 
     op.create_table('events',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -203,6 +204,7 @@ def downgrade() -> None:
 
     op.drop_table('events')
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
+        batch_op.drop_index('ix_deliveries_status_sent_at')
         batch_op.drop_index('ix_deliveries_subscriber')
         batch_op.drop_index('ix_deliveries_campaign_status')
         batch_op.drop_index(batch_op.f('ix_deliveries_batch_key'))

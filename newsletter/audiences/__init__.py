@@ -1,0 +1,52 @@
+"""Audiences: subscribers in (CSV import, consent, suppression) and segments out.
+
+Public face (import from here, not from the modules):
+
+* ``normalise_email(raw)`` → the stored form of an address, or ``InvalidEmail``.
+* ``import_subscribers(engine, path, *, tags, source, consent_text_version, progress)`` →
+  ``ImportReport`` (``created``, ``updated``, ``duplicates_merged``, ``rejected`` as
+  ``Rejection(line, email, reason)``, ``total_rows``, ``to_dict()``).
+* Segments (``audiences/*.yaml``, format in ``segments``): ``load_segment(name, directory)``,
+  ``list_segments(directory)``, ``segment_condition(segment, now)``,
+  ``segment_subscriber_ids(segment, now)``, ``count_segment(session, segment)``; ``Segment``,
+  ``Rules``, ``SegmentError``, ``BUILTIN_ALL`` (the name of the built-in segment ``all``).
+"""
+
+from newsletter.audiences.emails import InvalidEmail, normalise_email
+from newsletter.audiences.importer import ImportReport, Rejection, import_subscribers
+from newsletter.audiences.segments import (
+    BUILTIN_ALL,
+    CLICK_EVENT,
+    CTA_LINK_KIND,
+    OPEN_EVENT,
+    AttributeRule,
+    Rules,
+    Segment,
+    SegmentError,
+    count_segment,
+    list_segments,
+    load_segment,
+    segment_condition,
+    segment_subscriber_ids,
+)
+
+__all__ = [
+    "InvalidEmail",
+    "normalise_email",
+    "ImportReport",
+    "Rejection",
+    "import_subscribers",
+    "BUILTIN_ALL",
+    "CLICK_EVENT",
+    "CTA_LINK_KIND",
+    "OPEN_EVENT",
+    "AttributeRule",
+    "Rules",
+    "Segment",
+    "SegmentError",
+    "count_segment",
+    "list_segments",
+    "load_segment",
+    "segment_condition",
+    "segment_subscriber_ids",
+]

@@ -1,0 +1,434 @@
+"""Segments: who a campaign goes to, declared in YAML files and compiled to SQL.
+
+A segment is one file, ``<name>.yaml``, in the audiences folder (``resources.audiences_dir()``
+unless a directory is given)::
+
+    name: ketamine-curious          # required; must match the file name without .yaml
+    description: Readers interested in ketamine therapy     # optional
+    rules:                          # optional; every rule given must hold (AND)
+      status: active                # a status or a list of them; default: active
+      tags:                         # at least one of any / all / none
+        any: [ketamine, depression] #   has at least one of these tags
+        all: [family]               #   has every one of these
+        none: [clinician]           #   has none of these
+      attributes:                   # imported columns, by their stored name (lowercase, _ for spaces)
+        state: {equals: OR}         #   compared as text; quote values YAML would read as
+        plan: {in: [basic, plus]}   #   booleans or numbers ("no", "on", "007")
+        referrer: {exists: true}    #   has (true) or lacks (false) a value
+      joined:                       # subscriber created on/after `after`, strictly before `before`
+        after: 2024-01-01           #   a date (midnight UTC) or an ISO 8601 date-time
+        before: 2026-01-01
+      engagement:                   # whole days before now; human events only (is_machine false)
+        opened_within_days: 30
+        clicked_within_days: 60
+        clicked_cta_within_days: 90 #   a click on a link of kind "cta"
+
+Names are lowercase letters, digits, ``-`` and ``_``. The segment ``all`` is built in (every
+active subscriber); a file named ``all.yaml`` is refused rather than silently shadowed.
+
+Every mistake is a :class:`UserError` naming the file and the key path, e.g.
+``audiences/x.yaml: rules.tags.any: expected a list of strings``; YAML syntax errors and
+duplicate keys name the line. Rules compile to SQLAlchemy expressions over
+``models.Subscriber`` (EXISTS over ``subscriber_tags`` and ``events``, JSON extraction for
+attributes) with every value bound as a parameter: a segment file can never inject SQL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import ColumnElement, Select, String, and_, cast, exists, func, select
+from sqlalchemy.orm import Session
+
+from newsletter.audiences.importer import attribute_key, display_path, normalise_tag
+from newsletter.db.models import SUBSCRIBER_STATUSES, CampaignLink, Event, Subscriber, SubscriberTag
+from newsletter.errors import NotFound, UserError
+
+__all__ = [
+    "BUILTIN_ALL",
+    "CLICK_EVENT",
+    "CTA_LINK_KIND",
+    "OPEN_EVENT",
+    "AttributeRule",
+    "Rules",
+    "Segment",
+    "SegmentError",
+    "count_segment",
+    "list_segments",
+    "load_segment",
+    "segment_condition",
+    "segment_subscriber_ids",
+]
+
+BUILTIN_ALL = "all"
+# The event types and link kind the engagement rules read (written by the tracking room).
+OPEN_EVENT = "open"
+CLICK_EVENT = "click"
+CTA_LINK_KIND = "cta"
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,99}\Z")
+_MAX_DAYS = 36500
+
+
+@dataclass(frozen=True)
+class AttributeRule:
+    """One attribute test; every operator given must hold."""
+
+    key: str
+    equals: str | None = None
+    one_of: tuple[str, ...] | None = None  # YAML ``in``
+    exists: bool | None = None
+
+
+@dataclass(frozen=True)
+class Rules:
+    status: tuple[str, ...] = ("active",)
+    tags_any: tuple[str, ...] = ()
+    tags_all: tuple[str, ...] = ()
+    tags_none: tuple[str, ...] = ()
+    attributes: tuple[AttributeRule, ...] = ()
+    joined_after: datetime | None = None  # inclusive
+    joined_before: datetime | None = None  # exclusive
+    opened_within_days: int | None = None
+    clicked_within_days: int | None = None
+    clicked_cta_within_days: int | None = None
+
+
+@dataclass(frozen=True)
+class Segment:
+    name: str
+    description: str
+    rules: Rules = field(default_factory=Rules)
+    source: Path | None = None  # the YAML file; None for the built-in ``all``
+
+
+ALL_SEGMENT = Segment(BUILTIN_ALL, "Every active subscriber", Rules(), None)
+
+
+# --- reading YAML ------------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML, minus two surprises: dates stay text (we parse them with a clear message,
+    instead of PyYAML raising on 2024-13-01), and a repeated key is an error, not "last wins"."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    mapping: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(None, None, "a key must be a plain word", key_node.start_mark) from None
+        if key in mapping:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the key {key!r} appears twice", key_node.start_mark)
+        mapping[key] = loader.construct_object(value_node, deep=True)
+    return mapping
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+class SegmentError(UserError):
+    """A segment file is wrong: ``where`` names the file and the key path (or line)."""
+
+
+class _Checker:
+    """Validates one file's data; every complaint names the file and the key path."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def fail(self, path: str, message: str) -> SegmentError:
+        return SegmentError(message, f"{self.where}: {path}" if path else self.where)
+
+    def mapping(self, value: Any, path: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+        if not isinstance(value, Mapping):
+            raise self.fail(path, f"expected a mapping with {_one_of(allowed)}")
+        for key in value:
+            if key not in allowed:
+                raise self.fail(_join(path, str(key)), f"unknown key (expected {_one_of(allowed)})")
+        return dict(value)
+
+    def text(self, value: Any, path: str) -> str:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            hint = " (YAML reads yes/no/on/off/true/false as booleans: quote the value)" if isinstance(value, bool) else ""
+            raise self.fail(path, f"expected text{hint}")
+        return str(value)
+
+    def strings(self, value: Any, path: str) -> tuple[str, ...]:
+        if not isinstance(value, list) or not value or not all(isinstance(item, str) and item.strip() for item in value):
+            raise self.fail(path, "expected a list of strings")
+        return tuple(dict.fromkeys(value))
+
+    def days(self, value: Any, path: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_DAYS:
+            raise self.fail(path, f"expected a whole number of days from 1 to {_MAX_DAYS}")
+        return value
+
+    def moment(self, value: Any, path: str) -> datetime:
+        text = value if isinstance(value, str) else None
+        if text is not None:
+            try:
+                if len(text) == 10:
+                    return datetime.combine(date.fromisoformat(text), time(), timezone.utc)
+                moment = datetime.fromisoformat(text)
+            except ValueError:
+                pass
+            else:
+                return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+        raise self.fail(path, f"not a date: {value!r} (expected YYYY-MM-DD or an ISO 8601 date-time)")
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _one_of(keys: tuple[str, ...]) -> str:
+    return ", ".join(keys)
+
+
+def _parse_rules(check: _Checker, data: Any) -> Rules:
+    if data is None:
+        return Rules()
+    rules = check.mapping(data, "rules", ("status", "tags", "attributes", "joined", "engagement"))
+    out: dict[str, Any] = {}
+
+    if "status" in rules:
+        value = rules["status"]
+        statuses = (value,) if isinstance(value, str) else check.strings(value, "rules.status")
+        for status in statuses:
+            if status not in SUBSCRIBER_STATUSES:
+                raise check.fail("rules.status", f"unknown status {status!r} (expected {_one_of(SUBSCRIBER_STATUSES)})")
+        out["status"] = tuple(dict.fromkeys(statuses))
+
+    if "tags" in rules:
+        tags = check.mapping(rules["tags"], "rules.tags", ("any", "all", "none"))
+        if not tags:
+            raise check.fail("rules.tags", "expected at least one of any, all, none")
+        for key in tags:
+            path = f"rules.tags.{key}"
+            values = tuple(dict.fromkeys(normalise_tag(tag) for tag in check.strings(tags[key], path)))
+            if any(len(tag) > 100 for tag in values):
+                raise check.fail(path, "a tag is longer than 100 characters")
+            out[f"tags_{key}"] = values
+
+    if "attributes" in rules:
+        value = rules["attributes"]
+        if not isinstance(value, Mapping) or not value:
+            raise check.fail("rules.attributes", "expected a mapping of attribute names to tests (equals, in, exists)")
+        attributes = []
+        for name, test in value.items():
+            key = attribute_key(name) if isinstance(name, str) else ""
+            path = f"rules.attributes.{name}"
+            if not key:
+                raise check.fail(path, "not an attribute name")
+            ops = check.mapping(test, path, ("equals", "in", "exists"))
+            if not ops:
+                raise check.fail(path, "expected at least one of equals, in, exists")
+            rule = AttributeRule(key)
+            if "equals" in ops:
+                rule = AttributeRule(key, equals=check.text(ops["equals"], f"{path}.equals"))
+            if "in" in ops:
+                items = ops["in"]
+                if not isinstance(items, list) or not items:
+                    raise check.fail(f"{path}.in", "expected a list of values")
+                one_of = tuple(dict.fromkeys(check.text(item, f"{path}.in") for item in items))
+                rule = AttributeRule(key, rule.equals, one_of)
+            if "exists" in ops:
+                if not isinstance(ops["exists"], bool):
+                    raise check.fail(f"{path}.exists", "expected true or false")
+                rule = AttributeRule(key, rule.equals, rule.one_of, ops["exists"])
+            attributes.append(rule)
+        out["attributes"] = tuple(attributes)
+
+    if "joined" in rules:
+        joined = check.mapping(rules["joined"], "rules.joined", ("after", "before"))
+        if not joined:
+            raise check.fail("rules.joined", "expected after, before or both")
+        if "after" in joined:
+            out["joined_after"] = check.moment(joined["after"], "rules.joined.after")
+        if "before" in joined:
+            out["joined_before"] = check.moment(joined["before"], "rules.joined.before")
+        if "joined_after" in out and "joined_before" in out and out["joined_after"] >= out["joined_before"]:
+            raise check.fail("rules.joined", "after must be earlier than before")
+
+    if "engagement" in rules:
+        keys = ("opened_within_days", "clicked_within_days", "clicked_cta_within_days")
+        engagement = check.mapping(rules["engagement"], "rules.engagement", keys)
+        if not engagement:
+            raise check.fail("rules.engagement", f"expected at least one of {_one_of(keys)}")
+        for key, value in engagement.items():
+            out[key] = check.days(value, f"rules.engagement.{key}")
+
+    return Rules(**out)
+
+
+def _parse_file(path: Path) -> Segment:
+    where = display_path(path)
+    check = _Checker(where)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise SegmentError("not UTF-8 text", where) from None
+    except OSError as error:
+        raise UserError(f"cannot read the file: {error.strerror}", where) from None
+    try:
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = f"line {mark.line + 1}" if mark else ""
+        problem = " ".join(part for part in (error.context, error.problem) if part)
+        raise SegmentError(f"not valid YAML: {problem}", f"{where}: {line}" if line else where) from None
+    except yaml.YAMLError as error:
+        raise SegmentError(f"not valid YAML: {error}", where) from None
+    if data is None:
+        raise check.fail("", "the file is empty: expected name, description and rules")
+    top = check.mapping(data, "", ("name", "description", "rules"))
+    if "name" not in top:
+        raise check.fail("name", "missing: every segment names itself, matching its file name")
+    name = check.text(top["name"], "name")
+    if name != path.stem:
+        raise check.fail("name", f"{name!r} does not match the file name (expected {path.stem!r})")
+    description = check.text(top["description"], "description") if top.get("description") is not None else ""
+    return Segment(name=name, description=description, rules=_parse_rules(check, top.get("rules")), source=path)
+
+
+# --- finding segments ----------------------------------------------------------------------------
+
+
+def _directory(directory: Path | str | None) -> Path:
+    if directory is None:
+        from newsletter.resources import audiences_dir
+
+        try:
+            return audiences_dir()
+        except FileNotFoundError as error:
+            raise UserError(str(error), "audiences") from None
+    path = Path(directory)
+    if not path.is_dir():
+        raise UserError("no such folder", display_path(path))
+    return path
+
+
+def _files(directory: Path) -> dict[str, Path]:
+    files = {path.stem: path for path in sorted(directory.glob("*.yaml")) if path.is_file()}
+    for name, path in files.items():
+        if not _NAME.match(name):
+            raise SegmentError("a segment's file name is lowercase letters, digits, '-' and '_' (up to 100)",
+                               display_path(path))
+    if BUILTIN_ALL in files:
+        raise SegmentError(f"'{BUILTIN_ALL}' is the built-in segment (every active subscriber): rename this file",
+                        display_path(files[BUILTIN_ALL]))
+    return files
+
+
+def load_segment(name: str, directory: Path | str | None = None) -> Segment:
+    """The segment ``name``: ``all`` (built in) or ``<directory>/<name>.yaml``, validated.
+
+    Raises :class:`NotFound` listing the available segments when there is no such file.
+    """
+    folder = _directory(directory)
+    files = _files(folder)
+    if name == BUILTIN_ALL:
+        return ALL_SEGMENT
+    if not _NAME.match(name or "") or name not in files:
+        available = ", ".join([BUILTIN_ALL, *files])
+        raise NotFound(f"no segment named {name!r} (available: {available})", display_path(folder))
+    return _parse_file(files[name])
+
+
+def list_segments(directory: Path | str | None = None) -> list[Segment]:
+    """Every segment, ``all`` first then by name; a broken file raises its UserError."""
+    folder = _directory(directory)
+    return [ALL_SEGMENT, *(_parse_file(path) for path in _files(folder).values())]
+
+
+# --- compiling to SQL ----------------------------------------------------------------------------
+
+
+def _has_tag(tags: tuple[str, ...]) -> ColumnElement[bool]:
+    return exists().where(SubscriberTag.subscriber_id == Subscriber.id, SubscriberTag.tag.in_(tags))
+
+
+def _attribute(rule: AttributeRule) -> ColumnElement[bool]:
+    # ->> on PostgreSQL, JSON_EXTRACT on SQLite; as text on both (SQLite would return numbers as numbers).
+    value = cast(Subscriber.attributes[rule.key].as_string(), String)
+    tests = []
+    if rule.equals is not None:
+        tests.append(value == rule.equals)
+    if rule.one_of is not None:
+        tests.append(value.in_(rule.one_of))
+    if rule.exists is not None:
+        tests.append(value.is_not(None) if rule.exists else value.is_(None))
+    return and_(*tests)
+
+
+def _engaged(event_type: str, since: datetime, *, cta: bool = False) -> ColumnElement[bool]:
+    query = exists().where(
+        Event.subscriber_id == Subscriber.id,
+        Event.type == event_type,
+        Event.is_machine.is_(False),
+        Event.occurred_at >= since,
+    )
+    if cta:
+        query = query.where(CampaignLink.id == Event.link_id, CampaignLink.kind == CTA_LINK_KIND)
+    return query
+
+
+def segment_condition(segment: Segment, now: datetime | None = None) -> ColumnElement[bool]:
+    """A WHERE condition over ``Subscriber`` selecting the segment's members.
+
+    ``now`` (time-zone aware; default: the current time) anchors the engagement windows.
+    """
+    if now is None:
+        now = datetime.now(timezone.utc)
+    elif now.tzinfo is None:
+        raise ValueError("now must be time-zone aware")
+    rules = segment.rules
+    clauses: list[ColumnElement[bool]] = [
+        Subscriber.status == rules.status[0] if len(rules.status) == 1 else Subscriber.status.in_(rules.status)
+    ]
+    if rules.tags_any:
+        clauses.append(_has_tag(rules.tags_any))
+    clauses.extend(_has_tag((tag,)) for tag in rules.tags_all)
+    if rules.tags_none:
+        clauses.append(~_has_tag(rules.tags_none))
+    clauses.extend(_attribute(rule) for rule in rules.attributes)
+    if rules.joined_after is not None:
+        clauses.append(Subscriber.created_at >= rules.joined_after)
+    if rules.joined_before is not None:
+        clauses.append(Subscriber.created_at < rules.joined_before)
+    if rules.opened_within_days is not None:
+        clauses.append(_engaged(OPEN_EVENT, now - timedelta(days=rules.opened_within_days)))
+    if rules.clicked_within_days is not None:
+        clauses.append(_engaged(CLICK_EVENT, now - timedelta(days=rules.clicked_within_days)))
+    if rules.clicked_cta_within_days is not None:
+        clauses.append(_engaged(CLICK_EVENT, now - timedelta(days=rules.clicked_cta_within_days), cta=True))
+    return and_(*clauses)
+
+
+def segment_subscriber_ids(segment: Segment, now: datetime | None = None) -> Select[tuple[int]]:
+    """``SELECT subscribers.id WHERE <segment>``, ready for ``INSERT ... SELECT``."""
+    return select(Subscriber.id).where(segment_condition(segment, now))
+
+
+def count_segment(session: Session, segment: Segment, now: datetime | None = None) -> int:
+    """How many subscribers the segment selects right now."""
+    query = select(func.count()).select_from(Subscriber).where(segment_condition(segment, now))
+    return int(session.scalar(query) or 0)

@@ -1,0 +1,97 @@
+"""The command as people and scripts use it: real subprocesses, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(args: list[str], cwd: Path, env_extra: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
+    env.update(env_extra or {})
+    env["PYTHONPATH"] = str(REPO)
+    env["COLUMNS"] = "200"
+    return subprocess.run([sys.executable, "-m", "newsletter", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, db_url: str) -> tuple[Path, dict[str, str]]:
+    return tmp_path, {"NEWSLETTER_DATABASE_URL": db_url, "NEWSLETTER_SECRET_KEY": "cli-test-key"}
+
+
+def _json(result: subprocess.CompletedProcess):
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_full_flow_by_command_line(workdir, seed_article_path):
+    cwd, env = workdir
+    assert run(["init"], cwd, env).returncode == 0
+    article = _json(run(["article", "import", str(seed_article_path), "--json"], cwd, env))
+    csv = cwd / "people.csv"
+    csv.write_text("email,first_name,tags\nann@example.com,Ann,ketamine\nBOB@Example.com,Bob,\nnot-an-email,X,\n")
+    imported = run(["subscribers", "import", str(csv), "--tag", "newsletter", "--json"], cwd, env)
+    assert imported.returncode == 0, imported.stderr
+    report = json.loads(imported.stdout)
+    assert report["created"] == 2 and [r["line"] for r in report["rejected"]] == [4]
+    assert _json(run(["segment", "count", "all", "--json"], cwd, env)) == {"segment": "all", "count": 2}
+    created = _json(run(["campaign", "create", "--article", article["slug"], "--segment", "all", "--subject", "Hello", "--json"], cwd, env))
+    eml = cwd / "preview.eml"
+    assert run(["campaign", "preview", str(created["id"]), "--eml", str(eml)], cwd, env).returncode == 0
+    assert b"multipart/alternative" in eml.read_bytes()
+    sent = _json(run(["campaign", "send", str(created["id"]), "--json"], cwd, env))
+    assert sent["sent"] == 2 and sent["transport"] == "outbox"
+    status = _json(run(["campaign", "status", str(created["id"]), "--json"], cwd, env))
+    assert {k: status[k] for k in ("queued", "in_flight", "sent", "failed", "ambiguous", "suppressed")} == {
+        "queued": 0, "in_flight": 0, "sent": 2, "failed": 0, "ambiguous": 0, "suppressed": 0}
+    report = _json(run(["report", str(created["id"]), "--json"], cwd, env))
+    for key in ("campaign_id", "recipients", "sent", "failed", "delivered", "bounced", "opens", "clicks",
+                "unsubscribes", "complaints", "leads"):
+        assert key in report
+    assert set(report["opens"]) >= {"unique_human", "unique_machine", "total"}
+    assert set(report["clicks"]) >= {"unique", "total", "cta_unique"}
+    human = run(["report", str(created["id"])], cwd, env)
+    assert human.returncode == 0 and "Connect today" in human.stdout
+
+
+@pytest.mark.parametrize("args, where", [
+    (["campaign", "status", "999"], "campaign"),
+    (["article", "import", "missing.txt"], "missing.txt"),
+    (["segment", "count", "no-such-segment"], "no-such-segment"),
+    (["campaign", "schedule", "1", "--at", "tomorrow"], "--at"),
+])
+def test_user_mistakes_are_one_line_without_traceback(workdir, args, where):
+    cwd, env = workdir
+    result = run(args, cwd, env)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr and where in lines[0]
+
+
+def test_every_command_has_help(tmp_path):
+    for args in (["--help"], ["campaign", "send", "--help"], ["subscribers", "import", "--help"], ["demo", "--help"]):
+        result = run(args, tmp_path)
+        assert result.returncode == 0 and "Usage" in result.stdout
+
+
+def test_usage_error_exits_2(tmp_path):
+    assert run(["campaign", "send"], tmp_path).returncode == 2
+
+
+def test_demo_without_serving(tmp_path):
+    result = run(["demo", "--no-serve", "--dir", str(tmp_path / "demo")], tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "Sent" in result.stdout
+    outbox = list((tmp_path / "demo" / "outbox").glob("campaign-1/*.eml"))
+    assert len(outbox) >= 250
+    report = run(["report", "1", "--json"], tmp_path / "demo")
+    assert json.loads(report.stdout)["sent"] == len(outbox)

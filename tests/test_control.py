@@ -1,0 +1,98 @@
+"""Operator control on both stores: pause, resume, cancel, retry only the failures, resolve
+ambiguous rows — each checked from the recipients' side through the fake SendGrid."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from factories import add_subscribers
+from newsletter.campaigns import (
+    cancel, create_campaign, drain, import_article, ledger_counts, pause, resolve_ambiguous, resume, retry_failed,
+    send_campaign, start_sending,
+)
+from newsletter.db import models, session_scope
+from newsletter.delivery.dispatch import RetryPolicy
+from newsletter.errors import UserError
+
+NO_WAIT = RetryPolicy(max_attempts=3, base_seconds=0.01, cap_seconds=0.02)
+
+
+@pytest.fixture
+def sg_settings(settings, fake_sendgrid):
+    return settings.with_overrides(sendgrid_api_key=fake_sendgrid.api_key, sendgrid_host=fake_sendgrid.url,
+                                   sendgrid_timeout=1.0, batch_size=10)
+
+
+@pytest.fixture
+def campaign_id(engine, sg_settings, seed_article_path) -> int:
+    add_subscribers(engine, 30)
+    with session_scope(engine) as session:
+        slug = import_article(session, seed_article_path).row.slug
+        return create_campaign(session, sg_settings, article_slug=slug, segment="all").id
+
+
+def _counts(engine, campaign_id):
+    with session_scope(engine) as session:
+        return ledger_counts(session, campaign_id)
+
+
+def test_pause_stops_and_resume_finishes(engine, sg_settings, fake_sendgrid, campaign_id):
+    start_sending(engine, sg_settings, campaign_id)
+
+    def pause_after_first(result, total):
+        if result.batches == 1:
+            pause(engine, campaign_id)
+
+    first = drain(engine, sg_settings, campaign_id, on_batch=pause_after_first)
+    assert first.sent == 10 and _counts(engine, campaign_id)["queued"] == 20
+    with session_scope(engine) as session:
+        assert session.get(models.Campaign, campaign_id).status == "paused"
+    resume(engine, campaign_id)
+    rest = drain(engine, sg_settings, campaign_id)
+    assert rest.sent == 20
+    assert len(fake_sendgrid.received) == 30 and all(len(v) == 1 for v in fake_sendgrid.received.values())
+
+
+def test_cancel_sends_nothing_more(engine, sg_settings, fake_sendgrid, campaign_id):
+    start_sending(engine, sg_settings, campaign_id)
+    assert cancel(engine, campaign_id) == 30
+    summary = drain(engine, sg_settings, campaign_id)
+    assert summary.sent == 0 and fake_sendgrid.received == {}
+    with pytest.raises(UserError, match="cancelled"):
+        resume(engine, campaign_id)
+
+
+def test_retry_failed_resends_only_the_failures(engine, sg_settings, fake_sendgrid, campaign_id):
+    fake_sendgrid.plan(*[("status", 500)] * 3)  # the first batch gives up after 3 attempts
+    first = send_campaign(engine, sg_settings, campaign_id, retry=NO_WAIT)
+    assert first.failed == 10 and first.sent == 20
+    assert retry_failed(engine, campaign_id) == 10
+    again = drain(engine, sg_settings, campaign_id)
+    assert again.sent == 10
+    assert _counts(engine, campaign_id)["sent"] == 30
+    assert len(fake_sendgrid.received) == 30 and all(len(v) == 1 for v in fake_sendgrid.received.values())
+
+
+def test_slow_answer_is_ambiguous_until_the_operator_decides(engine, sg_settings, fake_sendgrid, campaign_id):
+    fake_sendgrid.plan(("delay", 2.5))  # past the 1 s timeout: SendGrid got it, we never heard back
+    first = send_campaign(engine, sg_settings, campaign_id, retry=NO_WAIT)
+    assert first.ambiguous == 10 and first.sent == 20
+    counts = _counts(engine, campaign_id)
+    assert counts["ambiguous"] == 10 and counts["sent"] == 20
+    import time
+    time.sleep(2)  # let the slow request land at the fake
+    assert all(len(v) == 1 for v in fake_sendgrid.received.values()) and len(fake_sendgrid.received) == 30
+    assert resolve_ambiguous(engine, campaign_id, resend=False) == 10
+    assert _counts(engine, campaign_id)["sent"] == 30
+
+
+def test_resend_ambiguous_on_the_operators_word(engine, sg_settings, fake_sendgrid, campaign_id):
+    fake_sendgrid.plan(("drop",))  # connection dropped before any answer: outcome unknown
+    first = send_campaign(engine, sg_settings, campaign_id, retry=NO_WAIT)
+    assert first.ambiguous == 10
+    assert resolve_ambiguous(engine, campaign_id, resend=True) == 10
+    again = drain(engine, sg_settings, campaign_id)
+    assert again.sent == 10 and _counts(engine, campaign_id)["sent"] == 30
+    with session_scope(engine) as session:
+        assert session.get(models.Campaign, campaign_id).status == "sent"

@@ -1,0 +1,143 @@
+"""Sending through SendGrid's official library to the local fake server (never the real API).
+
+The fake checks every request body (official schema when ../shared is present, its own
+essential rules always) and records what each recipient would receive, so "exactly once,
+personalised, with a working unsubscribe" is checked from the recipient's side.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+from starlette.testclient import TestClient
+
+from factories import add_subscribers, suppress
+from newsletter.campaigns import create_campaign, import_article, send_campaign
+from newsletter.db import models, session_scope
+from newsletter.delivery import SendGridTransport
+from newsletter.delivery.dispatch import RetryPolicy
+from newsletter.web import create_app
+
+NO_WAIT = RetryPolicy(max_attempts=4, base_seconds=0.01, cap_seconds=0.05)
+
+
+@pytest.fixture
+def sg_settings(settings, fake_sendgrid):
+    return settings.with_overrides(sendgrid_api_key=fake_sendgrid.api_key, sendgrid_host=fake_sendgrid.url,
+                                   sendgrid_timeout=2.0)
+
+
+def _campaign(engine, settings, seed_article_path) -> int:
+    with session_scope(engine) as session:
+        slug = import_article(session, seed_article_path).row.slug
+        return create_campaign(session, settings, article_slug=slug, segment="all").id
+
+
+def _ledger(engine, campaign_id) -> dict[str, str]:
+    with session_scope(engine) as session:
+        rows = session.execute(select(models.Subscriber.email, models.Delivery.status)
+                               .join(models.Delivery, models.Delivery.subscriber_id == models.Subscriber.id)
+                               .where(models.Delivery.campaign_id == campaign_id)).all()
+    return dict(rows)
+
+
+def test_five_thousand_recipients_each_exactly_once_personalised_with_working_unsubscribe(
+        engine, sg_settings, fake_sendgrid, seed_article_path):
+    add_subscribers(engine, 5000)
+    add_subscribers(engine, 10, status="unsubscribed", start=9000)
+    suppress(engine, "reader42@example.com", "bounced")
+    campaign_id = _campaign(engine, sg_settings, seed_article_path)
+    summary = send_campaign(engine, sg_settings, campaign_id)
+
+    assert summary.transport == "sendgrid" and summary.sent == 4999 and summary.failed == 0
+    assert len(fake_sendgrid.requests) == 5  # 1000 recipients per request
+    assert set(fake_sendgrid.received) == {f"reader{n}@example.com" for n in range(5000) if n != 42}
+    assert all(len(copies) == 1 for copies in fake_sendgrid.received.values())
+    with session_scope(engine) as session:
+        message_ids = set(session.scalars(select(models.Delivery.message_id).where(models.Delivery.campaign_id == campaign_id)))
+    assert len(message_ids) == 5 and None not in message_ids
+
+    ann = fake_sendgrid.received["reader7@example.com"][0]
+    assert "Hi Reader7," in ann.text and "Reader7" in ann.html and "%%" not in ann.html + ann.text
+    assert ann.custom_args == {"campaign_id": str(campaign_id), "delivery_id": ann.custom_args["delivery_id"]}
+    unsubscribe = ann.headers["List-Unsubscribe"]
+    assert ann.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    token = re.fullmatch(r"<https://news\.example\.test/u/([^>]+)>", unsubscribe).group(1)
+    assert token in ann.html and token in ann.text  # the same token drives the footer links
+    other = fake_sendgrid.received["reader8@example.com"][0]
+    assert token not in other.html
+
+    client = TestClient(create_app(sg_settings, engine))
+    answer = client.post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"}, follow_redirects=False)
+    assert answer.status_code == 200
+    with session_scope(engine) as session:
+        reader7 = session.scalar(select(models.Subscriber).where(models.Subscriber.email == "reader7@example.com"))
+        assert reader7.status == "unsubscribed"
+        assert session.scalar(select(models.Suppression).where(models.Suppression.email == "reader7@example.com"))
+
+
+def test_unsubscribed_after_ledger_is_left_out_at_dispatch(engine, sg_settings, fake_sendgrid, seed_article_path):
+    add_subscribers(engine, 30)
+    campaign_id = _campaign(engine, sg_settings, seed_article_path)
+    small = sg_settings.with_overrides(batch_size=10)
+    from newsletter.campaigns.send import start_sending
+    start_sending(engine, small, campaign_id)
+    with session_scope(engine) as session:
+        session.execute(models.Subscriber.__table__.update()
+                        .where(models.Subscriber.email == "reader25@example.com").values(status="unsubscribed"))
+    summary = send_campaign(engine, small, campaign_id)
+    assert summary.sent == 29 and summary.suppressed == 1
+    assert "reader25@example.com" not in fake_sendgrid.received
+    assert _ledger(engine, campaign_id)["reader25@example.com"] == "suppressed"
+
+
+def test_bad_key_pauses_with_nothing_marked_sent(engine, sg_settings, fake_sendgrid, seed_article_path):
+    add_subscribers(engine, 15)
+    campaign_id = _campaign(engine, sg_settings, seed_article_path)
+    fake_sendgrid.plan(("status", 401))
+    summary = send_campaign(engine, sg_settings, campaign_id)
+    assert summary.paused_reason and "key" in summary.paused_reason.lower()
+    assert set(_ledger(engine, campaign_id).values()) == {"queued"}
+    assert fake_sendgrid.received == {}
+    with session_scope(engine) as session:
+        assert session.get(models.Campaign, campaign_id).status == "paused"
+
+
+@pytest.mark.parametrize("fault", [("status", 500), ("status", 503), ("status", 429, {"X-RateLimit-Reset": "0"}), ("status", 429)])
+def test_retryable_answers_send_everyone_once(engine, sg_settings, fake_sendgrid, seed_article_path, fault):
+    add_subscribers(engine, 25)
+    campaign_id = _campaign(engine, sg_settings, seed_article_path)
+    fake_sendgrid.plan(fault, fault)
+    summary = send_campaign(engine, sg_settings, campaign_id, retry=NO_WAIT)
+    assert summary.sent == 25
+    assert all(len(v) == 1 for v in fake_sendgrid.received.values()) and len(fake_sendgrid.received) == 25
+
+
+def test_one_bad_recipient_fails_alone(engine, sg_settings, fake_sendgrid, seed_article_path):
+    add_subscribers(engine, 12)
+    campaign_id = _campaign(engine, sg_settings, seed_article_path)
+    fake_sendgrid.plan(("reject_email", "reader5@example.com"))
+    summary = send_campaign(engine, sg_settings, campaign_id, retry=NO_WAIT)
+    ledger = _ledger(engine, campaign_id)
+    assert summary.sent == 11 and summary.failed == 1
+    assert ledger["reader5@example.com"] == "failed"
+    assert "reader5@example.com" not in fake_sendgrid.received and len(fake_sendgrid.received) == 11
+
+
+def test_answer_lost_after_acceptance_is_ambiguous_not_resent(engine, sg_settings, fake_sendgrid, seed_article_path):
+    add_subscribers(engine, 8)
+    campaign_id = _campaign(engine, sg_settings, seed_article_path)
+    fake_sendgrid.plan(("drop_after_accept",))
+    summary = send_campaign(engine, sg_settings, campaign_id, retry=NO_WAIT)
+    assert summary.ambiguous == 8 and summary.sent == 0
+    assert set(_ledger(engine, campaign_id).values()) == {"ambiguous"}
+    assert all(len(v) == 1 for v in fake_sendgrid.received.values())  # delivered once, never again
+
+
+def test_transport_is_sendgrid_only_with_a_key(settings):
+    from newsletter.campaigns import make_transport
+
+    assert make_transport(settings).name == "outbox"
+    assert isinstance(make_transport(settings.with_overrides(sendgrid_api_key="SG.x")), SendGridTransport)

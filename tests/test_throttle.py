@@ -1,0 +1,91 @@
+"""Throttling: the pace in a process, the windows in the ledger, and slowing down on 429."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from factories import add_subscribers
+from newsletter.db import models, session_scope
+from newsletter.db.models import utcnow
+from newsletter.delivery.throttle import Limits, Throttle, ledger_window_count
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_pace_spaces_batches_by_the_rate():
+    clock = Clock()
+    throttle = Throttle(Limits(rate_per_second=100), clock=clock, sleep=clock.sleep)
+    for _ in range(3):
+        throttle.pace(50)
+    assert clock.slept == [0.5, 0.5]  # the first batch goes at once, then 50 / 100 s apart
+
+
+def test_unlimited_never_waits():
+    clock = Clock()
+    throttle = Throttle(Limits(), clock=clock, sleep=clock.sleep)
+    throttle.pace(1000)
+    throttle.pace(1000)
+    assert throttle.allowance(1000) == 1000 and clock.slept == []
+
+
+def test_429_halves_the_rate_and_clean_batches_recover_it():
+    throttle = Throttle(Limits(rate_per_second=100))
+    throttle.slow_down()
+    throttle.slow_down()
+    assert throttle.rate == 25
+    for _ in range(30):
+        throttle.recover()
+    assert throttle.rate == 100  # never above the configured rate
+
+
+def test_window_shrinks_the_batch_and_waits_when_full():
+    clock = Clock()
+    used = {"hour": 950}
+    throttle = Throttle(Limits(per_hour=1000), lambda window: used["hour"], clock=clock, sleep=clock.sleep,
+                        window_poll_seconds=60)
+    assert throttle.allowance(500) == 50
+    used["hour"] = 1000
+
+    def fall_out(seconds: float) -> None:
+        clock.sleep(seconds)
+        used["hour"] = 400  # an hour later, older sends have left the window
+
+    throttle.sleep = fall_out
+    assert throttle.allowance(500) == 500
+    assert clock.slept == [60]
+
+
+def test_windows_count_recent_sends_across_campaigns(engine):
+    ids = add_subscribers(engine, 6)
+    with session_scope(engine) as session:
+        article = models.Article(slug="a", title="A", source_format="text", content={}, content_hash="x")
+        session.add(article)
+        session.flush()
+        campaigns = []
+        for name in ("one", "two"):
+            campaign = models.Campaign(article_id=article.id, name=name, subject=name, segment="all", template="t", html="", text="")
+            session.add(campaign)
+            session.flush()
+            campaigns.append(campaign.id)
+        now = utcnow()
+        rows = [(campaigns[0], ids[0], "sent", now - timedelta(minutes=5)),
+                (campaigns[1], ids[1], "sent", now - timedelta(minutes=50)),
+                (campaigns[1], ids[2], "sent", now - timedelta(hours=3)),
+                (campaigns[0], ids[3], "in_flight", None),
+                (campaigns[0], ids[4], "queued", None),
+                (campaigns[1], ids[5], "failed", None)]
+        session.add_all(models.Delivery(campaign_id=c, subscriber_id=s, status=st, sent_at=at) for c, s, st, at in rows)
+    count = ledger_window_count(engine)
+    assert count(timedelta(hours=1)) == 3  # two sent in the hour, one in flight
+    assert count(timedelta(days=1)) == 4
