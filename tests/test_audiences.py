@@ -98,7 +98,6 @@ def test_own_format_imports_fields_tags_attributes_and_consent(engine, tmp_path)
     path = write(tmp_path, OWN_HEADER + ",State,Referred By\n"
                  "Ana.Costa@Example.com,Ana,Costa,america/new_york,en_us,Ketamine;depression| PTSD ,,2024-03-01,v2,OR,\n"
                  'ben@example.org,"Ben, Jr.",Baker,,,,clinic front desk,2024-05-06T07:08:09+02:00,,WA,Dr. Lee\n')
-    before = datetime.now(timezone.utc)
     report = import_subscribers(engine, path, progress=False)
     assert (report.created, report.updated, report.duplicates_merged, report.rejected, report.total_rows) == (2, 0, 0, [], 2)
     assert report.format == "newsletter"

@@ -96,6 +96,7 @@ def test_three_workers_one_killed_mid_send(pg_engine, pg_url, tmp_path, seed_art
         sent_emails = set(session.scalars(
             select(models.Subscriber.email).join(models.Delivery, models.Delivery.subscriber_id == models.Subscriber.id)
             .where(models.Delivery.campaign_id == campaign_id, models.Delivery.status == "sent")))
+    print(f"\nledger after one of three workers was killed: {counts}; SendGrid saw {len(seen)} addresses")
     assert counts["queued"] == 0 and counts["in_flight"] == 0
     assert counts["sent"] + counts["ambiguous"] + counts["failed"] + counts["suppressed"] == 20_000
     assert sent_emails <= set(seen), "the ledger says sent but SendGrid never got it"
