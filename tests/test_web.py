@@ -352,7 +352,14 @@ def test_outbox_viewer(client, settings, engine, world, token) -> None:  # type:
     assert f'href="/outbox/{world.campaign_id}/{world.d_ada}"' in listing.text
     message = client.get(f"/outbox/{world.campaign_id}/{world.d_ada}")
     assert message.status_code == 200 and "<iframe" in message.text and 'sandbox="' in message.text
-    assert f"{PUBLIC}/c/{token(world.d_ada)}/1" in message.text and "&lt;base target=&#34;_blank&#34;&gt;" in message.text
+    frame = f"/outbox/{world.campaign_id}/{world.d_ada}/html"
+    assert f'src="{frame}"' in message.text
+    email_html = client.get(frame)
+    assert email_html.status_code == 200 and email_html.headers["x-frame-options"] == "SAMEORIGIN"
+    assert "frame-ancestors 'self'" in email_html.headers["content-security-policy"]
+    assert "script-src" not in email_html.headers["content-security-policy"]  # default-src 'none' forbids scripts
+    assert f"{PUBLIC}/c/{token(world.d_ada)}/1" in email_html.text and '<base target="_blank">' in email_html.text
+    assert remote.get(frame).status_code == 404
     assert client.get(f"/outbox/{world.campaign_id}/999999").status_code == 404
     assert "No messages" in client.get("/outbox/424242").text
 

@@ -18,7 +18,10 @@ def print_report(console: Console, data: dict[str, Any]) -> None:
     table = Table("", "people", "rate", "machines", "raw events", title="Engagement (rates are of sent)", title_justify="left")
     table.add_row("recipients", str(data["recipients"]), "", "", "")
     table.add_row("sent", str(sent), "", "", "")
-    table.add_row("delivered", str(data["delivered"]), _rate(data["delivered"], sent), "", "")
+    if data["delivered"] or data["bounced"]:
+        table.add_row("delivered", str(data["delivered"]), _rate(data["delivered"], sent), "", "")
+    else:  # the outbox, or SendGrid's Event Webhook not (yet) heard from: unknown is not zero
+        table.add_row("delivered", "—", "no provider events yet", "", "")
     table.add_row("opened", str(data["opens"]["unique_human"]), _rate(data["opens"]["unique_human"], sent),
                   str(data["opens"]["unique_machine"]), str(data["opens"]["total"]))
     table.add_row("clicked", str(data["clicks"]["unique"]), _rate(data["clicks"]["unique"], sent),

@@ -55,6 +55,7 @@ ROUTES = [
     Route("/demo/booking", pages.demo_booking, methods=_GET),
     Route("/outbox/{campaign_id:int}", pages.outbox_campaign, methods=_GET),
     Route("/outbox/{campaign_id:int}/{delivery_id:int}", pages.outbox_message, methods=_GET),
+    Route("/outbox/{campaign_id:int}/{delivery_id:int}/html", pages.outbox_message_html, methods=_GET),
 ]
 
 _ERRORS = {

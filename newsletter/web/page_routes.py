@@ -19,6 +19,9 @@ from newsletter.web.outbox import list_messages, read_message
 EMAIL_CSP = ("default-src 'none'; img-src http: https: data:; style-src 'unsafe-inline' http: https:; "
              "font-src http: https: data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
 OUTBOX_CSP = EMAIL_CSP.replace("form-action 'none'", "form-action 'self'; frame-src 'self'")
+#: The outbox's email itself is framed by our own viewer page, and only by it.
+FRAMED_EMAIL_HEADERS = {"Content-Security-Policy": EMAIL_CSP.replace("frame-ancestors 'none'", "frame-ancestors 'self'"),
+                        "X-Frame-Options": "SAMEORIGIN", **PRIVATE_HEADERS}
 
 _PIXEL_IMG = re.compile(r"""<img\b[^>]*?/o/%%token%%\.gif[^>]*>""", re.IGNORECASE)
 _PIXEL_URL = re.compile(r"""[^\s"'()<>]*/o/%%token%%\.gif""")
@@ -123,7 +126,17 @@ def outbox_message(request: Request) -> Response:
     found = read_message(state(request).settings.outbox_dir, campaign_id, delivery_id)
     if found is None:
         raise HTTPException(404)
-    summary, html = found
-    # The iframe's srcdoc inherits this page's CSP, so the email's remote images may load.
+    summary, _html = found
     return render(request, "outbox_message.html", headers={"Content-Security-Policy": OUTBOX_CSP},
-                  title=f"Outbox: {summary.subject}", campaign_id=campaign_id, message=summary, html=html)
+                  title=f"Outbox: {summary.subject}", campaign_id=campaign_id, message=summary)
+
+
+def outbox_message_html(request: Request) -> Response:
+    """The email's HTML alone, for the viewer's iframe. A separate URL rather than ``srcdoc``:
+    Chromium leaves a srcdoc frame blank under the viewer page's strict CSP."""
+    _outbox_only(request)
+    found = read_message(state(request).settings.outbox_dir, request.path_params["campaign_id"],
+                         request.path_params["delivery_id"])
+    if found is None:
+        raise HTTPException(404)
+    return HTMLResponse(found[1], headers=FRAMED_EMAIL_HEADERS)
