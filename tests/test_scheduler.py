@@ -137,3 +137,18 @@ def test_send_time_needs_a_zone():
 def test_past_time_is_refused(engine, settings, campaign_id):
     with pytest.raises(UserError, match="in the past"):
         schedule_campaign(engine, settings, campaign_id, utcnow() - timedelta(minutes=1), "UTC")
+
+
+def test_scheduler_steps_down_when_its_lock_connection_dies(engine, settings, campaign_id):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the leadership lock exists on PostgreSQL only")
+    daemon = Daemon(settings)
+    with daemon:
+        def holder() -> int | None:
+            with engine.connect() as conn:
+                return conn.execute(text("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted")).scalar()
+
+        assert _wait_for(lambda: holder() is not None)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": holder()})
+        assert _wait_for(lambda: not daemon.thread.is_alive())

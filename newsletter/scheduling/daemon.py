@@ -60,7 +60,20 @@ def reconcile(engine: Engine, settings: Settings, scheduler: BlockingScheduler) 
             mark_missed(engine, campaign_id, settings.schedule_grace_seconds)
 
 
-def build_scheduler(engine: Engine, settings: Settings) -> BlockingScheduler:
+def still_leader(lock, stop: threading.Event) -> None:  # type: ignore[no-untyped-def]
+    """If the connection holding the advisory lock is gone, so is the lock: a standby may already
+    be active. Step down at once rather than risk firing a campaign twice."""
+    if lock is None:
+        return
+    try:
+        lock.execute(text("SELECT 1"))
+        lock.commit()
+    except Exception:  # any failure means the lock can no longer be trusted
+        log.error("lost the connection holding the scheduler lock; stepping down")
+        stop.set()
+
+
+def build_scheduler(engine: Engine, settings: Settings, lock=None, stop: threading.Event | None = None) -> BlockingScheduler:  # type: ignore[no-untyped-def]
     scheduler = BlockingScheduler(
         jobstores={"default": job_store(engine), "memory": MemoryJobStore()},
         executors={"default": ThreadPoolExecutor(4)},
@@ -76,6 +89,9 @@ def build_scheduler(engine: Engine, settings: Settings) -> BlockingScheduler:
     # The heartbeat wakes the scheduler so jobs written by other processes (the CLI) are seen.
     scheduler.add_job(reconcile, "interval", seconds=HEARTBEAT_SECONDS, args=[engine, settings, scheduler],
                       id="heartbeat", jobstore="memory", replace_existing=True)
+    if lock is not None and stop is not None:
+        scheduler.add_job(still_leader, "interval", seconds=HEARTBEAT_SECONDS, args=[lock, stop],
+                          id="leadership", jobstore="memory", replace_existing=True)
     return scheduler
 
 
@@ -87,7 +103,7 @@ def run_scheduler(settings: Settings, stop: threading.Event | None = None) -> No
     lock = _hold_leadership(engine, stop)
     if stop.is_set():
         return
-    scheduler = build_scheduler(engine, settings)
+    scheduler = build_scheduler(engine, settings, lock, stop)
     watcher = threading.Thread(target=lambda: (stop.wait(), scheduler.shutdown(wait=True)), daemon=True)
     watcher.start()
     try:
@@ -106,6 +122,8 @@ def _release(lock) -> None:  # type: ignore[no-untyped-def]
     try:
         lock.execute(text("SELECT pg_advisory_unlock_all()"))
         lock.commit()
+    except Exception:  # the connection is already gone, and the lock with it
+        log.debug("lock connection already closed")
     finally:
         lock.invalidate()
         lock.close()
