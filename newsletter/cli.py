@@ -239,12 +239,44 @@ def _progress_callback(show: bool):  # type: ignore[no-untyped-def]
     return progress, update
 
 
+ForceOpt = Annotated[bool, typer.Option("--force", help="Go ahead although a preflight check fails (recorded on the campaign).")]
+
+
+def _gate(engine, settings: Settings, campaign_id: int, force: bool) -> None:  # type: ignore[no-untyped-def]
+    """Preflight before anything leaves: a failing check stops the command unless --force."""
+    import getpass
+
+    from newsletter.db import session_scope
+    from newsletter.preflight import ensure_preflight_passes
+
+    with session_scope(engine) as session:
+        report = ensure_preflight_passes(session, settings, campaign_id, force=force, operator=getpass.getuser())
+    for check in report.failed:
+        err.print(f"[yellow]preflight {check.name} failed, overridden with --force:[/] {check.reason}", highlight=False)
+
+
+@campaign_app.command("preflight")
+def campaign_preflight(
+    campaign_id: Annotated[int, typer.Argument(help="Campaign id.")],
+    screenshots: Annotated[Optional[Path], typer.Option("--screenshots", help="Save preflight-375.png and preflight-600.png here.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the exact message a sample subscriber would get: spam score, size, headers, footer, links, phone rendering."""
+    from newsletter.preflight import preflight_command
+
+    settings = _settings()
+    raise typer.Exit(preflight_command(_engine(settings), settings, campaign_id, as_json=as_json,
+                                       screenshots=screenshots, console=out))
+
+
 @campaign_app.command("send")
-def campaign_send(campaign_id: Annotated[int, typer.Argument(help="Campaign id.")], as_json: JsonOpt = False) -> None:
-    """Send now: build the ledger, then dispatch batches (outbox unless SENDGRID_API_KEY is set)."""
+def campaign_send(campaign_id: Annotated[int, typer.Argument(help="Campaign id.")], force: ForceOpt = False,
+                  as_json: JsonOpt = False) -> None:
+    """Send now (after preflight): build the ledger, then dispatch batches (outbox unless SENDGRID_API_KEY is set)."""
     from newsletter.campaigns import send_campaign
 
     settings = _settings()
+    _gate(_engine(settings), settings, campaign_id, force)
     progress, update = _progress_callback(not as_json and err.is_terminal)
     if progress:
         progress.start()
@@ -366,15 +398,18 @@ def campaign_schedule(
     campaign_id: Annotated[int, typer.Argument(help="Campaign id.")],
     at: Annotated[str, typer.Option("--at", help="ISO 8601 time with offset, e.g. 2026-12-01T09:00-08:00.")],
     tz: Annotated[Optional[str], typer.Option("--tz", help="IANA zone for a time given without offset.")] = None,
+    force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Schedule a send; `python scheduler.py` (or `newsletter scheduler`) fires it."""
+    """Schedule a send (after preflight); `python scheduler.py` (or `newsletter scheduler`) fires it."""
     from newsletter.campaigns import parse_send_time
     from newsletter.scheduling import schedule_campaign
 
     settings = _settings()
     when, zone = parse_send_time(at, tz)
-    schedule_campaign(_engine(settings), settings, campaign_id, when, zone)
+    engine = _engine(settings)
+    _gate(engine, settings, campaign_id, force)
+    schedule_campaign(engine, settings, campaign_id, when, zone)
     data = {"campaign_id": campaign_id, "scheduled_at": when.isoformat(), "timezone": zone, "status": "scheduled"}
     if as_json:
         _print_json(data)

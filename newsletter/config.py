@@ -47,6 +47,7 @@ ENV_VARS: dict[str, tuple[str, type]] = {
     "NEWSLETTER_LIMIT_PER_DAY": ("limit_per_day", int),
     "NEWSLETTER_LEASE_SECONDS": ("lease_seconds", float),
     "NEWSLETTER_WORKER_POLL_SECONDS": ("worker_poll_seconds", float),
+    "NEWSLETTER_SPAMD_HOST": ("spamd_host", str),
 }
 
 _SECRET_FIELDS = {"sendgrid_api_key", "secret_key"}
@@ -81,6 +82,7 @@ class Settings:
     limit_per_day: int | None = None
     lease_seconds: float = 600.0  # an in-flight batch older than this belonged to a dead worker
     worker_poll_seconds: float = 2.0
+    spamd_host: str | None = None  # a local spamd (started with --local) for preflight; else spamassassin -L -t
 
     @property
     def transport_name(self) -> str:

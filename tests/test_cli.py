@@ -24,7 +24,8 @@ def run(args: list[str], cwd: Path, env_extra: dict[str, str] | None = None, tim
 
 @pytest.fixture
 def workdir(tmp_path: Path, db_url: str) -> tuple[Path, dict[str, str]]:
-    return tmp_path, {"NEWSLETTER_DATABASE_URL": db_url, "NEWSLETTER_SECRET_KEY": "cli-test-key"}
+    return tmp_path, {"NEWSLETTER_DATABASE_URL": db_url, "NEWSLETTER_SECRET_KEY": "cli-test-key",
+                      "NEWSLETTER_PUBLIC_URL": "https://news.example.test"}
 
 
 def _json(result: subprocess.CompletedProcess):
@@ -75,6 +76,26 @@ def test_user_mistakes_are_one_line_without_traceback(workdir, args, where):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr and where in lines[0]
+
+
+def test_send_is_gated_by_preflight_unless_forced(workdir, seed_article_path):
+    cwd, env = workdir
+    env = {**env, "NEWSLETTER_PUBLIC_URL": "http://127.0.0.1:8000"}  # List-Unsubscribe must be https
+    article = _json(run(["article", "import", str(seed_article_path), "--json"], cwd, env))
+    csv = cwd / "people.csv"
+    csv.write_text("email,first_name\nann@example.com,Ann\n")
+    assert run(["subscribers", "import", str(csv)], cwd, env).returncode == 0
+    created = _json(run(["campaign", "create", "--article", article["slug"], "--segment", "all", "--json"], cwd, env))
+    refused = run(["campaign", "send", str(created["id"])], cwd, env)
+    assert refused.returncode == 1 and "preflight failed" in refused.stderr and "Traceback" not in refused.stderr
+    assert _json(run(["campaign", "status", str(created["id"]), "--json"], cwd, env))["sent"] == 0
+    forced = run(["campaign", "send", str(created["id"]), "--force", "--json"], cwd, env)
+    assert forced.returncode == 0, forced.stderr
+    assert "overridden with --force" in forced.stderr and json.loads(forced.stdout)["sent"] == 1
+    from newsletter.db import make_engine, models, session_scope
+
+    with session_scope(make_engine(env["NEWSLETTER_DATABASE_URL"])) as session:
+        assert "mime" in session.get(models.Campaign, created["id"]).forced_by
 
 
 def test_every_command_has_help(tmp_path):

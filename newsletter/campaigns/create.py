@@ -20,6 +20,22 @@ from newsletter.errors import NotFound, UserError
 from newsletter.render import Brand, render_campaign
 
 MAX_SUBJECT = 200
+GOOD_SUBJECT = 80  # preflight fails a subject this long: inboxes cut it off
+
+
+def default_subject(article: Article) -> str:
+    """The title, or its part before a colon when the whole is too long for an inbox line.
+
+    "The Emergence of Ketamine Assisted Psychotherapy: Transforming Mental Health Treatment" is
+    86 characters; its main clause says it all in 48.
+    """
+    title = " ".join(article.title.split())
+    if len(title) < GOOD_SUBJECT:
+        return title
+    head = title.split(":", 1)[0].strip()
+    if ":" in title and 20 <= len(head) < GOOD_SUBJECT:
+        return head
+    return title[: GOOD_SUBJECT - 1].rsplit(" ", 1)[0].rstrip(",;:-–") + "…"
 
 
 def brand_from_settings(settings: Settings) -> Brand:
@@ -72,7 +88,7 @@ def create_campaign(
     article_row = get_article(session, article_slug)
     load_segment(segment, settings.audiences_dir)  # fail now, naming the segment, not at send time
     article = Article.from_dict(article_row.content)
-    subject = _check_subject(subject if subject is not None else article.title)
+    subject = _check_subject(subject if subject is not None else default_subject(article))
     preheader = " ".join((preheader if preheader is not None else default_preheader(article)).split())
     rendered = render_campaign(article, brand_from_settings(settings), subject=subject, preheader=preheader,
                                template=template, templates_dir=_templates_dir(settings))
