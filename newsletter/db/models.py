@@ -179,7 +179,7 @@ class Delivery(Base):
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(16), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    batch_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    batch_key: Mapped[str | None] = mapped_column(String(64))  # which claim took the row; never searched
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     message_id: Mapped[str | None] = mapped_column(String(200))

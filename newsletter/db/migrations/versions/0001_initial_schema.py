@@ -135,7 +135,6 @@ def upgrade() -> None:
     sa.UniqueConstraint('campaign_id', 'subscriber_id', name='uq_deliveries_campaign_subscriber')
     )
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_deliveries_batch_key'), ['batch_key'], unique=False)
         batch_op.create_index('ix_deliveries_campaign_status', ['campaign_id', 'status', 'id'], unique=False)
         batch_op.create_index('ix_deliveries_subscriber', ['subscriber_id'], unique=False)
         batch_op.create_index('ix_deliveries_status_sent_at', ['status', 'sent_at'], unique=False)
@@ -207,7 +206,6 @@ def downgrade() -> None:
         batch_op.drop_index('ix_deliveries_status_sent_at')
         batch_op.drop_index('ix_deliveries_subscriber')
         batch_op.drop_index('ix_deliveries_campaign_status')
-        batch_op.drop_index(batch_op.f('ix_deliveries_batch_key'))
 
     op.drop_table('deliveries')
     with op.batch_alter_table('campaign_links', schema=None) as batch_op:
