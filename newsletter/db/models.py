@@ -25,7 +25,12 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Attributes are parsed once on write as JSONB on PostgreSQL (segment rules read them per row);
+# plain JSON text on SQLite.
+JSONB_ON_POSTGRES = JSON().with_variant(JSONB(), "postgresql")
 
 # BigInteger ids on PostgreSQL (a million-recipient ledger outgrows nothing soon), plain INTEGER on
 # SQLite so the id stays the rowid alias and autoincrements.
@@ -82,7 +87,7 @@ class Subscriber(Base):
     last_name: Mapped[str | None] = mapped_column(String(200))
     timezone: Mapped[str | None] = mapped_column(String(64))  # IANA name
     locale: Mapped[str | None] = mapped_column(String(35))  # BCP 47
-    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONB_ON_POSTGRES, default=dict)
     status: Mapped[str] = mapped_column(String(16), default="active")
     consent_source: Mapped[str | None] = mapped_column(String(100))
     consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -195,7 +200,9 @@ class Event(Base):
     __tablename__ = "events"
     __table_args__ = (
         Index("ix_events_campaign_type", "campaign_id", "type", "is_machine"),
-        Index("ix_events_subscriber_type_time", "subscriber_id", "type", "occurred_at"),
+        # Segment engagement rules: "a human open/click since T" answered from the index alone.
+        Index("ix_events_subscriber_type_machine_time", "subscriber_id", "type", "is_machine", "occurred_at",
+              postgresql_include=["link_id"]),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -106,6 +106,7 @@ def claim_batch(engine: Engine, campaign_id: int, size: int, worker_id: str, lea
             .values(status="in_flight", claimed_by=worker_id, batch_key=batch_key, attempts=D.attempts + 1,
                     lease_until=now + timedelta(seconds=lease_seconds), updated_at=now)
             .returning(D.id)
+            .execution_options(synchronize_session=False)  # no ORM objects to keep in step
         )
         return sorted(result.scalars().all())
 
@@ -126,7 +127,8 @@ def load_batch(session: Session, delivery_ids: Sequence[int]) -> tuple[list[Ledg
 
 def _mark(session: Session, ids: Sequence[int], **values: object) -> None:
     if ids:
-        session.execute(update(D).where(D.id.in_(list(ids))).values(updated_at=utcnow(), lease_until=None, **values))
+        session.execute(update(D).where(D.id.in_(list(ids))).values(updated_at=utcnow(), lease_until=None, **values)
+                        .execution_options(synchronize_session=False))
 
 
 def record_outcome(engine: Engine, outcome: BatchOutcome) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 
 
@@ -42,7 +43,7 @@ def upgrade() -> None:
     sa.Column('last_name', sa.String(length=200), nullable=True),
     sa.Column('timezone', sa.String(length=64), nullable=True),
     sa.Column('locale', sa.String(length=35), nullable=True),
-    sa.Column('attributes', sa.JSON(), nullable=False),
+    sa.Column('attributes', sa.JSON().with_variant(postgresql.JSONB(), 'postgresql'), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('consent_source', sa.String(length=100), nullable=True),
     sa.Column('consent_at', sa.DateTime(timezone=True), nullable=True),
@@ -164,7 +165,8 @@ def upgrade() -> None:
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.create_index('ix_events_campaign_type', ['campaign_id', 'type', 'is_machine'], unique=False)
         batch_op.create_index(batch_op.f('ix_events_delivery_id'), ['delivery_id'], unique=False)
-        batch_op.create_index('ix_events_subscriber_type_time', ['subscriber_id', 'type', 'occurred_at'], unique=False)
+        batch_op.create_index('ix_events_subscriber_type_machine_time', ['subscriber_id', 'type', 'is_machine', 'occurred_at'],
+                              unique=False, postgresql_include=['link_id'])
 
     op.create_table('leads',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -197,7 +199,7 @@ def downgrade() -> None:
 
     op.drop_table('leads')
     with op.batch_alter_table('events', schema=None) as batch_op:
-        batch_op.drop_index('ix_events_subscriber_type_time')
+        batch_op.drop_index('ix_events_subscriber_type_machine_time')
         batch_op.drop_index(batch_op.f('ix_events_delivery_id'))
         batch_op.drop_index('ix_events_campaign_type')
 

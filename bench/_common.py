@@ -1,0 +1,362 @@
+"""Shared helpers for the benchmarks: machine description, a throw-away store, peak RSS, phases.
+
+Not a test and not part of the package. Each benchmark script runs its measured work in child
+processes (``python bench/X.py --phase NAME ...``) so each phase's peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parent
+for extra in (str(REPO_DIR), str(REPO_DIR / "tests"), str(BENCH_DIR)):
+    if extra not in sys.path:
+        sys.path.insert(0, extra)
+
+PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/newsletter_bench"
+FORBIDDEN_DB = ("test", "postgres", "template0", "template1")
+SECRET = "bench-secret-key-not-for-production"
+PUBLIC_URL = "https://news.example.test"
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def base_parser(description: str, default_n: int = 1_000_000) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    p.add_argument("--recipients", "-n", type=int, default=default_n, help="size (default %(default)s)")
+    p.add_argument("--pg-url", default=PG_DEFAULT, help="PostgreSQL URL of the bench database (created and dropped)")
+    p.add_argument("--keep", action="store_true", help="keep the store and temp files (for inspection)")
+    p.add_argument("--json", dest="json_out", help="also write the results as JSON to this file")
+    # internal: phases run as child processes
+    p.add_argument("--phase", help=argparse.SUPPRESS)
+    p.add_argument("--state", help=argparse.SUPPRESS)
+    return p
+
+
+# --------------------------------------------------------------------------- the machine
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _ram_gib() -> float:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 1024 / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def pg_server_version(url: str = PG_DEFAULT) -> str:
+    try:
+        import psycopg
+
+        with psycopg.connect(_libpq_dsn(url, "postgres"), connect_timeout=3) as conn:
+            return conn.execute("SHOW server_version").fetchone()[0]
+    except Exception as error:  # noqa: BLE001 - a description, not a failure
+        return f"unavailable ({type(error).__name__})"
+
+
+def machine_info(pg_url: str = PG_DEFAULT) -> dict[str, Any]:
+    import sqlalchemy
+
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "ram_gib": round(_ram_gib(), 1),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "postgresql": pg_server_version(pg_url),
+        "sqlalchemy": sqlalchemy.__version__,
+        "os": f"{platform.system()} {platform.release()}",
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "commit": _git_commit(),
+    }
+
+
+def _git_commit() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_DIR, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "newsletter"], cwd=REPO_DIR, capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+        return head + (" + uncommitted changes in newsletter/" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def print_machine(console, info: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+    console.print(
+        f"[bold]machine[/]: {info['cpu']}, {info['cores']} cores, {info['ram_gib']} GiB RAM; "
+        f"Python {info['python']}, SQLite {info['sqlite']}, PostgreSQL {info['postgresql']}, "
+        f"SQLAlchemy {info['sqlalchemy']}; {info['os']}; {info['date']}; "
+        f"load average at start {info['loadavg_at_start']}; code {info.get('commit')}"
+    )
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    """ru_maxrss is KiB on Linux."""
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
+# --------------------------------------------------------------------------- a throw-away store
+
+
+def _libpq_dsn(url: str, database: str | None = None) -> str:
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    parts = [f"host={u.host or '127.0.0.1'}", f"port={u.port or 5432}", f"user={u.username or 'postgres'}",
+             f"dbname={database or u.database}"]
+    if u.password:
+        parts.append(f"password={u.password}")
+    return " ".join(parts)
+
+
+def _check_bench_name(name: str) -> None:
+    if not name or name in FORBIDDEN_DB or name.startswith("newsletter_test"):
+        raise SystemExit(f"refusing to create/drop database {name!r}: use a bench database")
+
+
+def pg_recreate(url: str) -> None:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database
+    _check_bench_name(name)
+    with psycopg.connect(_libpq_dsn(url, "postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def pg_drop(url: str) -> None:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database
+    _check_bench_name(name)
+    with psycopg.connect(_libpq_dsn(url, "postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def bench_store(kind: str, pg_url: str, keep: bool = False, prefix: str = "nlbench-") -> Iterator[tuple[str, Path]]:
+    """Yields (database URL, temp dir). Empty and unmigrated; removed afterwards unless ``keep``."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        if kind == "sqlite":
+            yield f"sqlite:///{tmp / 'bench.db'}", tmp
+        else:
+            pg_recreate(pg_url)
+            try:
+                yield pg_url, tmp
+            finally:
+                if not keep:
+                    pg_drop(pg_url)
+    finally:
+        if not keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def db_size_mb(url: str) -> float:
+    if url.startswith("sqlite"):
+        path = Path(url.split("///", 1)[1])
+        return sum(p.stat().st_size for p in path.parent.glob(path.name + "*")) / 1e6
+    import psycopg
+
+    with psycopg.connect(_libpq_dsn(url)) as conn:
+        return conn.execute("SELECT pg_database_size(current_database())").fetchone()[0] / 1e6
+
+
+# --------------------------------------------------------------------------- phases
+
+
+def run_phase(script: Path, phase: str, state: dict[str, Any], state_dir: Path, *, log_prefix: str = "") -> dict[str, Any]:
+    """Run ``script --phase phase`` in a child process; it writes its results as JSON."""
+    state_file = state_dir / f"state-{phase}.json"
+    out_file = state_dir / f"result-{phase}.json"
+    state = dict(state, result_file=str(out_file))
+    state_file.write_text(json.dumps(state))
+    started = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    proc = subprocess.run([sys.executable, str(script), "--phase", phase, "--state", str(state_file)],
+                          cwd=str(state_dir))
+    if proc.returncode != 0:
+        raise SystemExit(f"{log_prefix}phase {phase} failed with exit code {proc.returncode}")
+    result = json.loads(out_file.read_text())
+    result.setdefault("phase_wall_s", round(time.perf_counter() - started, 2))
+    result["loadavg_1min_before_after"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    return result
+
+
+def load_state(path: str) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())
+
+
+def write_result(state: dict[str, Any], result: dict[str, Any]) -> None:
+    result.setdefault("peak_rss_mb", round(peak_rss_mb(), 1))
+    Path(state["result_file"]).write_text(json.dumps(result, indent=1, default=str))
+
+
+# --------------------------------------------------------------------------- the fake SendGrid, in its own process
+
+
+class FakeProcess:
+    """``bench/fake_sendgrid_server.py`` in a child process: ``url``, ``stats()``, ``reset()``, ``stop()``."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(BENCH_DIR / "fake_sendgrid_server.py")],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        hello = json.loads(self.proc.stdout.readline())
+        self.url: str = hello["url"]
+        self.api_key: str = hello["api_key"]
+        self.pid: int = self.proc.pid
+
+    def _ask(self, command: str) -> dict[str, Any]:
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def stats(self) -> dict[str, Any]:
+        return self._ask("stats")
+
+    def reset(self) -> dict[str, Any]:
+        return self._ask("reset")
+
+    def stop(self) -> dict[str, Any]:
+        try:
+            final = self._ask("quit")
+        finally:
+            self.proc.wait(timeout=30)
+        return final
+
+    def __enter__(self) -> "FakeProcess":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.stop()
+            except Exception:  # noqa: BLE001
+                self.proc.kill()  # our own child, by handle
+                self.proc.wait()
+
+
+def fmt_rate(n: float) -> str:
+    return f"{n:,.0f}"
+
+
+# --------------------------------------------------------------------------- fast bulk loading (set-up, not the product's path)
+
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite DateTime storage format
+    return value
+
+
+def bulk_load(url: str, table: str, columns: list[str], rows: Iterator[tuple[Any, ...]], chunk: int = 50_000,
+              advance=None) -> int:  # type: ignore[no-untyped-def]
+    """COPY on PostgreSQL, executemany on SQLite. Values: str/int/bool/None/aware datetime/JSON text."""
+    n = 0
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1]
+        conn = sqlite3.connect(path)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=OFF")
+            sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+            batch: list[tuple[Any, ...]] = []
+            for row in rows:
+                batch.append(tuple(_sqlite_value(v) for v in row))
+                if len(batch) >= chunk:
+                    conn.executemany(sql, batch)
+                    conn.commit()
+                    n += len(batch)
+                    if advance:
+                        advance(len(batch))
+                    batch = []
+            if batch:
+                conn.executemany(sql, batch)
+                conn.commit()
+                n += len(batch)
+                if advance:
+                    advance(len(batch))
+        finally:
+            conn.close()
+        return n
+    import psycopg
+
+    with psycopg.connect(_libpq_dsn(url)) as conn:
+        with conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+                n += 1
+                if advance and n % chunk == 0:
+                    advance(chunk)
+        conn.commit()
+    if advance and n % chunk:
+        advance(n % chunk)
+    return n
+
+
+def analyze(url: str) -> None:
+    """PostgreSQL only: autovacuum would get there; do it now so plans are stable."""
+    if url.startswith("postgresql"):
+        import psycopg
+
+        with psycopg.connect(_libpq_dsn(url), autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+
+
+def reset_pg_sequences(url: str, tables: list[str]) -> None:
+    """After COPY with explicit ids: move each table's id sequence past the highest id."""
+    if url.startswith("postgresql"):
+        import psycopg
+
+        with psycopg.connect(_libpq_dsn(url), autocommit=True) as conn:
+            for t in tables:
+                conn.execute(f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), COALESCE((SELECT max(id) FROM {t}), 1))")
+
+
+def progress_bar(console=None):  # type: ignore[no-untyped-def]
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=console, refresh_per_second=2)

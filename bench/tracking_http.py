@@ -1,0 +1,331 @@
+"""Benchmark: the open pixel and the click redirect over HTTP, with wrk, against uvicorn on
+127.0.0.1, as a ratio to a bare ASGI endpoint served the same way in the same run.
+
+    python bench/tracking_http.py --db sqlite
+    python bench/tracking_http.py --db postgresql
+    python bench/tracking_http.py --db sqlite --duration 20 --connections 32
+    python bench/tracking_http.py --db sqlite --profile      # cProfile of the per-request work, in process
+
+Needs ``wrk`` (Debian package ``wrk``). Phases, each in its own child process:
+
+1. setup: a store with ``--recipients`` deliveries (default 20,000) of one campaign, sent a day
+   ago, with its links; the signed tokens are written to a wrk Lua script that walks them
+   (each request a different reader: no cache helps).
+2. serve, three times, one after the other: a bare ASGI callable answering the 42-byte GIF
+   (the ceiling of uvicorn + h11 on this machine), then the real app (``create_app``) for
+   ``GET /o/{token}.gif`` and for ``GET /c/{token}/1`` (an article link: 302). Same uvicorn
+   settings each time (one process, no access log, ``--http h11 --loop asyncio``: uvloop and
+   httptools are not dependencies of the project). A small ASGI wrapper counts the responses
+   the server finished, so "events stored == requests answered" is checked exactly (wrk's own
+   count misses the requests in flight when it stops).
+
+wrk runs with ``-t1 -c{connections} -d{duration}s`` and a browser's User-Agent and
+Accept-Language, on the same 2 cores as the server: the figures are for this machine only, and
+the ratio is what carries over.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import json
+import pstats
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as c  # noqa: E402
+
+SCRIPT = Path(__file__).resolve()
+BROWSER = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+           "Version/17.4 Safari/605.1.15")
+PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002014400" "3b")
+STATS_PATH = "/__bench_stats"
+
+
+def _settings(state: dict):  # type: ignore[no-untyped-def]
+    from newsletter.config import Settings
+
+    return Settings(database_url=state["url"], secret_key=c.SECRET, public_url=c.PUBLIC_URL,
+                    outbox_dir=str(Path(state["tmp"]) / "outbox"))
+
+
+# --------------------------------------------------------------------------- phase: setup
+
+
+def phase_setup(state: dict) -> dict:
+    import datetime as dt
+
+    from newsletter.db import make_engine, models, session_scope, upgrade
+    from newsletter.tracking import TokenSigner
+
+    n, url = state["n"], state["url"]
+    engine = make_engine(url)
+    upgrade(engine)
+    now = dt.datetime.now(dt.timezone.utc)
+    with session_scope(engine) as s:
+        article = models.Article(slug="bench", title="Bench", source_format="text", content={}, content_hash="0" * 64)
+        s.add(article)
+        s.flush()
+        campaign = models.Campaign(article_id=article.id, name="bench", subject="Bench", segment="all",
+                                   template="newsletter", status="sent", html="<p>x</p>", text="x")
+        s.add(campaign)
+        s.flush()
+        s.add_all([models.CampaignLink(campaign_id=campaign.id, position=1, url="https://example.test/article",
+                                       kind="article"),
+                   models.CampaignLink(campaign_id=campaign.id, position=2, url="https://example.test/book", kind="cta")])
+        campaign_id = campaign.id
+    engine.dispose()
+    c.bulk_load(url, "subscribers", ["id", "email", "first_name", "status", "attributes", "created_at", "updated_at"],
+                ((i, f"reader{i}@example.com", "Reader", "active", "{}", now, now) for i in range(1, n + 1)))
+    sent = now - dt.timedelta(days=1)
+    c.bulk_load(url, "deliveries", ["id", "campaign_id", "subscriber_id", "status", "attempts", "created_at", "sent_at",
+                                    "message_id"],
+                ((i, campaign_id, i, "sent", 1, sent, sent, "MSG") for i in range(1, n + 1)))
+    c.reset_pg_sequences(url, ["subscribers", "deliveries"])
+    c.analyze(url)
+    signer = TokenSigner(c.SECRET)
+    tokens = [signer.sign(i) for i in range(1, n + 1)]
+    for name, template in (("pixel", "/o/{}.gif"), ("click", "/c/{}/1"), ("bare", "/o/{}.gif")):
+        paths = ",\n".join(f'"{template.format(t)}"' for t in tokens)
+        Path(state["tmp"], f"{name}.lua").write_text(
+            f"local paths = {{\n{paths}\n}}\nlocal i = math.random(#paths)\n"
+            "request = function()\n  i = i + 1\n  if i > #paths then i = 1 end\n"
+            "  return wrk.format(\"GET\", paths[i])\nend\n")
+    result = {"deliveries": n}
+    c.write_result(state, result)
+    return result
+
+
+# --------------------------------------------------------------------------- phase: serve (a child process)
+
+
+class Counting:
+    """Counts finished responses by status; ``GET /__bench_stats`` answers the counts (not counted)."""
+
+    def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
+        self.app = app
+        self.answered: dict[int, int] = {}
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        if scope["type"] == "http" and scope["path"] == STATS_PATH:
+            body = json.dumps(self.answered).encode()
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        status = 0
+
+        async def counting_send(message) -> None:  # type: ignore[no-untyped-def]
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                self.answered[status] = self.answered.get(status, 0) + 1
+
+        await self.app(scope, receive, counting_send)
+
+
+async def bare_app(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+    """The ceiling: an ASGI callable that answers the pixel and does nothing else."""
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"image/gif"), (b"content-length", b"42"),
+                            (b"cache-control", b"no-store")]})
+    await send({"type": "http.response.body", "body": PIXEL})
+
+
+def phase_serve(state: dict) -> dict:
+    import uvicorn
+
+    if state["target"] == "bare":
+        app = bare_app
+    else:
+        from newsletter.db import make_engine
+        from newsletter.tracking import TrackingOptions
+        from newsletter.web import create_app
+
+        app = create_app(_settings(state), make_engine(state["url"]), tracking=TrackingOptions())
+    server = uvicorn.Server(uvicorn.Config(Counting(app), host="127.0.0.1", port=state["port"], log_level="warning",
+                                           access_log=False, lifespan="off", loop="asyncio", http="h11",
+                                           server_header=False))
+    server.run()
+    result = {"stopped": True}
+    c.write_result(state, result)
+    return result
+
+
+# --------------------------------------------------------------------------- the runner
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _events(url: str) -> int:
+    from sqlalchemy import func, select
+
+    from newsletter.db import make_engine, models, session_scope
+
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as s:
+            return s.scalar(select(func.count()).select_from(models.Event)) or 0
+    finally:
+        engine.dispose()
+
+
+def _get_json(port: int, path: str):  # type: ignore[no-untyped-def]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+        return json.loads(r.read())
+
+
+_WRK_RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
+_WRK_TOTAL = re.compile(r"(\d+) requests in ([\d.]+)(m?s)")
+_WRK_LAT = re.compile(r"Latency\s+([\d.]+\w+)\s+([\d.]+\w+)\s+([\d.]+\w+)")
+
+
+def run_target(state: dict, target: str, args) -> dict:  # type: ignore[no-untyped-def]
+    port = _free_port()
+    before = _events(state["url"]) if target != "bare" else 0
+    child_state = dict(state, target=target, port=port, result_file=str(Path(state["tmp"]) / f"serve-{target}.json"))
+    state_file = Path(state["tmp"]) / f"state-serve-{target}.json"
+    state_file.write_text(json.dumps(child_state))
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), "--phase", "serve", "--state", str(state_file)],
+                            cwd=state["tmp"])
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                _get_json(port, STATS_PATH)
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise SystemExit(f"the {target} server did not start")
+                time.sleep(0.1)
+        headers = ["-H", f"User-Agent: {BROWSER}", "-H", "Accept-Language: en-US,en;q=0.9"]
+        lua = str(Path(state["tmp"]) / f"{'bare' if target == 'bare' else target}.lua")
+        # a short warm-up (imports, connection pool, first compilations), not counted in wrk's figures
+        subprocess.run(["wrk", "-t1", f"-c{args.connections}", "-d2s", "-s", lua, *headers,
+                        f"http://127.0.0.1:{port}"], capture_output=True, check=True)
+        warm = _get_json(port, STATS_PATH)
+        out = subprocess.run(["wrk", "-t1", f"-c{args.connections}", f"-d{args.duration}s", "--latency", "-s", lua,
+                              *headers, f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True).stdout
+        time.sleep(0.5)  # let the last in-flight requests finish
+        answered = _get_json(port, STATS_PATH)
+    finally:
+        proc.send_signal(signal.SIGTERM)  # our own child, by handle: uvicorn shuts down cleanly
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    rps = float(_WRK_RPS.search(out).group(1))
+    total = _WRK_TOTAL.search(out)
+    lat = _WRK_LAT.search(out)
+    non_ok = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    answered_total = sum(answered.values())
+    result = {
+        "target": target, "requests_per_s": rps, "wrk_requests": int(total.group(1)),
+        "latency_avg_stdev_max": list(lat.groups()) if lat else None,
+        "non_2xx_3xx": int(non_ok.group(1)) if non_ok else 0, "socket_errors": errors.group(1) if errors else None,
+        "server_answered_by_status": answered, "server_answered": answered_total,
+        "server_answered_warmup": sum(warm.values()),
+    }
+    if target != "bare":
+        stored = _events(state["url"]) - before
+        result["events_stored"] = stored
+        result["events_stored_equals_answered"] = stored == answered_total
+    return result
+
+
+def profile_in_process(state: dict, n: int = 5000) -> str:
+    """The handlers' own work (no HTTP): one session_scope + record_open per call, as the route does."""
+    from newsletter.db import make_engine, session_scope
+    from newsletter.tracking import RequestInfo, TrackingOptions, record_click, record_open
+
+    engine = make_engine(state["url"])
+    info = RequestInfo("203.0.113.7", BROWSER, "GET", "en-US")
+    options = TrackingOptions()
+    out = []
+    for name, call in (("record_open", lambda s, i: record_open(s, i, info, options=options)),
+                       ("record_click", lambda s, i: record_click(s, i, 1, info, options=options))):
+        for i in range(1, 200):
+            with session_scope(engine) as s:
+                call(s, i)
+        started = time.perf_counter()
+        for i in range(1, n + 1):
+            with session_scope(engine) as s:
+                call(s, (i % state["n"]) + 1)
+        per_call = (time.perf_counter() - started) / n * 1e6
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for i in range(1, 2001):
+            with session_scope(engine) as s:
+                call(s, (i % state["n"]) + 1)
+        profiler.disable()
+        buffer = io.StringIO()
+        pstats.Stats(profiler, stream=buffer).sort_stats("cumulative").print_stats(18)
+        out.append(f"--- {name}: {per_call:.0f} µs per call in process (session_scope + call + commit)\n"
+                   + buffer.getvalue())
+    engine.dispose()
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = c.base_parser(__doc__.split("\n\n")[0], default_n=20_000)
+    parser.add_argument("--duration", type=int, default=10, help="seconds of wrk per target (default %(default)s)")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections (default %(default)s)")
+    parser.add_argument("--profile", action="store_true", help="also profile the per-request work in process")
+    # a database of its own: other benchmarks (send.py, ...) use newsletter_bench and may run at the same time
+    parser.set_defaults(pg_url=c.PG_DEFAULT.rsplit("/", 1)[0] + "/newsletter_bench_http")
+    args = parser.parse_args()
+    if args.phase:
+        state = c.load_state(args.state)
+        {"setup": phase_setup, "serve": phase_serve}[args.phase](state)
+        return
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not found: apt-get install -y wrk")
+    from rich.console import Console
+
+    console = Console()
+    info = c.machine_info(args.pg_url)
+    c.print_machine(console, info)
+    results: dict = {"machine": info, "db": args.db, "deliveries": args.recipients, "duration_s": args.duration,
+                     "connections": args.connections, "server": "uvicorn, 1 process, asyncio loop, h11, no access log"}
+    with c.bench_store(args.db, args.pg_url, keep=args.keep, prefix="nlbench-http-") as (url, tmp):
+        state = {"url": url, "tmp": str(tmp), "n": args.recipients}
+        c.run_phase(SCRIPT, "setup", state, tmp)
+        for target in ("bare", "pixel", "click"):
+            r = run_target(state, target, args)
+            results[target] = r
+            console.print(f"{target:>5}: {r['requests_per_s']:>8,.0f} req/s  (wrk {r['wrk_requests']:,} requests, "
+                          f"server answered {r['server_answered']:,}"
+                          + (f", events stored {r['events_stored']:,}" if "events_stored" in r else "")
+                          + f"; latency avg/stdev/max {r['latency_avg_stdev_max']})")
+        for target in ("pixel", "click"):
+            ratio = results[target]["requests_per_s"] / results["bare"]["requests_per_s"]
+            results[target]["ratio_to_bare"] = round(ratio, 3)
+            ok = results[target]["events_stored_equals_answered"]
+            console.print(f"{target}: {ratio:.0%} of bare (target ≥ 60%); events stored == requests answered: {ok}")
+        if args.profile:
+            text = profile_in_process(state)
+            results["profile"] = text
+            console.print(text)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(results, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,344 @@
+"""Benchmark: SendGrid Event Webhook ingest, batches of 1,000 signed events POSTed to the real
+app under uvicorn on 127.0.0.1; events stored per second.
+
+    python bench/webhook.py --db sqlite
+    python bench/webhook.py --db postgresql
+    python bench/webhook.py --db postgresql --batches 100 --concurrency 2
+    python bench/webhook.py --db sqlite --profile        # cProfile of ingest_events, in process
+
+Phases, each in its own child process:
+
+1. setup: ``--recipients`` deliveries (default 100,000) of one campaign, sent an hour ago, with
+   its links.
+2. serve: ``create_app`` with a P-256 key made for the run, under uvicorn (one process, asyncio
+   loop, h11, no access log), in a child process.
+3. post (TIMED, in this process): ``--batches`` bodies (default 50) of 1,000 events each, made
+   and signed *before* the clock starts: a realistic mix of processed, delivered, open (some
+   ``sg_machine_open``), click (on our tracking URLs), deferred, and 0.5% bounces, drops and
+   spam reports that go through suppression, each event carrying our ``delivery_id``
+   custom arg. POSTed with ``http.client`` on kept-alive connections (``--concurrency`` of
+   them). Then every batch is POSTed again (SendGrid's retries): nothing new may be stored.
+
+Figures: events stored per second (the count in the ``events`` table over the wall time of the
+first pass), the second pass's rate, and the check that rows == events sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import cProfile
+import http.client
+import io
+import json
+import pstats
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as c  # noqa: E402
+
+SCRIPT = Path(__file__).resolve()
+BROWSER = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 "
+           "Safari/537.36")
+SIG = "X-Twilio-Email-Event-Webhook-Signature"
+TS = "X-Twilio-Email-Event-Webhook-Timestamp"
+
+
+def _settings(state: dict):  # type: ignore[no-untyped-def]
+    from newsletter.config import Settings
+
+    return Settings(database_url=state["url"], secret_key=c.SECRET, public_url=c.PUBLIC_URL,
+                    outbox_dir=str(Path(state["tmp"]) / "outbox"))
+
+
+# --------------------------------------------------------------------------- phase: setup
+
+
+def phase_setup(state: dict) -> dict:
+    import datetime as dt
+
+    from newsletter.db import make_engine, models, session_scope, upgrade
+
+    n, url = state["n"], state["url"]
+    engine = make_engine(url)
+    upgrade(engine)
+    now = dt.datetime.now(dt.timezone.utc)
+    with session_scope(engine) as s:
+        article = models.Article(slug="bench", title="Bench", source_format="text", content={}, content_hash="0" * 64)
+        s.add(article)
+        s.flush()
+        campaign = models.Campaign(article_id=article.id, name="bench", subject="Bench", segment="all",
+                                   template="newsletter", status="sent", html="<p>x</p>", text="x")
+        s.add(campaign)
+        s.flush()
+        s.add_all([models.CampaignLink(campaign_id=campaign.id, position=p, url=f"https://example.test/{p}", kind=k)
+                   for p, k in ((1, "article"), (2, "cta"), (3, "read_more"), (4, "web"))])
+        campaign_id = campaign.id
+    engine.dispose()
+    c.bulk_load(url, "subscribers", ["id", "email", "first_name", "status", "attributes", "created_at", "updated_at"],
+                ((i, f"reader{i}@example.com", "Reader", "active", "{}", now, now) for i in range(1, n + 1)))
+    sent = now - dt.timedelta(hours=1)
+    c.bulk_load(url, "deliveries", ["id", "campaign_id", "subscriber_id", "status", "attempts", "created_at", "sent_at",
+                                    "message_id"],
+                ((i, campaign_id, i, "sent", 1, sent, sent, f"MSG{i // 1000}") for i in range(1, n + 1)))
+    c.reset_pg_sequences(url, ["subscribers", "deliveries"])
+    c.analyze(url)
+    result = {"deliveries": n, "campaign_id": campaign_id, "sent_epoch": int(sent.timestamp())}
+    c.write_result(state, result)
+    return result
+
+
+# --------------------------------------------------------------------------- phase: serve
+
+
+def phase_serve(state: dict) -> dict:
+    import uvicorn
+
+    from newsletter.db import make_engine
+    from newsletter.tracking import TrackingOptions
+    from newsletter.web import create_app
+
+    app = create_app(_settings(state), make_engine(state["url"]),
+                     tracking=TrackingOptions(webhook_public_key=state["public_key"]))
+    uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=state["port"], log_level="warning", access_log=False,
+                                  lifespan="off", loop="asyncio", http="h11", server_header=False)).run()
+    return {}
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def make_batches(n_batches: int, n_deliveries: int, campaign_id: int, sent_epoch: int, seed: int = 7) -> list[bytes]:
+    rng = random.Random(seed)
+    kinds = (["processed"] * 20 + ["delivered"] * 20 + ["open"] * 30 + ["click"] * 10 + ["deferred"] * 14
+             + ["group_resubscribe"])
+    batches = []
+    serial = 0
+    for b in range(n_batches):
+        events = []
+        for _ in range(1000):
+            serial += 1
+            delivery = rng.randrange(1, n_deliveries + 1)
+            kind = rng.choice(kinds)
+            roll = rng.random()
+            if roll < 0.002:
+                kind = "bounce"
+            elif roll < 0.004:
+                kind = "dropped"
+            elif roll < 0.005:
+                kind = "spamreport"
+            event = {"email": f"reader{delivery}@example.com", "timestamp": sent_epoch + rng.randrange(60, 3000),
+                     "event": kind, "sg_event_id": f"bench-{serial:09d}-{rng.getrandbits(40):010x}",
+                     "sg_message_id": f"MSG{delivery // 1000}.filterdrecv-5645d9c87f-abc-1-{serial}.0",
+                     "smtp-id": f"<MSG{delivery // 1000}@geopod-ismtpd-4-0>", "category": [f"campaign-{campaign_id}"],
+                     "delivery_id": str(delivery), "campaign_id": str(campaign_id)}
+            if kind in ("open", "click"):
+                event.update(useragent=BROWSER, ip=f"203.0.{rng.randrange(256)}.{rng.randrange(256)}")
+            if kind == "open":
+                event["sg_machine_open"] = rng.random() < 0.3
+            if kind == "click":
+                event["url"] = f"{c.PUBLIC_URL}/c/token{delivery}/{rng.randrange(1, 5)}"
+                event["url_offset"] = {"index": 0, "type": "html"}
+            if kind == "bounce":
+                event.update(type="bounce", reason="550 5.1.1 The email account does not exist.", status="5.1.1")
+            if kind == "dropped":
+                event["reason"] = "Bounced Address"
+            if kind == "deferred":
+                event.update(response="400 try again later", attempt="1")
+            if kind == "processed":
+                event["pool"] = {"name": "new_MY_test", "id": 210}
+            events.append(event)
+        batches.append(json.dumps(events, separators=(",", ":")).encode())
+    return batches
+
+
+class Signer:
+    def __init__(self) -> None:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        der = self.key.public_key().public_bytes(serialization.Encoding.DER,
+                                                 serialization.PublicFormat.SubjectPublicKeyInfo)
+        self.public_b64 = base64.b64encode(der).decode()
+
+    def headers(self, body: bytes, ts: str) -> dict[str, str]:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        sig = base64.b64encode(self.key.sign(ts.encode() + body, ec.ECDSA(hashes.SHA256()))).decode()
+        return {SIG: sig, TS: ts, "Content-Type": "application/json"}
+
+
+def post_all(port: int, signed: list[tuple[bytes, dict[str, str]]], concurrency: int) -> tuple[float, list[dict]]:
+    answers: list[dict] = []
+    lock = threading.Lock()
+    queue = list(enumerate(signed))
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        while True:
+            with lock:
+                if not queue:
+                    break
+                _, (body, headers) = queue.pop(0)
+            conn.request("POST", "/webhooks/sendgrid", body=body, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+            if response.status != 200:
+                raise SystemExit(f"webhook answered {response.status}: {data[:300]!r}")
+            with lock:
+                answers.append(json.loads(data))
+        conn.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started, answers
+
+
+def _events(url: str) -> int:
+    from sqlalchemy import func, select
+
+    from newsletter.db import make_engine, models, session_scope
+
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as s:
+            return s.scalar(select(func.count()).select_from(models.Event)) or 0
+    finally:
+        engine.dispose()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def profile_ingest(state: dict, setup: dict, batches: int = 5) -> str:
+    """``ingest_events`` alone (no HTTP, no signature), per phase of a batch, and a cProfile."""
+    from newsletter.db import make_engine, session_scope
+    from newsletter.tracking import ingest_events, parse_batch
+
+    engine = make_engine(state["url"])
+    bodies = make_batches(batches, state["n"], setup["campaign_id"], setup["sent_epoch"], seed=99)
+    parsed = [parse_batch(b) for b in bodies]
+    started = time.perf_counter()
+    for body in bodies:
+        parse_batch(body)
+    parse_s = (time.perf_counter() - started) / batches
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.enable()
+    for events in parsed:
+        with session_scope(engine) as s:
+            ingest_events(s, events)
+    profiler.disable()
+    ingest_s = (time.perf_counter() - started) / batches
+    engine.dispose()
+    buffer = io.StringIO()
+    pstats.Stats(profiler, stream=buffer).sort_stats("tottime").print_stats(20)
+    return (f"per batch of 1,000: parse {parse_s * 1000:.1f} ms, ingest_events + commit {ingest_s * 1000:.1f} ms "
+            f"({1000 / ingest_s:,.0f} events/s without HTTP)\n" + buffer.getvalue())
+
+
+def main() -> None:
+    parser = c.base_parser(__doc__.split("\n\n")[0], default_n=100_000)
+    parser.add_argument("--batches", type=int, default=50, help="batches of 1,000 events (default %(default)s)")
+    parser.add_argument("--concurrency", type=int, default=1, help="connections posting at once (default %(default)s)")
+    parser.add_argument("--profile", action="store_true", help="also profile ingest_events in process")
+    # a database of its own: other benchmarks (send.py, ...) use newsletter_bench and may run at the same time
+    parser.set_defaults(pg_url=c.PG_DEFAULT.rsplit("/", 1)[0] + "/newsletter_bench_webhook")
+    args = parser.parse_args()
+    if args.phase:
+        state = c.load_state(args.state)
+        {"setup": phase_setup, "serve": phase_serve}[args.phase](state)
+        return
+    from rich.console import Console
+
+    console = Console()
+    info = c.machine_info(args.pg_url)
+    c.print_machine(console, info)
+    results: dict = {"machine": info, "db": args.db, "deliveries": args.recipients, "batches": args.batches,
+                     "events_per_batch": 1000, "concurrency": args.concurrency,
+                     "server": "uvicorn, 1 process, asyncio loop, h11, no access log"}
+    with c.bench_store(args.db, args.pg_url, keep=args.keep, prefix="nlbench-webhook-") as (url, tmp):
+        state = {"url": url, "tmp": str(tmp), "n": args.recipients}
+        setup = c.run_phase(SCRIPT, "setup", state, tmp)
+        signer = Signer()
+        bodies = make_batches(args.batches, args.recipients, setup["campaign_id"], setup["sent_epoch"])
+        port = _free_port()
+        serve_state = dict(state, port=port, public_key=signer.public_b64, result_file=str(tmp / "serve.json"))
+        (tmp / "state-serve.json").write_text(json.dumps(serve_state))
+        proc = subprocess.Popen([sys.executable, str(SCRIPT), "--phase", "serve", "--state", str(tmp / "state-serve.json")],
+                                cwd=str(tmp))
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or proc.poll() is not None:
+                        raise SystemExit("the server did not start")
+                    time.sleep(0.1)
+            # warm-up: one small signed post (imports, pool, first compilations), not timed
+            warm = json.dumps([{"event": "processed", "sg_event_id": "warm-up", "delivery_id": "1",
+                                "timestamp": setup["sent_epoch"]}]).encode()
+            post_all(port, [(warm, signer.headers(warm, str(int(time.time()))))], 1)
+            before = _events(url)
+            ts = str(int(time.time()))
+            signed = [(b, signer.headers(b, ts)) for b in bodies]  # signed before the clock starts
+            mb = sum(len(b) for b in bodies) / 1e6
+            wall, answers = post_all(port, signed, args.concurrency)
+            stored = _events(url) - before
+            sent = 1000 * args.batches
+            ts = str(int(time.time()))
+            signed = [(b, signer.headers(b, ts)) for b in bodies]
+            wall2, answers2 = post_all(port, signed, args.concurrency)
+            stored2 = _events(url) - before - stored
+        finally:
+            proc.send_signal(signal.SIGTERM)  # our own child, by handle
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        results.update({
+            "body_mb_total": round(mb, 1), "body_kb_per_batch": round(mb * 1000 / args.batches),
+            "wall_s": round(wall, 2), "events_sent": sent, "events_stored": stored,
+            "stored_equals_sent": stored == sent, "events_per_s_stored": round(stored / wall),
+            "ms_per_batch": round(wall / args.batches * 1000, 1),
+            "suppressed_addresses": sum(a["suppressed"] for a in answers),
+            "machine_events": sum(a["machine"] for a in answers),
+            "retry_pass": {"wall_s": round(wall2, 2), "events_per_s_checked": round(sent / wall2),
+                           "new_rows": stored2, "duplicates_reported": sum(a["duplicates"] for a in answers2)},
+        })
+        console.print(f"webhook ingest ({args.db}): {args.batches} batches × 1,000 events, {mb:.1f} MB, "
+                      f"concurrency {args.concurrency}: {wall:.2f} s → [bold]{stored / wall:,.0f} events/s stored[/] "
+                      f"({wall / args.batches * 1000:.1f} ms per batch); stored {stored:,} of {sent:,} "
+                      f"({'ok' if stored == sent else 'MISMATCH'}); {results['suppressed_addresses']} addresses "
+                      f"suppressed, {results['machine_events']:,} machine opens/clicks")
+        console.print(f"retry pass (same events again): {wall2:.2f} s, {sent / wall2:,.0f} events/s checked, "
+                      f"{stored2} new rows")
+        if args.profile:
+            text = profile_ingest(state, setup)
+            results["profile"] = text
+            console.print(text)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(results, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
