@@ -107,8 +107,41 @@ def phase_serve(state: dict) -> dict:
 
     app = create_app(_settings(state), make_engine(state["url"]),
                      tracking=TrackingOptions(webhook_public_key=state["public_key"]))
-    uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=state["port"], log_level="warning", access_log=False,
-                                  lifespan="off", loop="asyncio", http="h11", server_header=False)).run()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=state["port"], log_level="warning",
+                                           access_log=False, lifespan="off", loop="asyncio", http="h11",
+                                           server_header=False))
+    if not state.get("profile_server"):
+        server.run()
+        return {}
+    import threading
+
+    profiles: list[cProfile.Profile] = []
+
+    def start_profile(*_: object) -> None:  # every thread: the event loop and the threadpool's workers
+        profile = cProfile.Profile()
+        profiles.append(profile)
+        profile.enable()
+
+    def exit_quietly(*_: object) -> None:  # uvicorn re-raises SIGTERM after its shutdown
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, exit_quietly)
+    threading.setprofile(start_profile)
+    main = cProfile.Profile()
+    main.enable()
+    try:
+        server.run()
+    except SystemExit:
+        pass
+    main.disable()
+    for p in profiles:
+        p.disable()
+    buffer = io.StringIO()
+    stats = pstats.Stats(main, stream=buffer)
+    for p in profiles:
+        stats.add(p)
+    stats.sort_stats("tottime").print_stats(25)
+    Path(state["tmp"], "server-profile.txt").write_text(buffer.getvalue())
     return {}
 
 
@@ -258,6 +291,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=50, help="batches of 1,000 events (default %(default)s)")
     parser.add_argument("--concurrency", type=int, default=1, help="connections posting at once (default %(default)s)")
     parser.add_argument("--profile", action="store_true", help="also profile ingest_events in process")
+    parser.add_argument("--profile-server", action="store_true",
+                        help="cProfile the server process (all threads); printed at the end (slows it down)")
     # a database of its own: other benchmarks (send.py, ...) use newsletter_bench and may run at the same time
     parser.set_defaults(pg_url=c.PG_DEFAULT.rsplit("/", 1)[0] + "/newsletter_bench_webhook")
     args = parser.parse_args()
@@ -279,7 +314,8 @@ def main() -> None:
         signer = Signer()
         bodies = make_batches(args.batches, args.recipients, setup["campaign_id"], setup["sent_epoch"])
         port = _free_port()
-        serve_state = dict(state, port=port, public_key=signer.public_b64, result_file=str(tmp / "serve.json"))
+        serve_state = dict(state, port=port, public_key=signer.public_b64, result_file=str(tmp / "serve.json"),
+                           profile_server=args.profile_server)
         (tmp / "state-serve.json").write_text(json.dumps(serve_state))
         proc = subprocess.Popen([sys.executable, str(SCRIPT), "--phase", "serve", "--state", str(tmp / "state-serve.json")],
                                 cwd=str(tmp))
@@ -332,6 +368,9 @@ def main() -> None:
                       f"suppressed, {results['machine_events']:,} machine opens/clicks")
         console.print(f"retry pass (same events again): {wall2:.2f} s, {sent / wall2:,.0f} events/s checked, "
                       f"{stored2} new rows")
+        if args.profile_server and (tmp / "server-profile.txt").exists():
+            results["server_profile"] = (tmp / "server-profile.txt").read_text()
+            console.print(results["server_profile"])
         if args.profile:
             text = profile_ingest(state, setup)
             results["profile"] = text

@@ -111,7 +111,9 @@ def world(engine: Engine) -> World:
 @pytest.fixture
 def client(settings: Settings, engine: Engine, world: World) -> TestClient:
     app = create_app(settings, engine)
-    return TestClient(app, client=("203.0.113.77", 50123), headers={"user-agent": BROWSER}, follow_redirects=False)
+    # A browser's headers: every browser sends Accept-Language (its absence makes a CTA click doubtful).
+    return TestClient(app, client=("203.0.113.77", 50123), headers={"user-agent": BROWSER, "accept-language": "en-US,en;q=0.9"},
+                      follow_redirects=False)
 
 
 @pytest.fixture
@@ -317,6 +319,9 @@ def test_health_and_error_pages(settings, engine, world) -> None:  # type: ignor
     assert "Traceback" not in response.text and "OperationalError" not in response.text
     assert broken.get("/o/whatever.gif").content.startswith(b"GIF89a")
     assert broken.get(f"/o/{TokenSigner(settings.signing_key()).sign(1)}.gif").status_code == 200
+    click = broken.get(f"/c/{TokenSigner(settings.signing_key()).sign(1)}/1", follow_redirects=False)
+    assert click.status_code == 500 and "Something went wrong" in click.text and "location" not in click.headers
+    assert click.headers["x-content-type-options"] == "nosniff"
     empty.dispose()
 
 
@@ -528,3 +533,23 @@ def test_real_chromium_unsubscribe_and_preferences(settings, engine, world, toke
         bob = s.get(Subscriber, world.bob)
         assert bob.first_name == "Robert" and [t.tag for t in bob.tags] == ["mindfulness"]
         assert s.scalar(select(Suppression.source)) == "link"
+
+
+# --- the fast path for the pixel and the redirect (same answers as the router) ---------------------
+
+
+def test_fast_path_edges_answer_like_the_router(client, engine, world, token) -> None:  # type: ignore[no-untyped-def]
+    tok = token(world.d_ada)
+    with session_scope(engine) as s:
+        s.add(CampaignLink(campaign_id=world.campaign_id, position=3, url="javascript:alert(1)", kind="article"))
+    response = client.get(f"/c/{tok}/3")  # registered, but not a scheme we ever redirect to
+    assert response.status_code == 404 and "location" not in response.headers and "Page not found" in response.text
+    for path in (f"/o/{tok}/x.gif", "/o/.gif", f"/c/{tok}/", f"/c/{tok}/1/2", f"/c/{tok}/-1", f"/c/{tok}/١",
+                 f"/c//{1}", "/c/" + "x" * 300 + "/1"):
+        assert client.get(path).status_code == 404, path
+    pixel = client.get(f"/o/{tok}.gif?utm=1")
+    assert pixel.status_code == 200 and pixel.headers["x-content-type-options"] == "nosniff"
+    assert pixel.headers["content-security-policy"].startswith("default-src 'none'")
+    assert client.head(f"/c/{tok}/1").headers["location"] == ARTICLE_URL
+    kinds = [(e.type, e.link_id is not None) for e in stored(engine)]
+    assert kinds == [("click", True), ("open", False), ("click", True)]  # the javascript: click is kept, as before

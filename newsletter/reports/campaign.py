@@ -2,6 +2,14 @@
 
 Human first: ``unique`` counts are people whose events were judged human; machine opens and
 scanner clicks are counted beside them (``unique_machine``) and in ``total``, never mixed in.
+
+Provider figures (``delivered``, ``deferred``, ``bounced``, ``dropped``, ``complaints``) are
+counts of SendGrid Event Webhook events, each ``sg_event_id`` once; ``deferred`` counts attempts
+(SendGrid retries a deferred message), ``provider.deferred_messages`` the messages. ``bounced``
+is hard (``bounce``) plus soft (``blocked``), split in ``provider``. ``machine_reasons`` says why
+machine opens and clicks were judged so (reason → events). ``cta_leads`` is the number of
+people whose CTA click (or its confirmation on the continue page) counted as a lead in this
+campaign; ``leads`` is the number of leads that *started* with this campaign.
 """
 
 from __future__ import annotations
@@ -52,6 +60,28 @@ def _links(session: Session, campaign_id: int) -> list[dict[str, Any]]:
     return [{"position": p, "kind": k, "label": lab, "url": u, "unique_human": h, "total": t} for p, k, lab, u, h, t in rows]
 
 
+def _machine_reasons(session: Session, campaign_id: int) -> dict[str, dict[str, int]]:
+    rows = session.execute(
+        select(E.type, E.machine_reason, func.count())
+        .where(E.campaign_id == campaign_id, E.is_machine.is_(True), E.type.in_(("open", "click")))
+        .group_by(E.type, E.machine_reason)
+    ).all()
+    out: dict[str, dict[str, int]] = {"opens": {}, "clicks": {}}
+    for type_, reason, n in rows:
+        out["opens" if type_ == "open" else "clicks"][reason or "unknown"] = n
+    return out
+
+
+def _unique_where(session: Session, campaign_id: int, *conditions: Any) -> int:
+    query = select(func.count(distinct(E.subscriber_id))).where(E.campaign_id == campaign_id, *conditions)
+    return session.scalar(query) or 0
+
+
+def _deferred_messages(session: Session, campaign_id: int) -> int:
+    return session.scalar(select(func.count(distinct(E.delivery_id)))
+                          .where(E.campaign_id == campaign_id, E.type == "deferred")) or 0
+
+
 def campaign_report(session: Session, campaign_id: int) -> dict[str, Any]:
     """The figures behind ``newsletter report ID`` (and its ``--json``)."""
     campaign = session.get(models.Campaign, campaign_id)
@@ -74,7 +104,9 @@ def campaign_report(session: Session, campaign_id: int) -> dict[str, Any]:
         "ambiguous": ledger["ambiguous"],
         "queued": ledger["queued"] + ledger["in_flight"],
         "delivered": totals.get("delivered", 0),
+        "deferred": totals.get("deferred", 0),
         "bounced": totals.get("bounce", 0) + totals.get("blocked", 0),
+        "dropped": totals.get("dropped", 0),
         "opens": {
             "unique_human": _unique_subscribers(session, campaign_id, "open", machine=False),
             "unique_machine": _unique_subscribers(session, campaign_id, "open", machine=True),
@@ -85,9 +117,28 @@ def campaign_report(session: Session, campaign_id: int) -> dict[str, Any]:
             "unique_machine": _unique_subscribers(session, campaign_id, "click", machine=True),
             "total": totals.get("click", 0),
             "cta_unique": _unique_subscribers(session, campaign_id, "click", machine=False, link_kind="cta"),
+            # human clicks the classifier doubted (classify.DOUBTS); pruned with the event details
+            "uncertain": _unique_where(session, campaign_id, E.type == "click", E.is_machine.is_(False),
+                                       E.data["doubt"].as_string().is_not(None)),
+            "cta_confirmed": _unique_where(session, campaign_id, E.type == "cta_confirm", E.is_machine.is_(False)),
+        },
+        "machine_reasons": _machine_reasons(session, campaign_id),
+        "provider": {
+            "processed": totals.get("processed", 0),
+            "delivered": totals.get("delivered", 0),
+            "deferred": totals.get("deferred", 0),
+            "deferred_messages": _deferred_messages(session, campaign_id),
+            "bounced_hard": totals.get("bounce", 0),
+            "bounced_soft": totals.get("blocked", 0),
+            "dropped": totals.get("dropped", 0),
+            "spamreport": totals.get("spamreport", 0),
+            "unsubscribe": totals.get("unsubscribe", 0),
+            "group_unsubscribe": totals.get("group_unsubscribe", 0),
+            "group_resubscribe": totals.get("group_resubscribe", 0),
         },
         "unsubscribes": _unique_subscribers(session, campaign_id, "unsubscribe"),
         "complaints": totals.get("spamreport", 0),
         "leads": leads,
+        "cta_leads": _unique_where(session, campaign_id, E.type == "lead", E.is_machine.is_(False)),
         "links": _links(session, campaign_id),
     }

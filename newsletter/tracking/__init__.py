@@ -1,27 +1,47 @@
-"""Tracking: signed delivery tokens, opens, clicks, unsubscribes, human/machine classification.
+"""Tracking: signed delivery tokens, opens, clicks, unsubscribes, the SendGrid Event Webhook,
+suppression from provider events, human/machine classification, retention.
 
-Public face (import from here): ``TokenSigner``, ``InvalidToken``, ``RequestInfo``,
-``record_open``, ``record_click`` (→ ``ClickResult``), ``unsubscribe`` (→ ``UnsubscribeResult``),
-``UnknownLink``, ``UnknownDelivery``, ``classify`` (→ ``Verdict``), ``Classifier``, ``REASONS``,
-``truncate_ip``, and the reader's preferences: ``load_preferences``, ``save_preferences``,
-``Preferences``, ``InvalidPreferences``, ``INTEREST_TAGS``.
+Public face (import from here): ``TokenSigner``, ``ContinueSigner``, ``InvalidToken``,
+``RequestInfo``, ``record_open``, ``record_click`` (→ ``ClickResult``), their batch forms
+``record_opens`` / ``record_clicks`` and ``Recorder`` (group commit for the web), ``confirm_cta``,
+``unsubscribe`` (→ ``UnsubscribeResult``), ``UnknownLink``, ``UnknownDelivery``, ``classify``
+(→ ``Verdict``), ``Classifier``, ``find_bursts``, ``REASONS``, ``DOUBTS``, ``truncate_ip``,
+``hash_ip``, ``store_ip``, ``prune_event_details``; the webhook: ``WebhookVerifier``,
+``WebhookError`` (``MissingSignature``, ``BadSignature``, ``StaleTimestamp``),
+``InvalidPublicKey``, ``parse_batch``, ``MalformedBatch``, ``ingest_events`` (→ ``IngestResult``) and
+its two halves ``prepare_batch`` / ``store_batch``;
+``suppress`` / ``SuppressionRequest``; settings: ``TrackingOptions``, ``options_from_env``;
+and the reader's preferences: ``load_preferences``, ``save_preferences``, ``Preferences``,
+``InvalidPreferences``, ``INTEREST_TAGS``.
 
 No web framework here: the web room turns requests into :class:`RequestInfo` and results into
 responses.
 """
 
 from newsletter.tracking import tokens
-from newsletter.tracking.classify import REASONS, Classifier, Verdict, classify, default_classifier
+from newsletter.tracking.classify import (
+    DOUBTS,
+    REASONS,
+    Classifier,
+    Verdict,
+    classify,
+    default_classifier,
+    find_bursts,
+)
 from newsletter.tracking.events import (
     ClickResult,
     RequestInfo,
     UnknownDelivery,
     UnknownLink,
     UnsubscribeResult,
+    confirm_cta,
     record_click,
+    record_clicks,
     record_open,
+    record_opens,
     unsubscribe,
 )
+from newsletter.tracking.options import TrackingOptions, derive_ip_hash_key, options_from_env
 from newsletter.tracking.preferences import (
     INTEREST_TAGS,
     InvalidPreferences,
@@ -29,14 +49,42 @@ from newsletter.tracking.preferences import (
     load_preferences,
     save_preferences,
 )
-from newsletter.tracking.privacy import truncate_ip
-from newsletter.tracking.tokens import InvalidToken, TokenSigner
+from newsletter.tracking.privacy import hash_ip, store_ip, truncate_ip
+from newsletter.tracking.recorder import Recorder
+from newsletter.tracking.retention import prune_event_details
+from newsletter.tracking.signature import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    BadSignature,
+    InvalidPublicKey,
+    MissingSignature,
+    StaleTimestamp,
+    WebhookError,
+    WebhookVerifier,
+)
+from newsletter.tracking.suppression import SuppressionRequest, suppress
+from newsletter.tracking.tokens import ContinueSigner, InvalidToken, TokenSigner
+from newsletter.tracking.webhook import (
+    IngestResult,
+    MalformedBatch,
+    PreparedBatch,
+    ingest_events,
+    parse_batch,
+    prepare_batch,
+    store_batch,
+)
 
 __all__ = [
-    "tokens", "TokenSigner", "InvalidToken",
-    "RequestInfo", "record_open", "record_click", "ClickResult", "unsubscribe", "UnsubscribeResult",
+    "tokens", "TokenSigner", "ContinueSigner", "InvalidToken",
+    "RequestInfo", "record_open", "record_click", "ClickResult", "confirm_cta", "unsubscribe", "UnsubscribeResult",
+    "record_opens", "record_clicks", "Recorder",
     "UnknownLink", "UnknownDelivery",
-    "classify", "Verdict", "Classifier", "default_classifier", "REASONS",
-    "truncate_ip",
+    "classify", "Verdict", "Classifier", "default_classifier", "find_bursts", "REASONS", "DOUBTS",
+    "truncate_ip", "hash_ip", "store_ip", "prune_event_details",
+    "WebhookVerifier", "WebhookError", "MissingSignature", "BadSignature", "StaleTimestamp", "InvalidPublicKey",
+    "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "parse_batch", "MalformedBatch", "ingest_events", "IngestResult",
+    "prepare_batch", "store_batch", "PreparedBatch",
+    "suppress", "SuppressionRequest",
+    "TrackingOptions", "options_from_env", "derive_ip_hash_key",
     "INTEREST_TAGS", "InvalidPreferences", "Preferences", "load_preferences", "save_preferences",
 ]

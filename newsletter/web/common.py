@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from newsletter.config import Settings
-from newsletter.tracking import InvalidToken, RequestInfo, TokenSigner
+from newsletter.tracking import (
+    ContinueSigner,
+    InvalidToken,
+    Recorder,
+    RequestInfo,
+    TokenSigner,
+    TrackingOptions,
+    WebhookVerifier,
+)
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 MAX_TOKEN_LENGTH = 200  # real tokens are about 35 characters; anything longer is not ours
@@ -34,9 +43,23 @@ class AppState:
     engine: Engine
     signer: TokenSigner
     interests: Mapping[str, str]
+    tracking: TrackingOptions = field(default_factory=TrackingOptions)
+    continue_signer: ContinueSigner | None = None
+    #: The SendGrid webhook: a verifier, or ``None`` with ``webhook_refusal`` saying why it is off
+    #: (``None`` and no refusal: explicitly insecure).
+    webhook_verifier: WebhookVerifier | None = None
+    webhook_refusal: str | None = None
+    #: The app's error page for an HTTP status (for pure-ASGI code that cannot raise HTTPException).
+    error_page: Callable[[Request, Exception], Awaitable[Any]] | None = None
+    server_error_page: Callable[[Request, Exception], Awaitable[Any]] | None = None
     templates: Environment = field(init=False)
+    #: Opens and clicks go through one writer thread that commits them in groups (tracking.recorder).
+    recorder: Recorder = field(init=False)
+    #: SQLite: one webhook post written at a time (webhook_routes._ingest says why).
+    webhook_write_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
+        self.recorder = Recorder(self.engine, self.tracking)
         self.templates = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True,
                                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
         self.templates.globals.update(
@@ -72,9 +95,11 @@ def delivery_id_or_404(request: Request, token: str) -> int:
 
 
 def request_info(request: Request) -> RequestInfo:
-    """The full client address is handed to tracking, which keeps only its network."""
-    return RequestInfo(ip=request.client.host if request.client else None,
-                       user_agent=request.headers.get("user-agent"), method=request.method)
+    """The full client address is handed to tracking, which keeps only its network (or a hash).
+    A missing ``Accept-Language`` is ``""``: absent, which the classifier may doubt."""
+    headers = request.headers
+    return RequestInfo(ip=request.client.host if request.client else None, user_agent=headers.get("user-agent"),
+                       method=request.method, accept_language=headers.get("accept-language", ""))
 
 
 def mask_email(email: str) -> str:

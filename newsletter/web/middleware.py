@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -9,6 +11,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from newsletter.web.common import PAGE_CSP
 
 MAX_BODY_BYTES = 64 * 1024
+#: Set on every response unless the handler chose its own.
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
+                    "Content-Security-Policy": PAGE_CSP}
 
 
 class SecurityHeaders:
@@ -26,10 +31,8 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("Referrer-Policy", "no-referrer")
-                headers.setdefault("X-Frame-Options", "DENY")
-                headers.setdefault("Content-Security-Policy", PAGE_CSP)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -38,28 +41,39 @@ class SecurityHeaders:
 class BodyLimit:
     """Refuse request bodies over ``max_bytes`` with 413, by declared length or by counting.
 
-    Raised as ``HTTPException`` from inside ``receive``, so the app's error page answers.
+    ``overrides`` maps a path prefix to its own limit (the SendGrid webhook posts batches of
+    hundreds of kilobytes; a form never needs more than a few). Raised as ``HTTPException``
+    from inside ``receive``, so the app's error page answers.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES,
+                 overrides: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.overrides = tuple((overrides or {}).items())
+
+    def _limit(self, path: str) -> int:
+        for prefix, limit in self.overrides:
+            if path.startswith(prefix):
+                return limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope.get("path", ""))
         declared = Headers(scope=scope).get("content-length")
         received = 0
 
         async def limited_receive() -> Message:
             nonlocal received
-            if declared and declared.isdigit() and int(declared) > self.max_bytes:
+            if declared and declared.isdigit() and int(declared) > limit:
                 raise HTTPException(413)
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise HTTPException(413)
             return message
 

@@ -1,0 +1,128 @@
+"""Suppress addresses the provider told us about: bounces, complaints, unsubscribes.
+
+Set-based, for a whole webhook batch at once: one read of the subscribers concerned, one
+status update per new status, one multi-row suppression insert (``ON CONFLICT DO NOTHING``:
+the first reason an address was suppressed for is kept), one update of their queued deliveries.
+The ledger build and the dispatcher already leave out anyone not ``active`` or on the
+suppression list, so a suppressed address is out of every later send and of the rest of a
+running one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from newsletter.db.models import Delivery, Subscriber, Suppression
+from newsletter.tracking.sql import dialect_insert
+
+#: Suppression reason → the subscriber's new status.
+STATUS_FOR_REASON = {"bounced": "bounced", "invalid": "bounced", "complained": "complained",
+                     "unsubscribed": "unsubscribed"}
+#: When one batch says two things about one address, the stronger wins.
+_PRIORITY = {"complained": 0, "bounced": 1, "invalid": 2, "unsubscribed": 3}
+#: Statuses the provider may move: the others already say why the address is not mailed.
+_MOVABLE = ("active", "pending")
+
+
+@dataclass(frozen=True)
+class SuppressionRequest:
+    reason: str  # bounced | invalid | complained | unsubscribed
+    subscriber_id: int | None = None
+    email: str | None = None  # used when the event maps to no subscriber we know by id
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class SuppressionOutcome:
+    statuses_changed: int
+    suppressions_added: int
+    deliveries_suppressed: int
+
+
+def _normal(email: str | None) -> str | None:
+    text = (email or "").strip().lower()
+    return text if "@" in text and len(text) <= 320 else None
+
+
+def _chunks(items: list, size: int = 5000):  # type: ignore[no-untyped-def]
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def suppress(session: Session, requests: Iterable[SuppressionRequest], *, now: datetime,
+             source: str = "sendgrid") -> SuppressionOutcome:
+    """Apply the requests; safe to repeat (a second pass finds nothing to change)."""
+    requests = [r for r in requests if r.reason in STATUS_FOR_REASON]
+    if not requests:
+        return SuppressionOutcome(0, 0, 0)
+    ids = sorted({r.subscriber_id for r in requests if r.subscriber_id is not None})
+    emails = sorted({e for r in requests if r.subscriber_id is None and (e := _normal(r.email))})
+    known: dict[int, tuple[str, str]] = {}  # id -> (email, status)
+    by_email: dict[str, int] = {}
+    for id_chunk, email_chunk in _paired_chunks(ids, emails):
+        conditions = []
+        if id_chunk:
+            conditions.append(Subscriber.id.in_(id_chunk))
+        if email_chunk:
+            conditions.append(Subscriber.email.in_(email_chunk))
+        for sid, email, status in session.execute(
+                select(Subscriber.id, Subscriber.email, Subscriber.status).where(or_(*conditions))):
+            known[sid] = (email, status)
+            by_email[email] = sid
+
+    chosen: dict[str, tuple[SuppressionRequest, int | None]] = {}  # email -> strongest request
+    for r in requests:
+        sid = r.subscriber_id if r.subscriber_id in known else by_email.get(_normal(r.email) or "")
+        email = known[sid][0] if sid is not None else _normal(r.email)
+        if email is None or (sid is not None and known[sid][1] == "erased"):
+            continue  # nothing to suppress by, or nothing personal left to act on
+        current = chosen.get(email)
+        if current is None or _PRIORITY[r.reason] < _PRIORITY[current[0].reason]:
+            chosen[email] = (r, sid)
+    if not chosen:
+        return SuppressionOutcome(0, 0, 0)
+
+    changed = 0
+    by_status: dict[str, list[int]] = {}
+    for r, sid in chosen.values():
+        if sid is not None:
+            by_status.setdefault(STATUS_FOR_REASON[r.reason], []).append(sid)
+    for status, sids in by_status.items():
+        for chunk in _chunks(sids):
+            changed += session.execute(
+                # ``status || ''``: with bound parameters SQLite would otherwise walk the status
+                # index (every active subscriber) instead of looking the ids up (bench/RESULTS.md)
+                update(Subscriber).where(Subscriber.id.in_(chunk), Subscriber.status.concat("").in_(_MOVABLE))
+                .values(status=status, status_changed_at=now, updated_at=now)
+                .execution_options(synchronize_session=False)).rowcount or 0
+
+    rows = [{"email": email, "reason": r.reason, "source": source, "detail": (r.detail or None) and r.detail[:2000],
+             "created_at": now} for email, (r, _) in sorted(chosen.items())]
+    upsert = dialect_insert(session)
+    table = Suppression.__table__
+    added = len(session.execute(
+        upsert(table).on_conflict_do_nothing(index_elements=[table.c.email]).returning(table.c.id), rows).all())
+
+    suppressed = 0
+    affected = sorted({sid for _, sid in chosen.values() if sid is not None})
+    for chunk in _chunks(affected):
+        suppressed += session.execute(
+            update(Delivery).where(Delivery.subscriber_id.in_(chunk), Delivery.status == "queued")
+            .values(status="suppressed", error="suppressed: provider event", updated_at=now)
+            .execution_options(synchronize_session=False)).rowcount or 0
+    return SuppressionOutcome(changed, added, suppressed)
+
+
+def _paired_chunks(ids: list[int], emails: list[str], size: int = 5000):  # type: ignore[no-untyped-def]
+    id_chunks = list(_chunks(ids, size)) or [[]]
+    email_chunks = list(_chunks(emails, size)) or [[]]
+    for i in range(max(len(id_chunks), len(email_chunks))):
+        a = id_chunks[i] if i < len(id_chunks) else []
+        b = email_chunks[i] if i < len(email_chunks) else []
+        if a or b:
+            yield a, b

@@ -1,0 +1,431 @@
+"""SendGrid Event Webhook ingest: a verified batch → events rows, verdicts and suppressions.
+
+:func:`parse_batch` turns the raw body into a list of event objects (or refuses it whole);
+:func:`ingest_events` stores a batch. The web room verifies the signature first
+(:mod:`.signature`) and calls these two; nothing here knows about HTTP.
+
+Mapping, one small table each (SendGrid's quirks in one place):
+
+* **Ledger row**: our ``custom_args`` (``delivery_id``, sent in every personalization) come back
+  as top-level keys of each event. Without them, ``sg_message_id`` up to its first dot is the
+  ``X-Message-Id`` we stored on the delivery: one per request of up to 1000 recipients, so the
+  event's address picks the recipient. Neither found → stored without a delivery.
+* **Type**: SendGrid's ``event`` as is (``processed``, ``dropped``, ``delivered``, ``deferred``,
+  ``bounce``, ``open``, ``click``, ``spamreport``, ``unsubscribe``, ``group_unsubscribe``,
+  ``group_resubscribe``), except a ``bounce`` of ``type: blocked`` (and an ``event: blocked``),
+  stored as ``blocked``: a soft bounce. Unknown types are stored as they come, raw data kept.
+* **Once**: ``event_key = "sg:" + sg_event_id``; one multi-row ``INSERT … ON CONFLICT DO NOTHING
+  RETURNING`` per batch, so a batch SendGrid retries is counted once, and suppression acts on
+  the rows that were new.
+* **Human or machine**: opens and clicks go through :func:`.classify.classify`, the function the
+  pixel and the redirect use; ``sg_machine_open`` is one of its rules, and clicks on several
+  links of one message within a second (in the batch or already stored) are ``burst_clicks``.
+  Leads are never made here: a click SendGrid saw passed through our redirect, which decides.
+* **Suppression** (:mod:`.suppression`): ``bounce`` (hard), ``dropped`` for a bounced, invalid,
+  spam-reporting or unsubscribed address, ``spamreport``, ``unsubscribe`` and
+  ``group_unsubscribe``; ``blocked`` (soft) once an address has ``soft_bounce_limit`` of them
+  since its last ``delivered``. ``group_resubscribe`` is stored, and changes nothing: consent
+  comes back through our own pages, not a provider's flag.
+* **Privacy**: the address becomes the subscriber id (or a suppression row); the event's
+  ``email``, ``ip`` and ``useragent`` are removed from the raw data kept in ``events.data``;
+  the IP is stored per ``NEWSLETTER_IP_STORAGE``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import bindparam, func, or_, select, tuple_
+from sqlalchemy.orm import Session
+
+from newsletter.db.models import CampaignLink, Delivery, Event, Subscriber, UTCDateTime, utcnow
+from newsletter.tracking.classify import Classifier, default_classifier
+from newsletter.tracking.events import _DELIVERIES, USER_AGENT_MAX, mark_burst
+from newsletter.tracking.options import DEFAULT_OPTIONS, TrackingOptions
+from newsletter.tracking.privacy import store_ip
+from newsletter.tracking.sql import ByIds, delivery_owners, insert_events
+from newsletter.tracking.suppression import SuppressionRequest, suppress
+
+KNOWN_TYPES = ("processed", "dropped", "delivered", "deferred", "bounce", "blocked", "open", "click",
+               "spamreport", "unsubscribe", "group_unsubscribe", "group_resubscribe")
+#: Event type → suppression reason (``dropped`` and ``blocked`` are decided below).
+SUPPRESSING_TYPES = {"bounce": "bounced", "spamreport": "complained", "unsubscribe": "unsubscribed",
+                     "group_unsubscribe": "unsubscribed"}
+#: SendGrid's ``reason`` of a ``dropped`` event (lowercased) → suppression reason. Other drops
+#: ("Invalid SMTPAPI header", "Spam Content", quota) are about the message, not the address.
+DROP_REASONS = {"bounced address": "bounced", "invalid": "invalid", "invalid address": "invalid",
+                "spam reporting address": "complained", "unsubscribed address": "unsubscribed"}
+#: Never kept in ``events.data``: personal, and stored in their own form elsewhere.
+PERSONAL_KEYS = ("email", "ip", "useragent")
+MAX_EVENTS = 10_000  # per post; SendGrid posts well under this
+TYPE_MAX = 30
+KEY_MAX = 200
+_CLICK_PATH = re.compile(r"/c/[^/?#\s]+/(\d{1,6})(?:[/?#]|$)")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+_EVENTS = Event.__table__
+_STORED_CLICKS = ByIds(lambda in_: select(_EVENTS.c.id, _EVENTS.c.delivery_id, _EVENTS.c.link_id, _EVENTS.c.data,
+                                          _EVENTS.c.occurred_at)
+                       .where(in_(_EVENTS.c.delivery_id, "ids"), _EVENTS.c.type == "click",
+                              _EVENTS.c.occurred_at >= bindparam("since", type_=UTCDateTime()),
+                              _EVENTS.c.occurred_at <= bindparam("until", type_=UTCDateTime())))
+
+
+class MalformedBatch(ValueError):
+    """The body is not a JSON array of objects; nothing of it is stored (HTTP 400)."""
+
+
+def parse_batch(body: bytes, *, max_events: int = MAX_EVENTS) -> list[dict[str, Any]]:
+    """The events of one post, or :class:`MalformedBatch` for the whole body."""
+    try:
+        data = _loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise MalformedBatch("body is not valid JSON") from None
+    if not isinstance(data, list):
+        raise MalformedBatch("expected a JSON array of events")
+    if len(data) > max_events:
+        raise MalformedBatch(f"more than {max_events} events in one post")
+    if not all(isinstance(item, dict) for item in data):
+        raise MalformedBatch("every item of the array must be an event object")
+    return data
+
+
+def _loads(body: bytes) -> Any:
+    try:  # orjson, when installed, parses a 1000-event batch several times faster
+        import orjson
+    except ImportError:  # pragma: no cover - depends on the environment
+        return json.loads(body)
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    received: int
+    stored: int  # new rows; received - stored were already stored (SendGrid retries) or repeated in the post
+    unknown_message: int  # stored without a delivery
+    machine: int  # of the stored opens and clicks
+    suppressed: int  # addresses newly on the suppression list
+
+    @property
+    def duplicates(self) -> int:
+        return self.received - self.stored
+
+    def to_dict(self) -> dict[str, int]:
+        return {"received": self.received, "stored": self.stored, "duplicates": self.duplicates,
+                "unknown_message": self.unknown_message, "machine": self.machine, "suppressed": self.suppressed}
+
+
+@dataclass(slots=True)
+class _Event:
+    raw: dict[str, Any]
+    key: str
+    type: str
+    occurred_at: datetime
+    delivery_id: int | None
+    message_prefix: str | None
+    email: str | None
+    campaign_id: int | None = None
+    subscriber_id: int | None = None
+    sent_at: datetime | None = None
+    link_id: int | None = None
+    link_kind: str | None = None
+    is_machine: bool = False
+    reason: str | None = None
+    burst: bool = False
+
+
+def _int_arg(raw: dict[str, Any], name: str) -> int | None:
+    value = raw.get(name)
+    if value is None:
+        for holder in ("custom_args", "unique_args"):
+            args = raw.get(holder)
+            if isinstance(args, dict) and name in args:
+                value = args[name]
+                break
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 18:
+        number = int(value.strip())
+    else:
+        return None
+    return number if 0 < number < 2**62 else None
+
+
+@lru_cache(maxsize=4096)
+def _from_seconds(value: float) -> datetime | None:
+    """SendGrid's whole-second timestamps repeat across a post: converted once each."""
+    try:
+        return datetime.fromtimestamp(value, timezone.utc)
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+def _occurred_at(raw: dict[str, Any], now: datetime) -> datetime:
+    value = raw.get("timestamp")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        when = _from_seconds(value)
+        # A provider clock far in the future would sort the event after everything else.
+        return when if when is not None and when <= now + timedelta(days=1) else now
+    return now
+
+
+def _type(raw: dict[str, Any]) -> str:
+    event = raw.get("event")
+    if not isinstance(event, str) or not event.strip():
+        return "unknown"
+    event = event.strip().lower()[:TYPE_MAX]
+    if event == "bounce" and str(raw.get("type", "")).lower() == "blocked":
+        return "blocked"
+    return event
+
+
+def _key(raw: dict[str, Any]) -> str:
+    sg_id = raw.get("sg_event_id")
+    if isinstance(sg_id, str) and sg_id and len(sg_id) <= KEY_MAX - 3:
+        return "sg:" + sg_id
+    # No (usable) id: the event's own content names it, so a retried batch still counts once.
+    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return "sg:h:" + hashlib.sha256(canonical).hexdigest()
+
+
+def _normalise(raw: dict[str, Any], now: datetime) -> _Event:
+    message_id = raw.get("sg_message_id")
+    email = raw.get("email")
+    return _Event(
+        raw=raw, key=_key(raw), type=_type(raw), occurred_at=_occurred_at(raw, now),
+        delivery_id=_int_arg(raw, "delivery_id"),
+        message_prefix=message_id.split(".", 1)[0][:200] if isinstance(message_id, str) and message_id else None,
+        email=email.strip().lower() if isinstance(email, str) else None,
+    )
+
+
+def _chunks(items: Sequence[Any], size: int = 5000):  # type: ignore[no-untyped-def]
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _resolve_deliveries(session: Session, events: list[_Event]) -> None:
+    ids = {e.delivery_id for e in events if e.delivery_id is not None}
+    timed = {e.delivery_id for e in events if e.delivery_id is not None and e.type == "click"}
+    found: dict[int, tuple[int, int, datetime | None]] = {}
+    if ids:  # the send time only where a click needs it: reading times back is the slow part
+        for did, (cid, sid) in delivery_owners(session, ids - timed).items():
+            found[did] = (cid, sid, None)
+        if timed:
+            for did, cid, sid, sent_at in _DELIVERIES.execute(session, ids=timed):
+                found[did] = (cid, sid, sent_at)
+    # Fallback: X-Message-Id (one per request) + the recipient's address.
+    wanted = {(e.message_prefix, e.email) for e in events
+              if e.delivery_id not in found and e.message_prefix and e.email}
+    by_message: dict[tuple[str, str], int] = {}
+    if wanted:
+        pairs = sorted(wanted)
+        for chunk in _chunks(pairs, 1000):
+            rows = session.execute(
+                select(Delivery.message_id, Subscriber.email, Delivery.id, Delivery.campaign_id,
+                       Delivery.subscriber_id, Delivery.sent_at)
+                .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+                .where(tuple_(Delivery.message_id, Subscriber.email).in_(chunk)))
+            for message_id, email, did, cid, sid, sent_at in rows:
+                by_message[(message_id, email)] = did
+                found[did] = (cid, sid, sent_at)
+    for e in events:
+        if e.delivery_id not in found:
+            e.delivery_id = by_message.get((e.message_prefix or "", e.email or ""))
+        if e.delivery_id is not None:
+            e.campaign_id, e.subscriber_id, e.sent_at = found[e.delivery_id]
+
+
+def _resolve_links(session: Session, clicks: list[_Event]) -> None:
+    wanted: dict[tuple[int, int], list[_Event]] = {}
+    for e in clicks:
+        url = e.raw.get("url")
+        match = _CLICK_PATH.search(url) if isinstance(url, str) and e.campaign_id is not None else None
+        if match:
+            wanted.setdefault((e.campaign_id, int(match.group(1))), []).append(e)  # type: ignore[arg-type]
+    if not wanted:
+        return
+    campaigns = sorted({c for c, _ in wanted})
+    for lid, cid, position, kind in session.execute(
+            select(CampaignLink.id, CampaignLink.campaign_id, CampaignLink.position, CampaignLink.kind)
+            .where(CampaignLink.campaign_id.in_(campaigns))):
+        for e in wanted.get((cid, position), ()):
+            e.link_id, e.link_kind = lid, kind
+
+
+def _find_bursts(session: Session, clicks: list[_Event], classifier: Classifier) -> list[int]:
+    """Mark the batch's clicks that are part of a burst; return ids of stored clicks to re-mark."""
+    groups: dict[Any, list[_Event]] = {}
+    for e in clicks:
+        group = e.delivery_id if e.delivery_id is not None else (e.message_prefix, e.email)
+        if group != (None, None):
+            groups.setdefault(group, []).append(e)
+    window = timedelta(seconds=classifier.burst_seconds)
+    stored: dict[int, list[tuple[int, Any, datetime]]] = {}
+    known = sorted(g for g in groups if isinstance(g, int))
+    if known:
+        earliest = min(e.occurred_at for e in clicks) - window
+        latest = max(e.occurred_at for e in clicks) + window
+        for eid, did, link_id, url, occurred_at in _STORED_CLICKS.execute(session, ids=known, since=earliest,
+                                                                         until=latest):
+            stored.setdefault(did, []).append((eid, link_id or _url_of(url), occurred_at))
+    again: list[int] = []
+    for group, events in groups.items():
+        if len(events) + len(stored.get(group, [])) < classifier.burst_links:  # type: ignore[arg-type]
+            continue
+        old = stored.get(group, [])  # type: ignore[arg-type]
+        points = [((e.occurred_at - _EPOCH).total_seconds(), e.link_id or e.raw.get("url")) for e in events]
+        points += [((t - _EPOCH).total_seconds(), link) for _, link, t in old]
+        for i in classifier.find_bursts(points):
+            if i < len(events):
+                events[i].burst = True
+            else:
+                again.append(old[i - len(events)][0])
+    return again
+
+
+def _url_of(data: Any) -> Any:
+    return data.get("url") if isinstance(data, dict) else None
+
+
+def _classify(events: list[_Event], classifier: Classifier) -> None:
+    for e in events:
+        if e.type not in ("open", "click"):
+            continue
+        agent = e.raw.get("useragent")
+        ip = e.raw.get("ip")
+        verdict = classifier.classify(
+            kind=e.type, user_agent=agent if isinstance(agent, str) else None,  # type: ignore[arg-type]
+            ip=ip if isinstance(ip, str) else None, method="GET",
+            seconds_since_sent=(e.occurred_at - e.sent_at).total_seconds() if e.type == "click" and e.sent_at else None,
+            link_kind=e.link_kind, burst=e.burst, sg_machine_open=e.raw.get("sg_machine_open") is True)
+        e.is_machine, e.reason = verdict.is_machine, verdict.reason
+
+
+def _row(e: _Event, options: TrackingOptions) -> dict[str, Any]:
+    raw = e.raw
+    agent = raw.get("useragent")
+    ip = raw.get("ip")
+    return {
+        "event_key": e.key, "type": e.type, "source": "sendgrid", "campaign_id": e.campaign_id,
+        "delivery_id": e.delivery_id, "subscriber_id": e.subscriber_id, "link_id": e.link_id,
+        "is_machine": e.is_machine, "machine_reason": e.reason, "occurred_at": e.occurred_at,
+        "ip_prefix": store_ip(ip, options.ip_storage, options.ip_hash_key) if isinstance(ip, str) else None,
+        "user_agent": (agent.strip()[:USER_AGENT_MAX] or None) if isinstance(agent, str) else None,
+        "data": _without_personal(raw),
+    }
+
+
+def _without_personal(raw: dict[str, Any]) -> dict[str, Any]:
+    data = dict(raw)
+    for key in PERSONAL_KEYS:
+        data.pop(key, None)
+    return data
+
+
+def _suppression_requests(session: Session, new: list[_Event], options: TrackingOptions) -> list[SuppressionRequest]:
+    requests: list[SuppressionRequest] = []
+    for e in new:
+        reason = SUPPRESSING_TYPES.get(e.type)
+        if e.type == "dropped":
+            drop = e.raw.get("reason")
+            reason = DROP_REASONS.get(drop.strip().lower()) if isinstance(drop, str) else None
+        if reason:
+            detail = e.raw.get("reason") or e.raw.get("status") or e.type
+            requests.append(SuppressionRequest(reason, e.subscriber_id, e.email, f"sendgrid {e.type}: {detail}"[:500]))
+    soft = sorted({e.subscriber_id for e in new if e.type == "blocked" and e.subscriber_id is not None})
+    for chunk in _chunks(soft):
+        counts = _soft_bounce_counts(session, chunk)
+        for sid, count in counts.items():
+            if count >= options.soft_bounce_limit:
+                requests.append(SuppressionRequest("bounced", sid, None, f"sendgrid: {count} soft bounces"))
+    return requests
+
+
+def _soft_bounce_counts(session: Session, subscriber_ids: list[int]) -> dict[int, int]:
+    """Soft bounces per subscriber since their last ``delivered`` event (or ever)."""
+    delivered = Event.__table__.alias("delivered")
+    last = (select(func.max(delivered.c.occurred_at))
+            .where(delivered.c.subscriber_id == Event.subscriber_id, delivered.c.type == "delivered")
+            .scalar_subquery())
+    rows = session.execute(
+        select(Event.subscriber_id, func.count())
+        .where(Event.subscriber_id.in_(subscriber_ids), Event.type == "blocked",
+               or_(last.is_(None), last < Event.occurred_at))
+        .group_by(Event.subscriber_id)).all()
+    return {sid: n for sid, n in rows}
+
+
+@dataclass
+class PreparedBatch:
+    """A post read, mapped and classified, ready to store (:func:`prepare_batch`)."""
+
+    received: int
+    events: list[_Event]
+    rows: list[dict[str, Any]]
+    burst_ids: list[int]  # stored clicks found inside a burst, to re-mark
+    now: datetime
+
+
+def prepare_batch(session: Session, raw_events: Sequence[dict[str, Any]], *, now: datetime | None = None,
+                  options: TrackingOptions = DEFAULT_OPTIONS, classifier: Classifier | None = None) -> PreparedBatch:
+    """Everything but the writes: normalise, map to ledger rows and links, find bursts, classify.
+
+    Reads only, so on SQLite the web app runs it outside the write lock while another post is
+    being stored (:func:`store_batch` is the part that writes)."""
+    now = now or utcnow()
+    classifier = classifier or default_classifier()
+    seen: set[str] = set()
+    events: list[_Event] = []
+    for raw in raw_events:
+        e = _normalise(raw, now)
+        if e.key not in seen:  # the same event twice in one post: once
+            seen.add(e.key)
+            events.append(e)
+    again: list[int] = []
+    if events:
+        _resolve_deliveries(session, events)
+        clicks = [e for e in events if e.type == "click"]
+        if clicks:
+            _resolve_links(session, clicks)
+            again = _find_bursts(session, clicks, classifier)
+        _classify(events, classifier)
+    return PreparedBatch(len(raw_events), events, [_row(e, options) for e in events], again, now)
+
+
+def store_batch(session: Session, batch: PreparedBatch, *, options: TrackingOptions = DEFAULT_OPTIONS) -> IngestResult:
+    """The writes: one multi-row insert that skips what is already stored, the re-marked burst
+    clicks, then suppression for the events that were new. The caller commits."""
+    if not batch.events:
+        return IngestResult(batch.received, 0, 0, 0, 0)
+    new_keys = set(insert_events(session, batch.rows, new_keys=True))
+    new = [e for e in batch.events if e.key in new_keys]
+    if batch.burst_ids:
+        mark_burst(session, batch.burst_ids, batch.now)
+    outcome = suppress(session, _suppression_requests(session, new, options), now=batch.now, source="sendgrid")
+    return IngestResult(
+        received=batch.received, stored=len(new),
+        unknown_message=sum(1 for e in new if e.delivery_id is None),
+        machine=sum(1 for e in new if e.is_machine), suppressed=outcome.suppressions_added)
+
+
+def ingest_events(session: Session, raw_events: Sequence[dict[str, Any]], *, now: datetime | None = None,
+                  options: TrackingOptions = DEFAULT_OPTIONS, classifier: Classifier | None = None) -> IngestResult:
+    """Store a batch (already verified and parsed) in the session's transaction: :func:`prepare_batch`
+    then :func:`store_batch`. See the module docstring. The caller commits."""
+    prepared = prepare_batch(session, raw_events, now=now, options=options, classifier=classifier)
+    return store_batch(session, prepared, options=options)
