@@ -27,10 +27,12 @@ article_app = typer.Typer(help="Import and list articles.", no_args_is_help=True
 subscribers_app = typer.Typer(help="Import subscribers.", no_args_is_help=True)
 segment_app = typer.Typer(help="Inspect segments (audiences/*.yaml).", no_args_is_help=True)
 campaign_app = typer.Typer(help="Create, preview, send and schedule campaigns.", no_args_is_help=True)
+events_app = typer.Typer(help="Stored engagement events.", no_args_is_help=True)
 app.add_typer(article_app, name="article")
 app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(segment_app, name="segment")
 app.add_typer(campaign_app, name="campaign")
+app.add_typer(events_app, name="events")
 
 out = Console()
 err = Console(stderr=True)
@@ -455,6 +457,25 @@ def campaign_list(as_json: JsonOpt = False) -> None:
     for r in rows:
         table.add_row(str(r["id"]), r["status"], r["subject"], r["segment"], r["scheduled_at"] or "")
     out.print(table)
+
+
+@events_app.command("prune")
+def events_prune(days: Annotated[Optional[int], typer.Option("--days", help="Keep details this many days (default NEWSLETTER_EVENT_RETENTION_DAYS).")] = None,
+                 as_json: JsonOpt = False) -> None:
+    """Drop raw details (IP prefix, user agent, payload) of old events; the counts stay."""
+    from newsletter.db import session_scope
+    from newsletter.tracking import prune_event_details
+    from newsletter.tracking.options import options_from_env
+
+    keep = days if days is not None else options_from_env().retention_days
+    if keep < 0:
+        raise UserError("must be zero or more", where="--days")
+    with session_scope(_engine(_settings())) as session:
+        pruned = prune_event_details(session, keep)
+    if as_json:
+        _print_json({"pruned": pruned, "older_than_days": keep})
+    else:
+        out.print(f"{pruned} event(s) older than {keep} days pruned to their counts.")
 
 
 # --- reports ---------------------------------------------------------------------------------

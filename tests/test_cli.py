@@ -68,6 +68,8 @@ def test_full_flow_by_command_line(workdir, seed_article_path):
     (["article", "import", "missing.txt"], "missing.txt"),
     (["segment", "count", "no-such-segment"], "no-such-segment"),
     (["campaign", "schedule", "1", "--at", "tomorrow"], "--at"),
+    (["events", "prune", "--days", "-1"], "--days"),
+    (["campaign", "resolve", "1"], "campaign resolve"),
 ])
 def test_user_mistakes_are_one_line_without_traceback(workdir, args, where):
     cwd, env = workdir
