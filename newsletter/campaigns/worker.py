@@ -9,25 +9,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
 
 from sqlalchemy import Engine, exists, select
 
 from newsletter.campaigns.send import dispatch_campaign, finish_if_done, make_throttle, make_transport
 from newsletter.config import Settings
 from newsletter.db import models, session_scope
-from newsletter.delivery.dispatch import default_worker_id, expire_leases
+from newsletter.delivery.dispatch import DispatchResult, default_worker_id, expire_leases
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class WorkerStats:
-    sent: int = 0
-    failed: int = 0
-    suppressed: int = 0
-    ambiguous: int = 0
-    batches: int = 0
 
 
 def sending_campaigns(engine: Engine) -> list[int]:
@@ -46,10 +36,11 @@ def work_left(engine: Engine) -> bool:
 
 
 def run_worker(engine: Engine, settings: Settings, *, exit_when_idle: bool = False,
-               stop: threading.Event | None = None, worker_id: str | None = None) -> WorkerStats:
+               stop: threading.Event | None = None, worker_id: str | None = None) -> DispatchResult:
+    """Drain sending campaigns until stopped (or idle, with ``exit_when_idle``); returns the totals."""
     stop = stop or threading.Event()
     worker_id = worker_id or default_worker_id()
-    stats = WorkerStats()
+    stats = DispatchResult()
     transport = make_transport(settings)
     throttle = make_throttle(engine, settings)
     log.info("worker %s started (%s transport)", worker_id, transport.name)
