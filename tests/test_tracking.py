@@ -430,3 +430,35 @@ def test_recorder_groups_concurrent_requests_and_isolates_a_bad_one(engine: Engi
     recorder.close()
     time.sleep(0.05)
     assert recorder._thread is None
+
+
+def test_tokens_keep_the_itsdangerous_format_and_refuse_altered_padding() -> None:
+    from itsdangerous import Signer
+
+    from newsletter.tracking import InvalidToken, TokenSigner
+    from newsletter.tracking.tokens import _SALT
+
+    signer, reference = TokenSigner("a key"), Signer("a key", salt=_SALT, sep=".")
+    for delivery_id in (1, 35, 36, 123_456, 2**40):
+        token = signer.sign(delivery_id)
+        assert token == reference.sign(_b36(delivery_id)).decode()
+        assert signer.verify(token) == delivery_id
+    token = signer.sign(77)
+    value, signature = token.rsplit(".", 1)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(signature[-1])
+    padded = value + "." + signature[:-1] + alphabet[last ^ 1]  # only a padding bit differs
+    assert reference.validate(padded.encode())  # itsdangerous would take it
+    for bad in (padded, token + "x", token[:-1], "x." + signature, "", ".", "é." + signature):
+        with pytest.raises(InvalidToken):
+            signer.verify(bad)
+
+
+def _b36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        number, digit = divmod(number, 36)
+        out = digits[digit] + out
+        if number == 0:
+            return out

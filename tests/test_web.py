@@ -551,5 +551,11 @@ def test_fast_path_edges_answer_like_the_router(client, engine, world, token) ->
     assert pixel.status_code == 200 and pixel.headers["x-content-type-options"] == "nosniff"
     assert pixel.headers["content-security-policy"].startswith("default-src 'none'")
     assert client.head(f"/c/{tok}/1").headers["location"] == ARTICLE_URL
+    odd = "https://example.test/a b/ü?q=x y&r=é#frag"
+    with session_scope(engine) as s:
+        s.add(CampaignLink(campaign_id=world.campaign_id, position=4, url=odd, kind="article"))
+    from starlette.responses import RedirectResponse
+
+    assert client.get(f"/c/{tok}/4").headers["location"] == RedirectResponse(odd).headers["location"]
     kinds = [(e.type, e.link_id is not None) for e in stored(engine)]
-    assert kinds == [("click", True), ("open", False), ("click", True)]  # the javascript: click is kept, as before
+    assert kinds == [("click", True), ("open", False), ("click", True), ("click", True)]  # javascript: kept, as before

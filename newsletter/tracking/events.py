@@ -48,7 +48,7 @@ from newsletter.db.models import (
 from newsletter.tracking.classify import Classifier, Verdict, default_classifier
 from newsletter.tracking.options import DEFAULT_OPTIONS, TrackingOptions
 from newsletter.tracking.privacy import store_ip
-from newsletter.tracking.sql import ByIds, Db, delivery_owners, dialect_insert, insert_events
+from newsletter.tracking.sql import ByIds, Db, delivery_owners, delivery_times, dialect_insert, insert_events
 
 USER_AGENT_MAX = 500
 UNSUBSCRIBE_SOURCES = ("one_click", "link", "preferences")
@@ -138,9 +138,6 @@ def _insert_event(db: Db, **fields: Any) -> None:
 
 # --- reads shared by opens and clicks: built once, compiled once (SQLAlchemy caches them) ------
 
-_DELIVERIES = ByIds(lambda in_: select(Delivery.id, Delivery.campaign_id, Delivery.subscriber_id, Delivery.sent_at)
-                   .where(in_(Delivery.id, "ids")))
-
 _LINKS = select(CampaignLink.campaign_id, CampaignLink.position, CampaignLink.id, CampaignLink.url,
                 CampaignLink.kind).where(CampaignLink.campaign_id.in_(bindparam("campaigns", expanding=True)),
                                          CampaignLink.position.in_(bindparam("positions", expanding=True)))
@@ -153,7 +150,7 @@ _RECENT_CLICKS = ByIds(lambda in_: select(EVENTS.c.id, EVENTS.c.delivery_id, EVE
 
 
 def _deliveries(db: Db, ids: set[int]) -> dict[int, tuple[int, int, datetime | None]]:
-    return {did: (cid, sid, sent) for did, cid, sid, sent in _DELIVERIES.execute(db, ids=ids)}
+    return delivery_times(db, ids)
 
 
 # --- opens -----------------------------------------------------------------------------------
@@ -292,7 +289,11 @@ def record_clicks(db: Db, items: Sequence[tuple[int, int, RequestInfo, datetime]
     found = _deliveries(db, {d for d, _, _, _ in items})
     campaigns = {found[d][0] for d, _, _, _ in items if d in found}
     links, known = link_cache.get(campaigns) if link_cache is not None else ({}, set())
-    wanted = campaigns - known
+    # A position the cache does not know: read that campaign again (a link registered since, in
+    # tests; production registers a campaign's links once, when it is created).
+    stale = {found[d][0] for d, p, _, _ in items if d in found and found[d][0] in known
+             and (found[d][0], p) not in links}
+    wanted = (campaigns - known) | stale
     if wanted:
         if link_cache is not None:  # every link of those campaigns, for the next clicks too
             rows = _CAMPAIGN_LINKS.execute(db, ids=wanted)

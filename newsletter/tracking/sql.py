@@ -92,6 +92,26 @@ def delivery_owners(db: Db, ids: set[int]) -> dict[int, tuple[int, int]]:
 _SQLITE_OWNERS = ("SELECT json_group_array(json_array(id, campaign_id, subscriber_id)) FROM deliveries "
                   "WHERE id IN (SELECT value FROM json_each(?))")
 _PG_OWNERS = "SELECT id, campaign_id, subscriber_id FROM deliveries WHERE id = ANY(%s::bigint[])"
+_SQLITE_SENT = ("SELECT json_group_array(json_array(id, campaign_id, subscriber_id, sent_at)) FROM deliveries "
+                "WHERE id IN (SELECT value FROM json_each(?))")
+_PG_SENT = "SELECT id, campaign_id, subscriber_id, sent_at FROM deliveries WHERE id = ANY(%s::bigint[])"
+
+
+def delivery_times(db: Db, ids: set[int]) -> dict[int, tuple[int, int, datetime | None]]:
+    """Like :func:`delivery_owners`, with ``sent_at`` (aware, UTC) for timing clicks."""
+    if not ids:
+        return {}
+    conn = db if isinstance(db, Connection) else db.connection()
+    if conn.dialect.name == "sqlite":
+        packed = conn.exec_driver_sql(_SQLITE_SENT, (json.dumps(sorted(ids)),)).scalar()
+        return {row[0]: (row[1], row[2], _sqlite_time(row[3])) for row in _loads(packed or "[]")}
+    return {did: (cid, sid, sent.astimezone(timezone.utc) if sent else None)
+            for did, cid, sid, sent in conn.exec_driver_sql(_PG_SENT, (sorted(ids),))}
+
+
+def _sqlite_time(text: str | None) -> datetime | None:
+    """SQLAlchemy's SQLite text form of a UTC time, back to an aware datetime."""
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc) if text else None
 
 
 def _loads(text: str) -> Any:

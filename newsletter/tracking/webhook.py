@@ -48,10 +48,10 @@ from sqlalchemy.orm import Session
 
 from newsletter.db.models import CampaignLink, Delivery, Event, Subscriber, UTCDateTime, utcnow
 from newsletter.tracking.classify import Classifier, default_classifier
-from newsletter.tracking.events import _DELIVERIES, USER_AGENT_MAX, mark_burst
+from newsletter.tracking.events import USER_AGENT_MAX, mark_burst
 from newsletter.tracking.options import DEFAULT_OPTIONS, TrackingOptions
 from newsletter.tracking.privacy import store_ip
-from newsletter.tracking.sql import ByIds, delivery_owners, insert_events
+from newsletter.tracking.sql import ByIds, delivery_owners, delivery_times, insert_events
 from newsletter.tracking.suppression import SuppressionRequest, suppress
 
 KNOWN_TYPES = ("processed", "dropped", "delivered", "deferred", "bounce", "blocked", "open", "click",
@@ -225,9 +225,7 @@ def _resolve_deliveries(session: Session, events: list[_Event]) -> None:
     if ids:  # the send time only where a click needs it: reading times back is the slow part
         for did, (cid, sid) in delivery_owners(session, ids - timed).items():
             found[did] = (cid, sid, None)
-        if timed:
-            for did, cid, sid, sent_at in _DELIVERIES.execute(session, ids=timed):
-                found[did] = (cid, sid, sent_at)
+        found.update(delivery_times(session, timed))
     # Fallback: X-Message-Id (one per request) + the recipient's address.
     wanted = {(e.message_prefix, e.email) for e in events
               if e.delivery_id not in found and e.message_prefix and e.email}

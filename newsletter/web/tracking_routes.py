@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import logging
 from datetime import datetime, timezone
-from urllib.parse import parse_qs, unquote_plus, urlsplit
+from urllib.parse import parse_qs, quote, unquote_plus, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -263,6 +263,7 @@ _PIXEL_START = {
     + [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()],
 }
 _PIXEL_BODY = {"type": "http.response.body", "body": PIXEL}
+_SECURITY_RAW = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
 
 
 async def fast_tracking(scope: Scope, receive: Receive, send: Send) -> bool:
@@ -322,8 +323,13 @@ async def _click(scope: Scope, receive: Receive, send: Send, token: str, positio
             response = await app.error_page(request, HTTPException(404))
         elif result.needs_confirmation and app.continue_signer is not None:
             response = _continue_page(request, delivery_id, result)
-        else:
-            response = RedirectResponse(result.url, status_code=302, headers={"Cache-Control": "no-store"})
+        else:  # the common case, sent as raw ASGI messages: the same bytes RedirectResponse sends
+            location = quote(result.url, safe=":/%#?=@[]!$&'()*+,;").encode("latin-1")
+            await send({"type": "http.response.start", "status": 302,
+                        "headers": [(b"content-length", b"0"), (b"cache-control", b"no-store"),
+                                    (b"location", location), *_SECURITY_RAW]})
+            await send({"type": "http.response.body", "body": b""})
+            return True
     await SecurityHeaders(response)(scope, receive, send)
     return True
 
