@@ -48,6 +48,26 @@ ENV_VARS: dict[str, tuple[str, type]] = {
     "NEWSLETTER_LEASE_SECONDS": ("lease_seconds", float),
     "NEWSLETTER_WORKER_POLL_SECONDS": ("worker_poll_seconds", float),
     "NEWSLETTER_SPAMD_HOST": ("spamd_host", str),
+    # tracking and the Event Webhook (newsletter.tracking.options)
+    "NEWSLETTER_SENDGRID_WEBHOOK_PUBLIC_KEY": ("webhook_public_key", str),
+    "NEWSLETTER_WEBHOOK_ALLOW_INSECURE": ("webhook_allow_insecure", bool),
+    "NEWSLETTER_WEBHOOK_MAX_BYTES": ("webhook_max_bytes", int),
+    "NEWSLETTER_WEBHOOK_TOLERANCE_SECONDS": ("webhook_tolerance_seconds", float),
+    "NEWSLETTER_SOFT_BOUNCE_LIMIT": ("soft_bounce_limit", int),
+    "NEWSLETTER_IP_STORAGE": ("ip_storage", str),
+    "NEWSLETTER_EVENT_RETENTION_DAYS": ("event_retention_days", int),
+    "NEWSLETTER_CTA_CONFIRM_MIN_SECONDS": ("cta_confirm_min_seconds", float),
+    "NEWSLETTER_CTA_CONFIRM_MAX_AGE_DAYS": ("cta_confirm_max_age_days", float),
+    # leads (newsletter.leads)
+    "NEWSLETTER_DIRECTOR_EMAIL": ("director_email", str),
+    "NEWSLETTER_LEAD_POINTS": ("lead_points", str),
+    "NEWSLETTER_LEAD_HALF_LIFE_DAYS": ("lead_half_life_days", float),
+    "NEWSLETTER_WARM_LEAD_SCORE": ("warm_lead_score", float),
+    "NEWSLETTER_DIGEST_AT": ("digest_at", str),
+    "NEWSLETTER_WEEKLY_REPORT_AT": ("weekly_report_at", str),
+    # nurture sequences (newsletter.nurture)
+    "NEWSLETTER_QUIET_HOURS": ("quiet_hours", str),
+    "NEWSLETTER_NURTURE_TICK_SECONDS": ("nurture_tick_seconds", float),
 }
 
 _SECRET_FIELDS = {"sendgrid_api_key", "secret_key"}
@@ -83,6 +103,26 @@ class Settings:
     lease_seconds: float = 600.0  # an in-flight batch older than this belonged to a dead worker
     worker_poll_seconds: float = 2.0
     spamd_host: str | None = None  # a local spamd (started with --local) for preflight; else spamassassin -L -t
+    # Tracking and the Event Webhook: meanings in newsletter/tracking/options.py.
+    webhook_public_key: str | None = None  # public, not a secret: SendGrid shows it in its console
+    webhook_allow_insecure: bool = False
+    webhook_max_bytes: int = 5 * 1024 * 1024
+    webhook_tolerance_seconds: float = 600.0
+    soft_bounce_limit: int = 3
+    ip_storage: str = "truncate"  # truncate | hash | none
+    event_retention_days: int = 180
+    cta_confirm_min_seconds: float = 1.0
+    cta_confirm_max_age_days: float = 7.0
+    # Leads: who hears of new ones, and how engagement scores.
+    director_email: str = "director@rootsmentalwellness.example"
+    lead_points: str = "open=1,click=3,cta=10"  # human events only
+    lead_half_life_days: float = 14.0  # an event's points halve every this many days
+    warm_lead_score: float = 10.0  # the daily digest lists leads at or above this score
+    digest_at: str = "08:00"  # daily lead digest, local time in NEWSLETTER_TIMEZONE
+    weekly_report_at: str = "mon 08:00"  # the director's weekly report, same time zone
+    # Nurture sequences: no sends in the recipient's local quiet hours.
+    quiet_hours: str = "20:00-09:00"
+    nurture_tick_seconds: float = 30.0
 
     @property
     def transport_name(self) -> str:

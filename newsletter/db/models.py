@@ -69,6 +69,9 @@ SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "bounced", "complain
 CAMPAIGN_STATUSES = ("draft", "scheduled", "sending", "sent", "paused", "cancelled", "missed", "failed")
 DELIVERY_STATUSES = ("queued", "in_flight", "sent", "failed", "ambiguous", "suppressed")
 LEAD_STATUSES = ("new", "contacted", "booked", "client", "not_a_fit", "lost")
+LEAD_SOURCES = ("cta_click", "signup", "staff")
+CAMPAIGN_KINDS = ("newsletter", "nurture")
+ENROLLMENT_STATUSES = ("active", "completed", "exited")
 SUPPRESSION_REASONS = ("unsubscribed", "bounced", "complained", "erased", "invalid", "manual")
 
 
@@ -127,10 +130,13 @@ class Article(Base):
 
 class Campaign(Base):
     __tablename__ = "campaigns"
-    __table_args__ = (CheckConstraint(_in("status", CAMPAIGN_STATUSES), name="ck_campaigns_status"),)
+    __table_args__ = (CheckConstraint(_in("status", CAMPAIGN_STATUSES), name="ck_campaigns_status"),
+                      CheckConstraint(_in("kind", CAMPAIGN_KINDS), name="ck_campaigns_kind"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"))
+    # A nurture step is a campaign too (same ledger, so never sent twice) but may have no article.
+    kind: Mapped[str] = mapped_column(String(16), default="newsletter", server_default="newsletter")
+    article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id"))
     name: Mapped[str] = mapped_column(String(300))
     subject: Mapped[str] = mapped_column(String(300))
     preheader: Mapped[str] = mapped_column(String(300), default="")
@@ -149,7 +155,7 @@ class Campaign(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    article: Mapped[Article] = relationship(lazy="joined")
+    article: Mapped[Article | None] = relationship(lazy="joined")
     links: Mapped[list["CampaignLink"]] = relationship(order_by="CampaignLink.position", lazy="selectin")
 
 
@@ -177,6 +183,7 @@ class Delivery(Base):
         Index("ix_deliveries_campaign_status", "campaign_id", "status", "id"),
         Index("ix_deliveries_subscriber", "subscriber_id"),
         Index("ix_deliveries_status_sent_at", "status", "sent_at"),  # throttle windows count recent sends
+        Index("ix_deliveries_message_id", "message_id"),  # webhook events without our custom_args
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -203,6 +210,8 @@ class Event(Base):
         # Segment engagement rules: "a human open/click since T" answered from the index alone.
         Index("ix_events_subscriber_type_machine_time", "subscriber_id", "type", "is_machine", "occurred_at",
               postgresql_include=["link_id"]),
+        # Per-message rules (burst clicks, too fast after delivery, soft-bounce counts).
+        Index("ix_events_delivery_type_time", "delivery_id", "type", "occurred_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -210,7 +219,7 @@ class Event(Base):
     type: Mapped[str] = mapped_column(String(30))
     source: Mapped[str] = mapped_column(String(20), default="tracking")  # tracking | sendgrid | staff
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
-    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id", ondelete="SET NULL"), index=True)
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id", ondelete="SET NULL"))
     subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id", ondelete="SET NULL"))
     link_id: Mapped[int | None] = mapped_column(ForeignKey("campaign_links.id", ondelete="SET NULL"))
     is_machine: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -237,7 +246,9 @@ class Lead(Base):
     """A reader who asked to connect. One open lead per subscriber; later CTA clicks warm it."""
 
     __tablename__ = "leads"
-    __table_args__ = (CheckConstraint(_in("status", LEAD_STATUSES), name="ck_leads_status"),)
+    __table_args__ = (CheckConstraint(_in("status", LEAD_STATUSES), name="ck_leads_status"),
+                      CheckConstraint(_in("source", LEAD_SOURCES), name="ck_leads_source"),
+                      Index("ix_leads_status_created", "status", "created_at"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), unique=True)
@@ -247,5 +258,62 @@ class Lead(Base):
     score: Mapped[int] = mapped_column(Integer, default=0)
     cta_clicks: Mapped[int] = mapped_column(Integer, default=1)
     note: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(20), default="cta_click", server_default="cta_click")
+    last_engaged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # newest human event scored
+    status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class LeadStatusChange(Base):
+    """Every status a lead has had, when and by whom: the history staff and reports read."""
+
+    __tablename__ = "lead_status_changes"
+    __table_args__ = (Index("ix_lead_status_changes_lead_time", "lead_id", "changed_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    from_status: Mapped[str | None] = mapped_column(String(20))  # None for the lead's creation
+    to_status: Mapped[str] = mapped_column(String(20))
+    changed_by: Mapped[str] = mapped_column(String(200))  # a person, or "system:<what>"
+    note: Mapped[str | None] = mapped_column(Text)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class NurtureEnrollment(Base):
+    """One subscriber's place in one sequence. Sends go through the ledger (one campaign per
+    step), so this row only says what is due next and whether the sequence still runs."""
+
+    __tablename__ = "nurture_enrollments"
+    __table_args__ = (
+        UniqueConstraint("sequence", "subscriber_id", name="uq_nurture_enrollments_sequence_subscriber"),
+        CheckConstraint(_in("status", ENROLLMENT_STATUSES), name="ck_nurture_enrollments_status"),
+        Index("ix_nurture_enrollments_due", "status", "next_due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    sequence: Mapped[str] = mapped_column(String(100))  # the YAML file's name without extension
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    exit_reason: Mapped[str | None] = mapped_column(String(100))
+    next_step: Mapped[int] = mapped_column(Integer, default=0)  # index into the sequence's steps
+    next_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Notification(Base):
+    """Mail to staff (lead alerts, the daily digest, the weekly report). ``key`` makes each go
+    out once, whichever scheduler or process gets there first."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)  # e.g. lead-alert:42, digest:2026-11-27
+    kind: Mapped[str] = mapped_column(String(30))
+    recipient: Mapped[str] = mapped_column(String(320))
+    status: Mapped[str] = mapped_column(String(16), default="sent")  # sent | failed
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
