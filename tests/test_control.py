@@ -45,12 +45,14 @@ def test_pause_stops_and_resume_finishes(engine, sg_settings, fake_sendgrid, cam
             pause(engine, campaign_id)
 
     first = drain(engine, sg_settings, campaign_id, on_batch=pause_after_first)
-    assert first.sent == 10 and _counts(engine, campaign_id)["queued"] == 20
+    # The next batch may already be on its way when the first answer is recorded (the send is
+    # pipelined); nothing after it goes out.
+    assert first.sent in (10, 20) and _counts(engine, campaign_id)["queued"] == 30 - first.sent
     with session_scope(engine) as session:
         assert session.get(models.Campaign, campaign_id).status == "paused"
     resume(engine, campaign_id)
     rest = drain(engine, sg_settings, campaign_id)
-    assert rest.sent == 20
+    assert rest.sent == 30 - first.sent
     assert len(fake_sendgrid.received) == 30 and all(len(v) == 1 for v in fake_sendgrid.received.values())
 
 

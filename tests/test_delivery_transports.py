@@ -15,6 +15,7 @@ import re
 import socket
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from newsletter.delivery import (
     TransportError,
     build_mime,
     build_request_body,
+    encode_request_body,
 )
 
 PLACEHOLDER = re.compile(r"%%[a-z_]+%%")
@@ -117,6 +119,33 @@ def test_schema_validator_resolves_refs_and_patches_custom_args(sendgrid_schema_
     broken["categories"] = [f"c{i}" for i in range(11)]
     fields = {e["field"] for e in validate(broken)}
     assert {"from.email", "personalizations.1.to.0.email", "custom_args.campaign_id", "categories"} <= fields
+
+
+@pytest.mark.parametrize("sandbox", [False, True])
+def test_encoded_body_parses_to_exactly_the_built_body(sandbox: bool) -> None:
+    """The send path posts ``encode_request_body``'s text; it must mean what the reference
+    builder's dict means, with names and values that need escaping."""
+    recipients = [
+        make_recipient(0),
+        make_recipient(1, name=None),
+        make_recipient(2, "zoe@example.org", name='Zoë "Z" O\'Brien <admin>'),
+        make_recipient(3, "line@example.org", name="Tab\tand\nnewline \u2028 \U0001F600 \\ back"),
+    ]
+    recipients[2] = replace(recipients[2], substitutions={**recipients[2].substitutions, "%%first_name%%": 'Zoë "Z"',
+                                                          "%%first_name_html%%": "Zo&euml; &quot;Z&quot;"})
+    message = make_message()
+    text = encode_request_body(message, recipients, sandbox=sandbox)
+    assert text.isascii()
+    assert json.loads(text) == build_request_body(message, recipients, sandbox=sandbox)
+
+
+def test_encoded_body_refuses_what_the_builder_refuses() -> None:
+    with pytest.raises(ValueError, match="not a string"):
+        encode_request_body(make_message(), [replace(make_recipient(0), substitutions={"%%token%%": 7})])
+    with pytest.raises(ValueError, match="twice"):
+        encode_request_body(make_message(), [make_recipient(1, "Ann@Example.org"), make_recipient(2, "ann@example.ORG")])
+    with pytest.raises(ValueError, match="at most 1000"):
+        encode_request_body(make_message(), make_recipients(1001))
 
 
 def test_body_shape() -> None:

@@ -51,8 +51,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import queue
 import re
 import sys
+import threading
 import zoneinfo
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -637,6 +639,48 @@ class _Writer:
                 conn.execute(self.insert_suppressions, opt_outs)
 
 
+class _BackgroundWriter:
+    """Writes chunks on a thread of its own, in order, while the caller parses the next one.
+
+    Parsing and validating addresses is Python work; writing a chunk is mostly waiting for the
+    database, during which the driver lets other Python threads run. At most one chunk waits
+    while another is written, so memory stays at two chunks. A failed write stops the import:
+    the next ``write`` (or leaving the block) raises it in the caller's thread.
+    """
+
+    def __init__(self, writer: _Writer) -> None:
+        self._writer = writer
+        self._queue: queue.Queue[dict[str, _Row] | None] = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="import-writer", daemon=True)
+
+    def __enter__(self) -> "_BackgroundWriter":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._writer.write(chunk)
+                except BaseException as error:  # handed to the caller's thread
+                    self._error = error
+
+    def write(self, chunk: dict[str, _Row]) -> None:
+        self._raise_if_failed()
+        self._queue.put(chunk)
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if kind is None:
+            self._raise_if_failed()
+
+
 # --- reading ------------------------------------------------------------------------------------
 
 
@@ -721,7 +765,8 @@ def import_subscribers(
                          extra_tags=extra_tags, now=now)
         chunk: dict[str, _Row] = {}
         in_chunk = 0
-        with _progress_bar(progress, path.stat().st_size, f"Importing {path.name}") as advance:
+        with _progress_bar(progress, path.stat().st_size, f"Importing {path.name}") as advance, \
+                _BackgroundWriter(writer) as background:
             while True:
                 line = reader.line_num + 1
                 try:
@@ -747,10 +792,10 @@ def import_subscribers(
                         report.duplicates_merged += 1
                 in_chunk += 1
                 if in_chunk >= CHUNK_ROWS:
-                    writer.write(chunk)
+                    background.write(chunk)
                     chunk, in_chunk = {}, 0
                     advance(raw.tell())
-            writer.write(chunk)
+            background.write(chunk)
     report.created, report.updated = writer.created, writer.updated
     report.duplicates_merged += writer.duplicates_merged
     report.rejected.extend(writer.rejected)

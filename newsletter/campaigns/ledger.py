@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, exists, func, literal, select
+from sqlalchemy import and_, exists, func, literal, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -41,12 +41,22 @@ def build_ledger(session: Session, campaign: models.Campaign, audiences_dir: str
     statement = (
         dialect.insert(models.Delivery)
         .from_select(columns, chosen)
-        .on_conflict_do_nothing(index_elements=["campaign_id", "subscriber_id"])
+        .on_conflict_do_nothing(index_elements=["subscriber_id", "campaign_id"])
     )
     before = _ledger_size(session, campaign.id)
     session.execute(statement)
     # Counted, not taken from rowcount: psycopg reports -1 for this INSERT … SELECT.
-    return _ledger_size(session, campaign.id) - before
+    added = _ledger_size(session, campaign.id) - before
+    if added >= FRESH_STATISTICS_AFTER and dialect is postgresql:
+        # A large ledger written in one statement leaves the planner's statistics describing the
+        # table before it; autovacuum catches up only later, and until then each batch claim
+        # may be planned as a full scan.
+        session.execute(text("ANALYZE deliveries"))
+    return added
+
+
+#: Rows added in one build after which PostgreSQL's statistics are refreshed at once.
+FRESH_STATISTICS_AFTER = 50_000
 
 
 def _ledger_size(session: Session, campaign_id: int) -> int:

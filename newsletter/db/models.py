@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
     UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -178,12 +179,17 @@ class Delivery(Base):
 
     __tablename__ = "deliveries"
     __table_args__ = (
-        UniqueConstraint("campaign_id", "subscriber_id", name="uq_deliveries_campaign_subscriber"),
+        # Subscriber first: the same index answers "this subscriber's deliveries" (unsubscribes,
+        # cascades), so the ledger carries one index fewer to rewrite on every status change.
+        UniqueConstraint("subscriber_id", "campaign_id", name="uq_deliveries_subscriber_campaign"),
         CheckConstraint(_in("status", DELIVERY_STATUSES), name="ck_deliveries_status"),
         Index("ix_deliveries_campaign_status", "campaign_id", "status", "id"),
-        Index("ix_deliveries_subscriber", "subscriber_id"),
-        Index("ix_deliveries_status_sent_at", "status", "sent_at"),  # throttle windows count recent sends
-        Index("ix_deliveries_message_id", "message_id"),  # webhook events without our custom_args
+        # Partial indexes: a row gets an entry only once sent, so the claim (queued → in_flight),
+        # which rewrites every index entry of a row, has two fewer to write.
+        Index("ix_deliveries_sent_at", "sent_at", postgresql_where=text("status = 'sent'"),
+              sqlite_where=text("status = 'sent'")),  # throttle windows count recent sends
+        Index("ix_deliveries_message_id", "message_id", postgresql_where=text("message_id IS NOT NULL"),
+              sqlite_where=text("message_id IS NOT NULL")),  # webhook events without our custom_args
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -16,7 +16,7 @@ of importing ``render``: delivery knows the ledger and the providers, not templa
 from newsletter.delivery.message import BatchOutcome, CampaignMessage, Recipient, Transport, TransportError
 from newsletter.delivery.mime import build_mime
 from newsletter.delivery.outbox import OutboxTransport
-from newsletter.delivery.sendgrid import RecipientRejected, SendGridTransport, build_request_body
+from newsletter.delivery.sendgrid import RecipientRejected, SendGridTransport, build_request_body, encode_request_body
 
 # The ledger dispatcher (dispatch.py) joins this face when it lands.
 
@@ -31,4 +31,5 @@ __all__ = [
     "TransportError",
     "build_mime",
     "build_request_body",
+    "encode_request_body",
 ]

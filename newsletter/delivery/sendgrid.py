@@ -127,6 +127,42 @@ def build_request_body(message: CampaignMessage, recipients: Sequence[Recipient]
     return body
 
 
+def encode_request_body(message: CampaignMessage, recipients: Sequence[Recipient], *,
+                        sandbox: bool = False) -> str:
+    """The same request as :func:`build_request_body`, already as JSON text.
+
+    The send path's cost per recipient is Python work: a dict per personalization, then
+    ``json.dumps`` walking it again. Here each personalization is written straight to JSON
+    with the C string encoder. ``tests/test_delivery_transports.py`` checks that parsing the
+    result gives exactly :func:`build_request_body`'s dict, tricky names included.
+    """
+    envelope = build_request_body(message, recipients[:1], sandbox=sandbox)  # validates the message
+    check_batch(recipients)
+    campaign = _enc(str(message.campaign_id))
+    parts = []
+    append = parts.append
+    for r in recipients:
+        to = f'{{"email":{_enc(r.email)},"name":{_enc(r.name)}}}' if r.name else f'{{"email":{_enc(r.email)}}}'
+        subs = []
+        for key, value in r.substitutions.items():
+            if type(value) is not str:  # SendGrid refuses the whole request for one non-string value
+                raise ValueError(f"delivery {r.delivery_id}: substitution {key!r} is not a string")
+            subs.append(f"{_enc(key)}:{_enc(value)}")
+        append(f'{{"to":[{to}],"substitutions":{{{",".join(subs)}}},'
+               f'"custom_args":{{"delivery_id":"{int(r.delivery_id)}","campaign_id":{campaign}}},'
+               f'"headers":{{"List-Unsubscribe":{_enc(f"<{r.unsubscribe_url}>")},"List-Unsubscribe-Post":{_ONE_CLICK_JSON}}}}}')
+    del envelope["personalizations"]
+    rest = json.dumps(envelope, separators=(",", ":"))
+    return f'{{"personalizations":[{",".join(parts)}],{rest[1:]}'
+
+
+_enc = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]  (C-accelerated, quotes included)
+_ONE_CLICK_JSON = _enc(_ONE_CLICK)
+#: Any Content-Type but exactly "application/json" makes the library send our text as it is
+#: instead of serialising a dict again (python_http_client's ``http_request``).
+_JSON_TEXT = {"Content-Type": "application/json; charset=utf-8"}
+
+
 class _DropSecrets(logging.Filter):
     """python_http_client logs every request's headers (our API key) and payload (addresses,
     names) at DEBUG. Drop those two records so turning on DEBUG logging can't leak them."""
@@ -204,12 +240,13 @@ class SendGridTransport:
     def send_batch(self, message: CampaignMessage, recipients: Sequence[Recipient]) -> BatchOutcome:
         if not recipients:
             return BatchOutcome()
-        body = build_request_body(message, recipients, sandbox=self.sandbox)
+        body = encode_request_body(message, recipients, sandbox=self.sandbox)
         from python_http_client.exceptions import HTTPError as ApiError
 
         started = time.monotonic()
         try:
-            response = self._client.client.mail.send.post(request_body=body, timeout=self.timeout)
+            response = self._client.client.mail.send.post(request_body=body, request_headers=_JSON_TEXT,
+                                                          timeout=self.timeout)
         except ApiError as error:  # any answer outside 2xx
             raise self._error_for(error.status_code, error.body, error.headers, recipients) from None
         except URLError as error:

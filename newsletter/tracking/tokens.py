@@ -8,6 +8,7 @@ it cannot be forged or walked (changing the id breaks the signature).
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 
 from itsdangerous import BadSignature, Signer
@@ -25,11 +26,19 @@ class _Signer:
     """
 
     def __init__(self, secret_key: str, salt: str) -> None:
-        self._key = Signer(secret_key, salt=salt, sep=".").derive_key()
+        key = Signer(secret_key, salt=salt, sep=".").derive_key()
+        # HMAC's two keyed SHA-1 states, computed once and copied per call: a third of the cost
+        # of ``hmac.digest``, which re-keys every time (a million recipients, a million tokens).
+        block = key.ljust(64, b"\0") if len(key) <= 64 else hashlib.sha1(key).digest().ljust(64, b"\0")
+        self._inner = hashlib.sha1(bytes(b ^ 0x36 for b in block))
+        self._outer = hashlib.sha1(bytes(b ^ 0x5C for b in block))
 
     def _signature(self, value: str) -> str:
-        digest = hmac.digest(self._key, value.encode("ascii"), "sha1")
-        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+        inner = self._inner.copy()
+        inner.update(value.encode("ascii"))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return base64.urlsafe_b64encode(outer.digest()).rstrip(b"=").decode("ascii")
 
     def sign(self, value: str) -> str:
         return f"{value}.{self._signature(value)}"

@@ -1,5 +1,7 @@
 """leads with status history, nurture enrollments, staff notifications; campaign kinds;
-indexes for webhook lookups by message id and per-message event rules
+indexes for webhook lookups by message id and per-message event rules;
+the throttle's sent_at index made partial (sent rows only) so claims write fewer index entries,
+and the ledger's unique key put subscriber first so it also serves subscriber lookups
 
 Revision ID: 0002
 Revises: 0001
@@ -72,7 +74,15 @@ def upgrade() -> None:
                nullable=True)
 
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
-        batch_op.create_index('ix_deliveries_message_id', ['message_id'], unique=False)
+        batch_op.drop_constraint('uq_deliveries_campaign_subscriber', type_='unique')
+        batch_op.create_unique_constraint('uq_deliveries_subscriber_campaign', ['subscriber_id', 'campaign_id'])
+        batch_op.drop_index('ix_deliveries_subscriber')
+        batch_op.drop_index('ix_deliveries_status_sent_at')
+        batch_op.create_index('ix_deliveries_sent_at', ['sent_at'], unique=False,
+                              postgresql_where=sa.text("status = 'sent'"), sqlite_where=sa.text("status = 'sent'"))
+        batch_op.create_index('ix_deliveries_message_id', ['message_id'], unique=False,
+                              postgresql_where=sa.text('message_id IS NOT NULL'),
+                              sqlite_where=sa.text('message_id IS NOT NULL'))
 
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_events_delivery_id'))
@@ -101,6 +111,11 @@ def downgrade() -> None:
 
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
         batch_op.drop_index('ix_deliveries_message_id')
+        batch_op.drop_index('ix_deliveries_sent_at')
+        batch_op.create_index('ix_deliveries_status_sent_at', ['status', 'sent_at'], unique=False)
+        batch_op.create_index('ix_deliveries_subscriber', ['subscriber_id'], unique=False)
+        batch_op.drop_constraint('uq_deliveries_subscriber_campaign', type_='unique')
+        batch_op.create_unique_constraint('uq_deliveries_campaign_subscriber', ['campaign_id', 'subscriber_id'])
 
     with op.batch_alter_table('campaigns', schema=None) as batch_op:
         batch_op.alter_column('article_id',
