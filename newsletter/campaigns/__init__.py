@@ -2,8 +2,9 @@
 
 Public face: ``import_article``, ``create_campaign``, ``preview``, ``send_campaign``,
 ``campaign_status``, ``parse_send_time``, ``mark_scheduled``, ``get_campaign``; operator control
-(``pause``, ``resume``, ``cancel``, ``resolve_ambiguous``, ``retry_failed``, ``drain``) and the
-worker loop (``run_worker``).
+(``pause``, ``resume``, ``cancel``, ``resolve_ambiguous``, ``retry_failed``, ``drain``), the
+worker loop (``run_worker``), and the pieces nurture sequences reuse (``dispatch_campaign``,
+``finish_if_done``, ``make_throttle``).
 """
 
 from newsletter.campaigns.articles import ImportedArticle, get_article, import_article
@@ -13,7 +14,7 @@ from newsletter.campaigns.preview import Preview, preview
 from newsletter.campaigns.send import SendSummary, campaign_message, make_transport, recipient_factory, send_campaign
 from newsletter.campaigns.status import campaign_status, mark_scheduled, parse_send_time
 from newsletter.campaigns.control import cancel, pause, resolve_ambiguous, resume, retry_failed
-from newsletter.campaigns.send import drain, start_sending
+from newsletter.campaigns.send import dispatch_campaign, drain, finish_if_done, make_throttle, start_sending
 from newsletter.campaigns.worker import run_worker
 
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "get_campaign", "build_ledger", "ledger_counts", "Preview", "preview", "SendSummary", "send_campaign",
     "campaign_message", "make_transport", "recipient_factory", "campaign_status", "mark_scheduled", "parse_send_time",
     "pause", "resume", "cancel", "resolve_ambiguous", "retry_failed", "drain", "start_sending", "run_worker",
+    "dispatch_campaign", "finish_if_done", "make_throttle",
 ]

@@ -21,6 +21,7 @@ from newsletter.config import Settings
 from newsletter.db import make_engine, models, session_scope, upgrade
 from newsletter.db.models import utcnow
 from newsletter.scheduling.jobs import job_id, job_store, mark_missed
+from newsletter.scheduling.periodic import automation_tick, check_settings
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,9 @@ def build_scheduler(engine: Engine, settings: Settings, lock=None, stop: threadi
     # The heartbeat wakes the scheduler so jobs written by other processes (the CLI) are seen.
     scheduler.add_job(reconcile, "interval", seconds=HEARTBEAT_SECONDS, args=[engine, settings, scheduler],
                       id="heartbeat", jobstore="memory", replace_existing=True)
+    # Leads, nurture sequences, the digest and the weekly report (scheduling.periodic).
+    scheduler.add_job(automation_tick, "interval", seconds=settings.nurture_tick_seconds, args=[engine, settings],
+                      id="automation", jobstore="memory", replace_existing=True, next_run_time=utcnow())
     if lock is not None and stop is not None:
         scheduler.add_job(still_leader, "interval", seconds=HEARTBEAT_SECONDS, args=[lock, stop],
                           id="leadership", jobstore="memory", replace_existing=True)
@@ -98,6 +102,7 @@ def build_scheduler(engine: Engine, settings: Settings, lock=None, stop: threadi
 def run_scheduler(settings: Settings, stop: threading.Event | None = None) -> None:
     """Run until interrupted (or ``stop`` is set): wait for leadership, then schedule."""
     stop = stop or threading.Event()
+    check_settings(settings)
     engine = make_engine(settings.database_url)
     upgrade(engine)
     lock = _hold_leadership(engine, stop)

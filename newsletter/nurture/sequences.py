@@ -1,0 +1,477 @@
+"""Nurture sequences: one YAML file each, ``audiences/nurture/<name>.yaml``.
+
+A sequence is a short run of emails for one kind of reader (for example the readers who pressed
+"Connect today"), each step a template, a delay and optional conditions. The file is the whole
+truth of a sequence; the database only remembers where each subscriber stands in it
+(``nurture_enrollments``) and, through the ledger, which steps they were sent.
+
+Format (every key but ``name`` and ``steps`` is optional)::
+
+    name: connect-today              # must match the file name
+    description: Readers who pressed "Connect today" on the ketamine article
+    reason: You are receiving this because you pressed "Connect today" in the {brand_name} newsletter.
+    entry:
+      on: cta_lead                   # a person's click on a campaign's call to action (a lead)
+      campaign_kind: newsletter      # only leads from this kind of campaign (newsletter | nurture)
+      article: the-emergence-of-...  # only leads from campaigns of this article (its slug)
+      within: 7d                     # only leads this recent (so a new sequence does not mail last year's leads)
+    exit:
+      lead_status: [booked, client, not_a_fit, lost]   # leave when staff move the lead here
+    steps:
+      - name: first-consultation     # default: the template's file name
+        template: nurture/first-consultation.mjml.j2   # and its twin nurture/first-consultation.txt.j2
+        subject: What to expect at a first consultation
+        preheader: A short line for the inbox preview
+        delay: 1d                    # after enrollment (step 1) or after the previous step
+      - template: nurture/neuroplasticity.mjml.j2
+        subject: ...
+        delay: 2d 4h
+        when:                        # every condition given must hold
+          opened: previous           # a person opened the previous step (or: a step number)
+          clicked: 1                 # a person clicked in step 1
+          score_above: 5             # the lead's score (leads.score) is above 5
+          has_tag: [ketamine, ptsd]  # the subscriber has one of these tags
+        if_not: wait                 # skip (default) | wait | exit
+        wait_up_to: 2d               # with wait: how long to keep checking (default 3d)
+        after_wait: send             # with wait: what then, skip (default) | send
+
+Always, whatever the file says, a subscriber leaves a sequence when they unsubscribe, bounce,
+complain or are erased, when their address is on the suppression list, and when staff remove
+them (``newsletter nurture remove``).
+
+Mistakes raise :class:`UserError` naming the file and line, and the key (``steps[2].delay``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from newsletter.errors import NotFound, UserError
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
+ENTRY_TRIGGERS = ("cta_lead",)
+CAMPAIGN_KINDS = ("newsletter", "nurture")
+LEAD_STATUSES = ("new", "contacted", "booked", "client", "not_a_fit", "lost")
+DEFAULT_EXIT_STATUSES = ("booked", "client", "not_a_fit", "lost")
+IF_NOT = ("skip", "wait", "exit")
+AFTER_WAIT = ("skip", "send")
+MAX_DELAY_DAYS = 365
+_DURATION_PART = re.compile(r"(\d+)\s*([wdhm])")
+_UNIT_SECONDS = {"h": 3600, "m": 60}
+
+
+@dataclass(frozen=True)
+class Delay:
+    """Days count on the recipient's calendar (same local clock time, DST or not); hours and
+    minutes are elapsed time. ``2d 4h``: two calendar days, then four hours."""
+
+    days: int = 0
+    seconds: int = 0
+    text: str = "0"
+
+    def __str__(self) -> str:
+        return self.text
+
+
+DEFAULT_WAIT = Delay(3, 0, "3d")  # if_not: wait keeps checking this long
+DEFAULT_WITHIN = Delay(7, 0, "7d")  # entry: leads older than this never enroll
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """What must hold when a step falls due; step references are 0-based indexes."""
+
+    opened: int | None = None
+    clicked: int | None = None
+    score_above: float | None = None
+    has_tag: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return self.opened is None and self.clicked is None and self.score_above is None and not self.has_tag
+
+    def describe(self) -> str:
+        parts = []
+        if self.opened is not None:
+            parts.append(f"opened step {self.opened + 1}")
+        if self.clicked is not None:
+            parts.append(f"clicked in step {self.clicked + 1}")
+        if self.score_above is not None:
+            parts.append(f"score above {self.score_above:g}")
+        if self.has_tag:
+            parts.append("tag " + " or ".join(self.has_tag))
+        return " and ".join(parts)
+
+
+@dataclass(frozen=True)
+class Step:
+    index: int  # 0-based
+    name: str
+    template: str
+    subject: str
+    preheader: str
+    delay: Delay
+    when: Conditions = field(default_factory=Conditions)
+    if_not: str = "skip"
+    wait_up_to: Delay = DEFAULT_WAIT
+    after_wait: str = "skip"
+    line: int = 0
+
+    @property
+    def number(self) -> int:
+        return self.index + 1
+
+
+@dataclass(frozen=True)
+class Entry:
+    on: str = "cta_lead"
+    campaign_kind: str | None = None
+    article: str | None = None
+    within: Delay = DEFAULT_WITHIN
+
+
+@dataclass(frozen=True)
+class Sequence:
+    name: str
+    description: str
+    entry: Entry
+    exit_lead_statuses: tuple[str, ...]
+    steps: tuple[Step, ...]
+    source: Path | None = None
+    reason: str | None = None  # the footer's "why you get this"; "{brand_name}" is filled in
+
+    def campaign_name(self, index: int) -> str:
+        """The stable name of the campaign row that carries step ``index`` (find-or-create key)."""
+        return f"nurture:{self.name}:{index + 1}"
+
+    @property
+    def campaign_names(self) -> list[str]:
+        return [self.campaign_name(i) for i in range(len(self.steps))]
+
+
+# --- durations -----------------------------------------------------------------------------------
+
+
+def parse_delay(value: Any) -> Delay:
+    """``1d``, ``2d 4h``, ``90m``, ``1w``, ``0``; raises ValueError with a readable message."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError("expected a duration such as 1d, 2d 4h or 90m")
+    text = str(value).strip().lower()
+    if text in ("0", "0d", "0h", "0m", "now"):
+        return Delay(0, 0, "0")
+    rest = _DURATION_PART.sub("", text).replace(" ", "")
+    parts = _DURATION_PART.findall(text)
+    if rest or not parts:
+        raise ValueError(f"{value!r} is not a duration (use e.g. 1d, 2d 4h, 90m or 1w)")
+    days = seconds = 0
+    for number, unit in parts:
+        if unit == "w":
+            days += 7 * int(number)
+        elif unit == "d":
+            days += int(number)
+        else:
+            seconds += int(number) * _UNIT_SECONDS[unit]
+    if days + seconds / 86400 > MAX_DELAY_DAYS:
+        raise ValueError(f"{value!r} is longer than {MAX_DELAY_DAYS} days")
+    return Delay(days, seconds, " ".join(f"{n}{u}" for n, u in parts))
+
+
+# --- YAML with line numbers ------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML where dates stay text (we never want PyYAML's own date parsing)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+class _Doc:
+    """The file's data plus the line of every key path, so each complaint names its line."""
+
+    def __init__(self, path: Path, where: str) -> None:
+        self.where = where
+        self.lines: dict[str, int] = {}
+        text = path.read_text(encoding="utf-8")
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            self.data = self._plain(loader, node, "") if node is not None else None
+        except yaml.MarkedYAMLError as error:
+            mark = error.problem_mark or error.context_mark
+            line = f":{mark.line + 1}" if mark else ""
+            raise UserError(f"not valid YAML: {error.problem or error}", where=f"{where}{line}") from None
+        except yaml.YAMLError as error:
+            raise UserError(f"not valid YAML: {error}", where=where) from None
+        finally:
+            loader.dispose()
+
+    def _plain(self, loader: _Loader, node: yaml.Node, path: str) -> Any:
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                # The key as written: YAML 1.1 would read the key "on" (entry.on) as true.
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise self.fail_at(key_node.start_mark.line + 1, path, "a key must be a plain word")
+                key = str(key_node.value)
+                child = f"{path}.{key}" if path else key
+                if key in out:
+                    raise self.fail_at(key_node.start_mark.line + 1, child, "this key appears twice")
+                self.lines[child] = key_node.start_mark.line + 1
+                out[key] = self._plain(loader, value_node, child)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self._plain(loader, item, f"{path}[{i + 1}]") for i, item in enumerate(node.value)]
+        return loader.construct_object(node, deep=True)
+
+    def fail_at(self, line: int, path: str, message: str) -> UserError:
+        return UserError(f"{path}: {message}" if path else message, where=f"{self.where}:{line}")
+
+    def fail(self, path: str, message: str) -> UserError:
+        probe = path
+        while probe and probe not in self.lines:
+            probe = probe.rsplit(".", 1)[0] if "." in probe else ""
+        return self.fail_at(self.lines.get(probe, 1), path, message)
+
+
+def display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+# --- validation -------------------------------------------------------------------------------------
+
+
+class _Parser:
+    def __init__(self, doc: _Doc, templates_dir: Path | None) -> None:
+        self.doc = doc
+        self.templates_dir = templates_dir
+
+    def mapping(self, value: Any, path: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.doc.fail(path, f"expected a mapping with {', '.join(allowed)}")
+        for key in value:
+            if key not in allowed:
+                child = f"{path}.{key}" if path else key
+                raise self.doc.fail(child, f"unknown key (expected one of {', '.join(allowed)})")
+        return value
+
+    def text(self, value: Any, path: str, *, required: bool = True) -> str:
+        if value is None and not required:
+            return ""
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not str(value).strip():
+            raise self.doc.fail(path, "expected text" + (" (quote yes/no/on/off)" if isinstance(value, bool) else ""))
+        return " ".join(str(value).split())
+
+    def choice(self, value: Any, path: str, allowed: tuple[str, ...]) -> str:
+        text = self.text(value, path)
+        if text not in allowed:
+            raise self.doc.fail(path, f"{text!r} is not one of {', '.join(allowed)}")
+        return text
+
+    def delay(self, value: Any, path: str) -> Delay:
+        try:
+            return parse_delay(value)
+        except ValueError as error:
+            raise self.doc.fail(path, str(error)) from None
+
+    def sequence(self, path: Path) -> Sequence:
+        data = self.doc.data
+        if data is None:
+            raise self.doc.fail("", "the file is empty: expected name and steps")
+        top = self.mapping(data, "", ("name", "description", "reason", "entry", "exit", "steps"))
+        for key in ("name", "steps"):
+            if key not in top:
+                raise self.doc.fail("", f"missing {key!r}")
+        name = self.text(top["name"], "name")
+        if name != path.stem:
+            raise self.doc.fail("name", f"{name!r} does not match the file name (expected {path.stem!r})")
+        description = self.text(top.get("description"), "description", required=False)
+        steps_data = top["steps"]
+        if not isinstance(steps_data, list) or not steps_data:
+            raise self.doc.fail("steps", "expected a list of at least one step")
+        steps = tuple(self.step(item, i) for i, item in enumerate(steps_data))
+        names = [s.name for s in steps]
+        for step in steps:
+            if names.count(step.name) > 1:
+                raise self.doc.fail(f"steps[{step.number}].name", f"two steps are called {step.name!r}")
+        reason = self.text(top.get("reason"), "reason", required=False) or None
+        return Sequence(name=name, description=description, reason=reason, entry=self.entry(top.get("entry")),
+                        exit_lead_statuses=self.exit(top.get("exit")), steps=steps, source=path)
+
+    def entry(self, value: Any) -> Entry:
+        if value is None:
+            return Entry()
+        data = self.mapping(value, "entry", ("on", "campaign_kind", "article", "within"))
+        within = self.delay(data["within"], "entry.within") if "within" in data else DEFAULT_WITHIN
+        if not within.days and not within.seconds:
+            raise self.doc.fail("entry.within", "must be longer than 0, or no lead could ever enter")
+        return Entry(
+            on=self.choice(data.get("on", "cta_lead"), "entry.on", ENTRY_TRIGGERS),
+            campaign_kind=self.choice(data["campaign_kind"], "entry.campaign_kind", CAMPAIGN_KINDS)
+            if data.get("campaign_kind") is not None else None,
+            article=self.text(data["article"], "entry.article") if data.get("article") is not None else None,
+            within=within,
+        )
+
+    def exit(self, value: Any) -> tuple[str, ...]:
+        if value is None:
+            return DEFAULT_EXIT_STATUSES
+        data = self.mapping(value, "exit", ("lead_status",))
+        statuses = data.get("lead_status", [])
+        if not isinstance(statuses, list):
+            raise self.doc.fail("exit.lead_status", "expected a list of lead statuses")
+        for i, status in enumerate(statuses):
+            self.choice(status, f"exit.lead_status[{i + 1}]", LEAD_STATUSES)
+        return tuple(dict.fromkeys(statuses))
+
+    def step(self, value: Any, index: int) -> Step:
+        path = f"steps[{index + 1}]"
+        data = self.mapping(value, path, ("name", "template", "subject", "preheader", "delay", "when", "if_not",
+                                          "wait_up_to", "after_wait"))
+        for key in ("template", "subject", "delay"):
+            if key not in data:
+                raise self.doc.fail(path, f"step {index + 1} has no {key!r}")
+        template = self.template(data["template"], f"{path}.template", index)
+        name = self.text(data["name"], f"{path}.name") if "name" in data else Path(template).name.removesuffix(".mjml.j2")
+        subject = self.text(data["subject"], f"{path}.subject")
+        for marker in ("{{", "{%", "{#"):
+            if marker in subject or marker in str(data.get("preheader") or ""):
+                raise self.doc.fail(f"{path}.subject", f"subjects and preheaders are plain text: remove {marker!r}")
+        when = self.conditions(data.get("when"), f"{path}.when", index)
+        if_not = self.choice(data.get("if_not", "skip"), f"{path}.if_not", IF_NOT)
+        if if_not != "wait" and ("wait_up_to" in data or "after_wait" in data):
+            raise self.doc.fail(f"{path}.if_not", "wait_up_to and after_wait only go with if_not: wait")
+        if when.empty and "if_not" in data:
+            raise self.doc.fail(f"{path}.if_not", "if_not needs a 'when' to be about")
+        return Step(
+            index=index, name=name, template=template, subject=subject,
+            preheader=self.text(data.get("preheader"), f"{path}.preheader", required=False),
+            delay=self.delay(data["delay"], f"{path}.delay"), when=when, if_not=if_not,
+            wait_up_to=self.delay(data["wait_up_to"], f"{path}.wait_up_to") if "wait_up_to" in data else DEFAULT_WAIT,
+            after_wait=self.choice(data.get("after_wait", "skip"), f"{path}.after_wait", AFTER_WAIT),
+            line=self.doc.lines.get(path, 0),
+        )
+
+    def template(self, value: Any, path: str, index: int) -> str:
+        template = self.text(value, path)
+        if not template.endswith(".mjml.j2"):
+            raise self.doc.fail(path, f"step {index + 1}: the template must be an MJML template named *.mjml.j2")
+        if self.templates_dir is not None:
+            twin = template.removesuffix(".mjml.j2") + ".txt.j2"
+            for name in (template, twin):
+                if not (self.templates_dir / name).is_file():
+                    raise self.doc.fail(path, f"step {index + 1}: no template {name!r} in {display_path(self.templates_dir)}")
+        return template
+
+    def conditions(self, value: Any, path: str, index: int) -> Conditions:
+        if value is None:
+            return Conditions()
+        data = self.mapping(value, path, ("opened", "clicked", "score_above", "has_tag"))
+        score = data.get("score_above")
+        if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
+            raise self.doc.fail(f"{path}.score_above", "expected a number")
+        tags = data.get("has_tag")
+        if tags is not None:
+            tags = [tags] if isinstance(tags, str) else tags
+            if not isinstance(tags, list) or not tags or not all(isinstance(t, str) and t.strip() for t in tags):
+                raise self.doc.fail(f"{path}.has_tag", "expected a tag or a list of tags")
+        return Conditions(
+            opened=self.step_ref(data.get("opened"), f"{path}.opened", index),
+            clicked=self.step_ref(data.get("clicked"), f"{path}.clicked", index),
+            score_above=float(score) if score is not None else None,
+            has_tag=tuple(t.strip() for t in tags) if tags else (),
+        )
+
+    def step_ref(self, value: Any, path: str, index: int) -> int | None:
+        """``previous`` or an earlier step's number → that step's 0-based index."""
+        if value is None:
+            return None
+        if value == "previous":
+            if index == 0:
+                raise self.doc.fail(path, "the first step has no previous step")
+            return index - 1
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= index:
+            raise self.doc.fail(path, f"expected 'previous' or the number of an earlier step (1 to {index})"
+                                if index else "the first step has no earlier step")
+        return value - 1
+
+
+# --- finding sequences -----------------------------------------------------------------------------
+
+
+def sequences_dir(audiences_dir: str | Path | None) -> Path:
+    """``<audiences>/nurture``: beside the segment files, in a folder of its own."""
+    if audiences_dir:
+        return Path(audiences_dir) / "nurture"
+    from newsletter.resources import audiences_dir as bundled
+
+    try:
+        return bundled() / "nurture"
+    except FileNotFoundError as error:
+        raise UserError(str(error), where="audiences") from None
+
+
+def templates_folder(templates_dir: str | Path | None) -> Path | None:
+    if templates_dir:
+        return Path(templates_dir)
+    from newsletter.resources import templates_dir as bundled
+
+    try:
+        return bundled()
+    except FileNotFoundError:
+        return None
+
+
+def parse_sequence_file(path: Path, templates_dir: Path | None) -> Sequence:
+    """Read and validate one sequence file; ``templates_dir`` None skips the template check."""
+    where = display_path(path)
+    if not path.is_file():
+        raise NotFound("no such file", where=where)
+    return _Parser(_Doc(path, where), templates_dir).sequence(path)
+
+
+def sequence_files(folder: Path) -> dict[str, Path]:
+    return {p.stem: p for p in sorted(folder.glob("*.yaml")) if p.is_file()} if folder.is_dir() else {}
+
+
+def load_sequence(name: str, audiences_dir: str | Path | None = None,
+                  templates_dir: str | Path | None = None) -> Sequence:
+    """The sequence ``name`` (its file name without ``.yaml``), validated; NotFound lists the others."""
+    folder = sequences_dir(audiences_dir)
+    files = sequence_files(folder)
+    if not NAME.match(name or "") or name not in files:
+        known = ", ".join(files) or "none"
+        raise NotFound(f"no nurture sequence named {name!r} (available: {known})", where=display_path(folder))
+    return parse_sequence_file(files[name], templates_folder(templates_dir))
+
+
+def list_sequences(audiences_dir: str | Path | None = None, templates_dir: str | Path | None = None) -> list[Sequence]:
+    """Every sequence, by name; a broken file raises its UserError."""
+    folder = sequences_dir(audiences_dir)
+    return [parse_sequence_file(path, templates_folder(templates_dir)) for path in sequence_files(folder).values()]
+
+
+def load_all(audiences_dir: str | Path | None = None,
+             templates_dir: str | Path | None = None) -> tuple[list[Sequence], list[str]]:
+    """Every sequence that loads, and one message per file that does not: a broken file must
+    not stop the others (the scheduler calls this every few seconds)."""
+    folder = sequences_dir(audiences_dir)
+    found, errors = [], []
+    for path in sequence_files(folder).values():
+        try:
+            found.append(parse_sequence_file(path, templates_folder(templates_dir)))
+        except UserError as error:
+            errors.append(str(error))
+    return found, errors
