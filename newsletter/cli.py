@@ -20,6 +20,8 @@ from rich.table import Table
 
 from newsletter.config import Settings, load_settings
 from newsletter.errors import UserError
+from newsletter.nurture.commands import app as nurture_app
+from newsletter.leads.commands import app as leads_app
 
 app = typer.Typer(help="Articles to responsive email campaigns: import, segment, send exactly once, track honestly.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -33,6 +35,8 @@ app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(segment_app, name="segment")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(events_app, name="events")
+app.add_typer(nurture_app, name="nurture")
+app.add_typer(leads_app, name="leads")
 
 out = Console()
 err = Console(stderr=True)
@@ -464,13 +468,14 @@ def events_prune(days: Annotated[Optional[int], typer.Option("--days", help="Kee
                  as_json: JsonOpt = False) -> None:
     """Drop raw details (IP prefix, user agent, payload) of old events; the counts stay."""
     from newsletter.db import session_scope
-    from newsletter.tracking import prune_event_details
-    from newsletter.tracking.options import options_from_env
+    from newsletter.tracking import options_from_settings, prune_event_details
 
-    keep = days if days is not None else options_from_env().retention_days
+    settings = _settings()
+    options = options_from_settings(settings)  # checked even with --days: a bad setting is said early
+    keep = days if days is not None else options.retention_days
     if keep < 0:
         raise UserError("must be zero or more", where="--days")
-    with session_scope(_engine(_settings())) as session:
+    with session_scope(_engine(settings)) as session:
         pruned = prune_event_details(session, keep)
     if as_json:
         _print_json({"pruned": pruned, "older_than_days": keep})
@@ -481,18 +486,46 @@ def events_prune(days: Annotated[Optional[int], typer.Option("--days", help="Kee
 # --- reports ---------------------------------------------------------------------------------
 
 @app.command()
-def report(campaign_id: Annotated[int, typer.Argument(help="Campaign id.")], as_json: JsonOpt = False) -> None:
-    """Engagement for one campaign: people first, machines set apart."""
+def report(
+    campaign_id: Annotated[Optional[int], typer.Argument(help="Campaign id; leave out for the trends across newsletters.")] = None,
+    weeks: Annotated[Optional[int], typer.Option("--weeks", help="Trends: how many weeks back, the current one included (default 12).")] = None,
+    as_json: JsonOpt = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print one long CSV table (section,item,metric,value) instead of text.")] = False,
+    html: Annotated[Optional[Path], typer.Option("--html", help="Also write a self-contained HTML report with charts to this file.")] = None,
+) -> None:
+    """Engagement for one campaign (people first, machines set apart), or, with no id, weekly trends across newsletters."""
     from newsletter.db import session_scope
-    from newsletter.reports import campaign_report
-    from newsletter.reports.render_text import print_report
+    from newsletter.reports import campaign_report, trends_report
 
-    with session_scope(_engine(_settings())) as session:
-        data = campaign_report(session, campaign_id)
+    if as_json and as_csv:
+        raise typer.BadParameter("choose one of --json or --csv", param_hint="--csv")
+    if campaign_id is not None and weeks is not None:
+        raise typer.BadParameter("--weeks is for the trends report: leave out the campaign id", param_hint="--weeks")
+    settings = _settings()
+    with session_scope(_engine(settings)) as session:
+        if campaign_id is not None:
+            data = campaign_report(session, campaign_id)
+        else:
+            data = trends_report(session, weeks=12 if weeks is None else weeks, timezone=settings.default_timezone)
+    if html is not None:
+        from newsletter.reports import write_html
+
+        write_html(html, data, brand=settings.brand_name)
+        (err if as_json or as_csv else out).print(f"wrote {html}", highlight=False)
     if as_json:
         _print_json(data)
-    else:
+    elif as_csv:
+        from newsletter.reports import to_csv
+
+        sys.stdout.write(to_csv(data))
+    elif campaign_id is not None:
+        from newsletter.reports.render_text import print_report
+
         print_report(out, data)
+    else:
+        from newsletter.reports.render_text import print_trends
+
+        print_trends(out, data)
 
 
 # --- long-running --------------------------------------------------------------------------
@@ -556,15 +589,21 @@ def scheduler_main() -> None:
     try:
         run_scheduler(load_settings())
     except UserError as error:
-        err.print(f"[red]error:[/] {error}", highlight=False)
+        _print_error(error)
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
         pass
+
+
+def _print_error(error: UserError) -> None:
+    """One line on stderr; the message is printed as written (a ``[...]`` in it is not markup)."""
+    err.print("[red]error:[/] ", end="", highlight=False)
+    err.print(str(error), markup=False, highlight=False)
 
 
 def main() -> None:
     try:
         app()
     except UserError as error:
-        err.print(f"[red]error:[/] {error}", highlight=False)
+        _print_error(error)
         sys.exit(EXIT_USER_ERROR)

@@ -46,12 +46,29 @@ def demo_settings(directory: Path, port: int) -> Settings:
     )
 
 
+def _nurture_summary(engine) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    from sqlalchemy import func, select
+
+    from newsletter.db import models, session_scope
+
+    with session_scope(engine) as session:
+        leads = session.scalar(select(func.count()).select_from(models.Lead)) or 0
+        enrolled = session.scalar(select(func.count()).select_from(models.NurtureEnrollment)) or 0
+        exited = session.scalar(select(func.count()).select_from(models.NurtureEnrollment)
+                                .where(models.NurtureEnrollment.status == "exited")) or 0
+        sent = session.scalar(select(func.count()).select_from(models.Delivery).join(models.Campaign)
+                              .where(models.Campaign.kind == "nurture", models.Delivery.status == "sent")) or 0
+    return {"leads": leads, "enrolled": enrolled, "exited": exited, "sent": sent}
+
+
 def run_demo(directory: Path, *, serve_after: bool, port: int, console: Console) -> dict[str, object]:
     from newsletter.audiences import import_subscribers
     from newsletter.campaigns import create_campaign, import_article, send_campaign
     from newsletter.db import make_engine, session_scope, upgrade
-    from newsletter.reports import campaign_report
+    from newsletter.demo_activity import backdate, simulate_readers, staff_books
+    from newsletter.reports import campaign_report, write_html
     from newsletter.reports.render_text import print_report
+    from newsletter.scheduling import automation_tick
 
     directory = _prepare_folder(directory)
     os.chdir(directory)  # the signing key file and relative paths live in the demo folder
@@ -72,9 +89,30 @@ def run_demo(directory: Path, *, serve_after: bool, port: int, console: Console)
     console.print(f"[bold]4.[/] Campaign {campaign_id}: “{campaign.subject}”")
     summary = send_campaign(engine, settings, campaign_id)
     console.print(f"[bold]5.[/] Sent {summary.sent} messages to {settings.outbox_dir}/campaign-{campaign_id}/")
+    backdate(engine, campaign_id)
+    activity = simulate_readers(engine, campaign_id)
+    console.print(f"[bold]6.[/] [yellow]Simulated[/] three days of readers (demo only), judged by the tracking rules: "
+                  f"{activity.human_opens} opens by people, {activity.machine_opens} by machines; "
+                  f"{activity.human_clicks} clicks by people ({activity.connect_today} on “Connect today”), "
+                  f"{activity.machine_clicks} by scanners")
+    tick = automation_tick(engine, settings)
+    nurture = _nurture_summary(engine)
+    console.print(f"[bold]7.[/] Scheduler tick: {nurture['leads']} leads scored, the director alerted of each "
+                  f"({settings.outbox_dir}/staff/); {nurture['enrolled']} readers entered the “connect-today” "
+                  "nurture sequence (first email a day later, in each reader's daytime)"
+                  + (f"; [red]failed: {tick.failed}[/]" if tick.failed else ""))
+    booked = staff_books(engine)
+    tick = automation_tick(engine, settings)
+    nurture = _nurture_summary(engine)
+    console.print(f"[bold]8.[/] [yellow]Simulated[/] front desk: leads {', '.join(map(str, booked))} booked a consultation; "
+                  f"the next tick took them out of the sequence ({nurture['exited']} exited). "
+                  "Try `newsletter leads list` and `newsletter nurture simulate connect-today`.")
     with session_scope(engine) as session:
         report = campaign_report(session, campaign_id)
     print_report(console, report)
+    html_path = directory / "report.html"
+    write_html(html_path, report, brand=settings.brand_name)
+    console.print(f"\n[bold]Director's report:[/] {html_path} (open it in a browser; no network needed)")
     engine.dispose()
     if serve_after:
         from newsletter.web.server import serve

@@ -116,5 +116,14 @@ def test_demo_without_serving(tmp_path):
     assert "Sent" in result.stdout
     outbox = list((tmp_path / "demo" / "outbox").glob("campaign-1/*.eml"))
     assert len(outbox) >= 250
-    report = run(["report", "1", "--json"], tmp_path / "demo")
-    assert json.loads(report.stdout)["sent"] == len(outbox)
+    report = json.loads(run(["report", "1", "--json"], tmp_path / "demo").stdout)
+    assert report["sent"] == len(outbox)
+    # The simulated readers went through the tracking rules: people and machines both present,
+    # each person's CTA click a lead, an alert per lead, and the director's HTML report written.
+    leads = json.loads(run(["leads", "list", "--json"], tmp_path / "demo").stdout)
+    assert report["opens"]["unique_human"] > 0 and report["opens"]["unique_machine"] > 0
+    assert len(leads) == report["leads"] > 0
+    assert sum(lead["status"] == "booked" for lead in leads) == 3
+    assert len(list((tmp_path / "demo" / "outbox" / "staff").glob("lead-alert-*.eml"))) == len(leads)
+    html = (tmp_path / "demo" / "report.html").read_text(encoding="utf-8")
+    assert "<svg" in html and "http://" not in html.split("<body", 1)[1].split("Connect today", 1)[0]

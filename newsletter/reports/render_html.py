@@ -1,0 +1,93 @@
+"""The HTML reports: one self-contained file (inline CSS, inline SVG charts, no script, no
+font or image fetched), so it opens from a disk, an attachment or a shared drive, offline.
+
+Templates live in ``newsletter/reports/templates/`` (inside the package, so the wheel carries
+them). The figures come from the report dicts unchanged; every number a table shows is the
+number ``--json`` prints.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def pct(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def num(value: int | float | None) -> str:
+    return "—" if value is None else f"{value:,}"
+
+
+def when(value: str | None, fmt: str = "%a %d %b %Y, %H:%M UTC") -> str:
+    return "—" if not value else datetime.fromisoformat(value).strftime(fmt)
+
+
+def _escape(name: str | None) -> bool:
+    """HTML-escape everything but the text parts (``*.txt.j2``)."""
+    return not (name or "").endswith(".txt.j2")
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=_escape,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(pct=pct, num=num, when=when)
+    return env
+
+
+def _svg(fig, salt: str) -> str:  # type: ignore[no-untyped-def]
+    from newsletter.reports.charts import to_svg
+
+    return to_svg(fig, salt)
+
+
+def campaign_charts(report: dict[str, Any]) -> dict[str, str]:
+    """Inline SVGs for a campaign report, by chart id."""
+    from newsletter.reports import charts
+
+    out = {"funnel": _svg(charts.funnel_chart(report["funnel"]), "funnel"),
+           "hourly": _svg(charts.hourly_chart(report["hourly"]), "hourly")}
+    if report["links"]:
+        labels = [f"{link['position']}. {link['label'] or link['url']}" for link in report["links"]]
+        out["links"] = _svg(charts.paired_bars(labels, [
+            ("people", [link["unique_human"] for link in report["links"]], charts.HUMAN),
+            ("machines", [link["unique_machine"] for link in report["links"]], charts.MACHINE)]), "links")
+    if report["by_tag"]:
+        tags = report["by_tag"]
+        out["tags"] = _svg(charts.paired_bars([t["tag"] for t in tags], [
+            ("opened", [t["rates"]["opened"] or 0 for t in tags], charts.HUMAN),
+            ("clicked", [t["rates"]["clicked"] or 0 for t in tags], "#0e7490"),
+            ("clicked “Connect today”", [t["rates"]["cta"] or 0 for t in tags], charts.ACCENT)], percent=True), "tags")
+    return out
+
+
+def trends_charts(report: dict[str, Any]) -> dict[str, str]:
+    from newsletter.reports import charts
+
+    return {"trend": _svg(charts.trend_chart(report["weeks"]), "trend"),
+            "funnel": _svg(charts.funnel_chart(report["totals"]["funnel"]), "funnel"),
+            "growth": _svg(charts.growth_chart(report["weeks"]), "growth"),
+            "leads": _svg(charts.leads_chart(report["weeks"]), "leads")}
+
+
+def campaign_html(report: dict[str, Any], *, brand: str = "Roots Mental Wellness", generated_at: str | None = None) -> str:
+    """The campaign report as one HTML document."""
+    if generated_at is None:
+        from newsletter.db.models import utcnow
+
+        generated_at = utcnow().isoformat()
+    return environment().get_template("campaign.html.j2").render(
+        r=report, charts=campaign_charts(report), brand=brand, generated_at=generated_at)
+
+
+def trends_html(report: dict[str, Any], *, brand: str = "Roots Mental Wellness") -> str:
+    """The across-campaigns report as one HTML document."""
+    return environment().get_template("trends.html.j2").render(r=report, charts=trends_charts(report), brand=brand)
