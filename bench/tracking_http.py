@@ -31,6 +31,7 @@ from __future__ import annotations
 import cProfile
 import io
 import json
+import os
 import pstats
 import re
 import shutil
@@ -173,10 +174,11 @@ def phase_serve(state: dict) -> dict:
         app = bare_minimal_app
     else:
         from newsletter.db import make_engine
-        from newsletter.tracking import TrackingOptions
         from newsletter.web import create_app
+        from newsletter.web.server import settle_memory
 
-        app = create_app(_settings(state), make_engine(state["url"]), tracking=TrackingOptions())
+        app = create_app(_settings(state), make_engine(state["url"]))
+        settle_memory()  # as `newsletter serve` does
     server = uvicorn.Server(uvicorn.Config(Counting(app), host="127.0.0.1", port=state["port"], log_level="warning",
                                            access_log=False, lifespan="off", loop="asyncio", http="h11",
                                            server_header=False))
@@ -242,10 +244,12 @@ def run_target(state: dict, target: str, args) -> dict:  # type: ignore[no-untyp
         subprocess.run(["wrk", "-t1", f"-c{args.connections}", "-d2s", "-s", lua, *headers,
                         f"http://127.0.0.1:{port}"], capture_output=True, check=True)
         warm = _get_json(port, STATS_PATH)
+        cpu_before = _cpu_seconds(proc.pid)
         out = subprocess.run(["wrk", "-t1", f"-c{args.connections}", f"-d{args.duration}s", "--latency", "-s", lua,
                               *headers, f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True).stdout
         time.sleep(0.5)  # let the last in-flight requests finish
         answered = _get_json(port, STATS_PATH)
+        cpu = _cpu_seconds(proc.pid) - cpu_before
     finally:
         proc.send_signal(signal.SIGTERM)  # our own child, by handle: uvicorn shuts down cleanly
         try:
@@ -265,12 +269,21 @@ def run_target(state: dict, target: str, args) -> dict:  # type: ignore[no-untyp
         "non_2xx_3xx": int(non_ok.group(1)) if non_ok else 0, "socket_errors": errors.group(1) if errors else None,
         "server_answered_by_status": answered, "server_answered": answered_total,
         "server_answered_warmup": sum(warm.values()),
+        # the server's own CPU (all threads) per request of the measured run: moves far less than
+        # req/s when other work shares the machine
+        "server_cpu_us_per_request": round(cpu / max(answered_total - sum(warm.values()), 1) * 1e6, 1),
     }
     if not target.startswith("bare"):
         stored = _events(state["url"]) - before
         result["events_stored"] = stored
         result["events_stored_equals_answered"] = stored == answered_total
     return result
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process, all its threads (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def profile_in_process(state: dict, n: int = 5000, batch: int = 64) -> str:
@@ -329,6 +342,8 @@ def main() -> None:
     parser = c.base_parser(__doc__.split("\n\n")[0], default_n=20_000)
     parser.add_argument("--duration", type=int, default=10, help="seconds of wrk per target (default %(default)s)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (default %(default)s)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="bare, pixel and click again this many times, alternating (default %(default)s)")
     parser.add_argument("--profile", action="store_true", help="also profile the per-request work in process")
     # a database of its own: other benchmarks (send.py, ...) use newsletter_bench and may run at the same time
     parser.set_defaults(pg_url=c.PG_DEFAULT.rsplit("/", 1)[0] + "/newsletter_bench_http")
@@ -349,18 +364,33 @@ def main() -> None:
     with c.bench_store(args.db, args.pg_url, keep=args.keep, prefix="nlbench-http-") as (url, tmp):
         state = {"url": url, "tmp": str(tmp), "n": args.recipients}
         c.run_phase(SCRIPT, "setup", state, tmp)
-        for target in ("bare", "pixel", "click", "bare_minimal"):
-            r = run_target(state, target, args)
-            results[target] = r
-            console.print(f"{target:>5}: {r['requests_per_s']:>8,.0f} req/s  (wrk {r['wrk_requests']:,} requests, "
-                          f"server answered {r['server_answered']:,}"
-                          + (f", events stored {r['events_stored']:,}" if "events_stored" in r else "")
-                          + f"; latency avg/stdev/max {r['latency_avg_stdev_max']})")
+        rounds: list[dict] = []
+        for number in range(1, args.rounds + 1):
+            # bare, pixel and click back to back, round after round: each ratio compares runs a few
+            # seconds apart, so other work on the machine moves both sides of it alike
+            this = {}
+            for target in ("bare", "pixel", "click") + (("bare_minimal",) if number == 1 else ()):
+                r = this[target] = run_target(state, target, args)
+                console.print(f"round {number} {target:>5}: {r['requests_per_s']:>8,.0f} req/s  (wrk "
+                              f"{r['wrk_requests']:,} requests, server answered {r['server_answered']:,}"
+                              + (f", events stored {r['events_stored']:,}" if "events_stored" in r else "")
+                              + f"; server CPU {r['server_cpu_us_per_request']} µs/request"
+                              + f"; latency avg/stdev/max {r['latency_avg_stdev_max']})")
+            for target in ("pixel", "click"):
+                this[target]["ratio_to_bare"] = round(this[target]["requests_per_s"] / this["bare"]["requests_per_s"], 3)
+                this[target]["cpu_ratio_to_bare"] = round(this["bare"]["server_cpu_us_per_request"]
+                                                          / this[target]["server_cpu_us_per_request"], 3)
+            rounds.append(this)
+        results.update(rounds[0])  # the first round's runs under their names, as before
+        results["rounds"] = rounds
         for target in ("pixel", "click"):
-            ratio = results[target]["requests_per_s"] / results["bare"]["requests_per_s"]
-            results[target]["ratio_to_bare"] = round(ratio, 3)
-            ok = results[target]["events_stored_equals_answered"]
-            console.print(f"{target}: {ratio:.0%} of bare (target ≥ 60%); events stored == requests answered: {ok}")
+            ratios = sorted(r[target]["ratio_to_bare"] for r in rounds)
+            cpu_ratios = sorted(r[target]["cpu_ratio_to_bare"] for r in rounds)
+            ok = all(r[target]["events_stored_equals_answered"] for r in rounds)
+            results[f"{target}_ratio_median"] = ratios[len(ratios) // 2]
+            console.print(f"{target}: {', '.join(f'{x:.0%}' for x in ratios)} of bare (median "
+                          f"{ratios[len(ratios) // 2]:.0%}; target ≥ 60%); by server CPU per request "
+                          f"{', '.join(f'{x:.0%}' for x in cpu_ratios)}; events stored == requests answered: {ok}")
         if args.profile:
             text = profile_in_process(state)
             results["profile"] = text

@@ -30,6 +30,7 @@ import cProfile
 import http.client
 import io
 import json
+import os
 import pstats
 import random
 import signal
@@ -102,11 +103,21 @@ def phase_serve(state: dict) -> dict:
     import uvicorn
 
     from newsletter.db import make_engine
-    from newsletter.tracking import TrackingOptions
     from newsletter.web import create_app
+    from newsletter.web.server import settle_memory
 
-    app = create_app(_settings(state), make_engine(state["url"]),
-                     tracking=TrackingOptions(webhook_public_key=state["public_key"]))
+    engine = make_engine(state["url"])
+    if state.get("sqlite_pragmas"):  # --sqlite-pragma: a what-if for the store's settings (db room), not the product's
+        from sqlalchemy import event
+
+        @event.listens_for(engine, "connect")
+        def _more_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+            for pragma in state["sqlite_pragmas"]:
+                dbapi_connection.execute(f"PRAGMA {pragma}")
+
+    # the key as production gets it (NEWSLETTER_SENDGRID_WEBHOOK_PUBLIC_KEY), and what `newsletter serve` does
+    app = create_app(_settings(state).with_overrides(webhook_public_key=state["public_key"]), engine)
+    settle_memory()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=state["port"], log_level="warning",
                                            access_log=False, lifespan="off", loop="asyncio", http="h11",
                                            server_header=False))
@@ -253,6 +264,31 @@ def _events(url: str) -> int:
         engine.dispose()
 
 
+def _cpu_seconds(pids: list[int], since: dict[int, float] | None = None) -> dict[int, float]:
+    """User + system CPU seconds of each process (all its threads; Linux ``/proc``), minus
+    ``since`` (an earlier reading; a process started in between counts from zero)."""
+    out: dict[int, float] = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+        out[pid] = seconds - (since or {}).get(pid, 0.0)
+    return out
+
+
+def _backend_pids(url: str) -> list[int]:
+    """PostgreSQL: the server processes connected to the bench database (the app's pool)."""
+    if not url.startswith("postgresql"):
+        return []
+    import psycopg
+
+    with psycopg.connect(c._libpq_dsn(url), autocommit=True) as conn:
+        return [pid for (pid,) in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -291,6 +327,9 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=50, help="batches of 1,000 events (default %(default)s)")
     parser.add_argument("--concurrency", type=int, default=1, help="connections posting at once (default %(default)s)")
     parser.add_argument("--profile", action="store_true", help="also profile ingest_events in process")
+    parser.add_argument("--sqlite-pragma", action="append", default=[], metavar="PRAGMA",
+                        help="what-if: also run 'PRAGMA <PRAGMA>' on each of the server's SQLite connections "
+                             "(e.g. cache_size=-65536); repeatable")
     parser.add_argument("--profile-server", action="store_true",
                         help="cProfile the server process (all threads); printed at the end (slows it down)")
     # a database of its own: other benchmarks (send.py, ...) use newsletter_bench and may run at the same time
@@ -306,6 +345,7 @@ def main() -> None:
     info = c.machine_info(args.pg_url)
     c.print_machine(console, info)
     results: dict = {"machine": info, "db": args.db, "deliveries": args.recipients, "batches": args.batches,
+                     "sqlite_pragmas_what_if": args.sqlite_pragma,
                      "events_per_batch": 1000, "concurrency": args.concurrency,
                      "server": "uvicorn, 1 process, asyncio loop, h11, no access log"}
     with c.bench_store(args.db, args.pg_url, keep=args.keep, prefix="nlbench-webhook-") as (url, tmp):
@@ -315,7 +355,7 @@ def main() -> None:
         bodies = make_batches(args.batches, args.recipients, setup["campaign_id"], setup["sent_epoch"])
         port = _free_port()
         serve_state = dict(state, port=port, public_key=signer.public_b64, result_file=str(tmp / "serve.json"),
-                           profile_server=args.profile_server)
+                           profile_server=args.profile_server, sqlite_pragmas=args.sqlite_pragma)
         (tmp / "state-serve.json").write_text(json.dumps(serve_state))
         proc = subprocess.Popen([sys.executable, str(SCRIPT), "--phase", "serve", "--state", str(tmp / "state-serve.json")],
                                 cwd=str(tmp))
@@ -332,12 +372,16 @@ def main() -> None:
             # warm-up: one small signed post (imports, pool, first compilations), not timed
             warm = json.dumps([{"event": "processed", "sg_event_id": "warm-up", "delivery_id": "1",
                                 "timestamp": setup["sent_epoch"]}]).encode()
-            post_all(port, [(warm, signer.headers(warm, str(int(time.time()))))], 1)
+            post_all(port, [(warm, signer.headers(warm, str(int(time.time()))))] * args.concurrency, args.concurrency)
             before = _events(url)
             ts = str(int(time.time()))
             signed = [(b, signer.headers(b, ts)) for b in bodies]  # signed before the clock starts
             mb = sum(len(b) for b in bodies) / 1e6
+            server_cpu, db_cpu = _cpu_seconds([proc.pid]), _cpu_seconds(_backend_pids(url))
             wall, answers = post_all(port, signed, args.concurrency)
+            server_cpu = _cpu_seconds([proc.pid], since=server_cpu)
+            db_pids = _backend_pids(url)  # the pool may have opened a connection during the pass
+            db_cpu = _cpu_seconds(db_pids, since=db_cpu)
             stored = _events(url) - before
             sent = 1000 * args.batches
             ts = str(int(time.time()))
@@ -356,6 +400,9 @@ def main() -> None:
             "wall_s": round(wall, 2), "events_sent": sent, "events_stored": stored,
             "stored_equals_sent": stored == sent, "events_per_s_stored": round(stored / wall),
             "ms_per_batch": round(wall / args.batches * 1000, 1),
+            # CPU, not wall: on a shared machine it moves far less than the wall time does
+            "server_cpu_ms_per_batch": round(sum(server_cpu.values()) / args.batches * 1000, 1),
+            "postgres_cpu_ms_per_batch": round(sum(db_cpu.values()) / args.batches * 1000, 1) if db_pids else None,
             "suppressed_addresses": sum(a["suppressed"] for a in answers),
             "machine_events": sum(a["machine"] for a in answers),
             "retry_pass": {"wall_s": round(wall2, 2), "events_per_s_checked": round(sent / wall2),
@@ -368,6 +415,9 @@ def main() -> None:
                       f"suppressed, {results['machine_events']:,} machine opens/clicks")
         console.print(f"retry pass (same events again): {wall2:.2f} s, {sent / wall2:,.0f} events/s checked, "
                       f"{stored2} new rows")
+        console.print(f"CPU per batch of 1,000 (first pass): server process {results['server_cpu_ms_per_batch']} ms"
+                      + (f", PostgreSQL backends {results['postgres_cpu_ms_per_batch']} ms" if db_pids else "")
+                      + f"; load average now {[round(x, 2) for x in os.getloadavg()]}")
         if args.profile_server and (tmp / "server-profile.txt").exists():
             results["server_profile"] = (tmp / "server-profile.txt").read_text()
             console.print(results["server_profile"])

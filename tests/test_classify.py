@@ -184,6 +184,26 @@ def test_redirect_burst_marks_every_click_and_takes_back_the_lead(engine) -> Non
     assert not later.is_machine and not bob.is_machine
 
 
+def test_burst_takes_back_the_click_but_not_a_signup_lead(engine) -> None:  # type: ignore[no-untyped-def]
+    """A reader who asked for a consultation at signup keeps their lead when a scanner's burst
+    later takes back the CTA click that warmed it."""
+    from newsletter.db.models import Subscriber
+    from newsletter.leads import create_signup_lead
+
+    w = build_world(engine)
+    with session_scope(engine) as s:
+        s.add(CampaignLink(campaign_id=w.campaign_id, position=4, url="https://example.test/4", kind="web"))
+        email = s.get(Subscriber, s.get(Delivery, w.d_ada).subscriber_id).email
+        create_signup_lead(s, email, by="test")
+        t = s.get(Delivery, w.d_ada).sent_at + timedelta(hours=3)
+    for position, ms in ((2, 0), (1, 300), (4, 600)):  # the CTA first, then a burst over the rest
+        with session_scope(engine) as s:
+            record_click(s, w.d_ada, position, HUMAN, now=t + timedelta(milliseconds=ms))
+    with session_scope(engine) as s:
+        lead = s.scalars(select(Lead)).one()
+        assert (lead.source, lead.cta_clicks) == ("signup", 0)
+
+
 def test_reason_vocabulary_is_documented() -> None:
     import importlib
 

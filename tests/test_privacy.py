@@ -3,9 +3,14 @@ while every count stays; the room's settings. Store tests run on SQLite and Post
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 import warnings
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -14,8 +19,10 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from starlette.testclient import TestClient
 
+from newsletter.config import Settings, load_settings
 from newsletter.db import session_scope
 from newsletter.db.models import Delivery, Event, utcnow
+from newsletter.errors import UserError
 from newsletter.reports import campaign_report
 from newsletter.tracking import (
     RequestInfo,
@@ -24,7 +31,7 @@ from newsletter.tracking import (
     derive_ip_hash_key,
     hash_ip,
     ingest_events,
-    options_from_env,
+    options_from_settings,
     prune_event_details,
     record_click,
     record_open,
@@ -54,21 +61,62 @@ def test_store_ip_modes() -> None:
     assert derive_ip_hash_key("k") != b"k" and len(derive_ip_hash_key("k")) == 32
 
 
-def test_options_from_env() -> None:
-    assert options_from_env({}) == TrackingOptions()
-    o = options_from_env({"NEWSLETTER_SENDGRID_WEBHOOK_PUBLIC_KEY": " abc ", "NEWSLETTER_WEBHOOK_ALLOW_INSECURE": "yes",
-                          "NEWSLETTER_SOFT_BOUNCE_LIMIT": "5", "NEWSLETTER_IP_STORAGE": "HASH",
-                          "NEWSLETTER_EVENT_RETENTION_DAYS": "30", "NEWSLETTER_WEBHOOK_MAX_BYTES": "1048576"},
-                         signing_key="s")
+def test_options_from_settings(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)  # the signing key file, if one were made, lands here
+    assert options_from_settings(Settings()) == TrackingOptions()
+    o = options_from_settings(load_settings({
+        "NEWSLETTER_SENDGRID_WEBHOOK_PUBLIC_KEY": " abc ", "NEWSLETTER_WEBHOOK_ALLOW_INSECURE": "yes",
+        "NEWSLETTER_SOFT_BOUNCE_LIMIT": "5", "NEWSLETTER_IP_STORAGE": "HASH", "NEWSLETTER_EVENT_RETENTION_DAYS": "30",
+        "NEWSLETTER_WEBHOOK_MAX_BYTES": "1048576", "NEWSLETTER_WEBHOOK_TOLERANCE_SECONDS": "120",
+        "NEWSLETTER_CTA_CONFIRM_MIN_SECONDS": "2.5", "NEWSLETTER_CTA_CONFIRM_MAX_AGE_DAYS": "3",
+        "NEWSLETTER_SECRET_KEY": "s"}, workdir=tmp_path))
     assert (o.webhook_public_key, o.webhook_allow_insecure, o.soft_bounce_limit, o.ip_storage, o.retention_days,
-            o.webhook_max_bytes) == ("abc", True, 5, "hash", 30, 1048576)
+            o.webhook_max_bytes, o.webhook_tolerance_seconds, o.cta_confirm_min_seconds,
+            o.cta_confirm_max_age_days) == ("abc", True, 5, "hash", 30, 1048576, 120.0, 2.5, 3.0)
     assert o.ip_hash_key == derive_ip_hash_key("s") and "abc" not in repr(o)
-    with pytest.raises(ValueError, match="NEWSLETTER_SOFT_BOUNCE_LIMIT"):
-        options_from_env({"NEWSLETTER_SOFT_BOUNCE_LIMIT": "three"})
-    with pytest.raises(ValueError, match="NEWSLETTER_IP_STORAGE"):
-        options_from_env({"NEWSLETTER_IP_STORAGE": "full"})
-    with pytest.raises(ValueError, match="key"):
-        options_from_env({"NEWSLETTER_IP_STORAGE": "hash"})  # no signing key to derive from
+    for variable, value in (("NEWSLETTER_IP_STORAGE", "full"), ("NEWSLETTER_SOFT_BOUNCE_LIMIT", "0"),
+                            ("NEWSLETTER_WEBHOOK_MAX_BYTES", "10"), ("NEWSLETTER_WEBHOOK_TOLERANCE_SECONDS", "-1"),
+                            ("NEWSLETTER_EVENT_RETENTION_DAYS", "-3"), ("NEWSLETTER_CTA_CONFIRM_MAX_AGE_DAYS", "0")):
+        with pytest.raises(UserError) as raised:
+            options_from_settings(load_settings({variable: value}, workdir=tmp_path))
+        assert raised.value.where == variable
+    with pytest.raises(UserError, match="NEWSLETTER_SOFT_BOUNCE_LIMIT"):  # not a number: config says so
+        load_settings({"NEWSLETTER_SOFT_BOUNCE_LIMIT": "three"}, workdir=tmp_path)
+    assert not (tmp_path / ".newsletter-secret").exists()  # no key made unless hashing needs one
+
+
+def test_a_dotenv_webhook_key_is_honoured(tmp_path, db_url, engine) -> None:  # type: ignore[no-untyped-def]
+    """The key in ``.env`` (not the process environment) turns the signed webhook on."""
+    from test_webhook import KEYS, sg
+
+    w = build_world(engine)
+    (tmp_path / ".env").write_text(f"NEWSLETTER_SENDGRID_WEBHOOK_PUBLIC_KEY={KEYS.public_b64}\n"
+                                   f"NEWSLETTER_DATABASE_URL={db_url}\nNEWSLETTER_SECRET_KEY=dotenv-test\n")
+    settings = load_settings({}, workdir=tmp_path)
+    assert settings.webhook_public_key == KEYS.public_b64
+    client = TestClient(create_app(settings, engine))
+    body = json.dumps([sg("delivered", 1, w.d_ada)]).encode()
+    assert client.post("/webhooks/sendgrid", content=body, headers=KEYS.headers(body)).json()["stored"] == 1
+    assert client.post("/webhooks/sendgrid", content=body, headers={"content-type": "application/json"}
+                       ).status_code == 401  # signed means signed: no headers, nothing stored
+    elsewhere = load_settings({"NEWSLETTER_SECRET_KEY": "dotenv-test"}, workdir=tmp_path / "elsewhere")
+    without = TestClient(create_app(elsewhere, engine))  # no .env there: no key, the webhook refuses
+    assert without.post("/webhooks/sendgrid", content=body, headers=KEYS.headers(body)).status_code == 503
+
+
+def test_a_bad_ip_storage_is_one_line_naming_the_variable(tmp_path, db_url) -> None:  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
+    env.update(NEWSLETTER_DATABASE_URL=db_url, NEWSLETTER_SECRET_KEY="cli-test", NEWSLETTER_IP_STORAGE="everything",
+               PYTHONPATH=str(Path(__file__).resolve().parents[1]), COLUMNS="200")
+    for args in (["events", "prune"], ["events", "prune", "--days", "30"]):
+        result = subprocess.run([sys.executable, "-m", "newsletter", *args], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=120)
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.returncode == 1 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+        assert "NEWSLETTER_IP_STORAGE" in lines[0] and "everything" in lines[0]
+    settings = load_settings({"NEWSLETTER_IP_STORAGE": "everything", "NEWSLETTER_SECRET_KEY": "k"}, workdir=tmp_path)
+    with pytest.raises(UserError, match="NEWSLETTER_IP_STORAGE"):
+        create_app(settings)  # the web app refuses to start the same way (newsletter serve)
 
 
 def test_every_path_stores_the_address_as_configured(engine) -> None:  # type: ignore[no-untyped-def]
@@ -91,8 +139,8 @@ def test_every_path_stores_the_address_as_configured(engine) -> None:  # type: i
 
 def test_the_app_hashes_when_told(settings, engine) -> None:  # type: ignore[no-untyped-def]
     w = build_world(engine)
-    tracking = options_from_env({"NEWSLETTER_IP_STORAGE": "hash"}, signing_key=settings.signing_key())
-    client = TestClient(create_app(settings, engine, tracking=tracking), client=("203.0.113.77", 5000),
+    settings = settings.with_overrides(ip_storage="hash")  # as NEWSLETTER_IP_STORAGE=hash would
+    client = TestClient(create_app(settings, engine), client=("203.0.113.77", 5000),
                         headers={"user-agent": BROWSER})
     assert client.get(f"/o/{TokenSigner(settings.signing_key()).sign(w.d_ada)}.gif").status_code == 200
     with session_scope(engine) as s:

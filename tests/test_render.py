@@ -25,6 +25,7 @@ TEMPLATES = REPO / "templates"
 GOLDEN = Path(__file__).resolve().parent / "golden" / "seed_campaign.txt"
 PUBLIC = "https://news.example.test"
 BOOKING = "https://rootsmentalwellness.example/book"
+WEBSITE = "https://rootsmentalwellness.example"
 
 
 @pytest.fixture
@@ -164,12 +165,13 @@ def test_links_are_registered_once_and_shared_by_both_parts(article: Article, br
     assert out.links == (
         Link(1, "https://example.org/stress?a=1&b=2", "this overview", "article"),
         Link(2, BOOKING, "Connect today", "cta"),
+        Link(3, WEBSITE, "Hidden link (only machines click it)", "honeypot"),  # HTML only (test_honeypot.py)
     )
     for link in out.links:
         assert _tracked(link.position) in out.html
-        assert _tracked(link.position) in out.text
+        assert (_tracked(link.position) in out.text) == (link.kind != "honeypot")
     assert re.findall(r"/c/%%token%%/(\d+)", out.html) and \
-        set(re.findall(r"/c/%%token%%/(\d+)", out.html)) == set(re.findall(r"/c/%%token%%/(\d+)", out.text))
+        set(re.findall(r"/c/%%token%%/(\d+)", out.html)) == set(re.findall(r"/c/%%token%%/(\d+)", out.text)) | {"3"}
     assert "example.org/stress" not in out.html and "example.org/stress" not in out.text
     assert "mailto:hello@rootsmentalwellness.example" in out.html  # not trackable: left alone
 
@@ -178,7 +180,7 @@ def test_same_url_as_cta_and_in_the_body_gets_two_positions(brand: Brand) -> Non
     article = Article(title="T", slug="t", sections=(
         Section(None, (f'<a href="{BOOKING}">Book</a> now, or <a href="{BOOKING}">book</a> later.',)),))
     out = _render(article, brand)
-    assert [(link.position, link.kind) for link in out.links] == [(1, "article"), (2, "cta")]
+    assert [(link.position, link.kind) for link in out.links] == [(1, "article"), (2, "cta"), (3, "honeypot")]
     assert "Book (" + _tracked(1) + ") now, or book (" + _tracked(1) + ") later." in " ".join(out.text.split())
 
 
@@ -202,7 +204,7 @@ def test_short_article_is_sent_whole_and_missing_cta_gets_a_default(brand: Brand
     article = Article(title="Short", slug="short", sections=(Section(None, ("One paragraph.",)),))
     out = _render(article, brand)
     assert "Read the full article" not in out.html
-    assert [link.kind for link in out.links] == ["cta"]
+    assert [link.kind for link in out.links] == ["cta", "honeypot"]
     assert "you don't have to carry it alone" in out.text
     assert "The Roots Mental Wellness team" in out.text  # default sign-off
 
@@ -366,4 +368,4 @@ def test_seed_campaign_text_matches_golden(seed_article_path: Path, brand: Brand
         GOLDEN.write_text(out.text, encoding="utf-8")
     assert out.text == GOLDEN.read_text(encoding="utf-8")
     assert len(out.html.encode("utf-8")) < 100_000
-    assert [(link.kind, link.url) for link in out.links] == [("cta", BOOKING)]
+    assert [(link.kind, link.url) for link in out.links] == [("cta", BOOKING), ("honeypot", WEBSITE)]

@@ -411,11 +411,11 @@ def test_recorder_groups_concurrent_requests_and_isolates_a_bad_one(engine: Engi
     async def with_a_failure() -> list:  # type: ignore[type-arg]
         original = recorder._store
 
-        def store(batch):  # type: ignore[no-untyped-def]
+        def store(batch, link):  # type: ignore[no-untyped-def]
             if len(batch) > 1 or batch[0][1][0] == w.d_bob:
                 if any(item[1][0] == w.d_bob for item in batch):
                     raise RuntimeError("refused")
-            return original(batch)
+            return original(batch, link)
 
         recorder._store = store  # type: ignore[method-assign]
         try:

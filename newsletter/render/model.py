@@ -7,7 +7,9 @@ from dataclasses import dataclass
 DEFAULT_REASON = "You are receiving this because you subscribed to the {brand_name} newsletter."
 
 #: The kinds of click-tracked link a template may register (``track(url, label, kind)``).
-LINK_KINDS: tuple[str, ...] = ("cta", "article", "read_more")
+#: ``honeypot``: a link hidden from people (templates/partials/honeypot.mjml.j2); a click on it
+#: is a machine's (newsletter.tracking.classify).
+LINK_KINDS: tuple[str, ...] = ("cta", "article", "read_more", "honeypot")
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class Link:
     position: int
     url: str
     label: str
-    kind: str  # cta | article | read_more
+    kind: str  # cta | article | read_more | honeypot
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ Public face (import from here): ``TokenSigner``, ``ContinueSigner``, ``InvalidTo
 ``WebhookError`` (``MissingSignature``, ``BadSignature``, ``StaleTimestamp``),
 ``InvalidPublicKey``, ``parse_batch``, ``MalformedBatch``, ``ingest_events`` (→ ``IngestResult``) and
 its two halves ``prepare_batch`` / ``store_batch``;
-``suppress`` / ``SuppressionRequest``; settings: ``TrackingOptions``, ``options_from_env``;
+``suppress`` / ``SuppressionRequest``; settings: ``TrackingOptions``, ``options_from_settings``;
 and the reader's preferences: ``load_preferences``, ``save_preferences``, ``Preferences``,
 ``InvalidPreferences``, ``INTEREST_TAGS``.
 
@@ -41,7 +41,7 @@ from newsletter.tracking.events import (
     record_opens,
     unsubscribe,
 )
-from newsletter.tracking.options import TrackingOptions, derive_ip_hash_key, options_from_env
+from newsletter.tracking.options import TrackingOptions, derive_ip_hash_key, options_from_settings
 from newsletter.tracking.preferences import (
     INTEREST_TAGS,
     InvalidPreferences,
@@ -85,6 +85,6 @@ __all__ = [
     "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "parse_batch", "MalformedBatch", "ingest_events", "IngestResult",
     "prepare_batch", "store_batch", "PreparedBatch",
     "suppress", "SuppressionRequest",
-    "TrackingOptions", "options_from_env", "derive_ip_hash_key",
+    "TrackingOptions", "options_from_settings", "derive_ip_hash_key",
     "INTEREST_TAGS", "InvalidPreferences", "Preferences", "load_preferences", "save_preferences",
 ]

@@ -116,6 +116,10 @@ class Verdict:
 
 
 HUMAN = Verdict(False, None)
+# Verdicts are immutable: one instance per reason and per doubt, shared by every event.
+_MACHINE = {reason: Verdict(True, reason) for reason in REASONS}
+_DOUBTED = {doubt: Verdict(False, None, doubt) for doubt in DOUBTS}
+_AGENTS_KEPT = 4096
 
 
 def _data_lines(path: Path) -> list[str]:
@@ -148,22 +152,21 @@ def load_networks(path: Path = NETWORKS_FILE) -> tuple[tuple[str, Network], ...]
     return tuple(out)
 
 
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+#: A dotted-quad IPv4 address as :mod:`ipaddress` accepts it (no leading zeros, 0-255 each);
+#: the groups are the four octets, already in their canonical spelling.
+IPV4 = re.compile(r"\.".join([_OCTET] * 4))
+
+
 def ipv4_int(ip: str) -> int | None:
     """A dotted-quad IPv4 address as an int, ``None`` for anything else (IPv6, junk). Accepts
     exactly what :mod:`ipaddress` accepts for IPv4 (no leading zeros, 0-255), at a tenth of its
     cost; the webhook sees a thousand addresses per post, mostly different."""
-    parts = ip.strip().split(".")
-    if len(parts) != 4:
+    match = IPV4.fullmatch(ip.strip())
+    if match is None:
         return None
-    value = 0
-    for part in parts:
-        if not (part.isdigit() and part.isascii()) or len(part) > 3 or (len(part) > 1 and part[0] == "0"):
-            return None
-        octet = int(part)
-        if octet > 255:
-            return None
-        value = value << 8 | octet
-    return value
+    a, b, c, d = match.groups()
+    return int(a) << 24 | int(b) << 16 | int(c) << 8 | int(d)
 
 
 def _address(ip: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -222,39 +225,56 @@ class Classifier:
                 return reason
         return None
 
+    @cached_property
+    def _agents_seen(self) -> dict[str, bool]:
+        """User agent → matches a scanner pattern. Readers' agents repeat (a few browser and
+        mail-app builds carry most of the traffic), so each is searched once; bounded below."""
+        return {}
+
+    def scanner_agent(self, agent: str) -> bool:
+        """Whether the (stripped, non-empty) user agent contains a scanner pattern."""
+        seen = self._agents_seen
+        found = seen.get(agent)
+        if found is None:
+            pattern = self._agent_pattern
+            found = pattern is not None and pattern.search(agent.lower()) is not None
+            if len(seen) >= _AGENTS_KEPT:
+                seen.clear()
+            seen[agent] = found
+        return found
+
     def classify(self, *, kind: Literal["open", "click"], user_agent: str | None, ip: str | None,
                  method: str, seconds_since_sent: float | None, link_kind: str | None = None,
                  accept_language: str | None = None, burst: bool = False,
                  sg_machine_open: bool = False) -> Verdict:
-        if method.upper() == "HEAD":
-            return Verdict(True, "head_request")
+        if method != "GET" and method.upper() == "HEAD":
+            return _MACHINE["head_request"]
         if kind == "click" and link_kind == "honeypot":
-            return Verdict(True, "honeypot")
+            return _MACHINE["honeypot"]
         if kind == "open" and sg_machine_open:
-            return Verdict(True, "sg_machine_open")
+            return _MACHINE["sg_machine_open"]
         agent = (user_agent or "").strip()
         if not agent:
-            return Verdict(True, "no_user_agent")
-        pattern = self._agent_pattern
-        if pattern is not None and pattern.search(agent.lower()):
-            return Verdict(True, "scanner_user_agent")
+            return _MACHINE["no_user_agent"]
+        if self.scanner_agent(agent):
+            return _MACHINE["scanner_user_agent"]
         network = self.network_reason(ip)
         if kind == "open" and (agent == APPLE_MPP_USER_AGENT or network == "apple_mpp"):
-            return Verdict(True, "apple_mpp")
+            return _MACHINE["apple_mpp"]
         if network == "scanner_network":
-            return Verdict(True, "scanner_network")
+            return _MACHINE["scanner_network"]
         if kind != "click":
             return HUMAN
         if seconds_since_sent is not None and seconds_since_sent < self.min_click_seconds:
-            return Verdict(True, "too_fast_after_delivery")
+            return _MACHINE["too_fast_after_delivery"]
         if burst:
-            return Verdict(True, "burst_clicks")
+            return _MACHINE["burst_clicks"]
         if seconds_since_sent is not None and seconds_since_sent < self.uncertain_click_seconds:
-            return Verdict(False, None, "quick_click")
+            return _DOUBTED["quick_click"]
         if not agent.startswith("Mozilla/"):
-            return Verdict(False, None, "unknown_agent")
+            return _DOUBTED["unknown_agent"]
         if accept_language is not None and not accept_language.strip():
-            return Verdict(False, None, "no_accept_language")
+            return _DOUBTED["no_accept_language"]
         return HUMAN
 
     def find_bursts(self, clicks: Sequence[tuple[float, Hashable]]) -> set[int]:

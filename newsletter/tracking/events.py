@@ -30,7 +30,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
@@ -48,7 +48,15 @@ from newsletter.db.models import (
 from newsletter.tracking.classify import Classifier, Verdict, default_classifier
 from newsletter.tracking.options import DEFAULT_OPTIONS, TrackingOptions
 from newsletter.tracking.privacy import store_ip
-from newsletter.tracking.sql import ByIds, Db, delivery_owners, delivery_times, dialect_insert, insert_events
+from newsletter.tracking.sql import (
+    ByIds,
+    Db,
+    EventRow,
+    delivery_owners,
+    delivery_times,
+    dialect_insert,
+    insert_event_rows,
+)
 
 USER_AGENT_MAX = 500
 UNSUBSCRIBE_SOURCES = ("one_click", "link", "preferences")
@@ -113,6 +121,38 @@ def _new_key() -> str:
     return f"{time.time_ns() // 1000:014x}{secrets.token_hex(9)}"
 
 
+def _new_keys(count: int) -> list[str]:
+    """``count`` keys as :func:`_new_key` makes them, one time and one call for random bytes for
+    the lot (a batch of the web app's recorder)."""
+    stamp = f"{time.time_ns() // 1000:014x}"
+    random = secrets.token_hex(9 * count)
+    return [stamp + random[i:i + 18] for i in range(0, 18 * count, 18)]
+
+
+class _Stored:
+    """The stored forms of a batch's addresses and user agents, each distinct value worked out
+    once (the requests of a batch often share them: one proxy, one mail app)."""
+
+    def __init__(self, options: TrackingOptions) -> None:
+        self.options = options
+        self.ips: dict[str | None, str | None] = {}
+        self.agents: dict[str | None, str | None] = {}
+
+    def ip(self, ip: str | None) -> str | None:
+        try:
+            return self.ips[ip]
+        except KeyError:
+            found = self.ips[ip] = store_ip(ip, self.options.ip_storage, self.options.ip_hash_key)
+            return found
+
+    def agent(self, agent: str | None) -> str | None:
+        try:
+            return self.agents[agent]
+        except KeyError:
+            found = self.agents[agent] = _clip_agent(agent)
+            return found
+
+
 # Every function below takes a Session or a Connection (``Db``): the web app's writer uses a Connection.
 
 EVENTS = Event.__table__  # Core statements on the table: no ORM bulk machinery on the hot paths
@@ -163,18 +203,25 @@ def record_opens(db: Db, items: Sequence[tuple[int, RequestInfo, datetime]], *,
     Opens are not timed: a pre-fetch and a reader look the same at any delay."""
     classifier = classifier or default_classifier()
     found = delivery_owners(db, {d for d, _, _ in items})
-    rows, out = [], []
-    for delivery_id, request, now in items:
+    rows: list[EventRow] = []
+    out: list[Verdict | None] = []
+    keys = _new_keys(len(items))
+    facts = _Stored(options)
+    verdicts: dict[tuple[str | None, str | None, str], Verdict] = {}  # an open's verdict is its request's
+    for i, (delivery_id, request, now) in enumerate(items):
         ledger = found.get(delivery_id)
         if ledger is None:
             out.append(None)
             continue
-        verdict = classifier.classify(kind="open", user_agent=request.user_agent, ip=request.ip,
-                                      method=request.method, seconds_since_sent=None)
-        rows.append(_row(type_="open", campaign_id=ledger[0], delivery_id=delivery_id, subscriber_id=ledger[1],
-                         verdict=verdict, request=request, now=now, options=options))
+        asked = (request.user_agent, request.ip, request.method)
+        verdict = verdicts.get(asked)
+        if verdict is None:
+            verdict = verdicts[asked] = classifier.classify(kind="open", user_agent=request.user_agent, ip=request.ip,
+                                                            method=request.method, seconds_since_sent=None)
+        rows.append((keys[i], "open", "tracking", ledger[0], delivery_id, ledger[1], None, verdict.is_machine,
+                     verdict.reason, now, facts.ip(request.ip), facts.agent(request.user_agent), None))
         out.append(verdict)
-    insert_events(db, rows)  # one statement for the whole batch
+    insert_event_rows(db, rows)  # one statement for the whole batch
     return out
 
 
@@ -191,8 +238,7 @@ def record_open(session: Db, delivery_id: int, request: RequestInfo, now: dateti
 # --- clicks ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Target:
+class _Target(NamedTuple):  # a tuple: made once per click on the redirect's hot path
     campaign_id: int
     subscriber_id: int
     sent_at: datetime | None
@@ -272,7 +318,7 @@ def mark_burst(db: Db, event_ids: list[int], now: datetime) -> None:
         db.execute(update(leads).where(leads.c.subscriber_id == subscriber_id)
                    .values(cta_clicks=leads.c.cta_clicks - 1, updated_at=now))
         db.execute(delete(leads).where(leads.c.subscriber_id == subscriber_id, leads.c.cta_clicks <= 0,
-                                       leads.c.status == "new"))
+                                       leads.c.status == "new", leads.c.source == "cta_click"))  # a signup stays
 
 
 def record_clicks(db: Db, items: Sequence[tuple[int, int, RequestInfo, datetime]], *,
@@ -347,9 +393,11 @@ def record_clicks(db: Db, items: Sequence[tuple[int, int, RequestInfo, datetime]
                 else:
                     again.append(old[k - len(members)][0])
 
-    rows = []
+    rows: list[EventRow] = []
     verdicts: dict[int, Verdict] = {}
-    for i in valid:
+    keys = _new_keys(len(valid))
+    facts = _Stored(options)
+    for key, i in zip(keys, valid):
         delivery_id, position, request, now = items[i]
         target = targets[i][1]  # type: ignore[index]
         verdict = classifier.classify(
@@ -360,11 +408,12 @@ def record_clicks(db: Db, items: Sequence[tuple[int, int, RequestInfo, datetime]
         data: dict[str, Any] = {"position": position}
         if verdict.doubt:
             data["doubt"] = verdict.doubt
-        rows.append(_row(type_="click", campaign_id=target.campaign_id, delivery_id=delivery_id,
-                         subscriber_id=target.subscriber_id, verdict=verdict, request=request, now=now,
-                         options=options, link_id=target.link_id, data=data))
-    insert_events(db, rows)
-    mark_burst(db, again, max(items[i][3] for i in valid) if valid else utcnow())
+        rows.append((key, "click", "tracking", target.campaign_id, delivery_id, target.subscriber_id, target.link_id,
+                     verdict.is_machine, verdict.reason, now, facts.ip(request.ip), facts.agent(request.user_agent),
+                     data))
+    insert_event_rows(db, rows)
+    if again:
+        mark_burst(db, again, max(items[i][3] for i in valid))
     for i in valid:
         delivery_id, position, request, now = items[i]
         target, verdict = targets[i][1], verdicts[i]  # type: ignore[index]
@@ -446,18 +495,52 @@ def _create_or_warm_lead(session: Db, subscriber_id: int, campaign_id: int, link
 
     ``leads.subscriber_id`` is unique; ``INSERT … ON CONFLICT (subscriber_id) DO UPDATE`` is
     atomic on both stores, where a read-then-insert would race. The lead keeps the campaign and
-    link it came from first; later clicks only warm it.
+    link it came from first (a lead without one, from a signup, takes this click's); later
+    clicks only warm it. ``last_engaged_at`` moves forward, never back (batches may arrive out
+    of order). The lead's first history row follows in the same transaction
+    (:func:`_record_lead_creation`).
     """
+    from sqlalchemy import case  # imported here: this function is all the leads work does in this module
+
     insert_ = dialect_insert(session)
     statement = insert_(Lead).values(
         subscriber_id=subscriber_id, campaign_id=campaign_id, link_id=link_id,
-        status="new", score=0, cta_clicks=1, created_at=now, updated_at=now,
+        status="new", score=0, cta_clicks=1, source="cta_click", last_engaged_at=now, status_changed_at=now,
+        created_at=now, updated_at=now,
     )
+    has_campaign = Lead.campaign_id.is_not(None)
     statement = statement.on_conflict_do_update(
         index_elements=[Lead.subscriber_id],
-        set_={"cta_clicks": Lead.cta_clicks + 1, "updated_at": now},
+        set_={"cta_clicks": Lead.cta_clicks + 1, "updated_at": now,
+              "campaign_id": case((has_campaign, Lead.campaign_id), else_=statement.excluded.campaign_id),
+              "link_id": case((has_campaign, Lead.link_id), else_=statement.excluded.link_id),
+              "last_engaged_at": case((Lead.last_engaged_at > statement.excluded.last_engaged_at, Lead.last_engaged_at),
+                                      else_=statement.excluded.last_engaged_at)},
     ).returning(Lead.id)
-    return int(session.execute(statement).scalar_one())
+    lead_id = int(session.execute(statement).scalar_one())
+    _record_lead_creation(session, lead_id)
+    return lead_id
+
+
+def _record_lead_creation(session: Db, lead_id: int) -> None:
+    """The lead's creation in ``lead_status_changes`` (nothing → new, by ``system:cta_click``),
+    written only when the lead has no history yet, i.e. this click created it.
+
+    Race-safe with the upsert above, in the caller's transaction: a second first click waits on
+    the unique index until the first one's transaction (lead and history row) commits, then this
+    statement, with a fresh snapshot (READ COMMITTED), sees that history row and adds nothing;
+    SQLite runs one writer at a time. ``changed_at`` is the lead's own ``created_at``.
+    """
+    from sqlalchemy import exists, literal, null
+
+    from newsletter.db.models import LeadStatusChange
+
+    history, leads = LeadStatusChange.__table__, Lead.__table__
+    session.execute(insert(history).from_select(
+        ["lead_id", "from_status", "to_status", "changed_by", "changed_at"],
+        select(leads.c.id, null(), literal("new"), literal("system:cta_click"), leads.c.created_at)
+        .where(leads.c.id == lead_id, ~exists().where(history.c.lead_id == lead_id)),
+    ))
 
 
 # --- unsubscribe -----------------------------------------------------------------------------

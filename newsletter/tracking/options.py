@@ -1,8 +1,10 @@
-"""The tracking room's own settings, read from the environment with documented defaults.
+"""The tracking room's settings: one frozen object built from :class:`newsletter.config.Settings`.
 
-Kept here until they move into :mod:`newsletter.config` (the lead owns that file): one frozen
-object, built once by the web app (or the CLI) and handed to the room's functions, so nothing
-deep inside reads ``os.environ`` on every request.
+The values come from where every setting comes from (the environment, ``.env``,
+``newsletter.toml``: :func:`newsletter.config.load_settings`); :func:`options_from_settings`
+checks them and derives what the room needs (the address-hashing key). Built once by the web
+app (or the CLI) and handed to the room's functions, so nothing deep inside reads settings on
+every request.
 
 ============================================  ==========  ============================================
 variable                                      default     meaning
@@ -31,11 +33,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
+import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+from newsletter.errors import UserError
+
+if TYPE_CHECKING:  # the room reads settings it is handed; it never loads them
+    from newsletter.config import Settings
 
 IpStorage = Literal["truncate", "hash", "none"]
 IP_STORAGE_MODES: tuple[str, ...] = ("truncate", "hash", "none")
@@ -80,39 +87,41 @@ def derive_ip_hash_key(signing_key: str) -> bytes:
     return hmac.new(signing_key.encode("utf-8"), b"newsletter.ip-hash.v1", hashlib.sha256).digest()
 
 
-def _flag(raw: str | None) -> bool:
-    return (raw or "").strip().lower() in {"1", "true", "yes", "on"}
+def _check(ok: bool, variable: str, message: str) -> None:
+    if not ok:
+        raise UserError(message, where=variable)
 
 
-def _number(env: Mapping[str, str], name: str, kind: type, default: float | int) -> float | int:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        return kind(raw)
-    except ValueError:
-        raise ValueError(f"{name}: expected a number, got {raw!r}") from None
+def options_from_settings(settings: Settings) -> TrackingOptions:
+    """The options for ``settings`` (the variables in the module docstring).
 
-
-def options_from_env(environ: Mapping[str, str] | None = None, *, signing_key: str | None = None) -> TrackingOptions:
-    """Read the variables in the module docstring. ``signing_key`` is only needed for
-    ``NEWSLETTER_IP_STORAGE=hash``. A malformed value fails here, naming the variable."""
-    env = os.environ if environ is None else environ
-    storage = (env.get("NEWSLETTER_IP_STORAGE") or "truncate").strip().lower()
+    A value out of range raises :class:`~newsletter.errors.UserError` naming the variable, so a
+    command or ``newsletter serve`` fails with one line before anything is served. The signing
+    key is only read (or made) for ``NEWSLETTER_IP_STORAGE=hash``.
+    """
+    storage = (settings.ip_storage or "").strip().lower() or "truncate"
+    _check(storage in IP_STORAGE_MODES, "NEWSLETTER_IP_STORAGE",
+           f"must be one of {', '.join(IP_STORAGE_MODES)}, not {settings.ip_storage!r}")
+    _check(settings.soft_bounce_limit >= 1, "NEWSLETTER_SOFT_BOUNCE_LIMIT", "must be at least 1")
+    _check(settings.webhook_max_bytes >= 1024, "NEWSLETTER_WEBHOOK_MAX_BYTES", "must be at least 1024")
+    _check(math.isfinite(settings.webhook_tolerance_seconds) and settings.webhook_tolerance_seconds > 0,
+           "NEWSLETTER_WEBHOOK_TOLERANCE_SECONDS", "must be a number of seconds above zero")
+    _check(settings.event_retention_days >= 0, "NEWSLETTER_EVENT_RETENTION_DAYS", "must be zero or more")
+    _check(math.isfinite(settings.cta_confirm_min_seconds) and settings.cta_confirm_min_seconds >= 0,
+           "NEWSLETTER_CTA_CONFIRM_MIN_SECONDS", "must be zero or more")
+    _check(math.isfinite(settings.cta_confirm_max_age_days) and settings.cta_confirm_max_age_days > 0,
+           "NEWSLETTER_CTA_CONFIRM_MAX_AGE_DAYS", "must be above zero")
     return TrackingOptions(
-        webhook_public_key=(env.get("NEWSLETTER_SENDGRID_WEBHOOK_PUBLIC_KEY") or "").strip() or None,
-        webhook_allow_insecure=_flag(env.get("NEWSLETTER_WEBHOOK_ALLOW_INSECURE")),
-        webhook_max_bytes=int(_number(env, "NEWSLETTER_WEBHOOK_MAX_BYTES", int, DEFAULT_WEBHOOK_MAX_BYTES)),
-        webhook_tolerance_seconds=float(_number(env, "NEWSLETTER_WEBHOOK_TOLERANCE_SECONDS", float,
-                                                DEFAULT_WEBHOOK_TOLERANCE_SECONDS)),
-        soft_bounce_limit=int(_number(env, "NEWSLETTER_SOFT_BOUNCE_LIMIT", int, DEFAULT_SOFT_BOUNCE_LIMIT)),
-        ip_storage=storage,  # type: ignore[arg-type]  (checked in __post_init__)
-        ip_hash_key=derive_ip_hash_key(signing_key) if storage == "hash" and signing_key else None,
-        retention_days=int(_number(env, "NEWSLETTER_EVENT_RETENTION_DAYS", int, DEFAULT_RETENTION_DAYS)),
-        cta_confirm_min_seconds=float(_number(env, "NEWSLETTER_CTA_CONFIRM_MIN_SECONDS", float,
-                                              DEFAULT_CONFIRM_MIN_SECONDS)),
-        cta_confirm_max_age_days=float(_number(env, "NEWSLETTER_CTA_CONFIRM_MAX_AGE_DAYS", float,
-                                               DEFAULT_CONFIRM_MAX_AGE_DAYS)),
+        webhook_public_key=(settings.webhook_public_key or "").strip() or None,
+        webhook_allow_insecure=settings.webhook_allow_insecure,
+        webhook_max_bytes=settings.webhook_max_bytes,
+        webhook_tolerance_seconds=settings.webhook_tolerance_seconds,
+        soft_bounce_limit=settings.soft_bounce_limit,
+        ip_storage=storage,  # type: ignore[arg-type]  (checked above)
+        ip_hash_key=derive_ip_hash_key(settings.signing_key()) if storage == "hash" else None,
+        retention_days=settings.event_retention_days,
+        cta_confirm_min_seconds=settings.cta_confirm_min_seconds,
+        cta_confirm_max_age_days=settings.cta_confirm_max_age_days,
     )
 
 

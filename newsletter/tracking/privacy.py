@@ -15,7 +15,7 @@ import hmac
 import ipaddress
 from functools import lru_cache
 
-from newsletter.tracking.classify import ipv4_int
+from newsletter.tracking.classify import IPV4
 
 IPV4_PREFIX = 24
 IPV6_PREFIX = 48
@@ -30,9 +30,9 @@ def truncate_ip(ip: str | None) -> str | None:
     """
     if not ip or not isinstance(ip, str):
         return None
-    parts = ip.strip().split(".")
-    if len(parts) == 4 and ipv4_int(ip) is not None:  # a plain IPv4 address: no parsing needed
-        return f"{int(parts[0])}.{int(parts[1])}.{int(parts[2])}.0/{IPV4_PREFIX}"
+    plain = IPV4.fullmatch(ip.strip())
+    if plain is not None:  # a plain IPv4 address: no parsing needed, its octets are canonical
+        return f"{plain[1]}.{plain[2]}.{plain[3]}.0/{IPV4_PREFIX}"
     return _truncate(ip)
 
 

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, String, any_, bindparam, func, select
+from sqlalchemy import BigInteger, Connection, String, any_, bindparam, cast, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement, Executable
@@ -44,7 +44,9 @@ def _sqlite_in(column: Any, name: str) -> ColumnElement[bool]:
 
 
 def _postgresql_in(column: Any, name: str) -> ColumnElement[bool]:
-    return column == any_(bindparam(name, type_=ARRAY(BigInteger())))
+    # The ids travel as ONE text literal ('{1,2,3}') cast on the server: psycopg adapts a Python
+    # list element by element in Python, which for a thousand ids costs more than the query.
+    return column == any_(cast(bindparam(name, type_=String()), ARRAY(BigInteger())))
 
 
 class ByIds:
@@ -68,7 +70,7 @@ class ByIds:
         values = dict(params)
         for key in self._names:
             ids = sorted(set(values[key]))
-            values[key] = json.dumps(ids) if name == "sqlite" else ids
+            values[key] = _dump_ids(ids) if name == "sqlite" else _pg_array(ids)
         return db.execute(self._forms[name], values)
 
 
@@ -84,9 +86,9 @@ def delivery_owners(db: Db, ids: set[int]) -> dict[int, tuple[int, int]]:
         return {}
     conn = db if isinstance(db, Connection) else db.connection()
     if conn.dialect.name == "sqlite":
-        packed = conn.exec_driver_sql(_SQLITE_OWNERS, (json.dumps(sorted(ids)),)).scalar()
+        packed = conn.exec_driver_sql(_SQLITE_OWNERS, (_dump_ids(sorted(ids)),)).scalar()
         return {row[0]: (row[1], row[2]) for row in _loads(packed or "[]")}
-    return {did: (cid, sid) for did, cid, sid in conn.exec_driver_sql(_PG_OWNERS, (sorted(ids),))}
+    return {did: (cid, sid) for did, cid, sid in _pg_rows(conn, _PG_OWNERS, ids)}
 
 
 _SQLITE_OWNERS = ("SELECT json_group_array(json_array(id, campaign_id, subscriber_id)) FROM deliveries "
@@ -103,15 +105,31 @@ def delivery_times(db: Db, ids: set[int]) -> dict[int, tuple[int, int, datetime 
         return {}
     conn = db if isinstance(db, Connection) else db.connection()
     if conn.dialect.name == "sqlite":
-        packed = conn.exec_driver_sql(_SQLITE_SENT, (json.dumps(sorted(ids)),)).scalar()
+        packed = conn.exec_driver_sql(_SQLITE_SENT, (_dump_ids(sorted(ids)),)).scalar()
         return {row[0]: (row[1], row[2], _sqlite_time(row[3])) for row in _loads(packed or "[]")}
     return {did: (cid, sid, sent.astimezone(timezone.utc) if sent else None)
-            for did, cid, sid, sent in conn.exec_driver_sql(_PG_SENT, (sorted(ids),))}
+            for did, cid, sid, sent in _pg_rows(conn, _PG_SENT, ids)}
+
+
+def _pg_array(ids: Any) -> str:
+    """Integer ids as a PostgreSQL array literal: ``{1,2,3}``."""
+    return "{" + ",".join(map(str, map(int, ids))) + "}"
+
+
+def _pg_rows(conn: Connection, sql: str, ids: set[int]) -> list[tuple[Any, ...]]:
+    """Rows of a read keyed by ids, through psycopg's own cursor: plain tuples made in C, without
+    SQLAlchemy's result rows (a thousand of them per webhook post)."""
+    with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+        return cursor.execute(sql, (_pg_array(sorted(ids)),)).fetchall()
 
 
 def _sqlite_time(text: str | None) -> datetime | None:
     """SQLAlchemy's SQLite text form of a UTC time, back to an aware datetime."""
     return datetime.fromisoformat(text).replace(tzinfo=timezone.utc) if text else None
+
+
+def _dump_ids(ids: list[int]) -> str:
+    return _dumps(ids) or "[]"
 
 
 def _loads(text: str) -> Any:
@@ -127,93 +145,171 @@ def _loads(text: str) -> Any:
 
 EVENT_COLUMNS = ("event_key", "type", "source", "campaign_id", "delivery_id", "subscriber_id", "link_id",
                  "is_machine", "machine_reason", "occurred_at", "ip_prefix", "user_agent", "data")
+#: An events row as :func:`insert_event_rows` takes it: the values of EVENT_COLUMNS in that order,
+#: ``occurred_at`` an aware datetime, ``data`` a JSON-able dict (or ``None``: SQL NULL).
+EventRow = tuple[Any, ...]
+_TIME, _DATA = EVENT_COLUMNS.index("occurred_at"), EVENT_COLUMNS.index("data")
 _SQLITE_CHUNK = 2000  # 13 parameters a row, SQLite allows 32,766 in one statement
-_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy's DateTime stores a time on SQLite
-_PG_INSERT = (
-    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
-    "SELECT k, t, s, c, d, sub, l, m, r, o, ip, ua, CAST(j AS json) FROM unnest("
-    "%s::varchar[], %s::varchar[], %s::varchar[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], "
-    "%s::boolean[], %s::varchar[], %s::timestamptz[], %s::varchar[], %s::varchar[], %s::text[]) "
-    "AS v(k, t, s, c, d, sub, l, m, r, o, ip, ua, j) "
+_COLUMNS = ", ".join(EVENT_COLUMNS)
+# PostgreSQL: rows are COPYed into a temporary table of the session, then moved in ONE statement
+# that skips keys already stored. COPY's rows are formatted by psycopg's C code; binding the
+# same rows as parameters (13 arrays to ``unnest``, or 13,000 scalars) costs psycopg 15-60 ms of
+# Python per 1,000 rows, most of it escaping quotes in the JSON and the user agents.
+_PG_STAGE = (
+    "SET LOCAL client_min_messages TO warning; "  # no NOTICE "already exists" per batch
+    "CREATE TEMPORARY TABLE IF NOT EXISTS events_incoming (event_key varchar(200), type varchar(30), "
+    "source varchar(20), campaign_id bigint, delivery_id bigint, subscriber_id bigint, link_id bigint, "
+    "is_machine boolean, machine_reason varchar(100), occurred_at timestamptz, ip_prefix varchar(64), "
+    "user_agent varchar(500), data json) ON COMMIT DELETE ROWS"
+)
+_PG_COPY = f"COPY events_incoming ({_COLUMNS}) FROM STDIN"
+_PG_MOVE = (  # emptied as it is read: a second batch in the same transaction starts clean
+    f"WITH moved AS (DELETE FROM events_incoming RETURNING {_COLUMNS}) "
+    f"INSERT INTO events ({_COLUMNS}) SELECT {_COLUMNS} FROM moved "
     "ON CONFLICT (event_key) DO NOTHING RETURNING event_key"
 )
+#: The web app's batches of opens and clicks (up to a few hundred rows) go as ONE JSON parameter
+#: read by ``json_to_recordset``: one round trip instead of COPY's three, which is what a batch
+#: waits on; psycopg sends the text as it is (orjson made it, in C).
+_PG_JSON = (
+    f"INSERT INTO events ({_COLUMNS}) SELECT {_COLUMNS} FROM json_to_recordset(%s::json) AS v("
+    "event_key varchar, type varchar, source varchar, campaign_id bigint, delivery_id bigint, subscriber_id bigint, "
+    "link_id bigint, is_machine boolean, machine_reason varchar, occurred_at timestamptz, ip_prefix varchar, "
+    "user_agent varchar, data json) ON CONFLICT (event_key) DO NOTHING RETURNING event_key"
+)
+#: Below this many rows one INSERT with bound values; up to _PG_COPY_FROM, the JSON form; from
+#: there (a webhook post), COPY, whose server side is the cheapest for a thousand rows.
+_PG_JSON_FROM = 8
+_PG_COPY_FROM = 512
 
 
 @lru_cache(maxsize=128)
-def _sqlite_insert(rows: int, returning: bool = True) -> str:
+def _sqlite_insert(rows: int, skip_stored: bool) -> str:
     values = ", ".join(["(" + ", ".join(["?"] * len(EVENT_COLUMNS)) + ")"] * rows)
-    return (f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES {values} "
-            + ("ON CONFLICT (event_key) DO NOTHING RETURNING event_key" if returning else ""))
+    return (f"INSERT INTO events ({_COLUMNS}) VALUES {values}"
+            + (" ON CONFLICT (event_key) DO NOTHING" if skip_stored else ""))
 
 
-def _dumps(value: Any) -> str | None:
-    if value is None:
-        return None
-    try:  # orjson, when installed, is several times faster; both read back the same
-        import orjson
+@lru_cache(maxsize=_PG_JSON_FROM)
+def _pg_insert(rows: int) -> str:
+    values = ", ".join(["(" + ", ".join(["%s"] * len(EVENT_COLUMNS)) + ")"] * rows)
+    return (f"INSERT INTO events ({_COLUMNS}) VALUES {values} "
+            "ON CONFLICT (event_key) DO NOTHING RETURNING event_key")
 
-        return orjson.dumps(value).decode()
-    except ImportError:  # pragma: no cover - depends on the environment
-        return json.dumps(value, separators=(",", ":"))
-    except TypeError:  # what orjson refuses (an int beyond 64 bits): the standard library's way
-        return json.dumps(value, separators=(",", ":"), default=str)
+
+try:  # orjson, when installed, is several times faster; both read back the same
+    import orjson
+
+    def _dumps(value: Any) -> str | None:
+        if value is None:
+            return None
+        try:
+            return orjson.dumps(value).decode()
+        except TypeError:  # what orjson refuses (an int beyond 64 bits): the standard library's way
+            return json.dumps(value, separators=(",", ":"), default=str)
+except ImportError:  # pragma: no cover - depends on the environment
+    def _dumps(value: Any) -> str | None:
+        return None if value is None else json.dumps(value, separators=(",", ":"), default=str)
 
 
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("naive datetime given to a UTC column; attach a time zone first")
-    return value.astimezone(timezone.utc)
+    return value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
+
+
+_TEXTS: dict[datetime, str] = {}
+_TEXTS_KEPT = 65536
+
+
+def _sqlite_text(value: datetime) -> str:
+    """SQLAlchemy's SQLite text for a UTC time (``%Y-%m-%d %H:%M:%S.%f``, the year in 4 digits)."""
+    return _utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def insert_events(db: Db, rows: list[dict[str, Any]], *, new_keys: bool = False) -> list[str]:
-    """Insert ``events`` rows (dicts keyed by column; ``data`` a JSON-able dict or absent) in one
-    statement. With ``new_keys`` (the webhook: SendGrid resends), keys already stored are skipped
-    and the keys inserted returned; without (our own fresh keys), a plain insert, ``[]`` returned:
-    on SQLite each row of a RETURNING is one more step, and each step hands the GIL over.
+    """:func:`insert_event_rows` for rows given as dicts keyed by column (``data`` may be absent)."""
+    machine = EVENT_COLUMNS.index("is_machine")
+    tuples = [tuple(bool(row.get(c)) if i == machine else row.get(c) for i, c in enumerate(EVENT_COLUMNS))
+              for row in rows]
+    return insert_event_rows(db, tuples, new_keys=new_keys)
+
+
+def insert_event_rows(db: Db, rows: list[EventRow], *, new_keys: bool = False) -> list[str]:
+    """Insert ``events`` rows (:data:`EventRow` tuples) in one statement. With ``new_keys`` (the
+    webhook: SendGrid resends), keys already stored are skipped and the keys inserted returned;
+    without (our own fresh keys), a plain insert, ``[]`` returned.
 
     Why not ``insert(events)`` with the rows: SQLAlchemy then binds thirteen parameters a row
     one by one through the column types (a third of a webhook post's time), and on PostgreSQL
     sends 13,000 named parameters for 1,000 rows, which psycopg takes ~100 ms to prepare. Here
     the values are prepared once, as SQLAlchemy would store them (times in its SQLite text
-    format, UTC; JSON text), and PostgreSQL gets thirteen arrays to ``unnest``.
+    format, UTC; JSON text): SQLite gets one multi-row ``VALUES`` (:func:`_sqlite_insert_rows`),
+    PostgreSQL a ``COPY`` into a temporary table and one ``INSERT … SELECT … ON CONFLICT
+    (event_key) DO NOTHING RETURNING`` (:data:`_PG_MOVE`).
     """
     if not rows:
         return []
     conn = db if isinstance(db, Connection) else db.connection()
     name = conn.dialect.name
     if name == "postgresql":
-        columns: list[list[Any]] = [[] for _ in EVENT_COLUMNS]  # (the RETURNING costs nothing here)
-        for row in rows:
-            for i, column in enumerate(EVENT_COLUMNS):
-                value = row.get(column)
-                if column == "occurred_at":
-                    value = _utc(value)
-                elif column == "data":
-                    value = _dumps(value)
-                columns[i].append(value)
-        keys = [key for (key,) in conn.exec_driver_sql(_PG_INSERT, tuple(columns)).all()]
+        keys = _pg_insert_rows(conn, rows)
         return keys if new_keys else []
     if name != "sqlite":  # pragma: no cover - the project supports these two stores only
         raise NotImplementedError(f"no events insert for {name}")
+    return _sqlite_insert_rows(conn, rows, new_keys)
+
+
+def _pg_insert_rows(conn: Connection, rows: list[EventRow]) -> list[str]:
+    if _PG_JSON_FROM <= len(rows) < _PG_COPY_FROM:
+        payload = _dumps([dict(zip(EVENT_COLUMNS, (*row[:_TIME], _utc(row[_TIME]), *row[_TIME + 1:]))) for row in rows])
+        return [key for (key,) in conn.exec_driver_sql(_PG_JSON, (payload,)).all()]
+    prepared = [(*row[:_TIME], _utc(row[_TIME]), *row[_TIME + 1:_DATA], _dumps(row[_DATA])) for row in rows]
+    if len(prepared) < _PG_JSON_FROM:
+        flat = tuple(value for row in prepared for value in row)
+        return [key for (key,) in conn.exec_driver_sql(_pg_insert(len(prepared)), flat).all()]
+    driver = conn.connection.driver_connection  # psycopg's own connection, in the same transaction
+    with driver.cursor() as cursor:  # type: ignore[union-attr]
+        cursor.execute(_PG_STAGE)
+        with cursor.copy(_PG_COPY) as copy:
+            write = copy.write_row
+            for row in prepared:
+                write(row)
+    return [key for (key,) in conn.exec_driver_sql(_PG_MOVE).all()]  # seen by SQLAlchemy's events
+
+
+def _sqlite_insert_rows(conn: Connection, rows: list[EventRow], new_keys: bool) -> list[str]:
+    """One multi-row ``INSERT … ON CONFLICT DO NOTHING`` per 2,000 rows, without ``RETURNING``:
+    SQLite hands each returned row over in a step of its own, and the sqlite3 module releases
+    and re-takes the GIL around every step, so with a second thread busy in Python a thousand
+    returned keys could each wait for it (up to 5 ms) while this thread holds the write lock.
+    Instead the rows this statement inserted are read back by rowid, in ONE row: SQLite gives
+    new rows the next rowids in order, and nobody else writes while this transaction does."""
     inserted: list[str] = []
-    texts: dict[datetime, str] = {}  # many events of a post share a time
-
-    def text(value: datetime) -> str:
-        found = texts.get(value)
-        if found is None:
-            found = texts[value] = _utc(value).strftime(_SQLITE_TIME)
-        return found
-
+    texts = _TEXTS  # the events of a post (and of the next) share times
+    if len(texts) > _TEXTS_KEPT:
+        texts.clear()
     for start in range(0, len(rows), _SQLITE_CHUNK):
         chunk = rows[start:start + _SQLITE_CHUNK]
         params: list[Any] = []
         extend = params.extend
         for row in chunk:
-            extend((row["event_key"], row["type"], row["source"], row.get("campaign_id"), row.get("delivery_id"),
-                    row.get("subscriber_id"), row.get("link_id"), 1 if row.get("is_machine") else 0,
-                    row.get("machine_reason"), text(row["occurred_at"]), row.get("ip_prefix"),
-                    row.get("user_agent"), _dumps(row.get("data"))))
+            when = row[_TIME]
+            text = texts.get(when)
+            if text is None:
+                text = texts[when] = _sqlite_text(when)
+            extend(row[:_TIME])
+            extend((text, row[10], row[11], _dumps(row[_DATA])))
         result = conn.exec_driver_sql(_sqlite_insert(len(chunk), new_keys), tuple(params))
-        if new_keys:
-            inserted.extend(key for (key,) in result.all())
+        count, last = result.rowcount, result.lastrowid
+        if new_keys and count:
+            packed = conn.exec_driver_sql(_SQLITE_KEYS_BETWEEN, (last - count, last)).scalar()
+            keys = _loads(packed or "[]")
+            if len(keys) != count:  # pragma: no cover - rowids are assigned in order (SQLite docs)
+                raise RuntimeError(f"expected {count} new events between rowids {last - count} and {last}, "
+                                   f"found {len(keys)}")
+            inserted.extend(keys)
     return inserted
+
+
+_SQLITE_KEYS_BETWEEN = "SELECT json_group_array(event_key) FROM events WHERE id > ? AND id <= ?"

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Connection, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.db.models import Delivery, Subscriber, Suppression
@@ -54,24 +54,39 @@ def _chunks(items: list, size: int = 5000):  # type: ignore[no-untyped-def]
         yield items[start:start + size]
 
 
-def suppress(session: Session, requests: Iterable[SuppressionRequest], *, now: datetime,
+_SUBSCRIBERS = Subscriber.__table__
+_DELIVERIES = Delivery.__table__
+_SUPPRESSIONS = Suppression.__table__
+# Built once: the statements are the same for every batch (SQLAlchemy then reuses their compiled
+# form); building them per call, with each id coerced into a literal, cost more than running them.
+_KNOWN = select(_SUBSCRIBERS.c.id, _SUBSCRIBERS.c.email, _SUBSCRIBERS.c.status).where(or_(
+    _SUBSCRIBERS.c.id.in_(bindparam("ids", expanding=True)),
+    _SUBSCRIBERS.c.email.in_(bindparam("emails", expanding=True))))
+_SET_STATUS = (
+    # ``status || ''``: with bound parameters SQLite would otherwise walk the status index (every
+    # active subscriber) instead of looking the ids up (bench/RESULTS.md)
+    update(_SUBSCRIBERS).where(_SUBSCRIBERS.c.id.in_(bindparam("ids", expanding=True)),
+                               _SUBSCRIBERS.c.status.concat("").in_(_MOVABLE))
+    .values(status=bindparam("status"), status_changed_at=bindparam("now"), updated_at=bindparam("now")))
+_SUPPRESS_QUEUED = (
+    update(_DELIVERIES).where(_DELIVERIES.c.subscriber_id.in_(bindparam("ids", expanding=True)),
+                              _DELIVERIES.c.status == "queued")
+    .values(status="suppressed", error="suppressed: provider event", updated_at=bindparam("now")))
+
+
+def suppress(session: Session | Connection, requests: Iterable[SuppressionRequest], *, now: datetime,
              source: str = "sendgrid") -> SuppressionOutcome:
     """Apply the requests; safe to repeat (a second pass finds nothing to change)."""
     requests = [r for r in requests if r.reason in STATUS_FOR_REASON]
     if not requests:
         return SuppressionOutcome(0, 0, 0)
+    db = session.connection() if isinstance(session, Session) else session
     ids = sorted({r.subscriber_id for r in requests if r.subscriber_id is not None})
     emails = sorted({e for r in requests if r.subscriber_id is None and (e := _normal(r.email))})
     known: dict[int, tuple[str, str]] = {}  # id -> (email, status)
     by_email: dict[str, int] = {}
     for id_chunk, email_chunk in _paired_chunks(ids, emails):
-        conditions = []
-        if id_chunk:
-            conditions.append(Subscriber.id.in_(id_chunk))
-        if email_chunk:
-            conditions.append(Subscriber.email.in_(email_chunk))
-        for sid, email, status in session.execute(
-                select(Subscriber.id, Subscriber.email, Subscriber.status).where(or_(*conditions))):
+        for sid, email, status in db.execute(_KNOWN, {"ids": id_chunk, "emails": email_chunk}):
             known[sid] = (email, status)
             by_email[email] = sid
 
@@ -94,27 +109,18 @@ def suppress(session: Session, requests: Iterable[SuppressionRequest], *, now: d
             by_status.setdefault(STATUS_FOR_REASON[r.reason], []).append(sid)
     for status, sids in by_status.items():
         for chunk in _chunks(sids):
-            changed += session.execute(
-                # ``status || ''``: with bound parameters SQLite would otherwise walk the status
-                # index (every active subscriber) instead of looking the ids up (bench/RESULTS.md)
-                update(Subscriber).where(Subscriber.id.in_(chunk), Subscriber.status.concat("").in_(_MOVABLE))
-                .values(status=status, status_changed_at=now, updated_at=now)
-                .execution_options(synchronize_session=False)).rowcount or 0
+            changed += db.execute(_SET_STATUS, {"ids": chunk, "status": status, "now": now}).rowcount or 0
 
     rows = [{"email": email, "reason": r.reason, "source": source, "detail": (r.detail or None) and r.detail[:2000],
              "created_at": now} for email, (r, _) in sorted(chosen.items())]
-    upsert = dialect_insert(session)
-    table = Suppression.__table__
-    added = len(session.execute(
-        upsert(table).on_conflict_do_nothing(index_elements=[table.c.email]).returning(table.c.id), rows).all())
+    upsert = dialect_insert(db)
+    added = len(db.execute(upsert(_SUPPRESSIONS).on_conflict_do_nothing(index_elements=[_SUPPRESSIONS.c.email])
+                           .returning(_SUPPRESSIONS.c.id), rows).all())
 
     suppressed = 0
     affected = sorted({sid for _, sid in chosen.values() if sid is not None})
     for chunk in _chunks(affected):
-        suppressed += session.execute(
-            update(Delivery).where(Delivery.subscriber_id.in_(chunk), Delivery.status == "queued")
-            .values(status="suppressed", error="suppressed: provider event", updated_at=now)
-            .execution_options(synchronize_session=False)).rowcount or 0
+        suppressed += db.execute(_SUPPRESS_QUEUED, {"ids": chunk, "now": now}).rowcount or 0
     return SuppressionOutcome(changed, added, suppressed)
 
 

@@ -14,9 +14,10 @@ Mapping, one small table each (SendGrid's quirks in one place):
   ``bounce``, ``open``, ``click``, ``spamreport``, ``unsubscribe``, ``group_unsubscribe``,
   ``group_resubscribe``), except a ``bounce`` of ``type: blocked`` (and an ``event: blocked``),
   stored as ``blocked``: a soft bounce. Unknown types are stored as they come, raw data kept.
-* **Once**: ``event_key = "sg:" + sg_event_id``; one multi-row ``INSERT … ON CONFLICT DO NOTHING
-  RETURNING`` per batch, so a batch SendGrid retries is counted once, and suppression acts on
-  the rows that were new.
+* **Once**: ``event_key = "sg:" + sg_event_id``; one multi-row insert per batch that skips keys
+  already stored (``ON CONFLICT (event_key) DO NOTHING``; :func:`.sql.insert_event_rows` says how
+  each store learns which rows were new), so a batch SendGrid retries is counted once, and
+  suppression acts on the rows that were new.
 * **Human or machine**: opens and clicks go through :func:`.classify.classify`, the function the
   pixel and the redirect use; ``sg_machine_open`` is one of its rules, and clicks on several
   links of one message within a second (in the batch or already stored) are ``burst_clicks``.
@@ -40,18 +41,16 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, func, or_, select, tuple_
-from sqlalchemy.orm import Session
 
 from newsletter.db.models import CampaignLink, Delivery, Event, Subscriber, UTCDateTime, utcnow
 from newsletter.tracking.classify import Classifier, default_classifier
 from newsletter.tracking.events import USER_AGENT_MAX, mark_burst
 from newsletter.tracking.options import DEFAULT_OPTIONS, TrackingOptions
 from newsletter.tracking.privacy import store_ip
-from newsletter.tracking.sql import ByIds, delivery_owners, delivery_times, insert_events
+from newsletter.tracking.sql import ByIds, Db, EventRow, delivery_owners, delivery_times, insert_event_rows
 from newsletter.tracking.suppression import SuppressionRequest, suppress
 
 KNOWN_TYPES = ("processed", "dropped", "delivered", "deferred", "bounce", "blocked", "open", "click",
@@ -127,23 +126,38 @@ class IngestResult:
                 "unknown_message": self.unknown_message, "machine": self.machine, "suppressed": self.suppressed}
 
 
-@dataclass(slots=True)
 class _Event:
-    raw: dict[str, Any]
-    key: str
-    type: str
-    occurred_at: datetime
-    delivery_id: int | None
-    message_prefix: str | None
-    email: str | None
-    campaign_id: int | None = None
-    subscriber_id: int | None = None
-    sent_at: datetime | None = None
-    link_id: int | None = None
-    link_kind: str | None = None
-    is_machine: bool = False
-    reason: str | None = None
-    burst: bool = False
+    """One event of a post, normalised (:func:`_normalise`); filled in by the steps that follow."""
+
+    __slots__ = ("raw", "key", "type", "occurred_at", "delivery_id", "email", "campaign_id", "subscriber_id",
+                 "sent_at", "link_id", "link_kind", "is_machine", "reason", "burst")
+
+    def __init__(self, raw: dict[str, Any], key: str, type_: str, occurred_at: datetime, delivery_id: int | None,
+                 email: str | None) -> None:
+        self.raw = raw
+        self.key = key
+        self.type = type_
+        self.occurred_at = occurred_at
+        self.delivery_id = delivery_id
+        self.email = email
+        self.campaign_id: int | None = None
+        self.subscriber_id: int | None = None
+        self.sent_at: datetime | None = None
+        self.link_id: int | None = None
+        self.link_kind: str | None = None
+        self.is_machine = False
+        self.reason: str | None = None
+        self.burst = False
+
+    @property
+    def message_prefix(self) -> str | None:
+        """The ``X-Message-Id`` of the request the message went out in (needed only when the
+        event carries no ``delivery_id`` of ours)."""
+        message_id = self.raw.get("sg_message_id")
+        return message_id.split(".", 1)[0][:200] if isinstance(message_id, str) and message_id else None
+
+
+_DIGITS = re.compile(r"[0-9]{1,18}")
 
 
 def _int_arg(raw: dict[str, Any], name: str) -> int | None:
@@ -158,59 +172,98 @@ def _int_arg(raw: dict[str, Any], name: str) -> int | None:
         return None
     if isinstance(value, int):
         number = value
-    elif isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 18:
+    elif isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
         number = int(value.strip())
     else:
         return None
     return number if 0 < number < 2**62 else None
 
 
-@lru_cache(maxsize=4096)
-def _from_seconds(value: float) -> datetime | None:
-    """SendGrid's whole-second timestamps repeat across a post: converted once each."""
-    try:
-        return datetime.fromtimestamp(value, timezone.utc)
-    except (OverflowError, ValueError, OSError):
-        return None
-
-
-def _occurred_at(raw: dict[str, Any], now: datetime) -> datetime:
+def _occurred_at(raw: dict[str, Any], now: datetime, latest: datetime) -> datetime:
     value = raw.get("timestamp")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        when = _from_seconds(value)
+        try:
+            when = datetime.fromtimestamp(value, timezone.utc)
+        except (OverflowError, ValueError, OSError):
+            return now
         # A provider clock far in the future would sort the event after everything else.
-        return when if when is not None and when <= now + timedelta(days=1) else now
+        return when if when <= latest else now
     return now
+
+
+def _clean(text: str) -> str:
+    """Text columns cannot hold NUL on PostgreSQL: a post carrying one is stored, not refused."""
+    return text.replace("\x00", "") if "\x00" in text else text
 
 
 def _type(raw: dict[str, Any]) -> str:
     event = raw.get("event")
-    if not isinstance(event, str) or not event.strip():
+    if not isinstance(event, str) or not _clean(event).strip():
         return "unknown"
-    event = event.strip().lower()[:TYPE_MAX]
+    event = _clean(event).strip().lower()[:TYPE_MAX]
     if event == "bounce" and str(raw.get("type", "")).lower() == "blocked":
         return "blocked"
     return event
 
 
+#: The usual ``event`` values, exactly as SendGrid spells them: taken as they are.
+_PLAIN_TYPES = {name: name for name in KNOWN_TYPES if name not in ("bounce", "blocked")}
+
+
 def _key(raw: dict[str, Any]) -> str:
     sg_id = raw.get("sg_event_id")
-    if isinstance(sg_id, str) and sg_id and len(sg_id) <= KEY_MAX - 3:
+    if isinstance(sg_id, str) and sg_id and len(sg_id) <= KEY_MAX - 3 and "\x00" not in sg_id:
         return "sg:" + sg_id
     # No (usable) id: the event's own content names it, so a retried batch still counts once.
     canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str).encode()
     return "sg:h:" + hashlib.sha256(canonical).hexdigest()
 
 
-def _normalise(raw: dict[str, Any], now: datetime) -> _Event:
-    message_id = raw.get("sg_message_id")
-    email = raw.get("email")
-    return _Event(
-        raw=raw, key=_key(raw), type=_type(raw), occurred_at=_occurred_at(raw, now),
-        delivery_id=_int_arg(raw, "delivery_id"),
-        message_prefix=message_id.split(".", 1)[0][:200] if isinstance(message_id, str) and message_id else None,
-        email=email.strip().lower() if isinstance(email, str) else None,
-    )
+_TIMES: dict[int, datetime] = {}
+_TIMES_KEPT = 65536
+
+
+def _normalise(raw_events: Sequence[dict[str, Any]], now: datetime) -> list[_Event]:
+    """Every distinct event of a post (the same event twice in one post: once), in order.
+
+    One pass, the common shapes taken straight (a plain ``sg_event_id``, a known ``event``, an
+    integer ``timestamp``, our ``delivery_id`` as digits) and the rest through the careful
+    helpers above: this loop runs for every event SendGrid sends.
+    """
+    latest = now + timedelta(days=1)
+    times = _TIMES  # whole seconds repeat within a post and across posts: converted once each
+    if len(times) > _TIMES_KEPT:
+        times.clear()
+    seen: set[str] = set()
+    events: list[_Event] = []
+    append = events.append
+    for raw in raw_events:
+        sg_id = raw.get("sg_event_id")
+        if sg_id.__class__ is str and 0 < len(sg_id) <= KEY_MAX - 3 and "\x00" not in sg_id:
+            key = "sg:" + sg_id
+        else:
+            key = _key(raw)
+        if key in seen:
+            continue
+        seen.add(key)
+        event = raw.get("event")
+        kind = _PLAIN_TYPES.get(event) if event.__class__ is str else None  # type: ignore[call-overload]
+        if kind is None:
+            kind = _type(raw)
+        stamp = raw.get("timestamp")
+        when = times.get(stamp) if stamp.__class__ is int else None  # type: ignore[call-overload]
+        if when is None or when > latest:
+            when = _occurred_at(raw, now, latest)
+            if stamp.__class__ is int and when is not now:
+                times[stamp] = when  # type: ignore[index]
+        delivery = raw.get("delivery_id")
+        if delivery.__class__ is str and delivery.isascii() and delivery.isdigit() and len(delivery) <= 18:
+            delivery_id: int | None = int(delivery) or None  # type: ignore[arg-type]
+        else:
+            delivery_id = _int_arg(raw, "delivery_id")
+        email = raw.get("email")
+        append(_Event(raw, key, kind, when, delivery_id, email.strip().lower() if isinstance(email, str) else None))
+    return events
 
 
 def _chunks(items: Sequence[Any], size: int = 5000):  # type: ignore[no-untyped-def]
@@ -218,7 +271,7 @@ def _chunks(items: Sequence[Any], size: int = 5000):  # type: ignore[no-untyped-
         yield items[start:start + size]
 
 
-def _resolve_deliveries(session: Session, events: list[_Event]) -> None:
+def _resolve_deliveries(session: Db, events: list[_Event]) -> None:
     ids = {e.delivery_id for e in events if e.delivery_id is not None}
     timed = {e.delivery_id for e in events if e.delivery_id is not None and e.type == "click"}
     found: dict[int, tuple[int, int, datetime | None]] = {}
@@ -248,7 +301,12 @@ def _resolve_deliveries(session: Session, events: list[_Event]) -> None:
             e.campaign_id, e.subscriber_id, e.sent_at = found[e.delivery_id]
 
 
-def _resolve_links(session: Session, clicks: list[_Event]) -> None:
+_LINKS = CampaignLink.__table__
+_CAMPAIGN_LINKS = ByIds(lambda in_: select(_LINKS.c.id, _LINKS.c.campaign_id, _LINKS.c.position, _LINKS.c.kind)
+                        .where(in_(_LINKS.c.campaign_id, "ids")))
+
+
+def _resolve_links(session: Db, clicks: list[_Event]) -> None:
     wanted: dict[tuple[int, int], list[_Event]] = {}
     for e in clicks:
         url = e.raw.get("url")
@@ -257,15 +315,12 @@ def _resolve_links(session: Session, clicks: list[_Event]) -> None:
             wanted.setdefault((e.campaign_id, int(match.group(1))), []).append(e)  # type: ignore[arg-type]
     if not wanted:
         return
-    campaigns = sorted({c for c, _ in wanted})
-    for lid, cid, position, kind in session.execute(
-            select(CampaignLink.id, CampaignLink.campaign_id, CampaignLink.position, CampaignLink.kind)
-            .where(CampaignLink.campaign_id.in_(campaigns))):
+    for lid, cid, position, kind in _CAMPAIGN_LINKS.execute(session, ids={c for c, _ in wanted}):
         for e in wanted.get((cid, position), ()):
             e.link_id, e.link_kind = lid, kind
 
 
-def _find_bursts(session: Session, clicks: list[_Event], classifier: Classifier) -> list[int]:
+def _find_bursts(session: Db, clicks: list[_Event], classifier: Classifier) -> list[int]:
     """Mark the batch's clicks that are part of a burst; return ids of stored clicks to re-mark."""
     groups: dict[Any, list[_Event]] = {}
     for e in clicks:
@@ -301,43 +356,60 @@ def _url_of(data: Any) -> Any:
 
 
 def _classify(events: list[_Event], classifier: Classifier) -> None:
+    judge = classifier.classify
     for e in events:
-        if e.type not in ("open", "click"):
+        kind = e.type
+        if kind != "open" and kind != "click":
             continue
-        agent = e.raw.get("useragent")
-        ip = e.raw.get("ip")
-        verdict = classifier.classify(
-            kind=e.type, user_agent=agent if isinstance(agent, str) else None,  # type: ignore[arg-type]
-            ip=ip if isinstance(ip, str) else None, method="GET",
-            seconds_since_sent=(e.occurred_at - e.sent_at).total_seconds() if e.type == "click" and e.sent_at else None,
-            link_kind=e.link_kind, burst=e.burst, sg_machine_open=e.raw.get("sg_machine_open") is True)
+        raw = e.raw
+        agent = raw.get("useragent")
+        ip = raw.get("ip")
+        seconds = (e.occurred_at - e.sent_at).total_seconds() if kind == "click" and e.sent_at else None
+        verdict = judge(kind=kind, user_agent=agent if isinstance(agent, str) else None,  # type: ignore[arg-type]
+                        ip=ip if isinstance(ip, str) else None, method="GET", seconds_since_sent=seconds,
+                        link_kind=e.link_kind, burst=e.burst, sg_machine_open=raw.get("sg_machine_open") is True)
         e.is_machine, e.reason = verdict.is_machine, verdict.reason
 
 
-def _row(e: _Event, options: TrackingOptions) -> dict[str, Any]:
-    raw = e.raw
-    agent = raw.get("useragent")
-    ip = raw.get("ip")
-    return {
-        "event_key": e.key, "type": e.type, "source": "sendgrid", "campaign_id": e.campaign_id,
-        "delivery_id": e.delivery_id, "subscriber_id": e.subscriber_id, "link_id": e.link_id,
-        "is_machine": e.is_machine, "machine_reason": e.reason, "occurred_at": e.occurred_at,
-        "ip_prefix": store_ip(ip, options.ip_storage, options.ip_hash_key) if isinstance(ip, str) else None,
-        "user_agent": (agent.strip()[:USER_AGENT_MAX] or None) if isinstance(agent, str) else None,
-        "data": _without_personal(raw),
-    }
+def _rows(events: list[_Event], options: TrackingOptions) -> list[EventRow]:
+    """The ``events`` rows (:data:`~.sql.EventRow`): the raw event is kept as ``data`` without
+    the address, the IP and the user agent, which are stored in their own form or not at all."""
+    storage, hash_key = options.ip_storage, options.ip_hash_key
+    agents: dict[str, str | None] = {}  # a post carries few distinct user agents
+    rows: list[EventRow] = []
+    append = rows.append
+    for e in events:
+        data = e.raw.copy()  # without PERSONAL_KEYS:
+        ip = data.pop("ip", None)
+        agent = data.pop("useragent", None)
+        data.pop("email", None)
+        if agent is not None:
+            if isinstance(agent, str):
+                clipped = agents.get(agent, "")
+                if clipped == "":
+                    clipped = agents[agent] = _clean(agent).strip()[:USER_AGENT_MAX] or None
+                agent = clipped
+            else:
+                agent = None
+        append((e.key, e.type, "sendgrid", e.campaign_id, e.delivery_id, e.subscriber_id, e.link_id, e.is_machine,
+                e.reason, e.occurred_at, store_ip(ip, storage, hash_key) if isinstance(ip, str) else None, agent,
+                data))
+    # In ledger order: each row's foreign-key checks and index entries then land next to the
+    # previous row's (the ledger is built in subscriber order), which costs the store about a
+    # fifth less than a post's random order (bench/RESULTS.md, section 4).
+    rows.sort(key=_ledger_order)
+    return rows
 
 
-def _without_personal(raw: dict[str, Any]) -> dict[str, Any]:
-    data = dict(raw)
-    for key in PERSONAL_KEYS:
-        data.pop(key, None)
-    return data
+def _ledger_order(row: EventRow) -> int:
+    return row[4] if row[4] is not None else 1 << 62  # events without a delivery last
 
 
-def _suppression_requests(session: Session, new: list[_Event], options: TrackingOptions) -> list[SuppressionRequest]:
+def _suppression_requests(session: Db, new: list[_Event], options: TrackingOptions) -> list[SuppressionRequest]:
     requests: list[SuppressionRequest] = []
     for e in new:
+        if e.type not in _MAY_SUPPRESS:
+            continue
         reason = SUPPRESSING_TYPES.get(e.type)
         if e.type == "dropped":
             drop = e.raw.get("reason")
@@ -354,7 +426,10 @@ def _suppression_requests(session: Session, new: list[_Event], options: Tracking
     return requests
 
 
-def _soft_bounce_counts(session: Session, subscriber_ids: list[int]) -> dict[int, int]:
+_MAY_SUPPRESS = frozenset(SUPPRESSING_TYPES) | {"dropped"}
+
+
+def _soft_bounce_counts(session: Db, subscriber_ids: list[int]) -> dict[int, int]:
     """Soft bounces per subscriber since their last ``delivered`` event (or ever)."""
     delivered = Event.__table__.alias("delivered")
     last = (select(func.max(delivered.c.occurred_at))
@@ -374,26 +449,21 @@ class PreparedBatch:
 
     received: int
     events: list[_Event]
-    rows: list[dict[str, Any]]
+    rows: list[EventRow]
     burst_ids: list[int]  # stored clicks found inside a burst, to re-mark
     now: datetime
 
 
-def prepare_batch(session: Session, raw_events: Sequence[dict[str, Any]], *, now: datetime | None = None,
-                  options: TrackingOptions = DEFAULT_OPTIONS, classifier: Classifier | None = None) -> PreparedBatch:
+def prepare_batch(session: Db, raw_events: Sequence[dict[str, Any]], *,
+                  now: datetime | None = None, options: TrackingOptions = DEFAULT_OPTIONS,
+                  classifier: Classifier | None = None) -> PreparedBatch:
     """Everything but the writes: normalise, map to ledger rows and links, find bursts, classify.
 
     Reads only, so on SQLite the web app runs it outside the write lock while another post is
     being stored (:func:`store_batch` is the part that writes)."""
     now = now or utcnow()
     classifier = classifier or default_classifier()
-    seen: set[str] = set()
-    events: list[_Event] = []
-    for raw in raw_events:
-        e = _normalise(raw, now)
-        if e.key not in seen:  # the same event twice in one post: once
-            seen.add(e.key)
-            events.append(e)
+    events = _normalise(raw_events, now)
     again: list[int] = []
     if events:
         _resolve_deliveries(session, events)
@@ -402,27 +472,30 @@ def prepare_batch(session: Session, raw_events: Sequence[dict[str, Any]], *, now
             _resolve_links(session, clicks)
             again = _find_bursts(session, clicks, classifier)
         _classify(events, classifier)
-    return PreparedBatch(len(raw_events), events, [_row(e, options) for e in events], again, now)
+    return PreparedBatch(len(raw_events), events, _rows(events, options), again, now)
 
 
-def store_batch(session: Session, batch: PreparedBatch, *, options: TrackingOptions = DEFAULT_OPTIONS) -> IngestResult:
+def store_batch(session: Db, batch: PreparedBatch, *,
+                options: TrackingOptions = DEFAULT_OPTIONS) -> IngestResult:
     """The writes: one multi-row insert that skips what is already stored, the re-marked burst
     clicks, then suppression for the events that were new. The caller commits."""
     if not batch.events:
         return IngestResult(batch.received, 0, 0, 0, 0)
-    new_keys = set(insert_events(session, batch.rows, new_keys=True))
+    new_keys = set(insert_event_rows(session, batch.rows, new_keys=True))
     new = [e for e in batch.events if e.key in new_keys]
     if batch.burst_ids:
         mark_burst(session, batch.burst_ids, batch.now)
-    outcome = suppress(session, _suppression_requests(session, new, options), now=batch.now, source="sendgrid")
+    requests = _suppression_requests(session, new, options)
+    added = suppress(session, requests, now=batch.now, source="sendgrid").suppressions_added if requests else 0
     return IngestResult(
         received=batch.received, stored=len(new),
         unknown_message=sum(1 for e in new if e.delivery_id is None),
-        machine=sum(1 for e in new if e.is_machine), suppressed=outcome.suppressions_added)
+        machine=sum(1 for e in new if e.is_machine), suppressed=added)
 
 
-def ingest_events(session: Session, raw_events: Sequence[dict[str, Any]], *, now: datetime | None = None,
-                  options: TrackingOptions = DEFAULT_OPTIONS, classifier: Classifier | None = None) -> IngestResult:
+def ingest_events(session: Db, raw_events: Sequence[dict[str, Any]], *,
+                  now: datetime | None = None, options: TrackingOptions = DEFAULT_OPTIONS,
+                  classifier: Classifier | None = None) -> IngestResult:
     """Store a batch (already verified and parsed) in the session's transaction: :func:`prepare_batch`
     then :func:`store_batch`. See the module docstring. The caller commits."""
     prepared = prepare_batch(session, raw_events, now=now, options=options, classifier=classifier)

@@ -45,7 +45,7 @@ from newsletter.tracking import (
     TokenSigner,
     TrackingOptions,
     WebhookVerifier,
-    options_from_env,
+    options_from_settings,
 )
 from newsletter.web import page_routes as pages
 from newsletter.web import tracking_routes as tracking
@@ -143,10 +143,10 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
                interests: Mapping[str, str] = INTEREST_TAGS, max_body_bytes: int = MAX_BODY_BYTES,
                tracking: TrackingOptions | None = None) -> Starlette:
     """Build the app. Without ``engine``, one is made from ``settings.database_url`` and disposed
-    of when the app shuts down. Without ``tracking``, its options come from the environment
-    (:func:`newsletter.tracking.options_from_env`)."""
+    of when the app shuts down. Without ``tracking``, its options come from ``settings``
+    (:func:`newsletter.tracking.options_from_settings`; a bad value is a ``UserError`` naming it)."""
     signing_key = settings.signing_key()
-    tracking = tracking or options_from_env(signing_key=signing_key)
+    tracking = tracking or options_from_settings(settings)
     verifier, refusal = webhook_setup(tracking)
     owns_engine = engine is None
     engine = engine or make_engine(settings.database_url)
@@ -155,6 +155,8 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         app.state.newsletter.recorder.close()  # finish the opens and clicks already queued
+        if app.state.newsletter.checkpointer is not None:
+            app.state.newsletter.checkpointer.close()
         if owns_engine:
             engine.dispose()
 

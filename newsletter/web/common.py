@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from newsletter.config import Settings
+from newsletter.web.checkpoints import Checkpointer
 from newsletter.tracking import (
     ContinueSigner,
     InvalidToken,
@@ -57,9 +58,13 @@ class AppState:
     recorder: Recorder = field(init=False)
     #: SQLite: one webhook post written at a time (webhook_routes._ingest says why).
     webhook_write_lock: threading.Lock = field(default_factory=threading.Lock)
+    #: SQLite: the webhook's WAL checkpoints, off the request (web/checkpoints.py); None on PostgreSQL.
+    checkpointer: Checkpointer | None = field(init=False)
 
     def __post_init__(self) -> None:
-        self.recorder = Recorder(self.engine, self.tracking)
+        self.checkpointer = Checkpointer(self.engine) if self.engine.dialect.name == "sqlite" else None
+        self.recorder = Recorder(self.engine, self.tracking,
+                                 around_commit=self.checkpointer.deferred if self.checkpointer else None)
         self.templates = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True,
                                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
         self.templates.globals.update(

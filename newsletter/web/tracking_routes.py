@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from functools import lru_cache
 from datetime import datetime, timezone
 from urllib.parse import parse_qs, quote, unquote_plus, urlsplit
 
@@ -310,21 +311,20 @@ async def _click(scope: Scope, receive: Receive, send: Send, token: str, positio
     delivery_id = _verify(app, token)
     if delivery_id is None or position > MAX_POSITION:
         return False  # the router's 404 page
-    request = Request(scope)
     try:
         result = await app.recorder.click(delivery_id, position, _scope_request_info(scope))
     except (UnknownLink, UnknownDelivery):
         return False  # nothing was stored; the router answers 404
     except Exception as exc:  # the store is down: the reader gets our error page, the log the cause
         log.exception("could not record a click for delivery %s", delivery_id)
-        response: Response = await app.server_error_page(request, exc)
+        response: Response = await app.server_error_page(Request(scope), exc)
     else:
-        if urlsplit(result.url).scheme.lower() not in REDIRECT_SCHEMES:
-            response = await app.error_page(request, HTTPException(404))
+        location = _location(result.url)
+        if location is None:
+            response = await app.error_page(Request(scope), HTTPException(404))
         elif result.needs_confirmation and app.continue_signer is not None:
-            response = _continue_page(request, delivery_id, result)
+            response = _continue_page(Request(scope), delivery_id, result)
         else:  # the common case, sent as raw ASGI messages: the same bytes RedirectResponse sends
-            location = quote(result.url, safe=":/%#?=@[]!$&'()*+,;").encode("latin-1")
             await send({"type": "http.response.start", "status": 302,
                         "headers": [(b"content-length", b"0"), (b"cache-control", b"no-store"),
                                     (b"location", location), *_SECURITY_RAW]})
@@ -332,6 +332,15 @@ async def _click(scope: Scope, receive: Receive, send: Send, token: str, positio
             return True
     await SecurityHeaders(response)(scope, receive, send)
     return True
+
+
+@lru_cache(maxsize=4096)
+def _location(url: str) -> bytes | None:
+    """The ``Location`` header for a registered link (as RedirectResponse quotes it), ``None`` for
+    a scheme we never redirect to. A campaign has a handful of links: each is worked out once."""
+    if urlsplit(url).scheme.lower() not in REDIRECT_SCHEMES:
+        return None
+    return quote(url, safe=":/%#?=@[]!$&'()*+,;").encode("latin-1")
 
 
 def _verify(app: AppState, token: str) -> int | None:

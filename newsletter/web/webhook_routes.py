@@ -20,14 +20,12 @@ briefly down, and harmless for a batch we already have (each ``sg_event_id`` is 
 from __future__ import annotations
 
 import logging
-from contextlib import nullcontext
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from newsletter.db import session_scope
 from newsletter.tracking import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -54,10 +52,16 @@ async def sendgrid_events(request: Request) -> Response:
     if app.webhook_refusal is not None:
         return _answer(503, error=app.webhook_refusal)
     body = await request.body()
+    headers = request.headers
+    # The rest is CPU (a hash over the body, parsing, mapping) and the store: off the event loop,
+    # so the pixel and the redirect keep being answered while a post is worked on.
+    return await run_in_threadpool(_handle, app, headers.get(SIGNATURE_HEADER), headers.get(TIMESTAMP_HEADER), body)
+
+
+def _handle(app: AppState, signature: str | None, timestamp: str | None, body: bytes) -> Response:
     if app.webhook_verifier is not None:
         try:
-            app.webhook_verifier.verify(request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER),
-                                        body, now=app.tracking.clock())
+            app.webhook_verifier.verify(signature, timestamp, body, now=app.tracking.clock())
         except WebhookError as refused:
             log.warning("SendGrid webhook post refused: %s", refused)
             return _answer(refused.status, error=str(refused))
@@ -65,20 +69,25 @@ async def sendgrid_events(request: Request) -> Response:
         events = parse_batch(body)
     except MalformedBatch as bad:
         return _answer(400, error=str(bad))
-    result = await run_in_threadpool(_ingest, app, events)
-    return _answer(200, **result.to_dict())
+    return _answer(200, **_ingest(app, events).to_dict())
 
 
 def _ingest(app: AppState, events: list[dict[str, Any]]) -> IngestResult:
-    """Prepare (reads only) in one transaction, store in another.
+    """Prepare (reads only) in one transaction, store in another, on one connection.
 
     On SQLite the store half runs under a process-wide lock: SQLite has one writer at a time,
     and a second writer would wait in SQLite's busy handler, which sleeps in steps of up to
     100 ms. With the lock, one post is prepared (Python) while another is written (SQLite, which
-    releases the GIL), so concurrent posts overlap instead of queueing. PostgreSQL needs no lock.
+    releases the GIL), so concurrent posts overlap instead of queueing; and its commit leaves the
+    WAL checkpoint to a background thread (:class:`~newsletter.web.checkpoints.Checkpointer`).
+    PostgreSQL needs neither.
     """
-    with session_scope(app.engine) as session:
-        prepared = prepare_batch(session, events, options=app.tracking)
-    lock = app.webhook_write_lock if app.engine.dialect.name == "sqlite" else nullcontext()
-    with lock, session_scope(app.engine) as session:
-        return store_batch(session, prepared, options=app.tracking)
+    with app.engine.connect() as conn:
+        with conn.begin():  # ends before the wait: SQLite's read snapshot is not held meanwhile
+            prepared = prepare_batch(conn, events, options=app.tracking)
+        if app.checkpointer is None:  # PostgreSQL
+            with conn.begin():
+                return store_batch(conn, prepared, options=app.tracking)
+        # SQLite: the commit leaves the WAL checkpoint to a thread of its own (web/checkpoints.py)
+        with app.webhook_write_lock, app.checkpointer.deferred(conn), conn.begin():
+            return store_batch(conn, prepared, options=app.tracking)
