@@ -807,12 +807,12 @@ def test_a_paused_step_holds_and_a_broken_file_does_not_stop_the_others(engine, 
         s.execute(update(models.Campaign).where(models.Campaign.name == f"nurture:{name}:2").values(status="sending"))
     assert tick(engine, config, start + timedelta(days=2, hours=1)).sent == 1
     assert len(ledger(engine)) == 2
-    # `campaign send` on a step cannot mail a whole segment: its segment names none.
+    # `campaign send` refuses a step outright (and its segment names no file, in case).
     with session_scope(engine) as s:
         s.execute(update(models.Campaign).where(models.Campaign.name == f"nurture:{name}:2").values(status="draft"))
         step2 = s.scalar(select(models.Campaign.id).where(models.Campaign.name == f"nurture:{name}:2"))
     reader(engine, "bystander@example.com")
-    with pytest.raises(UserError, match="no segment named"):
+    with pytest.raises(UserError, match="nurture sequence step"):
         send_campaign(engine, config, step2, transport=Recording())
     assert len(ledger(engine)) == 2
 

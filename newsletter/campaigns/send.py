@@ -80,8 +80,8 @@ def start_sending(engine: Engine, settings: Settings, campaign_id: int) -> int:
     with session_scope(engine) as session:
         campaign = get_campaign(session, campaign_id)
         if campaign.kind == "nurture":
-            raise UserError(f"campaign {campaign_id} is a nurture sequence step; the scheduler sends it to each "
-                            "reader when their step is due", where=f"campaign {campaign_id}")
+            raise UserError("is a nurture sequence step; the scheduler sends it to each reader when their step "
+                            "is due", where=f"campaign {campaign_id}")
         if campaign.status not in SENDABLE_STATUSES:
             raise UserError(f"campaign {campaign_id} is {campaign.status}; only a draft or scheduled campaign can be sent"
                             + ("; use `newsletter campaign resume`" if campaign.status == "paused" else ""),
