@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import cProfile
 import io
-import os
 import json
 import pstats
 import struct
@@ -363,7 +362,6 @@ def main() -> None:
         return
 
     from rich.console import Console
-    from rich.table import Table
 
     console = Console(width=None if sys.stdout.isatty() else 140)
     info = c.machine_info(args.pg_url)

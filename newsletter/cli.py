@@ -7,17 +7,17 @@ job (a send paused by the provider, or recipients failed or left ambiguous).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from newsletter.commandline import JsonOpt, engine_for, print_json
 from newsletter.config import Settings, load_settings
 from newsletter.errors import UserError
 from newsletter.nurture.commands import app as nurture_app
@@ -41,7 +41,6 @@ app.add_typer(leads_app, name="leads")
 out = Console()
 err = Console(stderr=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of text.")]
 
 EXIT_USER_ERROR = 1
 EXIT_INCOMPLETE = 3
@@ -51,18 +50,6 @@ def _settings() -> Settings:
     return load_settings()
 
 
-def _engine(settings: Settings):  # type: ignore[no-untyped-def]
-    """The store, created or upgraded on first use so no command trips over a fresh folder."""
-    from newsletter.db import current_revision, head_revision, make_engine, upgrade
-
-    engine = make_engine(settings.database_url)
-    if current_revision(engine) != head_revision():
-        upgrade(engine)
-    return engine
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 # --- store -----------------------------------------------------------------------------------
@@ -77,7 +64,7 @@ def init(as_json: JsonOpt = False) -> None:
     before, after = upgrade(engine)
     url = engine.url.render_as_string(hide_password=True)
     if as_json:
-        _print_json({"database": url, "revision_before": before, "revision": after})
+        print_json({"database": url, "revision_before": before, "revision": after})
     elif before == after:
         out.print(f"Store {url} is up to date (revision {after}).")
     else:
@@ -94,13 +81,13 @@ def article_import(path: Annotated[Path, typer.Argument(help="A .txt (seed forma
     from newsletter.db import session_scope
 
     settings = _settings()
-    with session_scope(_engine(settings)) as session:
+    with session_scope(engine_for(settings)) as session:
         imported = import_article(session, path)
         data = {"slug": imported.row.slug, "id": imported.row.id, "title": imported.article.title,
                 "outcome": imported.outcome, "words": imported.article.word_count,
                 "sections": len(imported.article.sections)}
     if as_json:
-        _print_json(data)
+        print_json(data)
     else:
         out.print(f"[bold]{data['title']}[/] → slug [cyan]{data['slug']}[/] ({data['outcome']}, {data['words']} words)")
 
@@ -112,11 +99,11 @@ def article_list(as_json: JsonOpt = False) -> None:
 
     from newsletter.db import models, session_scope
 
-    with session_scope(_engine(_settings())) as session:
+    with session_scope(engine_for(_settings())) as session:
         rows = [{"id": a.id, "slug": a.slug, "title": a.title, "published": a.published_on}
                 for a in session.scalars(select(models.Article).order_by(models.Article.id))]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     table = Table("id", "slug", "title", "published")
     for r in rows:
@@ -136,9 +123,9 @@ def subscribers_import(
     from newsletter.audiences import import_subscribers
 
     settings = _settings()
-    report = import_subscribers(_engine(settings), csv_path, tags=tag or (), progress=None if not as_json else False)
+    report = import_subscribers(engine_for(settings), csv_path, tags=tag or (), progress=None if not as_json else False)
     if as_json:
-        _print_json(report.to_dict())
+        print_json(report.to_dict())
         return
     out.print(f"{report.created} created, {report.updated} updated, {report.duplicates_merged} duplicates merged, "
               f"{len(report.rejected)} rejected (of {report.total_rows} rows).")
@@ -157,10 +144,10 @@ def segment_count(name: Annotated[str, typer.Argument(help="Segment name (file n
 
     settings = _settings()
     segment = load_segment(name, settings.audiences_dir)
-    with session_scope(_engine(settings)) as session:
+    with session_scope(engine_for(settings)) as session:
         count = count_segment(session, segment)
     if as_json:
-        _print_json({"segment": name, "count": count})
+        print_json({"segment": name, "count": count})
     else:
         out.print(f"{name}: {count} subscriber(s)")
 
@@ -172,7 +159,7 @@ def segment_list(as_json: JsonOpt = False) -> None:
 
     segments = [{"name": s.name, "description": s.description} for s in list_segments(_settings().audiences_dir)]
     if as_json:
-        _print_json(segments)
+        print_json(segments)
     else:
         for s in segments:
             out.print(f"[cyan]{s['name']}[/]  {s['description'] or ''}")
@@ -194,14 +181,14 @@ def campaign_create(
     from newsletter.db import session_scope
 
     settings = _settings()
-    with session_scope(_engine(settings)) as session:
+    with session_scope(engine_for(settings)) as session:
         campaign = create_campaign(session, settings, article_slug=article, segment=segment, subject=subject,
                                    preheader=preheader, template=template)
         data = {"id": campaign.id, "subject": campaign.subject, "preheader": campaign.preheader,
                 "segment": campaign.segment, "status": campaign.status, "html_bytes": len(campaign.html.encode()),
                 "links": len(campaign.links)}
     if as_json:
-        _print_json(data)
+        print_json(data)
     else:
         out.print(f"Campaign [bold]{data['id']}[/] created: “{data['subject']}” → segment {data['segment']} "
                   f"({data['html_bytes'] // 1024} KB HTML, {data['links']} tracked links). "
@@ -220,7 +207,7 @@ def campaign_preview(
     from newsletter.db import session_scope
 
     settings = _settings()
-    with session_scope(_engine(settings)) as session:
+    with session_scope(engine_for(settings)) as session:
         result = preview(session, settings, campaign_id)
     for path, data in ((html, result.html.encode()), (text, result.text.encode()), (eml, result.eml)):
         if path is not None:
@@ -271,7 +258,7 @@ def campaign_preflight(
     from newsletter.preflight import preflight_command
 
     settings = _settings()
-    raise typer.Exit(preflight_command(_engine(settings), settings, campaign_id, as_json=as_json,
+    raise typer.Exit(preflight_command(engine_for(settings), settings, campaign_id, as_json=as_json,
                                        screenshots=screenshots, console=out))
 
 
@@ -282,12 +269,12 @@ def campaign_send(campaign_id: Annotated[int, typer.Argument(help="Campaign id."
     from newsletter.campaigns import send_campaign
 
     settings = _settings()
-    _gate(_engine(settings), settings, campaign_id, force)
+    _gate(engine_for(settings), settings, campaign_id, force)
     progress, update = _progress_callback(not as_json and err.is_terminal)
     if progress:
         progress.start()
     try:
-        summary = send_campaign(_engine(settings), settings, campaign_id, on_batch=update)
+        summary = send_campaign(engine_for(settings), settings, campaign_id, on_batch=update)
     finally:
         if progress:
             progress.stop()
@@ -296,7 +283,7 @@ def campaign_send(campaign_id: Annotated[int, typer.Argument(help="Campaign id."
 
 def _print_summary(summary, as_json: bool, settings: Settings) -> None:  # type: ignore[no-untyped-def]
     if as_json:
-        _print_json(summary.to_dict())
+        print_json(summary.to_dict())
     else:
         where = f" to {settings.outbox_dir}/campaign-{summary.campaign_id}/" if summary.transport == "outbox" else " through SendGrid"
         out.print(f"Campaign {summary.campaign_id}: {summary.sent} sent{where}, {summary.failed} failed, "
@@ -314,7 +301,7 @@ def _drain_now(campaign_id: int, as_json: bool, settings: Settings) -> None:
     if progress:
         progress.start()
     try:
-        summary = drain(_engine(settings), settings, campaign_id, on_batch=update)
+        summary = drain(engine_for(settings), settings, campaign_id, on_batch=update)
     finally:
         if progress:
             progress.stop()
@@ -329,7 +316,7 @@ def campaign_pause(campaign_id: Annotated[int, typer.Argument(help="Campaign id.
     """Pause: workers stop after the batches in flight; nothing queued goes out until resumed."""
     from newsletter.campaigns import pause
 
-    pause(_engine(_settings()), campaign_id)
+    pause(engine_for(_settings()), campaign_id)
     out.print(f"Campaign {campaign_id} paused.")
 
 
@@ -340,7 +327,7 @@ def campaign_resume(campaign_id: Annotated[int, typer.Argument(help="Campaign id
     from newsletter.campaigns import resume
 
     settings = _settings()
-    resume(_engine(settings), campaign_id)
+    resume(engine_for(settings), campaign_id)
     if queue_only:
         out.print(f"Campaign {campaign_id} resumed; workers will send the rest.")
     else:
@@ -354,7 +341,7 @@ def campaign_cancel(campaign_id: Annotated[int, typer.Argument(help="Campaign id
     from newsletter.scheduling import unschedule_campaign
 
     settings = _settings()
-    engine = _engine(settings)
+    engine = engine_for(settings)
     left = cancel(engine, campaign_id)
     unschedule_campaign(engine, campaign_id)
     out.print(f"Campaign {campaign_id} cancelled; {left} queued recipient(s) will not be sent.")
@@ -374,11 +361,11 @@ def campaign_resolve(
     if resend_ambiguous == mark_sent:
         raise UserError("choose exactly one of --resend-ambiguous or --mark-sent", where="campaign resolve")
     settings = _settings()
-    moved = resolve_ambiguous(_engine(settings), campaign_id, resend=resend_ambiguous)
+    moved = resolve_ambiguous(engine_for(settings), campaign_id, resend=resend_ambiguous)
     if mark_sent or queue_only or not moved:
         verb = "re-queued" if resend_ambiguous else "marked sent"
         if as_json:
-            _print_json({"campaign_id": campaign_id, "moved": moved, "action": verb})
+            print_json({"campaign_id": campaign_id, "moved": moved, "action": verb})
         else:
             out.print(f"Campaign {campaign_id}: {moved} ambiguous row(s) {verb}.")
         return
@@ -392,7 +379,7 @@ def campaign_retry_failed(campaign_id: Annotated[int, typer.Argument(help="Campa
     from newsletter.campaigns import retry_failed
 
     settings = _settings()
-    moved = retry_failed(_engine(settings), campaign_id)
+    moved = retry_failed(engine_for(settings), campaign_id)
     if queue_only or not moved:
         out.print(f"Campaign {campaign_id}: {moved} failed row(s) queued again.")
         return
@@ -413,12 +400,12 @@ def campaign_schedule(
 
     settings = _settings()
     when, zone = parse_send_time(at, tz)
-    engine = _engine(settings)
+    engine = engine_for(settings)
     _gate(engine, settings, campaign_id, force)
     schedule_campaign(engine, settings, campaign_id, when, zone)
     data = {"campaign_id": campaign_id, "scheduled_at": when.isoformat(), "timezone": zone, "status": "scheduled"}
     if as_json:
-        _print_json(data)
+        print_json(data)
     else:
         out.print(f"Campaign {campaign_id} scheduled for {when.isoformat()} (UTC; given in {zone}). "
                   "The scheduler daemon must be running: python scheduler.py")
@@ -430,10 +417,10 @@ def campaign_status_cmd(campaign_id: Annotated[int, typer.Argument(help="Campaig
     from newsletter.campaigns import campaign_status
     from newsletter.db import session_scope
 
-    with session_scope(_engine(_settings())) as session:
+    with session_scope(engine_for(_settings())) as session:
         data = campaign_status(session, campaign_id)
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     out.print(f"Campaign {data['campaign_id']} “{data['subject']}” is [bold]{data['status']}[/]"
               + (f" ({data['status_reason']})" if data["status_reason"] else "")
@@ -450,12 +437,12 @@ def campaign_list(as_json: JsonOpt = False) -> None:
 
     from newsletter.db import models, session_scope
 
-    with session_scope(_engine(_settings())) as session:
+    with session_scope(engine_for(_settings())) as session:
         rows = [{"id": c.id, "status": c.status, "subject": c.subject, "segment": c.segment,
                  "scheduled_at": c.scheduled_at.isoformat() if c.scheduled_at else None}
                 for c in session.scalars(select(models.Campaign).order_by(models.Campaign.id.desc()))]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     table = Table("id", "status", "subject", "segment", "scheduled (UTC)")
     for r in rows:
@@ -475,10 +462,10 @@ def events_prune(days: Annotated[Optional[int], typer.Option("--days", help="Kee
     keep = days if days is not None else options.retention_days
     if keep < 0:
         raise UserError("must be zero or more", where="--days")
-    with session_scope(_engine(settings)) as session:
+    with session_scope(engine_for(settings)) as session:
         pruned = prune_event_details(session, keep)
     if as_json:
-        _print_json({"pruned": pruned, "older_than_days": keep})
+        print_json({"pruned": pruned, "older_than_days": keep})
     else:
         out.print(f"{pruned} event(s) older than {keep} days pruned to their counts.")
 
@@ -502,7 +489,7 @@ def report(
     if campaign_id is not None and weeks is not None:
         raise typer.BadParameter("--weeks is for the trends report: leave out the campaign id", param_hint="--weeks")
     settings = _settings()
-    with session_scope(_engine(settings)) as session:
+    with session_scope(engine_for(settings)) as session:
         if campaign_id is not None:
             data = campaign_report(session, campaign_id)
         else:
@@ -513,7 +500,7 @@ def report(
         write_html(html, data, brand=settings.brand_name)
         (err if as_json or as_csv else out).print(f"wrote {html}", highlight=False)
     if as_json:
-        _print_json(data)
+        print_json(data)
     elif as_csv:
         from newsletter.reports import to_csv
 
@@ -537,7 +524,7 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
     from newsletter.web.server import serve as run
 
     settings = _settings()
-    _engine(settings)
+    engine_for(settings)
     run(settings, host, port)
 
 
@@ -553,11 +540,11 @@ def worker(exit_when_idle: Annotated[bool, typer.Option("--exit-when-idle", help
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     settings = _settings()
     try:
-        stats = run_worker(_engine(settings), settings, exit_when_idle=exit_when_idle)
+        stats = run_worker(engine_for(settings), settings, exit_when_idle=exit_when_idle)
     except KeyboardInterrupt:
         return
     if as_json:
-        _print_json(asdict(stats))
+        print_json(asdict(stats))
     else:
         out.print(f"worker done: {stats.sent} sent, {stats.failed} failed, {stats.suppressed} suppressed, "
                   f"{stats.ambiguous} ambiguous in {stats.batches} batches")

@@ -4,7 +4,6 @@ ambiguous rows — each checked from the recipients' side through the fake SendG
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
 
 from factories import add_subscribers
 from newsletter.campaigns import (

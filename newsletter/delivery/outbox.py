@@ -10,7 +10,6 @@ same delivery again replaces its file, so a retried batch is harmless here.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from email.errors import MessageError
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 from newsletter.delivery.message import BatchOutcome, CampaignMessage, Recipient, TransportError
 from newsletter.delivery.mime import build_mime
 from newsletter.delivery.sendgrid import check_batch
+from newsletter.files import write_bytes_atomically
 
 
 class OutboxTransport:
@@ -71,20 +71,7 @@ class OutboxTransport:
         return outcome
 
     def _write_atomically(self, path: Path, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                if self._fsync:
-                    handle.flush()
-                    os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        write_bytes_atomically(path, data, fsync=self._fsync)
 
     def close(self) -> None:
         """Nothing to release."""

@@ -40,7 +40,7 @@ _PERSONALIZATION_FIELD = re.compile(r"^personalizations(?:\.(\d+)|\[(\d+)\])(?:[
 # double-count every event, and hand a third party a per-person reading history for a
 # mental-health clinic's mail. Subscription tracking would add SendGrid's own unsubscribe
 # footer beside our one-click link. Set explicitly so an account default can't turn them on.
-_TRACKING_OFF = {
+TRACKING_OFF = {
     "click_tracking": {"enable": False, "enable_text": False},
     "open_tracking": {"enable": False},
     "subscription_tracking": {"enable": False},
@@ -118,7 +118,7 @@ def build_request_body(message: CampaignMessage, recipients: Sequence[Recipient]
         "content": content,
         "custom_args": {"campaign_id": campaign_id},
         "mail_settings": {"sandbox_mode": {"enable": bool(sandbox)}},
-        "tracking_settings": {k: dict(v) for k, v in _TRACKING_OFF.items()},
+        "tracking_settings": {k: dict(v) for k, v in TRACKING_OFF.items()},
     }
     if message.reply_to:
         body["reply_to"] = {"email": message.reply_to}

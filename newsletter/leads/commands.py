@@ -7,9 +7,7 @@ the ``newsletter`` command turns into one line on stderr and exit code 1.
 from __future__ import annotations
 
 import getpass
-import json
 import os
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -17,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from newsletter.commandline import JsonOpt, engine_for, print_json
 from newsletter.config import Settings, load_settings
 from newsletter.db.models import utcnow
 from newsletter.errors import UserError
@@ -27,22 +26,9 @@ from newsletter.leads.scoring import score_leads
 app = typer.Typer(help="People who asked to connect: list, update, export.", no_args_is_help=True)
 out = Console()
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of text.")]
 StatusHelp = f"One of: {', '.join(STATUSES)}."
 
 
-def _engine(settings: Settings):  # type: ignore[no-untyped-def]
-    """The store, created or upgraded on first use (as every ``newsletter`` command does)."""
-    from newsletter.db import current_revision, head_revision, make_engine, upgrade
-
-    engine = make_engine(settings.database_url)
-    if current_revision(engine) != head_revision():
-        upgrade(engine)
-    return engine
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 def _who(by: str | None) -> str:
@@ -73,11 +59,11 @@ def leads_list(status: Annotated[Optional[str], typer.Option("--status", help=St
     from newsletter.db import session_scope
 
     settings = load_settings()
-    with session_scope(_engine(settings)) as session:
+    with session_scope(engine_for(settings)) as session:
         score_leads(session, utcnow(), settings)
         rows = list_leads(session, status)
     if as_json:
-        _print_json([r.to_dict() for r in rows])
+        print_json([r.to_dict() for r in rows])
         return
     if not rows:
         out.print("No leads" + (f" with status {status}." if status else " yet."))
@@ -96,13 +82,13 @@ def leads_show(lead_id: Annotated[int, typer.Argument(help="Lead id.")], as_json
     from newsletter.db import session_scope
 
     settings = load_settings()
-    with session_scope(_engine(settings)) as session:
+    with session_scope(engine_for(settings)) as session:
         score_leads(session, utcnow(), settings)
         changes = history(session, lead_id)  # NotFound for an unknown id
         row = lead_row(session, lead_id)
     assert row is not None
     if as_json:
-        _print_json({**row.to_dict(), "next": list(TRANSITIONS[row.status]),
+        print_json({**row.to_dict(), "next": list(TRANSITIONS[row.status]),
                      "history": [c.to_dict() for c in changes]})
         return
     out.print(f"[bold]Lead #{row.id}[/] — {LABELS[row.status]}, score {row.score}", highlight=False)
@@ -130,10 +116,10 @@ def leads_update(
     from newsletter.db import session_scope
 
     who = _who(by)
-    with session_scope(_engine(load_settings())) as session:
+    with session_scope(engine_for(load_settings())) as session:
         change = update_status(session, lead_id, status, by=who, note=note)
     if as_json:
-        _print_json(change.to_dict())
+        print_json(change.to_dict())
     else:
         out.print(f"Lead #{change.lead_id}: {LABELS[change.from_status or 'new']} → {LABELS[change.to_status]} "
                   f"(by {change.changed_by})", highlight=False)
@@ -151,10 +137,10 @@ def leads_add(
     """Make a subscriber a lead (a signup that asked for a consultation)."""
     from newsletter.db import session_scope
 
-    with session_scope(_engine(load_settings())) as session:
+    with session_scope(engine_for(load_settings())) as session:
         result = create_signup_lead(session, email, source=source, by=by, note=note)
     if as_json:
-        _print_json({"lead_id": result.lead_id, "created": result.created, "status": result.status})
+        print_json({"lead_id": result.lead_id, "created": result.created, "status": result.status})
     elif result.created:
         out.print(f"Lead #{result.lead_id} created (new).", highlight=False)
     else:
@@ -171,10 +157,10 @@ def leads_export(
     from newsletter.db import session_scope
 
     settings = load_settings()
-    with session_scope(_engine(settings)) as session:
+    with session_scope(engine_for(settings)) as session:
         score_leads(session, utcnow(), settings)
         count = export_csv(session, csv_path, status)
     if as_json:
-        _print_json({"path": str(csv_path), "rows": count})
+        print_json({"path": str(csv_path), "rows": count})
     else:
         out.print(f"{count} lead(s) written to {csv_path}.", highlight=False)

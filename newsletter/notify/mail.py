@@ -19,10 +19,8 @@ import base64
 import http.client
 import json
 import logging
-import os
 import re
 import socket
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -37,6 +35,8 @@ from urllib.error import URLError
 from sqlalchemy import Engine
 
 from newsletter.config import Settings
+from newsletter.delivery.sendgrid import TRACKING_OFF
+from newsletter.files import write_bytes_atomically
 from newsletter.notify import claims
 
 log = logging.getLogger(__name__)
@@ -46,11 +46,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _IMAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 # Staff mail is read by staff: SendGrid's link rewriting and pixel would only add a third party.
-_TRACKING_OFF = {
-    "click_tracking": {"enable": False, "enable_text": False},
-    "open_tracking": {"enable": False},
-    "subscription_tracking": {"enable": False},
-}
+_TRACKING_OFF = TRACKING_OFF
 
 
 class StaffMailError(Exception):
@@ -231,19 +227,7 @@ def write_to_outbox(settings: Settings, message: StaffMessage) -> str:
     path = outbox_path(settings, message.key)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(mime.as_bytes())
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        write_bytes_atomically(path, mime.as_bytes())
     except OSError as error:
         raise StaffMailError(f"outbox {path.parent} not writable: {error.strerror or error}", retryable=True) from None
     return str(mime["Message-ID"])

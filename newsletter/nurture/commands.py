@@ -6,40 +6,26 @@ a :class:`UserError` raised here is printed by the main command as one line, exi
 
 from __future__ import annotations
 
-import json
-import sys
 from datetime import datetime, timezone
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from newsletter.config import Settings, load_settings
+from newsletter.commandline import JsonOpt, engine_for, print_json
+from newsletter.config import load_settings
 from newsletter.errors import UserError
 
 app = typer.Typer(help="Nurture sequences (audiences/nurture/*.yaml): simulate, inspect, remove a reader, run a tick.",
                   no_args_is_help=True)
 out = Console()
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of text.")]
 SequenceArg = Annotated[str, typer.Argument(help="The sequence: its YAML file's name without .yaml.")]
 EXIT_INCOMPLETE = 3
 
 
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
-
-
-def _engine(settings: Settings):  # type: ignore[no-untyped-def]
-    """The store, created or upgraded on first use (as every `newsletter` command does)."""
-    from newsletter.db import current_revision, head_revision, make_engine, upgrade
-
-    engine = make_engine(settings.database_url)
-    if current_revision(engine) != head_revision():
-        upgrade(engine)
-    return engine
 
 
 def _now() -> datetime:
@@ -77,7 +63,7 @@ def simulate_cmd(
                         quiet=QuietHours.parse(settings.quiet_hours), lead_points=settings.lead_points,
                         half_life_days=settings.lead_half_life_days)
     if as_json:
-        _print_json(timeline.to_dict())
+        print_json(timeline.to_dict())
         return
     _print_timeline(seq, timeline, events)
 
@@ -109,9 +95,9 @@ def list_cmd(as_json: JsonOpt = False) -> None:
     from newsletter.nurture import list_summaries
 
     settings = load_settings()
-    rows = list_summaries(_engine(settings), settings)
+    rows = list_summaries(engine_for(settings), settings)
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     table = Table("sequence", "steps", "active", "completed", "exited", "description")
     for r in rows:
@@ -126,9 +112,9 @@ def status_cmd(sequence: SequenceArg, as_json: JsonOpt = False) -> None:
     from newsletter.nurture import sequence_status
 
     settings = load_settings()
-    data = sequence_status(_engine(settings), settings, sequence)
+    data = sequence_status(engine_for(settings), settings, sequence)
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     out.print(f"[bold]{escape(data['name'])}[/]: {data['active']} active, {data['completed']} completed, "
               f"{data['exited']} exited" + (f"; next step due {data['next_due_at']} (UTC)" if data["next_due_at"] else ""),
@@ -151,9 +137,9 @@ def remove_cmd(email: Annotated[str, typer.Argument(help="The subscriber's email
     from newsletter.nurture import remove
 
     settings = load_settings()
-    changed = remove(_engine(settings), sequence, email, _now())
+    changed = remove(engine_for(settings), sequence, email, _now())
     if as_json:
-        _print_json({"email": email, "sequence": sequence, "removed": changed})
+        print_json({"email": email, "sequence": sequence, "removed": changed})
     elif changed:
         out.print(f"Removed {email} from {sequence}; nothing more of it will be sent to them.", highlight=False)
     else:
@@ -166,9 +152,9 @@ def tick_cmd(as_json: JsonOpt = False) -> None:
     from newsletter.nurture import nurture_tick
 
     settings = load_settings()
-    result = nurture_tick(_engine(settings), settings, _now())
+    result = nurture_tick(engine_for(settings), settings, _now())
     if as_json:
-        _print_json(result.to_dict())
+        print_json(result.to_dict())
     else:
         exited = sum(result.exited.values())
         out.print(f"Nurture tick: {result.enrolled} enrolled, {exited} exited, {result.queued} step(s) queued, "

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from newsletter.errors import UserError
+from newsletter.files import write_bytes_atomically
 
 
 def write_html(path: Path, report: dict[str, Any], *, brand: str = "Roots Mental Wellness") -> None:
@@ -20,11 +19,4 @@ def write_html(path: Path, report: dict[str, Any], *, brand: str = "Roots Mental
     if not folder.is_dir():
         raise UserError("folder does not exist", where=str(folder))
     html = campaign_html(report, brand=brand) if "campaign_id" in report else trends_html(report, brand=brand)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(html)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_bytes_atomically(path, html.encode("utf-8"), fsync=False)
