@@ -172,7 +172,8 @@ class _DropSecrets(logging.Filter):
         return not (isinstance(msg, str) and msg.startswith(("HEADERS:", "PAYLOAD:")))
 
 
-def _guard_library_logging() -> None:
+def guard_library_logging() -> None:
+    """Every user of the official library calls this first (campaigns and staff mail alike)."""
     logger = logging.getLogger("python_http_client.client")
     if not any(isinstance(f, _DropSecrets) for f in logger.filters):
         logger.addFilter(_DropSecrets())
@@ -228,7 +229,7 @@ class SendGridTransport:
             raise ValueError("a SendGrid API key is required")
         if timeout is None or timeout <= 0:
             raise ValueError("timeout must be a positive number of seconds")
-        _guard_library_logging()
+        guard_library_logging()
         self._client = SendGridAPIClient(api_key, host=host.rstrip("/"))
         self.host = host
         self.timeout = float(timeout)
@@ -309,3 +310,8 @@ def _reason(error: object) -> str:
         return error
     text, name = str(error), type(error).__name__
     return f"{name}: {text}" if text else name
+
+
+def error_summary(body: bytes | None, fallback: str = "") -> str:
+    """SendGrid's error answer as one line ("field: message; ..."), or ``fallback``."""
+    return _summary(_error_list(body), fallback)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import http.client
-import json
 import logging
 import re
 import socket
@@ -35,7 +34,7 @@ from urllib.error import URLError
 from sqlalchemy import Engine
 
 from newsletter.config import Settings
-from newsletter.delivery.sendgrid import TRACKING_OFF
+from newsletter.delivery.sendgrid import TRACKING_OFF, error_summary, guard_library_logging
 from newsletter.files import write_bytes_atomically
 from newsletter.notify import claims
 
@@ -163,42 +162,19 @@ def build_sendgrid_body(message: StaffMessage, *, sandbox: bool = False) -> dict
 # --- transports --------------------------------------------------------------------------------
 
 
-class _DropSecrets(logging.Filter):
-    """python_http_client logs request headers (the API key) and payloads at DEBUG: drop them."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        msg = record.msg
-        return not (isinstance(msg, str) and msg.startswith(("HEADERS:", "PAYLOAD:")))
-
-
-def _guard_library_logging() -> None:
-    logger = logging.getLogger("python_http_client.client")
-    if not any(isinstance(f, _DropSecrets) for f in logger.filters):
-        logger.addFilter(_DropSecrets())
-
-
-def _sendgrid_errors(body: bytes | None) -> str:
-    try:
-        data = json.loads(body or b"")
-        return "; ".join(f"{e.get('field') or ''}: {e.get('message') or ''}".strip(": ")
-                         for e in data.get("errors", []) if isinstance(e, dict))[:500]
-    except (ValueError, AttributeError, UnicodeDecodeError):
-        return ""
-
-
 def send_via_sendgrid(settings: Settings, message: StaffMessage) -> str:
     """Post the message; returns SendGrid's message id (or "sandbox"). Raises
     :class:`StaffMailError`; ``retryable`` is False only when the request may have been taken."""
     from python_http_client.exceptions import HTTPError
     from sendgrid import SendGridAPIClient
 
-    _guard_library_logging()
+    guard_library_logging()
     client = SendGridAPIClient(settings.sendgrid_api_key, host=settings.sendgrid_host.rstrip("/"))
     body = build_sendgrid_body(message, sandbox=settings.sendgrid_sandbox)
     try:
         response = client.client.mail.send.post(request_body=body, timeout=settings.sendgrid_timeout)
     except HTTPError as error:  # an answer outside 2xx: SendGrid did not take it
-        detail = _sendgrid_errors(error.body)
+        detail = error_summary(error.body)
         raise StaffMailError(f"SendGrid answered {error.status_code}{': ' + detail if detail else ''}",
                              retryable=True) from None
     except URLError as error:  # failed while connecting or writing: nothing reached SendGrid

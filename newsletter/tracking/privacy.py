@@ -38,12 +38,9 @@ def truncate_ip(ip: str | None) -> str | None:
 
 @lru_cache(maxsize=16384)
 def _truncate(ip: str) -> str | None:
-    try:
-        address = ipaddress.ip_address(ip.strip().split("%", 1)[0])
-    except ValueError:
+    address = _address(ip)
+    if address is None:
         return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
     prefix = IPV4_PREFIX if address.version == 4 else IPV6_PREFIX
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
 
