@@ -37,11 +37,16 @@ PUBLIC_URL = "https://news.example.test"
 # --------------------------------------------------------------------------- arguments
 
 
+def pg_url_for(script: str) -> str:
+    """Each script has a database of its own, so two benchmarks never drop each other's store."""
+    return f"{PG_DEFAULT}_{script}"
+
+
 def base_parser(description: str, default_n: int = 1_000_000) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     p.add_argument("--recipients", "-n", type=int, default=default_n, help="size (default %(default)s)")
-    p.add_argument("--pg-url", default=PG_DEFAULT, help="PostgreSQL URL of the bench database (created and dropped)")
+    p.add_argument("--pg-url", default=pg_url_for(Path(sys.argv[0]).stem), help="PostgreSQL URL of the bench database (created and dropped)")
     p.add_argument("--keep", action="store_true", help="keep the store and temp files (for inspection)")
     p.add_argument("--json", dest="json_out", help="also write the results as JSON to this file")
     # internal: phases run as child processes

@@ -50,7 +50,7 @@ import _common as c  # noqa: E402
 
 SCRIPT = Path(__file__).resolve()
 TARGET_S = 1.0
-PG_URL = c.PG_DEFAULT.rsplit("/", 1)[0] + "/newsletter_bench_report"
+PG_URL = c.pg_url_for("report")
 RUNS = 5
 TAGS = [("ketamine", 0.30), ("depression", 0.25), ("anxiety", 0.20), ("ptsd", 0.08), ("newsletter", 0.50),
         ("family", 0.05), ("clinician", 0.02)]

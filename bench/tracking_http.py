@@ -346,7 +346,7 @@ def main() -> None:
                         help="bare, pixel and click again this many times, alternating (default %(default)s)")
     parser.add_argument("--profile", action="store_true", help="also profile the per-request work in process")
     # a database of its own: other benchmarks (send.py, ...) use newsletter_bench and may run at the same time
-    parser.set_defaults(pg_url=c.PG_DEFAULT.rsplit("/", 1)[0] + "/newsletter_bench_http")
+    parser.set_defaults(pg_url=c.pg_url_for("http"))
     args = parser.parse_args()
     if args.phase:
         state = c.load_state(args.state)

@@ -333,7 +333,7 @@ def main() -> None:
     parser.add_argument("--profile-server", action="store_true",
                         help="cProfile the server process (all threads); printed at the end (slows it down)")
     # a database of its own: other benchmarks (send.py, ...) use newsletter_bench and may run at the same time
-    parser.set_defaults(pg_url=c.PG_DEFAULT.rsplit("/", 1)[0] + "/newsletter_bench_webhook")
+    parser.set_defaults(pg_url=c.pg_url_for("webhook"))
     args = parser.parse_args()
     if args.phase:
         state = c.load_state(args.state)

@@ -1,22 +1,25 @@
-"""The store: migrations match the models, run twice harmlessly, and SQLite runs in WAL with
-foreign keys on; the ledger's uniqueness is enforced by the database itself."""
+"""The store: migrations match the models, run twice harmlessly (and back down), and SQLite runs
+in WAL with foreign keys on; the ledger's uniqueness is enforced by the database itself, and
+deleting a subscriber or campaign takes its ledger rows and clears its events' references on
+both stores (foreign keys on SQLite, delete triggers on PostgreSQL)."""
 
 from __future__ import annotations
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import insert, text
+from alembic import command
+from sqlalchemy import delete, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from newsletter.db import current_revision, head_revision, models, session_scope, upgrade
-from newsletter.db.migrate import include_object
+from newsletter.db.migrate import alembic_config, include_object_for
 from factories import add_subscribers
 
 
 def test_migrations_match_models(engine):
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True, "include_object": include_object})
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "include_object": include_object_for(engine.dialect.name)})
         diff = compare_metadata(context, models.Base.metadata)
     assert diff == []
 
@@ -58,3 +61,70 @@ def test_emails_are_unique(engine):
     add_subscribers(engine, 1)
     with pytest.raises(IntegrityError):
         add_subscribers(engine, 1)
+
+
+def _campaign(session) -> int:
+    article = models.Article(slug=f"a{session.scalar(select(text('count(*)')).select_from(models.Article))}", title="A",
+                             source_format="text", content={}, content_hash="x")
+    session.add(article)
+    session.flush()
+    campaign = models.Campaign(article_id=article.id, name="c", subject="s", segment="all", template="t", html="", text="")
+    session.add(campaign)
+    session.flush()
+    return campaign.id
+
+
+def _ledger_with_events(engine, subscriber_ids) -> tuple[int, list[int]]:
+    """A campaign with a ledger row and an open event for each subscriber."""
+    with session_scope(engine) as session:
+        campaign_id = _campaign(session)
+        deliveries = []
+        for n, subscriber_id in enumerate(subscriber_ids):
+            delivery = models.Delivery(campaign_id=campaign_id, subscriber_id=subscriber_id, status="sent")
+            session.add(delivery)
+            session.flush()
+            session.add(models.Event(event_key=f"k{campaign_id}-{n}", type="open", campaign_id=campaign_id,
+                                     delivery_id=delivery.id, subscriber_id=subscriber_id))
+            deliveries.append(delivery.id)
+    return campaign_id, deliveries
+
+
+def _events(engine):
+    with session_scope(engine) as session:
+        E = models.Event
+        return session.execute(select(E.campaign_id, E.delivery_id, E.subscriber_id).order_by(E.id)).all()
+
+
+def test_deleting_a_subscriber_takes_its_ledger_rows_and_keeps_its_events_anonymous(engine):
+    kept, erased = add_subscribers(engine, 2)
+    campaign_id, (kept_delivery, erased_delivery) = _ledger_with_events(engine, [kept, erased])
+    with session_scope(engine) as session:
+        session.execute(delete(models.Subscriber).where(models.Subscriber.id == erased))
+    with session_scope(engine) as session:
+        assert session.scalars(select(models.Delivery.id)).all() == [kept_delivery]
+    # The erased reader's event stays counted, pointing at nobody (and at no ledger row).
+    assert _events(engine) == [(campaign_id, kept_delivery, kept), (campaign_id, None, None)]
+
+
+def test_deleting_a_campaign_takes_its_ledger_and_clears_its_events(engine):
+    subscriber_ids = add_subscribers(engine, 3)
+    gone, _ = _ledger_with_events(engine, subscriber_ids)
+    stays, stays_deliveries = _ledger_with_events(engine, subscriber_ids[:1])
+    with session_scope(engine) as session:
+        session.execute(delete(models.Campaign).where(models.Campaign.id == gone))
+    with session_scope(engine) as session:
+        assert session.scalars(select(models.Delivery.id)).all() == stays_deliveries
+    assert _events(engine) == [(None, None, s) for s in subscriber_ids] + [(stays, stays_deliveries[0], subscriber_ids[0])]
+
+
+def test_downgrade_to_the_first_schema_and_back(engine, db_url):
+    """Every revision's downgrade runs, and the upgrade after it brings back the same schema,
+    cascades included."""
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0001")
+    assert current_revision(engine) == "0001"
+    assert upgrade(engine) == ("0001", head_revision())
+    test_migrations_match_models(engine)
+    test_deleting_a_campaign_takes_its_ledger_and_clears_its_events(engine)

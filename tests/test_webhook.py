@@ -365,6 +365,37 @@ def test_sqlite_checkpoints_after_the_answer_not_in_it(settings, engine) -> None
     assert checkpointer._thread is None and count(engine, Event) == 50
 
 
+def test_sqlite_checkpoints_are_spaced_not_one_per_commit(engine) -> None:  # type: ignore[no-untyped-def]
+    """Many small commits (the pixel's groups) in a burst are served by few checkpoints; one asked
+    for after the burst still runs, and closing waits for nothing but the last checkpoint."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite only: PostgreSQL needs no checkpoint thread")
+    from newsletter.web.checkpoints import Checkpointer
+
+    add_subscribers(engine, 1)
+    checkpointer = Checkpointer(engine, min_interval=0.5)
+    start = time.monotonic()
+    for _ in range(40):
+        with engine.connect() as conn, checkpointer.deferred(conn), conn.begin():
+            conn.exec_driver_sql("UPDATE subscribers SET first_name = 'x'")
+        time.sleep(0.01)
+    burst = time.monotonic() - start
+    deadline = time.monotonic() + 10
+    while checkpointer.runs == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert 1 <= checkpointer.runs <= int(burst / 0.5) + 2  # not forty
+    time.sleep(0.6)
+    before = checkpointer.runs
+    with engine.connect() as conn, checkpointer.deferred(conn), conn.begin():
+        conn.exec_driver_sql("UPDATE subscribers SET first_name = 'y'")
+    started = time.monotonic()
+    checkpointer.close()
+    assert checkpointer.runs == before + 1 and time.monotonic() - started < 0.5
+    with engine.connect() as conn:
+        busy, frames, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        assert busy == 0 and frames == copied
+
+
 @pytest.mark.parametrize(("body", "status"), [
     (b"[{not json", 400), (b"", 400), (b'{"event": "bounce", "email": "reader0@example.com"}', 400),
     (b'[{"event": "bounce"}, 7]', 400), (b"null", 400),

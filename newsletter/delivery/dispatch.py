@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Engine, and_, any_, bindparam, exists, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Engine, and_, any_, exists, func, select, text, update
 from sqlalchemy.orm import Session
 
 from newsletter.db import models, session_scope
+from newsletter.db.ids import id_in
 from newsletter.db.models import utcnow
 from newsletter.delivery.message import BatchOutcome, CampaignMessage, Recipient, Transport, TransportError
 from newsletter.delivery.throttle import Throttle
@@ -87,11 +87,8 @@ def expire_leases(session: Session, campaign_id: int, now: datetime | None = Non
 
 
 def ids_condition(engine: Engine, column: Any, ids: Sequence[int]) -> Any:
-    """``column`` is one of ``ids``. PostgreSQL gets one array parameter (``= ANY``): a
-    1000-item ``IN`` list costs tens of milliseconds per statement to render and plan."""
-    if engine.dialect.name == "postgresql":
-        return column == any_(bindparam("ids", list(ids), type_=ARRAY(BigInteger())))
-    return column.in_(list(ids))
+    """``column`` is one of ``ids``: one bound parameter on PostgreSQL (see :mod:`newsletter.db.ids`)."""
+    return id_in(engine.dialect.name, column, ids)
 
 
 @dataclass
@@ -106,55 +103,83 @@ class ClaimedBatch:
 def claim_batch(engine: Engine, campaign_id: int, size: int, worker_id: str, lease_seconds: float,
                 after_id: int = 0) -> ClaimedBatch:
     """Move up to ``size`` queued rows to in_flight under our name, committed before sending,
-    and read who they go to.
+    and read who they go to. Nothing is claimed unless the campaign is ``sending``, checked in
+    the same statement, so a pause or cancel is honoured from the next claim on.
 
-    PostgreSQL: ``FOR UPDATE SKIP LOCKED`` lets any number of workers claim side by side.
+    PostgreSQL: ``FOR UPDATE SKIP LOCKED`` lets any number of workers claim side by side, and
+    the claim and the recipients' lookup are one statement (one round trip).
     SQLite has one writer at a time, so the UPDATE itself serialises claimers.
     ``after_id`` starts the index scan past rows this worker already moved on from: every
     claimed row leaves a dead index entry behind until vacuum, and scanning from the start each
     time makes a million-row send quadratic.
     """
     now = utcnow()
+    runnable = exists().where(models.Campaign.id == campaign_id, models.Campaign.status == "sending")
+    candidates = (select(D.id).where(D.campaign_id == campaign_id, D.status == "queued", D.id > after_id, runnable)
+                  .order_by(D.id).limit(size))
+    # The batch key only tells which claim took a row: random.getrandbits, not uuid4, whose
+    # os.urandom call lets go of the GIL and may wait a switch interval to get it back.
+    claim = update(D).values(status="in_flight", claimed_by=worker_id, batch_key=f"{random.getrandbits(128):032x}",
+                             attempts=D.attempts + 1, lease_until=now + timedelta(seconds=lease_seconds), updated_at=now)
     with session_scope(engine) as session:
-        candidates = (select(D.id).where(D.campaign_id == campaign_id, D.status == "queued", D.id > after_id)
-                      .order_by(D.id).limit(size))
         if engine.dialect.name == "postgresql":
-            candidates = candidates.with_for_update(skip_locked=True)
-        returned = session.execute(
-            update(D)
-            .where(D.id.in_(candidates.scalar_subquery()))
-            .values(status="in_flight", claimed_by=worker_id, batch_key=uuid.uuid4().hex, attempts=D.attempts + 1,
-                    lease_until=now + timedelta(seconds=lease_seconds), updated_at=now)
-            .returning(D.id, D.subscriber_id)
-            .execution_options(synchronize_session=False)  # no ORM objects to keep in step
-        ).all()
-    if not returned:
-        return ClaimedBatch([], [], [])
-    claimed = sorted((delivery_id, subscriber_id) for delivery_id, subscriber_id in returned)  # plain tuples sort fast
-    with session_scope(engine) as session:
-        people = _recipients_of(session, engine, [subscriber for _, subscriber in claimed])
+            people = _claim_with_recipients(session, claim, candidates)
+        else:
+            claimed = session.execute(claim.where(D.id.in_(candidates.scalar_subquery())).returning(D.id, D.subscriber_id)
+                                      .execution_options(synchronize_session=False)).all()
+            people = _recipients_of(session, engine, claimed)
         rows: list[LedgerRow] = []
         blocked: list[int] = []
-        for delivery_id, subscriber_id in claimed:
-            person = people.get(subscriber_id)
-            if person is None or not person[3]:
-                blocked.append(delivery_id)
+        for delivery_id, email, first_name, last_name, sendable in people:
+            if sendable:
+                rows.append(LedgerRow(delivery_id, email, first_name, last_name))
             else:
-                rows.append(LedgerRow(delivery_id, person[0], person[1], person[2]))
+                blocked.append(delivery_id)
         _mark(session, engine, blocked, status="suppressed", error="suppressed at dispatch")
-    return ClaimedBatch([delivery_id for delivery_id, _ in claimed], rows, blocked)
+    return ClaimedBatch([person[0] for person in people], rows, blocked)
 
 
-def _recipients_of(session: Session, engine: Engine, subscriber_ids: Sequence[int]) -> dict[int, tuple[str, str | None, str | None, bool]]:
-    """Address and names, and whether each may still be mailed (active and not suppressed):
-    an unsubscribe or bounce that arrived after the ledger was built is honoured here.
-    A lookup by primary key, not a join, so the plan stays an index probe at any list size."""
-    suppressed = exists().where(models.Suppression.email == S.email)
+#: (delivery id, email, first name, last name, may be mailed now), in delivery id order.
+_Person = tuple[int, str | None, str | None, str | None, bool]
+
+
+def _sendable() -> Any:
+    """Active and not suppressed: an unsubscribe or bounce that arrived after the ledger was
+    built is honoured here."""
+    return and_(S.status == "active", ~exists().where(models.Suppression.email == S.email))
+
+
+def _claim_with_recipients(session: Session, claim: Any, candidates: Any) -> list[_Person]:
+    """PostgreSQL: claim and read the recipients in one statement (a data-modifying CTE).
+
+    ``id = ANY(ARRAY(…))``, not ``id IN (…)``: PostgreSQL plans the IN form as a hash join over
+    a sequential scan of the whole ledger (tens of ms per batch, growing with the ledger); the
+    array form locks the candidates once, then probes the primary key.
+    """
+    chosen = D.id == any_(func.array(candidates.with_for_update(skip_locked=True).scalar_subquery()))
+    claimed = claim.where(chosen).returning(D.id, D.subscriber_id).cte("claimed")
     found = session.execute(
-        select(S.id, S.email, S.first_name, S.last_name, and_(S.status == "active", ~suppressed))
-        .where(ids_condition(engine, S.id, subscriber_ids))
+        select(claimed.c.id, S.email, S.first_name, S.last_name, func.coalesce(_sendable(), False))
+        .select_from(claimed.outerjoin(S, S.id == claimed.c.subscriber_id))
+        .order_by(claimed.c.id)
     ).all()
-    return {row[0]: (row[1], row[2], row[3], bool(row[4])) for row in found}
+    return [(row[0], row[1], row[2], row[3], bool(row[4])) for row in found]
+
+
+def _recipients_of(session: Session, engine: Engine, claimed: Sequence[Any]) -> list[_Person]:
+    """The claimed rows' recipients, by primary key (not a join, so the plan stays an index
+    probe at any list size); a row whose subscriber is gone may not be mailed."""
+    ordered = sorted((delivery_id, subscriber_id) for delivery_id, subscriber_id in claimed)  # plain tuples sort fast
+    found = {row[0]: row for row in session.execute(
+        select(S.id, S.email, S.first_name, S.last_name, _sendable())
+        .where(ids_condition(engine, S.id, [subscriber for _, subscriber in ordered]))
+    )}
+    people: list[_Person] = []
+    for delivery_id, subscriber_id in ordered:
+        person = found.get(subscriber_id)
+        people.append((delivery_id, None, None, None, False) if person is None
+                      else (delivery_id, person[1], person[2], person[3], bool(person[4])))
+    return people
 
 
 def _mark(session: Session, engine: Engine, ids: Sequence[int], **values: object) -> None:
@@ -306,10 +331,12 @@ def dispatch(
 ) -> DispatchResult:
     """Send every queued row of the campaign; stops early if the campaign is paused or cancelled.
 
-    Pipelined: while one batch's request is out (on a single sending thread, so requests
-    never overlap), this thread records the previous answer and claims the next batch. At most
-    two batches are claimed at once; the second is only sent after the first's answer is in, and
-    goes back to the queue if that answer paused the campaign.
+    Pipelined on three threads: one sends the requests, one at a time; this one claims the
+    next batch while a request is out; a recorder writes each answer to the ledger (on
+    PostgreSQL on its own connection, so the database works on the claim and the record at
+    once). At most two batches are claimed at once; the second is only sent after the first's
+    answer is in, and goes back to the queue if that answer paused the campaign. A pausing
+    answer is recorded before anything else happens.
     """
     worker_id = worker_id or default_worker_id()
     result = DispatchResult()
@@ -325,7 +352,8 @@ def dispatch(
                              before_retry=lambda: renew_lease(engine, ids, worker_id, lease_seconds))
         return sender.send(batch.recipients)
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"send-{campaign_id}") as pool:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"send-{campaign_id}") as pool, \
+            _Recorder(engine, campaign_id) as recorder:
         cursor = 0
         current: _InFlight | None = None  # submitted, answer pending
         while True:
@@ -348,7 +376,12 @@ def dispatch(
                     following = None
                 if pause is None and following is not None:
                     following.future = pool.submit(send, following)  # goes out while we record
-                _settle(engine, campaign_id, current, answer, result)
+                _count(result, answer)
+                if pause is None:
+                    recorder.record(current, answer)
+                else:
+                    recorder.wait()
+                    _settle(engine, campaign_id, current, answer)
                 if on_batch:
                     on_batch(result)
                 if pause is not None:
@@ -363,12 +396,54 @@ def dispatch(
                 break
     return result
 
+_Answer = tuple[BatchOutcome, list[int], TransportError | None]
+
+
+class _Recorder:
+    """Writes answers to the ledger behind the dispatcher, one at a time, in order.
+
+    On PostgreSQL a thread of its own (with its own pooled connection) records batch N while the
+    dispatcher claims batch N+2; on SQLite, which has one writer, it records in line. At most
+    one record is outstanding: the next waits for it, so a failed write surfaces at once and
+    its rows stay in flight (ambiguous after the lease), never resent.
+    """
+
+    def __init__(self, engine: Engine, campaign_id: int) -> None:
+        self.engine = engine
+        self.campaign_id = campaign_id
+        self.pool = (ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"record-{campaign_id}")
+                     if engine.dialect.name == "postgresql" else None)
+        self.pending: Future[None] | None = None
+
+    def record(self, batch: _InFlight, answer: _Answer) -> None:
+        self.wait()
+        if self.pool is None:
+            _settle(self.engine, self.campaign_id, batch, answer)
+        else:
+            self.pending = self.pool.submit(_settle, self.engine, self.campaign_id, batch, answer)
+
+    def wait(self) -> None:
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()
+
+    def __enter__(self) -> "_Recorder":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.wait()
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown()
+
 
 def _claim_next(engine: Engine, campaign_id: int, batch_size: int, worker_id: str, lease_seconds: float,
                 cursor: int, throttle: Throttle | None, make_recipient: Callable[[LedgerRow], Recipient],
                 result: DispatchResult) -> _InFlight | None:
-    """The next batch with recipients to send, or None when there is nothing (more) to do."""
-    while campaign_is_runnable(engine, campaign_id):
+    """The next batch with recipients to send, or None when there is nothing (more) to do
+    (including when the campaign is no longer ``sending``: the claim checks that itself)."""
+    while True:
         size = throttle.allowance(batch_size, lambda: not campaign_is_runnable(engine, campaign_id)) if throttle else batch_size
         if size <= 0:
             return None
@@ -379,18 +454,22 @@ def _claim_next(engine: Engine, campaign_id: int, batch_size: int, worker_id: st
         if batch.rows:
             return _InFlight(batch, [make_recipient(row) for row in batch.rows])
         cursor = batch.ids[-1]  # everyone in it was suppressed: on to the next
-    return None
 
 
-def _settle(engine: Engine, campaign_id: int, batch: _InFlight,
-            answer: tuple[BatchOutcome, list[int], TransportError | None], result: DispatchResult) -> None:
-    """Record one batch's answer in the ledger; a pausing answer pauses the campaign."""
-    outcome, ambiguous, pause = answer
-    record_outcome(engine, outcome)
+def _count(result: DispatchResult, answer: _Answer) -> None:
+    outcome, ambiguous, _ = answer
     result.batches += 1
     result.sent += len(outcome.sent)
     result.failed += len(outcome.failed)
     result.ambiguous += len(ambiguous)
+
+
+def _settle(engine: Engine, campaign_id: int, batch: _InFlight, answer: _Answer) -> None:
+    """Record one batch's answer in the ledger; a pausing answer pauses the campaign."""
+    outcome, ambiguous, pause = answer
+    record_outcome(engine, outcome)
+    if not ambiguous and pause is None:
+        return
     settled = set(outcome.sent) | set(outcome.failed) | set(ambiguous)
     with session_scope(engine) as session:
         _mark(session, engine, ambiguous, status="ambiguous", error="no answer from the provider; it may have been sent")

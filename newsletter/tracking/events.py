@@ -564,7 +564,7 @@ def unsubscribe(session: Session, delivery_id: int, *, source: Literal["one_clic
     if delivery is None:
         raise UnknownDelivery(f"no delivery {delivery_id}")
     subscriber = session.get(Subscriber, delivery.subscriber_id)
-    if subscriber is None:  # pragma: no cover - the foreign key cascades
+    if subscriber is None:  # pragma: no cover - deleting a subscriber takes its ledger rows with it
         raise UnknownDelivery(f"delivery {delivery_id} has no subscriber")
     if subscriber.status == "erased":  # nothing personal left to act on
         return UnsubscribeResult(subscriber.id, changed=False, suppressed_deliveries=0)

@@ -19,6 +19,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement, Executable
 
+from newsletter.db.bulk import copy_rows
+from newsletter.db.ids import pg_array_literal
+
 Db = Session | Connection
 
 
@@ -70,7 +73,7 @@ class ByIds:
         values = dict(params)
         for key in self._names:
             ids = sorted(set(values[key]))
-            values[key] = _dump_ids(ids) if name == "sqlite" else _pg_array(ids)
+            values[key] = _dump_ids(ids) if name == "sqlite" else pg_array_literal(ids)
         return db.execute(self._forms[name], values)
 
 
@@ -111,16 +114,11 @@ def delivery_times(db: Db, ids: set[int]) -> dict[int, tuple[int, int, datetime 
             for did, cid, sid, sent in _pg_rows(conn, _PG_SENT, ids)}
 
 
-def _pg_array(ids: Any) -> str:
-    """Integer ids as a PostgreSQL array literal: ``{1,2,3}``."""
-    return "{" + ",".join(map(str, map(int, ids))) + "}"
-
-
 def _pg_rows(conn: Connection, sql: str, ids: set[int]) -> list[tuple[Any, ...]]:
     """Rows of a read keyed by ids, through psycopg's own cursor: plain tuples made in C, without
     SQLAlchemy's result rows (a thousand of them per webhook post)."""
     with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-        return cursor.execute(sql, (_pg_array(sorted(ids)),)).fetchall()
+        return cursor.execute(sql, (pg_array_literal(sorted(ids)),)).fetchall()
 
 
 def _sqlite_time(text: str | None) -> datetime | None:
@@ -155,8 +153,7 @@ _COLUMNS = ", ".join(EVENT_COLUMNS)
 # that skips keys already stored. COPY's rows are formatted by psycopg's C code; binding the
 # same rows as parameters (13 arrays to ``unnest``, or 13,000 scalars) costs psycopg 15-60 ms of
 # Python per 1,000 rows, most of it escaping quotes in the JSON and the user agents.
-_PG_STAGE = (
-    "SET LOCAL client_min_messages TO warning; "  # no NOTICE "already exists" per batch
+_PG_STAGE = (  # made by newsletter.db.bulk.copy_rows when the session has none yet
     "CREATE TEMPORARY TABLE IF NOT EXISTS events_incoming (event_key varchar(200), type varchar(30), "
     "source varchar(20), campaign_id bigint, delivery_id bigint, subscriber_id bigint, link_id bigint, "
     "is_machine boolean, machine_reason varchar(100), occurred_at timestamptz, ip_prefix varchar(64), "
@@ -268,13 +265,7 @@ def _pg_insert_rows(conn: Connection, rows: list[EventRow]) -> list[str]:
     if len(prepared) < _PG_JSON_FROM:
         flat = tuple(value for row in prepared for value in row)
         return [key for (key,) in conn.exec_driver_sql(_pg_insert(len(prepared)), flat).all()]
-    driver = conn.connection.driver_connection  # psycopg's own connection, in the same transaction
-    with driver.cursor() as cursor:  # type: ignore[union-attr]
-        cursor.execute(_PG_STAGE)
-        with cursor.copy(_PG_COPY) as copy:
-            write = copy.write_row
-            for row in prepared:
-                write(row)
+    copy_rows(conn, _PG_COPY, prepared, create=_PG_STAGE)  # in the same transaction
     return [key for (key,) in conn.exec_driver_sql(_PG_MOVE).all()]  # seen by SQLAlchemy's events
 
 

@@ -9,6 +9,12 @@ store therefore commits without the automatic checkpoint and asks this thread fo
 next post is written meanwhile (a passive checkpoint never blocks writers or readers). Every
 other connection keeps SQLite's automatic checkpoint, so the WAL stays bounded even if this
 thread is not running. PostgreSQL needs none of this.
+
+The open pixel and the click redirect commit small groups many times a second; a checkpoint
+after each would keep this thread copying and syncing the same hot pages all the time (a sixth
+of the server's CPU under load, bench/RESULTS.md section 4). So checkpoints are at least
+``min_interval`` apart: the requests that arrive meanwhile are served by the next one, and the
+WAL grows by at most that interval's writes.
 """
 
 from __future__ import annotations
@@ -26,9 +32,11 @@ log = logging.getLogger(__name__)
 class Checkpointer:
     """One background thread per app; it starts on the first request and stops when idle."""
 
-    def __init__(self, engine: Engine, *, idle_seconds: float = 5.0) -> None:
+    def __init__(self, engine: Engine, *, idle_seconds: float = 5.0, min_interval: float = 1.0) -> None:
         self.engine = engine
         self.idle_seconds = idle_seconds
+        self.min_interval = min_interval
+        self._closing = threading.Event()
         self.runs = 0  # for tests and benchmarks: checkpoints done
         self._wake = threading.Event()
         self._lock = threading.Lock()
@@ -52,6 +60,7 @@ class Checkpointer:
         self._wake.set()
         with self._lock:
             if self._thread is None:
+                self._closing.clear()
                 self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
                 self._thread.start()
 
@@ -60,6 +69,7 @@ class Checkpointer:
         with self._lock:
             thread, self._thread = self._thread, None
         if thread is not None:
+            self._closing.set()
             self._wake.set()
             thread.join(timeout)
 
@@ -72,6 +82,7 @@ class Checkpointer:
                     self._wake.clear()
                     if woken:
                         self._checkpoint(conn)
+                        self._closing.wait(self.min_interval)  # what is asked meanwhile waits for the next one
                     with self._lock:
                         if self._thread is not me or (not woken and not self._wake.is_set()):
                             if self._thread is me:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from newsletter.db.migrate import include_object
+from newsletter.db.migrate import include_object_for
 from newsletter.db.models import Base
 
 
@@ -19,7 +19,7 @@ def run_migrations() -> None:
         connection=connection,
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
-        include_object=include_object,
+        include_object=include_object_for(connection.dialect.name),
         compare_type=True,
     )
     with context.begin_transaction():
