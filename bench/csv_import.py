@@ -68,7 +68,7 @@ def phase_import(state: dict) -> dict:
     if state.get("profile"):
         from newsletter.audiences import importer
 
-        original_run = importer._Pipeline._run
+        original_run = importer._BackgroundWriter._run
 
         def run(self):  # type: ignore[no-untyped-def]  # the writer thread, profiled on its own
             p = profiles["writer thread"] = cProfile.Profile()
@@ -78,7 +78,7 @@ def phase_import(state: dict) -> dict:
             finally:
                 p.disable()
 
-        importer._Pipeline._run = run
+        importer._BackgroundWriter._run = run
         profiles["main thread"] = cProfile.Profile()
     timings = _instrument_store() if state.get("timings") else None
     rss_before = c.peak_rss_mb()
@@ -115,8 +115,8 @@ def _instrument_store() -> dict:
     """Time each statement of a chunk (writer thread) by wrapping the store's methods."""
     from newsletter.audiences import importer
 
-    timings: dict = {"lookup": 0.0, "upsert": 0.0, "add_tags": 0.0, "write (whole chunk incl. commit)": 0.0,
-                     "chunks": []}
+    timings: dict = {"lookup": 0.0, "write (PostgreSQL: COPY + one statement)": 0.0, "upsert (SQLite)": 0.0,
+                     "add_tags (SQLite)": 0.0, "write (whole chunk incl. commit)": 0.0, "chunks": []}
 
     def wrap(cls, name, key):  # type: ignore[no-untyped-def]
         original = getattr(cls, name)
@@ -133,9 +133,11 @@ def _instrument_store() -> dict:
 
         setattr(cls, name, timed)
 
-    for cls in (importer._PostgresStore, importer._SqliteStore):
-        for name in ("lookup", "upsert", "add_tags"):
-            wrap(cls, name, name)
+    wrap(importer._Store, "lookup", "lookup")
+    wrap(importer._PostgresStore, "lookup", "lookup")
+    wrap(importer._PostgresStore, "write", "write (PostgreSQL: COPY + one statement)")
+    wrap(importer._SqliteStore, "upsert", "upsert (SQLite)")
+    wrap(importer._SqliteStore, "add_tags", "add_tags (SQLite)")
     wrap(importer._Writer, "write", "write (whole chunk incl. commit)")
     return timings
 

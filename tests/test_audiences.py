@@ -245,6 +245,17 @@ def test_a_row_that_is_not_utf8_is_rejected_alone(engine, tmp_path):
     assert "UTF-8" in report.rejected[0].reason
 
 
+def test_a_row_with_a_nul_character_is_rejected_alone(engine, tmp_path):
+    """Not stored on either store (PostgreSQL's text cannot hold it), and the rows around it go in."""
+    path = tmp_path / "nul.csv"
+    path.write_bytes(b"email,first_name\nok@example.com,Jose\nnul@example.com,Jo\x00se\nok2@example.com,Ana\n")
+    report = import_subscribers(engine, path, progress=False)
+    assert report.created == 2
+    assert [(r.line, r.email) for r in report.rejected] == [(3, "nul@example.com")]
+    assert "NUL" in report.rejected[0].reason
+    assert set(subscribers(engine)) == {"ok@example.com", "ok2@example.com"}
+
+
 @pytest.mark.parametrize(("content", "message"), [
     (b"", "empty"),
     (b"name,phone\nAna,555\n", "no email column"),
@@ -286,6 +297,7 @@ def test_duplicates_in_the_file_are_merged(engine, tmp_path):
 
 def test_duplicates_across_chunks_are_counted_and_merged(engine, tmp_path, monkeypatch):
     monkeypatch.setattr(importer_module, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(importer_module, "PG_CHUNK_ROWS", 2)
     path = write(tmp_path, "email,first_name,tags\n"
                            "a@example.com,A,one\nb@example.com,B,\nc@example.com,C,\n"
                            "A@example.com,Alpha,two\nd@example.com,D,\n")
@@ -361,6 +373,48 @@ def test_suppression_wins(engine, tmp_path):
     assert [(r.line, r.email) for r in report.rejected] == [(8, "erased@example.com"), (9, "gone@example.com")]
     assert "erased" in report.rejected[0].reason
     assert (report.created, report.updated) == (6, 1)
+
+
+def test_tags_with_quotes_backslashes_braces_and_commas_are_stored_as_written(engine, tmp_path):
+    """On PostgreSQL the tags travel as array literals inside COPY text: every character must survive."""
+    path = write(tmp_path, "email,tags\na@example.com,back\\slash;{brace};x}y;a b\nb@example.com,\n")
+    import_subscribers(engine, path, tags=['Extra, "Quoted"\\', "{}", "NULL"], progress=False)
+    extra = {'extra, "quoted"\\', "{}", "null"}
+    assert tags_of(engine) == {"a@example.com": {"back\\slash", "{brace}", "x}y", "a b"} | extra,
+                               "b@example.com": extra}
+
+
+def test_an_address_stored_meanwhile_by_someone_else_is_updated_not_a_failure(engine, tmp_path, monkeypatch):
+    """Between a chunk's lookup and its insert a signup stores one of its new addresses: the chunk
+    still goes in whole (PostgreSQL inserts new addresses without ON CONFLICT, and on the unique
+    violation writes the chunk again through ON CONFLICT), counted as the lookup saw it."""
+    store_class = type(importer_module._store(engine))
+    original = store_class.lookup
+    raced: list[str] = []
+
+    def lookup(self, conn, emails):  # type: ignore[no-untyped-def]
+        found = original(self, conn, emails)
+        if "late@example.com" in emails and not raced:
+            raced.append("late@example.com")
+            with session_scope(engine) as session:  # another connection, committed at once
+                signup = models.Subscriber(email="late@example.com", status="active", first_name="Signup",
+                                           attributes={"from": "form"})
+                session.add(signup)
+                session.flush()
+                session.add(models.SubscriberTag(subscriber_id=signup.id, tag="signup"))
+        return found
+
+    monkeypatch.setattr(store_class, "lookup", lookup)
+    path = write(tmp_path, "email,first_name,city,tags\n"
+                           "early@example.com,E,Lyon,x\nlate@example.com,Late,Oslo,x;signup\n")
+    report = import_subscribers(engine, path, progress=False)
+    assert raced
+    assert (report.created, report.updated, report.duplicates_merged, report.rejected) == (2, 0, 0, [])
+    rows = subscribers(engine)
+    assert set(rows) == {"early@example.com", "late@example.com"}
+    assert rows["late@example.com"].first_name == "Late"
+    assert rows["late@example.com"].attributes == {"from": "form", "city": "Oslo"}
+    assert tags_of(engine) == {"early@example.com": {"x"}, "late@example.com": {"x", "signup"}}
 
 
 # --- streaming and progress ----------------------------------------------------------------------
