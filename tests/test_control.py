@@ -97,3 +97,29 @@ def test_resend_ambiguous_on_the_operators_word(engine, sg_settings, fake_sendgr
     assert again.sent == 10 and _counts(engine, campaign_id)["sent"] == 30
     with session_scope(engine) as session:
         assert session.get(models.Campaign, campaign_id).status == "sent"
+
+
+def test_a_failed_record_stops_the_send_and_nothing_is_resent(engine, sg_settings, fake_sendgrid, campaign_id,
+                                                               monkeypatch):
+    """Answers are written behind the sending (a thread of their own on PostgreSQL). If writing
+    one fails, the send stops with that error; the batches sent but not recorded stay in flight
+    (ambiguous once their lease runs out), and a second drain sends none of them again."""
+    from newsletter.delivery import dispatch
+
+    real, written = dispatch.record_outcome, []
+
+    def fails_on_the_second(engine_, outcome):
+        written.append(sorted(outcome.sent))
+        if len(written) == 2:
+            raise RuntimeError("the database went away")
+        real(engine_, outcome)
+
+    monkeypatch.setattr(dispatch, "record_outcome", fails_on_the_second)
+    start_sending(engine, sg_settings, campaign_id)
+    with pytest.raises(RuntimeError, match="went away"):
+        drain(engine, sg_settings, campaign_id)
+    counts = _counts(engine, campaign_id)
+    assert (counts["sent"], counts["in_flight"], counts["queued"]) == (10, 20, 0)
+    monkeypatch.setattr(dispatch, "record_outcome", real)
+    assert drain(engine, sg_settings, campaign_id).sent == 0
+    assert len(fake_sendgrid.received) == 30 and all(len(v) == 1 for v in fake_sendgrid.received.values())
