@@ -431,22 +431,30 @@ def campaign_status_cmd(campaign_id: Annotated[int, typer.Argument(help="Campaig
 
 
 @campaign_app.command("list")
-def campaign_list(as_json: JsonOpt = False) -> None:
-    """List campaigns, newest first."""
+def campaign_list(
+    include_nurture: Annotated[bool, typer.Option("--all", help="Also list the nurture sequences' step campaigns.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List newsletters, newest first (nurture steps, which the scheduler sends, with --all)."""
     from sqlalchemy import select
 
     from newsletter.db import models, session_scope
 
+    C = models.Campaign
+    query = select(C).order_by(C.id.desc())
+    if not include_nurture:
+        query = query.where(C.kind != "nurture")
     with session_scope(engine_for(_settings())) as session:
-        rows = [{"id": c.id, "status": c.status, "subject": c.subject, "segment": c.segment,
+        rows = [{"id": c.id, "kind": c.kind, "status": c.status, "subject": c.subject, "segment": c.segment,
                  "scheduled_at": c.scheduled_at.isoformat() if c.scheduled_at else None}
-                for c in session.scalars(select(models.Campaign).order_by(models.Campaign.id.desc()))]
+                for c in session.scalars(query)]
     if as_json:
         print_json(rows)
         return
-    table = Table("id", "status", "subject", "segment", "scheduled (UTC)")
+    table = Table("id", *(("kind",) if include_nurture else ()), "status", "subject", "segment", "scheduled (UTC)")
     for r in rows:
-        table.add_row(str(r["id"]), r["status"], r["subject"], r["segment"], r["scheduled_at"] or "")
+        table.add_row(str(r["id"]), *((r["kind"],) if include_nurture else ()), r["status"], r["subject"], r["segment"],
+                      r["scheduled_at"] or "")
     out.print(table)
 
 

@@ -127,3 +127,26 @@ def test_demo_without_serving(tmp_path):
     assert len(list((tmp_path / "demo" / "outbox" / "staff").glob("lead-alert-*.eml"))) == len(leads)
     html = (tmp_path / "demo" / "report.html").read_text(encoding="utf-8")
     assert "<svg" in html and "http://" not in html.split("<body", 1)[1].split("Connect today", 1)[0]
+
+
+def test_campaign_list_shows_newsletters_and_nurture_steps_only_when_asked(workdir, seed_article_path):
+    from newsletter.db import make_engine, models, session_scope
+
+    cwd, env = workdir
+    assert run(["init"], cwd, env).returncode == 0
+    article = _json(run(["article", "import", str(seed_article_path), "--json"], cwd, env))
+    newsletter = _json(run(["campaign", "create", "--article", article["slug"], "--segment", "all", "--json"], cwd, env))
+    engine = make_engine(env["NEWSLETTER_DATABASE_URL"])
+    with session_scope(engine) as session:
+        step = models.Campaign(kind="nurture", name="connect-today step 1", subject="A note", segment="all",
+                               template="t", html="", text="")
+        session.add(step)
+        session.flush()
+        step_id = step.id
+    engine.dispose()
+    listed = _json(run(["campaign", "list", "--json"], cwd, env))
+    assert [(c["id"], c["kind"]) for c in listed] == [(newsletter["id"], "newsletter")]
+    everything = _json(run(["campaign", "list", "--all", "--json"], cwd, env))
+    assert [(c["id"], c["kind"]) for c in everything] == [(step_id, "nurture"), (newsletter["id"], "newsletter")]
+    human = run(["campaign", "list", "--all"], cwd, env)
+    assert human.returncode == 0 and "nurture" in human.stdout and "kind" in human.stdout
