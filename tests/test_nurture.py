@@ -14,7 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from factories import suppress
 from newsletter.campaigns import create_campaign, import_article, send_campaign
@@ -890,3 +890,24 @@ def test_tick_list_status_remove_commands(tmp_path: Path, db_url: str, engine) -
     removed = _run(["remove", "ann@example.com", "connect-today", "--json"], tmp_path, env)
     assert json.loads(removed.stdout)["removed"] is True
     assert _run(["remove", "zed@example.com", "connect-today"], tmp_path, env).returncode == 1
+
+
+def test_enroll_command(tmp_path: Path, db_url: str, engine) -> None:  # type: ignore[no-untyped-def]
+    """Staff put a reader in by hand: once; not twice; never an unknown or unsubscribed address."""
+    env = {"NEWSLETTER_DATABASE_URL": db_url, "NEWSLETTER_SECRET_KEY": "cli-test-key",
+           "NEWSLETTER_OUTBOX_DIR": str(tmp_path / "outbox"), "NEWSLETTER_QUIET_HOURS": "none"}
+    reader(engine, "ann@example.com")
+    gone = reader(engine, "gone@example.com")
+    with session_scope(engine) as session:
+        session.execute(update(models.Subscriber).where(models.Subscriber.id == gone).values(status="unsubscribed"))
+    first = _run(["enroll", "Ann@Example.com", "connect-today", "--json"], tmp_path, env)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["enrolled"] is True
+    again = _run(["enroll", "ann@example.com", "connect-today"], tmp_path, env)
+    assert again.returncode == 0 and "already enrolled" in again.stdout
+    with session_scope(engine) as session:
+        assert session.scalar(select(func.count()).select_from(models.NurtureEnrollment)) == 1
+    for email, message in (("gone@example.com", "unsubscribed"), ("zed@example.com", "no subscriber")):
+        refused = _run(["enroll", email, "connect-today"], tmp_path, env)
+        assert refused.returncode == 1 and message in refused.stderr and "Traceback" not in refused.stderr
+    assert _run(["enroll", "ann@example.com", "no-such-sequence"], tmp_path, env).returncode == 1

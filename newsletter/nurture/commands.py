@@ -1,4 +1,4 @@
-"""``newsletter nurture …``: simulate, list, status, remove, tick. Thin: parse, call the room, print.
+"""``newsletter nurture …``: simulate, list, status, enroll, remove, tick. Thin: parse, call the room, print.
 
 Added to the main command in ``newsletter/cli.py`` (``app.add_typer(nurture_app, name="nurture")``);
 a :class:`UserError` raised here is printed by the main command as one line, exit 1.
@@ -18,7 +18,7 @@ from newsletter.commandline import JsonOpt, engine_for, print_json
 from newsletter.config import load_settings
 from newsletter.errors import UserError
 
-app = typer.Typer(help="Nurture sequences (audiences/nurture/*.yaml): simulate, inspect, remove a reader, run a tick.",
+app = typer.Typer(help="Nurture sequences (audiences/nurture/*.yaml): simulate, inspect, enroll or remove a reader, run a tick.",
                   no_args_is_help=True)
 out = Console()
 
@@ -128,6 +128,24 @@ def status_cmd(sequence: SequenceArg, as_json: JsonOpt = False) -> None:
     out.print(table)
     if data["exits"]:
         out.print("exits: " + ", ".join(f"{k} {v}" for k, v in sorted(data["exits"].items())), highlight=False)
+
+
+@app.command("enroll")
+def enroll_cmd(email: Annotated[str, typer.Argument(help="The subscriber's email address.")], sequence: SequenceArg,
+               as_json: JsonOpt = False) -> None:
+    """Put a reader into a sequence by hand (after a call, say); its first step goes out when due,
+    in their daytime. A reader who is already in it, or left it, is not enrolled again."""
+    from newsletter.nurture import enroll
+
+    settings = load_settings()
+    enrollment_id, created = enroll(engine_for(settings), settings, sequence, email, _now())
+    if as_json:
+        print_json({"email": email, "sequence": sequence, "enrollment_id": enrollment_id, "enrolled": created})
+    elif created:
+        out.print(f"Enrolled {email} in {sequence}; its first step goes out when due, in their daytime.",
+                  highlight=False)
+    else:
+        out.print(f"{email} was already enrolled in {sequence} (or left it); nothing changed.", highlight=False)
 
 
 @app.command("remove")
