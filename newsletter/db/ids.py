@@ -3,7 +3,8 @@
 ``col IN (:a, :b, …)`` with a thousand ids costs SQLAlchemy a re-render and a parameter per id
 on every execution, and a Python list bound as a PostgreSQL array is adapted element by element
 in Python. On PostgreSQL the ids travel as one text literal (``'{1,2,3}'``) cast to ``bigint[]``
-on the server and compared with ``= ANY``; SQLite keeps a plain ``IN`` (its parameters are cheap).
+on the server and compared with ``= ANY``; on SQLite as one JSON array read by ``json_each``
+(SQLite then probes the rowid once per value, as for an ``IN`` list).
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, String, any_, bindparam, cast
+from sqlalchemy import BigInteger, String, any_, bindparam, cast, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
-__all__ = ["pg_array_literal", "id_in"]
+__all__ = ["id_in", "json_array_literal", "pg_array_literal"]
 
 
 def pg_array_literal(ids: Iterable[int]) -> str:
@@ -26,4 +27,12 @@ def id_in(dialect: str, column: Any, ids: Sequence[int]) -> Any:
     """``column`` is one of ``ids``, in the cheapest form for ``dialect``."""
     if dialect == "postgresql":
         return column == any_(cast(bindparam("ids", pg_array_literal(ids), type_=String()), ARRAY(BigInteger())))
+    if dialect == "sqlite":
+        listed = func.json_each(bindparam("ids", json_array_literal(ids), type_=String())).table_valued("value")
+        return column.in_(select(listed.c.value))
     return column.in_(list(ids))
+
+
+def json_array_literal(ids: Iterable[int]) -> str:
+    """Integer ids as a JSON array: ``[1,2,3]``."""
+    return "[" + ",".join(map(str, map(int, ids))) + "]"
