@@ -10,20 +10,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, exists, func, literal, select, text
+from sqlalchemy import func, literal, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from newsletter.audiences import load_segment, segment_condition
 from newsletter.db import models
 from newsletter.db.models import utcnow
-
-
-def sendable_condition():  # type: ignore[no-untyped-def]
-    """Subscribers we may mail: active, and not on the suppression list (suppression wins)."""
-    S = models.Subscriber
-    suppressed = exists().where(models.Suppression.email == S.email)
-    return and_(S.status == "active", ~suppressed)
 
 
 def build_ledger(session: Session, campaign: models.Campaign, audiences_dir: str | None, now: datetime | None = None) -> int:
@@ -33,7 +26,7 @@ def build_ledger(session: Session, campaign: models.Campaign, audiences_dir: str
     S = models.Subscriber
     chosen = (
         select(literal(campaign.id), S.id, literal("queued"), literal(0), literal(now, type_=models.UTCDateTime))
-        .where(segment_condition(segment, now), sendable_condition())
+        .where(segment_condition(segment, now), models.sendable())
         .order_by(S.id)
     )
     columns = ["campaign_id", "subscriber_id", "status", "attempts", "created_at"]

@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session
 
 from newsletter.audiences import load_segment, segment_condition
 from newsletter.campaigns.create import get_campaign
-from newsletter.campaigns.ledger import sendable_condition
 from newsletter.campaigns.send import campaign_message
 from newsletter.config import Settings
 from newsletter.db import models
@@ -35,7 +34,7 @@ def _sample_subscriber(session: Session, campaign: models.Campaign, settings: Se
     segment = load_segment(campaign.segment, settings.audiences_dir)
     S = models.Subscriber
     row = session.execute(
-        select(S.email, S.first_name, S.last_name).where(segment_condition(segment), sendable_condition()).order_by(S.id).limit(1)
+        select(S.email, S.first_name, S.last_name).where(segment_condition(segment), models.sendable()).order_by(S.id).limit(1)
     ).first()
     return (row[0], row[1], row[2]) if row else ("reader@example.com", "Alex", "Example")
 

@@ -25,6 +25,8 @@ from sqlalchemy import (
     TypeDecorator,
     text,
     UniqueConstraint,
+    and_,
+    exists,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -250,6 +252,12 @@ class Suppression(Base):
     source: Mapped[str] = mapped_column(String(50))  # unsubscribe_link, one_click, sendgrid, import, staff
     detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+def sendable() -> Any:
+    """Subscribers we may mail: active, and not on the suppression list. "Suppression wins" in
+    one place: the ledger build, each batch's dispatch and the nurture steps all ask this."""
+    return and_(Subscriber.status == "active", ~exists().where(Suppression.email == Subscriber.email))
 
 
 class Lead(Base):

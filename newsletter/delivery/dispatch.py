@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, Integer, and_, any_, bindparam, exists, func, select, text, update
+from sqlalchemy import Engine, Integer, any_, bindparam, exists, func, select, text, update
 from sqlalchemy.orm import Session
 
 from newsletter.db import models, session_scope
@@ -143,12 +143,6 @@ def claim_batch(engine: Engine, campaign_id: int, size: int, worker_id: str, lea
 _Person = tuple[int, str | None, str | None, str | None, bool]
 
 
-def _sendable() -> Any:
-    """Active and not suppressed: an unsubscribe or bounce that arrived after the ledger was
-    built is honoured here."""
-    return and_(S.status == "active", ~exists().where(models.Suppression.email == S.email))
-
-
 def _claim_statement() -> tuple[Any, Any]:
     """The claim's UPDATE (without its WHERE) and the SELECT of its candidates, with named
     parameters (named apart from the columns, as SQLAlchemy requires in an UPDATE): claim_campaign,
@@ -175,7 +169,7 @@ def _pg_claim_sql(dialect: Any) -> tuple[str, dict[str, Any]]:
     claim, candidates = _claim_statement()
     chosen = D.id == any_(func.array(candidates.with_for_update(skip_locked=True).scalar_subquery()))
     claimed = claim.where(chosen).returning(D.id, D.subscriber_id).cte("claimed")
-    statement = (select(claimed.c.id, S.email, S.first_name, S.last_name, func.coalesce(_sendable(), False))
+    statement = (select(claimed.c.id, S.email, S.first_name, S.last_name, func.coalesce(models.sendable(), False))
                  .select_from(claimed.outerjoin(S, S.id == claimed.c.subscriber_id))
                  .order_by(claimed.c.id))
     compiled = statement.compile(dialect=dialect)
@@ -197,7 +191,7 @@ def _recipients_of(session: Session, engine: Engine, claimed: Sequence[Any]) -> 
     probe at any list size); a row whose subscriber is gone may not be mailed."""
     ordered = sorted((delivery_id, subscriber_id) for delivery_id, subscriber_id in claimed)  # plain tuples sort fast
     found = {row[0]: row for row in session.execute(
-        select(S.id, S.email, S.first_name, S.last_name, _sendable())
+        select(S.id, S.email, S.first_name, S.last_name, models.sendable())
         .where(ids_condition(engine, S.id, [subscriber for _, subscriber in ordered]))
     )}
     people: list[_Person] = []

@@ -115,10 +115,6 @@ def nurture_tick(engine: Engine, settings: Settings, now: datetime, transport: T
 # --- entry ------------------------------------------------------------------------------------
 
 
-def _sendable():  # type: ignore[no-untyped-def]
-    return and_(S.status == "active", ~exists().where(models.Suppression.email == S.email))
-
-
 def _entry_campaigns(session: Session, sequence: Sequence) -> list[int]:
     """The campaigns whose leads may enter: few, so the events are then read by their index
     (campaign, type, is_machine) instead of scanning every open and click."""
@@ -147,7 +143,7 @@ def enroll_new_leads(engine: Engine, settings: Settings, sequence: Sequence, now
             .join(L, L.subscriber_id == EV.subscriber_id)  # a lead taken back (a scanner's burst) enrolls no one
             .join(S, S.id == EV.subscriber_id)
             .where(EV.campaign_id.in_(campaigns), EV.type == "lead", EV.is_machine.is_(False),
-                   EV.occurred_at > since, EV.occurred_at <= now, _sendable(),
+                   EV.occurred_at > since, EV.occurred_at <= now, models.sendable(),
                    ~exists().where(E.sequence == sequence.name, E.subscriber_id == EV.subscriber_id))
             .group_by(EV.subscriber_id)
         )
@@ -177,7 +173,7 @@ def enroll(engine: Engine, settings: Settings, sequence_name: str, email: str, n
     quiet = _quiet(settings)
     with session_scope(engine) as session:
         subscriber = _subscriber(session, email)
-        sendable = session.scalar(select(_sendable()).where(S.id == subscriber.id))
+        sendable = session.scalar(select(models.sendable()).where(S.id == subscriber.id))
         if not sendable:
             raise UserError(f"{subscriber.email} is {subscriber.status} or suppressed: nothing may be sent to them",
                             where=email)
