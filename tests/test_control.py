@@ -86,6 +86,9 @@ def test_slow_answer_is_ambiguous_until_the_operator_decides(engine, sg_settings
     assert all(len(v) == 1 for v in fake_sendgrid.received.values()) and len(fake_sendgrid.received) == 30
     assert resolve_ambiguous(engine, campaign_id, resend=False) == 10
     assert _counts(engine, campaign_id)["sent"] == 30
+    from newsletter.delivery.throttle import ledger_window_count
+    from datetime import timedelta
+    assert ledger_window_count(engine)(timedelta(hours=1)) == 30  # the throttle counts them as sent
 
 
 def test_resend_ambiguous_on_the_operators_word(engine, sg_settings, fake_sendgrid, campaign_id):
@@ -108,11 +111,11 @@ def test_a_failed_record_stops_the_send_and_nothing_is_resent(engine, sg_setting
 
     real, written = dispatch.record_outcome, []
 
-    def fails_on_the_second(engine_, outcome):
+    def fails_on_the_second(engine_, campaign, outcome):
         written.append(sorted(outcome.sent))
         if len(written) == 2:
             raise RuntimeError("the database went away")
-        real(engine_, outcome)
+        real(engine_, campaign, outcome)
 
     monkeypatch.setattr(dispatch, "record_outcome", fails_on_the_second)
     start_sending(engine, sg_settings, campaign_id)
@@ -123,3 +126,30 @@ def test_a_failed_record_stops_the_send_and_nothing_is_resent(engine, sg_setting
     monkeypatch.setattr(dispatch, "record_outcome", real)
     assert drain(engine, sg_settings, campaign_id).sent == 0
     assert len(fake_sendgrid.received) == 30 and all(len(v) == 1 for v in fake_sendgrid.received.values())
+
+
+def test_each_accepted_request_is_logged_and_its_message_id_finds_the_ledger_row(engine, sg_settings, fake_sendgrid,
+                                                                                  campaign_id):
+    """The send log (throttle windows, the webhook's fallback) holds one row per request the
+    provider accepted, with its X-Message-Id; an event that carries only ``sg_message_id`` and
+    the address finds its ledger row through it."""
+    from sqlalchemy import select
+
+    from newsletter.tracking.webhook import ingest_events
+
+    assert send_campaign(engine, sg_settings, campaign_id).sent == 30
+    accepted = {r.message_id for r in fake_sendgrid.requests if r.status == 202}
+    with session_scope(engine) as session:
+        logged = session.execute(select(models.SendLog.message_id, models.SendLog.recipients)
+                                 .where(models.SendLog.campaign_id == campaign_id)).all()
+        assert sorted(logged) == sorted((m, 10) for m in accepted)
+        delivery_id, email, message_id = session.execute(
+            select(models.Delivery.id, models.Subscriber.email, models.Delivery.message_id)
+            .join(models.Subscriber, models.Subscriber.id == models.Delivery.subscriber_id)
+            .where(models.Delivery.campaign_id == campaign_id).order_by(models.Delivery.id.desc()).limit(1)).one()
+        assert message_id in accepted
+        ingest_events(session, [{"event": "delivered", "sg_event_id": "no-args", "email": email.upper(),
+                                 "sg_message_id": f"{message_id}.filterdrecv-1", "timestamp": 1_700_000_000}])
+    with session_scope(engine) as session:
+        event = session.scalars(select(models.Event).where(models.Event.event_key == "sg:no-args")).one()
+        assert (event.delivery_id, event.campaign_id) == (delivery_id, campaign_id)

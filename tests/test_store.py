@@ -52,6 +52,33 @@ def test_one_ledger_row_per_campaign_and_subscriber(engine):
         session.execute(insert(models.Delivery).values(campaign_id=campaign_id, subscriber_id=subscriber_id))
 
 
+#: What the claim and the record write to a ledger row (delivery/dispatch.py).
+LEDGER_UPDATED_COLUMNS = {"status", "attempts", "batch_key", "claimed_by", "lease_until", "message_id", "error",
+                          "sent_at", "updated_at"}
+
+
+def test_no_index_of_the_ledger_holds_a_column_its_two_updates_change(engine):
+    """The send's two writes per recipient (claim, record) are heap-only updates on PostgreSQL
+    only while no index names a column they change (a partial index's condition counts too),
+    and only if the page has room for the new version (fillfactor). On SQLite the same rule
+    means those updates rewrite the row and nothing else."""
+    from sqlalchemy import inspect
+
+    inspector = inspect(engine)
+    indexed = set(inspector.get_pk_constraint("deliveries")["constrained_columns"])
+    for unique in inspector.get_unique_constraints("deliveries"):
+        indexed |= set(unique["column_names"])
+    for index in inspector.get_indexes("deliveries"):
+        indexed |= set(index["column_names"])
+        assert not index.get("dialect_options", {}).get("postgresql_where"), index["name"]
+    assert indexed == {"id", "campaign_id", "subscriber_id"}
+    assert not indexed & LEDGER_UPDATED_COLUMNS
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            options = conn.execute(text("SELECT reloptions FROM pg_class WHERE relname = 'deliveries'")).scalar()
+        assert options == [f"fillfactor={models.DELIVERIES_FILLFACTOR}"]
+
+
 def test_statuses_are_checked_by_the_database(engine):
     with pytest.raises(IntegrityError), session_scope(engine) as session:
         session.execute(insert(models.Subscriber).values(email="x@example.com", status="vip", attributes={}))

@@ -1,12 +1,16 @@
-"""Throttling: the pace in a process, the windows in the ledger, and slowing down on 429."""
+"""Throttling: the pace in a process, the windows in the store, and slowing down on 429."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import select, update
+
 from factories import add_subscribers
 from newsletter.db import models, session_scope
 from newsletter.db.models import utcnow
+from newsletter.delivery.dispatch import record_outcome
+from newsletter.delivery.message import BatchOutcome
 from newsletter.delivery.throttle import Limits, Throttle, ledger_window_count
 
 
@@ -67,6 +71,8 @@ def test_window_shrinks_the_batch_and_waits_when_full():
 
 
 def test_windows_count_recent_sends_across_campaigns(engine):
+    """Sent: what the send log holds (written with each recorded answer); in flight: ledger rows
+    of campaigns being sent. Failed and queued rows take no room."""
     ids = add_subscribers(engine, 6)
     with session_scope(engine) as session:
         article = models.Article(slug="a", title="A", source_format="text", content={}, content_hash="x")
@@ -74,18 +80,26 @@ def test_windows_count_recent_sends_across_campaigns(engine):
         session.flush()
         campaigns = []
         for name in ("one", "two"):
-            campaign = models.Campaign(article_id=article.id, name=name, subject=name, segment="all", template="t", html="", text="")
+            campaign = models.Campaign(article_id=article.id, name=name, subject=name, segment="all", template="t",
+                                       html="", text="", status="sending")
             session.add(campaign)
             session.flush()
             campaigns.append(campaign.id)
+        rows = [(campaigns[0], ids[0], "in_flight"), (campaigns[0], ids[1], "in_flight"),
+                (campaigns[0], ids[3], "in_flight"), (campaigns[0], ids[4], "queued"), (campaigns[1], ids[5], "failed")]
+        session.add_all(models.Delivery(campaign_id=c, subscriber_id=s, status=st) for c, s, st in rows)
+        session.flush()
+        first, second = session.scalars(select(models.Delivery.id).where(models.Delivery.subscriber_id.in_(ids[:2]))
+                                        .order_by(models.Delivery.id)).all()
         now = utcnow()
-        rows = [(campaigns[0], ids[0], "sent", now - timedelta(minutes=5)),
-                (campaigns[1], ids[1], "sent", now - timedelta(minutes=50)),
-                (campaigns[1], ids[2], "sent", now - timedelta(hours=3)),
-                (campaigns[0], ids[3], "in_flight", None),
-                (campaigns[0], ids[4], "queued", None),
-                (campaigns[1], ids[5], "failed", None)]
-        session.add_all(models.Delivery(campaign_id=c, subscriber_id=s, status=st, sent_at=at) for c, s, st, at in rows)
+        session.add_all([models.SendLog(campaign_id=campaigns[1], message_id="m-50min", recipients=1,
+                                        recorded_at=now - timedelta(minutes=50)),
+                         models.SendLog(campaign_id=campaigns[1], message_id="m-3h", recipients=1,
+                                        recorded_at=now - timedelta(hours=3))])
+    record_outcome(engine, campaigns[0], BatchOutcome(sent={first: "m-now", second: "m-now"}))  # the real path
     count = ledger_window_count(engine)
-    assert count(timedelta(hours=1)) == 3  # two sent in the hour, one in flight
-    assert count(timedelta(days=1)) == 4
+    assert count(timedelta(hours=1)) == 4  # two sent now and one 50 minutes ago, one in flight
+    assert count(timedelta(days=1)) == 5
+    with session_scope(engine) as session:
+        session.execute(update(models.Campaign).where(models.Campaign.id == campaigns[0]).values(status="sent"))
+    assert count(timedelta(hours=1)) == 3  # a finished campaign holds nothing in flight

@@ -119,6 +119,7 @@ def build_world(engine: Engine, n: int = 3) -> World:
         sent = utcnow() - timedelta(hours=1)
         ds = [Delivery(campaign_id=c.id, subscriber_id=x.id, status="sent", sent_at=sent, message_id="MSG1") for x in subs]
         s.add_all(ds)
+        s.add(models.SendLog(campaign_id=c.id, message_id="MSG1", recipients=n, recorded_at=sent))  # as the dispatcher logs it
         s.flush()
         return World(c.id, [x.id for x in subs], [d.id for d in ds], {link.position: link.id for link in links})
 

@@ -65,6 +65,8 @@ def resolve_ambiguous(engine: Engine, campaign_id: int, *, resend: bool) -> int:
         if resend and moved:
             session.execute(update(models.Campaign).where(models.Campaign.id == campaign_id)
                             .values(status="sending", status_reason=None))
+        elif moved:  # sent as far as the throttle's windows are concerned, from now
+            session.add(models.SendLog(campaign_id=campaign_id, message_id=None, recipients=moved, recorded_at=utcnow()))
     return moved
 
 

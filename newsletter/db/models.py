@@ -64,6 +64,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
+#: Half-empty pages on insert, so both of a ledger row's updates stay on its page (heap-only).
+DELIVERIES_FILLFACTOR = 50
+
+
 def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
@@ -177,21 +181,26 @@ class CampaignLink(Base):
 
 
 class Delivery(Base):
-    """The ledger: one row per (campaign, subscriber); the unique constraint is the invariant."""
+    """The ledger: one row per (campaign, subscriber); the unique constraint is the invariant.
+
+    Every row is rewritten twice on its way out (queued → in_flight → sent), so the table is
+    kept for PostgreSQL's heap-only updates: no index holds a column those two updates change
+    (``status``, ``sent_at``, ``message_id``, the claim's columns), and pages are only half
+    filled on insert (fillfactor 50) so the new version fits beside the old one. Such an update
+    writes no index entry at all; with ``status`` indexed, each claim and each record wrote
+    three to five (see docs/architecture.md, "The ledger's two updates"). What those indexes
+    served is answered elsewhere: recent sends and message ids by :class:`SendLog`, a campaign's
+    rows by ``ix_deliveries_campaign`` (the cursor of the claim keeps it from rescanning).
+    """
 
     __tablename__ = "deliveries"
     __table_args__ = (
         # Subscriber first: the same index answers "this subscriber's deliveries" (unsubscribes,
-        # cascades), so the ledger carries one index fewer to rewrite on every status change.
+        # cascades) and "this subscriber's row in that campaign" (the webhook's fallback).
         UniqueConstraint("subscriber_id", "campaign_id", name="uq_deliveries_subscriber_campaign"),
         CheckConstraint(_in("status", DELIVERY_STATUSES), name="ck_deliveries_status"),
-        Index("ix_deliveries_campaign_status", "campaign_id", "status", "id"),
-        # Partial indexes: a row gets an entry only once sent, so the claim (queued → in_flight),
-        # which rewrites every index entry of a row, has two fewer to write.
-        Index("ix_deliveries_sent_at", "sent_at", postgresql_where=text("status = 'sent'"),
-              sqlite_where=text("status = 'sent'")),  # throttle windows count recent sends
-        Index("ix_deliveries_message_id", "message_id", postgresql_where=text("message_id IS NOT NULL"),
-              sqlite_where=text("message_id IS NOT NULL")),  # webhook events without our custom_args
+        Index("ix_deliveries_campaign", "campaign_id", "id"),
+        {"postgresql_with": {"fillfactor": DELIVERIES_FILLFACTOR}},
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -207,6 +216,30 @@ class Delivery(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SendLog(Base):
+    """One row per answer the provider accepted: when, how many, and its message id.
+
+    The ledger keeps each recipient's ``sent_at`` and ``message_id`` but indexes neither (see
+    :class:`Delivery`); the two questions that need an index ask this small table instead, one
+    row per thousand recipients: "how many were sent in the last hour / day" (throttle windows)
+    and "which campaign sent this message id" (webhook events without our custom_args). A
+    provider that gives each recipient their own id (the local outbox) logs one row per batch
+    without an id.
+    """
+
+    __tablename__ = "send_log"
+    __table_args__ = (
+        Index("ix_send_log_message_id", "message_id", postgresql_where=text("message_id IS NOT NULL"),
+              sqlite_where=text("message_id IS NOT NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[str | None] = mapped_column(String(200))
+    recipients: Mapped[int] = mapped_column(Integer)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class Event(Base):

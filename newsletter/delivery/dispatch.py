@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, Integer, any_, bindparam, exists, func, select, text, update
+from sqlalchemy import Engine, Integer, any_, bindparam, exists, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from newsletter.db import models, session_scope
@@ -209,8 +209,9 @@ def _mark(session: Session, engine: Engine, ids: Sequence[int], **values: object
                         .execution_options(synchronize_session=False))
 
 
-def record_outcome(engine: Engine, outcome: BatchOutcome) -> None:
-    """Write sent and failed rows; one statement per distinct message id (usually one per batch).
+def record_outcome(engine: Engine, campaign_id: int, outcome: BatchOutcome) -> None:
+    """Write sent and failed rows; one statement per distinct message id (usually one per batch),
+    and what the provider accepted to the send log (:func:`log_sent`), in one transaction.
 
     On PostgreSQL this commit does not wait for the WAL flush (``synchronous_commit off``): if
     the database itself crashed in the next instant, the rows would fall back to in_flight and
@@ -234,6 +235,21 @@ def record_outcome(engine: Engine, outcome: BatchOutcome) -> None:
                 _mark(session, engine, ids, status="sent", message_id=message_id, sent_at=now, error=None)
         for delivery_id, reason in outcome.failed.items():
             _mark(session, engine, [delivery_id], status="failed", error=reason[:2000])
+        log_sent(session, campaign_id, by_message, now)
+
+
+def log_sent(session: Session, campaign_id: int, by_message: dict[str | None, list[int]], now: datetime) -> None:
+    """The send log's rows for one answer: one per provider message id (SendGrid gives one per
+    request), or a single row without an id when each recipient got their own (the outbox)."""
+    if not by_message:
+        return
+    if len(by_message) == 1:
+        rows = [{"campaign_id": campaign_id, "message_id": m, "recipients": len(ids), "recorded_at": now}
+                for m, ids in by_message.items()]
+    else:
+        rows = [{"campaign_id": campaign_id, "message_id": None, "recorded_at": now,
+                 "recipients": sum(len(ids) for ids in by_message.values())}]
+    session.execute(insert(models.SendLog), rows)
 
 
 class BatchSender:
@@ -487,7 +503,7 @@ def _count(result: DispatchResult, answer: _Answer) -> None:
 def _settle(engine: Engine, campaign_id: int, batch: _InFlight, answer: _Answer) -> None:
     """Record one batch's answer in the ledger; a pausing answer pauses the campaign."""
     outcome, ambiguous, pause = answer
-    record_outcome(engine, outcome)
+    record_outcome(engine, campaign_id, outcome)
     if not ambiguous and pause is None:
         return
     settled = set(outcome.sent) | set(outcome.failed) | set(ambiguous)

@@ -5,9 +5,10 @@ Two kinds of limit, enforced together before each batch:
 * a **rate** (messages per second), paced in this process: each batch books ``n / rate``
   seconds of the timeline, so a 1000-recipient batch at 500/s is followed by a 2 s gap. With
   several workers, give each its share (``NEWSLETTER_RATE_PER_SECOND`` is per worker).
-* **windows** (per hour, per day), counted in the ledger itself (rows sent or in flight in the
-  last hour/day, across every campaign and every worker), so they hold however many workers
-  run. A batch is shrunk to what the window still allows, or waits for room.
+* **windows** (per hour, per day), counted in the store (recipients the provider accepted in
+  the last hour/day by the send log, plus ledger rows in flight, across every campaign and
+  every worker), so they hold however many workers run. A batch is shrunk to what the window
+  still allows, or waits for room.
 
 On a 429 the rate halves (never below ``min_rate``) and then recovers by 10% per clean batch:
 SendGrid is telling us its own limit is lower than ours.
@@ -26,6 +27,7 @@ from newsletter.db import models, session_scope
 from newsletter.db.models import utcnow
 
 D = models.Delivery
+L = models.SendLog
 
 
 @dataclass(frozen=True)
@@ -36,14 +38,20 @@ class Limits:
 
 
 def ledger_window_count(engine: Engine) -> Callable[[timedelta], int]:
-    """Messages sent or in flight within the last ``window``, across all campaigns."""
+    """Messages sent or in flight within the last ``window``, across all campaigns.
+
+    Sent: the send log's rows (one per accepted request, indexed by time), not the ledger's
+    ``sent_at``, which is not indexed (see ``models.Delivery``). In flight: ledger rows of the
+    campaigns being sent or just paused, the only ones a worker may hold."""
 
     def count(window: timedelta) -> int:
         since = utcnow() - window
         with session_scope(engine) as session:
-            sent = session.scalar(select(func.count()).select_from(D).where(D.status == "sent", D.sent_at >= since)) or 0
-            flying = session.scalar(select(func.count()).select_from(D).where(D.status == "in_flight")) or 0
-        return sent + flying
+            sent = session.scalar(select(func.coalesce(func.sum(L.recipients), 0)).where(L.recorded_at >= since)) or 0
+            flying = session.scalar(
+                select(func.count()).select_from(D).join(models.Campaign, models.Campaign.id == D.campaign_id)
+                .where(models.Campaign.status.in_(("sending", "paused")), D.status == "in_flight")) or 0
+        return int(sent) + flying
 
     return count
 

@@ -8,8 +8,8 @@ Mapping, one small table each (SendGrid's quirks in one place):
 
 * **Ledger row**: our ``custom_args`` (``delivery_id``, sent in every personalization) come back
   as top-level keys of each event. Without them, ``sg_message_id`` up to its first dot is the
-  ``X-Message-Id`` we stored on the delivery: one per request of up to 1000 recipients, so the
-  event's address picks the recipient. Neither found → stored without a delivery.
+  ``X-Message-Id`` of one request of up to 1000 recipients: the send log names its campaign and
+  the event's address picks the recipient. Neither found → stored without a delivery.
 * **Type**: SendGrid's ``event`` as is (``processed``, ``dropped``, ``delivered``, ``deferred``,
   ``bounce``, ``open``, ``click``, ``spamreport``, ``unsubscribe``, ``group_unsubscribe``,
   ``group_resubscribe``), except a ``bounce`` of ``type: blocked`` (and an ``event: blocked``),
@@ -43,9 +43,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, tuple_
+from sqlalchemy import bindparam, func, or_, select
 
-from newsletter.db.models import CampaignLink, Delivery, Event, Subscriber, UTCDateTime, utcnow
+from newsletter.db.models import CampaignLink, Delivery, Event, SendLog, Subscriber, UTCDateTime, utcnow
 from newsletter.tracking.classify import Classifier, default_classifier
 from newsletter.tracking.events import USER_AGENT_MAX, mark_burst
 from newsletter.tracking.options import DEFAULT_OPTIONS, TrackingOptions
@@ -271,6 +271,29 @@ def _chunks(items: Sequence[Any], size: int = 5000):  # type: ignore[no-untyped-
         yield items[start:start + size]
 
 
+def _by_message_id(session: Db, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, int, int, datetime | None]]:
+    """(message id, address) → (delivery, campaign, subscriber, sent at), for events without our
+    custom_args. The send log says which campaign sent a message id (the ledger does not index
+    its own ``message_id``); the address names the subscriber; the ledger's unique (subscriber,
+    campaign) key names the row, whose message id must be the event's."""
+    out: dict[tuple[str, str], tuple[int, int, int, datetime | None]] = {}
+    for chunk in _chunks(sorted(wanted), 1000):
+        campaigns = dict(session.execute(select(SendLog.message_id, SendLog.campaign_id)
+                                         .where(SendLog.message_id.in_({m for m, _ in chunk}))).all())
+        emails = {email for message_id, email in chunk if message_id in campaigns}
+        if not emails:
+            continue
+        rows = session.execute(
+            select(Delivery.message_id, Subscriber.email, Delivery.id, Delivery.campaign_id,
+                   Delivery.subscriber_id, Delivery.sent_at)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(Subscriber.email.in_(emails), Delivery.campaign_id.in_(set(campaigns.values()))))
+        for message_id, email, did, cid, sid, sent_at in rows:
+            if (message_id, email) in wanted:
+                out[(message_id, email)] = (did, cid, sid, sent_at)
+    return out
+
+
 def _resolve_deliveries(session: Db, events: list[_Event]) -> None:
     ids = {e.delivery_id for e in events if e.delivery_id is not None}
     timed = {e.delivery_id for e in events if e.delivery_id is not None and e.type == "click"}
@@ -283,17 +306,9 @@ def _resolve_deliveries(session: Db, events: list[_Event]) -> None:
     wanted = {(e.message_prefix, e.email) for e in events
               if e.delivery_id not in found and e.message_prefix and e.email}
     by_message: dict[tuple[str, str], int] = {}
-    if wanted:
-        pairs = sorted(wanted)
-        for chunk in _chunks(pairs, 1000):
-            rows = session.execute(
-                select(Delivery.message_id, Subscriber.email, Delivery.id, Delivery.campaign_id,
-                       Delivery.subscriber_id, Delivery.sent_at)
-                .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-                .where(tuple_(Delivery.message_id, Subscriber.email).in_(chunk)))
-            for message_id, email, did, cid, sid, sent_at in rows:
-                by_message[(message_id, email)] = did
-                found[did] = (cid, sid, sent_at)
+    for pair, (did, cid, sid, sent_at) in _by_message_id(session, wanted).items():
+        by_message[pair] = did
+        found[did] = (cid, sid, sent_at)
     for e in events:
         if e.delivery_id not in found:
             e.delivery_id = by_message.get((e.message_prefix or "", e.email or ""))
