@@ -76,6 +76,37 @@ def test_ledger_leaves_out_suppressed_and_inactive_and_is_idempotent(engine, set
     assert subscriber_ids == set(active[1:])
 
 
+def test_a_first_build_that_loses_a_race_adds_only_what_the_other_left_out(engine, settings, seed_slug):
+    """The first build of a campaign is a plain INSERT. If another transaction writes some of
+    the same rows first (PostgreSQL: ours waits on its uncommitted keys, then fails on them),
+    the build falls back to skipping what is there, and still adds the rest."""
+    import threading
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer: no two builds overlap")
+    ids = add_subscribers(engine, 10)
+    campaign_id = _create(engine, settings, seed_slug)
+    with engine.connect() as other:
+        other.execute(models.Delivery.__table__.insert(),
+                      [{"campaign_id": campaign_id, "subscriber_id": i, "status": "queued", "attempts": 0,
+                        "created_at": models.utcnow()} for i in ids[:4]])  # not committed yet
+        outcome: dict[str, object] = {}
+
+        def build() -> None:
+            with session_scope(engine) as session:
+                outcome["added"] = build_ledger(session, session.get(models.Campaign, campaign_id), settings.audiences_dir)
+
+        builder = threading.Thread(target=build)
+        builder.start()
+        builder.join(1.0)
+        assert builder.is_alive()  # waiting on the other transaction's keys
+        other.commit()
+    builder.join(30)
+    assert outcome["added"] == 6
+    with session_scope(engine) as session:
+        assert ledger_counts(session, campaign_id)["queued"] == 10
+
+
 def test_send_to_outbox_reaches_each_recipient_once(engine, settings, seed_slug):
     add_subscribers(engine, 30)
     add_subscribers(engine, 2, status="unsubscribed", start=50)

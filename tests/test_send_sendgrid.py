@@ -141,3 +141,36 @@ def test_transport_is_sendgrid_only_with_a_key(settings):
 
     assert make_transport(settings).name == "outbox"
     assert isinstance(make_transport(settings.with_overrides(sendgrid_api_key="SG.x")), SendGridTransport)
+
+
+def test_each_request_is_made_while_the_one_before_is_out_and_sent_as_made(engine, sg_settings, fake_sendgrid,
+                                                                          seed_article_path, monkeypatch):
+    """The dispatcher makes batch N+1's request body (``prepare``) on its own thread while batch
+    N is out, and the sending thread posts exactly that body. A retry posts it again; a batch
+    split after a 400 is made anew for each half."""
+    import json
+    import threading
+
+    add_subscribers(engine, 30)
+    campaign_id = _campaign(engine, sg_settings, seed_article_path)
+    made: list[tuple[str, list[int]]] = []
+    real = SendGridTransport.prepare
+
+    def prepare(self, message, recipients):  # type: ignore[no-untyped-def]
+        made.append((threading.current_thread().name, [r.delivery_id for r in recipients]))
+        return real(self, message, recipients)
+
+    monkeypatch.setattr(SendGridTransport, "prepare", prepare)
+    fake_sendgrid.plan(("status", 503), None, None, ("reject_email", "reader25@example.com"))
+    summary = send_campaign(engine, sg_settings.with_overrides(batch_size=10), campaign_id, retry=NO_WAIT)
+    assert (summary.sent, summary.failed) == (29, 1)
+    threads = {name for name, _ in made[:3]}
+    assert threads == {threading.current_thread().name}  # the claiming thread, not the sending one
+    posted = [[int(p["custom_args"]["delivery_id"]) for p in json.loads(r.raw)["personalizations"]]
+              for r in fake_sendgrid.requests]
+    first, second, third = (ids for _, ids in made[:3])
+    assert posted[:3] == [first, first, second]  # 503, the same body again, then the next batch
+    assert fake_sendgrid.requests[0].raw == fake_sendgrid.requests[1].raw
+    assert posted[3] == third  # the 400 that names one recipient
+    assert all(set(body) < set(third) for body in posted[4:])  # the rest of that batch, made anew
+    assert len(fake_sendgrid.received) == 29 and all(len(v) == 1 for v in fake_sendgrid.received.values())

@@ -265,20 +265,24 @@ class BatchSender:
         self.throttle = throttle
         self.before_retry = before_retry or (lambda: None)
 
-    def send(self, recipients: list[Recipient]) -> tuple[BatchOutcome, list[int], TransportError | None]:
-        """Returns (outcome, ambiguous ids, pausing error or None)."""
+    def send(self, recipients: list[Recipient], prepared: object | None = None
+             ) -> tuple[BatchOutcome, list[int], TransportError | None]:
+        """Returns (outcome, ambiguous ids, pausing error or None). ``prepared``: the transport's
+        own request for exactly ``recipients`` (see ``Transport``), reused for every retry."""
         outcome = BatchOutcome()
         ambiguous: list[int] = []
-        pause = self._send_part(recipients, outcome, ambiguous)
+        pause = self._send_part(recipients, outcome, ambiguous, prepared)
         return outcome, ambiguous, pause
 
-    def _send_part(self, recipients: list[Recipient], outcome: BatchOutcome, ambiguous: list[int]) -> TransportError | None:
+    def _send_part(self, recipients: list[Recipient], outcome: BatchOutcome, ambiguous: list[int],
+                   prepared: object | None = None) -> TransportError | None:
         if not recipients:
             return None
         attempt = 0
         while True:
             try:
-                answer = self.transport.send_batch(self.message, recipients)
+                answer = (self.transport.send_batch(self.message, recipients) if prepared is None
+                          else self.transport.send_batch(self.message, recipients, prepared=prepared))  # type: ignore[call-arg]
             except TransportError as error:
                 if error.pause:
                     return error
@@ -347,6 +351,7 @@ class _InFlight:
 
     batch: ClaimedBatch
     recipients: list[Recipient]
+    prepared: object | None = None  # the transport's request, made on the claiming thread
     future: Future[tuple[BatchOutcome, list[int], TransportError | None]] | None = None
 
 
@@ -368,7 +373,7 @@ def dispatch(
     """Send every queued row of the campaign; stops early if the campaign is paused or cancelled.
 
     Pipelined on three threads: one sends the requests, one at a time; this one claims the
-    next batch while a request is out; a recorder writes each answer to the ledger (on
+    next batch and makes its request (the transport's ``prepare``) while a request is out; a recorder writes each answer to the ledger (on
     PostgreSQL on its own connection, so the database works on the claim and the record at
     once). At most two batches are claimed at once; the second is only sent after the first's
     answer is in, and goes back to the queue if that answer paused the campaign. A pausing
@@ -386,21 +391,22 @@ def dispatch(
         ids = batch.batch.ids
         sender = BatchSender(transport, message, retry, sleep, throttle,
                              before_retry=lambda: renew_lease(engine, ids, worker_id, lease_seconds))
-        return sender.send(batch.recipients)
+        return sender.send(batch.recipients, batch.prepared)
 
+    prepare = _preparer(transport, message)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"send-{campaign_id}") as pool, \
             _Recorder(engine, campaign_id) as recorder:
         cursor = 0
         current: _InFlight | None = None  # submitted, answer pending
         while True:
             following = _claim_next(engine, campaign_id, batch_size, worker_id, lease_seconds, cursor, throttle,
-                                    make_recipient, result)
+                                    make_recipient, result, prepare)
             if following is not None:
                 cursor = following.batch.ids[-1]
             elif cursor:
                 cursor = 0  # rows re-queued behind us (a pause, a retry): one scan from the start
                 following = _claim_next(engine, campaign_id, batch_size, worker_id, lease_seconds, 0, throttle,
-                                        make_recipient, result)
+                                        make_recipient, result, prepare)
                 if following is not None:
                     cursor = following.batch.ids[-1]
             if current is not None:
@@ -476,9 +482,9 @@ class _Recorder:
 
 def _claim_next(engine: Engine, campaign_id: int, batch_size: int, worker_id: str, lease_seconds: float,
                 cursor: int, throttle: Throttle | None, make_recipient: Callable[[LedgerRow], Recipient],
-                result: DispatchResult) -> _InFlight | None:
-    """The next batch with recipients to send, or None when there is nothing (more) to do
-    (including when the campaign is no longer ``sending``: the claim checks that itself)."""
+                result: DispatchResult, prepare: Callable[[list[Recipient]], object | None]) -> _InFlight | None:
+    """The next batch with recipients to send, made ready to go, or None when there is nothing
+    (more) to do (including when the campaign is no longer ``sending``: the claim checks that)."""
     while True:
         size = throttle.allowance(batch_size, lambda: not campaign_is_runnable(engine, campaign_id)) if throttle else batch_size
         if size <= 0:
@@ -488,8 +494,26 @@ def _claim_next(engine: Engine, campaign_id: int, batch_size: int, worker_id: st
             return None
         result.suppressed += len(batch.blocked)
         if batch.rows:
-            return _InFlight(batch, [make_recipient(row) for row in batch.rows])
+            recipients = [make_recipient(row) for row in batch.rows]
+            return _InFlight(batch, recipients, prepare(recipients))
         cursor = batch.ids[-1]  # everyone in it was suppressed: on to the next
+
+
+def _preparer(transport: Transport, message: CampaignMessage) -> Callable[[list[Recipient]], object | None]:
+    """The transport's ``prepare`` for this message, if it has one. A batch it cannot prepare
+    goes out unprepared: the sending thread meets the same error where it always has, after
+    the batch before it has been recorded."""
+    prepare = getattr(transport, "prepare", None)
+
+    def prepared(recipients: list[Recipient]) -> object | None:
+        if prepare is None:
+            return None
+        try:
+            return prepare(message, recipients)
+        except Exception:  # noqa: BLE001 - raised again, in order, by the sending thread
+            return None
+
+    return prepared
 
 
 def _count(result: DispatchResult, answer: _Answer) -> None:

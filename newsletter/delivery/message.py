@@ -62,6 +62,11 @@ class TransportError(Exception):
 
 
 class Transport(Protocol):
+    """Sends batches. A transport may also offer ``prepare(message, recipients)``, returning the
+    request it would make (opaque to the dispatcher), and accept it back as
+    ``send_batch(..., prepared=...)``: the dispatcher then prepares batch N+1 on its own thread
+    while batch N's request is out, so the sending thread only sends."""
+
     name: str
 
     def send_batch(self, message: CampaignMessage, recipients: Sequence[Recipient]) -> BatchOutcome: ...

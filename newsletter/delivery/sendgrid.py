@@ -238,10 +238,16 @@ class SendGridTransport:
     def __repr__(self) -> str:  # never the key
         return f"SendGridTransport(host={self.host!r}, timeout={self.timeout}, sandbox={self.sandbox})"
 
-    def send_batch(self, message: CampaignMessage, recipients: Sequence[Recipient]) -> BatchOutcome:
+    def prepare(self, message: CampaignMessage, recipients: Sequence[Recipient]) -> str:
+        """The request body for these recipients, made ahead of :meth:`send_batch` (see ``Transport``)."""
+        return encode_request_body(message, recipients, sandbox=self.sandbox)
+
+    def send_batch(self, message: CampaignMessage, recipients: Sequence[Recipient], *,
+                   prepared: str | None = None) -> BatchOutcome:
+        """Post one batch; ``prepared`` is :meth:`prepare`'s body for exactly these recipients."""
         if not recipients:
             return BatchOutcome()
-        body = encode_request_body(message, recipients, sandbox=self.sandbox)
+        body = prepared if prepared is not None else self.prepare(message, recipients)
         from python_http_client.exceptions import HTTPError as ApiError
 
         started = time.monotonic()
