@@ -11,7 +11,8 @@ Phases, each in its own child process (so each peak RSS is its own):
    N/100 unsubscribed ones and N/500 suppressions the ledger must skip; the seed article
    imported; a campaign created for segment ``all``.
 2. send (TIMED): ``send_campaign(engine, settings, campaign_id)`` with ``sendgrid_api_key`` and
-   ``sendgrid_host`` pointing at the fake → segment → ledger (one INSERT…SELECT) → batches of
+   ``sendgrid_host`` pointing at the fake and one request out at a time (``--concurrency``; the
+   replay below is one request at a time too) → segment → ledger (one INSERT…SELECT) → batches of
    1000 → ``SendGridTransport`` (official library) → fake answers 202.
 3. bodies (not timed as the product): the same request bodies rebuilt for the same recipients
    with ``encode_request_body`` (the JSON text the transport posts); the cost of each step
@@ -50,7 +51,8 @@ def _settings(state: dict) -> "object":
 
     return Settings(database_url=state["url"], secret_key=c.SECRET, public_url=c.PUBLIC_URL,
                     outbox_dir=str(Path(state["tmp"]) / "outbox"), sendgrid_api_key=state.get("api_key"),
-                    sendgrid_host=state.get("fake_url") or "http://127.0.0.1:9", sendgrid_timeout=120.0)
+                    sendgrid_host=state.get("fake_url") or "http://127.0.0.1:9", sendgrid_timeout=120.0,
+                    **({"send_concurrency": state["concurrency"]} if state.get("concurrency") else {}))
 
 
 # --------------------------------------------------------------------------- phase: setup
@@ -355,6 +357,9 @@ def main() -> None:
     parser.add_argument("--naive-sample", type=int, default=2000, help="recipients for the naive loop (default 2000)")
     parser.add_argument("--profile", action="store_true", help="run the send phase under cProfile (slower!)")
     parser.add_argument("--no-replay", action="store_true", help="skip the raw replay and the naive loop")
+    parser.add_argument("--concurrency", type=int, default=1,
+                        help="requests out at once (NEWSLETTER_SEND_CONCURRENCY); default 1, as in the raw replay: "
+                             "against a fake on the same two cores, more only add contention")
     args = parser.parse_args()
     if args.phase:
         state = c.load_state(args.state)
@@ -369,10 +374,11 @@ def main() -> None:
     n = args.recipients
     console.print(f"[bold]send[/]: {n:,} recipients on {args.db}")
     results: dict = {"benchmark": "send", "db": args.db, "recipients": n, "machine": info,
-                     "command": f"python bench/send.py --db {args.db} --recipients {n}" + (" --profile" if args.profile else "")}
+                     "command": f"python bench/send.py --db {args.db} --recipients {n}" + (" --profile" if args.profile else "")
+                     + (f" --concurrency {args.concurrency}" if args.concurrency != 1 else "")}
     with c.bench_store(args.db, args.pg_url, args.keep, prefix="nlbench-send-") as (url, tmp):
         state = {"url": url, "tmp": str(tmp), "n": n, "bodies_file": str(tmp / "bodies.bin"), "profile": args.profile,
-                 "sample": min(args.naive_sample, n)}
+                 "sample": min(args.naive_sample, n), "concurrency": args.concurrency}
         setup = c.run_phase(SCRIPT, "setup", state, tmp)
         results["setup"] = setup
         console.print(f"set-up: {setup['subscribers']:,} subscribers bulk-loaded in {setup['bulk_load_s']} s; "

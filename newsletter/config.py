@@ -20,6 +20,9 @@ from dotenv import dotenv_values
 from newsletter.errors import UserError
 
 # env name -> (field name, type). Kept as a table so README and code cannot drift apart.
+#: More requests out at once than this only queue up at the provider and hold more rows in flight.
+MAX_SEND_CONCURRENCY = 16
+
 ENV_VARS: dict[str, tuple[str, type]] = {
     "NEWSLETTER_DATABASE_URL": ("database_url", str),
     "SENDGRID_API_KEY": ("sendgrid_api_key", str),
@@ -37,6 +40,7 @@ ENV_VARS: dict[str, tuple[str, type]] = {
     "NEWSLETTER_BOOKING_URL": ("booking_url", str),
     "NEWSLETTER_WEBSITE_URL": ("website_url", str),
     "NEWSLETTER_BATCH_SIZE": ("batch_size", int),
+    "NEWSLETTER_SEND_CONCURRENCY": ("send_concurrency", int),
     "NEWSLETTER_SCHEDULE_GRACE_SECONDS": ("schedule_grace_seconds", int),
     "NEWSLETTER_TIMEZONE": ("default_timezone", str),
     "NEWSLETTER_AUDIENCES_DIR": ("audiences_dir", str),
@@ -92,6 +96,7 @@ class Settings:
     booking_url: str = "https://rootsmentalwellness.example/book"
     website_url: str = "https://rootsmentalwellness.example"
     batch_size: int = 1000
+    send_concurrency: int = 4  # requests out at once per worker (see delivery.dispatch)
     schedule_grace_seconds: int = 3600
     default_timezone: str = "UTC"
     audiences_dir: str | None = None
@@ -214,4 +219,7 @@ def load_settings(environ: dict[str, str] | None = None, workdir: Path | None = 
     settings = Settings(**values)
     if settings.batch_size < 1 or settings.batch_size > 1000:
         raise UserError("must be between 1 and 1000 (SendGrid's limit per request)", where="NEWSLETTER_BATCH_SIZE")
+    if not 1 <= settings.send_concurrency <= MAX_SEND_CONCURRENCY:
+        raise UserError(f"must be between 1 and {MAX_SEND_CONCURRENCY} (requests out at once per worker)",
+                        where="NEWSLETTER_SEND_CONCURRENCY")
     return settings

@@ -19,8 +19,9 @@ NO_WAIT = RetryPolicy(max_attempts=3, base_seconds=0.01, cap_seconds=0.02)
 
 @pytest.fixture
 def sg_settings(settings, fake_sendgrid):
+    # One request out at a time: the fake's scripted answers then meet the batches in order.
     return settings.with_overrides(sendgrid_api_key=fake_sendgrid.api_key, sendgrid_host=fake_sendgrid.url,
-                                   sendgrid_timeout=1.0, batch_size=10)
+                                   sendgrid_timeout=1.0, batch_size=10, send_concurrency=1)
 
 
 @pytest.fixture
@@ -53,6 +54,28 @@ def test_pause_stops_and_resume_finishes(engine, sg_settings, fake_sendgrid, cam
     rest = drain(engine, sg_settings, campaign_id)
     assert rest.sent == 30 - first.sent
     assert len(fake_sendgrid.received) == 30 and all(len(v) == 1 for v in fake_sendgrid.received.values())
+
+
+def test_with_several_requests_out_a_pause_stops_new_ones_and_records_those_out(engine, sg_settings, fake_sendgrid,
+                                                                                 campaign_id):
+    """Three requests out at once: a pause after the first answer lets those already out finish
+    (and be recorded), sends nothing new, and puts the batch claimed ahead back in the queue."""
+    add_subscribers(engine, 30, start=100)  # 60 in all: six batches of ten
+    settings = sg_settings.with_overrides(send_concurrency=3)
+    start_sending(engine, settings, campaign_id)
+
+    def pause_after_first(result, total):
+        if result.batches == 1:
+            pause(engine, campaign_id)
+
+    first = drain(engine, settings, campaign_id, on_batch=pause_after_first)
+    counts = _counts(engine, campaign_id)
+    # Out when the pause came: the three requests and the batch claimed ahead, sent on the first answer.
+    assert first.sent in (10, 20, 30, 40) and len(fake_sendgrid.received) == first.sent
+    assert (counts["sent"], counts["queued"], counts["in_flight"]) == (first.sent, 60 - first.sent, 0)
+    resume(engine, campaign_id)
+    assert drain(engine, settings, campaign_id).sent == 60 - first.sent
+    assert len(fake_sendgrid.received) == 60 and all(len(v) == 1 for v in fake_sendgrid.received.values())
 
 
 def test_cancel_sends_nothing_more(engine, sg_settings, fake_sendgrid, campaign_id):

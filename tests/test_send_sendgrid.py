@@ -162,7 +162,8 @@ def test_each_request_is_made_while_the_one_before_is_out_and_sent_as_made(engin
 
     monkeypatch.setattr(SendGridTransport, "prepare", prepare)
     fake_sendgrid.plan(("status", 503), None, None, ("reject_email", "reader25@example.com"))
-    summary = send_campaign(engine, sg_settings.with_overrides(batch_size=10), campaign_id, retry=NO_WAIT)
+    summary = send_campaign(engine, sg_settings.with_overrides(batch_size=10, send_concurrency=1), campaign_id,
+                            retry=NO_WAIT)
     assert (summary.sent, summary.failed) == (29, 1)
     threads = {name for name, _ in made[:3]}
     assert threads == {threading.current_thread().name}  # the claiming thread, not the sending one

@@ -103,3 +103,37 @@ def test_windows_count_recent_sends_across_campaigns(engine):
     with session_scope(engine) as session:
         session.execute(update(models.Campaign).where(models.Campaign.id == campaigns[0]).values(status="sent"))
     assert count(timedelta(hours=1)) == 3  # a finished campaign holds nothing in flight
+
+
+def test_requests_out_at_once_is_a_setting_with_bounds(tmp_path):
+    import pytest
+
+    from newsletter.config import MAX_SEND_CONCURRENCY, load_settings
+    from newsletter.errors import UserError
+
+    assert load_settings({}, workdir=tmp_path).send_concurrency == 4
+    assert load_settings({"NEWSLETTER_SEND_CONCURRENCY": "1"}, workdir=tmp_path).send_concurrency == 1
+    for bad in ("0", str(MAX_SEND_CONCURRENCY + 1)):
+        with pytest.raises(UserError, match="NEWSLETTER_SEND_CONCURRENCY"):
+            load_settings({"NEWSLETTER_SEND_CONCURRENCY": bad}, workdir=tmp_path)
+
+
+def test_several_sending_threads_book_the_rate_without_overlapping():
+    """With several requests out, each sending thread paces its own batch: the bookings must
+    not overlap, or the rate would be exceeded by the number of threads."""
+    import threading
+    import time
+
+    throttle = Throttle(Limits(rate_per_second=1000.0), sleep=lambda seconds: time.sleep(0))  # waits let others in
+
+    def book(batches: int) -> None:
+        for _ in range(batches):
+            throttle.pace(100)
+
+    threads = [threading.Thread(target=book, args=(50,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # 200 batches of 100 at 1000/s: the timeline is booked for 20 s, whatever the interleaving.
+    assert abs(throttle._next_start - throttle.clock() - 20.0) < 1.0

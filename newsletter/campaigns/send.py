@@ -126,7 +126,7 @@ def dispatch_campaign(
         message = campaign_message(get_campaign(session, campaign_id), settings)
     return dispatch(engine, campaign_id, transport, message, recipient_factory(settings),
                     batch_size=settings.batch_size, worker_id=worker_id, lease_seconds=settings.lease_seconds,
-                    retry=retry, on_batch=on_batch, throttle=throttle)
+                    retry=retry, on_batch=on_batch, throttle=throttle, concurrency=settings.send_concurrency)
 
 
 def send_campaign(

@@ -17,6 +17,7 @@ import random
 import socket
 import time
 import uuid
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -369,16 +370,21 @@ def dispatch(
     on_batch: Callable[[DispatchResult], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     throttle: Throttle | None = None,
+    concurrency: int = 1,
 ) -> DispatchResult:
     """Send every queued row of the campaign; stops early if the campaign is paused or cancelled.
 
-    Pipelined on three threads: one sends the requests, one at a time; this one claims the
-    next batch and makes its request (the transport's ``prepare``) while a request is out; a recorder writes each answer to the ledger (on
-    PostgreSQL on its own connection, so the database works on the claim and the record at
-    once). At most two batches are claimed at once; the second is only sent after the first's
-    answer is in, and goes back to the queue if that answer paused the campaign. A pausing
-    answer is recorded before anything else happens.
+    Pipelined: up to ``concurrency`` requests are out at once, each on a sending thread; this
+    thread claims the next batch and makes its request (the transport's ``prepare``) while they
+    are out; a recorder writes each answer to the ledger, oldest request first (on PostgreSQL on
+    its own connection, so the database works on the claim and the record at once). At most
+    ``concurrency + 1`` batches are claimed at once. The one claimed ahead is sent only once a
+    request's answer is in and the campaign is still ``sending``; otherwise it goes back to the
+    queue. A pausing answer is recorded before anything else happens, and no request starts
+    after it; those already out are awaited and recorded.
     """
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
     worker_id = worker_id or default_worker_id()
     result = DispatchResult()
     retry = retry or RetryPolicy()
@@ -394,48 +400,57 @@ def dispatch(
         return sender.send(batch.recipients, batch.prepared)
 
     prepare = _preparer(transport, message)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"send-{campaign_id}") as pool, \
+    cursor = 0
+
+    def claim() -> _InFlight | None:
+        nonlocal cursor
+        batch = _claim_next(engine, campaign_id, batch_size, worker_id, lease_seconds, cursor, throttle,
+                            make_recipient, result, prepare)
+        if batch is None and cursor:
+            cursor = 0  # rows re-queued behind us (a pause, a retry): one scan from the start
+            batch = _claim_next(engine, campaign_id, batch_size, worker_id, lease_seconds, 0, throttle,
+                                make_recipient, result, prepare)
+        if batch is not None:
+            cursor = batch.batch.ids[-1]
+        return batch
+
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"send-{campaign_id}") as pool, \
             _Recorder(engine, campaign_id) as recorder:
-        cursor = 0
-        current: _InFlight | None = None  # submitted, answer pending
+        out: deque[_InFlight] = deque()  # requests sent or being sent, oldest first
+        ready: _InFlight | None = None  # claimed and prepared, not sent yet
+        claiming = True
         while True:
-            following = _claim_next(engine, campaign_id, batch_size, worker_id, lease_seconds, cursor, throttle,
-                                    make_recipient, result, prepare)
-            if following is not None:
-                cursor = following.batch.ids[-1]
-            elif cursor:
-                cursor = 0  # rows re-queued behind us (a pause, a retry): one scan from the start
-                following = _claim_next(engine, campaign_id, batch_size, worker_id, lease_seconds, 0, throttle,
-                                        make_recipient, result, prepare)
-                if following is not None:
-                    cursor = following.batch.ids[-1]
-            if current is not None:
-                assert current.future is not None
-                answer = current.future.result()
-                pause = answer[2]
-                if following is not None and pause is None and not campaign_is_runnable(engine, campaign_id):
-                    _requeue(engine, following)  # paused or cancelled while the answer was awaited
-                    following = None
-                if pause is None and following is not None:
-                    following.future = pool.submit(send, following)  # goes out while we record
-                _count(result, answer)
-                if pause is None:
-                    recorder.record(current, answer)
-                else:
-                    recorder.wait()
-                    _settle(engine, campaign_id, current, answer)
-                if on_batch:
-                    on_batch(result)
-                if pause is not None:
-                    result.paused_reason = pause.message
-                    if following is not None:
-                        _requeue(engine, following)
-                    break
-            elif following is not None:
-                following.future = pool.submit(send, following)
-            current = following
-            if current is None:
+            if claiming and ready is None:
+                ready = claim()
+                claiming = ready is not None
+            if ready is not None and len(out) < concurrency:
+                ready.future = pool.submit(send, ready)
+                out.append(ready)
+                ready = None
+                continue
+            if not out:
                 break
+            oldest = out.popleft()
+            assert oldest.future is not None
+            answer = oldest.future.result()
+            pause = answer[2]
+            _count(result, answer)
+            if pause is not None:
+                recorder.wait()
+                _settle(engine, campaign_id, oldest, answer)
+                result.paused_reason = result.paused_reason or pause.message
+                claiming = False
+            if ready is not None and (pause is not None or not campaign_is_runnable(engine, campaign_id)):
+                _requeue(engine, ready)  # paused or cancelled while the answer was awaited
+                ready, claiming = None, False
+            if pause is None:
+                if ready is not None:  # goes out while we record
+                    ready.future = pool.submit(send, ready)
+                    out.append(ready)
+                    ready = None
+                recorder.record(oldest, answer)
+            if on_batch:
+                on_batch(result)
     return result
 
 _Answer = tuple[BatchOutcome, list[int], TransportError | None]

@@ -16,6 +16,7 @@ SendGrid is telling us its own limit is lower than ours.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ class Throttle:
         self.window_poll_seconds = window_poll_seconds
         self.min_rate = min_rate
         self._next_start = clock()
+        self._booking = threading.Lock()
         self.waited = 0.0
 
     def allowance(self, wanted: int, should_stop: Callable[[], bool] = lambda: False) -> int:
@@ -79,14 +81,16 @@ class Throttle:
             self._wait(self.window_poll_seconds)
 
     def pace(self, n: int) -> None:
-        """Wait until ``n`` more messages fit the rate, and book them."""
+        """Book ``n`` more messages on the rate's timeline and wait for their turn. Booked under
+        a lock: with several requests out at once, each sending thread paces its own batch."""
         if not self.rate:
             return
-        now = self.clock()
-        start = max(now, self._next_start)
+        with self._booking:
+            now = self.clock()
+            start = max(now, self._next_start)
+            self._next_start = start + n / self.rate
         if start > now:
             self._wait(start - now)
-        self._next_start = start + n / self.rate
 
     def slow_down(self) -> None:
         if self.rate:
@@ -106,7 +110,8 @@ class Throttle:
         return room
 
     def _wait(self, seconds: float) -> None:
-        self.waited += seconds
+        with self._booking:
+            self.waited += seconds
         self.sleep(seconds)
 
 
