@@ -67,7 +67,8 @@ def recipient_factory(settings: Settings) -> Callable[[LedgerRow], Recipient]:
 
     def make(row: LedgerRow) -> Recipient:
         token = signer.sign(row.delivery_id)
-        name = " ".join(part for part in (row.first_name, row.last_name) if part) or None
+        first, last = row.first_name, row.last_name
+        name = (f"{first} {last}" if first and last else first or last) or None
         return Recipient(delivery_id=row.delivery_id, email=row.email, name=name,
                          substitutions=recipient_values(row.first_name, token),
                          unsubscribe_url=f"{base}/u/{token}")

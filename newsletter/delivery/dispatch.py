@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, Integer, any_, bindparam, exists, func, insert, select, text, update
 from sqlalchemy.orm import Session
@@ -40,8 +40,10 @@ D = models.Delivery
 S = models.Subscriber
 
 
-@dataclass(frozen=True)
-class LedgerRow:
+class LedgerRow(NamedTuple):
+    """Who one claimed row goes to. A named tuple: a thousand are made per batch on the claiming
+    thread, at a third of a frozen dataclass's cost."""
+
     delivery_id: int
     email: str
     first_name: str | None
@@ -340,10 +342,14 @@ def renew_lease(engine: Engine, ids: Sequence[int], worker_id: str, lease_second
                         .values(lease_until=utcnow() + timedelta(seconds=lease_seconds)))
 
 
+_CAMPAIGN_STATUS = select(models.Campaign.status).where(models.Campaign.id == bindparam("campaign"))
+
+
 def campaign_is_runnable(engine: Engine, campaign_id: int) -> bool:
-    with session_scope(engine) as session:
-        status = session.scalar(select(models.Campaign.status).where(models.Campaign.id == campaign_id))
-    return status in ("sending",)
+    """Still ``sending``? Asked after every answer, before the next request goes: a plain
+    connection and a statement compiled once, not a session (half the cost, on the send's path)."""
+    with engine.connect() as conn:
+        return conn.execute(_CAMPAIGN_STATUS, {"campaign": campaign_id}).scalar() == "sending"
 
 
 @dataclass
