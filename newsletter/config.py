@@ -103,7 +103,7 @@ class Settings:
     templates_dir: str | None = None
     teaser_words: int = 1200
     rate_per_second: float | None = None  # per worker process; None = as fast as SendGrid answers
-    limit_per_hour: int | None = None  # account-wide, counted in the ledger
+    limit_per_hour: int | None = None  # account-wide, counted in the store (send log + rows in flight)
     limit_per_day: int | None = None
     lease_seconds: float = 600.0  # an in-flight batch older than this belonged to a dead worker
     worker_poll_seconds: float = 2.0
