@@ -127,6 +127,10 @@ def test_send_to_outbox_reaches_each_recipient_once(engine, settings, seed_slug)
         assert message["List-Unsubscribe"].startswith("<https://news.example.test/u/")
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert len(set(recipients)) == 30
+    with session_scope(engine) as session:  # the send log counts them, without thirty message ids
+        logged = session.execute(select(models.SendLog.message_id, models.SendLog.recipients)
+                                 .where(models.SendLog.campaign_id == campaign_id)).all()
+    assert {m for m, _ in logged} == {None} and sum(n for _, n in logged) == 30
     # sending again finds nothing queued and mails nobody twice
     with session_scope(engine) as session:
         session.get(models.Campaign, campaign_id).status = "sending"

@@ -126,6 +126,20 @@ def test_one_bad_recipient_fails_alone(engine, sg_settings, fake_sendgrid, seed_
     assert "reader5@example.com" not in fake_sendgrid.received and len(fake_sendgrid.received) == 11
 
 
+def test_a_batch_split_after_a_400_logs_each_accepted_request(engine, sg_settings, fake_sendgrid, seed_article_path):
+    """A 400 that names nobody splits the batch; each half is its own request with its own
+    X-Message-Id, and the send log keeps both (the webhook's fallback needs them)."""
+    add_subscribers(engine, 10)
+    campaign_id = _campaign(engine, sg_settings, seed_article_path)
+    fake_sendgrid.plan(("status", 400))
+    assert send_campaign(engine, sg_settings, campaign_id, retry=NO_WAIT).sent == 10
+    accepted = [r.message_id for r in fake_sendgrid.requests if r.status == 202]
+    with session_scope(engine) as session:
+        logged = session.execute(select(models.SendLog.message_id, models.SendLog.recipients)
+                                 .where(models.SendLog.campaign_id == campaign_id)).all()
+    assert len(accepted) == 2 and sorted(logged) == sorted((m, 5) for m in accepted)
+
+
 def test_answer_lost_after_acceptance_is_ambiguous_not_resent(engine, sg_settings, fake_sendgrid, seed_article_path):
     add_subscribers(engine, 8)
     campaign_id = _campaign(engine, sg_settings, seed_article_path)

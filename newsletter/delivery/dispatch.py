@@ -238,20 +238,22 @@ def record_outcome(engine: Engine, campaign_id: int, outcome: BatchOutcome) -> N
                 _mark(session, engine, ids, status="sent", message_id=message_id, sent_at=now, error=None)
         for delivery_id, reason in outcome.failed.items():
             _mark(session, engine, [delivery_id], status="failed", error=reason[:2000])
-        log_sent(session, campaign_id, by_message, now)
+        log_sent(session, campaign_id, by_message, now, per_recipient_ids=outcome.per_recipient_ids)
 
 
-def log_sent(session: Session, campaign_id: int, by_message: dict[str | None, list[int]], now: datetime) -> None:
+def log_sent(session: Session, campaign_id: int, by_message: dict[str | None, list[int]], now: datetime, *,
+             per_recipient_ids: bool = False) -> None:
     """The send log's rows for one answer: one per provider message id (SendGrid gives one per
-    request), or a single row without an id when each recipient got their own (the outbox)."""
+    request, and a batch split after a 400 went out as several), or a single row without an id
+    when each recipient got their own (the outbox: a million ids would say nothing)."""
     if not by_message:
         return
-    if len(by_message) == 1:
-        rows = [{"campaign_id": campaign_id, "message_id": m, "recipients": len(ids), "recorded_at": now}
-                for m, ids in by_message.items()]
-    else:
+    if per_recipient_ids:
         rows = [{"campaign_id": campaign_id, "message_id": None, "recorded_at": now,
                  "recipients": sum(len(ids) for ids in by_message.values())}]
+    else:
+        rows = [{"campaign_id": campaign_id, "message_id": m, "recipients": len(ids), "recorded_at": now}
+                for m, ids in by_message.items()]
     session.execute(insert(models.SendLog), rows)
 
 
@@ -311,6 +313,7 @@ class BatchSender:
                 return None
             outcome.sent.update(answer.sent)
             outcome.failed.update(answer.failed)
+            outcome.per_recipient_ids = outcome.per_recipient_ids or answer.per_recipient_ids
             if self.throttle:
                 self.throttle.recover()
             return None

@@ -39,6 +39,9 @@ class BatchOutcome:
 
     sent: dict[int, str | None] = field(default_factory=dict)  # delivery id -> provider message id
     failed: dict[int, str] = field(default_factory=dict)  # delivery id -> reason, final for that recipient
+    #: Each recipient got a message id of their own (the outbox), not one per request (SendGrid):
+    #: the send log then keeps the count without the ids.
+    per_recipient_ids: bool = False
 
 
 class TransportError(Exception):

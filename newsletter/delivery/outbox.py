@@ -46,7 +46,7 @@ class OutboxTransport:
 
     def send_batch(self, message: CampaignMessage, recipients: Sequence[Recipient]) -> BatchOutcome:
         check_batch(recipients, limit=None)  # same rule as SendGrid: one address, one delivery
-        outcome = BatchOutcome()
+        outcome = BatchOutcome(per_recipient_ids=True)  # each .eml has its own Message-ID
         if not recipients:
             return outcome
         folder = self.campaign_dir(message.campaign_id)
