@@ -2,8 +2,9 @@
 
 ``INSERT … SELECT`` does the whole segment in the database: no Python loop, no per-row ORM
 object, and building twice (a retry, a second scheduler tick) adds nothing because the unique
-constraint holds the invariant (a second build skips what is there, ``ON CONFLICT DO NOTHING``). Suppressed and non-active subscribers are
-left out here and checked again when each batch is dispatched.
+constraint holds the invariant (a second build skips what is there, ``ON CONFLICT DO
+NOTHING``). Suppressed and non-active subscribers are left out here and checked again when
+each batch is dispatched.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ def build_ledger(session: Session, campaign: models.Campaign, audiences_dir: str
     S = models.Subscriber
     # Subscribers in the order the table gives them (for a bulk-loaded list, their id order):
     # an ORDER BY made PostgreSQL sort a million rows on disk first.
-    chosen = select(literal(campaign.id), S.id, literal("queued"), literal(0), literal(now, type_=models.UTCDateTime)) \
-        .where(segment_condition(segment, now), models.sendable())
+    chosen = (select(literal(campaign.id), S.id, literal("queued"), literal(0), literal(now, type_=models.UTCDateTime))
+              .where(segment_condition(segment, now), models.sendable()))
     columns = ["campaign_id", "subscriber_id", "status", "attempts", "created_at"]
     dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
     plain = dialect.insert(models.Delivery).from_select(columns, chosen)
