@@ -19,10 +19,10 @@ from dotenv import dotenv_values
 
 from newsletter.errors import UserError
 
-# env name -> (field name, type). Kept as a table so README and code cannot drift apart.
 #: More requests out at once than this only queue up at the provider and hold more rows in flight.
 MAX_SEND_CONCURRENCY = 16
 
+# env name -> (field name, type). Kept as a table so README and code cannot drift apart.
 ENV_VARS: dict[str, tuple[str, type]] = {
     "NEWSLETTER_DATABASE_URL": ("database_url", str),
     "SENDGRID_API_KEY": ("sendgrid_api_key", str),
