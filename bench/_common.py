@@ -139,6 +139,37 @@ def cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
     return r.ru_utime + r.ru_stime
 
 
+def postgres_cpu_seconds() -> float | None:
+    """CPU seconds (user + system) of the whole local PostgreSQL server so far: every
+    ``postgres`` process, plus what the postmaster collected from backends that have exited
+    (``cutime``/``cstime``), so a backend that ends between two readings is still counted.
+    Includes the server's background writers and any other database's work, which on a quiet
+    machine is noise. ``None`` where ``/proc`` does not show a server (another host, not Linux).
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    total, seen = 0, False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, _, rest = stat.read_text().rpartition(")")
+        except OSError:  # exited while we looked
+            continue
+        if not head.endswith("(postgres"):
+            continue
+        fields = rest.split()
+        seen = True
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+        if fields[1] != "0" and _comm(int(fields[1])) != "postgres":  # the postmaster: its reaped children
+            total += int(fields[13]) + int(fields[14])
+    return total / tick if seen else None
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 # --------------------------------------------------------------------------- a throw-away store
 
 

@@ -4,12 +4,11 @@ Prints one JSON line ``{"url": ..., "api_key": ...}``, then answers commands rea
 one per line, each with one JSON line: ``stats``, ``reset``, ``quit`` (stats, then exit).
 Closing stdin also stops it. Listens on 127.0.0.1 only.
 
-Two changes for long benchmark runs, neither touching what a request costs the client:
-* requests are counted, not kept (the stock fake keeps every raw body and parsed JSON, which
-  at a million recipients is several GB in this process);
-* the handler speaks HTTP/1.1 so a client that keeps its connection alive (the raw replay)
-  can; clients that send ``Connection: close`` (urllib, which the sendgrid library uses) still
-  get one connection per request.
+One change for long benchmark runs, not touching what a request costs the client: requests
+are counted, not kept (the stock fake keeps every raw body and parsed JSON, which at a million
+recipients is several GB in this process). Like the stock fake it speaks HTTP/1.1, so a client
+that keeps its connection alive can; one that sends ``Connection: close`` gets one connection
+per request.
 """
 
 from __future__ import annotations
@@ -25,10 +24,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import fake_sendgrid as fs  # noqa: E402
-
-
-class _Handler11(fs._Handler):
-    protocol_version = "HTTP/1.1"
 
 
 class BenchFake(fs.FakeSendGrid):
@@ -52,7 +47,7 @@ class BenchFake(fs.FakeSendGrid):
 
     def start(self) -> "BenchFake":
         self._stopping.clear()
-        self._httpd = fs._Server(("127.0.0.1", 0), _Handler11)
+        self._httpd = fs._Server(("127.0.0.1", 0), fs._Handler)
         self._httpd.fake = self
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="fake-sendgrid", daemon=True)
@@ -69,7 +64,8 @@ class BenchFake(fs.FakeSendGrid):
         r = resource.getrusage(resource.RUSAGE_SELF)
         with self.lock:
             duplicates = sum(1 for n in self.addresses.values() if n > 1)
-            return {"recipients": self.count, "requests": self.request_count, "statuses": dict(self.statuses),
+            return {"recipients": self.count, "requests": self.request_count,
+                    "connections": self.connection_count, "statuses": dict(self.statuses),
                     "distinct_addresses": len(self.addresses), "addresses_sent_twice": duplicates,
                     "handle_seconds": round(self.handle_seconds, 3), "cpu_seconds": round(r.ru_utime + r.ru_stime, 2),
                     "peak_rss_mb": round(r.ru_maxrss / 1024, 1)}

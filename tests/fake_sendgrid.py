@@ -30,7 +30,9 @@ State, all guarded by ``sg.lock``:
   shows up twice (exactly-once tests assert ``len(...) == 1``);
 - ``sg.requests``: every request, answered or not, as :class:`RecordedRequest` (raw bytes,
   parsed body, status);
-- ``sg.count``: recipients accepted (202); ``sg.request_count``: requests seen.
+- ``sg.count``: recipients accepted (202); ``sg.request_count``: requests seen;
+  ``sg.connection_count``: connections accepted. It speaks HTTP/1.1 and keeps a connection
+  open between requests, as SendGrid does, so a client that reuses connections can be seen to.
 - ``sg.addresses``: a Counter of every accepted address, kept even with ``record = False``;
 - ``sg.record = False`` skips the per-recipient rendering (benchmarks, big tests); counts still move.
 
@@ -43,6 +45,8 @@ one entry, first thing:
   that timed out meanwhile has an ambiguous batch, as in life);
 - ``("drop",)``: read the request, close the connection without answering, deliver nothing;
 - ``("drop_after_accept",)``: deliver as for a 202, then close without answering;
+- ``("close_after",)``: handle the request normally, then close the connection without saying
+  so beforehand (as a server does with a kept-alive connection it no longer wants);
 - ``("reject_email", "bad@x")``: if that address is in the request, 400 naming its
   personalization (``personalizations.{i}.to.{j}.email``), deliver nothing; else normal.
 
@@ -316,7 +320,13 @@ def _substituter(substitutions: dict[str, str]):
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "FakeSendGrid/1.0"
+    protocol_version = "HTTP/1.1"  # connections stay open between requests unless a side closes
     server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.fake.lock:
+            self.server.fake.connection_count += 1
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
@@ -376,6 +386,7 @@ class FakeSendGrid:
         self.requests: list[RecordedRequest] = []
         self.count = 0
         self.request_count = 0
+        self.connection_count = 0
         self._stopping = threading.Event()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -435,6 +446,7 @@ class FakeSendGrid:
             self.requests.clear()
             self.count = 0
             self.request_count = 0
+            self.connection_count = 0
 
     def inbox(self, email: str) -> list[Received]:
         with self.lock:
@@ -504,7 +516,9 @@ class FakeSendGrid:
         self._deliver(body, message_id, number)
         if kind == "drop_after_accept":
             return handler._drop()
-        return handler._answer(202, None, {"X-Message-Id": message_id})
+        handler._answer(202, None, {"X-Message-Id": message_id})
+        if kind == "close_after":
+            handler.close_connection = True
 
     def _deliver(self, body: dict[str, Any], message_id: str, number: int) -> None:
         addresses = [a["email"].lower() for p in body["personalizations"] for k in ("to", "cc", "bcc") for a in p.get(k) or []]

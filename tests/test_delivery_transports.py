@@ -15,6 +15,7 @@ import re
 import socket
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -457,6 +458,73 @@ def test_unreachable_host_is_retryable_not_ambiguous() -> None:
     with pytest.raises(TransportError) as caught:
         transport.send_batch(make_message(), make_recipients(1))
     assert caught.value.retryable and not caught.value.ambiguous
+
+
+# --------------------------------------------------------------------------- kept-alive connections
+
+
+def test_batches_share_one_kept_alive_connection(fake_sendgrid: FakeSendGrid) -> None:
+    transport = transport_for(fake_sendgrid)
+    for start in range(0, 50, 10):
+        transport.send_batch(make_message(), [make_recipient(i) for i in range(start, start + 10)])
+    assert fake_sendgrid.request_count == 5 and fake_sendgrid.count == 50
+    assert fake_sendgrid.connection_count == 1
+    transport.close()
+    transport.send_batch(make_message(), [make_recipient(99)])  # closed: the next batch opens a new one
+    assert fake_sendgrid.connection_count == 2
+
+
+def test_errors_arrive_as_before_over_a_kept_connection(fake_sendgrid: FakeSendGrid) -> None:
+    """A 429 answer on a reused connection is the library's error, its headers readable."""
+    transport = transport_for(fake_sendgrid)
+    transport.send_batch(make_message(), make_recipients(2))
+    fake_sendgrid.plan(("status", 429, {"X-RateLimit-Reset": str(int(time.time()) + 30)}))
+    with pytest.raises(TransportError) as caught:
+        transport.send_batch(make_message(), [make_recipient(5)])
+    assert caught.value.status == 429 and 25 <= caught.value.retry_after <= 31
+    transport.send_batch(make_message(), [make_recipient(6)])
+    assert fake_sendgrid.count == 3 and fake_sendgrid.connection_count == 1
+
+
+def test_a_connection_the_server_closed_while_idle_is_not_reused(fake_sendgrid: FakeSendGrid) -> None:
+    """Writing the next request into a connection the server has closed would lose its answer
+    and make the batch ambiguous; the client sees the close first and opens a new one."""
+    transport = transport_for(fake_sendgrid)
+    fake_sendgrid.plan(("close_after",))
+    transport.send_batch(make_message(), make_recipients(2))
+    time.sleep(0.2)  # the server's close reaches the client's socket
+    outcome = transport.send_batch(make_message(), [make_recipient(7)])
+    assert set(outcome.sent) == {make_recipient(7).delivery_id}
+    assert fake_sendgrid.connection_count == 2 and fake_sendgrid.count == 3
+
+
+def test_a_connection_idle_too_long_is_replaced(fake_sendgrid: FakeSendGrid) -> None:
+    transport = transport_for(fake_sendgrid)
+    transport.connections.max_idle = 0.05
+    transport.send_batch(make_message(), [make_recipient(1)])
+    time.sleep(0.1)
+    transport.send_batch(make_message(), [make_recipient(2)])
+    assert fake_sendgrid.connection_count == 2
+
+
+def test_each_sending_thread_has_its_own_connection(fake_sendgrid: FakeSendGrid) -> None:
+    fake_sendgrid.plan(("delay", 0.3), ("delay", 0.3))  # both requests out at the same time
+    transport = transport_for(fake_sendgrid, timeout=5)
+    batches = [[make_recipient(i)] for i in range(2)] + [[make_recipient(i)] for i in range(2, 4)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda batch: transport.send_batch(make_message(), batch), batches))
+    assert fake_sendgrid.count == 4 and fake_sendgrid.connection_count == 2
+
+
+def test_behind_a_proxy_the_librarys_own_path_stays(fake_sendgrid: FakeSendGrid,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    transport = SendGridTransport("SG.some-key", host="https://api.sendgrid.com")
+    assert transport.connections is None
+    transport.close()  # nothing to close, and no error
+    assert transport_for(fake_sendgrid).connections is not None  # plain http: no proxy set
 
 
 def test_400_naming_one_recipient_rejects_just_them(fake_sendgrid: FakeSendGrid) -> None:

@@ -53,6 +53,7 @@ def test_five_thousand_recipients_each_exactly_once_personalised_with_working_un
 
     assert summary.transport == "sendgrid" and summary.sent == 4999 and summary.failed == 0
     assert len(fake_sendgrid.requests) == 5  # 1000 recipients per request
+    assert fake_sendgrid.connection_count <= sg_settings.send_concurrency  # kept alive, one per sending thread
     assert set(fake_sendgrid.received) == {f"reader{n}@example.com" for n in range(5000) if n != 42}
     assert all(len(copies) == 1 for copies in fake_sendgrid.received.values())
     with session_scope(engine) as session:

@@ -7,9 +7,9 @@ personalization carries its own complete ``List-Unsubscribe`` headers.
 
 :func:`build_request_body` is a pure function over plain dicts (it runs once per 1000
 recipients on the send path, so no ``sendgrid.helpers`` objects and no per-recipient
-rendering). :class:`SendGridTransport` posts it with the official client and turns every
-kind of answer into a :class:`BatchOutcome` or a :class:`TransportError` the dispatcher
-understands.
+rendering). :class:`SendGridTransport` posts it with the official client, over a kept-alive
+connection per sending thread (:mod:`newsletter.delivery.keepalive`), and turns every kind of
+answer into a :class:`BatchOutcome` or a :class:`TransportError` the dispatcher understands.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.error import URLError
 
+from newsletter.delivery import keepalive
 from newsletter.delivery.message import BatchOutcome, CampaignMessage, Recipient, TransportError
 
 log = logging.getLogger(__name__)
@@ -231,6 +232,11 @@ class SendGridTransport:
             raise ValueError("timeout must be a positive number of seconds")
         guard_library_logging()
         self._client = SendGridAPIClient(api_key, host=host.rstrip("/"))
+        # The client for the one path we post to, built once: the library makes a new client
+        # per path segment on every ``client.mail.send`` and a new connection per request.
+        self._mail_send = self._client.client.mail.send
+        #: The kept-alive connections, or None behind a proxy (the library's own path).
+        self.connections = keepalive.install(self._mail_send, host)
         self.host = host
         self.timeout = float(timeout)
         self.sandbox = sandbox
@@ -252,8 +258,7 @@ class SendGridTransport:
 
         started = time.monotonic()
         try:
-            response = self._client.client.mail.send.post(request_body=body, request_headers=_JSON_TEXT,
-                                                          timeout=self.timeout)
+            response = self._mail_send.post(request_body=body, request_headers=_JSON_TEXT, timeout=self.timeout)
         except ApiError as error:  # any answer outside 2xx
             raise self._error_for(error.status_code, error.body, error.headers, recipients) from None
         except URLError as error:
@@ -308,7 +313,9 @@ class SendGridTransport:
         return TransportError(f"SendGrid answered {status}: {summary}", status=status)
 
     def close(self) -> None:
-        """Nothing to release: the library opens one connection per request."""
+        """Close the kept-alive connections (a later batch opens new ones)."""
+        if self.connections is not None:
+            self.connections.close()
 
 
 def _reason(error: object) -> str:

@@ -1,0 +1,184 @@
+"""Kept-alive connections under the official SendGrid client.
+
+The ``sendgrid`` library posts through ``python_http_client``, which opens a new connection
+for every request (``urllib``, ``Connection: close``). Against api.sendgrid.com that is a TCP
+and a TLS handshake per batch of a thousand recipients: several round trips across the
+internet before the body even starts. The library routes every request through one method,
+``Client._make_request(opener, request, timeout)``, kept separate "so it can be replaced";
+:class:`KeptAliveConnections` is that replacement. Everything else (URL, headers, the API
+key, the body, the library's ``HTTPError`` classes for non-2xx answers) stays the library's.
+
+Each sending thread keeps its own connection (the dispatcher may have several requests out at
+once). What is not safe to reuse is not reused:
+
+* a connection the server has closed or written to while idle (checked with a zero-timeout
+  poll before each request, as urllib3 does), or idle longer than ``max_idle`` seconds;
+* after any failure, or an answer that says the connection closes.
+
+The transport's verdicts stay what they were with urllib. A failure while connecting or
+writing the request is raised as :class:`urllib.error.URLError`: SendGrid never received a
+whole request. A failure after the request went out (timeout, reset, no answer) is raised as
+it comes: SendGrid may have accepted it. Behind an HTTP(S) proxy from the environment, the
+library's own path runs unchanged (it knows how to use the proxy; this does not).
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import select
+import ssl
+import threading
+import time
+import urllib.request
+from email.message import Message
+from typing import Any
+from urllib.error import HTTPError, URLError
+from urllib.parse import urlsplit
+
+#: Reuse an idle connection for at most this long: well inside the keep-alive timeouts of
+#: common front ends (nginx 75 s, most load balancers 60 s), so the server rarely closes one
+#: just as we write to it.
+DEFAULT_MAX_IDLE_SECONDS = 20.0
+
+
+class _Answer:
+    """What ``python_http_client.Response`` reads from urllib's answer, and nothing more."""
+
+    def __init__(self, status: int, body: bytes, headers: Message) -> None:
+        self._status, self._body, self._headers = status, body, headers
+
+    def getcode(self) -> int:
+        return self._status
+
+    def read(self) -> bytes:
+        return self._body
+
+    def info(self) -> Message:
+        return self._headers
+
+
+class _Kept:
+    __slots__ = ("connection", "last_used")
+
+    def __init__(self, connection: http.client.HTTPConnection) -> None:
+        self.connection = connection
+        self.last_used = time.monotonic()
+
+
+def uses_proxy(url: str) -> bool:
+    """Whether urllib would send requests for ``url`` through a proxy from the environment."""
+    parts = urlsplit(url)
+    return parts.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(parts.hostname or "")
+
+
+class KeptAliveConnections:
+    """``python_http_client.Client._make_request`` over one kept-alive connection per thread."""
+
+    def __init__(self, base_url: str, *, max_idle: float = DEFAULT_MAX_IDLE_SECONDS,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {base_url!r}")
+        self._https = parts.scheme == "https"
+        self._host, self._port = parts.hostname, parts.port
+        self._context = ssl_context if ssl_context is not None else (ssl.create_default_context() if self._https
+                                                                     else None)
+        self.max_idle = max_idle
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._all: set[_Kept] = set()
+        self.opened = 0  # connections opened so far (for tests and figures)
+
+    # ----- the replacement for Client._make_request
+
+    def make_request(self, opener: Any, request: urllib.request.Request, timeout: float | None = None) -> _Answer:
+        """Send ``request`` (a urllib ``Request`` the library built) and return its answer.
+
+        A non-2xx answer raises the library's ``HTTPError`` subclass for it, as the library
+        does with urllib's.
+        """
+        from python_http_client.exceptions import handle_error
+
+        kept = self._checked_out(timeout)
+        connection = kept.connection
+        try:
+            connection.request(request.get_method(), request.selector, body=request.data,
+                               headers=dict(request.header_items()))
+        except (OSError, http.client.HTTPException) as error:
+            self._discard(kept)
+            raise URLError(error) from None  # not a whole request: it cannot have been acted on
+        try:
+            response = connection.getresponse()
+            body = response.read()
+        except BaseException:
+            self._discard(kept)
+            raise
+        kept.last_used = time.monotonic()
+        if response.will_close:
+            self._discard(kept)
+        if not 200 <= response.status < 300:
+            error = HTTPError(request.full_url, response.status, response.reason, response.headers, io.BytesIO(body))
+            raise handle_error(error) from None
+        return _Answer(response.status, body, response.headers)
+
+    def close(self) -> None:
+        """Close every connection (any thread's); a later request opens a new one."""
+        with self._lock:
+            kept, self._all = list(self._all), set()
+        for one in kept:
+            one.connection.close()
+
+    # ----- one connection per thread
+
+    def _checked_out(self, timeout: float | None) -> _Kept:
+        kept: _Kept | None = getattr(self._local, "kept", None)
+        if kept is not None and not self._reusable(kept):
+            self._discard(kept)
+            kept = None
+        if kept is None:
+            kept = _Kept(self._new_connection(timeout))
+            self._local.kept = kept
+            with self._lock:
+                self._all.add(kept)
+                self.opened += 1
+        connection = kept.connection
+        connection.timeout = timeout
+        if connection.sock is not None:
+            connection.sock.settimeout(timeout)
+        return kept
+
+    def _reusable(self, kept: _Kept) -> bool:
+        sock = kept.connection.sock
+        if sock is None:
+            return False
+        if time.monotonic() - kept.last_used > self.max_idle:
+            return False
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable  # idle and readable: the server closed it (or sent what we never asked for)
+
+    def _new_connection(self, timeout: float | None) -> http.client.HTTPConnection:
+        if self._https:
+            return http.client.HTTPSConnection(self._host, self._port, timeout=timeout, context=self._context)
+        return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+
+    def _discard(self, kept: _Kept) -> None:
+        kept.connection.close()
+        with self._lock:
+            self._all.discard(kept)
+        if getattr(self._local, "kept", None) is kept:
+            self._local.kept = None
+
+
+def install(client: Any, base_url: str, **options: Any) -> KeptAliveConnections | None:
+    """Make ``client`` (a ``python_http_client.Client`` at its final path) keep connections
+    alive and return them, or ``None`` where the library's own path must stay (a proxy from the
+    environment)."""
+    if uses_proxy(base_url):
+        return None
+    connections = KeptAliveConnections(base_url, **options)
+    client._make_request = connections.make_request  # an instance attribute: only this client
+    return connections
