@@ -64,6 +64,7 @@ import gzip
 import json
 import re
 import secrets
+import ssl
 import threading
 from collections import Counter, deque
 from collections.abc import Iterator
@@ -374,8 +375,10 @@ class FakeSendGrid:
     """See the module docstring. ``schema_path=None`` runs the essential checks only."""
 
     def __init__(self, *, api_key: str = DEFAULT_API_KEY, schema_path: Path | str | None = None,
-                 record: bool = True) -> None:
+                 record: bool = True, tls: ssl.SSLContext | None = None) -> None:
+        """``tls``: a server-side context to answer over HTTPS (``url`` then starts ``https://``)."""
         self.api_key = api_key
+        self.tls = tls
         self.schema_path = Path(schema_path) if schema_path else None
         self._validate_schema = schema_validator(self.schema_path) if self.schema_path else None
         self.record = record
@@ -398,7 +401,7 @@ class FakeSendGrid:
         """The host to give the client: ``http://127.0.0.1:<port>`` (the path is /v3/mail/send)."""
         if self._httpd is None:
             raise RuntimeError("the fake SendGrid is not running")
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self._httpd.server_address[1]}"
 
     @property
     def send_url(self) -> str:
@@ -412,6 +415,8 @@ class FakeSendGrid:
         self._stopping.clear()
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.fake = self
+        if self.tls is not None:
+            self._httpd.socket = self.tls.wrap_socket(self._httpd.socket, server_side=True)
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01},
                                         name="fake-sendgrid", daemon=True)
         self._thread.start()

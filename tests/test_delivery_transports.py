@@ -40,6 +40,7 @@ from newsletter.delivery import (
     build_mime,
     build_request_body,
     encode_request_body,
+    keepalive,
 )
 
 PLACEHOLDER = re.compile(r"%%[a-z_]+%%")
@@ -514,6 +515,55 @@ def test_each_sending_thread_has_its_own_connection(fake_sendgrid: FakeSendGrid)
     with ThreadPoolExecutor(max_workers=2) as pool:
         list(pool.map(lambda batch: transport.send_batch(make_message(), batch), batches))
     assert fake_sendgrid.count == 4 and fake_sendgrid.connection_count == 2
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by its own key, and the key (PEM files)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake sendgrid")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+def test_https_checks_the_certificate_and_keeps_the_connection(tmp_path: Path) -> None:
+    import ssl
+
+    cert_file, key_file = _self_signed(tmp_path)
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(cert_file, key_file)
+    with FakeSendGrid(tls=server_side) as server:
+        assert server.url.startswith("https://")
+        # The system's trust store does not know this certificate: refused before any request
+        # is written, so retryable and never ambiguous.
+        with pytest.raises(TransportError) as caught:
+            transport_for(server, timeout=5).send_batch(make_message(), [make_recipient(1)])
+        assert caught.value.retryable and not caught.value.ambiguous
+        assert server.count == 0
+
+        transport = transport_for(server, timeout=5)
+        trusting = ssl.create_default_context(cafile=str(cert_file))
+        transport.connections = keepalive.install(transport._mail_send, server.url, ssl_context=trusting)
+        for i in range(3):
+            transport.send_batch(make_message(), [make_recipient(i)])
+        assert server.count == 3 and server.connection_count == 1  # the refused handshake never got that far
 
 
 def test_behind_a_proxy_the_librarys_own_path_stays(fake_sendgrid: FakeSendGrid,
