@@ -102,8 +102,23 @@ def machine_info(pg_url: str = PG_DEFAULT) -> dict[str, Any]:
         "os": f"{platform.system()} {platform.release()}",
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "speed_probe_s": speed_probe_s(),
         "commit": _git_commit(),
     }
+
+
+def speed_probe_s(steps: int = 20_000_000) -> float:
+    """Seconds for a bare Python loop of ``steps`` steps at module level, as ``python -c`` runs
+    it (best of two): how fast this machine's cores are right now. The same "AMD EPYC" took 0.7 s
+    one minute and 1.1 s the next (an Intel Xeon, 2.4-3.9 s), so a figure is only comparable
+    with another taken at a similar probe."""
+    loop = compile(f"for _ in range({steps}):\n    pass\n", "<speed probe>", "exec")
+    best = float("inf")
+    for _ in range(2):
+        started = time.perf_counter()
+        exec(loop, {})  # module-level names: the loop the RESULTS' earlier probes ran
+        best = min(best, time.perf_counter() - started)
+    return round(best, 2)
 
 
 def _git_commit() -> str:
@@ -122,7 +137,8 @@ def print_machine(console, info: dict[str, Any]) -> None:  # type: ignore[no-unt
         f"[bold]machine[/]: {info['cpu']}, {info['cores']} cores, {info['ram_gib']} GiB RAM; "
         f"Python {info['python']}, SQLite {info['sqlite']}, PostgreSQL {info['postgresql']}, "
         f"SQLAlchemy {info['sqlalchemy']}; {info['os']}; {info['date']}; "
-        f"load average at start {info['loadavg_at_start']}; code {info.get('commit')}"
+        f"load average at start {info['loadavg_at_start']}; speed probe {info.get('speed_probe_s')} s "
+        f"(20M-step Python loop); code {info.get('commit')}"
     )
 
 
