@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import socket
+import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -564,6 +565,17 @@ def test_https_checks_the_certificate_and_keeps_the_connection(tmp_path: Path) -
         for i in range(3):
             transport.send_batch(make_message(), [make_recipient(i)])
         assert server.count == 3 and server.connection_count == 1  # the refused handshake never got that far
+
+
+def test_connections_of_ended_threads_are_closed(fake_sendgrid: FakeSendGrid) -> None:
+    """A worker keeps its transport for days; each dispatch sends from new threads."""
+    transport = transport_for(fake_sendgrid, timeout=5)
+    for i in range(3):  # three dispatches, one sending thread each, one after the other
+        thread = threading.Thread(target=transport.send_batch, args=(make_message(), [make_recipient(i)]))
+        thread.start()
+        thread.join()
+    assert fake_sendgrid.count == 3 and fake_sendgrid.connection_count == 3
+    assert transport.connections.open_connections() == 1  # the last thread's; the others were closed
 
 
 def test_behind_a_proxy_the_librarys_own_path_stays(fake_sendgrid: FakeSendGrid,

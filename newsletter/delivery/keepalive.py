@@ -59,11 +59,12 @@ class _Answer:
 
 
 class _Kept:
-    __slots__ = ("connection", "last_used")
+    __slots__ = ("connection", "last_used", "owner")
 
     def __init__(self, connection: http.client.HTTPConnection) -> None:
         self.connection = connection
         self.last_used = time.monotonic()
+        self.owner = threading.current_thread()
 
 
 def uses_proxy(url: str) -> bool:
@@ -88,7 +89,6 @@ class KeptAliveConnections:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._all: set[_Kept] = set()
-        self.opened = 0  # connections opened so far (for tests and figures)
 
     # ----- the replacement for Client._make_request
 
@@ -137,16 +137,31 @@ class KeptAliveConnections:
             self._discard(kept)
             kept = None
         if kept is None:
+            self._close_orphans()
             kept = _Kept(self._new_connection(timeout))
             self._local.kept = kept
             with self._lock:
                 self._all.add(kept)
-                self.opened += 1
         connection = kept.connection
         connection.timeout = timeout
         if connection.sock is not None:
             connection.sock.settimeout(timeout)
         return kept
+
+    def _close_orphans(self) -> None:
+        """Close the connections of sending threads that have ended. A worker keeps one
+        transport for days while each campaign's dispatch starts threads of its own; without
+        this, every finished dispatch would leave its connections open until the worker stops."""
+        with self._lock:
+            orphans = [one for one in self._all if not one.owner.is_alive()]
+            self._all.difference_update(orphans)
+        for one in orphans:
+            one.connection.close()
+
+    def open_connections(self) -> int:
+        """How many connections are kept now (any thread's)."""
+        with self._lock:
+            return len(self._all)
 
     def _reusable(self, kept: _Kept) -> bool:
         sock = kept.connection.sock
