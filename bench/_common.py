@@ -155,35 +155,42 @@ def cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
     return r.ru_utime + r.ru_stime
 
 
+def process_cpu_seconds(pid: int, *, with_children: bool = False) -> float | None:
+    """User + system CPU seconds of a process, all its threads (Linux ``/proc``); with
+    ``with_children``, also what it collected from children that have exited. ``None`` if gone."""
+    stat = _proc_stat(pid)
+    if stat is None:
+        return None
+    fields = stat[1]
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if with_children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def postgres_cpu_seconds() -> float | None:
-    """CPU seconds (user + system) of the whole local PostgreSQL server so far: every
-    ``postgres`` process, plus what the postmaster collected from backends that have exited
-    (``cutime``/``cstime``), so a backend that ends between two readings is still counted.
-    Includes the server's background writers and any other database's work, which on a quiet
-    machine is noise. ``None`` where ``/proc`` does not show a server (another host, not Linux).
-    """
-    tick = os.sysconf("SC_CLK_TCK")
-    total, seen = 0, False
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            head, _, rest = stat.read_text().rpartition(")")
-        except OSError:  # exited while we looked
+    """CPU seconds of the whole local PostgreSQL server so far: every ``postgres`` process, plus
+    what the postmaster collected from backends that have exited, so a backend that ends between
+    two readings is still counted. Includes the server's background writers and any other
+    database's work, which on a quiet machine is noise. ``None`` where ``/proc`` shows no server
+    (another host, not Linux)."""
+    total, seen = 0.0, False
+    for entry in Path("/proc").glob("[0-9]*"):
+        stat = _proc_stat(int(entry.name))
+        if stat is None or stat[0] != "postgres":
             continue
-        if not head.endswith("(postgres"):
-            continue
-        fields = rest.split()
         seen = True
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-        if fields[1] != "0" and _comm(int(fields[1])) != "postgres":  # the postmaster: its reaped children
-            total += int(fields[13]) + int(fields[14])
-    return total / tick if seen else None
+        parent = _proc_stat(int(stat[1][1]))
+        is_postmaster = parent is None or parent[0] != "postgres"  # its reaped children are its backends
+        total += process_cpu_seconds(int(entry.name), with_children=is_postmaster) or 0.0
+    return total if seen else None
 
 
-def _comm(pid: int) -> str:
+def _proc_stat(pid: int) -> tuple[str, list[str]] | None:
+    """``(command name, the fields after it)`` of ``/proc/<pid>/stat``, or ``None`` if gone."""
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
+        head, _, rest = Path(f"/proc/{pid}/stat").read_text().rpartition(")")
     except OSError:
-        return ""
+        return None
+    return head.partition("(")[2], rest.split()
 
 
 # --------------------------------------------------------------------------- a throw-away store

@@ -283,7 +283,7 @@ def _replay(state: dict, keep_alive: bool, connections: int = 1) -> dict:
     bodies = _bodies(Path(state["bodies_file"]))
     take = threading.Lock()
     per_request: list[float] = []
-    accepted: list[int] = []
+    accepted: list[bool] = []
 
     def post_all() -> None:
         conn = http.client.HTTPConnection(u.hostname, u.port, timeout=120)

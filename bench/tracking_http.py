@@ -31,7 +31,6 @@ from __future__ import annotations
 import cProfile
 import io
 import json
-import os
 import pstats
 import re
 import shutil
@@ -244,12 +243,12 @@ def run_target(state: dict, target: str, args) -> dict:  # type: ignore[no-untyp
         subprocess.run(["wrk", "-t1", f"-c{args.connections}", "-d2s", "-s", lua, *headers,
                         f"http://127.0.0.1:{port}"], capture_output=True, check=True)
         warm = _get_json(port, STATS_PATH)
-        cpu_before = _cpu_seconds(proc.pid)
+        cpu_before = (c.process_cpu_seconds(proc.pid) or 0.0)
         out = subprocess.run(["wrk", "-t1", f"-c{args.connections}", f"-d{args.duration}s", "--latency", "-s", lua,
                               *headers, f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True).stdout
         time.sleep(0.5)  # let the last in-flight requests finish
         answered = _get_json(port, STATS_PATH)
-        cpu = _cpu_seconds(proc.pid) - cpu_before
+        cpu = (c.process_cpu_seconds(proc.pid) or 0.0) - cpu_before
     finally:
         proc.send_signal(signal.SIGTERM)  # our own child, by handle: uvicorn shuts down cleanly
         try:
@@ -278,12 +277,6 @@ def run_target(state: dict, target: str, args) -> dict:  # type: ignore[no-untyp
         result["events_stored"] = stored
         result["events_stored_equals_answered"] = stored == answered_total
     return result
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process, all its threads (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def profile_in_process(state: dict, n: int = 5000, batch: int = 64) -> str:

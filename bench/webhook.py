@@ -265,16 +265,13 @@ def _events(url: str) -> int:
 
 
 def _cpu_seconds(pids: list[int], since: dict[int, float] | None = None) -> dict[int, float]:
-    """User + system CPU seconds of each process (all its threads; Linux ``/proc``), minus
-    ``since`` (an earlier reading; a process started in between counts from zero)."""
+    """User + system CPU seconds of each process, minus ``since`` (an earlier reading; a
+    process started in between counts from zero)."""
     out: dict[int, float] = {}
     for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # gone
-            continue
-        seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
-        out[pid] = seconds - (since or {}).get(pid, 0.0)
+        seconds = c.process_cpu_seconds(pid)
+        if seconds is not None:  # None: gone
+            out[pid] = seconds - (since or {}).get(pid, 0.0)
     return out
 
 
