@@ -190,3 +190,31 @@ def test_each_request_is_made_while_the_one_before_is_out_and_sent_as_made(engin
     assert posted[3] == third  # the 400 that names one recipient
     assert all(set(body) < set(third) for body in posted[4:])  # the rest of that batch, made anew
     assert len(fake_sendgrid.received) == 29 and all(len(v) == 1 for v in fake_sendgrid.received.values())
+
+
+def test_a_send_holds_its_connections_instead_of_checking_one_out_per_batch(engine, sg_settings, fake_sendgrid,
+                                                                             seed_article_path):
+    """Ten batches cost the pool as many checkouts as one: the dispatch holds its connections
+    (claims, the still-sending check, the recorder) for the whole run, and gives them back."""
+    from sqlalchemy import event
+
+    def checkouts_for(recipients: int) -> int:
+        with session_scope(engine) as session:
+            session.execute(models.Delivery.__table__.delete())
+            session.execute(models.Campaign.__table__.delete())
+            session.execute(models.Subscriber.__table__.delete())
+        add_subscribers(engine, recipients)
+        campaign_id = _campaign(engine, sg_settings, seed_article_path)
+        counted: list[int] = []
+        listener = lambda *_: counted.append(1)  # noqa: E731
+        event.listen(engine, "checkout", listener)
+        try:
+            summary = send_campaign(engine, sg_settings.with_overrides(batch_size=100), campaign_id)
+        finally:
+            event.remove(engine, "checkout", listener)
+        assert summary.sent == recipients
+        return len(counted)
+
+    one_batch, ten_batches = checkouts_for(100), checkouts_for(1000)
+    assert ten_batches == one_batch
+    assert engine.pool.checkedout() == 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, literal, select, text
+from sqlalchemy import exists, func, literal, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -37,20 +37,18 @@ def build_ledger(session: Session, campaign: models.Campaign, audiences_dir: str
               .where(segment_condition(segment, now), models.sendable()))
     columns = ["campaign_id", "subscriber_id", "status", "attempts", "created_at"]
     dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
-    plain = dialect.insert(models.Delivery).from_select(columns, chosen)
+    # The database's own count of the rows inserted (SQLAlchemy keeps it only when asked): counting
+    # the campaign's rows afterwards cost PostgreSQL a quarter of a second per million.
+    plain = dialect.insert(models.Delivery).from_select(columns, chosen).execution_options(preserve_rowcount=True)
     guarded = plain.on_conflict_do_nothing(index_elements=["subscriber_id", "campaign_id"])
-    before = _ledger_size(session, campaign.id)
-    if before:
-        session.execute(guarded)
+    if _has_rows(session, campaign.id):
+        added = session.execute(guarded).rowcount
     else:
         try:
             with session.begin_nested():
-                session.execute(plain)
+                added = session.execute(plain).rowcount
         except IntegrityError:  # another build got in first: add only what it left out
-            before = _ledger_size(session, campaign.id)
-            session.execute(guarded)
-    # Counted, not taken from rowcount: psycopg reports -1 for this INSERT … SELECT.
-    added = _ledger_size(session, campaign.id) - before
+            added = session.execute(guarded).rowcount
     if dialect is postgresql and _statistics_outgrown(session, added):
         session.execute(text("ANALYZE deliveries"))
     return added
@@ -77,8 +75,8 @@ def _statistics_outgrown(session: Session, added: int) -> bool:
     return known is None or known < 0 or added > 0.1 * known
 
 
-def _ledger_size(session: Session, campaign_id: int) -> int:
-    return session.scalar(select(func.count()).select_from(models.Delivery).where(models.Delivery.campaign_id == campaign_id)) or 0
+def _has_rows(session: Session, campaign_id: int) -> bool:
+    return bool(session.scalar(select(exists().where(models.Delivery.campaign_id == campaign_id))))
 
 
 def ledger_counts(session: Session, campaign_id: int) -> dict[str, int]:

@@ -18,14 +18,15 @@ import socket
 import time
 import uuid
 from collections import deque
+from contextlib import contextmanager, nullcontext
 from concurrent.futures import Future, ThreadPoolExecutor
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, Integer, any_, bindparam, exists, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, Integer, any_, bindparam, exists, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from newsletter.db import models, session_scope
@@ -38,6 +39,33 @@ log = logging.getLogger(__name__)
 
 D = models.Delivery
 S = models.Subscriber
+
+#: Where a unit of work goes: the engine (a pooled connection each time) or a connection the
+#: dispatch holds for its whole run (see :func:`dispatch`).
+Bind = Engine | Connection
+
+
+@contextmanager
+def unit_of_work(bind: Bind) -> Iterator[Session]:
+    """One committed transaction on ``bind``: commit on success, roll back on any error.
+
+    On a held connection the session joins it and commits what it began, without the pool
+    checkout a session on the engine pays every time: the pre-ping round trip and the pool's
+    bookkeeping, twice per batch on the send's busiest thread.
+    """
+    if isinstance(bind, Engine):
+        with session_scope(bind) as session:
+            yield session
+        return
+    session = Session(bind=bind, expire_on_commit=False)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
 
 
 class LedgerRow(NamedTuple):
@@ -90,9 +118,9 @@ def expire_leases(session: Session, campaign_id: int, now: datetime | None = Non
     return result.rowcount or 0
 
 
-def ids_condition(engine: Engine, column: Any, ids: Sequence[int]) -> Any:
+def ids_condition(bind: Bind, column: Any, ids: Sequence[int]) -> Any:
     """``column`` is one of ``ids``: one bound parameter on PostgreSQL (see :mod:`newsletter.db.ids`)."""
-    return id_in(engine.dialect.name, column, ids)
+    return id_in(bind.dialect.name, column, ids)
 
 
 @dataclass
@@ -104,7 +132,7 @@ class ClaimedBatch:
     blocked: list[int]
 
 
-def claim_batch(engine: Engine, campaign_id: int, size: int, worker_id: str, lease_seconds: float,
+def claim_batch(bind: Bind, campaign_id: int, size: int, worker_id: str, lease_seconds: float,
                 after_id: int = 0) -> ClaimedBatch:
     """Move up to ``size`` queued rows to in_flight under our name, committed before sending,
     and read who they go to. Nothing is claimed unless the campaign is ``sending``, checked in
@@ -123,14 +151,14 @@ def claim_batch(engine: Engine, campaign_id: int, size: int, worker_id: str, lea
               # os.urandom call lets go of the GIL and may wait a switch interval to get it back.
               "claim_key": f"{random.getrandbits(128):032x}",
               "claim_lease": now + timedelta(seconds=lease_seconds), "claim_now": now}
-    with session_scope(engine) as session:
-        if engine.dialect.name == "postgresql":
+    with unit_of_work(bind) as session:
+        if bind.dialect.name == "postgresql":
             people = _claim_with_recipients(session, values)
         else:
             claim, candidates = _claim_statement()
             claimed = session.execute(claim.where(D.id.in_(candidates.scalar_subquery())).returning(D.id, D.subscriber_id)
                                       .execution_options(synchronize_session=False), values).all()
-            people = _recipients_of(session, engine, claimed)
+            people = _recipients_of(session, bind, claimed)
         rows: list[LedgerRow] = []
         blocked: list[int] = []
         for delivery_id, email, first_name, last_name, sendable in people:
@@ -138,7 +166,7 @@ def claim_batch(engine: Engine, campaign_id: int, size: int, worker_id: str, lea
                 rows.append(LedgerRow(delivery_id, email, first_name, last_name))
             else:
                 blocked.append(delivery_id)
-        _mark(session, engine, blocked, status="suppressed", error="suppressed at dispatch")
+        _mark(session, bind, blocked, status="suppressed", error="suppressed at dispatch")
     return ClaimedBatch([person[0] for person in people], rows, blocked)
 
 
@@ -189,13 +217,13 @@ def _claim_with_recipients(session: Session, values: dict[str, Any]) -> list[_Pe
         return cursor.execute(sql, {**constants, **values}).fetchall()
 
 
-def _recipients_of(session: Session, engine: Engine, claimed: Sequence[Any]) -> list[_Person]:
+def _recipients_of(session: Session, bind: Bind, claimed: Sequence[Any]) -> list[_Person]:
     """The claimed rows' recipients, by primary key (not a join, so the plan stays an index
     probe at any list size); a row whose subscriber is gone may not be mailed."""
     ordered = sorted((delivery_id, subscriber_id) for delivery_id, subscriber_id in claimed)  # plain tuples sort fast
     found = {row[0]: row for row in session.execute(
         select(S.id, S.email, S.first_name, S.last_name, models.sendable())
-        .where(ids_condition(engine, S.id, [subscriber for _, subscriber in ordered]))
+        .where(ids_condition(bind, S.id, [subscriber for _, subscriber in ordered]))
     )}
     people: list[_Person] = []
     for delivery_id, subscriber_id in ordered:
@@ -205,14 +233,14 @@ def _recipients_of(session: Session, engine: Engine, claimed: Sequence[Any]) -> 
     return people
 
 
-def _mark(session: Session, engine: Engine, ids: Sequence[int], **values: object) -> None:
+def _mark(session: Session, bind: Bind, ids: Sequence[int], **values: object) -> None:
     if ids:
-        session.execute(update(D).where(ids_condition(engine, D.id, ids))
+        session.execute(update(D).where(ids_condition(bind, D.id, ids))
                         .values(updated_at=utcnow(), lease_until=None, **values)
                         .execution_options(synchronize_session=False))
 
 
-def record_outcome(engine: Engine, campaign_id: int, outcome: BatchOutcome) -> None:
+def record_outcome(bind: Bind, campaign_id: int, outcome: BatchOutcome) -> None:
     """Write sent and failed rows; one statement per distinct message id (usually one per batch),
     and what the provider accepted to the send log (:func:`log_sent`), in one transaction.
 
@@ -222,8 +250,8 @@ def record_outcome(engine: Engine, campaign_id: int, outcome: BatchOutcome) -> N
     a synchronous commit, because losing *that* could send twice.
     """
     now = utcnow()
-    with session_scope(engine) as session:
-        if engine.dialect.name == "postgresql":
+    with unit_of_work(bind) as session:
+        if bind.dialect.name == "postgresql":
             session.execute(text("SET LOCAL synchronous_commit TO OFF"))
         by_message: dict[str | None, list[int]] = {}
         for delivery_id, message_id in outcome.sent.items():
@@ -235,9 +263,9 @@ def record_outcome(engine: Engine, campaign_id: int, outcome: BatchOutcome) -> N
             ])
         else:
             for message_id, ids in by_message.items():
-                _mark(session, engine, ids, status="sent", message_id=message_id, sent_at=now, error=None)
+                _mark(session, bind, ids, status="sent", message_id=message_id, sent_at=now, error=None)
         for delivery_id, reason in outcome.failed.items():
-            _mark(session, engine, [delivery_id], status="failed", error=reason[:2000])
+            _mark(session, bind, [delivery_id], status="failed", error=reason[:2000])
         log_sent(session, campaign_id, by_message, now, per_recipient_ids=outcome.per_recipient_ids)
 
 
@@ -348,11 +376,17 @@ def renew_lease(engine: Engine, ids: Sequence[int], worker_id: str, lease_second
 _CAMPAIGN_STATUS = select(models.Campaign.status).where(models.Campaign.id == bindparam("campaign"))
 
 
-def campaign_is_runnable(engine: Engine, campaign_id: int) -> bool:
+def campaign_is_runnable(bind: Bind, campaign_id: int) -> bool:
     """Still ``sending``? Asked after every answer, before the next request goes: a plain
-    connection and a statement compiled once, not a session (half the cost, on the send's path)."""
-    with engine.connect() as conn:
-        return conn.execute(_CAMPAIGN_STATUS, {"campaign": campaign_id}).scalar() == "sending"
+    connection and a statement compiled once, not a session (half the cost, on the send's path).
+    On a held connection in autocommit mode (the dispatch's checker) it is one round trip."""
+    if isinstance(bind, Engine):
+        with bind.connect() as conn:
+            return conn.execute(_CAMPAIGN_STATUS, {"campaign": campaign_id}).scalar() == "sending"
+    try:
+        return bind.execute(_CAMPAIGN_STATUS, {"campaign": campaign_id}).scalar() == "sending"
+    finally:
+        bind.rollback()
 
 
 @dataclass
@@ -391,14 +425,18 @@ def dispatch(
     request's answer is in and the campaign is still ``sending``; otherwise it goes back to the
     queue. A pausing answer is recorded before anything else happens, and no request starts
     after it; those already out are awaited and recorded.
+
+    The database work goes through connections held for the whole run (:func:`_held`), not a
+    pool checkout per statement: one for claims, one for the still-sending check (autocommit:
+    one round trip), and the recorder's own. Leases that ran out (a dead worker's rows) are
+    flagged first, by the recorder while the first batch is claimed: a scan of the campaign's
+    whole ledger that no claim depends on (claims take queued rows, it changes in-flight ones).
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
     worker_id = worker_id or default_worker_id()
     result = DispatchResult()
     retry = retry or RetryPolicy()
-    with session_scope(engine) as session:
-        expire_leases(session, campaign_id)
 
     def send(batch: _InFlight) -> tuple[BatchOutcome, list[int], TransportError | None]:
         if throttle:
@@ -410,21 +448,25 @@ def dispatch(
 
     prepare = _preparer(transport, message)
     cursor = 0
+    postgres = engine.dialect.name == "postgresql"
 
-    def claim() -> _InFlight | None:
-        nonlocal cursor
-        batch = _claim_next(engine, campaign_id, batch_size, worker_id, lease_seconds, cursor, throttle,
-                            make_recipient, result, prepare)
-        if batch is None and cursor:
-            cursor = 0  # rows re-queued behind us (a pause, a retry): one scan from the start
-            batch = _claim_next(engine, campaign_id, batch_size, worker_id, lease_seconds, 0, throttle,
+    with _held(engine) as claims, _held(engine, autocommit=True) if postgres else nullcontext(claims) as checks, \
+            ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"send-{campaign_id}") as pool, \
+            _Recorder(engine, campaign_id, claims) as recorder:
+
+        def claim() -> _InFlight | None:
+            nonlocal cursor
+            batch = _claim_next(claims, checks, campaign_id, batch_size, worker_id, lease_seconds, cursor, throttle,
                                 make_recipient, result, prepare)
-        if batch is not None:
-            cursor = batch.batch.ids[-1]
-        return batch
+            if batch is None and cursor:
+                cursor = 0  # rows re-queued behind us (a pause, a retry): one scan from the start
+                batch = _claim_next(claims, checks, campaign_id, batch_size, worker_id, lease_seconds, 0, throttle,
+                                    make_recipient, result, prepare)
+            if batch is not None:
+                cursor = batch.batch.ids[-1]
+            return batch
 
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"send-{campaign_id}") as pool, \
-            _Recorder(engine, campaign_id) as recorder:
+        recorder.first(lambda bind: _expire(bind, campaign_id))
         out: deque[_InFlight] = deque()  # requests sent or being sent, oldest first
         ready: _InFlight | None = None  # claimed and prepared, not sent yet
         claiming = True
@@ -446,11 +488,11 @@ def dispatch(
             _count(result, answer)
             if pause is not None:
                 recorder.wait()
-                _settle(engine, campaign_id, oldest, answer)
+                _settle(claims, campaign_id, oldest, answer)
                 result.paused_reason = result.paused_reason or pause.message
                 claiming = False
-            if ready is not None and (pause is not None or not campaign_is_runnable(engine, campaign_id)):
-                _requeue(engine, ready)  # paused or cancelled while the answer was awaited
+            if ready is not None and (pause is not None or not campaign_is_runnable(checks, campaign_id)):
+                _requeue(claims, ready)  # paused or cancelled while the answer was awaited
                 ready, claiming = None, False
             if pause is None:
                 if ready is not None:  # goes out while we record
@@ -465,28 +507,53 @@ def dispatch(
 _Answer = tuple[BatchOutcome, list[int], TransportError | None]
 
 
+@contextmanager
+def _held(engine: Engine, *, autocommit: bool = False) -> Iterator[Connection]:
+    """A connection held for one dispatch (see :func:`unit_of_work`); ``autocommit`` for
+    single reads, which then cost one round trip, with no BEGIN and no ROLLBACK around them."""
+    with engine.connect() as conn:
+        yield conn.execution_options(isolation_level="AUTOCOMMIT") if autocommit else conn
+
+
+def _expire(bind: Bind, campaign_id: int) -> None:
+    with unit_of_work(bind) as session:
+        expire_leases(session, campaign_id)
+
+
 class _Recorder:
     """Writes answers to the ledger behind the dispatcher, one at a time, in order.
 
-    On PostgreSQL a thread of its own (with its own pooled connection) records batch N while the
-    dispatcher claims batch N+2; on SQLite, which has one writer, it records in line. At most
-    one record is outstanding: the next waits for it, so a failed write surfaces at once and
-    its rows stay in flight (ambiguous after the lease), never resent.
+    On PostgreSQL a thread of its own, with a connection of its own, records batch N while the
+    dispatcher claims batch N+2; on SQLite, which has one writer, it records in line, on the
+    dispatcher's connection. At most one record is outstanding: the next waits for it, so a
+    failed write surfaces at once and its rows stay in flight (ambiguous after the lease),
+    never resent.
     """
 
-    def __init__(self, engine: Engine, campaign_id: int) -> None:
-        self.engine = engine
+    def __init__(self, engine: Engine, campaign_id: int, inline: Connection) -> None:
         self.campaign_id = campaign_id
-        self.pool = (ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"record-{campaign_id}")
-                     if engine.dialect.name == "postgresql" else None)
+        self.pool: ThreadPoolExecutor | None = None
+        self.bind: Connection = inline
+        self.own: Connection | None = None
+        if engine.dialect.name == "postgresql":
+            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"record-{campaign_id}")
+            self.bind = self.own = engine.connect()  # used on the recorder's thread only
         self.pending: Future[None] | None = None
+
+    def first(self, work: Callable[[Bind], None]) -> None:
+        """Work to do before the first record (behind the dispatcher where there is a thread)."""
+        self.wait()
+        if self.pool is None:
+            work(self.bind)
+        else:
+            self.pending = self.pool.submit(work, self.bind)
 
     def record(self, batch: _InFlight, answer: _Answer) -> None:
         self.wait()
         if self.pool is None:
-            _settle(self.engine, self.campaign_id, batch, answer)
+            _settle(self.bind, self.campaign_id, batch, answer)
         else:
-            self.pending = self.pool.submit(_settle, self.engine, self.campaign_id, batch, answer)
+            self.pending = self.pool.submit(_settle, self.bind, self.campaign_id, batch, answer)
 
     def wait(self) -> None:
         if self.pending is not None:
@@ -502,18 +569,20 @@ class _Recorder:
         finally:
             if self.pool is not None:
                 self.pool.shutdown()
+            if self.own is not None:
+                self.own.close()
 
 
-def _claim_next(engine: Engine, campaign_id: int, batch_size: int, worker_id: str, lease_seconds: float,
+def _claim_next(claims: Bind, checks: Bind, campaign_id: int, batch_size: int, worker_id: str, lease_seconds: float,
                 cursor: int, throttle: Throttle | None, make_recipient: Callable[[LedgerRow], Recipient],
                 result: DispatchResult, prepare: Callable[[list[Recipient]], object | None]) -> _InFlight | None:
     """The next batch with recipients to send, made ready to go, or None when there is nothing
     (more) to do (including when the campaign is no longer ``sending``: the claim checks that)."""
     while True:
-        size = throttle.allowance(batch_size, lambda: not campaign_is_runnable(engine, campaign_id)) if throttle else batch_size
+        size = throttle.allowance(batch_size, lambda: not campaign_is_runnable(checks, campaign_id)) if throttle else batch_size
         if size <= 0:
             return None
-        batch = claim_batch(engine, campaign_id, size, worker_id, lease_seconds, after_id=cursor)
+        batch = claim_batch(claims, campaign_id, size, worker_id, lease_seconds, after_id=cursor)
         if not batch.ids:
             return None
         result.suppressed += len(batch.blocked)
@@ -548,24 +617,24 @@ def _count(result: DispatchResult, answer: _Answer) -> None:
     result.ambiguous += len(ambiguous)
 
 
-def _settle(engine: Engine, campaign_id: int, batch: _InFlight, answer: _Answer) -> None:
+def _settle(bind: Bind, campaign_id: int, batch: _InFlight, answer: _Answer) -> None:
     """Record one batch's answer in the ledger; a pausing answer pauses the campaign."""
     outcome, ambiguous, pause = answer
-    record_outcome(engine, campaign_id, outcome)
+    record_outcome(bind, campaign_id, outcome)
     if not ambiguous and pause is None:
         return
     settled = set(outcome.sent) | set(outcome.failed) | set(ambiguous)
-    with session_scope(engine) as session:
-        _mark(session, engine, ambiguous, status="ambiguous", error="no answer from the provider; it may have been sent")
+    with unit_of_work(bind) as session:
+        _mark(session, bind, ambiguous, status="ambiguous", error="no answer from the provider; it may have been sent")
         if pause is not None:
             back = [r.delivery_id for r in batch.recipients if r.delivery_id not in settled]
-            _mark(session, engine, back, status="queued", claimed_by=None, batch_key=None)
+            _mark(session, bind, back, status="queued", claimed_by=None, batch_key=None)
             session.execute(update(models.Campaign).where(models.Campaign.id == campaign_id)
                             .values(status="paused", status_reason=pause.message))
 
 
-def _requeue(engine: Engine, batch: _InFlight) -> None:
+def _requeue(bind: Bind, batch: _InFlight) -> None:
     """A claimed batch that was never sent goes back to the queue as it was."""
-    with session_scope(engine) as session:
-        _mark(session, engine, [r.delivery_id for r in batch.recipients], status="queued", claimed_by=None,
+    with unit_of_work(bind) as session:
+        _mark(session, bind, [r.delivery_id for r in batch.recipients], status="queued", claimed_by=None,
               batch_key=None, attempts=D.attempts - 1)
