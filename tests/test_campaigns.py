@@ -161,6 +161,29 @@ def test_send_to_outbox_reaches_each_recipient_once(engine, settings, seed_slug)
         assert session.get(models.Campaign, campaign_id).status == "sent"
 
 
+def test_a_send_keeps_older_objects_out_of_full_collections_until_it_ends(engine, settings, seed_slug, monkeypatch):
+    """While batches go out, what was alive before the send is frozen (``gc.freeze``): full
+    collections walk only the send's own objects. Afterwards nothing stays frozen, so it can be
+    collected again."""
+    import gc
+
+    from newsletter.delivery import OutboxTransport
+
+    seen: list[int] = []
+    original = OutboxTransport.send_batch
+
+    def send_batch(self, message, recipients):  # type: ignore[no-untyped-def]
+        seen.append(gc.get_freeze_count())
+        return original(self, message, recipients)
+
+    monkeypatch.setattr(OutboxTransport, "send_batch", send_batch)
+    add_subscribers(engine, 5)
+    before = gc.get_freeze_count()
+    summary = send_campaign(engine, settings, _create(engine, settings, seed_slug))
+    assert summary.sent == 5 and seen and all(frozen > before for frozen in seen)
+    assert gc.get_freeze_count() == before
+
+
 def test_sent_campaign_cannot_be_sent_again(engine, settings, seed_slug):
     add_subscribers(engine, 2)
     campaign_id = _create(engine, settings, seed_slug)
