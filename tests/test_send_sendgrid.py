@@ -218,3 +218,31 @@ def test_a_send_holds_its_connections_instead_of_checking_one_out_per_batch(engi
     one_batch, ten_batches = checkouts_for(100), checkouts_for(1000)
     assert ten_batches == one_batch
     assert engine.pool.checkedout() == 0
+
+
+def test_a_send_carries_on_when_the_database_drops_its_connections(engine, sg_settings, fake_sendgrid,
+                                                                   seed_article_path):
+    """The connections a send holds skip the pool's pre-ping; when PostgreSQL ends them (a
+    restart, a failover, an administrator) mid-send, each is opened again on its next use and
+    the send finishes: every recipient once, nothing left ambiguous."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL: an administrator ends the send's connections")
+    from sqlalchemy import text
+
+    add_subscribers(engine, 3000)
+    campaign_id = _campaign(engine, sg_settings, seed_article_path)
+    ended: list[int] = []
+
+    def end_every_other_connection(result, _total) -> None:  # type: ignore[no-untyped-def]
+        if result.batches in (1, 3):  # once while the recorder writes, once more later
+            with engine.connect() as conn:
+                ended.append(conn.execute(text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar())
+
+    summary = send_campaign(engine, sg_settings.with_overrides(batch_size=500), campaign_id,
+                            on_batch=end_every_other_connection)
+    assert len(ended) == 2 and min(ended) >= 3  # at least the claims', the check's and the recorder's
+    assert summary.sent == 3000 and summary.counts["ambiguous"] == 0 and summary.counts["sent"] == 3000
+    assert len(fake_sendgrid.received) == 3000
+    assert all(len(copies) == 1 for copies in fake_sendgrid.received.values())

@@ -25,9 +25,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, Engine, Integer, any_, bindparam, exists, func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from newsletter.db import models, session_scope
@@ -427,7 +428,7 @@ def dispatch(
     queue. A pausing answer is recorded before anything else happens, and no request starts
     after it; those already out are awaited and recorded.
 
-    The database work goes through connections held for the whole run (:func:`_held`), not a
+    The database work goes through connections held for the whole run (:class:`_Held`), not a
     pool checkout per statement: one for claims, one for the still-sending check (autocommit:
     one round trip), and the recorder's own. Leases that ran out (a dead worker's rows) are
     flagged first, by the recorder while the first batch is claimed: a scan of the campaign's
@@ -452,7 +453,7 @@ def dispatch(
     postgres = engine.dialect.name == "postgresql"
 
     with _older_objects_frozen(), \
-            _held(engine) as claims, _held(engine, autocommit=True) if postgres else nullcontext(claims) as checks, \
+            _Held(engine) as claims, _Held(engine, autocommit=True) if postgres else nullcontext(claims) as checks, \
             ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"send-{campaign_id}") as pool, \
             _Recorder(engine, campaign_id, claims) as recorder:
 
@@ -490,11 +491,11 @@ def dispatch(
             _count(result, answer)
             if pause is not None:
                 recorder.wait()
-                _settle(claims, campaign_id, oldest, answer)
+                claims.run(lambda conn: _settle(conn, campaign_id, oldest, answer))
                 result.paused_reason = result.paused_reason or pause.message
                 claiming = False
-            if ready is not None and (pause is not None or not campaign_is_runnable(checks, campaign_id)):
-                _requeue(claims, ready)  # paused or cancelled while the answer was awaited
+            if ready is not None and (pause is not None or not checks.run(lambda conn: campaign_is_runnable(conn, campaign_id))):
+                claims.run(lambda conn: _requeue(conn, ready))  # paused or cancelled while the answer was awaited
                 ready, claiming = None, False
             if pause is None:
                 if ready is not None:  # goes out while we record
@@ -528,12 +529,46 @@ def _older_objects_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
-@contextmanager
-def _held(engine: Engine, *, autocommit: bool = False) -> Iterator[Connection]:
-    """A connection held for one dispatch (see :func:`unit_of_work`); ``autocommit`` for
-    single reads, which then cost one round trip, with no BEGIN and no ROLLBACK around them."""
-    with engine.connect() as conn:
-        yield conn.execution_options(isolation_level="AUTOCOMMIT") if autocommit else conn
+_T = TypeVar("_T")
+
+
+class _Held:
+    """A connection one thread holds for a whole dispatch (see :func:`unit_of_work`);
+    ``autocommit`` for single reads, which then cost one round trip, with no BEGIN and no
+    ROLLBACK around them.
+
+    Held, it skips the pool's pre-ping, so a connection the database dropped (a restart, a
+    failover, an administrator) is found only when it is next used. It is then opened again and
+    the work done once more, which is safe for all the work done through it: a claim that failed
+    sent nothing (had it committed, its rows wait in flight and turn ambiguous, as after any
+    crash); a record writes the same values again; a check only reads.
+    """
+
+    def __init__(self, engine: Engine, *, autocommit: bool = False) -> None:
+        self.engine = engine
+        self.autocommit = autocommit
+        self.conn = self._open()
+
+    def _open(self) -> Connection:
+        conn = self.engine.connect()
+        return conn.execution_options(isolation_level="AUTOCOMMIT") if self.autocommit else conn
+
+    def run(self, work: Callable[[Connection], _T]) -> _T:
+        try:
+            return work(self.conn)
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            log.warning("the database dropped a connection this send held (%s); connecting again", error.orig)
+            self.conn.close()
+            self.conn = self._open()
+            return work(self.conn)
+
+    def __enter__(self) -> "_Held":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.close()
 
 
 def _expire(bind: Bind, campaign_id: int) -> None:
@@ -551,30 +586,29 @@ class _Recorder:
     never resent.
     """
 
-    def __init__(self, engine: Engine, campaign_id: int, inline: Connection) -> None:
+    def __init__(self, engine: Engine, campaign_id: int, inline: _Held) -> None:
         self.campaign_id = campaign_id
         self.pool: ThreadPoolExecutor | None = None
-        self.bind: Connection = inline
-        self.own: Connection | None = None
+        self.held = inline
+        self.own: _Held | None = None
         if engine.dialect.name == "postgresql":
             self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"record-{campaign_id}")
-            self.bind = self.own = engine.connect()  # used on the recorder's thread only
+            self.held = self.own = _Held(engine)  # used on the recorder's thread only
         self.pending: Future[None] | None = None
 
-    def first(self, work: Callable[[Bind], None]) -> None:
+    def first(self, work: Callable[[Connection], None]) -> None:
         """Work to do before the first record (behind the dispatcher where there is a thread)."""
-        self.wait()
-        if self.pool is None:
-            work(self.bind)
-        else:
-            self.pending = self.pool.submit(work, self.bind)
+        self._do(lambda: self.held.run(work))
 
     def record(self, batch: _InFlight, answer: _Answer) -> None:
+        self._do(lambda: self.held.run(lambda conn: _settle(conn, self.campaign_id, batch, answer)))
+
+    def _do(self, work: Callable[[], None]) -> None:
         self.wait()
         if self.pool is None:
-            _settle(self.bind, self.campaign_id, batch, answer)
+            work()
         else:
-            self.pending = self.pool.submit(_settle, self.bind, self.campaign_id, batch, answer)
+            self.pending = self.pool.submit(work)
 
     def wait(self) -> None:
         if self.pending is not None:
@@ -591,19 +625,21 @@ class _Recorder:
             if self.pool is not None:
                 self.pool.shutdown()
             if self.own is not None:
-                self.own.close()
+                self.own.__exit__()
 
 
-def _claim_next(claims: Bind, checks: Bind, campaign_id: int, batch_size: int, worker_id: str, lease_seconds: float,
+def _claim_next(claims: _Held, checks: _Held, campaign_id: int, batch_size: int, worker_id: str, lease_seconds: float,
                 cursor: int, throttle: Throttle | None, make_recipient: Callable[[LedgerRow], Recipient],
                 result: DispatchResult, prepare: Callable[[list[Recipient]], object | None]) -> _InFlight | None:
     """The next batch with recipients to send, made ready to go, or None when there is nothing
     (more) to do (including when the campaign is no longer ``sending``: the claim checks that)."""
     while True:
-        size = throttle.allowance(batch_size, lambda: not campaign_is_runnable(checks, campaign_id)) if throttle else batch_size
+        size = (throttle.allowance(batch_size, lambda: not checks.run(lambda conn: campaign_is_runnable(conn, campaign_id)))
+                if throttle else batch_size)
         if size <= 0:
             return None
-        batch = claim_batch(claims, campaign_id, size, worker_id, lease_seconds, after_id=cursor)
+        after = cursor
+        batch = claims.run(lambda conn: claim_batch(conn, campaign_id, size, worker_id, lease_seconds, after_id=after))
         if not batch.ids:
             return None
         result.suppressed += len(batch.blocked)
