@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -52,9 +52,13 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any error, always close."""
-    session = Session(engine, expire_on_commit=False)
+def session_scope(bind: Engine | Connection) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on any error, always close.
+
+    On a connection that is held open (the send holds its own), the session commits what it
+    began on it; on the engine, it checks a pooled connection out and back in.
+    """
+    session = Session(bind, expire_on_commit=False)
     try:
         yield session
         session.commit()

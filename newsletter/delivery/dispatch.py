@@ -49,29 +49,6 @@ S = models.Subscriber
 Bind = Engine | Connection
 
 
-@contextmanager
-def unit_of_work(bind: Bind) -> Iterator[Session]:
-    """One committed transaction on ``bind``: commit on success, roll back on any error.
-
-    On a held connection the session joins it and commits what it began, without the pool
-    checkout a session on the engine pays every time: the pre-ping round trip and the pool's
-    bookkeeping, twice per batch on the send's busiest thread.
-    """
-    if isinstance(bind, Engine):
-        with session_scope(bind) as session:
-            yield session
-        return
-    session = Session(bind=bind, expire_on_commit=False)
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
-
-
 class LedgerRow(NamedTuple):
     """Who one claimed row goes to. A named tuple: a thousand are made per batch on the claiming
     thread, at a third of a frozen dataclass's cost."""
@@ -155,7 +132,7 @@ def claim_batch(bind: Bind, campaign_id: int, size: int, worker_id: str, lease_s
               # os.urandom call lets go of the GIL and may wait a switch interval to get it back.
               "claim_key": f"{random.getrandbits(128):032x}",
               "claim_lease": now + timedelta(seconds=lease_seconds), "claim_now": now}
-    with unit_of_work(bind) as session:
+    with session_scope(bind) as session:
         if bind.dialect.name == "postgresql":
             people = _claim_with_recipients(session, values)
         else:
@@ -260,7 +237,7 @@ def record_outcome(bind: Bind, campaign_id: int, outcome: BatchOutcome) -> None:
         by_message.setdefault(message_id, []).append(delivery_id)
     log = _send_log_rows(campaign_id, by_message, now, per_recipient_ids=outcome.per_recipient_ids)
     failed = [{"id": d, "error": reason[:2000], "now": now} for d, reason in outcome.failed.items()]
-    with unit_of_work(bind) as session:
+    with session_scope(bind) as session:
         if bind.dialect.name == "postgresql":
             _record_on_postgres(session, outcome.sent, by_message, failed, log, now)
             return
@@ -581,9 +558,11 @@ _T = TypeVar("_T")
 
 
 class _Held:
-    """A connection one thread holds for a whole dispatch (see :func:`unit_of_work`);
-    ``autocommit`` for single reads, which then cost one round trip, with no BEGIN and no
-    ROLLBACK around them.
+    """A connection one thread holds for a whole dispatch, so that its units of work
+    (:func:`newsletter.db.session_scope` on it) skip what a pooled checkout costs every time: the
+    pre-ping round trip and the pool's bookkeeping, several times a batch on the send's busiest
+    thread. ``autocommit`` for single reads, which then cost one round trip, with no BEGIN and
+    no ROLLBACK around them.
 
     Held, it skips the pool's pre-ping, so a connection the database dropped (a restart, a
     failover, an administrator) is found only when it is next used. It is then opened again and
@@ -620,7 +599,7 @@ class _Held:
 
 
 def _expire(bind: Bind, campaign_id: int) -> None:
-    with unit_of_work(bind) as session:
+    with session_scope(bind) as session:
         expire_leases(session, campaign_id)
 
 
@@ -729,7 +708,7 @@ def _settle(bind: Bind, campaign_id: int, batch: _InFlight, answer: _Answer) -> 
     if not ambiguous and pause is None:
         return
     settled = set(outcome.sent) | set(outcome.failed) | set(ambiguous)
-    with unit_of_work(bind) as session:
+    with session_scope(bind) as session:
         _mark(session, bind, ambiguous, status="ambiguous", error="no answer from the provider; it may have been sent")
         if pause is not None:
             back = [r.delivery_id for r in batch.recipients if r.delivery_id not in settled]
@@ -740,6 +719,6 @@ def _settle(bind: Bind, campaign_id: int, batch: _InFlight, answer: _Answer) -> 
 
 def _requeue(bind: Bind, batch: _InFlight) -> None:
     """A claimed batch that was never sent goes back to the queue as it was."""
-    with unit_of_work(bind) as session:
+    with session_scope(bind) as session:
         _mark(session, bind, [r.delivery_id for r in batch.recipients], status="queued", claimed_by=None,
               batch_key=None, attempts=D.attempts - 1)
