@@ -568,7 +568,9 @@ class _Held:
     failover, an administrator) is found only when it is next used. It is then opened again and
     the work done once more, which is safe for all the work done through it: a claim that failed
     sent nothing (had it committed, its rows wait in flight and turn ambiguous, as after any
-    crash); a record writes the same values again; a check only reads.
+    crash); a record writes the same values again (had the first one committed, its batch is
+    counted twice in the send log's hourly and daily windows, which errs on the slow side); a
+    check only reads.
     """
 
     def __init__(self, engine: Engine, *, autocommit: bool = False) -> None:
@@ -591,11 +593,14 @@ class _Held:
             self.conn = self._open()
             return work(self.conn)
 
+    def close(self) -> None:
+        self.conn.close()
+
     def __enter__(self) -> "_Held":
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.conn.close()
+        self.close()
 
 
 def _expire(bind: Bind, campaign_id: int) -> None:
@@ -652,7 +657,7 @@ class _Recorder:
             if self.pool is not None:
                 self.pool.shutdown()
             if self.own is not None:
-                self.own.__exit__()
+                self.own.close()
 
 
 def _claim_next(claims: _Held, checks: _Held, campaign_id: int, batch_size: int, worker_id: str, lease_seconds: float,
