@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import BigInteger, String, any_, bindparam, cast, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
-__all__ = ["id_in", "json_array_literal", "pg_array_literal"]
+__all__ = ["id_in", "json_array_literal", "pg_array_literal", "pg_id_in"]
 
 
 def pg_array_literal(ids: Iterable[int]) -> str:
@@ -26,11 +26,17 @@ def pg_array_literal(ids: Iterable[int]) -> str:
 def id_in(dialect: str, column: Any, ids: Sequence[int]) -> Any:
     """``column`` is one of ``ids``, in the cheapest form for ``dialect``."""
     if dialect == "postgresql":
-        return column == any_(cast(bindparam("ids", pg_array_literal(ids), type_=String()), ARRAY(BigInteger())))
+        return pg_id_in(column, pg_array_literal(ids))
     if dialect == "sqlite":
         listed = func.json_each(bindparam("ids", json_array_literal(ids), type_=String())).table_valued("value")
         return column.in_(select(listed.c.value))
     return column.in_(list(ids))
+
+
+def pg_id_in(column: Any, literal: str | None = None) -> Any:
+    """PostgreSQL: ``column = ANY(CAST(:ids AS BIGINT[]))``, ``:ids`` a :func:`pg_array_literal`;
+    without ``literal``, a statement to compile once and run with ``ids`` given each time."""
+    return column == any_(cast(bindparam("ids", literal, type_=String()), ARRAY(BigInteger())))
 
 
 def json_array_literal(ids: Iterable[int]) -> str:

@@ -27,14 +27,12 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import (BigInteger, Connection, Engine, Integer, String, any_, bindparam, cast, exists, func, insert,
-                        literal_column, null, select, update)
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Connection, Engine, Integer, any_, bindparam, exists, func, insert, literal_column, null, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from newsletter.db import models, session_scope
-from newsletter.db.ids import id_in, pg_array_literal
+from newsletter.db.ids import id_in, pg_array_literal, pg_id_in
 from newsletter.db.models import utcnow
 from newsletter.delivery.message import BatchOutcome, CampaignMessage, Recipient, Transport, TransportError
 from newsletter.delivery.throttle import Throttle
@@ -301,7 +299,7 @@ def _pg_record_sql(dialect: Any) -> dict[str, str]:
     sent = dict(status=literal_column("'sent'"), message_id=bindparam("message_id"), sent_at=when, updated_at=when,
                 lease_until=null(), error=null())
     statements = {
-        "sent": update(D).where(D.id == any_(cast(bindparam("ids", type_=String()), ARRAY(BigInteger())))).values(**sent),
+        "sent": update(D).where(pg_id_in(D.id)).values(**sent),
         "sent_one": update(D).where(D.id == bindparam("id")).values(**sent),
         "failed": update(D).where(D.id == bindparam("id")).values(
             status=literal_column("'failed'"), error=bindparam("error"), updated_at=when, lease_until=null()),
