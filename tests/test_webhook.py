@@ -423,7 +423,7 @@ def test_odd_but_valid_events_are_stored_not_a_server_error(app_client, engine) 
     assert answer.json()["stored"] == len(batch)
     rows = {e.event_key: e for e in stored(engine)}
     assert rows["sg:evt-open-1"].user_agent == "Mozilla/5.0 (X11)" and rows["sg:evt-delivered-2"].type == "delivered"
-    assert any(key.startswith("sg:h:") for key in rows)  # the NUL id: named by its content instead
+    assert "sg:nulid" in rows  # the NUL id: its NUL taken out as the body is parsed (see the NUL tests below)
     assert rows["sg:evt-delivered-4"].delivery_id == rows["sg:evt-delivered-5"].delivery_id == d0  # via the address
     assert rows["sg:evt-open-6"].occurred_at > utcnow() - timedelta(minutes=5)  # a far-future clock: now
     assert post(app_client, batch).json()["stored"] == 0  # and a retry counts once
@@ -735,3 +735,93 @@ def test_report_counts_provider_events_and_machines(app_client, engine) -> None:
     assert report["machine_reasons"] == {"opens": {"sg_machine_open": 1, "apple_mpp": 1}, "clicks": {}}
     for key in ("clicks", "leads", "cta_leads", "links", "unsubscribes"):
         assert key in report
+
+
+# --- NUL characters (issue 14, hostile item 1) -----------------------------------------------------
+
+
+def nul_batch(w: World, size: int, tag: str = "") -> list[dict]:
+    """``size`` events, NULs in every field the ingest reads or keeps, on all store paths: the
+    dropped reason, the bounce's reason (a suppression note), the user agent and URL of a click,
+    the address and message id (the X-Message-Id fallback), a category list, a key of the raw
+    JSON and an event type. The rest are plain deliveries, to reach the batch size."""
+    d0, d1, d2 = w.deliveries
+    odd = [
+        sg("dropped", 0, d0, reason="bad\u0000byte"),
+        sg("click", 0, d0, url="https://news.example.test/c/tok/1?x=\u0000", useragent=f"{BROWSER}\u0000"),
+        sg("bounce", 0, d2, type="bounce", reason="550 \u0000 gone", email="reader2@example.com"),
+        {"event": "delivered", "sg_event_id": f"fallback{tag}", "sg_message_id": "MSG1\u0000.filter1",
+         "email": "Reader1@Example.com\u0000", "timestamp": int(time.time()) - 60},
+        sg("open", 0, d1, category=["news\u0000", "april"], **{"odd\u0000key": "v\u0000"}, useragent="\u0000"),
+        {**sg("delivered", 0, d1), "event": "delivered\u0000", "marketing_campaign_name": "\u0000\u0000"},
+        sg("processed", 0, d0, smtp_id="<\u0000@x>", ip="203.0.113.9\u0000"),
+    ]
+    batch = odd[:size]
+    batch += [sg("delivered", 10 + i, w.deliveries[i % 3], reason="r\u0000" if i % 50 == 0 else "ok")
+              for i in range(size - len(batch))]
+    for item in batch:
+        item["sg_event_id"] = f"{item['sg_event_id']}{tag}"
+    return batch
+
+
+def no_nul_stored(engine: Engine) -> None:
+    """No stored event or suppression holds a NUL, and PostgreSQL's JSON functions read every
+    event's raw data (they refuse a ``\\u0000`` escape)."""
+    for e in stored(engine):
+        texts = [e.event_key, e.type, e.user_agent or "", e.ip_prefix or "", json.dumps(e.data)]
+        assert not any("\x00" in t or "\\u0000" in t for t in texts), e.event_key
+    with session_scope(engine) as s:
+        assert not any("\x00" in (x.detail or "") + x.email for x in s.scalars(select(Suppression)))
+        if engine.dialect.name == "postgresql":
+            from sqlalchemy import text
+            s.execute(text("SELECT data->>'reason', data::jsonb FROM events")).all()
+
+
+@pytest.mark.parametrize("size", [1, 7, 8, 511, 512, 1000])
+def test_nul_characters_in_any_field_are_stored_without_them_at_every_batch_size(app_client, engine, size) -> None:  # type: ignore[no-untyped-def]
+    """A NUL in an event answered 500 on PostgreSQL for batches of 8-511 events (the JSON
+    insert), every retry, so the batch's bounces and unsubscribes were lost. Each size on each
+    side of the store's three insert paths (VALUES, JSON, COPY): every event stored, once."""
+    w = build_world(engine)
+    batch = nul_batch(w, size)
+    answer = post(app_client, batch)
+    assert answer.status_code == 200, answer.text[:300]
+    assert answer.json()["stored"] == size
+    assert count(engine, Event) == size
+    no_nul_stored(engine)
+    rows = {e.event_key: e for e in stored(engine)}
+    if size >= 3:
+        assert rows["sg:evt-bounce-0"].type == "bounce"
+        with session_scope(engine) as s:  # the bounce with a NUL in its reason still suppresses
+            assert s.get(Subscriber, w.subscribers[2]).status == "bounced"
+            assert s.scalar(select(Suppression.detail)) == "sendgrid bounce: 550  gone"
+    if size >= 2:
+        click = rows["sg:evt-click-0"]
+        assert click.user_agent == BROWSER and click.link_id == w.links[1]
+    if size >= 4:
+        assert rows["sg:fallback"].delivery_id == w.deliveries[1]  # address and message id, NULs out
+    if size >= 5:
+        assert rows["sg:evt-open-0"].data["oddkey"] == "v" and rows["sg:evt-open-0"].data["category"][0] == "news"
+    assert post(app_client, batch).json()["stored"] == 0  # a retry counts once
+
+
+@pytest.mark.parametrize("size", [1, 7, 8, 511, 512])
+def test_nul_characters_given_straight_to_ingest_are_not_stored(engine, size) -> None:  # type: ignore[no-untyped-def]
+    """Events handed to ``ingest_events`` unparsed (real NUL characters, not JSON escapes) take
+    the same three insert paths: the store strips NUL itself (tracking.sql.insert_event_rows)."""
+    from newsletter.tracking import ingest_events
+
+    w = build_world(engine)
+    batch = nul_batch(w, size)
+    assert "\x00" in batch[0]["reason"]  # real NUL characters, as a caller's own dicts may hold
+    with session_scope(engine) as s:
+        result = ingest_events(s, batch)
+    assert result.stored == size
+    no_nul_stored(engine)
+
+
+def test_a_backslash_before_u0000_is_text_not_a_nul(app_client, engine) -> None:  # type: ignore[no-untyped-def]
+    """Only the escape is a NUL: a backslash followed by "u0000" in a value is kept as it is."""
+    w = build_world(engine)
+    assert post(app_client, [sg("dropped", 1, w.deliveries[0], reason="C:\\u0000 path")]).status_code == 200
+    assert stored(engine)[0].data["reason"] == "C:\\u0000 path"

@@ -9,6 +9,7 @@ statement is built once per dialect and its compiled form cached.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -209,6 +210,50 @@ except ImportError:  # pragma: no cover - depends on the environment
         return None if value is None else json.dumps(value, separators=(",", ":"), default=str)
 
 
+# --- NUL: PostgreSQL text cannot hold it ----------------------------------------------------
+
+#: ``\u0000`` in JSON text, as an escape: its backslash preceded by an even number of backslashes
+#: (``\\u0000`` is a backslash followed by "u0000", left alone).
+_JSON_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+_JSON_NUL_BYTES = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def json_without_nul(text: str) -> str:
+    r"""JSON text with every NUL character (the ``\u0000`` escape) taken out of its strings and keys.
+
+    PostgreSQL's ``text``/``varchar`` cannot hold NUL and its ``json`` functions refuse to
+    decode one (``UntranslatableCharacter``), so a value carrying one would fail the whole
+    statement: for the webhook, a 500 and a batch SendGrid drops after a day of retries. Done on
+    the text rather than by walking the value: linear, no recursion on deep input."""
+    return _JSON_NUL.sub(r"\1", text) if "\\u0000" in text else text
+
+
+def json_bytes_without_nul(body: bytes) -> bytes:
+    """:func:`json_without_nul` for a raw body, before it is parsed."""
+    return _JSON_NUL_BYTES.sub(rb"\1", body) if b"\\u0000" in body else body
+
+
+def _dump_data(value: Any) -> str | None:
+    text = _dumps(value)
+    return json_without_nul(text) if text is not None else None
+
+
+#: The text columns of an events row (by position); ``data`` is cleaned as JSON text.
+_TEXT_AT = tuple(i for i, c in enumerate(EVENT_COLUMNS)
+                 if c in ("event_key", "type", "source", "machine_reason", "ip_prefix", "user_agent"))
+
+
+def _texts_without_nul(rows: list[EventRow]) -> list[EventRow]:
+    """The rows with NUL removed from their text columns; the same list when none has one (the
+    usual case, checked in about 0.3 ms per 1,000 rows)."""
+    for row in rows:
+        for at in _TEXT_AT:
+            value = row[at]
+            if value.__class__ is str and "\x00" in value:
+                return [tuple(v.replace("\x00", "") if v.__class__ is str else v for v in r) for r in rows]
+    return rows
+
+
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("naive datetime given to a UTC column; attach a time zone first")
@@ -247,6 +292,7 @@ def insert_event_rows(db: Db, rows: list[EventRow], *, new_keys: bool = False) -
     """
     if not rows:
         return []
+    rows = _texts_without_nul(rows)  # and ``data`` as it is dumped: NUL is never stored (json_without_nul)
     conn = db if isinstance(db, Connection) else db.connection()
     name = conn.dialect.name
     if name == "postgresql":
@@ -259,9 +305,10 @@ def insert_event_rows(db: Db, rows: list[EventRow], *, new_keys: bool = False) -
 
 def _pg_insert_rows(conn: Connection, rows: list[EventRow]) -> list[str]:
     if _PG_JSON_FROM <= len(rows) < _PG_COPY_FROM:
-        payload = _dumps([dict(zip(EVENT_COLUMNS, (*row[:_TIME], _utc(row[_TIME]), *row[_TIME + 1:]))) for row in rows])
+        payload = _dump_data([dict(zip(EVENT_COLUMNS, (*row[:_TIME], _utc(row[_TIME]), *row[_TIME + 1:])))
+                              for row in rows])
         return [key for (key,) in conn.exec_driver_sql(_PG_JSON, (payload,)).all()]
-    prepared = [(*row[:_TIME], _utc(row[_TIME]), *row[_TIME + 1:_DATA], _dumps(row[_DATA])) for row in rows]
+    prepared = [(*row[:_TIME], _utc(row[_TIME]), *row[_TIME + 1:_DATA], _dump_data(row[_DATA])) for row in rows]
     if len(prepared) < _PG_JSON_FROM:
         flat = tuple(value for row in prepared for value in row)
         return [key for (key,) in conn.exec_driver_sql(_pg_insert(len(prepared)), flat).all()]
@@ -290,7 +337,7 @@ def _sqlite_insert_rows(conn: Connection, rows: list[EventRow], new_keys: bool) 
             if text is None:
                 text = texts[when] = _sqlite_text(when)
             extend(row[:_TIME])
-            extend((text, row[10], row[11], _dumps(row[_DATA])))
+            extend((text, row[10], row[11], _dump_data(row[_DATA])))
         result = conn.exec_driver_sql(_sqlite_insert(len(chunk), new_keys), tuple(params))
         count, last = result.rowcount, result.lastrowid
         if new_keys and count:

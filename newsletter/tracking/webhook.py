@@ -50,7 +50,15 @@ from newsletter.tracking.classify import Classifier, default_classifier
 from newsletter.tracking.events import USER_AGENT_MAX, mark_burst
 from newsletter.tracking.options import DEFAULT_OPTIONS, TrackingOptions
 from newsletter.tracking.privacy import store_ip
-from newsletter.tracking.sql import ByIds, Db, EventRow, delivery_owners, delivery_times, insert_event_rows
+from newsletter.tracking.sql import (
+    ByIds,
+    Db,
+    EventRow,
+    delivery_owners,
+    delivery_times,
+    insert_event_rows,
+    json_bytes_without_nul,
+)
 from newsletter.tracking.suppression import SuppressionRequest, suppress
 
 KNOWN_TYPES = ("processed", "dropped", "delivered", "deferred", "bounce", "blocked", "open", "click",
@@ -84,9 +92,14 @@ class MalformedBatch(ValueError):
 
 
 def parse_batch(body: bytes, *, max_events: int = MAX_EVENTS) -> list[dict[str, Any]]:
-    """The events of one post, or :class:`MalformedBatch` for the whole body."""
+    """The events of one post, or :class:`MalformedBatch` for the whole body.
+
+    NUL characters are taken out of every string and key first (the ``\\u0000`` escape, on the
+    raw text): PostgreSQL cannot store them, and an event's text reaches many places (the
+    address looked up, the suppression's note, the raw JSON kept), so one stray NUL would fail
+    the whole post, every retry. :func:`.sql.insert_event_rows` strips them again for other callers."""
     try:
-        data = _loads(body)
+        data = _loads(json_bytes_without_nul(body))
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise MalformedBatch("body is not valid JSON") from None
     if not isinstance(data, list):
@@ -154,7 +167,7 @@ class _Event:
         """The ``X-Message-Id`` of the request the message went out in (needed only when the
         event carries no ``delivery_id`` of ours)."""
         message_id = self.raw.get("sg_message_id")
-        return message_id.split(".", 1)[0][:200] if isinstance(message_id, str) and message_id else None
+        return _clean(message_id.split(".", 1)[0])[:200] if isinstance(message_id, str) and message_id else None
 
 
 _DIGITS = re.compile(r"[0-9]{1,18}")
@@ -262,7 +275,7 @@ def _normalise(raw_events: Sequence[dict[str, Any]], now: datetime) -> list[_Eve
         else:
             delivery_id = _int_arg(raw, "delivery_id")
         email = raw.get("email")
-        append(_Event(raw, key, kind, when, delivery_id, email.strip().lower() if isinstance(email, str) else None))
+        append(_Event(raw, key, kind, when, delivery_id, _clean(email).strip().lower() if isinstance(email, str) else None))
     return events
 
 
@@ -431,7 +444,8 @@ def _suppression_requests(session: Db, new: list[_Event], options: TrackingOptio
             reason = DROP_REASONS.get(drop.strip().lower()) if isinstance(drop, str) else None
         if reason:
             detail = e.raw.get("reason") or e.raw.get("status") or e.type
-            requests.append(SuppressionRequest(reason, e.subscriber_id, e.email, f"sendgrid {e.type}: {detail}"[:500]))
+            note = _clean(f"sendgrid {e.type}: {detail}")[:500]
+            requests.append(SuppressionRequest(reason, e.subscriber_id, e.email, note))
     soft = sorted({e.subscriber_id for e in new if e.type == "blocked" and e.subscriber_id is not None})
     for chunk in _chunks(soft):
         counts = _soft_bounce_counts(session, chunk)
