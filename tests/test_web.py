@@ -341,7 +341,7 @@ def test_outbox_viewer(client, settings, engine, world, token) -> None:  # type:
     assert remote.get(f"/outbox/{world.campaign_id}").status_code == 404
     assert "outbox" not in remote.get("/").text.lower()
     client = TestClient(create_app(settings, engine), client=("127.0.0.1", 50123), headers={"user-agent": BROWSER},
-                        follow_redirects=False)
+                        follow_redirects=False, base_url="http://127.0.0.1:8000")  # a browser names the server
     folder = Path(settings.outbox_dir) / f"campaign-{world.campaign_id}"
     write_eml(folder, world.d_ada, "Ada Lovelace <ada@example.com>",
               f'<html><head><title>x</title></head><body><a href="{PUBLIC}/c/{token(world.d_ada)}/1">Read</a></body></html>')
@@ -371,6 +371,83 @@ def test_outbox_viewer(client, settings, engine, world, token) -> None:  # type:
     sendgrid = TestClient(create_app(settings.with_overrides(sendgrid_api_key="SG.x"), engine))
     assert "The newsletter is running" in sendgrid.get("/").text
     assert sendgrid.get(f"/outbox/{world.campaign_id}").status_code == 404
+
+
+def raw_get(base: str, path: str, host: str | None) -> tuple[int, dict[str, str], str]:
+    """A GET with exactly the ``Host`` given (as ``curl -H 'Host: …'`` sends it), to a real server."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    where = urlsplit(base)
+    conn = http.client.HTTPConnection(where.hostname, where.port, timeout=10)
+    try:
+        conn.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)
+        if host is not None:
+            conn.putheader("Host", host)
+        conn.endheaders()
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read().decode()
+    finally:
+        conn.close()
+
+
+FOREIGN_HOSTS = ["evil.example", "evil.example:8000", "127.0.0.1.evil.example", "localhost.evil.example",
+                 "evil.example@127.0.0.1", "127.0.0.1 evil.example", "127.0.0.1,evil.example", "[::1]x", ""]
+
+
+def test_outbox_answers_only_for_loopback_and_public_host_names(settings, engine, world, token) -> None:  # type: ignore[no-untyped-def]
+    """DNS rebinding: a page on evil.example re-pointed at 127.0.0.1 reads from 127.0.0.1 but
+    names its own host. The outbox (names, masked addresses, live tokens) answered it 200."""
+    folder = Path(settings.outbox_dir) / f"campaign-{world.campaign_id}"
+    write_eml(folder, world.d_ada, "Ada Lovelace <ada@example.com>",
+              f'<p><a href="{PUBLIC}/c/{token(world.d_ada)}/1">Read</a></p>')
+    pages = [f"/outbox/{world.campaign_id}", f"/outbox/{world.campaign_id}/{world.d_ada}",
+             f"/outbox/{world.campaign_id}/{world.d_ada}/html", "/demo/booking"]
+    with _Server(create_app(settings, engine)) as base:
+        port = base.rsplit(":", 1)[1]
+        for host in FOREIGN_HOSTS + [None]:
+            for path in pages:
+                status, _, body = raw_get(base, path, host)
+                assert status in (400, 404), (host, path, status)
+                assert token(world.d_ada) not in body and "a***@example.com" not in body
+            status, _, body = raw_get(base, "/", host)
+            assert "Outbox" not in body and "April" not in body, host
+        for host in [f"127.0.0.1:{port}", "localhost", f"LOCALHOST:{port}", "[::1]:8000", "localhost.",
+                     "news.example.test", "News.Example.Test:443"]:
+            for path in pages:
+                assert raw_get(base, path, host)[0] == 200, (host, path)
+            assert "April" in raw_get(base, "/", host)[2]
+
+
+def test_trailing_slash_redirect_is_relative_whatever_the_host(client, settings, engine, world, token) -> None:  # type: ignore[no-untyped-def]
+    """``/u/<tok>/`` redirected to ``http://<Host header>/u/<tok>``: with ``Host: evil.example``,
+    to evil.example (a shared cache could keep that for everyone). Now a relative Location."""
+    tok = token(world.d_ada)
+    with _Server(create_app(settings, engine)) as base:
+        for path, expected in [(f"/u/{tok}/", f"/u/{tok}"), (f"/p/{tok}/?a=1&b=%2F", f"/p/{tok}?a=1&b=%2F"),
+                               ("/healthz/", "/healthz"), (f"/w/{tok}//", f"/w/{tok}"),
+                               ("/a/x%3Fy/", "/a/x%3Fy"), ("/a/x%23y/", "/a/x%23y")]:
+            status, headers, _ = raw_get(base, path, "evil.example")
+            assert (status, headers.get("location")) == (307, expected), path
+        for path in ["//evil.example/", "//evil.example", "/\\evil.example/", "/nothing/", "/%2F%2Fevil.example/"]:
+            status, headers, _ = raw_get(base, path, "evil.example")
+            assert status == 404 and "location" not in headers, path
+    followed = TestClient(create_app(settings, engine), follow_redirects=True).get(f"/u/{tok}/",
+                                                                                   headers={"host": "evil.example"})
+    assert followed.status_code == 200 and "Unsubscribe" in followed.text
+
+
+def test_host_names_are_parsed_strictly() -> None:
+    from newsletter.web.hosts import host_is_trusted, host_name, trusted_hosts
+
+    assert [host_name(h) for h in ("LocalHost:80", "[::1]", "[::1]:8000", "news.example.test.", "a_b.test")] == [
+        "localhost", "::1", "::1", "news.example.test", "a_b.test"]
+    for bad in FOREIGN_HOSTS[4:] + [None, "x:", "x:123456", "[::1", ":80", "." * 300]:
+        assert host_name(bad) is None or host_name(bad) not in trusted_hosts(PUBLIC), bad
+    trusted = trusted_hosts("https://News.Example.Test:8443/path")
+    assert trusted == {"127.0.0.1", "localhost", "::1", "news.example.test"}
+    assert not host_is_trusted({"type": "http", "headers": []}, trusted)  # no Host at all
+    assert host_is_trusted({"type": "http", "headers": [(b"host", b"news.example.test:8443")]}, trusted)
 
 
 # --- a real browser --------------------------------------------------------------------------

@@ -51,6 +51,7 @@ from newsletter.web import page_routes as pages
 from newsletter.web import tracking_routes as tracking
 from newsletter.web import webhook_routes as webhooks
 from newsletter.web.common import AppState, render
+from newsletter.web.hosts import slash_redirect
 from newsletter.web.tracking_routes import fast_tracking
 from newsletter.web.middleware import MAX_BODY_BYTES, BodyLimit, SecurityHeaders
 
@@ -139,6 +140,20 @@ def webhook_setup(options: TrackingOptions) -> tuple[WebhookVerifier | None, str
                   "(or NEWSLETTER_WEBHOOK_ALLOW_INSECURE=1 for local testing)")
 
 
+def _relative_slash_redirects(app: Starlette) -> None:
+    """Starlette's router redirects ``/u/tok/`` to an absolute URL built from the ``Host``
+    header; ours is relative (:func:`newsletter.web.hosts.slash_redirect`), else the usual 404."""
+    router = app.router
+    router.redirect_slashes = False
+    not_found = router.default
+
+    async def redirect_or_not_found(scope: Scope, receive: Receive, send: Send) -> None:
+        if not await slash_redirect(router.routes, scope, receive, send):
+            await not_found(scope, receive, send)
+
+    router.default = redirect_or_not_found  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings, engine: Engine | None = None, *,
                interests: Mapping[str, str] = INTEREST_TAGS, max_body_bytes: int = MAX_BODY_BYTES,
                tracking: TrackingOptions | None = None) -> Starlette:
@@ -168,6 +183,7 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
     )
+    _relative_slash_redirects(app)
     app.state.newsletter = AppState(settings, engine, TokenSigner(signing_key), dict(interests), tracking=tracking,
                                     continue_signer=ContinueSigner(signing_key), webhook_verifier=verifier,
                                     webhook_refusal=refusal, error_page=_http_error,

@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse
 
 from newsletter.config import Settings
 from newsletter.web.checkpoints import Checkpointer
+from newsletter.web.hosts import trusted_hosts
 from newsletter.tracking import (
     ContinueSigner,
     InvalidToken,
@@ -60,8 +61,11 @@ class AppState:
     webhook_write_lock: threading.Lock = field(default_factory=threading.Lock)
     #: SQLite: the webhook's WAL checkpoints, off the request (web/checkpoints.py); None on PostgreSQL.
     checkpointer: Checkpointer | None = field(init=False)
+    #: The ``Host`` names the loopback-only pages answer for (web/hosts.py says why).
+    trusted_hosts: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
+        self.trusted_hosts = trusted_hosts(self.settings.public_url)
         self.checkpointer = Checkpointer(self.engine) if self.engine.dialect.name == "sqlite" else None
         self.recorder = Recorder(self.engine, self.tracking,
                                  around_commit=self.checkpointer.deferred if self.checkpointer else None)

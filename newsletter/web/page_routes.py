@@ -12,6 +12,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from newsletter.content.model import Article as ArticleContent
 from newsletter.db import models, session_scope
 from newsletter.web.common import PRIVATE_HEADERS, delivery_id_or_404, render, state
+from newsletter.web.hosts import host_is_trusted
 from newsletter.web.outbox import list_messages, read_message
 
 #: CSP for the email's own HTML (web version, outbox viewer): its images and styles may come
@@ -81,9 +82,13 @@ LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
 
 def _outbox_visible(request: Request) -> bool:
     """The outbox holds personal data: shown only with the outbox transport, and only to a
-    browser on the same machine (a server that forgot its SendGrid key exposes nothing)."""
+    browser on the same machine (a server that forgot its SendGrid key exposes nothing) that
+    names this server by a loopback name or the public host: a DNS-rebinding page also comes
+    from 127.0.0.1, but names its own host (web/hosts.py)."""
+    app = state(request)
     client = request.client.host if request.client else None
-    return state(request).settings.transport_name == "outbox" and client in LOOPBACK
+    return (app.settings.transport_name == "outbox" and client in LOOPBACK
+            and host_is_trusted(request.scope, app.trusted_hosts))
 
 
 def _outbox_only(request: Request) -> None:
