@@ -7,7 +7,7 @@ Public face (import from here, not from the modules):
   ``ImportReport`` (``created``, ``updated``, ``duplicates_merged``, ``rejected`` as
   ``Rejection(line, email, reason)``, ``total_rows``, ``to_dict()``).
 * Segments (``audiences/*.yaml``, format in ``segments``): ``load_segment(name, directory)``,
-  ``list_segments(directory)``, ``segment_condition(segment, now)``,
+  ``list_segments(directory)``, ``scan_segments(directory)`` (segments and errors), ``segment_condition(segment, now)``,
   ``segment_subscriber_ids(segment, now)``, ``count_segment(session, segment)``; ``Segment``,
   ``Rules``, ``SegmentError``, ``BUILTIN_ALL`` (the name of the built-in segment ``all``).
 """
@@ -26,6 +26,7 @@ from newsletter.audiences.segments import (
     count_segment,
     list_segments,
     load_segment,
+    scan_segments,
     segment_condition,
     segment_subscriber_ids,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "count_segment",
     "list_segments",
     "load_segment",
+    "scan_segments",
     "segment_condition",
     "segment_subscriber_ids",
 ]

@@ -42,13 +42,13 @@ from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import yaml
 from sqlalchemy import ColumnElement, Select, String, and_, cast, exists, func, select
 from sqlalchemy.orm import Session
 
 from newsletter.audiences.importer import attribute_key, display_path, normalise_tag
 from newsletter.db.models import SUBSCRIBER_STATUSES, CampaignLink, Event, Subscriber, SubscriberTag
 from newsletter.errors import NotFound, UserError
+from newsletter.yamlfile import YamlError, load
 
 __all__ = [
     "BUILTIN_ALL",
@@ -62,6 +62,7 @@ __all__ = [
     "count_segment",
     "list_segments",
     "load_segment",
+    "scan_segments",
     "segment_condition",
     "segment_subscriber_ids",
 ]
@@ -112,36 +113,6 @@ ALL_SEGMENT = Segment(BUILTIN_ALL, "Every active subscriber", Rules(), None)
 
 
 # --- reading YAML ------------------------------------------------------------------------------
-
-
-class _Loader(yaml.SafeLoader):
-    """Safe YAML, minus two surprises: dates stay text (we parse them with a clear message,
-    instead of PyYAML raising on 2024-13-01), and a repeated key is an error, not "last wins"."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    mapping: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            hash(key)
-        except TypeError:
-            raise yaml.constructor.ConstructorError(None, None, "a key must be a plain word", key_node.start_mark) from None
-        if key in mapping:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"the key {key!r} appears twice", key_node.start_mark)
-        mapping[key] = loader.construct_object(value_node, deep=True)
-    return mapping
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 class SegmentError(UserError):
@@ -289,14 +260,9 @@ def _parse_file(path: Path) -> Segment:
     except OSError as error:
         raise UserError(f"cannot read the file: {error.strerror}", where) from None
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = f"line {mark.line + 1}" if mark else ""
-        problem = " ".join(part for part in (error.context, error.problem) if part)
-        raise SegmentError(f"not valid YAML: {problem}", f"{where}: {line}" if line else where) from None
-    except yaml.YAMLError as error:
-        raise SegmentError(f"not valid YAML: {error}", where) from None
+        data = load(text, where)  # newsletter.yamlfile: no aliases, no dates, no repeated keys
+    except YamlError as error:
+        raise SegmentError(f"not valid YAML: {error.problem}", f"{where}: line {error.line}" if error.line else where) from None
     if data is None:
         raise check.fail("", "the file is empty: expected name, description and rules")
     top = check.mapping(data, "", ("name", "description", "rules"))
@@ -326,15 +292,23 @@ def _directory(directory: Path | str | None) -> Path:
     return path
 
 
-def _files(directory: Path) -> dict[str, Path]:
+def _files(directory: Path, problems: list[SegmentError] | None = None) -> dict[str, Path]:
+    """The segment files by name. A badly named file (or ``all.yaml``) raises its SegmentError,
+    or, given ``problems``, is added there and left out."""
     files = {path.stem: path for path in sorted(directory.glob("*.yaml")) if path.is_file()}
-    for name, path in files.items():
+    for name, path in list(files.items()):
+        problem = None
         if not _NAME.match(name):
-            raise SegmentError("a segment's file name is lowercase letters, digits, '-' and '_' (up to 100)",
-                               display_path(path))
-    if BUILTIN_ALL in files:
-        raise SegmentError(f"'{BUILTIN_ALL}' is the built-in segment (every active subscriber): rename this file",
-                        display_path(files[BUILTIN_ALL]))
+            problem = SegmentError("a segment's file name is lowercase letters, digits, '-' and '_' (up to 100)",
+                                   display_path(path))
+        elif name == BUILTIN_ALL:
+            problem = SegmentError(f"'{BUILTIN_ALL}' is the built-in segment (every active subscriber): rename this file",
+                                   display_path(path))
+        if problem is not None:
+            if problems is None:
+                raise problem
+            problems.append(problem)
+            del files[name]
     return files
 
 
@@ -344,8 +318,12 @@ def load_segment(name: str, directory: Path | str | None = None) -> Segment:
     Raises :class:`NotFound` listing the available segments when there is no such file.
     """
     folder = _directory(directory)
-    files = _files(folder)
+    problems: list[SegmentError] = []
+    files = _files(folder, problems)  # another badly named file does not stop this one
     if name == BUILTIN_ALL:
+        for problem in problems:
+            if Path(problem.where or "").name == f"{BUILTIN_ALL}.yaml":
+                raise problem
         return ALL_SEGMENT
     if not _NAME.match(name or "") or name not in files:
         available = ", ".join([BUILTIN_ALL, *files])
@@ -357,6 +335,23 @@ def list_segments(directory: Path | str | None = None) -> list[Segment]:
     """Every segment, ``all`` first then by name; a broken file raises its UserError."""
     folder = _directory(directory)
     return [ALL_SEGMENT, *(_parse_file(path) for path in _files(folder).values())]
+
+
+def scan_segments(directory: Path | str | None = None) -> tuple[list[Segment], list[UserError]]:
+    """Every segment that loads (``all`` first, then by name) and one error per file that does
+    not, in file order: one broken file must not hide the others from ``segment list``."""
+    folder = _directory(directory)
+    problems: list[SegmentError] = []
+    files = _files(folder, problems)
+    errors: list[UserError] = list(problems)
+    segments = [ALL_SEGMENT]
+    for path in files.values():
+        try:
+            segments.append(_parse_file(path))
+        except UserError as error:
+            errors.append(error)
+    errors.sort(key=lambda error: error.where or "")
+    return segments, errors
 
 
 # --- compiling to SQL ----------------------------------------------------------------------------

@@ -52,6 +52,7 @@ from typing import Any
 import yaml
 
 from newsletter.errors import NotFound, UserError
+from newsletter.yamlfile import YamlError, compose, scalar
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 ENTRY_TRIGGERS = ("cta_lead",)
@@ -184,37 +185,26 @@ def parse_delay(value: Any) -> Delay:
 # --- YAML with line numbers ------------------------------------------------------------------------
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe YAML where dates stay text (we never want PyYAML's own date parsing)."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 class _Doc:
     """The file's data plus the line of every key path, so each complaint names its line."""
 
     def __init__(self, path: Path, where: str) -> None:
         self.where = where
         self.lines: dict[str, int] = {}
-        text = path.read_text(encoding="utf-8")
-        loader = _Loader(text)
         try:
-            node = loader.get_single_node()
-            self.data = self._plain(loader, node, "") if node is not None else None
-        except yaml.MarkedYAMLError as error:
-            mark = error.problem_mark or error.context_mark
-            line = f":{mark.line + 1}" if mark else ""
-            raise UserError(f"not valid YAML: {error.problem or error}", where=f"{where}{line}") from None
-        except yaml.YAMLError as error:
-            raise UserError(f"not valid YAML: {error}", where=where) from None
-        finally:
-            loader.dispose()
+            text = path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError:
+            raise UserError("not UTF-8 text", where=where) from None
+        except OSError as error:
+            raise UserError(f"cannot read the file: {error.strerror}", where=where) from None
+        # newsletter.yamlfile refuses aliases, so the tree walked below is as big as the file.
+        try:
+            node = compose(text, where)
+        except YamlError as error:
+            raise UserError(f"not valid YAML: {error.problem}", where=error.where) from None
+        self.data = self._plain(node, "") if node is not None else None
 
-    def _plain(self, loader: _Loader, node: yaml.Node, path: str) -> Any:
+    def _plain(self, node: yaml.Node, path: str) -> Any:
         self.lines.setdefault(path, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Any] = {}
@@ -227,11 +217,14 @@ class _Doc:
                 if key in out:
                     raise self.fail_at(key_node.start_mark.line + 1, child, "this key appears twice")
                 self.lines[child] = key_node.start_mark.line + 1
-                out[key] = self._plain(loader, value_node, child)
+                out[key] = self._plain(value_node, child)
             return out
         if isinstance(node, yaml.SequenceNode):
-            return [self._plain(loader, item, f"{path}[{i + 1}]") for i, item in enumerate(node.value)]
-        return loader.construct_object(node, deep=True)
+            return [self._plain(item, f"{path}[{i + 1}]") for i, item in enumerate(node.value)]
+        try:
+            return scalar(node, self.where)
+        except YamlError as error:
+            raise UserError(f"not valid YAML: {error.problem}", where=error.where) from None
 
     def fail_at(self, line: int, path: str, message: str) -> UserError:
         return UserError(f"{path}: {message}" if path else message, where=f"{self.where}:{line}")
