@@ -155,3 +155,71 @@ def test_downgrade_to_the_first_schema_and_back(engine, db_url):
     assert upgrade(engine) == ("0001", head_revision())
     test_migrations_match_models(engine)
     test_deleting_a_campaign_takes_its_ledger_and_clears_its_events(engine)
+
+
+# --- the store file is private (issue 14, hostile item 8) -----------------------------------------
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o000, 0o077])
+def test_a_new_sqlite_store_and_its_wal_and_shm_are_0600(tmp_path, umask):
+    """newsletter.db, -wal and -shm were created 0644 (world-readable) while every other file
+    we write is 0600; they hold every subscriber's address, name and events."""
+    import os
+    import stat
+
+    from newsletter.db import make_engine
+
+    path = tmp_path / "newsletter.db"
+    old = os.umask(umask)
+    try:
+        engine = make_engine(f"sqlite:///{path}")
+        upgrade(engine)
+        add_subscribers(engine, 3)
+        with engine.connect() as conn:  # a connection open: the -wal and -shm files exist
+            conn.execute(text("SELECT count(*) FROM subscribers")).scalar()
+            files = [path, tmp_path / "newsletter.db-wal", tmp_path / "newsletter.db-shm"]
+            modes = {f.name: oct(stat.S_IMODE(f.stat().st_mode)) for f in files}
+        engine.dispose()
+    finally:
+        os.umask(old)
+    assert modes == {f.name: "0o600" for f in files}
+
+
+def test_a_store_removed_while_the_engine_lives_is_made_private_again(tmp_path):
+    import os
+    import stat
+
+    from newsletter.db import make_engine
+
+    path = tmp_path / "newsletter.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    for leftover in tmp_path.iterdir():
+        leftover.unlink()
+    upgrade(engine)  # a new connection, a new (empty) file
+    assert oct(stat.S_IMODE(os.stat(path).st_mode)) == "0o600"
+    engine.dispose()
+
+
+def test_an_existing_store_keeps_its_mode_and_unusual_addresses_are_left_to_sqlite(tmp_path):
+    import os
+    import stat
+
+    from newsletter.db import make_engine
+    from newsletter.db.filemode import store_path
+    from sqlalchemy.engine import make_url
+
+    path = tmp_path / "shared.db"
+    path.touch()
+    os.chmod(path, 0o640)  # an owner's own choice (a backup group) is kept
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    for url in ("sqlite://", "sqlite:///:memory:", "sqlite:///file:x.db?mode=ro&uri=true", "sqlite:///x.db?mode=ro"):
+        assert store_path(make_url(url)) is None, url
+    memory = make_engine("sqlite://")
+    with memory.connect() as conn:
+        assert conn.execute(text("SELECT 1")).scalar() == 1
+    memory.dispose()

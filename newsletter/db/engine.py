@@ -14,6 +14,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from newsletter.db.filemode import keep_store_private
+
 
 def normalise_url(url: str) -> str:
     """Accept the URLs people paste (``postgres://``, ``postgresql://``) and pick psycopg 3."""
@@ -39,6 +41,7 @@ def make_engine(url: str, **kwargs) -> Engine:  # type: ignore[no-untyped-def]
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        keep_store_private(engine, parsed)  # the store file is made 0600 (db/filemode.py)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
