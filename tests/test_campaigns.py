@@ -220,3 +220,139 @@ def test_status_counts_every_ledger_state(engine, settings, seed_slug):
         "queued": 0, "in_flight": 0, "sent": 5, "failed": 0, "ambiguous": 0, "suppressed": 0}
     assert status["recipients"] == total == 5
     assert status["status"] == "sent"
+
+
+# --- a campaign rendered for an old public URL (NEWSLETTER_PUBLIC_URL changed since create) ---------
+
+OLD_URL = "http://127.0.0.1:8000"
+
+
+def test_rerender_uses_the_new_public_url_and_keeps_subject_preheader_segment_and_schedule(engine, settings, seed_slug):
+    from datetime import timedelta
+
+    from newsletter.campaigns import mark_scheduled, rendered_public_url, rerender_campaign, stale_public_url
+    from newsletter.db.models import utcnow
+
+    old = settings.with_overrides(public_url=OLD_URL)
+    campaign_id = _create(engine, old, seed_slug, subject="Ketamine, explained", preheader="What a first visit is like")
+    when = (utcnow() + timedelta(days=2)).replace(microsecond=0)
+    with session_scope(engine) as session:
+        mark_scheduled(session, campaign_id, when, "America/Chicago")
+        campaign = session.get(models.Campaign, campaign_id)
+        assert rendered_public_url(campaign) == OLD_URL and stale_public_url(campaign, settings) == OLD_URL
+        link_ids = {link.position: link.id for link in campaign.links}
+    with session_scope(engine) as session:
+        result = rerender_campaign(session, settings, campaign_id)
+    assert (result.rendered_for_before, result.public_url, result.status) == (OLD_URL, "https://news.example.test",
+                                                                              "scheduled")
+    with session_scope(engine) as session:
+        campaign = session.get(models.Campaign, campaign_id)
+        assert OLD_URL not in campaign.html and OLD_URL not in campaign.text
+        assert "https://news.example.test/u/%%token%%" in campaign.text
+        assert stale_public_url(campaign, settings) is None
+        assert (campaign.subject, campaign.preheader, campaign.segment) == (
+            "Ketamine, explained", "What a first visit is like", "all")
+        assert (campaign.status, campaign.scheduled_at, campaign.schedule_timezone) == ("scheduled", when, "America/Chicago")
+        assert {link.position: link.id for link in campaign.links} == link_ids  # registered again, same rows
+
+
+def test_a_campaign_rendered_for_an_old_public_url_is_not_sent_even_without_the_gate(engine, settings, seed_slug):
+    """``campaign send --force`` and a scheduled job both reach ``start_sending``: its links would
+    lead to an address this installation no longer answers, so it refuses in one line."""
+    add_subscribers(engine, 3)
+    campaign_id = _create(engine, settings.with_overrides(public_url=OLD_URL), seed_slug)
+    with pytest.raises(UserError) as refused:
+        send_campaign(engine, settings, campaign_id)
+    assert str(refused.value) == (f"campaign {campaign_id} was rendered for {OLD_URL}; the public URL is now "
+                                  f"https://news.example.test: run `newsletter campaign rerender {campaign_id}`")
+    with session_scope(engine) as session:
+        assert session.get(models.Campaign, campaign_id).status == "draft"
+        assert ledger_counts(session, campaign_id)["queued"] == 0
+
+
+@pytest.mark.parametrize(("status", "says"), [
+    ("sent", "it was sent: a sent message cannot change"),
+    ("sending", "it is being sent"),
+    ("paused", "it was paused mid-send"),
+    ("cancelled", "it is cancelled"),
+])
+def test_rerender_refuses_a_campaign_that_went_out_or_was_cancelled(engine, settings, seed_slug, status, says):
+    from newsletter.campaigns import rerender_campaign
+
+    campaign_id = _create(engine, settings, seed_slug)
+    with session_scope(engine) as session:
+        session.get(models.Campaign, campaign_id).status = status
+    with session_scope(engine) as session, pytest.raises(UserError) as refused:
+        rerender_campaign(session, settings, campaign_id)
+    assert refused.value.where == f"campaign {campaign_id}" and says in refused.value.message
+    assert "\n" not in str(refused.value)
+
+
+def test_a_scheduled_send_refused_for_an_old_url_can_be_rerendered_and_sent(engine, settings, seed_slug):
+    """The scheduler's job marks a refused send ``failed``; nothing was queued, so a re-render
+    brings it back as a draft that sends."""
+    from newsletter.campaigns import rerender_campaign
+    from newsletter.scheduling.jobs import run_campaign_job
+
+    add_subscribers(engine, 2)
+    campaign_id = _create(engine, settings.with_overrides(public_url=OLD_URL), seed_slug)
+    with session_scope(engine) as session:
+        session.get(models.Campaign, campaign_id).status = "scheduled"
+    import os
+
+    env = {"NEWSLETTER_DATABASE_URL": settings.database_url, "NEWSLETTER_PUBLIC_URL": settings.public_url,
+           "NEWSLETTER_SECRET_KEY": settings.secret_key, "NEWSLETTER_OUTBOX_DIR": settings.outbox_dir}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        run_campaign_job(campaign_id)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    with session_scope(engine) as session:
+        campaign = session.get(models.Campaign, campaign_id)
+        assert campaign.status == "failed" and f"campaign rerender {campaign_id}" in campaign.status_reason
+    with session_scope(engine) as session:
+        assert rerender_campaign(session, settings, campaign_id).status == "draft"
+    assert send_campaign(engine, settings, campaign_id).sent == 2
+
+
+def test_rerender_by_command_line(db_url, tmp_path, seed_article_path):
+    """``campaign rerender ID [--json]``: the new address, kept fields; a sent campaign is refused
+    in one line with exit 1."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
+    base.update({"NEWSLETTER_DATABASE_URL": db_url, "NEWSLETTER_SECRET_KEY": "cli-test-key", "PYTHONPATH": str(repo),
+                 "COLUMNS": "200", "NEWSLETTER_PUBLIC_URL": OLD_URL})
+    (tmp_path / "people.csv").write_text("email,first_name\nann@example.com,Ann\n")
+
+    def run(*args: str, url: str = OLD_URL) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "newsletter", *args], cwd=tmp_path, capture_output=True, text=True,
+                              env={**base, "NEWSLETTER_PUBLIC_URL": url}, timeout=120)
+
+    slug = json.loads(run("article", "import", str(seed_article_path), "--json").stdout)["slug"]
+    assert run("subscribers", "import", "people.csv").returncode == 0
+    created = json.loads(run("campaign", "create", "--article", slug, "--segment", "all", "--json").stdout)
+    new = "https://news.example.test"
+    preflight = run("campaign", "preflight", str(created["id"]), "--json", url=new)
+    assert preflight.returncode == 1
+    assert json.loads(preflight.stdout)["failed"] == ["public_url"]
+    rerendered = run("campaign", "rerender", str(created["id"]), "--json", url=new)
+    assert rerendered.returncode == 0, rerendered.stderr
+    data = json.loads(rerendered.stdout)
+    assert (data["rendered_for_before"], data["public_url"], data["subject"]) == (OLD_URL, new, created["subject"])
+    human = run("campaign", "rerender", str(created["id"]), url=new)
+    assert human.returncode == 0 and f"re-rendered for {new}" in human.stdout
+    assert run("campaign", "send", str(created["id"]), url=new).returncode == 0
+    refused = run("campaign", "rerender", str(created["id"]), url=new)
+    lines = [line for line in refused.stderr.splitlines() if line.strip()]
+    assert refused.returncode == 1 and len(lines) == 1 and "Traceback" not in refused.stderr
+    assert f"campaign {created['id']}: cannot be re-rendered: it was sent" in lines[0]

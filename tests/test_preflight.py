@@ -648,3 +648,43 @@ class _null_scope:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+# --- a campaign rendered for an old public URL --------------------------------------------------------
+
+def test_a_campaign_rendered_for_an_old_public_url_fails_one_check_that_names_rerender(
+        engine, settings, seed_article_path) -> None:  # type: ignore[no-untyped-def]
+    """Made on the default http://127.0.0.1:8000, checked after NEWSLETTER_PUBLIC_URL became https:
+    one failing check saying so (not "no unsubscribe link", "no call to action" and "no CTA
+    button", which blamed the templates), and the gate refuses it even with --force."""
+    campaign_id = _seed_campaign(engine, settings.with_overrides(public_url="http://127.0.0.1:8000"), seed_article_path)
+    with session_scope(engine) as session:
+        report = run_preflight(session, settings, campaign_id)
+    [check] = report.checks
+    assert (check.name, check.status) == ("public_url", "fail")
+    assert check.reason == (f"campaign {campaign_id} was rendered for http://127.0.0.1:8000; the public URL is now "
+                            f"{PUBLIC}: run `newsletter campaign rerender {campaign_id}`")
+    assert "template" not in check.reason + check.fix_hint
+    assert report.to_dict()["failed"] == ["public_url"] and report.sample_email == "reader0@example.com"
+    for force in (False, True):
+        with session_scope(engine) as session, pytest.raises(UserError) as refused:
+            ensure_preflight_passes(session, settings, campaign_id, force=force, operator="alice")
+        assert f"run `newsletter campaign rerender {campaign_id}`" in str(refused.value)
+    with session_scope(engine) as session:
+        assert session.get(models.Campaign, campaign_id).forced_by is None
+
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=300, color_system=None)
+    assert preflight_command(engine, settings, campaign_id, console=console) == 1
+    printed = console.file.getvalue()
+    assert printed.count("FAIL") == 1 and "was rendered for http://127.0.0.1:8000" in printed
+    assert "even with --force" in printed
+
+
+def test_a_campaign_rendered_for_todays_public_url_has_no_public_url_check(engine, settings,
+                                                                             seed_article_path) -> None:  # type: ignore[no-untyped-def]
+    campaign_id = _seed_campaign(engine, settings, seed_article_path)
+    with session_scope(engine) as session:
+        report = run_preflight(session, settings, campaign_id)
+    assert [c.name for c in report.checks] == list(CHECK_NAMES)

@@ -4,7 +4,8 @@ Public face: ``import_article``, ``create_campaign``, ``preview``, ``send_campai
 ``campaign_status``, ``parse_send_time``, ``mark_scheduled``, ``get_campaign``; operator control
 (``pause``, ``resume``, ``cancel``, ``resolve_ambiguous``, ``retry_failed``, ``drain``), the
 worker loop (``run_worker``), and the pieces nurture sequences reuse (``dispatch_campaign``,
-``finish_if_done``, ``make_throttle``).
+``finish_if_done``, ``make_throttle``); after a settings change, ``rerender_campaign`` and
+``stale_public_url`` / ``refuse_stale`` (a message rendered for an old public URL).
 """
 
 from newsletter.campaigns.articles import ImportedArticle, get_article, import_article
@@ -16,6 +17,7 @@ from newsletter.campaigns.status import campaign_status, mark_scheduled, parse_s
 from newsletter.campaigns.control import cancel, pause, resolve_ambiguous, resume, retry_failed
 from newsletter.campaigns.send import dispatch_campaign, drain, finish_if_done, make_throttle, start_sending
 from newsletter.campaigns.worker import run_worker
+from newsletter.campaigns.rerender import Rerendered, refuse_stale, rendered_public_url, rerender_campaign, stale_public_url, stale_url_message
 
 __all__ = [
     "ImportedArticle", "import_article", "get_article", "create_campaign", "brand_from_settings", "default_preheader",
@@ -23,4 +25,5 @@ __all__ = [
     "campaign_message", "make_transport", "recipient_factory", "campaign_status", "mark_scheduled", "parse_send_time",
     "pause", "resume", "cancel", "resolve_ambiguous", "retry_failed", "drain", "start_sending", "run_worker",
     "dispatch_campaign", "finish_if_done", "make_throttle",
+    "Rerendered", "rerender_campaign", "rendered_public_url", "stale_public_url", "stale_url_message", "refuse_stale",
 ]

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, update
 
 from newsletter.campaigns.create import get_campaign
 from newsletter.campaigns.ledger import build_ledger, ledger_counts
+from newsletter.campaigns.rerender import refuse_stale
 from newsletter.config import Settings
 from newsletter.db import models, session_scope
 from newsletter.db.models import utcnow
@@ -75,17 +76,25 @@ def recipient_factory(settings: Settings) -> Callable[[LedgerRow], Recipient]:
     return make
 
 
+def check_sendable(campaign: models.Campaign) -> None:
+    """Refuse a campaign that cannot be sent now (a nurture step, one already sent, paused…).
+    The command checks it before the preflight as well, so the refusal comes first."""
+    if campaign.kind == "nurture":
+        raise UserError("is a nurture sequence step; the scheduler sends it to each reader when their step "
+                        "is due", where=f"campaign {campaign.id}")
+    if campaign.status not in SENDABLE_STATUSES:
+        raise UserError(f"is {campaign.status}; only a draft or scheduled campaign can be sent"
+                        + ("; use `newsletter campaign resume`" if campaign.status == "paused" else ""),
+                        where=f"campaign {campaign.id}")
+
+
 def start_sending(engine: Engine, settings: Settings, campaign_id: int) -> int:
     """Move the campaign to ``sending`` and materialise its ledger; returns rows added."""
     with session_scope(engine) as session:
         campaign = get_campaign(session, campaign_id)
-        if campaign.kind == "nurture":
-            raise UserError("is a nurture sequence step; the scheduler sends it to each reader when their step "
-                            "is due", where=f"campaign {campaign_id}")
-        if campaign.status not in SENDABLE_STATUSES:
-            raise UserError(f"campaign {campaign_id} is {campaign.status}; only a draft or scheduled campaign can be sent"
-                            + ("; use `newsletter campaign resume`" if campaign.status == "paused" else ""),
-                            where=f"campaign {campaign_id}")
+        check_sendable(campaign)
+        if campaign.status != "sending":  # not yet under way: its links must lead to today's address
+            refuse_stale(campaign, settings)
         campaign.status = "sending"
         campaign.started_at = campaign.started_at or utcnow()
         campaign.status_reason = None

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from newsletter.campaigns import get_campaign
 from newsletter.config import Settings
 from newsletter.errors import UserError
-from newsletter.preflight.model import PreflightReport
+from newsletter.preflight.model import NOT_OVERRIDABLE, PreflightReport
 from newsletter.preflight.run import run_preflight
 
 FORCED_BY_MAX = 200  # campaigns.forced_by
@@ -36,12 +36,16 @@ def ensure_preflight_passes(session: Session, settings: Settings, campaign_id: i
 
     With ``force`` and failures, records ``Campaign.forced_by`` (who, when, which checks) in
     ``session``; the caller's transaction commits it with the send or schedule. Warnings never
-    block. Returns the report either way.
+    block. A check in ``NOT_OVERRIDABLE`` (a campaign rendered for an old public URL) raises
+    even with ``force``. Returns the report either way.
     """
     report = run_preflight(session, settings, campaign_id, screenshots_dir=screenshots_dir)
     failed = report.failed
     if not failed:
         return report
+    for check in failed:
+        if check.name in NOT_OVERRIDABLE:  # its links lead elsewhere: --force would send them so
+            raise UserError(check.reason + ("; --force does not override this" if force else ""))
     if not force:
         listed = "; ".join(f"{check.name}: {check.reason}" for check in failed)
         raise UserError(f"preflight failed ({len(failed)} check{'s' if len(failed) > 1 else ''}): {listed}. "

@@ -23,6 +23,15 @@ TITLES: dict[str, str] = {
     "subject": "Subject and preheader",
 }
 
+#: Checks about the campaign rather than the message, run before the others (and instead of
+#: them when they fail).
+GATE_TITLES: dict[str, str] = {
+    "public_url": "Rendered for today's public URL",
+}
+
+#: Failing checks that ``--force`` cannot override: the message itself must be made again.
+NOT_OVERRIDABLE = frozenset(GATE_TITLES)
+
 
 @dataclass(frozen=True)
 class Check:
@@ -36,7 +45,7 @@ class Check:
 
     @property
     def title(self) -> str:
-        return TITLES.get(self.name, self.name)
+        return TITLES.get(self.name) or GATE_TITLES.get(self.name, self.name)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "title": self.title}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from newsletter.campaigns import get_campaign, preview
+from newsletter.campaigns import get_campaign, preview, stale_public_url, stale_url_message
 from newsletter.campaigns.preview import PREVIEW_DELIVERY_ID
 from newsletter.config import Settings
 from newsletter.content import Article
@@ -79,11 +79,30 @@ def campaign_context(campaign: models.Campaign, settings: Settings, *, screensho
     )
 
 
+def stale_url_check(campaign: models.Campaign, settings: Settings) -> Check | None:
+    """A failing ``public_url`` check when the campaign was rendered for another public URL.
+
+    Its unsubscribe, tracking and CTA links then start with the old address, so the footer,
+    link and rendering checks all fail and point at the templates: the real cause is one
+    setting, fixed by rendering the campaign again. The other checks are not run.
+    """
+    rendered = stale_public_url(campaign, settings)
+    if rendered is None:
+        return None
+    return Check("public_url", "fail", stale_url_message(campaign.id, rendered, settings.public_base),
+                 f"newsletter campaign rerender {campaign.id} (a draft or scheduled campaign keeps its subject, "
+                 "preheader, segment and schedule); --force does not override this",
+                 {"rendered_for": rendered, "public_url": settings.public_base, "not_run": list(CHECKS)})
+
+
 def run_preflight(session: Session, settings: Settings, campaign_id: int, *,
                   screenshots_dir: Path | None = None) -> PreflightReport:
     """Every check on the exact message a sample subscriber of the campaign's segment would get."""
     campaign = get_campaign(session, campaign_id)
     sample = preview(session, settings, campaign_id)
+    stale = stale_url_check(campaign, settings)
+    if stale is not None:  # every other check would fail for this one reason, and blame the templates
+        return PreflightReport(checks=(stale,), campaign_id=campaign_id, sample_email=sample.sample_email)
     context = campaign_context(campaign, settings, screenshots_dir=screenshots_dir)
     checks = check_message(sample.eml, sample.html, sample.text, context=context)
     shots = next((tuple(c.details.get("screenshots", ())) for c in checks if c.name == "responsive"), ())
