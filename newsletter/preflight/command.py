@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from newsletter.config import Settings
 from newsletter.db import session_scope
-from newsletter.preflight.model import PreflightReport
+from newsletter.preflight.model import NOT_OVERRIDABLE, PreflightReport
 from newsletter.preflight.run import run_preflight
 
 EXIT_PASSED = 0
@@ -45,7 +45,10 @@ def print_report(report: PreflightReport, console=None) -> None:  # type: ignore
     if report.screenshots:
         out.print(f"Screenshots: {escape(', '.join(report.screenshots))}")
     failed, warned = len(report.failed), len(report.warnings)
-    if failed:
+    if any(check.name in NOT_OVERRIDABLE for check in report.failed):
+        out.print(f"[bold red]Not checked further:[/] send and schedule refuse this campaign, even with --force, "
+                  f"until it is rendered again (`newsletter campaign rerender {report.campaign_id}`).")
+    elif failed:
         out.print(f"[bold red]{failed} check(s) failed[/]" + (f", {warned} warning(s)" if warned else "")
                   + ": send and schedule refuse this campaign unless --force (recorded on the campaign).")
     else:
