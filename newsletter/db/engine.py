@@ -11,9 +11,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
+from newsletter.db import store_errors
 from newsletter.db.filemode import keep_store_private
 
 
@@ -35,15 +37,38 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+PG_CONNECT_TIMEOUT = 10  # seconds: a store behind a firewall that drops packets is said, not waited on for minutes
+
+
 def make_engine(url: str, **kwargs) -> Engine:  # type: ignore[no-untyped-def]
-    url = normalise_url(url)
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
-        event.listen(engine, "connect", _sqlite_pragmas)
-        keep_store_private(engine, parsed)  # the store file is made 0600 (db/filemode.py)
-        return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    """An engine for ``url``. A mistake in the address (unparsable, an unsupported store, a
+    missing driver) is a UserError now; a store that cannot be reached is one whenever a new
+    connection cannot be opened (``store_errors.translate_connect_error``)."""
+    parsed = _parse(url)
+    connect_args = kwargs.pop("connect_args", {})
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            engine = create_engine(parsed, connect_args={"timeout": 30, **connect_args}, **kwargs)
+            event.listen(engine, "connect", _sqlite_pragmas)
+            keep_store_private(engine, parsed)  # the store file is made 0600 (db/filemode.py)
+        else:
+            timeout = {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_TIMEOUT}
+            engine = create_engine(parsed, pool_pre_ping=True, connect_args={**timeout, **connect_args}, **kwargs)
+    except ImportError as error:
+        raise store_errors.driver_missing(parsed, error) from None
+    event.listen(engine, "handle_error", lambda context: store_errors.translate_connect_error(parsed, context))
+    return engine
+
+
+def _parse(url: str) -> URL:
+    try:
+        parsed = make_url(normalise_url(url))
+    except ArgumentError:
+        raise store_errors.unparsable(url) from None
+    if parsed.get_backend_name() not in SUPPORTED_BACKENDS:
+        raise store_errors.unsupported(parsed)
+    return parsed
 
 
 def is_postgres(engine: Engine) -> bool:
