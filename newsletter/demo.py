@@ -24,11 +24,17 @@ SEED_ARTICLE = "000-ketamine-assisted-psychotherapy.txt"
 def _prepare_folder(directory: Path) -> Path:
     """Recreate the demo folder, refusing to wipe one the demo did not make."""
     directory = directory.resolve()
+    if directory.exists() and not directory.is_dir():
+        raise UserError("is a file, not a folder; choose another --dir", where=str(directory))
     if directory.exists() and any(directory.iterdir()):
         if not (directory / MARKER).exists():
             raise UserError("exists and was not made by `newsletter demo`; choose another --dir", where=str(directory))
         shutil.rmtree(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot make the demo folder: {error.strerror or error}; choose another --dir",
+                        where=str(directory)) from None
     (directory / MARKER).write_text("made by `newsletter demo`; safe to delete\n", encoding="utf-8")
     return directory
 
@@ -70,6 +76,10 @@ def run_demo(directory: Path, *, serve_after: bool, port: int, console: Console)
     from newsletter.reports.render_text import print_report
     from newsletter.scheduling import automation_tick
 
+    if serve_after:  # before the pipeline, not after it: "port 8000 is busy: use --port"
+        from newsletter.web.server import check_port_free
+
+        check_port_free("127.0.0.1", port)
     directory = _prepare_folder(directory)
     os.chdir(directory)  # the signing key file and relative paths live in the demo folder
     settings = demo_settings(directory, port)
