@@ -450,6 +450,63 @@ def test_host_names_are_parsed_strictly() -> None:
     assert host_is_trusted({"type": "http", "headers": [(b"host", b"news.example.test:8443")]}, trusted)
 
 
+def big_outbox(settings: Settings, engine: Engine, world: World, n: int = 300) -> TestClient:
+    """``n`` messages in campaign April's outbox: Ada's and Bob's deliveries first, then made-up
+    ids; Ada's opened by a person and clicked only by a scanner; a local browser's client."""
+    folder = Path(settings.outbox_dir) / f"campaign-{world.campaign_id}"
+    write_eml(folder, world.d_ada, "Ada Lovelace <ada@example.com>", "<p>Hi Ada</p>")
+    write_eml(folder, world.d_bob, "bob@example.com", "<p>Hi Bob</p>")
+    for i in range(n - 2):
+        write_eml(folder, 100_000 + i, f"Reader {i} <reader{i}@example.com>", "<p>Hi</p>")
+    now = utcnow()
+    with session_scope(engine) as s:
+        s.add_all([Event(event_key=f"k{i}", type=kind, delivery_id=world.d_ada, campaign_id=world.campaign_id,
+                         is_machine=machine, occurred_at=now)
+                   for i, (kind, machine) in enumerate([("open", False), ("open", False), ("open", True),
+                                                        ("click", True)])])
+    return TestClient(create_app(settings, engine), client=("127.0.0.1", 50123), follow_redirects=False,
+                      base_url="http://127.0.0.1:8000")
+
+
+def test_outbox_pages_its_messages_and_shows_opens_and_clicks(settings, engine, world) -> None:  # type: ignore[no-untyped-def]
+    """300 messages were one 20,000-pixel page without a word about who opened what."""
+    import re
+
+    client = big_outbox(settings, engine, world)
+    first = client.get(f"/outbox/{world.campaign_id}")
+    assert first.status_code == 200
+    assert "300 messages, 1–50 shown (page 1 of 6)" in first.text
+    assert first.text.count("<tr><td>") == 50 and f">{world.d_ada}</a>" in first.text
+    assert "← Previous" not in first.text and f'href="/outbox/{world.campaign_id}?page=2" rel="next"' in first.text
+    ada_row = next(line for line in first.text.splitlines() if f'href="/outbox/{world.campaign_id}/{world.d_ada}"' in line)
+    assert re.search(r"<td class=\"state\">yes \(2×\)</td><td class=\"state machine\">machine only</td></tr>$", ada_row)
+    bob_row = next(line for line in first.text.splitlines() if f'href="/outbox/{world.campaign_id}/{world.d_bob}"' in line)
+    assert bob_row.endswith('<td class="state">no</td><td class="state">no</td></tr>')
+    # every link carries a page number at most: nothing personal in a URL
+    for href in re.findall(r'href="([^"]+)"', first.text):
+        assert re.fullmatch(r"/|/outbox/\d+(/\d+)?(\?page=\d+)?|https?://[^?]*", href), href
+    last = client.get(f"/outbox/{world.campaign_id}?page=6")
+    assert "251–300 shown (page 6 of 6)" in last.text and last.text.count("<tr><td>") == 50
+    assert 'rel="prev"' in last.text and 'rel="next"' not in last.text
+    middle = client.get(f"/outbox/{world.campaign_id}?page=3")
+    assert '<span aria-current="page">3</span>' in middle.text and "101–150 shown (page 3 of 6)" in middle.text
+    assert client.get(f"/outbox/{world.campaign_id}?page=99").text.count("page 6 of 6") == 1  # past the end: the last
+    for bad in ("0", "-1", "abc", "1.5", "9" * 12, "", "%00", "1&page=2"):
+        response = client.get(f"/outbox/{world.campaign_id}?page={bad}")
+        assert response.status_code == 400, bad
+    message = client.get(f"/outbox/{world.campaign_id}/{world.d_ada}")
+    assert "Opened: yes (2×); clicked: machine only." in message.text
+
+
+def test_outbox_page_links_skip_the_far_pages() -> None:
+    from newsletter.web.outbox import OutboxPage
+
+    assert OutboxPage(1, 1, 3).links() == [1]
+    assert OutboxPage(1, 6, 300).links() == [1, 2, 3, None, 6]
+    assert OutboxPage(10, 20, 1000).links() == [1, None, 8, 9, 10, 11, 12, None, 20]
+    assert OutboxPage(4, 6, 300).links() == [1, 2, 3, 4, 5, 6]
+
+
 # --- a real browser --------------------------------------------------------------------------
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
@@ -636,3 +693,30 @@ def test_fast_path_edges_answer_like_the_router(client, engine, world, token) ->
     assert client.get(f"/c/{tok}/4").headers["location"] == RedirectResponse(odd).headers["location"]
     kinds = [(e.type, e.link_id is not None) for e in stored(engine)]
     assert kinds == [("click", True), ("open", False), ("click", True), ("click", True)]  # javascript: kept, as before
+
+
+@pytest.mark.slow
+def test_real_chromium_outbox_page_is_short_and_pages_on(settings, engine, world, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """As a browser lays it out: the outbox of 300 messages was about 20,000 pixels tall."""
+    if CHROMIUM is None:
+        pytest.skip("headless Chromium not found: install Debian package chromium")
+    big_outbox(settings, engine, world)
+    with _Server(create_app(settings, engine)) as base:
+        tools = _DevTools(CHROMIUM, tmp_path / "profile")
+        try:
+            tools.open(f"{base}/outbox/{world.campaign_id}")
+            height = tools.evaluate("document.documentElement.scrollHeight")
+            rows = tools.evaluate("document.querySelectorAll('tbody tr').length")
+            box = tools.evaluate("(() => { const a = document.querySelector('a[rel=next]'); a.scrollIntoView();"
+                                 " const r = a.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+            for kind in ("mousePressed", "mouseReleased"):
+                tools.call("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
+            tools.wait_for(lambda: (tools.evaluate("location.search") == "?page=2"
+                                    and tools.evaluate("document.readyState") == "complete"))
+            second = tools.evaluate("document.querySelector('main p.muted').textContent")
+        finally:
+            tools.close()
+    print(f"outbox page 1 of 6: {rows} rows, {height} px tall")
+    assert rows == 50
+    assert height < 6000, height  # 50 rows; the whole campaign on one page was about 20,000
+    assert "51–100 shown (page 2 of 6)" in second

@@ -13,7 +13,7 @@ from newsletter.content.model import Article as ArticleContent
 from newsletter.db import models, session_scope
 from newsletter.web.common import PRIVATE_HEADERS, delivery_id_or_404, render, state
 from newsletter.web.hosts import host_is_trusted
-from newsletter.web.outbox import list_messages, read_message
+from newsletter.web.outbox import Engagement, engagement, list_page, read_message
 
 #: CSP for the email's own HTML (web version, outbox viewer): its images and styles may come
 #: from anywhere, scripts and forms from nowhere.
@@ -28,6 +28,7 @@ _PIXEL_IMG = re.compile(r"""<img\b[^>]*?/o/%%token%%\.gif[^>]*>""", re.IGNORECAS
 _PIXEL_URL = re.compile(r"""[^\s"'()<>]*/o/%%token%%\.gif""")
 _BLANK_GIF = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
 MAX_SLUG = 200
+_PAGE_NUMBER = re.compile(r"[1-9][0-9]{0,8}")
 
 
 def strip_open_pixel(html: str) -> str:
@@ -117,12 +118,26 @@ def home(request: Request) -> Response:
     return render(request, "outbox_index.html", title="Outbox", campaigns=campaigns)
 
 
+def _page_number(request: Request) -> int:
+    """``?page=N`` (1 when absent); anything but a plain page number is a 400."""
+    values = request.query_params.getlist("page")
+    if not values:
+        return 1
+    if len(values) > 1 or not _PAGE_NUMBER.fullmatch(values[0]):
+        raise HTTPException(400)
+    return int(values[0])
+
+
 def outbox_campaign(request: Request) -> Response:
+    """One page of the campaign's outbox (50 messages; ``?page=N``, past the end: the last),
+    each with whether it was opened and clicked. The query string holds the page number only."""
     _outbox_only(request)
     campaign_id = request.path_params["campaign_id"]
-    messages, total = list_messages(state(request).settings.outbox_dir, campaign_id)
-    return render(request, "outbox_campaign.html", title=f"Outbox: campaign {campaign_id}",
-                  campaign_id=campaign_id, messages=messages, total=total)
+    page = list_page(state(request).settings.outbox_dir, campaign_id, _page_number(request))
+    with session_scope(state(request).engine) as session:
+        engaged = engagement(session, (m.delivery_id for m in page.messages))
+    return render(request, "outbox_campaign.html", title=f"Outbox: campaign {campaign_id}", campaign_id=campaign_id,
+                  page=page, engaged=engaged, nothing=Engagement())
 
 
 def outbox_message(request: Request) -> Response:
@@ -132,8 +147,10 @@ def outbox_message(request: Request) -> Response:
     if found is None:
         raise HTTPException(404)
     summary, _html = found
+    with session_scope(state(request).engine) as session:
+        engaged = engagement(session, [delivery_id]).get(delivery_id, Engagement())
     return render(request, "outbox_message.html", headers={"Content-Security-Policy": OUTBOX_CSP},
-                  title=f"Outbox: {summary.subject}", campaign_id=campaign_id, message=summary)
+                  title=f"Outbox: {summary.subject}", campaign_id=campaign_id, message=summary, engaged=engaged)
 
 
 def outbox_message_html(request: Request) -> Response:
