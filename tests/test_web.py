@@ -507,6 +507,48 @@ def test_outbox_page_links_skip_the_far_pages() -> None:
     assert OutboxPage(4, 6, 300).links() == [1, 2, 3, 4, 5, 6]
 
 
+def test_hostile_requests_answer_4xx_never_500(settings, engine, world, token) -> None:  # type: ignore[no-untyped-def]
+    """What probing the routes found answering 500: an Origin that is no URL ("http://["), a NUL
+    in an article slug (PostgreSQL refuses it as a parameter), outbox ids past BIGINT and files in
+    the outbox folder named like numbers that are not ("².eml"); with the other odd requests
+    tried (bad methods, malformed tokens and forms, long query strings), all now 4xx."""
+    tok = token(world.d_ada)
+    folder = Path(settings.outbox_dir) / f"campaign-{world.campaign_id}"
+    write_eml(folder, world.d_ada, "Ada <ada@example.com>", "<p>x</p>")
+    for odd in ("².eml", "99999999999999999999999.eml", "9223372036854775808.eml"):
+        (folder / odd).write_text("not a message")
+    client = TestClient(create_app(settings, engine), raise_server_exceptions=False, follow_redirects=False,
+                        client=("127.0.0.1", 5), base_url="http://127.0.0.1:8000", headers={"user-agent": BROWSER})
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    huge = "99999999999999999999999"
+    requests: list[tuple[str, str, dict[str, str], bytes | None]] = [
+        ("GET", path, {}, None) for path in (
+            "/a/%00", "/a/x%00y", "/a/" + "é" * 300, "/o/%00.gif", f"/c/{tok}/{huge}", "/c/%00/1", "/u/%00", "/p/%00",
+            "/w/%00", "/continue/%00", "/continue/" + "A" * 500, f"/continue/{tok}", f"/outbox/{huge}",
+            f"/outbox/{world.campaign_id}/{huge}", f"/outbox/{world.campaign_id}/{huge}/html",
+            f"/outbox/{world.campaign_id}?page=" + "9" * 5000, f"/u/{tok}?" + "x=1&" * 3000, "/a/%ff%fe", "/" + "a/" * 3000)]
+    requests += [(method, path, {}, None) for method in ("PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "BREW")
+                 for path in ("/", f"/u/{tok}", f"/p/{tok}", "/webhooks/sendgrid", f"/o/{tok}.gif", f"/c/{tok}/1",
+                              "/continue/x", f"/outbox/{world.campaign_id}")]
+    for path in (f"/u/{tok}", f"/p/{tok}"):
+        requests += [("POST", path, headers, body) for headers, body in [
+            (form, b"\xff\xfe"), (form, b"first_name=%ff%fe"), (form, b"&".join([b"interest=a"] * 5000)),
+            ({"content-type": "multipart/form-data; boundary=zz"}, b"x"), ({"content-type": "multipart/form-data"}, b"x"),
+            ({"content-type": "text/plain"}, b"x"), ({"content-type": ""}, b""),
+            ({**form, "origin": "http://["}, b"List-Unsubscribe=One-Click"),
+            ({**form, "origin": "http://[::1"}, b"action=unsubscribe"),
+            ({**form, "origin": "http://x:99999999"}, b"action=save")]]
+    requests += [("POST", "/continue/x", form, body) for body in (b"x", b"[" * 10000, b"\x00")]
+    failures = []
+    for method, path, headers, body in requests:
+        status = client.request(method, path, headers=headers, content=body).status_code
+        if not 200 <= status < 500:
+            failures.append((method, path[:60], headers.get("origin"), status))
+    assert failures == []
+    listing = client.get(f"/outbox/{world.campaign_id}")
+    assert "1 message." in listing.text  # the odd files are not listed as messages
+
+
 # --- a real browser --------------------------------------------------------------------------
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)

@@ -20,6 +20,7 @@ from newsletter.db.models import Event
 from newsletter.web.common import mask_email
 
 PER_PAGE = 50
+MAX_ID = 2**63  # the store's ids are BIGINT
 _HEAD = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
 
 
@@ -105,7 +106,10 @@ class OutboxPage:
 def message_ids(outbox_dir: str, campaign_id: int) -> list[int]:
     """The campaign's delivery ids that have a message file, in order."""
     folder = campaign_dir(outbox_dir, campaign_id)
-    return sorted(int(p.stem) for p in folder.glob("*.eml") if p.stem.isdigit()) if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    ids = (int(p.stem) for p in folder.glob("*.eml") if p.stem.isascii() and p.stem.isdigit())
+    return sorted(i for i in ids if i < MAX_ID)  # another file ("².eml", a huge number) is not a message
 
 
 def list_page(outbox_dir: str, campaign_id: int, number: int) -> OutboxPage:

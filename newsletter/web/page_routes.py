@@ -13,7 +13,13 @@ from newsletter.content.model import Article as ArticleContent
 from newsletter.db import models, session_scope
 from newsletter.web.common import PRIVATE_HEADERS, delivery_id_or_404, render, state
 from newsletter.web.hosts import host_is_trusted
-from newsletter.web.outbox import Engagement, engagement, list_page, read_message
+from newsletter.web.outbox import (
+    MAX_ID,
+    Engagement,
+    engagement,
+    list_page,
+    read_message,
+)
 
 #: CSP for the email's own HTML (web version, outbox viewer): its images and styles may come
 #: from anywhere, scripts and forms from nowhere.
@@ -63,7 +69,7 @@ def web_version(request: Request) -> Response:
 
 def article_page(request: Request) -> Response:
     slug = request.path_params["slug"]
-    if len(slug) > MAX_SLUG:
+    if len(slug) > MAX_SLUG or "\x00" in slug:  # PostgreSQL refuses a NUL in a parameter: no such slug
         raise HTTPException(404)
     with session_scope(state(request).engine) as session:
         content = session.scalar(select(models.Article.content).where(models.Article.slug == slug))
@@ -118,6 +124,14 @@ def home(request: Request) -> Response:
     return render(request, "outbox_index.html", title="Outbox", campaigns=campaigns)
 
 
+def _path_ids(request: Request, *names: str) -> tuple[int, ...]:
+    """The route's integer ids; one past what the store's BIGINT holds is no message of ours (404)."""
+    ids = tuple(request.path_params[name] for name in names)
+    if any(i >= MAX_ID for i in ids):
+        raise HTTPException(404)
+    return ids
+
+
 def _page_number(request: Request) -> int:
     """``?page=N`` (1 when absent); anything but a plain page number is a 400."""
     values = request.query_params.getlist("page")
@@ -132,7 +146,7 @@ def outbox_campaign(request: Request) -> Response:
     """One page of the campaign's outbox (50 messages; ``?page=N``, past the end: the last),
     each with whether it was opened and clicked. The query string holds the page number only."""
     _outbox_only(request)
-    campaign_id = request.path_params["campaign_id"]
+    (campaign_id,) = _path_ids(request, "campaign_id")
     page = list_page(state(request).settings.outbox_dir, campaign_id, _page_number(request))
     with session_scope(state(request).engine) as session:
         engaged = engagement(session, (m.delivery_id for m in page.messages))
@@ -142,7 +156,7 @@ def outbox_campaign(request: Request) -> Response:
 
 def outbox_message(request: Request) -> Response:
     _outbox_only(request)
-    campaign_id, delivery_id = request.path_params["campaign_id"], request.path_params["delivery_id"]
+    campaign_id, delivery_id = _path_ids(request, "campaign_id", "delivery_id")
     found = read_message(state(request).settings.outbox_dir, campaign_id, delivery_id)
     if found is None:
         raise HTTPException(404)
@@ -157,8 +171,7 @@ def outbox_message_html(request: Request) -> Response:
     """The email's HTML alone, for the viewer's iframe. A separate URL rather than ``srcdoc``:
     Chromium leaves a srcdoc frame blank under the viewer page's strict CSP."""
     _outbox_only(request)
-    found = read_message(state(request).settings.outbox_dir, request.path_params["campaign_id"],
-                         request.path_params["delivery_id"])
+    found = read_message(state(request).settings.outbox_dir, *_path_ids(request, "campaign_id", "delivery_id"))
     if found is None:
         raise HTTPException(404)
     return HTMLResponse(found[1], headers=FRAMED_EMAIL_HEADERS)

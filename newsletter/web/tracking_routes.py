@@ -206,7 +206,11 @@ def _check_origin(request: Request) -> None:
     origin = request.headers.get("origin")
     if origin and origin != "null":
         allowed = {urlsplit(state(request).settings.public_url).netloc, request.headers.get("host", "")}
-        if urlsplit(origin).netloc not in allowed:
+        try:
+            netloc = urlsplit(origin).netloc
+        except ValueError:  # "http://[" is no site of ours: refused, not a server error
+            raise HTTPException(403) from None
+        if netloc not in allowed:
             raise HTTPException(403)
 
 
