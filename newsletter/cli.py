@@ -15,9 +15,8 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from newsletter.commandline import JsonOpt, engine_for, print_json
+from newsletter.commandline import DataTable, JsonOpt, engine_for, esc, print_json
 from newsletter.config import Settings, load_settings
 from newsletter.errors import UserError
 from newsletter.nurture.commands import app as nurture_app
@@ -38,8 +37,8 @@ app.add_typer(events_app, name="events")
 app.add_typer(nurture_app, name="nurture")
 app.add_typer(leads_app, name="leads")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(emoji=False)  # a value like :warning: in data is printed as written
+err = Console(stderr=True, emoji=False)
 
 
 EXIT_USER_ERROR = 1
@@ -66,9 +65,9 @@ def init(as_json: JsonOpt = False) -> None:
     if as_json:
         print_json({"database": url, "revision_before": before, "revision": after})
     elif before == after:
-        out.print(f"Store {url} is up to date (revision {after}).")
+        out.print(f"Store {esc(url)} is up to date (revision {after}).")
     else:
-        out.print(f"Store {url} migrated from {before or 'empty'} to revision {after}.")
+        out.print(f"Store {esc(url)} migrated from {before or 'empty'} to revision {after}.")
 
 
 # --- articles --------------------------------------------------------------------------------
@@ -89,7 +88,7 @@ def article_import(path: Annotated[Path, typer.Argument(help="A .txt (seed forma
     if as_json:
         print_json(data)
     else:
-        out.print(f"[bold]{data['title']}[/] → slug [cyan]{data['slug']}[/] ({data['outcome']}, {data['words']} words)")
+        out.print(f"[bold]{esc(data['title'])}[/] → slug [cyan]{esc(data['slug'])}[/] ({data['outcome']}, {data['words']} words)")
 
 
 @article_app.command("list")
@@ -105,7 +104,7 @@ def article_list(as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(rows)
         return
-    table = Table("id", "slug", "title", "published")
+    table = DataTable("id", "slug", "title", "published", copy=("id", "slug"))
     for r in rows:
         table.add_row(str(r["id"]), r["slug"], r["title"], str(r["published"] or ""))
     out.print(table)
@@ -130,7 +129,7 @@ def subscribers_import(
     out.print(f"{report.created} created, {report.updated} updated, {report.duplicates_merged} duplicates merged, "
               f"{len(report.rejected)} rejected (of {report.total_rows} rows).")
     for rejection in report.rejected[:50]:
-        err.print(f"  {csv_path}:{rejection.line}: {rejection.reason}", highlight=False)
+        err.print(f"  {esc(csv_path)}:{rejection.line}: {esc(rejection.reason)}", highlight=False)
     if len(report.rejected) > 50:
         err.print(f"  … and {len(report.rejected) - 50} more (use --json for all)")
 
@@ -149,7 +148,7 @@ def segment_count(name: Annotated[str, typer.Argument(help="Segment name (file n
     if as_json:
         print_json({"segment": name, "count": count})
     else:
-        out.print(f"{name}: {count} subscriber(s)")
+        out.print(f"{esc(name)}: {count} subscriber(s)")
 
 
 @segment_app.command("list")
@@ -162,7 +161,7 @@ def segment_list(as_json: JsonOpt = False) -> None:
         print_json(segments)
     else:
         for s in segments:
-            out.print(f"[cyan]{s['name']}[/]  {s['description'] or ''}")
+            out.print(f"[cyan]{esc(s['name'])}[/]  {esc(s['description'] or '')}")
 
 
 # --- campaigns -------------------------------------------------------------------------------
@@ -190,7 +189,7 @@ def campaign_create(
     if as_json:
         print_json(data)
     else:
-        out.print(f"Campaign [bold]{data['id']}[/] created: “{data['subject']}” → segment {data['segment']} "
+        out.print(f"Campaign [bold]{data['id']}[/] created: “{esc(data['subject'])}” → segment {esc(data['segment'])} "
                   f"({data['html_bytes'] // 1024} KB HTML, {data['links']} tracked links). "
                   f"Next: newsletter campaign preview {data['id']}")
 
@@ -212,9 +211,9 @@ def campaign_preview(
     for path, data in ((html, result.html.encode()), (text, result.text.encode()), (eml, result.eml)):
         if path is not None:
             path.write_bytes(data)
-            out.print(f"wrote {path} ({len(data)} bytes)")
+            out.print(f"wrote {esc(path)} ({len(data)} bytes)")
     if not (html or text or eml):
-        out.print(f"[bold]Subject:[/] {result.subject}   [dim](personalised for {result.sample_email})[/]\n")
+        out.print(f"[bold]Subject:[/] {esc(result.subject)}   [dim](personalised for {esc(result.sample_email)})[/]\n")
         out.print(result.text, highlight=False, markup=False)
 
 
@@ -245,7 +244,7 @@ def _gate(engine, settings: Settings, campaign_id: int, force: bool) -> None:  #
     with session_scope(engine) as session:
         report = ensure_preflight_passes(session, settings, campaign_id, force=force, operator=getpass.getuser())
     for check in report.failed:
-        err.print(f"[yellow]preflight {check.name} failed, overridden with --force:[/] {check.reason}", highlight=False)
+        err.print(f"[yellow]preflight {esc(check.name)} failed, overridden with --force:[/] {esc(check.reason)}", highlight=False)
 
 
 @campaign_app.command("preflight")
@@ -285,11 +284,11 @@ def _print_summary(summary, as_json: bool, settings: Settings) -> None:  # type:
     if as_json:
         print_json(summary.to_dict())
     else:
-        where = f" to {settings.outbox_dir}/campaign-{summary.campaign_id}/" if summary.transport == "outbox" else " through SendGrid"
+        where = f" to {esc(settings.outbox_dir)}/campaign-{summary.campaign_id}/" if summary.transport == "outbox" else " through SendGrid"
         out.print(f"Campaign {summary.campaign_id}: {summary.sent} sent{where}, {summary.failed} failed, "
                   f"{summary.suppressed} suppressed, {summary.ambiguous} ambiguous.")
         if summary.paused_reason:
-            err.print(f"[red]paused:[/] {summary.paused_reason}")
+            err.print(f"[red]paused:[/] {esc(summary.paused_reason)}")
     if summary.paused_reason or summary.failed or summary.ambiguous:
         raise typer.Exit(EXIT_INCOMPLETE)
 
@@ -422,10 +421,10 @@ def campaign_status_cmd(campaign_id: Annotated[int, typer.Argument(help="Campaig
     if as_json:
         print_json(data)
         return
-    out.print(f"Campaign {data['campaign_id']} “{data['subject']}” is [bold]{data['status']}[/]"
-              + (f" ({data['status_reason']})" if data["status_reason"] else "")
-              + (f", scheduled for {data['scheduled_at']}" if data["scheduled_at"] else ""))
-    table = Table("queued", "in flight", "sent", "failed", "ambiguous", "suppressed", "total")
+    out.print(f"Campaign {data['campaign_id']} “{esc(data['subject'])}” is [bold]{esc(data['status'])}[/]"
+              + (f" ({esc(data['status_reason'])})" if data["status_reason"] else "")
+              + (f", scheduled for {esc(data['scheduled_at'])}" if data["scheduled_at"] else ""))
+    table = DataTable("queued", "in flight", "sent", "failed", "ambiguous", "suppressed", "total")
     table.add_row(*(str(data[k]) for k in ("queued", "in_flight", "sent", "failed", "ambiguous", "suppressed", "recipients")))
     out.print(table)
 
@@ -451,7 +450,8 @@ def campaign_list(
     if as_json:
         print_json(rows)
         return
-    table = Table("id", *(("kind",) if include_nurture else ()), "status", "subject", "segment", "scheduled (UTC)")
+    table = DataTable("id", *(("kind",) if include_nurture else ()), "status", "subject", "segment", "scheduled (UTC)",
+                      copy=("id",))
     for r in rows:
         table.add_row(str(r["id"]), *((r["kind"],) if include_nurture else ()), r["status"], r["subject"], r["segment"],
                       r["scheduled_at"] or "")
@@ -506,7 +506,7 @@ def report(
         from newsletter.reports import write_html
 
         write_html(html, data, brand=settings.brand_name)
-        (err if as_json or as_csv else out).print(f"wrote {html}", highlight=False)
+        (err if as_json or as_csv else out).print(f"wrote {esc(html)}", highlight=False)
     if as_json:
         print_json(data)
     elif as_csv:

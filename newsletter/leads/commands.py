@@ -13,9 +13,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from newsletter.commandline import JsonOpt, engine_for, print_json
+from newsletter.commandline import DataTable, JsonOpt, engine_for, esc, plain, print_json
 from newsletter.config import Settings, load_settings
 from newsletter.db.models import utcnow
 from newsletter.errors import UserError
@@ -24,7 +23,7 @@ from newsletter.leads.queries import export_csv, lead_row, list_leads
 from newsletter.leads.scoring import score_leads
 
 app = typer.Typer(help="People who asked to connect: list, update, export.", no_args_is_help=True)
-out = Console()
+out = Console(emoji=False)  # a value like :warning: in data is printed as written
 
 StatusHelp = f"One of: {', '.join(STATUSES)}."
 
@@ -66,10 +65,10 @@ def leads_list(status: Annotated[Optional[str], typer.Option("--status", help=St
         print_json([r.to_dict() for r in rows])
         return
     if not rows:
-        out.print("No leads" + (f" with status {status}." if status else " yet."))
+        out.print("No leads" + (f" with status {esc(status)}." if status else " yet."))
         return
-    table = Table("id", "status", "score", "name", "email", "source", "campaign", "created", "last engaged",
-                  title=f"{len(rows)} lead(s), times in {settings.default_timezone}")
+    table = DataTable("id", "status", "score", "name", "email", "source", "campaign", "created", "last engaged",
+                      copy=("id", "email"), title=f"{len(rows)} lead(s), times in {esc(settings.default_timezone)}")
     for r in rows:
         table.add_row(str(r.id), LABELS[r.status], str(r.score), r.name, r.email, r.source, r.campaign or "",
                       _local(r.created_at, settings), _local(r.last_engaged_at, settings))
@@ -91,14 +90,15 @@ def leads_show(lead_id: Annotated[int, typer.Argument(help="Lead id.")], as_json
         print_json({**row.to_dict(), "next": list(TRANSITIONS[row.status]),
                      "history": [c.to_dict() for c in changes]})
         return
-    out.print(f"[bold]Lead #{row.id}[/] — {LABELS[row.status]}, score {row.score}", highlight=False)
-    out.print(f"{row.name or '(no name)'} <{row.email}>, source {row.source}"
-              + (f", campaign “{row.campaign}” (#{row.campaign_id})" if row.campaign else ""), highlight=False)
+    out.print(f"[bold]Lead #{row.id}[/] — {esc(LABELS[row.status])}, score {row.score}", highlight=False)
+    out.print(f"{esc(row.name) or '(no name)'} <{esc(row.email)}>, source {esc(row.source)}"
+              + (f", campaign “{esc(row.campaign)}” (#{row.campaign_id})" if row.campaign else ""), highlight=False)
     if row.note:
-        out.print(f"Note: {row.note}", highlight=False)
-    table = Table("when", "from", "to", "by", "note", title="History")
+        out.print(f"Note: {esc(row.note, multiline=True)}", highlight=False)
+    table = DataTable("when", "from", "to", "by", "note", title="History")
     for c in changes:
-        table.add_row(_local(c.changed_at, settings), c.from_status or "—", c.to_status, c.changed_by, c.note or "")
+        table.add_row(_local(c.changed_at, settings), c.from_status or "—", c.to_status, c.changed_by,
+                      plain(c.note or "", multiline=True))
     out.print(table)
     nxt = TRANSITIONS[row.status]
     out.print(f"Next: {', '.join(nxt)}" if nxt else "This status is final.", highlight=False)
@@ -122,7 +122,7 @@ def leads_update(
         print_json(change.to_dict())
     else:
         out.print(f"Lead #{change.lead_id}: {LABELS[change.from_status or 'new']} → {LABELS[change.to_status]} "
-                  f"(by {change.changed_by})", highlight=False)
+                  f"(by {esc(change.changed_by)})", highlight=False)
 
 
 @app.command("add")
@@ -163,4 +163,4 @@ def leads_export(
     if as_json:
         print_json({"path": str(csv_path), "rows": count})
     else:
-        out.print(f"{count} lead(s) written to {csv_path}.", highlight=False)
+        out.print(f"{count} lead(s) written to {esc(csv_path)}.", highlight=False)

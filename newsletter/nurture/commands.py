@@ -11,16 +11,15 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from newsletter.commandline import JsonOpt, engine_for, print_json
+from newsletter.commandline import DataTable, JsonOpt, engine_for, print_json
+from newsletter.commandline import esc as escape
 from newsletter.config import load_settings
 from newsletter.errors import UserError
 
 app = typer.Typer(help="Nurture sequences (audiences/nurture/*.yaml): simulate, inspect, enroll or remove a reader, run a tick.",
                   no_args_is_help=True)
-out = Console()
+out = Console(emoji=False)  # a value like :warning: in data is printed as written
 
 SequenceArg = Annotated[str, typer.Argument(help="The sequence: its YAML file's name without .yaml.")]
 EXIT_INCOMPLETE = 3
@@ -71,21 +70,20 @@ def simulate_cmd(
 def _print_timeline(seq, timeline, events: str | None) -> None:  # type: ignore[no-untyped-def]
     first = timeline.entries[0]
     out.print(f"[bold]{escape(seq.name)}[/]: {escape(seq.description)}", highlight=False)
-    out.print(f"One lead entering {first.local} ({timeline.timezone}), followed for {timeline.days} days; "
+    out.print(f"One lead entering {escape(first.local)} ({escape(timeline.timezone)}), followed for {timeline.days} days; "
               f"quiet hours {timeline.quiet_hours}; events: {escape(events or 'none')}", highlight=False)
-    table = Table("day", "local time", "what", "step", "details")
+    table = DataTable("day", "local time", "what", "step", "details")
     for entry in timeline.entries:
         detail = entry.subject.replace("%%first_name%%", "(first name)") if entry.subject else ""
         detail = "; ".join(part for part in (detail, entry.note) if part)
-        table.add_row(str(entry.day), entry.local, entry.kind,
-                      str(entry.step or ""), escape(detail))
+        table.add_row(str(entry.day), entry.local, entry.kind, str(entry.step or ""), detail)
     out.print(table)
     sent = len(timeline.sent)
     if timeline.status == "active":
         tail = f"still active; step {timeline.next_step} comes up {timeline.next_due_local}" if timeline.next_due_local \
             else "still active"
     else:
-        tail = timeline.status + (f" ({timeline.exit_reason})" if timeline.exit_reason else "")
+        tail = escape(timeline.status) + (f" ({escape(timeline.exit_reason)})" if timeline.exit_reason else "")
     out.print(f"{sent} email(s) would be sent; {tail}. Simulation only: nothing was sent or stored.", highlight=False)
 
 
@@ -99,10 +97,10 @@ def list_cmd(as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(rows)
         return
-    table = Table("sequence", "steps", "active", "completed", "exited", "description")
+    table = DataTable("sequence", "steps", "active", "completed", "exited", "description", copy=("sequence",))
     for r in rows:
         table.add_row(r["name"], str(r["steps"] or "?"), str(r["active"]), str(r["completed"]), str(r["exited"]),
-                      escape(r["error"] and f"[broken] {r['error']}" or r["description"]))
+                      r["error"] and f"[broken] {r['error']}" or r["description"])
     out.print(table)
 
 
@@ -117,17 +115,18 @@ def status_cmd(sequence: SequenceArg, as_json: JsonOpt = False) -> None:
         print_json(data)
         return
     out.print(f"[bold]{escape(data['name'])}[/]: {data['active']} active, {data['completed']} completed, "
-              f"{data['exited']} exited" + (f"; next step due {data['next_due_at']} (UTC)" if data["next_due_at"] else ""),
+              f"{data['exited']} exited" + (f"; next step due {escape(data['next_due_at'])} (UTC)" if data["next_due_at"] else ""),
               highlight=False)
-    table = Table("step", "name", "delay", "condition", "campaign", "waiting here", "sent", "queued", "opened", "clicked")
+    table = DataTable("step", "name", "delay", "condition", "campaign", "waiting here", "sent", "queued", "opened",
+                      "clicked")
     for s in data["steps"]:
         condition = f"{s['when']} (else {s['if_not']})" if s["when"] else ""
-        table.add_row(str(s["step"]), s["name"], s["delay"], escape(condition), str(s["campaign_id"] or "—"),
+        table.add_row(str(s["step"]), s["name"], s["delay"], condition, str(s["campaign_id"] or "—"),
                       str(s["waiting_here"]), str(s["sent"]), str(s["queued"]), str(s["human_opens"]),
                       str(s["human_clicks"]))
     out.print(table)
     if data["exits"]:
-        out.print("exits: " + ", ".join(f"{k} {v}" for k, v in sorted(data["exits"].items())), highlight=False)
+        out.print("exits: " + ", ".join(f"{escape(k)} {v}" for k, v in sorted(data["exits"].items())), highlight=False)
 
 
 @app.command("enroll")
@@ -142,10 +141,10 @@ def enroll_cmd(email: Annotated[str, typer.Argument(help="The subscriber's email
     if as_json:
         print_json({"email": email, "sequence": sequence, "enrollment_id": enrollment_id, "enrolled": created})
     elif created:
-        out.print(f"Enrolled {email} in {sequence}; its first step goes out when due, in their daytime.",
+        out.print(f"Enrolled {escape(email)} in {escape(sequence)}; its first step goes out when due, in their daytime.",
                   highlight=False)
     else:
-        out.print(f"{email} was already enrolled in {sequence} (or left it); nothing changed.", highlight=False)
+        out.print(f"{escape(email)} was already enrolled in {escape(sequence)} (or left it); nothing changed.", highlight=False)
 
 
 @app.command("remove")
@@ -159,9 +158,9 @@ def remove_cmd(email: Annotated[str, typer.Argument(help="The subscriber's email
     if as_json:
         print_json({"email": email, "sequence": sequence, "removed": changed})
     elif changed:
-        out.print(f"Removed {email} from {sequence}; nothing more of it will be sent to them.", highlight=False)
+        out.print(f"Removed {escape(email)} from {escape(sequence)}; nothing more of it will be sent to them.", highlight=False)
     else:
-        out.print(f"{email} had already left or finished {sequence}.", highlight=False)
+        out.print(f"{escape(email)} had already left or finished {escape(sequence)}.", highlight=False)
 
 
 @app.command("tick")
@@ -180,6 +179,6 @@ def tick_cmd(as_json: JsonOpt = False) -> None:
                   f"{result.sent} sent ({settings.transport_name}), {result.failed} failed, "
                   f"{result.ambiguous} ambiguous.", highlight=False)
         for error in result.errors:
-            Console(stderr=True).print(f"[red]error:[/] {escape(error)}", highlight=False)
+            Console(stderr=True, emoji=False).print(f"[red]error:[/] {escape(error)}", highlight=False)
     if result.errors or result.failed or result.ambiguous:
         raise typer.Exit(EXIT_INCOMPLETE)

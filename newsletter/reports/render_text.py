@@ -10,7 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
+
+from newsletter.commandline import DataTable, esc
 
 STAGES = (("recipients", "recipients"), ("delivered", "delivered"), ("opened", "opened"), ("clicked", "clicked"),
           ("cta", "clicked “Connect today”"), ("leads", "became a lead"), ("booked", "booked"))
@@ -33,15 +34,16 @@ def _when(value: str | None) -> str:
     return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M UTC") if value else "not started"
 
 
-def _table(*columns: str, title: str) -> Table:
-    table = Table(title=title, title_justify="left", title_style="bold")
-    for k, column in enumerate(columns):
-        table.add_column(column, justify="left" if k == 0 else "right")
+def _table(*columns: str, title: str, copy: tuple[str, ...] = ()) -> DataTable:
+    """A report table; its cells (subjects, segments, link labels, tags) are data, printed literally."""
+    table = DataTable(*columns, copy=copy, title=title, title_justify="left", title_style="bold")
+    for k, column in enumerate(table.columns):
+        column.justify = "left" if k == 0 else "right"
     return table
 
 
 def _funnel_table(funnel: dict[str, Any], rates: dict[str, Any], machines: dict[str, int] | None = None,
-                  title: str = "Funnel") -> Table:
+                  title: str = "Funnel") -> DataTable:
     basis = "sent" if funnel["basis"] == "sent" else "delivered"
     columns = ["", "people", f"of {basis}", "of step before"] + (["machines"] if machines is not None else [])
     table = _table(*columns, title=f"{title} (rates are of {basis} messages)")
@@ -61,8 +63,8 @@ def _funnel_table(funnel: dict[str, Any], rates: dict[str, Any], machines: dict[
 
 def print_report(console: Console, data: dict[str, Any]) -> None:
     """``newsletter report ID``: the funnel, people beside machines, delivery, 72 hours, links, tags."""
-    console.print(f"[bold]Campaign {data['campaign_id']}[/] “{data['subject']}” — {data['status']} · {data['kind']} · "
-                  f"segment {data['segment']} · started {_when(data['started_at'])}", highlight=False)
+    console.print(f"[bold]Campaign {data['campaign_id']}[/] “{esc(data['subject'])}” — {esc(data['status'])} · "
+                  f"{esc(data['kind'])} · segment {esc(data['segment'])} · started {_when(data['started_at'])}", highlight=False)
     machines = {"opened": data["opens"]["unique_machine"], "clicked": data["clicks"]["unique_machine"],
                 "cta": data["cta_machine"]}
     console.print(_funnel_table(data["funnel"], data["rates"], machines))
@@ -149,8 +151,8 @@ def _tags(console: Console, rows: list[dict[str, Any]]) -> None:
 def print_trends(console: Console, data: dict[str, Any]) -> None:
     """``newsletter report`` (no id): weeks, best and worst, segments, list growth, nurture."""
     period, totals = data["period"], data["totals"]
-    console.print(f"[bold]Newsletters {period['first_week']} – {period['last_week']}[/] ({period['weeks']} weeks, "
-                  f"{period['timezone']}): {totals['campaigns']} newsletter(s); {_n(totals['active_subscribers'])} active "
+    console.print(f"[bold]Newsletters {esc(period['first_week'])} – {esc(period['last_week'])}[/] ({period['weeks']} weeks, "
+                  f"{esc(period['timezone'])}): {totals['campaigns']} newsletter(s); {_n(totals['active_subscribers'])} active "
                   "subscribers now", highlight=False)
     weeks = _table("week", "newsletters", "delivered", "opened", "clicked", "CTA", "leads", "booked",
                    "new leads", "bookings", title="Week by week (newsletters by the week they started; leads and bookings from any source)")
