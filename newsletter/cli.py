@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -21,6 +22,7 @@ from newsletter.config import Settings, load_settings
 from newsletter.errors import UserError
 from newsletter.nurture.commands import app as nurture_app
 from newsletter.leads.commands import app as leads_app
+from newsletter.userpaths import check_output_file, ensure_output_folder, write_output_file
 
 app = typer.Typer(help="Articles to responsive email campaigns: import, segment, send exactly once, track honestly.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -205,12 +207,16 @@ def campaign_preview(
     from newsletter.campaigns import preview
     from newsletter.db import session_scope
 
+    for path, option in ((html, "--html"), (text, "--text"), (eml, "--eml")):
+        if path is not None:
+            check_output_file(path, option)  # a mistyped folder is said before any work
     settings = _settings()
     with session_scope(engine_for(settings)) as session:
         result = preview(session, settings, campaign_id)
-    for path, data in ((html, result.html.encode()), (text, result.text.encode()), (eml, result.eml)):
+    for path, data, option in ((html, result.html.encode(), "--html"), (text, result.text.encode(), "--text"),
+                               (eml, result.eml, "--eml")):
         if path is not None:
-            path.write_bytes(data)
+            write_output_file(path, data, option)
             out.print(f"wrote {esc(path)} ({len(data)} bytes)")
     if not (html or text or eml):
         out.print(f"[bold]Subject:[/] {esc(result.subject)}   [dim](personalised for {esc(result.sample_email)})[/]\n")
@@ -234,13 +240,20 @@ def _progress_callback(show: bool):  # type: ignore[no-untyped-def]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Go ahead although a preflight check fails (recorded on the campaign).")]
 
 
-def _gate(engine, settings: Settings, campaign_id: int, force: bool) -> None:  # type: ignore[no-untyped-def]
-    """Preflight before anything leaves: a failing check stops the command unless --force."""
+def _gate(engine, settings: Settings, campaign_id: int, force: bool,  # type: ignore[no-untyped-def]
+          refuse: Callable[[Any], None]) -> None:
+    """Preflight before anything leaves: a failing check stops the command unless --force.
+    ``refuse`` (the room's own check of the campaign and the arguments) runs first: a campaign
+    already sent or a time in the past is said at once, not after the preflight, and no --force
+    is recorded on a campaign the command then refuses."""
     import getpass
 
+    from newsletter.campaigns import get_campaign
     from newsletter.db import session_scope
     from newsletter.preflight import ensure_preflight_passes
 
+    with session_scope(engine) as session:
+        refuse(get_campaign(session, campaign_id))
     with session_scope(engine) as session:
         report = ensure_preflight_passes(session, settings, campaign_id, force=force, operator=getpass.getuser())
     for check in report.failed:
@@ -256,6 +269,8 @@ def campaign_preflight(
     """Check the exact message a sample subscriber would get: spam score, size, headers, footer, links, phone rendering."""
     from newsletter.preflight import preflight_command
 
+    if screenshots is not None:
+        ensure_output_folder(screenshots, "--screenshots")
     settings = _settings()
     raise typer.Exit(preflight_command(engine_for(settings), settings, campaign_id, as_json=as_json,
                                        screenshots=screenshots, console=out))
@@ -266,9 +281,10 @@ def campaign_send(campaign_id: Annotated[int, typer.Argument(help="Campaign id."
                   as_json: JsonOpt = False) -> None:
     """Send now (after preflight): build the ledger, then dispatch batches (outbox unless SENDGRID_API_KEY is set)."""
     from newsletter.campaigns import send_campaign
+    from newsletter.campaigns.send import check_sendable
 
     settings = _settings()
-    _gate(engine_for(settings), settings, campaign_id, force)
+    _gate(engine_for(settings), settings, campaign_id, force, check_sendable)
     progress, update = _progress_callback(not as_json and err.is_terminal)
     if progress:
         progress.start()
@@ -393,21 +409,22 @@ def campaign_schedule(
     force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Schedule a send (after preflight); `python scheduler.py` (or `newsletter scheduler`) fires it."""
+    """Schedule a send (after preflight); `newsletter scheduler` (or `python scheduler.py`) fires it."""
     from newsletter.campaigns import parse_send_time
+    from newsletter.campaigns.status import check_schedulable
     from newsletter.scheduling import schedule_campaign
 
     settings = _settings()
     when, zone = parse_send_time(at, tz)
     engine = engine_for(settings)
-    _gate(engine, settings, campaign_id, force)
+    _gate(engine, settings, campaign_id, force, lambda campaign: check_schedulable(campaign, when))
     schedule_campaign(engine, settings, campaign_id, when, zone)
     data = {"campaign_id": campaign_id, "scheduled_at": when.isoformat(), "timezone": zone, "status": "scheduled"}
     if as_json:
         print_json(data)
     else:
         out.print(f"Campaign {campaign_id} scheduled for {when.isoformat()} (UTC; given in {zone}). "
-                  "The scheduler daemon must be running: python scheduler.py")
+                  "The scheduler daemon must be running: newsletter scheduler")
 
 
 @campaign_app.command("status")
@@ -421,9 +438,12 @@ def campaign_status_cmd(campaign_id: Annotated[int, typer.Argument(help="Campaig
     if as_json:
         print_json(data)
         return
+    when = f" for {esc(data['scheduled_at'])}" if data["scheduled_at"] else ""
+    scheduled = data["status"] == "scheduled"  # "is scheduled for …", not "is scheduled, scheduled for …"
     out.print(f"Campaign {data['campaign_id']} “{esc(data['subject'])}” is [bold]{esc(data['status'])}[/]"
+              + (when if scheduled else "")
               + (f" ({esc(data['status_reason'])})" if data["status_reason"] else "")
-              + (f", scheduled for {esc(data['scheduled_at'])}" if data["scheduled_at"] else ""))
+              + (f", scheduled{when}" if when and not scheduled else ""))
     table = DataTable("queued", "in flight", "sent", "failed", "ambiguous", "suppressed", "total")
     table.add_row(*(str(data[k]) for k in ("queued", "in_flight", "sent", "failed", "ambiguous", "suppressed", "recipients")))
     out.print(table)
@@ -529,8 +549,10 @@ def report(
 def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="Port.")] = 8000) -> None:
     """Serve tracking (opens, clicks, unsubscribes), public pages and, with the outbox, the sent mail."""
+    from newsletter.web.server import check_port_free
     from newsletter.web.server import serve as run
 
+    check_port_free(host, port)  # a busy port, then an unreachable store, each said in one line before starting
     settings = _settings()
     engine_for(settings)
     run(settings, host, port)
@@ -577,28 +599,51 @@ def demo(
 
 
 def scheduler_main() -> None:
+    """``newsletter scheduler`` and ``python scheduler.py``: the daemon, with the command's manners
+    (a mistake is one line, a bug one line and a crash log)."""
     from newsletter.scheduling import run_scheduler
 
     logging.basicConfig(level=os.environ.get("NEWSLETTER_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        run_scheduler(load_settings())
-    except UserError as error:
-        _print_error(error)
-        sys.exit(EXIT_USER_ERROR)
-    except KeyboardInterrupt:
-        pass
+
+    def run() -> None:
+        try:
+            run_scheduler(load_settings())
+        except KeyboardInterrupt:
+            pass
+
+    _guarded(run)
 
 
 def _print_error(error: UserError) -> None:
-    """One line on stderr; the message is printed as written (a ``[...]`` in it is not markup)."""
+    """One line on stderr; the message is printed as written (a ``[...]`` in it is not markup)
+    and not wrapped at the terminal's width (a script reads one line)."""
     err.print("[red]error:[/] ", end="", highlight=False)
-    err.print(str(error), markup=False, highlight=False)
+    err.print(str(error), markup=False, highlight=False, soft_wrap=True)
 
 
-def main() -> None:
+def _guarded(run: Callable[[], object]) -> None:
+    """Run a command so that nothing reaches the person as a Python traceback: a user's mistake
+    is one line and exit 1; anything else is a bug, said in one line with the crash log that
+    holds its full trace (``newsletter.crashlog``), exit 70. SystemExit (typer's usage errors
+    and exit codes included) and KeyboardInterrupt pass through untouched."""
+    from newsletter.crashlog import EXIT_BUG, crash_line, write_crash_log
+
     try:
-        app()
+        run()
     except UserError as error:
         _print_error(error)
         sys.exit(EXIT_USER_ERROR)
+    except BrokenPipeError:  # `newsletter … | head`: the reader left; nothing to say to them
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(EXIT_USER_ERROR)
+    except Exception as error:  # noqa: BLE001 (the last resort: a bug, said in one line, its trace logged)
+        line = crash_line(error, write_crash_log(error))
+        err.print("[red]error:[/] ", end="", highlight=False)
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
+        sys.exit(EXIT_BUG)
+
+
+def main() -> None:
+    _guarded(app)

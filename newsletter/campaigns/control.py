@@ -23,7 +23,7 @@ def _require(engine: Engine, campaign_id: int, allowed: set[str], action: str) -
     with session_scope(engine) as session:
         status = get_campaign(session, campaign_id).status
     if status not in allowed:
-        raise UserError(f"campaign {campaign_id} is {status}; cannot {action} it (allowed when {', '.join(sorted(allowed))})",
+        raise UserError(f"is {status}; cannot {action} it (allowed when {', '.join(sorted(allowed))})",
                         where=f"campaign {campaign_id}")
     return status
 
@@ -75,7 +75,7 @@ def retry_failed(engine: Engine, campaign_id: int) -> int:
     with session_scope(engine) as session:
         campaign = get_campaign(session, campaign_id)
         if campaign.status == "cancelled":
-            raise UserError(f"campaign {campaign_id} is cancelled", where=f"campaign {campaign_id}")
+            raise UserError("is cancelled; nothing more is sent from it", where=f"campaign {campaign_id}")
         moved = session.execute(update(D).where(D.campaign_id == campaign_id, D.status == "failed")
                                 .values(status="queued", claimed_by=None, batch_key=None, error=None,
                                         updated_at=utcnow())).rowcount or 0

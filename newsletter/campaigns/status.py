@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.campaigns.create import get_campaign
 from newsletter.campaigns.ledger import ledger_counts
+from newsletter.db import models
 from newsletter.db.models import utcnow
 from newsletter.errors import UserError
 
@@ -56,12 +57,18 @@ def parse_send_time(value: str, tz_name: str | None) -> tuple[datetime, str]:
     return when, zone_name or "UTC"
 
 
-def mark_scheduled(session: Session, campaign_id: int, when: datetime, zone_name: str) -> None:
-    campaign = get_campaign(session, campaign_id)
-    if campaign.status not in ("draft", "scheduled", "missed"):
-        raise UserError(f"campaign {campaign_id} is {campaign.status}; only a draft can be scheduled", where=f"campaign {campaign_id}")
+def check_schedulable(campaign: models.Campaign, when: datetime) -> None:
+    """Refuse a time in the past, then a campaign that cannot be scheduled. The command checks
+    it before the preflight as well, so a mistyped time is said first, not after the checks."""
     if when <= utcnow():
         raise UserError(f"{when.isoformat()} is in the past; use `newsletter campaign send` to send now", where="--at")
+    if campaign.status not in ("draft", "scheduled", "missed"):
+        raise UserError(f"is {campaign.status}; only a draft can be scheduled", where=f"campaign {campaign.id}")
+
+
+def mark_scheduled(session: Session, campaign_id: int, when: datetime, zone_name: str) -> None:
+    campaign = get_campaign(session, campaign_id)
+    check_schedulable(campaign, when)
     campaign.status = "scheduled"
     campaign.scheduled_at = when
     campaign.schedule_timezone = zone_name
