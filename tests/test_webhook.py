@@ -825,3 +825,20 @@ def test_a_backslash_before_u0000_is_text_not_a_nul(app_client, engine) -> None:
     w = build_world(engine)
     assert post(app_client, [sg("dropped", 1, w.deliveries[0], reason="C:\\u0000 path")]).status_code == 200
     assert stored(engine)[0].data["reason"] == "C:\\u0000 path"
+
+
+@pytest.mark.parametrize("size", [1, 8, 512])
+def test_half_a_surrogate_pair_is_replaced_and_the_batch_stored(app_client, engine, size) -> None:  # type: ignore[no-untyped-def]
+    """``\\ud800`` alone is valid JSON grammar but no character: the parser refused the whole
+    batch (400, so SendGrid retries it for a day, then drops its bounces). Replaced by U+FFFD;
+    a real pair (an emoji) is kept."""
+    w = build_world(engine)
+    batch = [sg("bounce", i, w.deliveries[i % 3], type="bounce", reason="550 \ud800 gone", category=["\U0001f600"])
+             for i in range(size)]
+    body = json.dumps(batch).encode()  # ASCII, the surrogate as an escape: "\ud800"
+    assert b"\\ud800" in body
+    answer = post(app_client, body)
+    assert answer.status_code == 200, answer.text[:300]
+    assert answer.json()["stored"] == size
+    data = stored(engine)[0].data
+    assert data["reason"] == "550 \ufffd gone" and data["category"] == ["\U0001f600"]

@@ -99,7 +99,7 @@ def parse_batch(body: bytes, *, max_events: int = MAX_EVENTS) -> list[dict[str, 
     address looked up, the suppression's note, the raw JSON kept), so one stray NUL would fail
     the whole post, every retry. :func:`.sql.insert_event_rows` strips them again for other callers."""
     try:
-        data = _loads(json_bytes_without_nul(body))
+        data = _loads(_storable(body))
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise MalformedBatch("body is not valid JSON") from None
     if not isinstance(data, list):
@@ -109,6 +109,23 @@ def parse_batch(body: bytes, *, max_events: int = MAX_EVENTS) -> list[dict[str, 
     if not all(isinstance(item, dict) for item in data):
         raise MalformedBatch("every item of the array must be an event object")
     return data
+
+
+#: A surrogate escape (``\ud800``-``\udfff``): a pair is one character, half of one is none.
+_SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATES = re.compile(rb"(?<!\\)((?:\\\\)*)(\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+                         rb"|\\u[dD][89a-fA-F][0-9a-fA-F]{2})")
+
+
+def _storable(body: bytes) -> bytes:
+    """The body with what no store can hold taken out before it is parsed: NUL characters
+    (:func:`.sql.json_bytes_without_nul`), and half a surrogate pair (``\\ud800`` alone), which
+    orjson refuses (a 400 for the whole batch) and PostgreSQL cannot encode (a 500), each
+    replaced by U+FFFD. A pair (an emoji) is kept."""
+    body = json_bytes_without_nul(body)
+    if _SURROGATE_HINT.search(body):
+        body = _SURROGATES.sub(lambda m: m.group(1) + (m.group(2) if len(m.group(2)) == 12 else rb"\ufffd"), body)
+    return body
 
 
 def _loads(body: bytes) -> Any:
