@@ -429,24 +429,69 @@ def campaign_schedule(
 
 @campaign_app.command("status")
 def campaign_status_cmd(campaign_id: Annotated[int, typer.Argument(help="Campaign id.")], as_json: JsonOpt = False) -> None:
-    """Where a campaign stands: queued / in flight / sent / failed / ambiguous / suppressed."""
+    """Where a campaign stands: queued / in flight / sent / failed / ambiguous / suppressed; exit 3 when it needs a decision."""
     from newsletter.campaigns import campaign_status
+    from newsletter.campaigns.status import NEEDS_DECISION
     from newsletter.db import session_scope
 
     with session_scope(engine_for(_settings())) as session:
         data = campaign_status(session, campaign_id)
     if as_json:
         print_json(data)
-        return
+    else:
+        _print_status(data)
+    if data["status"] == NEEDS_DECISION:  # done sending, but not done: a person must decide
+        raise typer.Exit(EXIT_INCOMPLETE)
+
+
+def _print_status(data: dict) -> None:  # type: ignore[type-arg]
+    """The status line, the ledger's counts, and what to do next when something waits on a person."""
+    from newsletter.campaigns.status import NEEDS_DECISION
+
+    campaign_id, decide = data["campaign_id"], data["status"] == NEEDS_DECISION
+    state = (f"[bold red]needs a decision[/] ({esc(data['lifecycle_status'])}; {data['ambiguous']} recipient(s) "
+             "ambiguous)" if decide else f"is [bold]{esc(data['status'])}[/]")
     when = f" for {esc(data['scheduled_at'])}" if data["scheduled_at"] else ""
     scheduled = data["status"] == "scheduled"  # "is scheduled for …", not "is scheduled, scheduled for …"
-    out.print(f"Campaign {data['campaign_id']} “{esc(data['subject'])}” is [bold]{esc(data['status'])}[/]"
-              + (when if scheduled else "")
+    out.print(f"Campaign {campaign_id} “{esc(data['subject'])}” {state}" + (when if scheduled else "")
               + (f" ({esc(data['status_reason'])})" if data["status_reason"] else "")
               + (f", scheduled{when}" if when and not scheduled else ""))
     table = DataTable("queued", "in flight", "sent", "failed", "ambiguous", "suppressed", "total")
     table.add_row(*(str(data[k]) for k in ("queued", "in_flight", "sent", "failed", "ambiguous", "suppressed", "recipients")))
     out.print(table)
+    for lease in data["in_flight_leases"]:
+        out.print(f"{lease['rows']} recipient(s) in flight with worker {esc(lease['worker'] or '?')}, whose lease runs "
+                  f"until {esc(lease['lease_until'])}: if it is still sending, its answers will be recorded; if it "
+                  "died, they become ambiguous then.", highlight=False)
+    if decide:
+        reasons = "; ".join(f"{n}: {esc(reason)}" for reason, n in data["ambiguous_reasons"].items())
+        out.print(f"Ambiguous: SendGrid may or may not have these ({reasons}). Decide:", highlight=False)
+        out.print(f"  newsletter campaign resolve {campaign_id} --mark-sent          accept them as sent", highlight=False)
+        out.print(f"  newsletter campaign resolve {campaign_id} --resend-ambiguous   send them again "
+                  "(some may get it twice)", highlight=False)
+    elif data["in_flight_leases"]:
+        out.print(f"After that, if rows are ambiguous, decide: newsletter campaign resolve {campaign_id} "
+                  "--mark-sent | --resend-ambiguous", highlight=False)
+
+
+@campaign_app.command("rerender")
+def campaign_rerender(campaign_id: Annotated[int, typer.Argument(help="Campaign id (a draft or scheduled campaign).")],
+                      as_json: JsonOpt = False) -> None:
+    """Render a draft or scheduled campaign again with today's settings (public URL, sender, footer, templates)."""
+    from newsletter.campaigns import rerender_campaign
+    from newsletter.db import session_scope
+
+    settings = _settings()
+    with session_scope(engine_for(settings)) as session:
+        result = rerender_campaign(session, settings, campaign_id)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    was = (f" (was {esc(result.rendered_for_before)})"
+           if result.rendered_for_before and result.rendered_for_before != result.public_url else "")
+    out.print(f"Campaign {result.campaign_id} re-rendered for {esc(result.public_url)}{was}: {result.html_bytes // 1024} "
+              f"KB HTML, {result.links} tracked links; subject, preheader, segment and schedule kept "
+              f"({esc(result.status)}). Next: newsletter campaign preflight {result.campaign_id}", highlight=False)
 
 
 @campaign_app.command("list")
@@ -578,6 +623,8 @@ def worker(exit_when_idle: Annotated[bool, typer.Option("--exit-when-idle", help
     else:
         out.print(f"worker done: {stats.sent} sent, {stats.failed} failed, {stats.suppressed} suppressed, "
                   f"{stats.ambiguous} ambiguous in {stats.batches} batches")
+        for held in stats.held:
+            err.print(f"not waiting: {esc(held.describe())}", highlight=False)
 
 
 @app.command()

@@ -176,3 +176,143 @@ def test_each_accepted_request_is_logged_and_its_message_id_finds_the_ledger_row
     with session_scope(engine) as session:
         event = session.scalars(select(models.Event).where(models.Event.event_key == "sg:no-args")).one()
         assert (event.delivery_id, event.campaign_id) == (delivery_id, campaign_id)
+
+
+# --- after a crashed sender: a batch claimed and abandoned (the worker was killed mid-request) ------
+
+def _crash_mid_batch(engine, settings, campaign_id, *, lease_seconds: float = 600.0):
+    """What `kill -9` leaves: a batch moved to in_flight under a worker's lease, never answered."""
+    from newsletter.delivery.dispatch import claim_batch
+
+    start_sending(engine, settings, campaign_id)
+    claimed = claim_batch(engine, campaign_id, 10, "web-1:dead0001", lease_seconds)
+    assert len(claimed.ids) == 10
+    return claimed
+
+
+def _status(engine, campaign_id, now=None):
+    from newsletter.campaigns import campaign_status
+
+    with session_scope(engine) as session:
+        return campaign_status(session, campaign_id, now)
+
+
+def test_status_after_a_crash_says_when_in_flight_rows_become_ambiguous_then_needs_a_decision(
+        engine, sg_settings, fake_sendgrid, campaign_id):
+    from datetime import datetime, timedelta
+
+    from newsletter.db.models import utcnow
+
+    before = utcnow()
+    _crash_mid_batch(engine, sg_settings, campaign_id)
+    assert drain(engine, sg_settings, campaign_id).sent == 20  # the rest goes out; the dead batch is held
+    status = _status(engine, campaign_id)
+    assert (status["status"], status["in_flight"], status["ambiguous"]) == ("sending", 10, 0)
+    [lease] = status["in_flight_leases"]
+    until = datetime.fromisoformat(lease["lease_until"])
+    assert lease["worker"] == "web-1:dead0001" and lease["rows"] == 10
+    assert before + timedelta(seconds=590) < until < utcnow() + timedelta(seconds=610)
+    assert lease["lease_until"] in status["next_step"]
+    assert f"newsletter campaign resolve {campaign_id} --mark-sent | --resend-ambiguous" in status["next_step"]
+
+    # The lease runs out with nobody left to record an answer: no longer "sending", and not "sent".
+    later = _status(engine, campaign_id, now=until + timedelta(seconds=1))
+    assert (later["status"], later["lifecycle_status"]) == ("needs_decision", "sent")
+    assert (later["in_flight"], later["ambiguous"], later["sent"]) == (0, 10, 20)
+    assert later["next_step"] == f"newsletter campaign resolve {campaign_id} --mark-sent | --resend-ambiguous"
+    assert later["ambiguous_reasons"] == {"worker lease expired before the answer was recorded": 10}
+
+    assert resolve_ambiguous(engine, campaign_id, resend=False) == 10
+    done = _status(engine, campaign_id)
+    assert (done["status"], done["ambiguous"], done["sent"], done["next_step"]) == ("sent", 0, 30, None)
+    assert len(fake_sendgrid.received) == 20
+
+
+def test_resolve_covers_rows_whose_lease_ran_out_with_no_worker_left_to_flag_them(engine, sg_settings,
+                                                                                   fake_sendgrid, campaign_id):
+    """No worker looked after the lease ran out, so the rows are still in flight: `resolve
+    --resend-ambiguous` flags them first, then sends them again; the campaign finishes."""
+    _crash_mid_batch(engine, sg_settings, campaign_id, lease_seconds=-1)  # the lease has run out
+    assert _counts(engine, campaign_id)["in_flight"] == 10
+    assert resolve_ambiguous(engine, campaign_id, resend=True) == 10
+    assert drain(engine, sg_settings, campaign_id).sent == 30
+    assert _status(engine, campaign_id)["status"] == "sent" and len(fake_sendgrid.received) == 30
+
+
+def test_worker_exit_when_idle_names_rows_held_by_another_workers_lease_and_stops(engine, sg_settings, fake_sendgrid,
+                                                                                  campaign_id):
+    """It used to wait out the dead worker's lease (ten minutes by default) before exiting."""
+    import threading
+
+    from newsletter.campaigns import run_worker
+
+    claimed = _crash_mid_batch(engine, sg_settings, campaign_id)
+    stop, box = threading.Event(), {}
+    thread = threading.Thread(target=lambda: box.update(stats=run_worker(engine, sg_settings, exit_when_idle=True,
+                                                                         stop=stop)))
+    thread.start()
+    thread.join(timeout=60)  # it needs about a second; the lease holds for 600
+    stop.set()
+    thread.join()
+    assert "stats" in box and box["stats"].sent == 20
+    [held] = box["stats"].held
+    assert (held.campaign_id, held.worker, held.rows) == (campaign_id, "web-1:dead0001", 10)
+    assert f"held by worker web-1:dead0001's lease until {held.lease_until.isoformat(timespec='seconds')}" \
+        in held.describe()
+    assert _counts(engine, campaign_id)["in_flight"] == len(claimed.ids)
+
+
+def test_worker_flags_a_dead_workers_expired_lease_and_says_so(engine, sg_settings, fake_sendgrid, campaign_id,
+                                                               caplog):
+    import logging
+
+    from newsletter.campaigns import run_worker
+
+    _crash_mid_batch(engine, sg_settings, campaign_id, lease_seconds=-1)
+    with caplog.at_level(logging.INFO, logger="newsletter.campaigns.worker"):
+        stats = run_worker(engine, sg_settings, exit_when_idle=True)
+    assert stats.sent == 20 and stats.held == []
+    assert any("10 in-flight row(s) of a dead worker are now ambiguous" in r.getMessage()
+               and f"campaign resolve {campaign_id}" in r.getMessage() for r in caplog.records)
+    assert _status(engine, campaign_id)["status"] == "needs_decision"
+
+
+def test_status_command_exits_3_and_names_resolve_when_rows_are_ambiguous(engine, db_url, sg_settings, fake_sendgrid,
+                                                                           campaign_id, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _crash_mid_batch(engine, sg_settings, campaign_id)
+    drain(engine, sg_settings, campaign_id)
+    repo = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
+    env.update({"NEWSLETTER_DATABASE_URL": db_url, "NEWSLETTER_SECRET_KEY": "x", "PYTHONPATH": str(repo),
+                "COLUMNS": "200"})
+
+    def status(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "newsletter", "campaign", "status", str(campaign_id), *extra],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
+    held = status()
+    assert held.returncode == 0, held.stderr
+    assert "10 recipient(s) in flight with worker web-1:dead0001, whose lease runs until" in held.stdout
+    assert f"newsletter campaign resolve {campaign_id} --mark-sent | --resend-ambiguous" in held.stdout
+
+    from sqlalchemy import update
+
+    from newsletter.db.models import utcnow
+
+    with session_scope(engine) as session:  # the lease runs out
+        session.execute(update(models.Delivery).where(models.Delivery.status == "in_flight").values(lease_until=utcnow()))
+    human = status()
+    assert human.returncode == 3, human.stderr
+    assert "needs a decision (sent; 10 recipient(s) ambiguous)" in human.stdout
+    assert f"newsletter campaign resolve {campaign_id} --mark-sent" in human.stdout
+    assert f"newsletter campaign resolve {campaign_id} --resend-ambiguous" in human.stdout
+    scripted = status("--json")
+    assert scripted.returncode == 3
+    data = json.loads(scripted.stdout)
+    assert (data["status"], data["lifecycle_status"], data["ambiguous"]) == ("needs_decision", "sent", 10)

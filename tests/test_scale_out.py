@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from factories import add_subscribers
 from fake_sendgrid import FakeSendGrid
-from newsletter.campaigns import create_campaign, import_article, ledger_counts, start_sending
+from newsletter.campaigns import campaign_status, create_campaign, import_article, ledger_counts, start_sending
 from newsletter.config import Settings
 from newsletter.db import make_engine, models, session_scope, upgrade
 from newsletter.db.models import utcnow
@@ -90,7 +90,11 @@ def test_three_workers_one_killed_mid_send(pg_engine, pg_url, tmp_path, seed_art
 
     assert workers[0].returncode == -signal.SIGKILL
     assert max(seen.values()) == 1, "a recipient was sent twice"
+    # An idle worker does not wait out a dead one's lease; once it has run out (4 s), `campaign
+    # status` finds the killed worker's rows ambiguous, as any worker would.
+    time.sleep(5)
     with session_scope(pg_engine) as session:
+        reading = campaign_status(session, campaign_id)
         counts = ledger_counts(session, campaign_id)
         status = session.get(models.Campaign, campaign_id).status
         sent_emails = set(session.scalars(
@@ -102,6 +106,7 @@ def test_three_workers_one_killed_mid_send(pg_engine, pg_url, tmp_path, seed_art
     assert sent_emails <= set(seen), "the ledger says sent but SendGrid never got it"
     assert len(seen) <= counts["sent"] + counts["ambiguous"]
     assert status == "sent"
+    assert reading["status"] == ("needs_decision" if counts["ambiguous"] else "sent")
 
 
 def _scheduler(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen, object]:

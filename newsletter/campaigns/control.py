@@ -12,8 +12,10 @@ from sqlalchemy import Engine, update
 
 from newsletter.campaigns.create import get_campaign
 from newsletter.campaigns.ledger import ledger_counts
+from newsletter.campaigns.send import finish_if_done
 from newsletter.db import models, session_scope
 from newsletter.db.models import utcnow
+from newsletter.delivery.dispatch import expire_leases
 from newsletter.errors import UserError
 
 D = models.Delivery
@@ -55,11 +57,17 @@ def cancel(engine: Engine, campaign_id: int) -> int:
 
 
 def resolve_ambiguous(engine: Engine, campaign_id: int, *, resend: bool) -> int:
-    """The operator's word on ambiguous rows: resend them (back to queued) or accept them as sent."""
+    """The operator's word on ambiguous rows: resend them (back to queued) or accept them as sent.
+
+    Rows still in flight past their lease are flagged ambiguous first (a dead worker's, when no
+    other worker has looked since), so the decision covers them; a campaign left with nothing
+    queued or in flight after ``--mark-sent`` is finished.
+    """
     values = ({"status": "queued", "claimed_by": None, "batch_key": None, "error": None} if resend
               else {"status": "sent", "sent_at": utcnow(), "error": "marked sent by an operator"})
     with session_scope(engine) as session:
         get_campaign(session, campaign_id)
+        expire_leases(session, campaign_id)
         moved = session.execute(update(D).where(D.campaign_id == campaign_id, D.status == "ambiguous")
                                 .values(updated_at=utcnow(), **values)).rowcount or 0
         if resend and moved:
@@ -67,6 +75,8 @@ def resolve_ambiguous(engine: Engine, campaign_id: int, *, resend: bool) -> int:
                             .values(status="sending", status_reason=None))
         elif moved:  # sent as far as the throttle's windows are concerned, from now
             session.add(models.SendLog(campaign_id=campaign_id, message_id=None, recipients=moved, recorded_at=utcnow()))
+    if moved and not resend:
+        finish_if_done(engine, campaign_id)
     return moved
 
 
