@@ -282,3 +282,167 @@ def test_save_readme_screenshots(engine, db_url, settings) -> None:  # type: ign
 def _small(image: Image.Image) -> Image.Image:
     """A 256-colour PNG: a third of the bytes, the same look for flat charts and text."""
     return image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+
+
+# --------------------------------------------------------------------------- plain English, sound charts
+
+
+def test_the_director_never_reads_honeypot(engine, world) -> None:  # type: ignore[no-untyped-def]
+    from test_reports import add_hidden_link
+
+    add_hidden_link(engine, world)
+    data = report_of(engine, world, "A")
+    html = campaign_html(data)
+    assert "honeypot" not in html.lower() and "apple_mpp" not in html and "read_more" not in html
+    rows = parse(html).rows
+    assert rows[("data-link", "4")][1:3] == ["Hidden link (only machines click it)", "hidden link only machines click"]
+    assert rows[("data-link", "2")][2] == "“Connect today” button"
+    assert "clicked a hidden link only machines click" in html and "Apple Mail Privacy Protection fetched the images" in html
+
+
+def test_an_empty_campaign_report_says_no_engagement_yet(engine, world) -> None:  # type: ignore[no-untyped-def]
+    from test_reports import add_silent_campaign
+
+    with session_scope(engine) as s:
+        data = campaign_report(s, add_silent_campaign(engine, world))
+    html = campaign_html(data)
+    assert "No engagement yet: nobody has opened or clicked in the first 72 hours." in html
+    assert 'id="hourly-chart"' not in html and 'data-series="opens_human"' not in html  # no empty axes, no zeros
+    assert "No clicks yet" in html and 'id="links-chart"' not in html
+    assert "No engagement yet: no one with a tag has opened or clicked." in html and 'id="tags-chart"' not in html
+    assert 'id="funnel-chart"' in html  # four people were sent it: that bar is real
+    # Delivery is unknown without provider reports, which is not zero.
+    assert parse(html).rows[("data-row", "delivered-events")][1] == "not known yet: no delivery reports from the provider"
+
+
+def test_trends_of_an_empty_store_say_so_in_words(engine) -> None:  # type: ignore[no-untyped-def]
+    html = trends_html(trends_of(engine))
+    assert "<svg" not in html
+    for words in ("No newsletter went out in these weeks, so no engagement yet.", "Nothing sent in these weeks.",
+                  "No one joined or left the list in these weeks.", "No new leads or bookings in these weeks."):
+        assert words in html, words
+
+
+# Charts are checked on matplotlib's own layout: what is drawn, where, with which tick labels.
+
+
+def _shown_ticks(axis) -> list[tuple[float, str]]:  # type: ignore[no-untyped-def]
+    """(position, label) of the ticks inside the axis' view: the ones drawn."""
+    low, high = sorted(axis.get_view_interval())
+    return [(loc, label.get_text()) for loc, label in zip(axis.get_majorticklocs(), axis.get_majorticklabels())
+            if low - 1e-9 <= loc <= high + 1e-9 and label.get_text()]
+
+
+def chart_problems(fig, count_axes=()) -> list:  # type: ignore[no-untyped-def]
+    """Whatever a reader would trip over: text cut by the figure's edge, a label cut with "…",
+    tick labels on top of each other or repeated, a fractional tick on an axis of people."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    found = []
+    drawn, page = fig.get_tightbbox(renderer), fig.bbox_inches  # inches; drawn artists only
+    if drawn.x0 < -0.01 or drawn.y0 < -0.01 or drawn.x1 > page.x1 + 0.01 or drawn.y1 > page.y1 + 0.01:
+        found.append(("cut by the edge", drawn.bounds, page.bounds))
+    found += [("cut with …", t.get_text()) for t in fig.findobj(Text) if "…" in t.get_text()]
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            labels = [text for _, text in _shown_ticks(axis)]
+            if len(set(labels)) != len(labels):
+                found.append(("repeated tick labels", labels))
+            boxes = [label.get_window_extent(renderer) for label in axis.get_majorticklabels()
+                     if label.get_text() in labels]
+            found += [("overlapping tick labels", k) for k in range(len(boxes) - 1) if boxes[k].overlaps(boxes[k + 1])]
+    for axis in count_axes:
+        ticks = [loc for loc, _ in _shown_ticks(axis)]
+        if any(abs(t - round(t)) > 1e-9 for t in ticks):
+            found.append(("fractional people", ticks))
+    return found
+
+
+def _hourly(**series) -> dict:  # type: ignore[no-untyped-def]
+    from newsletter.reports.charts import HOURLY_SERIES
+
+    return {"start": T0.isoformat(), "hours": 72, **{k: series.get(k, [0] * 72) for k in HOURLY_SERIES}}
+
+
+def _weeks(n: int, rate: float | None, people: int) -> list[dict]:
+    """``n`` consecutive ISO weeks up to 2026-W47 with ``rate`` everywhere and up to ``people`` a week."""
+    import random
+
+    rnd, out = random.Random(n), []
+    for k in range(n):
+        year, week, _ = (T0 - timedelta(weeks=n - 1 - k)).isocalendar()
+        new = rnd.randint(0, people)
+        out.append({"week": f"{year}-W{week:02d}", "rates": dict.fromkeys(("opened", "clicked", "cta"), rate),
+                    "growth": {"new": new, "unsubscribed": new // 3, "bounced": 0, "complained": 0, "net": new - new // 3,
+                               "subscribers_at_end": 500},
+                    "leads": {"new": new // 5, "booked": new // 9}})
+    return out
+
+
+FUNNEL = dict.fromkeys(("recipients", "delivered", "opened", "clicked", "cta", "leads", "booked"), 0)
+
+
+def test_a_chart_of_nobody_counts_whole_people() -> None:
+    """The 72-hour chart of a campaign nobody engaged with ran 0.00–0.05 "people"."""
+    from newsletter.reports import charts
+
+    one_click = [0] * 5 + [1] + [0] * 66
+    for fig, axis in [(f := charts.hourly_chart(_hourly()), f.axes[0].yaxis),
+                      (f := charts.hourly_chart(_hourly(clicks_human=one_click)), f.axes[0].yaxis),
+                      (f := charts.funnel_chart({**FUNNEL, "basis": "sent", "recipients": 1, "delivered": 1}), f.axes[0].xaxis),
+                      (f := charts.paired_bars(["1. Connect today"], [("people", [0], charts.HUMAN)]), f.axes[0].xaxis),
+                      (f := charts.growth_chart(_weeks(12, None, 0)), f.axes[0].yaxis),
+                      (f := charts.leads_chart(_weeks(12, None, 0)), f.axes[0].yaxis),
+                      (f := charts.leads_chart(_weeks(12, None, 5)), f.axes[0].yaxis)]:
+        ticks = [loc for loc, _ in _shown_ticks(axis)]
+        assert len(ticks) >= 2 and all(t == int(t) for t in ticks), ticks
+        assert chart_problems(fig, [axis]) == []
+
+
+def test_chart_labels_are_wrapped_not_cut() -> None:
+    from newsletter.reports import charts
+
+    labels = ["1. Connect today", "2. Hidden link (only machines click it)",
+              "3. https://rootsmentalwellness.com/blog/the-emergence-of-ketamine-assisted-psychotherapy?utm_source=newsletter"]
+    fig = charts.paired_bars(labels, [("people", [24, 0, 3], charts.HUMAN), ("machines", [11, 2, 0], charts.MACHINE)])
+    shown = [text for _, text in sorted(_shown_ticks(fig.axes[0].yaxis), reverse=True)]  # top to bottom
+    assert [" ".join(text.split("\n")) for text in shown[:2]] == labels[:2]
+    assert "".join(shown[2].split("\n")) == labels[2]  # an address breaks anywhere, every character kept
+    assert chart_problems(fig, [fig.axes[0].xaxis]) == []
+    assert charts.wrap_label("x" * 1000).count("\n") == charts.LABEL_LINES - 1  # a hostile label stays bounded
+
+
+@pytest.mark.parametrize("width", [7.5, 5.6])  # the HTML report's and the weekly email's
+def test_every_chart_fits_and_its_labels_stay_apart(width) -> None:  # type: ignore[no-untyped-def]
+    from newsletter.reports import charts
+
+    big = {"basis": "mixed", "recipients": 300_000, "delivered": 299_000, "opened": 171_000, "clicked": 24_000,
+           "cta": 24_000, "leads": 2_400, "booked": 3}
+    cases = [(charts.funnel_chart(big, width), "x"), (charts.funnel_chart({**FUNNEL, "basis": "sent", "recipients": 300,
+                                                                           "delivered": 300}, width), "x"),
+             (charts.hourly_chart(_hourly(opens_human=[3] * 72, clicks_machine=[1] + [0] * 71), width), "y"),
+             (charts.paired_bars(["anxiety", "ptsd"], [("opened", [0.004, 0.001], charts.HUMAN),
+                                                        ("clicked", [0.0, 0.0], charts.ACCENT)], width, percent=True), ""),
+             (charts.paired_bars(["anxiety"], [("opened", [1.0], charts.HUMAN)], width, percent=True), "")]
+    for weeks, rate, people in ((1, 0.2, 3), (12, 0.0004, 40_000), (520, 0.1, 200)):
+        cases += [(charts.trend_chart(_weeks(weeks, rate, people), width), ""),
+                  (charts.growth_chart(_weeks(weeks, rate, people), width), "y"),
+                  (charts.leads_chart(_weeks(weeks, rate, people), width), "y")]
+    for fig, counts in cases:
+        axes = {"x": [fig.axes[0].xaxis], "y": [fig.axes[0].yaxis], "": []}[counts]
+        assert chart_problems(fig, axes) == [], fig.axes[0].get_legend_handles_labels()[1]
+
+
+def test_percent_axes_and_weeks_read_plainly() -> None:
+    from newsletter.reports import charts
+
+    fig = charts.paired_bars(["anxiety"], [("opened", [0.004], charts.HUMAN)], percent=True)
+    assert [t for _, t in _shown_ticks(fig.axes[0].xaxis)][:3] == ["0.0%", "0.1%", "0.2%"]  # not 0%, 0%, 0%
+    fig = charts.paired_bars(["anxiety"], [("opened", [1.0], charts.HUMAN)], percent=True)
+    assert [t for _, t in _shown_ticks(fig.axes[0].xaxis)][-1] == "100%"  # no tick at 120 %
+    assert charts.week_label("2026-W47") == "16 Nov" and charts.week_label("2026-W01", with_year=True) == "29 Dec 2025"
+    fig = charts.trend_chart(_weeks(12, 0.2, 3))
+    assert [t for _, t in _shown_ticks(fig.axes[0].xaxis)][-1] == "16 Nov"  # the latest week, 2026-W47, not "W47"

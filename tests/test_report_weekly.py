@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from PIL import Image
@@ -72,10 +72,19 @@ def test_html_is_gmail_safe(email) -> None:  # type: ignore[no-untyped-def]
         assert "style=" in tag or "role=" in tag or tag in ("<td>",), tag
 
 
-def test_a_week_without_a_newsletter(engine, settings) -> None:  # type: ignore[no-untyped-def]
-    subject, html, text, images = weekly_report_email(engine, settings, MONDAY)
+def test_a_week_without_a_newsletter(engine, world, settings) -> None:  # type: ignore[no-untyped-def]
+    subject, html, text, images = weekly_report_email(engine, settings, MONDAY + timedelta(weeks=1))
     assert "no newsletter" in subject and "No newsletter went out last week." in text
     assert set(images) == {"report-trend", "report-growth"} and "cid:report-funnel" not in html
+
+
+def test_a_fresh_install_gets_words_not_empty_charts(engine, settings) -> None:  # type: ignore[no-untyped-def]
+    """No newsletter and no subscriber yet: no chart of nothing (an empty plot, axes of 0–0.05)."""
+    subject, html, text, images = weekly_report_email(engine, settings, MONDAY)
+    assert images == {} and "cid:" not in html and "<img" not in html
+    assert "No newsletter went out in these weeks, so no engagement yet." in html
+    assert "No one joined or left the list in these 12 weeks." in html
+    assert "none yet" in text.split("by \"Connect today\" rate:")[1]
 
 
 def test_works_with_a_session_too(engine, world, settings, email) -> None:  # type: ignore[no-untyped-def]

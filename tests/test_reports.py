@@ -522,7 +522,9 @@ def test_a_campaign_never_sent(engine, world) -> None:  # type: ignore[no-untype
     r = report_of(engine, world, "D")
     assert r["funnel"]["recipients"] == 0 and r["rates"]["opened"] is None
     assert r["hourly"]["start"] is None and r["by_tag"] == []
-    assert "not started" in _text(print_report, r) and 'id="funnel-chart"' in campaign_html(r)
+    text, html = _text(print_report, r), campaign_html(r)
+    assert "not started" in text and "no engagement yet (sending has not started)" in text
+    assert 'id="funnel-chart"' not in html and "Nothing sent yet, so no engagement yet." in html  # no empty axes
 
 
 def test_unknown_campaign_is_a_user_error(engine) -> None:  # type: ignore[no-untyped-def]
@@ -711,7 +713,8 @@ def test_csv_and_text_say_what_the_json_says(engine, world) -> None:  # type: ig
     text = _text(print_report, a)
     assert _cells(text, "delivered (provider events)")[1] == "5" and _cells(text, "deferred (attempts / messages)")[1] == "2 / 1"
     assert _cells(text, "bounced (hard / soft)")[1] == "1 / 0" and _cells(text, "complaints")[1] == "1"
-    assert _cells(text, "apple_mpp")[1:] == ["2", "0"] and _cells(text, "link_scanner")[1:] == ["0", "2"]
+    assert _cells(text, "Apple Mail Privacy Protection fetched the images")[1:] == ["2", "0"]
+    assert _cells(text, "link scanner")[1:] == ["0", "2"]  # a reason without plain words: its key, spaced
     assert _cells(text, "clicked, people")[1:] == ["1", "2", "2", "3", "3"]  # by 1, 6, 24, 48, 72 hours
 
 
@@ -779,3 +782,50 @@ def test_report_command_mistakes(engine, world, db_url, tmp_path, args, code, wh
     result = run(args, tmp_path, {"NEWSLETTER_DATABASE_URL": db_url})
     assert result.returncode == code and where in result.stderr and "Traceback" not in result.stderr
     assert not list(tmp_path.glob("**/*.html"))
+
+
+# =============================================================================== tests: plain English
+
+
+def add_hidden_link(engine: Engine, world: World, campaign: str = "A") -> None:
+    """The template's hidden link (templates/partials/honeypot.mjml.j2) and a scanner that clicked it."""
+    with session_scope(engine) as s:
+        link = models.CampaignLink(campaign_id=world.campaigns[campaign], position=4, url="https://example.org/hidden",
+                                   label="Hidden link (only machines click it)", kind="honeypot")
+        s.add(link)
+        s.flush()
+        world.links[(campaign, 4)] = link.id
+        add_event(s, world, campaign, "s3", "click", at(T0, 0, 7), link=4, machine=True, reason="honeypot")
+
+
+def add_silent_campaign(engine: Engine, world: World) -> int:
+    """Campaign S: sent to s1–s4 a day ago, and nobody (person or machine) has opened or clicked."""
+    with session_scope(engine) as s:
+        _campaign(s, world, "S", started=NOW - timedelta(days=1))
+        _ledger(s, world, "S", {"s1": "sent", "s2": "sent", "s3": "sent", "s4": "sent"}, NOW - timedelta(days=1))
+    return world.campaigns["S"]
+
+
+def test_text_report_names_links_and_machines_in_plain_words(engine, world) -> None:  # type: ignore[no-untyped-def]
+    add_hidden_link(engine, world)
+    data = report_of(engine, world, "A")
+    assert {link["kind"] for link in data["links"]} >= {"honeypot", "cta"}  # --json keeps the keys
+    assert data["machine_reasons"]["clicks"]["honeypot"] == 1
+    for width in (220, 80):
+        console = Console(record=True, width=width, color_system=None)
+        print_report(console, data)
+        text = console.export_text()
+        assert "honeypot" not in text.lower() and "read_more" not in text and "apple_mpp" not in text
+        assert "…" not in text  # nothing cut short, even at 80 columns
+    text = _text(print_report, data)
+    assert _cells(text, "4")[1:3] == ["hidden link only machines click", "Hidden link (only machines click it)"]
+    assert _cells(text, "2")[1] == "“Connect today” button" and _cells(text, "3")[1] == "“Read more” link"
+    assert _cells(text, "clicked a hidden link only machines click")[1:] == ["0", "1"]
+
+
+def test_text_report_of_a_campaign_nobody_engaged_with(engine, world) -> None:  # type: ignore[no-untyped-def]
+    with session_scope(engine) as s:
+        data = campaign_report(s, add_silent_campaign(engine, world))
+    text = _text(print_report, data)
+    assert "First 72 hours: no engagement yet (nobody has opened or clicked)." in text
+    assert "people by hour" not in text  # no table of zeros

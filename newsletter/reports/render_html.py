@@ -3,7 +3,9 @@ font or image fetched), so it opens from a disk, an attachment or a shared drive
 
 Templates live in ``newsletter/reports/templates/`` (inside the package, so the wheel carries
 them). The figures come from the report dicts unchanged; every number a table shows is the
-number ``--json`` prints.
+number ``--json`` prints. A chart with nothing to draw is left out of ``charts`` and the
+template says why in words ("No engagement yet") instead of showing empty axes; machine keys
+(link kinds, machine reasons) are shown through :mod:`.labels`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from newsletter.reports.labels import link_kind, machine_reason
+
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
@@ -22,7 +26,7 @@ def pct(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{100 * value:.{digits}f}%"
 
 
-def num(value: int | float | None) -> str:
+def num(value: float | None) -> str:
     return "—" if value is None else f"{value:,}"
 
 
@@ -39,7 +43,7 @@ def _escape(name: str | None) -> bool:
 def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=_escape,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(pct=pct, num=num, when=when)
+    env.filters.update(pct=pct, num=num, when=when, link_kind=link_kind, machine_reason=machine_reason)
     return env
 
 
@@ -49,33 +53,47 @@ def _svg(fig, salt: str) -> str:  # type: ignore[no-untyped-def]
     return to_svg(fig, salt)
 
 
+def link_chart_label(link: dict[str, Any]) -> str:
+    """A link as the chart names it: its number and its label (or its address), as the table does."""
+    return f"{link['position']}. {link['label'] or link['url']}"
+
+
 def campaign_charts(report: dict[str, Any]) -> dict[str, str]:
-    """Inline SVGs for a campaign report, by chart id."""
+    """Inline SVGs for a campaign report, by chart id; a chart with nothing to draw is absent."""
     from newsletter.reports import charts
 
-    out = {"funnel": _svg(charts.funnel_chart(report["funnel"]), "funnel"),
-           "hourly": _svg(charts.hourly_chart(report["hourly"]), "hourly")}
-    if report["links"]:
-        labels = [f"{link['position']}. {link['label'] or link['url']}" for link in report["links"]]
-        out["links"] = _svg(charts.paired_bars(labels, [
-            ("people", [link["unique_human"] for link in report["links"]], charts.HUMAN),
-            ("machines", [link["unique_machine"] for link in report["links"]], charts.MACHINE)]), "links")
-    if report["by_tag"]:
-        tags = report["by_tag"]
-        out["tags"] = _svg(charts.paired_bars([t["tag"] for t in tags], [
-            ("opened", [t["rates"]["opened"] or 0 for t in tags], charts.HUMAN),
-            ("clicked", [t["rates"]["clicked"] or 0 for t in tags], "#0e7490"),
-            ("clicked “Connect today”", [t["rates"]["cta"] or 0 for t in tags], charts.ACCENT)], percent=True), "tags")
+    out = {}
+    if not charts.funnel_is_empty(report["funnel"]):
+        out["funnel"] = _svg(charts.funnel_chart(report["funnel"]), "funnel")
+    if not charts.hourly_is_empty(report["hourly"]):
+        out["hourly"] = _svg(charts.hourly_chart(report["hourly"]), "hourly")
+    links = [("people", [link["unique_human"] for link in report["links"]], charts.HUMAN),
+             ("machines", [link["unique_machine"] for link in report["links"]], charts.MACHINE)]
+    if report["links"] and not charts.bars_are_empty(links):
+        out["links"] = _svg(charts.paired_bars([link_chart_label(link) for link in report["links"]], links), "links")
+    tags = report["by_tag"]
+    rates = [("opened", [t["rates"]["opened"] or 0 for t in tags], charts.HUMAN),
+             ("clicked", [t["rates"]["clicked"] or 0 for t in tags], "#0e7490"),
+             ("clicked “Connect today”", [t["rates"]["cta"] or 0 for t in tags], charts.ACCENT)]
+    if tags and not charts.bars_are_empty(rates):
+        out["tags"] = _svg(charts.paired_bars([t["tag"] for t in tags], rates, percent=True), "tags")
     return out
 
 
 def trends_charts(report: dict[str, Any]) -> dict[str, str]:
+    """Inline SVGs for the trends report, by chart id; a chart with nothing to draw is absent."""
     from newsletter.reports import charts
 
-    return {"trend": _svg(charts.trend_chart(report["weeks"]), "trend"),
-            "funnel": _svg(charts.funnel_chart(report["totals"]["funnel"]), "funnel"),
-            "growth": _svg(charts.growth_chart(report["weeks"]), "growth"),
-            "leads": _svg(charts.leads_chart(report["weeks"]), "leads")}
+    weeks, out = report["weeks"], {}
+    if not charts.trend_is_empty(weeks):
+        out["trend"] = _svg(charts.trend_chart(weeks), "trend")
+    if not charts.funnel_is_empty(report["totals"]["funnel"]):
+        out["funnel"] = _svg(charts.funnel_chart(report["totals"]["funnel"]), "funnel")
+    if not charts.growth_is_empty(weeks):
+        out["growth"] = _svg(charts.growth_chart(weeks), "growth")
+    if not charts.leads_is_empty(weeks):
+        out["leads"] = _svg(charts.leads_chart(weeks), "leads")
+    return out
 
 
 def campaign_html(report: dict[str, Any], *, brand: str = "Roots Mental Wellness", generated_at: str | None = None) -> str:

@@ -88,9 +88,12 @@ def _people_and_machines(console: Console, data: dict[str, Any]) -> None:
                   f"clicks); {data['leads']} lead(s) started with this campaign; {data['booked']} booked", highlight=False)
     reasons = data["machine_reasons"]
     if reasons["opens"] or reasons["clicks"]:
+        from newsletter.reports.labels import machine_reason
+
+        # plain words, never the key ("honeypot", "apple_mpp")
         why = _table("judged a machine because", "opens", "clicks", title="Machine reasons")
         for reason in sorted(set(reasons["opens"]) | set(reasons["clicks"])):
-            why.add_row(reason, _n(reasons["opens"].get(reason, 0)), _n(reasons["clicks"].get(reason, 0)))
+            why.add_row(machine_reason(reason), _n(reasons["opens"].get(reason, 0)), _n(reasons["clicks"].get(reason, 0)))
         console.print(why)
 
 
@@ -115,7 +118,11 @@ def _delivery(console: Console, data: dict[str, Any]) -> None:
 
 
 def _hourly(console: Console, hourly: dict[str, Any]) -> None:
-    if hourly["start"] is None:
+    from newsletter.reports.charts import hourly_is_empty
+
+    if hourly_is_empty(hourly):  # a table of zeros says less than these words
+        why = "nobody has opened or clicked" if hourly["start"] else "sending has not started"
+        console.print(f"[bold]First {hourly['hours']} hours:[/] no engagement yet ({why}).", highlight=False)
         return
     table = _table("people by hour", *(str(h) for h in WINDOWS), title=f"First {hourly['hours']} hours (cumulative, "
                    f"from {_when(hourly['start'])})")
@@ -128,11 +135,15 @@ def _hourly(console: Console, hourly: dict[str, Any]) -> None:
 def _links(console: Console, links: list[dict[str, Any]]) -> None:
     if not links:
         return
-    table = _table("#", "kind", "link", "people", "machines", "raw clicks", title="Links")
+    from newsletter.reports.labels import link_kind
+
+    # plain words, never the key ("honeypot", "read_more")
+    table = _table("#", "what it is", "link", "people", "machines", "raw clicks", title="Links")
     for link in links:
-        table.add_row(str(link["position"]), link["kind"], link["label"] or link["url"], _n(link["unique_human"]),
+        table.add_row(str(link["position"]), link_kind(link["kind"]), link["label"] or link["url"], _n(link["unique_human"]),
                       _n(link["unique_machine"]), _n(link["total"]))
     table.columns[2].justify = "left"
+    table.columns[2].overflow = "fold"  # a long address wraps, it is not cut
     table.columns[1].justify = "left"
     console.print(table)
 

@@ -49,11 +49,16 @@ def _change(now_value: float | None, before: float | None) -> str:
 
 
 def _charts(trends: dict[str, Any], week: dict[str, Any]) -> dict[str, bytes]:
+    """The PNGs worth attaching: a chart with nothing to draw (no newsletter in twelve weeks, a
+    list nobody joined or left) is left out and the email says so in words."""
     from newsletter.reports import charts
 
-    images = {"report-trend": charts.to_png(charts.trend_chart(trends["weeks"], width=5.6)),
-              "report-growth": charts.to_png(charts.growth_chart(trends["weeks"], width=5.6))}
-    if week["campaigns"]:
+    images = {}
+    if not charts.trend_is_empty(trends["weeks"]):
+        images["report-trend"] = charts.to_png(charts.trend_chart(trends["weeks"], width=5.6))
+    if not charts.growth_is_empty(trends["weeks"]):
+        images["report-growth"] = charts.to_png(charts.growth_chart(trends["weeks"], width=5.6))
+    if week["campaigns"] and not charts.funnel_is_empty(week["funnel"]):
         images["report-funnel"] = charts.to_png(charts.funnel_chart(week["funnel"], width=5.6))
     return images
 
