@@ -295,3 +295,17 @@ def test_help_of_every_command_shows_no_type_beside_a_flag() -> None:
         assert result.exit_code == 0, (path, result.output)
         assert "--help" in result.output and "<bool>" not in result.output, (path, result.output)
     assert "<int>" in runner.invoke(app, ["demo", "--help"], env={"COLUMNS": "120"}).output  # a value's type stays
+
+
+def test_preflight_report_prints_a_hostile_subject_and_sample_address_as_written() -> None:
+    """What preflight quotes back (the subject, a link's address, the sample reader) is data."""
+    from newsletter.preflight.command import print_report
+    from newsletter.preflight.model import Check, PreflightReport
+
+    report = PreflightReport((Check("subject", "warn", f"the subject “{HOSTILE}” is long", HOSTILE),),
+                             campaign_id=3, sample_email=HOSTILE)
+    stream = io.StringIO()
+    print_report(report, Console(file=stream, width=1000, force_terminal=True, color_system="truecolor", emoji=False))
+    raw = stream.getvalue()
+    assert "\x1b]8;" not in raw and "\x1b" not in SGR.sub("", raw)
+    assert f"the subject “{SHOWN}” is long" in SGR.sub("", raw)
