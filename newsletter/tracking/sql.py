@@ -245,12 +245,15 @@ _TEXT_AT = tuple(i for i, c in enumerate(EVENT_COLUMNS)
 
 def _texts_without_nul(rows: list[EventRow]) -> list[EventRow]:
     """The rows with NUL removed from their text columns; the same list when none has one (the
-    usual case, checked in about 0.3 ms per 1,000 rows)."""
-    for row in rows:
-        for at in _TEXT_AT:
-            value = row[at]
-            if value.__class__ is str and "\x00" in value:
-                return [tuple(v.replace("\x00", "") if v.__class__ is str else v for v in r) for r in rows]
+    usual case, checked column by column in about 0.4 ms per 1,000 rows)."""
+    for at in _TEXT_AT:
+        column = [row[at] for row in rows]
+        try:
+            text = "".join(column)
+        except TypeError:  # a NULL (or, from a careless caller, a number) among them
+            text = "".join([v for v in column if v.__class__ is str])
+        if "\x00" in text:
+            return [tuple(v.replace("\x00", "") if v.__class__ is str else v for v in r) for r in rows]
     return rows
 
 
