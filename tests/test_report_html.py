@@ -362,9 +362,9 @@ def chart_problems(fig, count_axes=()) -> list:  # type: ignore[no-untyped-def]
 
 
 def _hourly(**series) -> dict:  # type: ignore[no-untyped-def]
-    from newsletter.reports.charts import HOURLY_SERIES
-
-    return {"start": T0.isoformat(), "hours": 72, **{k: series.get(k, [0] * 72) for k in HOURLY_SERIES}}
+    """The report's ``hourly`` (``campaign._hourly``): zeros but for the series given."""
+    keys = ("opens_human", "opens_machine", "clicks_human", "clicks_machine")
+    return {"start": T0.isoformat(), "hours": 72, **{k: series.get(k, [0] * 72) for k in keys}}
 
 
 def _weeks(n: int, rate: float | None, people: int) -> list[dict]:
