@@ -191,6 +191,7 @@ def _table(w: dict[str, object]) -> list[tuple[str, list[str], dict[str, str], s
         ("campaign status, unknown id", ["campaign", "status", "999"], {}, "999"),
         ("campaign send, unknown id", ["campaign", "send", "999"], {}, "999"),
         ("campaign send, already sent", ["campaign", "send", str(sent), "--force"], {}, f"campaign {sent}"),
+        ("campaign send, outbox a file", ["campaign", "send", str(draft), "--force"], {"NEWSLETTER_OUTBOX_DIR": afile}, afile),
         ("campaign schedule, past time", ["campaign", "schedule", str(draft), "--at", "2001-01-01T09:00Z", "--force"], {}, "--at"),
         ("campaign pause, a draft", ["campaign", "pause", str(draft)], {}, f"campaign {draft}"),
         ("campaign resume, unknown id", ["campaign", "resume", "999"], {}, "999"),
@@ -388,6 +389,21 @@ def test_send_refuses_a_sent_campaign_before_running_the_preflight(store):
     assert result.code == 1 and result.lines() == [
         f"error: campaign {sent}: is sent; only a draft or scheduled campaign can be sent"]
     assert _campaign(str(store["url"]), int(sent)).forced_by is None
+
+
+def test_send_with_a_file_for_the_outbox_folder_is_refused_before_the_ledger_is_built(store):
+    env = {**base_env(str(store["url"]), store["tmp"]), "NEWSLETTER_OUTBOX_DIR": str(store["tmp"] / "people.csv")}
+    result = run_one(["campaign", "send", str(store["draft"]), "--force"], store["tmp"], env)
+    assert result.code == 1 and result.lines()[-1] == (
+        f"error: NEWSLETTER_OUTBOX_DIR {store['tmp'] / 'people.csv'}: is a file, not a folder"), result.err
+    campaign = _campaign(str(store["url"]), int(store["draft"]))
+    engine = make_engine(str(store["url"]))
+    try:
+        with session_scope(engine) as session:
+            rows = session.query(models.Delivery).filter_by(campaign_id=campaign.id).count()
+    finally:
+        engine.dispose()
+    assert campaign.status == "draft" and rows == 0
 
 
 def test_schedule_names_the_scheduler_command_and_status_says_scheduled_once(store):

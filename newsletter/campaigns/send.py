@@ -25,6 +25,7 @@ from newsletter.delivery.throttle import Limits, Throttle, ledger_window_count
 from newsletter.errors import UserError
 from newsletter.render import personalise, recipient_values
 from newsletter.tracking.tokens import TokenSigner
+from newsletter.userpaths import ensure_output_folder
 
 SENDABLE_STATUSES = {"draft", "scheduled", "sending", "missed"}
 
@@ -50,7 +51,8 @@ def make_transport(settings: Settings) -> Transport:
     if settings.sendgrid_api_key:
         return SendGridTransport(settings.sendgrid_api_key, settings.sendgrid_host,
                                  timeout=settings.sendgrid_timeout, sandbox=settings.sendgrid_sandbox)
-    return OutboxTransport(Path(settings.outbox_dir), personalise=personalise)
+    folder = ensure_output_folder(Path(settings.outbox_dir), "NEWSLETTER_OUTBOX_DIR")  # a file there is one line
+    return OutboxTransport(folder, personalise=personalise)
 
 
 def campaign_message(campaign: models.Campaign, settings: Settings) -> CampaignMessage:
@@ -148,6 +150,7 @@ def send_campaign(
     retry: RetryPolicy | None = None,
 ) -> SendSummary:
     """Send now. ``on_batch(result, total)`` reports progress after each batch."""
+    transport = transport or make_transport(settings)  # a bad outbox folder is said before the ledger is built
     added = start_sending(engine, settings, campaign_id)
     return drain(engine, settings, campaign_id, added, transport=transport, on_batch=on_batch, retry=retry)
 
