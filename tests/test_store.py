@@ -206,9 +206,10 @@ def test_an_existing_store_keeps_its_mode_and_unusual_addresses_are_left_to_sqli
     import os
     import stat
 
+    from sqlalchemy.engine import make_url
+
     from newsletter.db import make_engine
     from newsletter.db.filemode import store_path
-    from sqlalchemy.engine import make_url
 
     path = tmp_path / "shared.db"
     path.touch()
