@@ -80,7 +80,7 @@ def test_a_week_without_a_newsletter(engine, world, settings) -> None:  # type: 
 
 def test_a_fresh_install_gets_words_not_empty_charts(engine, settings) -> None:  # type: ignore[no-untyped-def]
     """No newsletter and no subscriber yet: no chart of nothing (an empty plot, axes of 0–0.05)."""
-    subject, html, text, images = weekly_report_email(engine, settings, MONDAY)
+    _, html, text, images = weekly_report_email(engine, settings, MONDAY)
     assert images == {} and "cid:" not in html and "<img" not in html
     assert "No newsletter went out in these weeks, so no engagement yet." in html
     assert "No one joined or left the list in these 12 weeks." in html

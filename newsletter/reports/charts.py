@@ -15,12 +15,13 @@ so in words instead ("no engagement yet").
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import re
 import textwrap
 from collections.abc import Sequence
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 HUMAN = "#1f6f5c"  # the clinic's green: people
 MACHINE = "#9aa5b1"  # grey: machines, set apart, never hidden
@@ -83,7 +84,7 @@ def _count_axis(axis, largest: float, room: float | None = None) -> None:  # typ
     "300,000" get fewer ticks rather than overlapping ones."""
     from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
-    bins: int | str = "auto"
+    bins: int | Literal["auto"] = "auto"
     if room is not None:
         label = 0.075 * len(f"{max(largest, 1) * 1.6:,.0f}") + 0.25  # inches per label at 9 pt, with a gap
         bins = max(2, int(room / label))
@@ -104,7 +105,7 @@ def _percent_axis(axis) -> None:  # type: ignore[no-untyped-def]
         decimals = 0
 
         def format_ticks(self, values: Sequence[float]) -> list[str]:
-            steps = [abs(b - a) * 100 for a, b in zip(values, values[1:]) if b != a]
+            steps = [abs(b - a) * 100 for a, b in itertools.pairwise(values) if b != a]
             step = min(steps, default=1.0)
             self.decimals = 0 if step >= 1 else min(3, math.ceil(-math.log10(step) - 1e-9))
             return [self(value) for value in values]
