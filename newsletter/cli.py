@@ -155,15 +155,21 @@ def segment_count(name: Annotated[str, typer.Argument(help="Segment name (file n
 
 @segment_app.command("list")
 def segment_list(as_json: JsonOpt = False) -> None:
-    """List the segments defined in the audiences folder."""
-    from newsletter.audiences import list_segments
+    """List the segments defined in the audiences folder; a broken file is named, the others
+    still listed, and the exit code is 3 (the listing is not complete)."""
+    from newsletter.audiences import scan_segments
 
-    segments = [{"name": s.name, "description": s.description} for s in list_segments(_settings().audiences_dir)]
+    found, errors = scan_segments(_settings().audiences_dir)
+    segments = [{"name": s.name, "description": s.description} for s in found]
     if as_json:
-        print_json(segments)
+        print_json({"segments": segments, "errors": [{"where": e.where, "message": e.message} for e in errors]})
     else:
         for s in segments:
             out.print(f"[cyan]{esc(s['name'])}[/]  {esc(s['description'] or '')}")
+        for error in errors:
+            _print_error(error)
+    if errors:
+        raise typer.Exit(EXIT_INCOMPLETE)
 
 
 # --- campaigns -------------------------------------------------------------------------------
