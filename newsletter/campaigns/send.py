@@ -151,7 +151,11 @@ def send_campaign(
 ) -> SendSummary:
     """Send now. ``on_batch(result, total)`` reports progress after each batch."""
     transport = transport or make_transport(settings)  # a bad outbox folder is said before the ledger is built
-    added = start_sending(engine, settings, campaign_id)
+    try:
+        added = start_sending(engine, settings, campaign_id)
+    except BaseException:
+        transport.close()  # drain closes it otherwise
+        raise
     return drain(engine, settings, campaign_id, added, transport=transport, on_batch=on_batch, retry=retry)
 
 
