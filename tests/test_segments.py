@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, func, insert, literal, select
 
 from newsletter.audiences import (
-    BUILTIN_ALL, Segment, SegmentError, count_segment, list_segments, load_segment, segment_condition,
+    BUILTIN_ALL, Segment, SegmentError, count_segment, list_segments, load_segment, scan_segments, segment_condition,
     segment_subscriber_ids,
 )
 from newsletter.db import models, session_scope
@@ -326,3 +326,90 @@ def test_a_badly_named_file_is_an_error(tmp_path):
     with pytest.raises(SegmentError, match="lowercase") as caught:
         list_segments(tmp_path)
     assert caught.value.where.endswith("VIP Readers.yaml")
+
+
+# --- hostile files (issue 14) ------------------------------------------------------------------
+
+
+def _laughs(levels: int = 9) -> str:
+    """The billion laughs as a flow list: ~400 bytes standing for 9**9 strings."""
+    parts = ["&a0 [" + ",".join(['"lol"'] * 9) + "]"]
+    parts += [f"&a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    return "[" + ", ".join(parts) + "]"
+
+
+def _merge_laughs(levels: int = 9) -> str:
+    """The same through merge keys, which PyYAML copies while flattening a mapping."""
+    lines = ["  m0: &m0 {" + ", ".join(f"k{i}: lol" for i in range(9)) + "}"]
+    lines += [f"  m{i}: &m{i} {{<<: [" + ", ".join([f"*m{i - 1}"] * 9) + "]}}" for i in range(1, levels)]
+    return "\n".join(lines)
+
+
+def _bounded(call, seconds: float = 5.0, megabytes: float = 64.0):  # type: ignore[no-untyped-def]
+    import time
+    import tracemalloc
+
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        return call()
+    finally:
+        elapsed, peak = time.monotonic() - started, tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert elapsed < seconds and peak < megabytes * 2**20, f"{elapsed:.1f} s, {peak / 1e6:.0f} MB"
+
+
+@pytest.mark.parametrize("body", [
+    f"name: bomb\nrules:\n  joined:\n    after: {_laughs()}\n",  # repr'd by the old "not a date" message
+    f"name: bomb\nrules:\n{_merge_laughs()}\n",
+], ids=["lists", "merge-keys"])
+def test_a_yaml_alias_bomb_is_refused_in_bounded_time_and_memory(tmp_path, body):
+    write_segment(tmp_path, "bomb", body)
+    assert len(body) < 700
+    with pytest.raises(SegmentError) as caught:
+        _bounded(lambda: load_segment("bomb", tmp_path))  # what `segment count bomb` runs first
+    assert caught.value.where.endswith("bomb.yaml: line 4")
+    assert "aliases" in caught.value.message
+    segments, errors = _bounded(lambda: scan_segments(tmp_path))
+    assert [s.name for s in segments] == ["all"] and "aliases" in errors[0].message
+
+
+def test_one_broken_file_does_not_hide_the_others(tmp_path):
+    write_segment(tmp_path, "good", "name: good\ndescription: fine\n")
+    write_segment(tmp_path, "broken", "name: broken\nrules:\n  tags: {any: [a, b}\n")
+    write_segment(tmp_path, "VIP Readers", "name: VIP Readers\n")
+    write_segment(tmp_path, "zzz", "name: zzz\nrules: {status: gone}\n")
+    segments, errors = scan_segments(tmp_path)
+    assert [s.name for s in segments] == ["all", "good"]
+    assert [e.where.rsplit("/", 1)[-1] for e in errors] == ["VIP Readers.yaml", "broken.yaml: line 3", "zzz.yaml: rules.status"]
+    # ... and a badly named neighbour no longer stops `segment count good`.
+    assert load_segment("good", tmp_path).description == "fine"
+
+
+def test_segment_list_names_the_broken_file_lists_the_others_and_exits_3(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "aud"
+    folder.mkdir()
+    write_segment(folder, "good", "name: good\ndescription: fine\n")
+    write_segment(folder, "broken", "name: broken\nrules:\n  tags: {any: [a, b}\n")
+    env = {**os.environ, "NEWSLETTER_AUDIENCES_DIR": str(folder), "NEWSLETTER_DATABASE_URL": f"sqlite:///{tmp_path}/n.db"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "newsletter", "segment", "list", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    human = run()
+    assert human.returncode == 3, human.stderr
+    assert "good" in human.stdout and "all" in human.stdout
+    assert human.stderr.strip().splitlines() == [
+        "error: aud/broken.yaml: line 3: not valid YAML: while parsing a flow sequence expected ',' or ']', but got '}'"]
+    scripted = run("--json")
+    assert scripted.returncode == 3
+    data = json.loads(scripted.stdout)
+    assert [s["name"] for s in data["segments"]] == ["all", "good"]
+    assert data["errors"] == [{"where": "aud/broken.yaml: line 3",
+                               "message": "not valid YAML: while parsing a flow sequence expected ',' or ']', but got '}'"}]

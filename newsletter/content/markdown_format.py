@@ -67,6 +67,7 @@ def parse_markdown(text: str, source_name: str, *, cta_patterns: Iterable[str] =
         cta=cta,
         cta_label=meta.get("cta_label"),
         cta_patterns=cta_patterns,
+        content_line=None,  # the rendered HTML's lines are not the file's
     )
 
 

@@ -21,7 +21,7 @@ from newsletter.errors import UserError
 
 from .assemble import CTA_PATTERNS, where
 from .dates import parse_date
-from .html_format import article_from_html
+from .html_format import MAX_DEPTH, article_from_html
 from .model import Article
 from .sanitise import to_plain_text
 
@@ -42,7 +42,7 @@ def parse_rss(text: str, source_name: str, *, cta_patterns: Iterable[str] = CTA_
     if not title:
         raise UserError("the newest feed item has no <title>", where(source_name, line))
     return article_from_html(
-        _content_html(item),
+        _content_html(item, source_name, line),
         source_name,
         source_format="rss",
         title=title,
@@ -50,6 +50,7 @@ def parse_rss(text: str, source_name: str, *, cta_patterns: Iterable[str] = CTA_
         published=_published(item, source_name, line),
         cta_patterns=cta_patterns,
         title_line=line,
+        content_line=None,  # the item's HTML: a mistake in it names the item's line
     )
 
 
@@ -135,12 +136,15 @@ def _author(item: ET.Element) -> str | None:
     return None
 
 
-def _content_html(item: ET.Element) -> str:
+def _content_html(item: ET.Element, source_name: str, line: int) -> str:
     """The item body as HTML; Atom ``type`` says whether the text is HTML, XHTML or plain."""
     for name in ("encoded", "content", "description", "summary"):
         for child in _children(item, name):
             kind = (child.get("type") or "html").lower()
             if kind in {"xhtml", "application/xhtml+xml"}:
+                if _depth(child) > MAX_DEPTH:  # before _xhtml recurses into it
+                    raise UserError(f"the item's XHTML nests more than {MAX_DEPTH} elements deep; an article needs "
+                                    "a few dozen at most", where(source_name, line))
                 body = "".join(_xhtml(grandchild) for grandchild in child)
             elif kind in {"text", "text/plain"}:
                 body = "".join(f"<p>{html.escape(p.strip())}</p>" for p in re.split(r"\n\s*\n", child.text or "") if p.strip())
@@ -149,6 +153,18 @@ def _content_html(item: ET.Element) -> str:
             if body.strip():
                 return body
     return ""
+
+
+def _depth(element: ET.Element) -> int:
+    """How deep the elements under ``element`` nest, without recursion (stops past MAX_DEPTH)."""
+    deepest, pending = 0, [(element, 0)]
+    while pending:
+        node, depth = pending.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            break
+        pending.extend((child, depth + 1) for child in node)
+    return deepest
 
 
 def _xhtml(element: ET.Element) -> str:
