@@ -567,6 +567,8 @@ def report(
         raise typer.BadParameter("choose one of --json or --csv", param_hint="--csv")
     if campaign_id is not None and weeks is not None:
         raise typer.BadParameter("--weeks is for the trends report: leave out the campaign id", param_hint="--weeks")
+    if html is not None:
+        check_output_file(html, "--html")  # before the report is computed
     settings = _settings()
     with session_scope(engine_for(settings)) as session:
         if campaign_id is not None:
