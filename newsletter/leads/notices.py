@@ -31,7 +31,7 @@ from newsletter.errors import UserError
 from newsletter.leads.model import LABELS
 from newsletter.leads.queries import LeadRow, lead_rows, lead_select, new_leads, warm_leads
 from newsletter.leads.scoring import score_leads
-from newsletter.notify import StaffMailError, notification_status, send_staff_mail
+from newsletter.notify import StaffMailError, notification_status, send_staff_mail, skip_staff_mail
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,8 @@ ALERT_MAX_AGE = timedelta(days=7)
 ALERTS_PER_TICK = 50
 FAILURES_PER_TICK = 3  # the transport is probably down: stop asking it, the next tick retries
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
-_DONE = ("sent", "sending", "ambiguous")
+_DONE = ("sent", "sending", "ambiguous", "skipped")
+QUIET_DAY = "no new or warm leads"
 
 
 def alert_key(lead_id: int) -> str:
@@ -248,8 +249,10 @@ def send_daily_digest(engine: Engine, settings: Settings, now: datetime | None =
     while another process sends it, this returns False. A scheduler that was down at the hour
     sends it when it comes back, the same day. "New" is every lead created since the previous
     day's digest hour; "warm" is every new or contacted lead scoring ``NEWSLETTER_WARM_LEAD_SCORE``
-    or more (rescored at ``now``) that is not already listed as new. Sent even when both are
-    empty: a quiet day is news too, and the director learns the system works. Raises
+    or more (rescored at ``now``) that is not already listed as new. When both are empty
+    nothing is sent ("0 new, 0 warm" is no news, and was the first thing a fresh install
+    mailed): the day is settled as ``skipped`` so later ticks do not build it again, and a lead
+    arriving later that day is in tomorrow's "new since" (and has had its own alert). Raises
     ``notify.StaffMailError`` when the send fails; the next call retries.
     """
     now = now or utcnow()
@@ -268,6 +271,10 @@ def send_daily_digest(engine: Engine, settings: Settings, now: datetime | None =
         new = new_leads(session, since, now)
         listed = {lead.id for lead in new}
         warm = [lead for lead in warm_leads(session, settings.warm_lead_score) if lead.id not in listed]
+    if not new and not warm:
+        if skip_staff_mail(engine, key=key, kind="lead_digest", to=director, reason=QUIET_DAY):
+            log.info("daily digest for %s not sent: %s", day.isoformat(), QUIET_DAY)
+        return False
     subject, html, text = compose_digest(day, since, new, warm, settings)
     return send_staff_mail(engine, settings, key=key, kind="lead_digest", to=director, subject=subject, html=html,
                            text=text)

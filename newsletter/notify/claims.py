@@ -9,6 +9,7 @@ so two processes (two scheduler ticks, a scheduler and a command) can never both
                                                 failed ──update…WHERE status='failed'──► sending
                                                    (a later call retries)
     sending ──no answer after the request left──► ambiguous   (never retried: it may have gone out)
+    (no row) or failed ──nothing worth sending (an empty digest, a week without news)──► skipped
 
 A row left in ``sending`` by a process that died mid-send stays there: like the campaign
 ledger's ``ambiguous`` rows, mail that may have gone out is never sent again on a guess.
@@ -27,6 +28,7 @@ SENDING = "sending"
 SENT = "sent"
 FAILED = "failed"
 AMBIGUOUS = "ambiguous"
+SKIPPED = "skipped"
 
 DETAIL_MAX = 2000
 
@@ -77,3 +79,27 @@ def status_of(engine: Engine, key: str) -> str | None:
     """The key's state, or None when it was never claimed."""
     with session_scope(engine) as session:
         return session.scalar(select(Notification.status).where(Notification.key == key))
+
+
+def skip(engine: Engine, *, key: str, kind: str, to: str, reason: str, now: datetime | None = None) -> bool:
+    """Settle ``key`` without sending: there was nothing worth a message (a digest with no lead
+    in it, a week without news). Later calls then see it done and do not build it again every
+    tick. True when this call settled it; a key already sent, being sent or ambiguous is left
+    as it is, and a ``failed`` one becomes ``skipped``."""
+    now = now or utcnow()
+    insert = _insert(engine)
+    with session_scope(engine) as session:
+        created = session.execute(
+            insert(Notification)
+            .values(key=key, kind=kind, recipient=to, status=SKIPPED, detail=reason[:DETAIL_MAX], created_at=now)
+            .on_conflict_do_nothing(index_elements=[Notification.key])
+            .returning(Notification.id)
+        ).first()
+        if created is not None:
+            return True
+        return session.execute(
+            update(Notification)
+            .where(Notification.key == key, Notification.status == FAILED)
+            .values(status=SKIPPED, detail=reason[:DETAIL_MAX])
+            .execution_options(synchronize_session=False)
+        ).rowcount == 1  # type: ignore[attr-defined]

@@ -8,11 +8,13 @@ terminal and the HTML report never disagree.
 
 The week is the ISO week (Monday–Sunday in ``NEWSLETTER_TIMEZONE``) that ended most recently
 before ``now``; the scheduler runs this on Monday morning (``NEWSLETTER_WEEKLY_REPORT_AT``), and
-``send_weekly_report`` sends it once per week whoever calls it, through ``newsletter.notify``.
+``send_weekly_report`` sends it once per week whoever calls it, through ``newsletter.notify``;
+a week in which nothing happened is not mailed (settled as skipped, and logged).
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +25,8 @@ from newsletter.config import Settings
 from newsletter.db import session_scope
 from newsletter.reports.render_html import environment
 from newsletter.reports.trends import trends_report, zone
+
+log = logging.getLogger(__name__)
 
 TREND_WEEKS = 12
 #: ``cid:`` names of the inline images (the keys of the ``images`` dict).
@@ -82,8 +86,20 @@ def _subject(context: dict[str, Any]) -> str:
             f"lead{'s' if week['leads']['new'] != 1 else ''}, {week['leads']['booked']} booked")
 
 
-def _build(session: Session, settings: Settings, now: datetime) -> tuple[str, str, str, dict[str, bytes]]:
-    trends = trends_report(session, weeks=TREND_WEEKS, now=now, timezone=settings.default_timezone, include_current=False)
+def _trends(session: Session, settings: Settings, now: datetime) -> dict[str, Any]:
+    return trends_report(session, weeks=TREND_WEEKS, now=now, timezone=settings.default_timezone, include_current=False)
+
+
+def quiet_week(week: dict[str, Any]) -> bool:
+    """Nothing happened in ``week`` (a row of the trends report): no newsletter started, no lead
+    came or booked, nobody joined or left the list. A report of it would be a page of zeros;
+    the first start of a fresh install, whose store has nothing before today, is such a week."""
+    growth, leads = week["growth"], week["leads"]
+    return not (week["campaigns"] or leads["new"] or leads["booked"]
+                or any(growth[k] for k in ("new", "unsubscribed", "bounced", "complained")))
+
+
+def _render(trends: dict[str, Any], settings: Settings) -> tuple[str, str, str, dict[str, bytes]]:
     context = _context(trends, settings)
     images = _charts(trends, context["week"])
     env = environment()
@@ -97,26 +113,35 @@ def weekly_report_email(session_or_engine: Session | Engine, settings: Settings,
     """(subject, html, text, images): ``images`` maps each ``cid:`` name the HTML uses to its PNG."""
     if isinstance(session_or_engine, Engine):
         with session_scope(session_or_engine) as session:
-            return _build(session, settings, now)
-    return _build(session_or_engine, settings, now)
+            return _render(_trends(session, settings, now), settings)
+    return _render(_trends(session_or_engine, settings, now), settings)
 
 
 #: Notification states after which nothing is sent again (``failed`` is retried).
-_SETTLED = ("sent", "sending", "ambiguous")
+_SETTLED = ("sent", "sending", "ambiguous", "skipped")
+QUIET_WEEK = "nothing happened: no newsletter, no new lead or booking, no one joined or left the list"
 
 
 def send_weekly_report(engine: Engine, settings: Settings, now: datetime) -> bool:
     """Send last week's report to the director once; True when this call sent it.
 
     ``newsletter.notify`` makes it once per week across schedulers and restarts (its key is the
-    reported week); the charts are not even drawn when the key is already settled. A failed
-    send raises ``notify.StaffMailError`` and the next call tries again.
+    reported week); the charts are not even drawn when the key is already settled. A week in
+    which nothing happened (:func:`quiet_week`) is not mailed: it is settled as ``skipped`` and
+    logged, so the first start of a fresh install mails no report of the week before it. A
+    failed send raises ``notify.StaffMailError`` and the next call tries again.
     """
-    from newsletter.notify import notification_status, send_staff_mail  # uses db and config only
+    from newsletter.notify import notification_status, send_staff_mail, skip_staff_mail  # db and config only
 
     key = notification_key(now, settings.default_timezone)
     if notification_status(engine, key) in _SETTLED:
         return False
-    subject, html, text, images = weekly_report_email(engine, settings, now)
+    with session_scope(engine) as session:
+        trends = _trends(session, settings, now)
+    if quiet_week(trends["weeks"][-1]):
+        if skip_staff_mail(engine, key=key, kind="weekly_report", to=settings.director_email, reason=QUIET_WEEK):
+            log.info("weekly report %s not sent: %s", key.split(":", 1)[1], QUIET_WEEK)
+        return False
+    subject, html, text, images = _render(trends, settings)
     return bool(send_staff_mail(engine, settings, key=key, kind="weekly_report", to=settings.director_email,
                                 subject=subject, html=html, text=text, images=images))

@@ -28,6 +28,57 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 5
 ADVISORY_LOCK_KEY = 0x4E4C5354  # "NLST"
 
+#: The daemon's own recurring jobs. Each run is a heartbeat, not news: APScheduler's two INFO
+#: lines per run ("Running job …", "… executed successfully") were 141 of 183 lines of a short
+#: run. Their parts log what changes (a campaign missed, staff mail sent) themselves.
+ROUTINE_JOBS = frozenset({"heartbeat", "automation", "leadership"})
+_ROUTINE_STORE = "memory"
+
+
+class RoutineJobsAtDebug(logging.Filter):
+    """Demote APScheduler's INFO records about :data:`ROUTINE_JOBS` to DEBUG.
+
+    A logger filter runs after the level check, so the record is rewritten as DEBUG and passed
+    on only when its logger is enabled for DEBUG (``NEWSLETTER_LOG_LEVEL=DEBUG`` shows them all
+    again). Campaign jobs keep their INFO lines: a campaign firing is a state change.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or not self._routine(record):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+    @staticmethod
+    def _routine(record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if args and getattr(args[0], "id", None) in ROUTINE_JOBS:  # Running job … / … executed successfully
+            return True
+        if str(record.msg).startswith("Added job") and args[1:2] == (_ROUTINE_STORE,):
+            return True
+        return str(record.msg).startswith("Adding job tentatively")  # only the daemon's own jobs, at start
+
+
+class MigrationChatterAtDebug(RoutineJobsAtDebug):
+    """Alembic's "Context impl SQLiteImpl." and "Will assume … DDL." at each look at the store's
+    revision (three times at start) say nothing; "Running upgrade …" (a change) stays at INFO."""
+
+    @staticmethod
+    def _routine(record: logging.LogRecord) -> bool:
+        return str(record.msg).startswith(("Context impl", "Will assume"))
+
+
+_FILTERS = {"apscheduler.executors.default": RoutineJobsAtDebug(), "apscheduler.scheduler": RoutineJobsAtDebug(),
+            "alembic.runtime.migration": MigrationChatterAtDebug()}
+
+
+def quiet_routine_jobs() -> None:
+    """Install the filters above where APScheduler and Alembic log routine work (once each)."""
+    for name, chatter in _FILTERS.items():
+        logger = logging.getLogger(name)
+        if chatter not in logger.filters:
+            logger.addFilter(chatter)
+
 
 def _hold_leadership(engine: Engine, stop: threading.Event, poll: float = 2.0):  # type: ignore[no-untyped-def]
     """Block until this process is the active scheduler; returns the connection holding the lock."""
@@ -59,6 +110,7 @@ def reconcile(engine: Engine, settings: Settings, scheduler: BlockingScheduler) 
     for campaign_id, when in rows:
         if scheduler.get_job(job_id(campaign_id)) is None and when is not None and when < cutoff:
             mark_missed(engine, campaign_id, settings.schedule_grace_seconds)
+    log.debug("heartbeat: %d scheduled campaign(s) checked", len(rows))
 
 
 def still_leader(lock, stop: threading.Event) -> None:  # type: ignore[no-untyped-def]
@@ -75,6 +127,7 @@ def still_leader(lock, stop: threading.Event) -> None:  # type: ignore[no-untype
 
 
 def build_scheduler(engine: Engine, settings: Settings, lock=None, stop: threading.Event | None = None) -> BlockingScheduler:  # type: ignore[no-untyped-def]
+    quiet_routine_jobs()
     scheduler = BlockingScheduler(
         jobstores={"default": job_store(engine), "memory": MemoryJobStore()},
         executors={"default": ThreadPoolExecutor(4)},
@@ -102,6 +155,7 @@ def build_scheduler(engine: Engine, settings: Settings, lock=None, stop: threadi
 def run_scheduler(settings: Settings, stop: threading.Event | None = None) -> None:
     """Run until interrupted (or ``stop`` is set): wait for leadership, then schedule."""
     stop = stop or threading.Event()
+    quiet_routine_jobs()
     check_settings(settings)
     engine = make_engine(settings.database_url)
     upgrade(engine)

@@ -92,8 +92,11 @@ def run_campaign_job(campaign_id: int) -> None:
 
 def mark_missed(engine: Engine, campaign_id: int, grace_seconds: int) -> None:
     with session_scope(engine) as session:
-        session.execute(update(models.Campaign)
+        moved = session.execute(update(models.Campaign)
                         .where(models.Campaign.id == campaign_id, models.Campaign.status == "scheduled")
                         .values(status="missed",
                                 status_reason=f"the scheduler was not running within {grace_seconds}s of the send time; "
-                                              "not sent late. Reschedule or send it now."))
+                                              "not sent late. Reschedule or send it now.")).rowcount  # type: ignore[attr-defined]
+    if moved:  # a state change: said once, at WARNING, when it happens
+        log.warning("campaign %s missed its send time (the scheduler was not running within %ss of it); "
+                    "reschedule it or send it now", campaign_id, grace_seconds)

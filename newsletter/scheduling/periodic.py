@@ -114,4 +114,7 @@ def automation_tick(engine: Engine, settings: Settings, now: datetime | None = N
         errors = getattr(outcome, "errors", None)  # parts that carry on past a bad item say so here
         if errors:
             report.failed[name] = "; ".join(str(e) for e in errors)
+    # A heartbeat: what changed (mail sent, a step sent, a part failing) is logged where it happens.
+    log.debug("automation tick: ran %s%s", ", ".join(report.ran) or "nothing",
+              f"; failed: {report.failed}" if report.failed else "")
     return report
