@@ -446,3 +446,13 @@ def test_percent_axes_and_weeks_read_plainly() -> None:
     assert charts.week_label("2026-W47") == "16 Nov" and charts.week_label("2026-W01", with_year=True) == "29 Dec 2025"
     fig = charts.trend_chart(_weeks(12, 0.2, 3))
     assert [t for _, t in _shown_ticks(fig.axes[0].xaxis)][-1] == "16 Nov"  # the latest week, 2026-W47, not "W47"
+
+
+def test_weeks_read_as_dates(engine, world) -> None:  # type: ignore[no-untyped-def]
+    """ISO week codes ("2026-W47") are for scripts; the pages say the Monday's date."""
+    html = trends_html(trends_of(engine))
+    assert "<h1>Newsletters, 2 Nov 2026 to 29 Nov 2026</h1>" in html
+    rows = parse(html).rows
+    assert rows[("data-week", "2026-W47")][0] == "16 Nov 2026"
+    assert rows[("data-campaign", str(world.campaigns["A"]))][1] == "16 Nov 2026"
+    assert "2026-W" not in re.sub(r'data-week="[^"]*"', "", html)

@@ -163,7 +163,8 @@ def leads_is_empty(weeks: Sequence[dict[str, Any]]) -> bool:
     return not any(w["leads"]["new"] or w["leads"]["booked"] for w in weeks)
 
 
-def _monday(week: str) -> date:
+def monday(week: str) -> date:
+    """The Monday an ISO week ``2026-W47`` starts on."""
     year, number = week.split("-W")
     return date.fromisocalendar(int(year), int(number), 1)
 
@@ -171,15 +172,15 @@ def _monday(week: str) -> date:
 def week_label(week: str, *, with_year: bool = False) -> str:
     """ISO week ``2026-W47`` as the date its Monday falls on, "16 Nov" (what a person reads);
     "16 Nov 2026" when the chart spans more than one year."""
-    monday = _monday(week)
-    return f"{monday.day} {monday:%b}" + (f" {monday.year}" if with_year else "")
+    day = monday(week)
+    return f"{day.day} {day:%b}" + (f" {day.year}" if with_year else "")
 
 
 def _week_ticks(ax, weeks: Sequence[dict[str, Any]], width: float) -> None:  # type: ignore[no-untyped-def]
     """Every week's Monday under its point while they fit (about one per 0.55 inch of plot, 0.95
     with the year), else every n-th week's counting back from the latest, so the labels never
     overlap and the week just reported always has its date."""
-    with_year = len({_monday(w["week"]).year for w in weeks}) > 1
+    with_year = len({monday(w["week"]).year for w in weeks}) > 1
     room = max(1, int((width - 0.9) / (0.95 if with_year else 0.55)))
     step = max(1, math.ceil(len(weeks) / room))
     xs = list(range(len(weeks) - 1, -1, -step))[::-1]

@@ -34,6 +34,17 @@ def when(value: str | None, fmt: str = "%a %d %b %Y, %H:%M UTC") -> str:
     return "—" if not value else datetime.fromisoformat(value).strftime(fmt)
 
 
+def week(value: str, end: bool = False) -> str:
+    """An ISO week ``2026-W47`` as people say it: the date of its Monday, "16 Nov 2026" (its
+    Sunday with ``end``). The ISO code stays in ``--json``, ``--csv`` and the data attributes."""
+    from datetime import timedelta
+
+    from newsletter.reports.charts import monday
+
+    day = monday(value) + timedelta(days=6 if end else 0)
+    return f"{day.day} {day:%b %Y}"
+
+
 def _escape(name: str | None) -> bool:
     """HTML-escape everything but the text parts (``*.txt.j2``)."""
     return not (name or "").endswith(".txt.j2")
@@ -43,7 +54,7 @@ def _escape(name: str | None) -> bool:
 def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=_escape,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(pct=pct, num=num, when=when, link_kind=link_kind, machine_reason=machine_reason)
+    env.filters.update(pct=pct, num=num, when=when, week=week, link_kind=link_kind, machine_reason=machine_reason)
     return env
 
 
