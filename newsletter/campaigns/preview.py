@@ -12,7 +12,7 @@ from newsletter.campaigns.create import get_campaign
 from newsletter.campaigns.send import campaign_message
 from newsletter.config import Settings
 from newsletter.db import models
-from newsletter.delivery import Recipient, build_mime
+from newsletter.delivery import Recipient, build_mime, recipient_problem
 from newsletter.render import personalise, recipient_values
 from newsletter.tracking.tokens import TokenSigner
 
@@ -31,12 +31,18 @@ class Preview:
 
 
 def _sample_subscriber(session: Session, campaign: models.Campaign, settings: Settings) -> tuple[str, str | None, str | None]:
+    """The segment's first subscriber whose message can be built: one whose name cannot go in
+    a header (a line break) fails alone at send time and must not stop the preflight."""
     segment = load_segment(campaign.segment, settings.audiences_dir)
     S = models.Subscriber
-    row = session.execute(
-        select(S.email, S.first_name, S.last_name).where(segment_condition(segment), models.sendable()).order_by(S.id).limit(1)
-    ).first()
-    return (row[0], row[1], row[2]) if row else ("reader@example.com", "Alex", "Example")
+    rows = session.execute(
+        select(S.email, S.first_name, S.last_name).where(segment_condition(segment), models.sendable()).order_by(S.id).limit(50)
+    ).all()
+    for email, first, last in rows:
+        name = " ".join(p for p in (first, last) if p) or None
+        if recipient_problem(Recipient(PREVIEW_DELIVERY_ID, email, name, {}, "")) is None:
+            return email, first, last
+    return ("reader@example.com", "Alex", "Example")
 
 
 def preview(session: Session, settings: Settings, campaign_id: int) -> Preview:

@@ -7,14 +7,15 @@ Public face (import from here, not from the modules):
 - transports: ``SendGridTransport`` (v3 mail/send, ≤1000 recipients a request, substitutions
   per recipient) and ``OutboxTransport`` (one ``.eml`` file per recipient, for local runs);
 - the pure builders they use: ``build_request_body`` (SendGrid JSON) and ``build_mime``
-  (one recipient's RFC 5322 message).
+  (one recipient's RFC 5322 message); ``recipient_problem`` says why a recipient's header
+  cannot be written (a line break in the name), which fails that row alone.
 
 Transports take the ``personalise`` function as a parameter (``render.personalise``) instead
 of importing ``render``: delivery knows the ledger and the providers, not templates.
 """
 
 from newsletter.delivery.message import BatchOutcome, CampaignMessage, Recipient, Transport, TransportError
-from newsletter.delivery.mime import build_mime
+from newsletter.delivery.mime import build_mime, recipient_problem
 from newsletter.delivery.outbox import OutboxTransport
 from newsletter.delivery.sendgrid import RecipientRejected, SendGridTransport, build_request_body, encode_request_body
 
@@ -32,4 +33,5 @@ __all__ = [
     "build_mime",
     "build_request_body",
     "encode_request_body",
+    "recipient_problem",
 ]

@@ -35,6 +35,7 @@ from newsletter.db import models, session_scope
 from newsletter.db.ids import id_in, pg_array_literal, pg_id_in
 from newsletter.db.models import utcnow
 from newsletter.delivery.message import BatchOutcome, CampaignMessage, Recipient, Transport, TransportError
+from newsletter.delivery.mime import recipient_problem
 from newsletter.delivery.throttle import Throttle
 
 log = logging.getLogger(__name__)
@@ -421,6 +422,9 @@ class _InFlight:
     batch: ClaimedBatch
     recipients: list[Recipient]
     prepared: object | None = None  # the transport's request, made on the claiming thread
+    #: Rows of the batch left out of ``recipients`` because their header cannot be written:
+    #: delivery id → reason. They fail with the batch's answer; the others are sent.
+    unwritable: dict[int, str] = field(default_factory=dict)
     future: Future[tuple[BatchOutcome, list[int], TransportError | None]] | None = None
 
 
@@ -469,7 +473,9 @@ def dispatch(
         ids = batch.batch.ids
         sender = BatchSender(transport, message, retry, sleep, throttle,
                              before_retry=lambda: renew_lease(engine, ids, worker_id, lease_seconds))
-        return sender.send(batch.recipients, batch.prepared)
+        outcome, ambiguous, pause = sender.send(batch.recipients, batch.prepared)
+        outcome.failed.update(batch.unwritable)
+        return outcome, ambiguous, pause
 
     prepare = _preparer(transport, message)
     cursor = 0
@@ -675,8 +681,21 @@ def _claim_next(claims: _Held, checks: _Held, campaign_id: int, batch_size: int,
         result.suppressed += len(batch.blocked)
         if batch.rows:
             recipients = [make_recipient(row) for row in batch.rows]
-            return _InFlight(batch, recipients, prepare(recipients))
+            unwritable = _unwritable(recipients)
+            if unwritable:
+                recipients = [r for r in recipients if r.delivery_id not in unwritable]
+            return _InFlight(batch, recipients, prepare(recipients) if recipients else None, unwritable)
         cursor = batch.ids[-1]  # everyone in it was suppressed: on to the next
+
+
+def _unwritable(recipients: list[Recipient]) -> dict[int, str]:
+    """The recipients no transport could write a message to (delivery id → reason): one bad
+    name must cost its own row, not the batch's request or the campaign."""
+    bad: dict[int, str] = {}
+    for r in recipients:
+        if (problem := recipient_problem(r)) is not None:
+            bad[r.delivery_id] = f"cannot build the message: {problem}"
+    return bad
 
 
 def _preparer(transport: Transport, message: CampaignMessage) -> Callable[[list[Recipient]], object | None]:
@@ -723,5 +742,5 @@ def _settle(bind: Bind, campaign_id: int, batch: _InFlight, answer: _Answer) -> 
 def _requeue(bind: Bind, batch: _InFlight) -> None:
     """A claimed batch that was never sent goes back to the queue as it was."""
     with session_scope(bind) as session:
-        _mark(session, bind, [r.delivery_id for r in batch.recipients], status="queued", claimed_by=None,
+        _mark(session, bind, [*(r.delivery_id for r in batch.recipients), *batch.unwritable], status="queued", claimed_by=None,
               batch_key=None, attempts=D.attempts - 1)

@@ -9,6 +9,7 @@ line exceeds 76 characters whatever the HTML holds (RFC 5322 caps lines at 998).
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from email import policy as email_policy
@@ -63,6 +64,21 @@ def build_mime(message: CampaignMessage, recipient: Recipient, *, personalise: P
     return msg
 
 
+def recipient_problem(recipient: Recipient) -> str | None:
+    """Why this recipient cannot be put in a ``To:`` header, or None (the usual case, decided
+    without building anything). A name with a line break, stored before names were cleaned or
+    written by hand, is the case in point: the dispatcher fails that row alone with this reason
+    and sends the rest of its batch."""
+    name, email = recipient.name, recipient.email
+    if (name is None or name.isprintable()) and email.isascii() and email.isprintable():
+        return None
+    try:
+        _address(name, email, f"delivery {recipient.delivery_id}")
+    except ValueError as error:
+        return str(error)
+    return None
+
+
 def _address(display_name: str | None, addr: str, whose: str) -> Address:
     """An Address with an internationalised domain in its ASCII (IDNA) form.
 
@@ -71,6 +87,11 @@ def _address(display_name: str | None, addr: str, whose: str) -> Address:
     use: that is a ``ValueError``, as is anything unparseable. The address itself is kept out
     of the message because errors end up in logs.
     """
+    if display_name and not display_name.isprintable() and any(
+            unicodedata.category(ch) in ("Cc", "Cs") for ch in display_name):
+        # CR/LF would be refused below; NUL, ESC or TAB would be written into the header as they are.
+        raise ValueError(f"{whose}: the subscriber's name has a line break or another control character, "
+                         "which cannot be written in a header: correct the name")
     local, at, domain = addr.strip().rpartition("@")
     if not at or not local or not domain:
         raise ValueError(f"{whose}: not an email address")
