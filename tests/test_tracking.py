@@ -331,8 +331,9 @@ def test_preferences_change_name_and_interests_only(engine: Engine) -> None:
     with session_scope(engine) as s:
         assert sorted(t.tag for t in s.get(Subscriber, w.ada).tags) == ["ketamine", "ptsd", "vip"]
         assert save_preferences(s, w.d_ada, first_name="", tags=[]).first_name is None
-        for bad in ({"first_name": "x" * 101, "tags": []}, {"first_name": "Ada\x00", "tags": []},
-                    {"first_name": "Ada", "tags": ["vip"]}):
+        # Control characters are cleaned, as the CSV import cleans them (audiences.clean_name).
+        assert save_preferences(s, w.d_ada, first_name="Ada\x00\r\nLove", tags=[]).first_name == "Ada Love"
+        for bad in ({"first_name": "x" * 101, "tags": []}, {"first_name": "Ada", "tags": ["vip"]}):
             with pytest.raises(InvalidPreferences):
                 save_preferences(s, w.d_ada, **bad)
 

@@ -7,12 +7,13 @@ show.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+# A leaf module (standard library only): the one definition of a clean name, shared with the import.
+from newsletter.audiences.names import clean_name
 from newsletter.db.models import Delivery, Subscriber, SubscriberTag
 from newsletter.tracking.events import UnknownDelivery
 
@@ -56,10 +57,9 @@ def _view(subscriber: Subscriber, interests: Mapping[str, str]) -> Preferences:
 
 
 def clean_first_name(raw: str | None) -> str | None:
-    """Collapse whitespace; blank means "no name" (the email then says "Hi there")."""
-    name = " ".join((raw or "").split())
-    if any(unicodedata.category(ch) == "Cc" for ch in name):
-        raise InvalidPreferences("The first name contains characters we cannot use.")
+    """The name as the CSV import stores one (``audiences.clean_name``: line breaks and tabs
+    become spaces, control characters go); blank means "no name" (the email says "Hi there")."""
+    name = clean_name(raw) or ""
     if len(name) > FIRST_NAME_MAX:
         raise InvalidPreferences(f"Please keep the first name under {FIRST_NAME_MAX} characters.")
     return name or None
