@@ -94,7 +94,7 @@ def phase_import(state: dict) -> dict:
     engine.dispose()
     out = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "rows_per_s": round(report.total_rows / wall),
            "total_rows": report.total_rows, "created": report.created, "updated": report.updated,
-           "duplicates_merged": report.duplicates_merged, "rejected": len(report.rejected),
+           "duplicates_merged": report.duplicates_merged, "rejected": report.rejected_count,
            "rss_before_import_mb": round(rss_before, 1)}
     if timings is not None:
         chunks = timings.pop("chunks")

@@ -92,7 +92,7 @@ def run_demo(directory: Path, *, serve_after: bool, port: int, console: Console)
     console.print(f"[bold]2.[/] Article: “{imported.article.title}” ({imported.article.word_count} words) → {slug}")
     audience = import_subscribers(engine, audiences_dir() / "demo.csv", progress=False)
     console.print(f"[bold]3.[/] Audience: {audience.created} subscribers imported, "
-                  f"{audience.duplicates_merged} duplicates merged, {len(audience.rejected)} rejected")
+                  f"{audience.duplicates_merged} duplicates merged, {audience.rejected_count} rejected")
     with session_scope(engine) as session:
         campaign = create_campaign(session, settings, article_slug=slug, segment="all")
         campaign_id = campaign.id

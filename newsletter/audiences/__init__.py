@@ -3,9 +3,13 @@
 Public face (import from here, not from the modules):
 
 * ``normalise_email(raw)`` → the stored form of an address, or ``InvalidEmail``.
-* ``import_subscribers(engine, path, *, tags, source, consent_text_version, progress)`` →
-  ``ImportReport`` (``created``, ``updated``, ``duplicates_merged``, ``rejected`` as
-  ``Rejection(line, email, reason)``, ``total_rows``, ``to_dict()``).
+* ``import_subscribers(engine, path, *, tags, source, consent_text_version, progress, rejects,
+  encoding)`` → ``ImportReport`` (``created``, ``updated``, ``duplicates_merged``, the first
+  ``rejected`` as ``Rejection(line, email, reason)`` with ``rejected_count`` and ``rejects_file``
+  for all of them, ``total_rows``, ``encoding``, ``notices``, ``to_dict()``);
+  ``rejects_path_for(csv)`` is where the CLI writes the rejected rows.
+* ``clean_name(raw)``: a first or last name as stored (one line, no control characters); the
+  import and the preference page both use it.
 * Segments (``audiences/*.yaml``, format in ``segments``): ``load_segment(name, directory)``,
   ``list_segments(directory)``, ``scan_segments(directory)`` (segments and errors), ``segment_condition(segment, now)``,
   ``segment_subscriber_ids(segment, now)``, ``count_segment(session, segment)``; ``Segment``,
@@ -14,6 +18,8 @@ Public face (import from here, not from the modules):
 
 from newsletter.audiences.emails import InvalidEmail, normalise_email
 from newsletter.audiences.importer import ImportReport, Rejection, import_subscribers
+from newsletter.audiences.names import NAME_MAX_LENGTH, clean_name
+from newsletter.audiences.rejects import rejects_path_for
 from newsletter.audiences.segments import (
     BUILTIN_ALL,
     CLICK_EVENT,
@@ -37,6 +43,9 @@ __all__ = [
     "ImportReport",
     "Rejection",
     "import_subscribers",
+    "rejects_path_for",
+    "NAME_MAX_LENGTH",
+    "clean_name",
     "BUILTIN_ALL",
     "CLICK_EVENT",
     "CTA_LINK_KIND",

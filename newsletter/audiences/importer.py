@@ -58,7 +58,8 @@ import re
 import sys
 import threading
 import zoneinfo
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -74,6 +75,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateTable
 
 from newsletter.audiences.emails import InvalidEmail, normalise_email
+from newsletter.audiences.names import NAME_MAX_LENGTH, clean_name
+from newsletter.audiences.rejects import Rejection, Rejections
+from newsletter.audiences.textfile import SAMPLE_BYTES, choose_delimiter, choose_encoding
 from newsletter.db.bulk import copy_rows
 from newsletter.db.models import Subscriber, SubscriberTag, Suppression
 from newsletter.errors import UserError
@@ -89,7 +93,7 @@ PG_CHUNK_ROWS = 5000
 
 # Column widths from the models: PostgreSQL refuses a longer value (and with it the whole
 # chunk), SQLite would silently keep it; both are wrong, so the row is rejected instead.
-_MAX_LENGTH = {"first_name": 200, "last_name": 200, "consent_source": 100, "consent_text_version": 50}
+_MAX_LENGTH = {"first_name": NAME_MAX_LENGTH, "last_name": NAME_MAX_LENGTH, "consent_source": 100, "consent_text_version": 50}
 _TAG_MAX = 100
 
 # Our own columns. Header names are compared through attribute_key(), so "First Name" works too.
@@ -122,19 +126,11 @@ _SUPPRESSED_STATUS = {"unsubscribed": "unsubscribed", "bounced": "bounced", "com
 _OPT_OUT_STATUSES = ("unsubscribed", "bounced", "complained")
 _ERASED_REASON = "erased at the person's request; an import never stores it again"
 
+_NAME_FIELDS = frozenset({"first_name", "last_name"})  # one visible line: audiences.clean_name
 _NOT_KEY = re.compile(r"[^a-z0-9]+")
 _TAG_SPLIT = re.compile(r"[;|,]")
 _LOCALE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*\Z")
 _DATE_HINT = "expected ISO 8601, such as 2024-05-01 or 2024-05-01T09:30:00Z"
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """A row that was not imported: its physical line, the email as written, and why."""
-
-    line: int
-    email: str | None
-    reason: str
 
 
 @dataclass
@@ -145,18 +141,29 @@ class ImportReport:
     created: int = 0
     updated: int = 0
     duplicates_merged: int = 0
+    #: The first rejections by line (at most ``rejects.KEPT``); ``rejected_count`` counts them all
+    #: and ``rejects_file`` has every one.
     rejected: list[Rejection] = field(default_factory=list)
+    rejected_count: int = 0
+    rejects_file: str | None = None
+    encoding: str = "UTF-8"
+    #: Things the person should know although nothing failed (the file was not UTF-8).
+    notices: list[str] = field(default_factory=list)
 
     @property
     def imported(self) -> int:
         """Distinct subscribers written (created or updated)."""
         return self.created + self.updated
 
+    @property
+    def all_rejected(self) -> bool:
+        """The file had rows and not one of them went in."""
+        return self.total_rows > 0 and self.rejected_count >= self.total_rows
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``--json``."""
         data = asdict(self)
         data["imported"] = self.imported
-        data["rejected_count"] = len(self.rejected)
         return data
 
 
@@ -315,9 +322,10 @@ def _read_layout(header: list[str], where: str) -> _Layout:
 
 
 class _RowParser:
-    def __init__(self, layout: _Layout, now: datetime) -> None:
+    def __init__(self, layout: _Layout, now: datetime, encoding: str = "UTF-8") -> None:
         self.layout = layout
         self.now = now
+        self.undecodable = f"not {encoding} text: save the file as 'CSV UTF-8'"
         self.email_at = layout.fields["email"]
         self.text_fields = [(name, layout.fields[name]) for name in
                             ("first_name", "last_name", "consent_source", "consent_text_version")
@@ -342,7 +350,7 @@ class _RowParser:
                              f"too many columns: {width} values for {layout.width} headings (an unquoted comma?)")
         joined = "".join(row)
         if "\ufffd" in joined:
-            return Rejection(line, raw_email or None, "not UTF-8 text: save the file as 'CSV UTF-8'")
+            return Rejection(line, raw_email or None, self.undecodable)
         if "\x00" in joined:  # PostgreSQL cannot store it in text, SQLite would keep garbage
             return Rejection(line, (raw_email or "").replace("\x00", "") or None,
                              "contains a NUL character (binary data pasted into the file?)")
@@ -354,7 +362,10 @@ class _RowParser:
             return Rejection(line, raw_email, f"invalid email address: {error}")
         out = _Row(line, email)
         for name, index in self.text_fields:
-            if (value := row[index]):
+            value = row[index]
+            if value and name in _NAME_FIELDS:
+                value = clean_name(value) or ""
+            if value:
                 if len(value) > _MAX_LENGTH[name]:
                     return Rejection(line, raw_email, f"{layout.headings[index]} is longer than {_MAX_LENGTH[name]} characters")
                 setattr(out, name, value)
@@ -684,11 +695,11 @@ class _Writer:
     """
 
     def __init__(self, engine: Engine, fmt: str, *, source: str, consent_text_version: str | None,
-                 extra_tags: Sequence[str], now: datetime) -> None:
+                 extra_tags: Sequence[str], now: datetime, reject: Callable[[Rejection], None]) -> None:
         self.engine = engine
         self.format = fmt
         self.created = self.updated = self.duplicates_merged = 0
-        self.rejected: list[Rejection] = []
+        self.reject = reject  # called on this writer's thread: Rejections.add takes a lock
         self.source = source
         self.consent_text_version = consent_text_version
         self.extra_tags = frozenset(extra_tags)
@@ -733,7 +744,8 @@ class _Writer:
         self.created += plan.created
         self.updated += plan.updated
         self.duplicates_merged += plan.merged
-        self.rejected.extend(plan.rejected)
+        for rejection in plan.rejected:
+            self.reject(rejection)
 
     def _plan(self, conn: Connection, chunk: dict[str, _Row]) -> _Plan:
         """Look the chunk's addresses up and decide each row: its values, and what it counts as."""
@@ -875,6 +887,132 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
+def _lines(source: Iterator[str], again: deque[str], taken: list[str]) -> Iterator[str]:
+    """The file's physical lines for ``csv.reader``: those pushed back first, each remembered in
+    ``taken`` (the lines of the record being read, cleared at each record)."""
+    append = taken.append
+    while again:
+        line = again.popleft()
+        append(line)
+        yield line
+    for line in source:
+        append(line)
+        yield line
+
+
+class _Records:
+    """The file's CSV records, each with the physical line it starts on.
+
+    An unclosed quote makes ``csv`` read every following line into one value, up to the next
+    quote in the file: the rows in between are lost without a word. When a record spans lines
+    and one of the lines it swallowed reads, on its own, as a row (see ``_Swallow``), the
+    record is given up (:meth:`read_again_after`) and the lines after its first are read again
+    as rows. Each line is read at most twice over: a swallow ends at the next quote, and the
+    lines after it are read as they would have been.
+    """
+
+    def __init__(self, source: Iterator[str], delimiter: str) -> None:
+        self.delimiter = delimiter
+        self._source = source
+        self._again: deque[str] = deque()
+        self._taken: list[str] = []
+        self._base = 0  # physical lines before the current reader's first
+        self._reader = self._new_reader()
+
+    def _new_reader(self) -> Any:
+        return csv.reader(_lines(self._source, self._again, self._taken), delimiter=self.delimiter)
+
+    @property
+    def next_line(self) -> int:
+        """The physical line the next record starts on."""
+        return self._base + self._reader.line_num + 1
+
+    @property
+    def last_line(self) -> int:
+        """The physical line the last record read ended on."""
+        return self._base + self._reader.line_num
+
+    def read(self) -> list[str]:
+        """The next record; raises StopIteration at the end, ``csv.Error`` for one it cannot read."""
+        self._taken.clear()
+        return next(self._reader)
+
+    def continuation(self) -> list[str]:
+        """The physical lines of the last record after its first."""
+        return self._taken[1:]
+
+    def read_again_after(self, line: int) -> None:
+        """Give up the record that started on ``line``: the lines after that one are read next."""
+        self._again.extendleft(reversed(self._taken[1:]))
+        self._taken.clear()
+        self._base = line
+        self._reader = self._new_reader()
+
+
+class _Swallow:
+    """Tells a value that runs over lines because a quote was never closed from one that does
+    so on purpose (a note with a line break): a line it took in reads as a row of the file on
+    its own, with two or more values and an email address in the email column."""
+
+    def __init__(self, layout: _Layout, delimiter: str) -> None:
+        self.email_at = layout.fields["email"]
+        self.width = layout.width
+        self.delimiter = delimiter
+
+    def __call__(self, lines: Iterable[str]) -> bool:
+        for line in lines:
+            if "@" not in line:
+                continue
+            values = next(csv.reader([line], delimiter=self.delimiter), [])
+            if 2 <= len(values) <= self.width and self.email_at < len(values) and _is_address(values[self.email_at]):
+                return True
+        return False
+
+
+def _is_address(value: str) -> bool:
+    try:
+        normalise_email(value)
+    except InvalidEmail:
+        return False
+    return True
+
+
+def _unclosed_quote(row: list[str], email_at: int, line: int, end: int) -> Rejection:
+    email = row[email_at].strip() if email_at < len(row) and "\n" not in row[email_at] else ""
+    return Rejection(line, email or None,
+                     f'unclosed quote: the value that opens with " on this line runs on to line {end}; this row is '
+                     f"skipped and the rows below it are read on their own")
+
+
+def _first_line(sample: bytes, codec: str) -> str:
+    """The first non-blank line of the sample, as text (to choose the separator)."""
+    text = sample.decode(codec, errors="replace")
+    return next((line for line in text.splitlines() if line.strip()), "")
+
+
+def _checked_tags(tags: Sequence[str]) -> list[str]:
+    out = []
+    for tag in tags:
+        tag = normalise_tag(tag)
+        if len(tag) > _TAG_MAX:
+            raise UserError(f"tag {tag[:20]!r}... is longer than {_TAG_MAX} characters", "--tag")
+        if tag:
+            out.append(tag)
+    return out
+
+
+def _read_header(records: _Records, name: str) -> _Layout:
+    header: list[str] = []
+    try:
+        while not header:
+            header = records.read()
+    except StopIteration:
+        raise UserError("the file is empty: expected a CSV header with an email column", f"{name}: line 1") from None
+    except csv.Error as error:
+        raise UserError(f"not a CSV file ({error})", f"{name}: line {records.last_line}") from None
+    return _read_layout(header, f"{name}: line {records.last_line}")
+
+
 def import_subscribers(
     engine: Engine,
     path: Path,
@@ -883,22 +1021,20 @@ def import_subscribers(
     source: str = "csv import",
     consent_text_version: str | None = None,
     progress: bool | None = None,
+    rejects: Path | None = None,
+    encoding: str | None = None,
 ) -> ImportReport:
-    """Import the CSV at ``path``; returns what happened, row by row for the rejects.
+    """Import the CSV at ``path``; returns what happened, with the first rejected rows.
 
     ``tags`` are added to every imported row (the CLI's ``--tag``). ``progress`` shows a bar on
-    stderr (by bytes read); None means "when stderr is a terminal". Raises :class:`UserError`
-    for a missing or unreadable file, or one with no email column.
+    stderr (by bytes read); None means "when stderr is a terminal". ``rejects``: a file that
+    gets every rejected row (``line,email,reason``; see ``rejects``), else only the first are
+    kept. ``encoding`` overrides the detection (see ``textfile``). Raises :class:`UserError`
+    for a missing or unreadable file, one in no recognisable encoding, or one with no email column.
     """
     path = Path(path)
     name = display_path(path)
-    extra_tags = []
-    for tag in tags:
-        tag = normalise_tag(tag)
-        if len(tag) > _TAG_MAX:
-            raise UserError(f"tag {tag[:20]!r}... is longer than {_TAG_MAX} characters", "--tag")
-        if tag:
-            extra_tags.append(tag)
+    extra_tags = _checked_tags(tags)
     if len(source) > _MAX_LENGTH["consent_source"]:
         raise UserError(f"longer than {_MAX_LENGTH['consent_source']} characters", "consent source")
     if consent_text_version and len(consent_text_version) > _MAX_LENGTH["consent_text_version"]:
@@ -907,66 +1043,82 @@ def import_subscribers(
         raise UserError("no such file", name)
     if not path.is_file():
         raise UserError("not a file", name)
+    if rejects is not None and Path(rejects).resolve() == path.resolve():
+        raise UserError("the rejected rows cannot be written over the file being imported", "--rejects")
     if progress is None:
         progress = sys.stderr.isatty()
-    now = datetime.now(timezone.utc)
     try:
         raw = open(path, "rb")
     except OSError as error:
         raise UserError(f"cannot read the file: {error.strerror}", name) from None
     with raw:
+        sample = raw.read(SAMPLE_BYTES)
+        chosen = choose_encoding(sample, complete=len(sample) < SAMPLE_BYTES,
+                                 where=f"{name}: line 1", requested=encoding)
+        raw.seek(0)
         # Undecodable bytes become U+FFFD and reject their row, not the whole file.
-        text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
-        reader = csv.reader(text)
-        header: list[str] = []
-        try:
-            while not header:
-                header = next(reader)
-        except StopIteration:
-            raise UserError("the file is empty: expected a CSV header with an email column", f"{name}: line 1") from None
-        except csv.Error as error:
-            raise UserError(f"not a CSV file ({error})", f"{name}: line {reader.line_num}") from None
-        layout = _read_layout(header, f"{name}: line {reader.line_num}")
-        report = ImportReport(path=name, format=layout.format)
-        parser = _RowParser(layout, now)
-        writer = _Writer(engine, layout.format, source=source, consent_text_version=consent_text_version,
-                         extra_tags=extra_tags, now=now)
-        chunk_rows = PG_CHUNK_ROWS if engine.dialect.name == "postgresql" else CHUNK_ROWS
-        chunk: dict[str, _Row] = {}
-        in_chunk = 0
-        with _progress_bar(progress, path.stat().st_size, f"Importing {path.name}") as advance, \
-                _BackgroundWriter(writer) as background:
-            while True:
-                line = reader.line_num + 1
-                try:
-                    row = next(reader)
-                except StopIteration:
-                    break
-                except csv.Error as error:
-                    report.total_rows += 1
-                    report.rejected.append(Rejection(line, None, f"unreadable CSV ({error}): an unclosed quote?"))
-                    continue
-                if not row or (len(row) == 1 and not row[0].strip()):
-                    continue  # a blank line
-                report.total_rows += 1
-                parsed = parser.parse(row, line)
-                if isinstance(parsed, Rejection):
-                    report.rejected.append(parsed)
-                else:
-                    earlier = chunk.get(parsed.email)
-                    if earlier is None:
-                        chunk[parsed.email] = parsed
-                    else:
-                        earlier.merge(parsed)
-                        report.duplicates_merged += 1
-                in_chunk += 1
-                if in_chunk >= chunk_rows:
-                    background.write(chunk)
-                    chunk, in_chunk = {}, 0
-                    advance(raw.tell())
-            background.write(chunk)
+        text = io.TextIOWrapper(raw, encoding=chosen.codec, errors="replace", newline="")
+        records = _Records(text, choose_delimiter(_first_line(sample, chosen.codec)))
+        layout = _read_header(records, name)
+        report = ImportReport(path=name, format=layout.format, encoding=chosen.label)
+        if chosen.notice:
+            report.notices.append(f"{name}: {chosen.notice}")
+        with Rejections(Path(rejects) if rejects is not None else None,
+                        display_path(Path(rejects)) if rejects is not None else name) as rejected:
+            writer = _Writer(engine, layout.format, source=source, consent_text_version=consent_text_version,
+                             extra_tags=extra_tags, now=datetime.now(timezone.utc), reject=rejected.add)
+            parser = _RowParser(layout, writer.now, chosen.label)
+            with _progress_bar(progress, path.stat().st_size, f"Importing {path.name}") as advance:
+                _read_rows(records, parser, writer, report, rejected.add, lambda: advance(raw.tell()))
     report.created, report.updated = writer.created, writer.updated
     report.duplicates_merged += writer.duplicates_merged
-    report.rejected.extend(writer.rejected)
-    report.rejected.sort(key=lambda rejection: rejection.line)
+    report.rejected = rejected.first()
+    report.rejected_count = rejected.count
+    report.rejects_file = display_path(rejected.written_to) if rejected.written_to else None
     return report
+
+
+def _read_rows(records: _Records, parser: _RowParser, writer: _Writer, report: ImportReport,
+               reject: Callable[[Rejection], None], advance: Callable[[], None]) -> None:
+    """Parse every record into chunks for the background writer; count rows, merge duplicates."""
+    swallowed = _Swallow(parser.layout, records.delimiter)
+    email_at = parser.email_at
+    chunk_rows = PG_CHUNK_ROWS if writer.engine.dialect.name == "postgresql" else CHUNK_ROWS
+    chunk: dict[str, _Row] = {}
+    in_chunk = 0
+    with _BackgroundWriter(writer) as background:
+        while True:
+            line = records.next_line
+            try:
+                row = records.read()
+            except StopIteration:
+                break
+            except csv.Error as error:
+                report.total_rows += 1
+                reject(Rejection(line, None, f"unreadable CSV ({error}): an unclosed quote?"))
+                records.read_again_after(line)
+                continue
+            if records.last_line > line and swallowed(records.continuation()):
+                report.total_rows += 1
+                reject(_unclosed_quote(row, email_at, line, records.last_line))
+                records.read_again_after(line)
+                continue
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # a blank line
+            report.total_rows += 1
+            parsed = parser.parse(row, line)
+            if isinstance(parsed, Rejection):
+                reject(parsed)
+            else:
+                earlier = chunk.get(parsed.email)
+                if earlier is None:
+                    chunk[parsed.email] = parsed
+                else:
+                    earlier.merge(parsed)
+                    report.duplicates_merged += 1
+            in_chunk += 1
+            if in_chunk >= chunk_rows:
+                background.write(chunk)
+                chunk, in_chunk = {}, 0
+                advance()
+        background.write(chunk)
