@@ -369,3 +369,133 @@ def test_seed_campaign_text_matches_golden(seed_article_path: Path, brand: Brand
     assert out.text == GOLDEN.read_text(encoding="utf-8")
     assert len(out.html.encode("utf-8")) < 100_000
     assert [(link.kind, link.url) for link in out.links] == [("cta", BOOKING), ("honeypot", WEBSITE)]
+
+
+# --- placeholders come only from the templates (issue 14) ------------------------------------------
+
+EVIL_NAME = "<img src=x onerror=alert(1)>"
+EVIL_LINK = "https://evil.example/steal?t=%%token%%"
+
+
+@pytest.fixture
+def evil_article() -> Article:
+    """Every string of an article carrying placeholders, as a feed item or a pasted page could."""
+    return Article(
+        title="Dear %%first_name%%, 50% off",
+        slug="evil",
+        sections=(
+            Section(None, (
+                "Hello %%first_name%% and %%first_name_html%%.",
+                (f'Note 5 &lt; 10 &amp; more. Click <a href="{EVIL_LINK}">here %%token%%</a> or '
+                 '<a href="mailto:e@evil.example?subject=%%token%%">mail us</a>.'),
+            )),
+            Section("Heading %%token%%", ("Body %%token%%.",)),
+        ),
+        author="Eve %%token%%",
+        cta=CallToAction("Reach %%first_name%% <strong>now</strong>.", "Book %%token%%"),
+        signoff=SignOff("Eve %%first_name%%", "Role %%token%%"),
+    )
+
+
+def _sendgrid_like(content: str, values: dict[str, str]) -> str:
+    """What SendGrid's ``substitutions`` do: replace every occurrence of every key, in turn."""
+    for key, value in values.items():
+        content = content.replace(key, value)
+    return content
+
+
+def _assert_only_template_placeholders(subject: str, html_part: str, text_part: str) -> None:
+    """The token appears only in our own URLs, the name only where the template greets."""
+    ours = re.compile(re.escape(PUBLIC) + r"/[cuopw]/TOKEN123")
+    for part in (html_part, text_part, subject):
+        assert part.count("TOKEN123") == len(ours.findall(part)), part
+        assert "evil.example/steal?t=TOKEN123" not in part
+    assert "<img src=x" not in html_part and html.escape(EVIL_NAME) in html_part
+    assert text_part.count(EVIL_NAME) == 1  # "Hi <name>," and nowhere the content asked for it
+    assert EVIL_NAME not in subject
+
+
+@pytest.mark.parametrize("substitute", [_sendgrid_like, personalise], ids=["sendgrid", "outbox"])
+def test_placeholders_in_article_content_are_inert_text(evil_article, brand, substitute) -> None:  # type: ignore[no-untyped-def]
+    from newsletter.campaigns import default_preheader
+    from newsletter.campaigns.create import default_subject
+    from newsletter.render import inert_text
+
+    subject = inert_text(default_subject(evil_article))
+    rendered = _render(evil_article, brand, subject=subject, preheader=inert_text(default_preheader(evil_article)))
+    values = recipient_values(EVIL_NAME, "TOKEN123")
+    sent = [substitute(part, values) for part in (rendered.subject, rendered.html, rendered.text)]
+    _assert_only_template_placeholders(*sent)
+    # ... and the reader still sees what the author wrote.
+    shown_html = html.unescape(re.sub(r"<[^>]+>", " ", sent[1])).replace("\u200b", "")
+    shown_text = sent[2].replace("\u200b", "")
+    for words in ("Dear %%first_name%%, 50% off", "Hello %%first_name%% and %%first_name_html%%.", "here %%token%%",
+                  "Heading %%token%%", "Eve %%first_name%%", "Book %%token%%"):
+        assert words in shown_html and words in shown_text, words
+    assert sent[0].replace("\u200b", "") == "Dear %%first_name%%, 50% off"
+    # The link is registered as written: the redirect leads there with the text "%%token%%".
+    assert EVIL_LINK in [link.url for link in rendered.links]
+
+
+def test_a_content_url_with_percent_encoding_still_works(brand) -> None:  # type: ignore[no-untyped-def]
+    story = Article(title="T", slug="t", sections=(Section(None, (
+        '<a href="mailto:a@example.org?subject=Hello%20there">Write</a> to us.',)),))
+    rendered = _render(story, brand)
+    assert 'href="mailto:a@example.org?subject=Hello&#37;20there"' in rendered.html  # a browser reads %20
+    assert "(a@example.org?subject=Hello%\u200b20there)" in rendered.text
+
+
+def test_the_default_preheader_is_escaped_once(evil_article, brand) -> None:  # type: ignore[no-untyped-def]
+    from newsletter.campaigns import default_preheader
+
+    preheader = default_preheader(evil_article)
+    assert "5 < 10 & more" in preheader
+    rendered = _render(evil_article, brand, preheader=preheader)
+    assert "5 &lt; 10 &amp; more" in rendered.html and "&amp;lt;" not in rendered.html
+
+
+def test_an_html_template_printing_the_raw_first_name_is_refused(tmp_path, article, brand) -> None:  # type: ignore[no-untyped-def]
+    templates = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, templates)
+    partial = templates / "partials" / "article.mjml.j2"
+    partial.write_text(partial.read_text().replace("Hi {{ first_name_html }},", "Hi {{ first_name }},"))
+    with pytest.raises(RenderError, match="use first_name_html"):
+        _render(article, brand, templates_dir=templates)
+
+
+def test_a_first_name_set_on_the_preference_page_lands_escaped(engine, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """End to end: a feed-like article with placeholders, a name set through the preference
+    page, the outbox's real MIME message: escaped name, no token in the content's link."""
+    import email
+    from email import policy
+
+    from sqlalchemy import insert, select
+
+    from newsletter.campaigns import create_campaign, import_article, send_campaign
+    from newsletter.db import models, session_scope
+    from newsletter.tracking.preferences import save_preferences
+
+    page = tmp_path / "evil.html"
+    page.write_text(f'<h1>Dear %%first_name%%</h1><p>Hello %%first_name%%.</p><p><a href="{EVIL_LINK}">Read</a> '
+                    "this, then 5 &lt; 10.</p>")
+    with session_scope(engine) as session:
+        session.execute(insert(models.Subscriber), [{"email": "ann@example.com", "first_name": "Ann",
+                                                     "status": "active", "attributes": {}}])
+        slug = import_article(session, page).row.slug
+        first = create_campaign(session, settings, article_slug=slug, segment="all").id
+    send_campaign(engine, settings, first)
+    with session_scope(engine) as session:
+        delivery = session.scalar(select(models.Delivery.id).where(models.Delivery.campaign_id == first))
+        save_preferences(session, delivery, first_name=EVIL_NAME, tags=[])
+        second = create_campaign(session, settings, article_slug=slug, segment="all").id
+    assert send_campaign(engine, settings, second).sent == 1
+    (path,) = (Path(settings.outbox_dir) / f"campaign-{second}").glob("*.eml")
+    message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+    html_part = message.get_body(("html",)).get_content()
+    text_part = message.get_body(("plain",)).get_content()
+    assert "<img src=x" not in html_part and "&lt;img src=x onerror=alert(1)&gt;" in html_part
+    assert "Hello &#37;&#37;first_name&#37;&#37;." in html_part and "5 &lt; 10" in html_part
+    assert "Hello %\u200b%\u200bfirst_name%\u200b%\u200b." in text_part
+    token_link = re.compile(r"evil\.example/steal\?t=(?!%%token%%)")
+    assert not token_link.search(html_part) and not token_link.search(text_part)
+    assert "Dear %\u200b%\u200bfirst_name%\u200b%\u200b" == str(message["Subject"])

@@ -6,6 +6,7 @@ marketer is still at the keyboard, not at 6 a.m. when the scheduler fires.
 
 from __future__ import annotations
 
+import html
 import re
 
 from sqlalchemy import select
@@ -17,7 +18,7 @@ from newsletter.config import Settings
 from newsletter.content import Article
 from newsletter.db import models
 from newsletter.errors import NotFound, UserError
-from newsletter.render import Brand, render_campaign
+from newsletter.render import Brand, inert_text, render_campaign
 
 MAX_SUBJECT = 200
 GOOD_SUBJECT = 80  # preflight fails a subject this long: inboxes cut it off
@@ -58,7 +59,7 @@ def default_preheader(article: Article) -> str:
     Not the first line of the body: inbox previews already show that, and a preheader that
     repeats it wastes the one extra line a reader sees before opening.
     """
-    paragraphs = [re.sub(r"<[^>]+>", "", p) for p in article.paragraphs]
+    paragraphs = [html.unescape(re.sub(r"<[^>]+>", "", p)) for p in article.paragraphs]  # text, escaped once by the template
     source = paragraphs[1] if len(paragraphs) > 1 else (paragraphs[0] if paragraphs else article.title)
     sentence = re.split(r"(?<=[.!?])\s", source, maxsplit=1)[0]
     return sentence if len(sentence) <= 140 else sentence[:137].rsplit(" ", 1)[0] + "…"
@@ -88,8 +89,9 @@ def create_campaign(
     article_row = get_article(session, article_slug)
     load_segment(segment, settings.audiences_dir)  # fail now, naming the segment, not at send time
     article = Article.from_dict(article_row.content)
-    subject = _check_subject(subject if subject is not None else default_subject(article))
-    preheader = " ".join((preheader if preheader is not None else default_preheader(article)).split())
+    # Made from the article, they are content: any %%placeholder%% in them stays text (inert_text).
+    subject = _check_subject(subject if subject is not None else inert_text(default_subject(article)))
+    preheader = " ".join((preheader if preheader is not None else inert_text(default_preheader(article))).split())
     rendered = render_campaign(article, brand_from_settings(settings), subject=subject, preheader=preheader,
                                template=template, templates_dir=_templates_dir(settings))
     campaign = models.Campaign(

@@ -10,14 +10,15 @@ Public face::
         -> RenderedCampaign(subject, preheader, html, text, links, template)
     Brand, Link, RenderedCampaign, RenderError
     PLACEHOLDERS, recipient_values(first_name, token), personalise(content, values)
+    inert_text(text): a subject or preheader made from content, its %% made inert
 """
 
 from newsletter.render.campaign import render_campaign
 from newsletter.render.errors import RenderError
 from newsletter.render.model import Brand, Link, RenderedCampaign
-from newsletter.render.personalise import PLACEHOLDERS, personalise, recipient_values
+from newsletter.render.personalise import PLACEHOLDERS, inert_text, personalise, recipient_values
 
 __all__ = [
     "Brand", "Link", "RenderedCampaign", "RenderError", "render_campaign",
-    "PLACEHOLDERS", "personalise", "recipient_values",
+    "PLACEHOLDERS", "inert_text", "personalise", "recipient_values",
 ]

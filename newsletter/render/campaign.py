@@ -15,7 +15,7 @@ from newsletter.render.errors import RenderError, display_path, template_frame
 from newsletter.render.jinja_env import environment, text_template_name
 from newsletter.render.links import LinkRegistry
 from newsletter.render.model import Brand, RenderedCampaign
-from newsletter.render.personalise import FIRST_NAME, FIRST_NAME_HTML, TOKEN
+from newsletter.render.personalise import FIRST_NAME, FIRST_NAME_HTML, TOKEN, LiveText
 from newsletter.render.text import longdate
 
 #: A teaser (for articles longer than ``brand.teaser_words``) keeps whole paragraphs from the
@@ -32,7 +32,11 @@ def render_campaign(article: Article, brand: Brand, *, subject: str, preheader: 
     """Render ``template`` (MJML + Jinja) and its text twin for ``article``, compile the MJML once.
 
     ``subject`` and ``preheader`` are plain strings, never templates; the subject may hold
-    ``%%first_name%%``. Raises :class:`RenderError` naming the template file and line.
+    ``%%first_name%%``: they are the operator's words, like a template's. A subject or preheader
+    made from the article's content must be passed through
+    :func:`~newsletter.render.personalise.inert_text` first. The article's own strings are
+    content: any ``%%...%%`` in them reaches the reader as text, never as a placeholder. Raises
+    :class:`RenderError` naming the template file and line.
     """
     subject = _plain_string("subject", subject)
     preheader = _plain_string("preheader", preheader)
@@ -75,13 +79,14 @@ def _context(article: Article, brand: Brand, subject: str, preheader: str,
     return {
         "article": article,
         "brand": brand,
-        "subject": subject,
+        # LiveText: placeholders in these are meant (jinja_env makes every other value inert).
+        "subject": LiveText(subject),
         # In the HTML part the name must be the escaped variant (<title>, the hidden preheader).
-        "subject_html": subject.replace(FIRST_NAME, FIRST_NAME_HTML),
-        "preheader": preheader,
-        "preheader_html": preheader.replace(FIRST_NAME, FIRST_NAME_HTML),
-        "first_name": FIRST_NAME,
-        "first_name_html": FIRST_NAME_HTML,
+        "subject_html": LiveText(subject.replace(FIRST_NAME, FIRST_NAME_HTML)),
+        "preheader": LiveText(preheader),
+        "preheader_html": LiveText(preheader.replace(FIRST_NAME, FIRST_NAME_HTML)),
+        "first_name": LiveText(FIRST_NAME),
+        "first_name_html": LiveText(FIRST_NAME_HTML),
         "byline": byline,
         "sections": sections,
         "is_teaser": is_teaser,
@@ -91,10 +96,10 @@ def _context(article: Article, brand: Brand, subject: str, preheader: str,
         "cta_label": article.cta.label if article.cta else DEFAULT_CTA_LABEL,
         "signoff_name": signoff_name,
         "signoff_role": signoff_role,
-        "unsubscribe_url": f"{base}/u/{TOKEN}",
-        "preferences_url": f"{base}/p/{TOKEN}",
-        "web_url": f"{base}/w/{TOKEN}",
-        "open_pixel_url": f"{base}/o/{TOKEN}.gif",
+        "unsubscribe_url": LiveText(f"{base}/u/{TOKEN}"),
+        "preferences_url": LiveText(f"{base}/p/{TOKEN}"),
+        "web_url": LiveText(f"{base}/w/{TOKEN}"),
+        "open_pixel_url": LiveText(f"{base}/o/{TOKEN}.gif"),
         "link_registry": registry,
     }
 

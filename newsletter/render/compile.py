@@ -15,7 +15,7 @@ from pathlib import Path
 from mjml import mjml2html
 
 from newsletter.render.errors import RenderError, display_path
-from newsletter.render.personalise import PLACEHOLDERS
+from newsletter.render.personalise import FIRST_NAME, FIRST_NAME_HTML, PLACEHOLDERS
 
 _POSITION = re.compile(r"at position (\d+):(\d+)")
 _MJ_TAG = re.compile(r"<(/?)(mjml|mj-[a-z0-9-]+)\b[^>]*?(/?)>", re.IGNORECASE)
@@ -61,6 +61,9 @@ def check_output(html: str, text: str, *, template: str, text_template: str, tem
             if index >= 0:
                 raise RenderError(f"unrendered Jinja markup {marker!r} in the {part} part: "
                                   f"{_line_at(content, index)!r}", where=display_path(templates_dir / name))
+        if part == "HTML" and FIRST_NAME in content:  # SendGrid would put the raw name in the HTML
+            raise RenderError(f"{FIRST_NAME} in the HTML part inserts the name unescaped: use first_name_html "
+                              f"({FIRST_NAME_HTML}) in HTML templates", where=display_path(templates_dir / name))
         for match in _PLACEHOLDER_LIKE.finditer(content):
             if match.group(0) not in PLACEHOLDERS:
                 raise RenderError(f"unknown placeholder {match.group(0)} in the {part} part; "

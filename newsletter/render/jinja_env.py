@@ -15,6 +15,14 @@ Template helpers:
     the same fragment as plain text, links as ``label (tracked url)``.
 ``text|wrap(width=72)``, ``text|underline("=")``, ``date|longdate``
     plain-text layout and ``August 7, 2023``.
+
+Placeholders are live only where the template puts them: in its own source text, and in the
+values the render room marks :class:`LiveText` (``first_name``, ``first_name_html``, the
+footer URLs, the subject and preheader given to ``render_campaign``, what ``track()``,
+``|linked`` and ``|plain`` return). Every other value a template prints — the article's
+title, byline, labels, the nurture copy — passes through :func:`_finalize`, which makes its
+``%`` inert (``&#37;`` in HTML, a zero-width space after it in text): content can never
+smuggle a ``%%token%%`` into the message.
 """
 
 from __future__ import annotations
@@ -22,11 +30,19 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    pass_context,
+    pass_eval_context,
+)
+from jinja2.nodes import EvalContext
 from jinja2.runtime import Context
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from newsletter.render.links import LinkRegistry, fragment_text, tracked_html
+from newsletter.render.personalise import LiveText, inert_html, inert_text
 from newsletter.render.text import longdate, underline, wrap
 from newsletter.render.theme import THEME
 
@@ -41,9 +57,22 @@ def _registry(ctx: Context) -> LinkRegistry:
     return ctx["link_registry"]  # type: ignore[no-any-return]
 
 
+@pass_eval_context
+def _finalize(eval_ctx: EvalContext, value: object) -> object:
+    """Every ``{{ value }}``: content's ``%`` made inert; LiveText and Markup pass as they are.
+
+    Markup is already HTML (``|linked`` made its content inert); LiveText is still escaped in
+    HTML, as autoescape would, but keeps its placeholders."""
+    if isinstance(value, Markup):
+        return value
+    if eval_ctx.autoescape:
+        return Markup(escape(value)) if isinstance(value, LiveText) else Markup(inert_html(str(value)))
+    return value if isinstance(value, LiveText) else inert_text(str(value))
+
+
 @pass_context
-def _track(ctx: Context, url: str, label: str, kind: str) -> str:
-    return _registry(ctx).track(url, label, kind)
+def _track(ctx: Context, url: str, label: str, kind: str) -> LiveText:
+    return LiveText(_registry(ctx).track(url, label, kind))
 
 
 @pass_context
@@ -53,8 +82,19 @@ def _linked(ctx: Context, fragment: str, kind: str = "article") -> Markup:
 
 
 @pass_context
-def _plain(ctx: Context, fragment: str, kind: str = "article") -> str:
+def _plain(ctx: Context, fragment: str, kind: str = "article") -> LiveText:
     return fragment_text(fragment, _registry(ctx), kind)
+
+
+def _wrap(text: str, width: int = 72) -> str:
+    """``wrap`` that keeps a LiveText live (its content part is inert already)."""
+    wrapped = wrap(text, width)
+    return LiveText(wrapped) if isinstance(text, LiveText) else wrapped
+
+
+def _underline(text: str, char: str = "-", width: int = 72) -> str:
+    underlined = underline(text, char, width)
+    return LiveText(underlined) if isinstance(text, LiveText) else underlined
 
 
 @lru_cache(maxsize=16)
@@ -67,9 +107,10 @@ def environment(templates_dir: Path) -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         auto_reload=True,
+        finalize=_finalize,
     )
     env.globals.update(track=_track, theme=THEME)
-    env.filters.update(linked=_linked, plain=_plain, wrap=wrap, underline=underline, longdate=longdate)
+    env.filters.update(linked=_linked, plain=_plain, wrap=_wrap, underline=_underline, longdate=longdate)
     return env
 
 

@@ -16,7 +16,7 @@ from markupsafe import Markup
 
 from newsletter.render.errors import RenderError
 from newsletter.render.model import LINK_KINDS, Link
-from newsletter.render.personalise import TOKEN
+from newsletter.render.personalise import TOKEN, LiveText, inert_html, inert_text
 
 MAX_LABEL = 300  # campaign_links.label
 TRACKED_SCHEMES = ("http://", "https://")
@@ -110,33 +110,38 @@ def tracked_html(fragment: str, registry: LinkRegistry, kind: str, link_style: s
     """The fragment as HTML with each http(s) link replaced by its tracked URL.
 
     Anchors are rebuilt with only ``href`` and an inline ``style`` (MJML does not inline CSS,
-    and some clients drop ``<style>``), so the link colour holds everywhere.
+    and some clients drop ``<style>``), so the link colour holds everywhere. The fragment is
+    content: its text and attributes are written with :func:`inert_html`, so a ``%%token%%``
+    in it stays text; only the tracked URLs the registry returns carry a live placeholder.
     """
     events = _events(fragment)
     anchors = _anchors(events)
     out: list[str] = []
     for i, (ev, value, attrs) in enumerate(events):
         if ev == "text":
-            out.append(html.escape(value, quote=False))
+            out.append(inert_html(value, quote=False))
         elif ev == "end":
             if value not in _VOID:
                 out.append(f"</{value}>")
         elif value == "a":
             href, label, _end = anchors.get(i, ("", "", i))
             if _trackable(href):
-                href = registry.track(href, label or href, kind)
+                href = html.escape(registry.track(href, label or href, kind))  # ours: the token is live
+            else:
+                href = inert_html(href)  # a mailto: from content keeps no placeholder
             style = f' style="{html.escape(link_style)}"' if link_style else ""
-            out.append(f'<a href="{html.escape(href)}"{style} target="_blank">' if href else "<a>")
+            out.append(f'<a href="{href}"{style} target="_blank">' if href else "<a>")
         else:
-            rendered = "".join(f' {k}="{html.escape(v)}"' if v is not None else f" {k}" for k, v in attrs)
+            rendered = "".join(f' {k}="{inert_html(v)}"' if v is not None else f" {k}" for k, v in attrs)
             out.append(f"<{value}{rendered}>")
     return Markup("".join(out))
 
 
-def fragment_text(fragment: str, registry: LinkRegistry, kind: str) -> str:
+def fragment_text(fragment: str, registry: LinkRegistry, kind: str) -> LiveText:
     """The fragment as plain text: tags dropped, ``<br>`` kept as a line break, links as
     ``label (tracked url)`` (a bare URL becomes just the tracked URL). Whitespace is collapsed
-    as a browser would."""
+    as a browser would. The content's text is made inert (:func:`inert_text`); the tracked
+    URLs keep their live token, so the result is :class:`LiveText`."""
     events = _events(fragment)
     anchors = _anchors(events)
     out: list[str] = []
@@ -145,21 +150,23 @@ def fragment_text(fragment: str, registry: LinkRegistry, kind: str) -> str:
         if i <= skip_to:
             continue
         if ev == "text":
-            out.append(value)
+            out.append(inert_text(value))
         elif ev == "start" and value == "br":
             out.append("\n")
         elif ev == "start" and value == "a" and i in anchors:
             href, label, end = anchors[i]
             skip_to = end
             if _trackable(href):
-                target = registry.track(href, label or href, kind)
+                target = shown_target = registry.track(href, label or href, kind)  # ours: live token
             else:
                 target = href.removeprefix("mailto:").removeprefix("tel:")
+                shown_target = inert_text(target)
+            shown = inert_text(label)
             if not target or label == target:
-                out.append(label)
+                out.append(shown)
             elif not label or label == href:
-                out.append(target)
+                out.append(shown_target)
             else:
-                out.append(f"{label} ({target})")
+                out.append(f"{shown} ({shown_target})")
     lines = [" ".join(line.split()) for line in "".join(out).split("\n")]
-    return "\n".join(lines).strip()
+    return LiveText("\n".join(lines).strip())

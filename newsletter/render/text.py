@@ -5,6 +5,8 @@ from __future__ import annotations
 import textwrap
 from datetime import date
 
+from newsletter.render.personalise import INERT_MARK
+
 WIDTH = 72
 
 
@@ -25,7 +27,7 @@ def wrap(text: str, width: int = WIDTH) -> str:
 def underline(text: str, char: str = "-", width: int = WIDTH) -> str:
     """``text`` wrapped, followed by a rule as long as its longest line (Setext style)."""
     wrapped = wrap(text, width)
-    longest = max((len(line) for line in wrapped.split("\n")), default=0)
+    longest = max((len(line.replace(INERT_MARK, "")) for line in wrapped.split("\n")), default=0)
     return f"{wrapped}\n{char * longest}"
 
 
