@@ -10,6 +10,7 @@ per kind of failure also runs through ``python -m newsletter`` itself (``test_en
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import socket
@@ -21,6 +22,7 @@ import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 from sqlalchemy import text
@@ -67,7 +69,7 @@ def _child(args: list[str], cwd: Path, env: dict[str, str], out: int, err: int) 
             code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
             if isinstance(done.code, str):
                 print(done.code, file=sys.stderr)
-    except BaseException:  # what Python itself would print for an uncaught exception
+    except BaseException:  # noqa: BLE001 (what Python itself prints for an uncaught exception)
         traceback.print_exc()
     finally:
         for stream in (sys.stdout, sys.stderr):
@@ -83,12 +85,12 @@ def run_many(cases: list[tuple[list[str], Path, dict[str, str]]], at_once: int =
     import newsletter.cli  # noqa: F401  (imported once, here, for every child)
 
     results: dict[int, Ran] = {}
-    running: dict[int, tuple[int, object, object]] = {}
+    running: dict[int, tuple[int, IO[bytes], IO[bytes]]] = {}
     pending = list(enumerate(cases))
     while pending or running:
         while pending and len(running) < at_once:
             index, (args, cwd, env) = pending.pop(0)
-            out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+            out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()  # noqa: SIM115 (closed when the child is reaped)
             sys.stdout.flush()
             sys.stderr.flush()
             pid = os.fork()
@@ -98,12 +100,12 @@ def run_many(cases: list[tuple[list[str], Path, dict[str, str]]], at_once: int =
         pid, status = os.waitpid(-1, 0)
         if pid not in running:
             continue
-        index, out, err = running.pop(pid)
+        index, out_file, err_file = running.pop(pid)
         texts = []
-        for handle in (out, err):
-            handle.seek(0)  # type: ignore[attr-defined]
-            texts.append(handle.read().decode("utf-8", "replace"))  # type: ignore[attr-defined]
-            handle.close()  # type: ignore[attr-defined]
+        for handle in (out_file, err_file):
+            handle.seek(0)
+            texts.append(handle.read().decode("utf-8", "replace"))
+            handle.close()
         code = os.waitstatus_to_exitcode(status)
         results[index] = Ran(code, texts[0], texts[1] + (f"\n(killed by signal {-code})" if code < 0 else ""))
     return [results[i] for i in range(len(cases))]
@@ -121,7 +123,7 @@ def base_env(url: str, tmp: Path) -> dict[str, str]:
     return env
 
 
-def prepare_store(url: str, tmp: Path) -> dict[str, object]:
+def prepare_store(url: str, tmp: Path) -> dict[str, Any]:
     """A store with the seed article, three subscribers, draft campaign 1 and sent campaign 2."""
     from newsletter.audiences import import_subscribers
     from newsletter.campaigns import create_campaign, import_article, send_campaign
@@ -142,7 +144,7 @@ def prepare_store(url: str, tmp: Path) -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """One SQLite store, files where folders belong and folders where files belong, a busy port."""
     tmp = tmp_path_factory.mktemp("mistakes")
     url = f"sqlite:///{tmp / 'newsletter.db'}"
@@ -157,7 +159,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object
     busy.close()
 
 
-def _table(w: dict[str, object]) -> list[tuple[str, list[str], dict[str, str], str]]:
+def _table(w: dict[str, Any]) -> list[tuple[str, list[str], dict[str, str], str]]:
     """(label, arguments, environment overrides, what the one line must name)."""
     tmp = w["tmp"]
     missing, afile, adir = f"{tmp}/missing-dir", f"{tmp}/a-file.txt", f"{tmp}/a-folder.html"
@@ -262,21 +264,21 @@ def test_entry_point_says_an_unreachable_store_in_one_line(tmp_path):
     """Through ``python -m newsletter`` itself, as installed: the store's host:port and reason, no password."""
     env = base_env(UNREACHABLE_PG, tmp_path)
     result = subprocess.run([sys.executable, "-m", "newsletter", "campaign", "list"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 1, result.stderr
-    assert result.stderr.splitlines() == [
-        "error: NEWSLETTER_DATABASE_URL: cannot connect to PostgreSQL at 127.0.0.1:1 (database newsletter): "
-        "Connection refused"], result.stderr
+    said = ("error: NEWSLETTER_DATABASE_URL: cannot connect to PostgreSQL at 127.0.0.1:1 (database newsletter): "
+            "Connection refused")
+    assert result.stderr.splitlines() == [said], result.stderr
 
 
 def test_scheduler_script_says_a_bad_store_in_one_line(tmp_path):
     env = base_env("garbage", tmp_path)
     result = subprocess.run([sys.executable, str(REPO / "scheduler.py")], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert [line for line in result.stderr.splitlines() if line.strip()] == [
-        "error: NEWSLETTER_DATABASE_URL: 'garbage' is not a store address; use sqlite:///path/to/newsletter.db "
-        "or postgresql://user@host:5432/dbname"]
+    said = ("error: NEWSLETTER_DATABASE_URL: 'garbage' is not a store address; use sqlite:///path/to/newsletter.db "
+            "or postgresql://user@host:5432/dbname")
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [said]
 
 
 # --- the store's address, said where the engine is made ---------------------------------------
@@ -288,12 +290,8 @@ def test_scheduler_script_says_a_bad_store_in_one_line(tmp_path):
     ("postgresql+psycopg2://u@127.0.0.1/x", "the postgresql+psycopg2 driver is not installed"),
 ])
 def test_a_bad_store_address_is_a_user_error(url, says):
-    if "psycopg2" in url:
-        try:
-            import psycopg2  # noqa: F401
-            pytest.skip("psycopg2 is installed here")
-        except ImportError:
-            pass
+    if "psycopg2" in url and importlib.util.find_spec("psycopg2") is not None:
+        pytest.skip("psycopg2 is installed here")
     with pytest.raises(UserError) as refused:
         make_engine(url)
     assert refused.value.where == "NEWSLETTER_DATABASE_URL" and says in refused.value.message
@@ -360,7 +358,7 @@ def test_a_dropped_postgres_connection_is_still_replaced_by_pre_ping(pg_url):
 # --- order of checks, and wording ------------------------------------------------------------
 
 @pytest.fixture
-def store(db_url: str, tmp_path: Path) -> dict[str, object]:
+def store(db_url: str, tmp_path: Path) -> dict[str, Any]:
     return {"tmp": tmp_path, "url": db_url, **prepare_store(db_url, tmp_path)}
 
 
@@ -368,7 +366,9 @@ def _campaign(url: str, campaign_id: int) -> models.Campaign:
     engine = make_engine(url)
     try:
         with session_scope(engine) as session:
-            return session.get(models.Campaign, campaign_id)
+            campaign = session.get(models.Campaign, campaign_id)
+        assert campaign is not None
+        return campaign
     finally:
         engine.dispose()
 
@@ -439,7 +439,9 @@ def _crash(monkeypatch, capsys, tmp_path: Path, run) -> tuple[int, list[str]]:  
     with pytest.raises(SystemExit) as stopped:
         run()
     err = capsys.readouterr().err
-    return int(stopped.value.code), [line for line in err.splitlines() if line.strip()]
+    code = stopped.value.code
+    assert isinstance(code, int)
+    return code, [line for line in err.splitlines() if line.strip()]
 
 
 def test_an_unexpected_error_is_one_line_and_a_private_crash_log(monkeypatch, capsys, tmp_path):
