@@ -114,7 +114,7 @@ def run_worker(engine: Engine, settings: Settings, *, exit_when_idle: bool = Fal
                 if exit_when_idle and not queued_left(engine):
                     stats.held = held_rows(engine, worker_id)
                     for held in stats.held:
-                        log.info("nothing left to claim; %s", held.describe())
+                        log.debug("nothing left to claim; %s", held.describe())
                     break
                 stop.wait(settings.worker_poll_seconds)
     finally:
