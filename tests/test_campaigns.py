@@ -296,8 +296,13 @@ def test_a_scheduled_send_refused_for_an_old_url_can_be_rerendered_and_sent(engi
 
     add_subscribers(engine, 2)
     campaign_id = _create(engine, settings.with_overrides(public_url=OLD_URL), seed_slug)
+    from datetime import timedelta
+
+    from newsletter.db.models import utcnow
+
     with session_scope(engine) as session:
-        session.get(models.Campaign, campaign_id).status = "scheduled"
+        campaign = session.get(models.Campaign, campaign_id)
+        campaign.status, campaign.scheduled_at = "scheduled", utcnow() - timedelta(seconds=1)
     import os
 
     env = {"NEWSLETTER_DATABASE_URL": settings.database_url, "NEWSLETTER_PUBLIC_URL": settings.public_url,
@@ -316,7 +321,8 @@ def test_a_scheduled_send_refused_for_an_old_url_can_be_rerendered_and_sent(engi
         campaign = session.get(models.Campaign, campaign_id)
         assert campaign.status == "failed" and f"campaign rerender {campaign_id}" in campaign.status_reason
     with session_scope(engine) as session:
-        assert rerender_campaign(session, settings, campaign_id).status == "draft"
+        result = rerender_campaign(session, settings, campaign_id)
+    assert (result.status, result.scheduled_at) == ("draft", None)
     assert send_campaign(engine, settings, campaign_id).sent == 2
 
 

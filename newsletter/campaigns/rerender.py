@@ -141,8 +141,8 @@ def rerender_campaign(session: Session, settings: Settings, campaign_id: int) ->
                                templates_dir=templates)
     campaign.html, campaign.text = rendered.html, rendered.text
     _replace_links(session, campaign, rendered.links)
-    if campaign.status == "failed":
-        campaign.status, campaign.status_reason = "draft", None
+    if campaign.status == "failed":  # its job has fired: a draft again, to schedule or send anew
+        campaign.status, campaign.status_reason, campaign.scheduled_at = "draft", None, None
     session.flush()
     session.refresh(campaign)
     return Rerendered(campaign_id=campaign.id, status=campaign.status, rendered_for_before=before,
