@@ -442,7 +442,8 @@ def test_the_depth_error_names_the_line_and_the_limit_is_1000() -> None:
     "<h1>Title</h1><ul>" + "<li>an unclosed item " * 3000 + "</ul>",
     "<h1>Title</h1>" + "<p>text<br><img src='https://x.example/i.png'><hr>" * 3000,
     "<h1>Title</h1><script>" + "<div>" * 3000 + "</script><!--" + "<div>" * 3000 + "--><p>Body.</p>",
-], ids=["p", "li", "void", "script-and-comment"])
+    "<h1>Title</h1><p>Chart:</p><svg>" + '<path d="M0 0"/>' * 3000 + "</svg><p>Body.</p>",
+], ids=["p", "li", "void", "script-and-comment", "svg-paths"])
 def test_untidy_but_ordinary_html_is_not_refused(markup: str) -> None:
     assert parse_article(markup, "html", "untidy.html").title == "Title"
 

@@ -163,7 +163,8 @@ def check_depth(document: str, source_name: str, *, content_line: int | None = 1
     One regular-expression pass over the raw markup (the stdlib tokenizer is ten times slower,
     and this runs before anything else): each start tag pushes, each end tag pops back to its
     element when that element is open (a Counter answers "is it open?" without scanning), so
-    the pass is linear. ``<div/>`` pushes too: HTML ignores the slash on a non-void element.
+    the pass is linear. ``<div/>`` pushes too: HTML ignores the slash on a non-void element
+    (though not inside ``<svg>`` or ``<math>``, where ``<path/>`` is closed).
     Void elements and those whose end tag may be implied do not count, so untidy but ordinary
     HTML (unclosed ``<p>`` and ``<li>``) is never refused. Comments and the text of raw-text
     elements (``<script>``, ``<style>`` ...) are skipped whole.
@@ -178,6 +179,8 @@ def check_depth(document: str, source_name: str, *, content_line: int | None = 1
         if tag in _VOID_ELEMENTS or tag in _IMPLIED_END:
             continue
         if not match["end"]:
+            if (open_count["svg"] or open_count["math"]) and match.group(0).endswith("/>"):
+                continue  # in SVG and MathML a "/>" does close the element (an inline chart's paths)
             stack.append(tag)
             open_count[tag] += 1
             if len(stack) > MAX_DEPTH:
