@@ -186,6 +186,19 @@ def test_an_unclosed_quote_no_longer_swallows_the_rows_below(engine, tmp_path):
                                 "dee@example.com": ("Dee", None)}
 
 
+def test_an_unclosed_quote_after_a_value_that_spans_lines_names_the_line_it_opened_on(engine, tmp_path):
+    path = tmp_path / "quote.csv"
+    path.write_text('email,note,first_name\n'
+                    'ann@example.com,"two\n'            # 2: a note over two lines, on purpose
+                    'lines","Ann\n'                     # 3: the quote that is never closed
+                    'bob@example.com,,Bob\n')          # 4
+    report = import_subscribers(engine, path, progress=False)
+    assert (report.total_rows, report.created) == (2, 1)
+    assert [(r.line, r.email) for r in report.rejected] == [(2, "ann@example.com")]
+    assert 'opens with " on line 3 runs on to line 4' in report.rejected[0].reason
+    assert set(names_of(engine)) == {"bob@example.com"}
+
+
 def test_an_unclosed_quote_running_to_the_end_of_the_file_loses_no_row(engine, tmp_path):
     path = tmp_path / "quote.csv"
     path.write_text('email,first_name,city\nann@example.com,Ann,"Portland\nbob@example.com,Bob,Salem\n'

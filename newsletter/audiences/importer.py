@@ -906,8 +906,8 @@ class _Records:
     An unclosed quote makes ``csv`` read every following line into one value, up to the next
     quote in the file: the rows in between are lost without a word. When a record spans lines
     and one of the lines it swallowed reads, on its own, as a row (see ``_Swallow``), the
-    record is given up (:meth:`read_again_after`) and the lines after its first are read again
-    as rows. Each line is read at most twice over: a swallow ends at the next quote, and the
+    record is given up (:meth:`read_again_after`) and the lines after the one where its quote
+    opened are read again as rows. Each line is read at most twice over: a swallow ends at the next quote, and the
     lines after it are read as they would have been.
     """
 
@@ -941,11 +941,13 @@ class _Records:
         """The physical lines of the last record after its first."""
         return self._taken[1:]
 
-    def read_again_after(self, line: int) -> None:
-        """Give up the record that started on ``line``: the lines after that one are read next."""
-        self._again.extendleft(reversed(self._taken[1:]))
+    def read_again_after(self, line: int, last_kept: int | None = None) -> None:
+        """Give up the record that started on ``line``: the lines after ``last_kept`` (the line
+        where its unclosed quote opened; by default ``line``) are read next."""
+        last_kept = line if last_kept is None else last_kept
+        self._again.extendleft(reversed(self._taken[last_kept - line + 1:]))
         self._taken.clear()
-        self._base = line
+        self._base = last_kept
         self._reader = self._new_reader()
 
 
@@ -977,10 +979,18 @@ def _is_address(value: str) -> bool:
     return True
 
 
-def _unclosed_quote(row: list[str], email_at: int, line: int, end: int) -> Rejection:
+def _quote_opened(row: list[str], line: int) -> int:
+    """The line where a swallowing record's unclosed quote opened: the value that did it is the
+    last one with a line break (the swallow runs to the record's end), after the breaks before it."""
+    spanning = max((i for i, value in enumerate(row) if "\n" in value), default=0)
+    return line + sum(value.count("\n") for value in row[:spanning])
+
+
+def _unclosed_quote(row: list[str], email_at: int, line: int, opened: int, end: int) -> Rejection:
     email = row[email_at].strip() if email_at < len(row) and "\n" not in row[email_at] else ""
+    where = "this line" if opened == line else f"line {opened}"
     return Rejection(line, email or None,
-                     f'unclosed quote: the value that opens with " on this line runs on to line {end}; this row is '
+                     f'unclosed quote: the value that opens with " on {where} runs on to line {end}; this row is '
                      f"skipped and the rows below it are read on their own")
 
 
@@ -1100,8 +1110,9 @@ def _read_rows(records: _Records, parser: _RowParser, writer: _Writer, report: I
                 continue
             if records.last_line > line and swallowed(records.continuation()):
                 report.total_rows += 1
-                reject(_unclosed_quote(row, email_at, line, records.last_line))
-                records.read_again_after(line)
+                opened = _quote_opened(row, line)
+                reject(_unclosed_quote(row, email_at, line, opened, records.last_line))
+                records.read_again_after(line, opened)
                 continue
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue  # a blank line
