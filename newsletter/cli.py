@@ -17,7 +17,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 
-from newsletter.commandline import DataTable, JsonOpt, engine_for, esc, print_json
+from newsletter.commandline import DataTable, JsonOpt, engine_for, esc, print_json, visible
 from newsletter.config import Settings, load_settings
 from newsletter.errors import UserError
 from newsletter.nurture.commands import app as nurture_app
@@ -684,10 +684,11 @@ def scheduler_main() -> None:
 
 
 def _print_error(error: UserError) -> None:
-    """One line on stderr; the message is printed as written (a ``[...]`` in it is not markup)
-    and not wrapped at the terminal's width (a script reads one line)."""
+    """One line on stderr; the message is printed as written (a ``[...]`` in it is not markup,
+    and a control character quoted from a file is shown, not obeyed) and not wrapped at the
+    terminal's width (a script reads one line)."""
     err.print("[red]error:[/] ", end="", highlight=False)
-    err.print(str(error), markup=False, highlight=False, soft_wrap=True)
+    err.print(visible(error), markup=False, highlight=False, soft_wrap=True)
 
 
 def _guarded(run: Callable[[], object]) -> None:
@@ -709,7 +710,7 @@ def _guarded(run: Callable[[], object]) -> None:
     except Exception as error:  # noqa: BLE001 (the last resort: a bug, said in one line, its trace logged)
         line = crash_line(error, write_crash_log(error))
         err.print("[red]error:[/] ", end="", highlight=False)
-        err.print(line, markup=False, highlight=False, soft_wrap=True)
+        err.print(visible(line), markup=False, highlight=False, soft_wrap=True)
         sys.exit(EXIT_BUG)
 
 

@@ -260,6 +260,16 @@ def test_an_unreadable_file_is_one_line(world):
     assert len(result.lines()) == 1 and str(unreadable) in result.lines()[0]
 
 
+def test_an_error_quoting_a_control_character_shows_it_and_does_not_obey_it(world):
+    """A path (or a YAML value) in an error line is data: an escape sequence in it is shown as
+    ``\\x1b``, so it cannot open a hidden hyperlink or move the cursor on the person's terminal."""
+    crafted = Path(world["tmp"]) / "\x1b]8;;evil.example\x07click\x1b]8;;\x07.csv"
+    result = run_one(["subscribers", "import", str(crafted)], world["tmp"], base_env(str(world["url"]), world["tmp"]))
+    assert result.code == 1 and "Traceback" not in result.err
+    assert "\x1b" not in result.err and "\x07" not in result.err
+    assert len(result.lines()) == 1 and "\\x1b]8;;evil.example" in result.lines()[0]
+
+
 def test_entry_point_says_an_unreachable_store_in_one_line(tmp_path):
     """Through ``python -m newsletter`` itself, as installed: the store's host:port and reason, no password."""
     env = base_env(UNREACHABLE_PG, tmp_path)
