@@ -519,25 +519,20 @@ def campaign_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List newsletters, newest first (nurture steps, which the scheduler sends, with --all)."""
-    from sqlalchemy import select
+    from newsletter.campaigns import list_campaigns
+    from newsletter.campaigns.status import NEEDS_DECISION
+    from newsletter.db import session_scope
 
-    from newsletter.db import models, session_scope
-
-    C = models.Campaign
-    query = select(C).order_by(C.id.desc())
-    if not include_nurture:
-        query = query.where(C.kind != "nurture")
     with session_scope(engine_for(_settings())) as session:
-        rows = [{"id": c.id, "kind": c.kind, "status": c.status, "subject": c.subject, "segment": c.segment,
-                 "scheduled_at": c.scheduled_at.isoformat() if c.scheduled_at else None}
-                for c in session.scalars(query)]
+        rows = list_campaigns(session, include_nurture=include_nurture)
     if as_json:
         print_json(rows)
         return
     table = DataTable("id", *(("kind",) if include_nurture else ()), "status", "subject", "segment", "scheduled (UTC)",
                       copy=("id",))
     for r in rows:
-        table.add_row(str(r["id"]), *((r["kind"],) if include_nurture else ()), r["status"], r["subject"], r["segment"],
+        status = "needs a decision" if r["status"] == NEEDS_DECISION else r["status"]
+        table.add_row(str(r["id"]), *((r["kind"],) if include_nurture else ()), status, r["subject"], r["segment"],
                       r["scheduled_at"] or "")
     out.print(table)
 

@@ -316,3 +316,11 @@ def test_status_command_exits_3_and_names_resolve_when_rows_are_ambiguous(engine
     assert scripted.returncode == 3
     data = json.loads(scripted.stdout)
     assert (data["status"], data["lifecycle_status"], data["ambiguous"]) == ("needs_decision", "sent", 10)
+
+    listed = subprocess.run([sys.executable, "-m", "newsletter", "campaign", "list", "--json"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
+    row = next(r for r in json.loads(listed.stdout) if r["id"] == campaign_id)
+    assert (row["status"], row["lifecycle_status"]) == ("needs_decision", "sent")  # the list never says "sent" alone
+    table = subprocess.run([sys.executable, "-m", "newsletter", "campaign", "list"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert "needs a decision" in table.stdout

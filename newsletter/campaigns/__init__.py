@@ -1,7 +1,7 @@
 """Campaigns: from an article to a sent campaign, with its ledger.
 
 Public face: ``import_article``, ``create_campaign``, ``preview``, ``send_campaign``,
-``campaign_status``, ``parse_send_time``, ``mark_scheduled``, ``get_campaign``; operator control
+``campaign_status``, ``list_campaigns``, ``parse_send_time``, ``mark_scheduled``, ``get_campaign``; operator control
 (``pause``, ``resume``, ``cancel``, ``resolve_ambiguous``, ``retry_failed``, ``drain``), the
 worker loop (``run_worker``), and the pieces nurture sequences reuse (``dispatch_campaign``,
 ``finish_if_done``, ``make_throttle``); after a settings change, ``rerender_campaign`` and
@@ -13,7 +13,7 @@ from newsletter.campaigns.create import brand_from_settings, create_campaign, de
 from newsletter.campaigns.ledger import build_ledger, ledger_counts
 from newsletter.campaigns.preview import Preview, preview
 from newsletter.campaigns.send import SendSummary, campaign_message, make_transport, recipient_factory, send_campaign
-from newsletter.campaigns.status import campaign_status, mark_scheduled, parse_send_time
+from newsletter.campaigns.status import campaign_status, list_campaigns, mark_scheduled, parse_send_time
 from newsletter.campaigns.control import cancel, pause, resolve_ambiguous, resume, retry_failed
 from newsletter.campaigns.send import dispatch_campaign, drain, finish_if_done, make_throttle, start_sending
 from newsletter.campaigns.worker import run_worker
@@ -22,7 +22,7 @@ from newsletter.campaigns.rerender import Rerendered, refuse_stale, rendered_pub
 __all__ = [
     "ImportedArticle", "import_article", "get_article", "create_campaign", "brand_from_settings", "default_preheader",
     "get_campaign", "build_ledger", "ledger_counts", "Preview", "preview", "SendSummary", "send_campaign",
-    "campaign_message", "make_transport", "recipient_factory", "campaign_status", "mark_scheduled", "parse_send_time",
+    "campaign_message", "make_transport", "recipient_factory", "campaign_status", "list_campaigns", "mark_scheduled", "parse_send_time",
     "pause", "resume", "cancel", "resolve_ambiguous", "retry_failed", "drain", "start_sending", "run_worker",
     "dispatch_campaign", "finish_if_done", "make_throttle",
     "Rerendered", "rerender_campaign", "rendered_public_url", "stale_public_url", "stale_url_message", "refuse_stale",

@@ -144,3 +144,20 @@ def mark_scheduled(session: Session, campaign_id: int, when: datetime, zone_name
     campaign.scheduled_at = when
     campaign.schedule_timezone = zone_name
     campaign.status_reason = None
+
+
+def list_campaigns(session: Session, *, include_nurture: bool = False) -> list[dict[str, object]]:
+    """Campaigns newest first, each with the status a person should read: a campaign with
+    ambiguous rows reads ``needs_decision`` here too, as in :func:`campaign_status`, so the list
+    never calls "sent" what nobody knows was sent. Nurture steps (sent by the scheduler) only
+    with ``include_nurture``."""
+    C, D = models.Campaign, models.Delivery
+    query = select(C).order_by(C.id.desc())
+    if not include_nurture:
+        query = query.where(C.kind != "nurture")
+    campaigns = list(session.scalars(query))
+    undecided = set(session.scalars(select(D.campaign_id).where(D.status == "ambiguous").distinct()))
+    return [{"id": c.id, "kind": c.kind, "status": NEEDS_DECISION if c.id in undecided else c.status,
+             "lifecycle_status": c.status, "subject": c.subject, "segment": c.segment,
+             "scheduled_at": c.scheduled_at.isoformat() if c.scheduled_at else None}
+            for c in campaigns]
