@@ -7,6 +7,7 @@ from html import escape as html_escape
 from pathlib import Path
 
 import pytest
+from hostile import bounded, merge_bomb
 
 from newsletter.content import (
     Article,
@@ -169,7 +170,7 @@ def test_footnote_markers(before: str, after: str) -> None:
 
 # --- slugs -------------------------------------------------------------------------------
 
-def test_slug_is_stable_ascii_and_bounded() -> None:
+def test_slug_is_stable_ascii_andbounded() -> None:
     title = "Ça va? Anxiety & Depression: Straße to Recovery — A Clinician’s Guide"
     assert slugify(title) == slugify(title) == "ca-va-anxiety-and-depression-strasse-to-recovery-a-clinicians-guide"
     long_slug = slugify("word " * 40)
@@ -402,21 +403,6 @@ def test_errors_name_file_and_line(text: str, fmt: str, line: int, words: str) -
 # --- hostile input (issue 14) --------------------------------------------------------------------
 
 
-def _bounded(call, seconds: float = 5.0, megabytes: float = 64.0):  # type: ignore[no-untyped-def]
-    """Run ``call`` under generous time and memory bounds (not a timing test)."""
-    import time
-    import tracemalloc
-
-    tracemalloc.start()
-    started = time.monotonic()
-    try:
-        return call()
-    finally:
-        elapsed, peak = time.monotonic() - started, tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        assert elapsed < seconds and peak < megabytes * 2**20, f"{elapsed:.1f} s, {peak / 1e6:.0f} MB"
-
-
 def _nested(depth: int, tag: str = "div", sep: str = "") -> str:
     return f"<{tag}>{sep}" * depth + "<p>Deep inside.</p>" + f"</{tag}>" * depth
 
@@ -425,7 +411,7 @@ def test_a_paragraph_in_64k_nested_divs_is_refused_in_bounded_time(tmp_path: Pat
     path = tmp_path / "deep.html"
     path.write_text("<html><head><title>Deep</title></head><body>" + _nested(64_000) + "</body></html>")
     with pytest.raises(UserError, match="nests more than 1000 elements deep") as caught:
-        _bounded(lambda: load_article(path))  # was 57-200 s (quadratic in the depth)
+        bounded(lambda: load_article(path))  # was 57-200 s (quadratic in the depth)
     assert caught.value.where == f"{path}:1"
 
 
@@ -451,7 +437,7 @@ def test_untidy_but_ordinary_html_is_not_refused(markup: str) -> None:
 def test_div_self_closing_still_nests_and_is_counted() -> None:
     """HTML ignores the slash on <div/>: the sanitiser nests them, so the limit counts them."""
     with pytest.raises(UserError, match="nests more than"):
-        _bounded(lambda: parse_article("<h1>T</h1>" + "<div/>" * 5000 + "<p>x</p>", "html", "slash.html"))
+        bounded(lambda: parse_article("<h1>T</h1>" + "<div/>" * 5000 + "<p>x</p>", "html", "slash.html"))
 
 
 def test_deep_markup_in_a_feed_item_is_refused_naming_the_item() -> None:
@@ -459,7 +445,7 @@ def test_deep_markup_in_a_feed_item_is_refused_naming_the_item() -> None:
     feed = ('<?xml version="1.0"?>\n<rss version="2.0"><channel><title>F</title>\n'
             f"<item>\n<title>Deep</title>\n<description>{content}</description>\n</item>\n</channel></rss>")
     with pytest.raises(UserError, match=r"nests more than 1000 elements deep;.*\(line 1 of its HTML\)") as caught:
-        _bounded(lambda: parse_article(feed, "rss", "feed.xml"))
+        bounded(lambda: parse_article(feed, "rss", "feed.xml"))
     assert caught.value.where == "feed.xml:3"
 
 
@@ -469,34 +455,32 @@ def test_deep_xhtml_in_an_atom_entry_is_refused_not_a_recursion_error() -> None:
             f'<title>Deep</title><content type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml">{body}</div></content>'
             "\n</entry></feed>")
     with pytest.raises(UserError, match="XHTML nests more than 1000") as caught:
-        _bounded(lambda: parse_article(feed, "rss", "feed.atom"))
+        bounded(lambda: parse_article(feed, "rss", "feed.atom"))
     assert caught.value.where == "feed.atom:3"
 
 
 def test_deep_raw_html_in_markdown_is_refused() -> None:
     with pytest.raises(UserError, match="nests more than 1000"):
-        _bounded(lambda: parse_article("# Title\n\n" + _nested(64_000) + "\n", "markdown", "deep.md"))
+        bounded(lambda: parse_article("# Title\n\n" + _nested(64_000) + "\n", "markdown", "deep.md"))
 
 
 def test_a_wide_document_just_under_the_limit_parses_in_linear_time() -> None:
     """999 nested blocks, 40 times over (~400 KB): the walker no longer scans its stack."""
     block = "<div>" * 999 + "<p>Hello there.</p>" + "</div>" * 999
-    article = _bounded(lambda: parse_article("<h1>T</h1>" + block * 40, "html", "wide.html"), seconds=30, megabytes=256)
+    article = bounded(lambda: parse_article("<h1>T</h1>" + block * 40, "html", "wide.html"), seconds=30, megabytes=256)
     assert len(article.paragraphs) == 40
 
 
 def _laughs_front_matter() -> str:
     """Front matter whose merge keys PyYAML would copy 9**9 times over (~500 bytes)."""
-    lines = ["m0: &m0 {" + ", ".join(f"k{i}: lol" for i in range(9)) + "}"]
-    lines += [f"m{i}: &m{i} {{<<: [" + ", ".join([f"*m{i - 1}"] * 9) + "]}}" for i in range(1, 9)]
-    return "---\ntitle: Bomb\n" + "\n".join(lines) + "\n---\n\nBody.\n"
+    return "---\ntitle: Bomb\n" + merge_bomb() + "---\n\nBody.\n"
 
 
 def test_a_yaml_alias_bomb_in_front_matter_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "bomb.md"
     path.write_text(_laughs_front_matter())
     with pytest.raises(UserError) as caught:
-        _bounded(lambda: load_article(path))  # what `article import bomb.md` runs
+        bounded(lambda: load_article(path))  # what `article import bomb.md` runs
     assert caught.value.where == f"{path}:4" and "aliases (*m0) are not allowed" in caught.value.message
 
 

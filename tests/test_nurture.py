@@ -14,9 +14,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from factories import suppress
+from hostile import billion_laughs, bounded
 from sqlalchemy import func, select, update
 
-from factories import suppress
 from newsletter.campaigns import create_campaign, import_article, send_campaign
 from newsletter.config import Settings
 from newsletter.content import Article, load_article
@@ -916,39 +917,18 @@ def test_enroll_command(tmp_path: Path, db_url: str, engine) -> None:  # type: i
 # --- hostile sequence files (issue 14) -----------------------------------------------------------
 
 
-def _laughs(levels: int = 9) -> str:
-    """The billion laughs as a flow list: ~400 bytes standing for 9**9 strings."""
-    parts = ["&a0 [" + ",".join(['"lol"'] * 9) + "]"]
-    parts += [f"&a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, levels)]
-    return "[" + ", ".join(parts) + "]"
-
-
-def _bounded(call, seconds: float = 5.0, megabytes: float = 64.0):  # type: ignore[no-untyped-def]
-    import time
-    import tracemalloc
-
-    tracemalloc.start()
-    started = time.monotonic()
-    try:
-        return call()
-    finally:
-        elapsed, peak = time.monotonic() - started, tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        assert elapsed < seconds and peak < megabytes * 2**20, f"{elapsed:.1f} s, {peak / 1e6:.0f} MB"
-
-
 def _bomb(aud: Path) -> None:
-    write(aud, "bomb", f"name: bomb\ndescription: {_laughs()}\n" + TWO_STEPS.format(name="x", extra="").split("\n", 2)[2])
+    write(aud, "bomb", f"name: bomb\ndescription: {billion_laughs()}\n" + TWO_STEPS.format(name="x", extra="").split("\n", 2)[2])
 
 
 def test_an_alias_bomb_in_a_description_is_refused_and_the_other_sequences_load(aud: Path) -> None:
     _bomb(aud)
     two_steps(aud, "good")
     with pytest.raises(UserError) as caught:
-        _bounded(lambda: load_sequence("bomb", aud))
+        bounded(lambda: load_sequence("bomb", aud))
     assert caught.value.where is not None and caught.value.where.endswith("nurture/bomb.yaml:2")
     assert "aliases" in caught.value.message
-    found, errors = _bounded(lambda: load_all(aud))
+    found, errors = bounded(lambda: load_all(aud))
     assert [s.name for s in found] == ["good"] and len(errors) == 1 and "bomb.yaml:2" in errors[0]
 
 
@@ -957,12 +937,12 @@ def test_nurture_list_and_tick_survive_a_bomb_and_an_unreadable_file(engine, set
     _bomb(aud)
     (aud / "nurture" / "latin1.yaml").write_bytes("name: latin1\ndescription: caf\xe9\n".encode("latin-1"))
     name = two_steps(aud)
-    rows = {r["name"]: r for r in _bounded(lambda: list_summaries(engine, config), seconds=10)}
+    rows = {r["name"]: r for r in bounded(lambda: list_summaries(engine, config), seconds=10)}
     assert "aliases" in rows["bomb"]["error"] and "not UTF-8" in rows["latin1"]["error"]
     assert rows[name]["error"] is None and rows[name]["steps"] == 2
     reader(engine, "ann@example.com")
     start = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
     enroll(engine, config, name, "ann@example.com", start)
-    result = _bounded(lambda: tick(engine, config, start + timedelta(days=1)), seconds=30, megabytes=256)
+    result = bounded(lambda: tick(engine, config, start + timedelta(days=1)), seconds=30, megabytes=256)
     assert result.sent == 1
     assert any("bomb.yaml:2" in e for e in result.errors) and any("latin1.yaml" in e for e in result.errors)

@@ -7,10 +7,18 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hostile import billion_laughs, bounded, merge_bomb
 from sqlalchemy import Engine, func, insert, literal, select
 
 from newsletter.audiences import (
-    BUILTIN_ALL, Segment, SegmentError, count_segment, list_segments, load_segment, scan_segments, segment_condition,
+    BUILTIN_ALL,
+    Segment,
+    SegmentError,
+    count_segment,
+    list_segments,
+    load_segment,
+    scan_segments,
+    segment_condition,
     segment_subscriber_ids,
 )
 from newsletter.db import models, session_scope
@@ -331,46 +339,18 @@ def test_a_badly_named_file_is_an_error(tmp_path):
 # --- hostile files (issue 14) ------------------------------------------------------------------
 
 
-def _laughs(levels: int = 9) -> str:
-    """The billion laughs as a flow list: ~400 bytes standing for 9**9 strings."""
-    parts = ["&a0 [" + ",".join(['"lol"'] * 9) + "]"]
-    parts += [f"&a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, levels)]
-    return "[" + ", ".join(parts) + "]"
-
-
-def _merge_laughs(levels: int = 9) -> str:
-    """The same through merge keys, which PyYAML copies while flattening a mapping."""
-    lines = ["  m0: &m0 {" + ", ".join(f"k{i}: lol" for i in range(9)) + "}"]
-    lines += [f"  m{i}: &m{i} {{<<: [" + ", ".join([f"*m{i - 1}"] * 9) + "]}}" for i in range(1, levels)]
-    return "\n".join(lines)
-
-
-def _bounded(call, seconds: float = 5.0, megabytes: float = 64.0):  # type: ignore[no-untyped-def]
-    import time
-    import tracemalloc
-
-    tracemalloc.start()
-    started = time.monotonic()
-    try:
-        return call()
-    finally:
-        elapsed, peak = time.monotonic() - started, tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        assert elapsed < seconds and peak < megabytes * 2**20, f"{elapsed:.1f} s, {peak / 1e6:.0f} MB"
-
-
 @pytest.mark.parametrize("body", [
-    f"name: bomb\nrules:\n  joined:\n    after: {_laughs()}\n",  # repr'd by the old "not a date" message
-    f"name: bomb\nrules:\n{_merge_laughs()}\n",
+    f"name: bomb\nrules:\n  joined:\n    after: {billion_laughs()}\n",  # repr'd by the old "not a date" message
+    f"name: bomb\nrules:\n{merge_bomb(indent='  ')}",
 ], ids=["lists", "merge-keys"])
 def test_a_yaml_alias_bomb_is_refused_in_bounded_time_and_memory(tmp_path, body):
     write_segment(tmp_path, "bomb", body)
     assert len(body) < 700
     with pytest.raises(SegmentError) as caught:
-        _bounded(lambda: load_segment("bomb", tmp_path))  # what `segment count bomb` runs first
+        bounded(lambda: load_segment("bomb", tmp_path))  # what `segment count bomb` runs first
     assert caught.value.where.endswith("bomb.yaml: line 4")
     assert "aliases" in caught.value.message
-    segments, errors = _bounded(lambda: scan_segments(tmp_path))
+    segments, errors = bounded(lambda: scan_segments(tmp_path))
     assert [s.name for s in segments] == ["all"] and "aliases" in errors[0].message
 
 
