@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 from sqlalchemy import bindparam, func, or_, select
 
 from newsletter.db.models import CampaignLink, Delivery, Event, SendLog, Subscriber, UTCDateTime, utcnow
@@ -135,10 +136,7 @@ def _loads_repaired(body: bytes) -> Any:
 
 
 def _loads(body: bytes) -> Any:
-    try:  # orjson, when installed, parses a 1000-event batch several times faster
-        import orjson
-    except ImportError:  # pragma: no cover - depends on the environment
-        return json.loads(body)
+    """orjson: parses a 1000-event batch several times faster than the standard library."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
