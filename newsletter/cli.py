@@ -31,11 +31,13 @@ subscribers_app = typer.Typer(help="Import subscribers.", no_args_is_help=True)
 segment_app = typer.Typer(help="Inspect segments (audiences/*.yaml).", no_args_is_help=True)
 campaign_app = typer.Typer(help="Create, preview, send and schedule campaigns.", no_args_is_help=True)
 events_app = typer.Typer(help="Stored engagement events.", no_args_is_help=True)
+db_app = typer.Typer(help="The store's schema: its revision, and the upgrade.", no_args_is_help=True)
 app.add_typer(article_app, name="article")
 app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(segment_app, name="segment")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(events_app, name="events")
+app.add_typer(db_app, name="db")
 app.add_typer(nurture_app, name="nurture")
 app.add_typer(leads_app, name="leads")
 
@@ -57,7 +59,7 @@ def _settings() -> Settings:
 
 @app.command()
 def init(as_json: JsonOpt = False) -> None:
-    """Create the store or upgrade it to the newest schema (safe to run again)."""
+    """Create the store or upgrade it to the newest schema (safe to run again; the only command that upgrades)."""
     from newsletter.db import make_engine, upgrade
 
     settings = _settings()
@@ -70,6 +72,29 @@ def init(as_json: JsonOpt = False) -> None:
         out.print(f"Store {esc(url)} is up to date (revision {after}).")
     else:
         out.print(f"Store {esc(url)} migrated from {before or 'empty'} to revision {after}.")
+
+
+@db_app.command("upgrade")
+def db_upgrade(as_json: JsonOpt = False) -> None:
+    """Upgrade the store to the newest schema: the same as `newsletter init`."""
+    init(as_json=as_json)
+
+
+@db_app.command("status")
+def db_status(as_json: JsonOpt = False) -> None:
+    """Show the store's schema revision and the one this program needs; changes nothing."""
+    from newsletter.db import make_engine, schema_status
+
+    status = schema_status(make_engine(_settings().database_url))
+    if as_json:
+        print_json({"database": status.database, "revision": status.revision, "head": status.head,
+                    "state": status.state})
+        return
+    says = {"current": "up to date", "empty": "empty (created on first use)",
+            "behind": "out of date: run `newsletter init`", "newer": "made by a newer newsletter: upgrade the program",
+            "unversioned": "has tables but no newsletter revision"}[status.state]
+    out.print(f"Store {esc(status.database)}: revision {esc(status.revision or 'none')}, "
+              f"this program's {status.head}: {says}.", highlight=False, soft_wrap=True)
 
 
 # --- articles --------------------------------------------------------------------------------

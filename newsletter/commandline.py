@@ -1,8 +1,9 @@
 """What every ``newsletter`` command shares, whichever module defines it (``cli.py`` and the
-rooms' own ``commands.py``): the ``--json`` option, JSON output, a store that is created or
-upgraded on first use so no command trips over a fresh folder, and the way values that come from
-data (names, emails, titles, subjects, notes…) are printed: literally, never as rich markup or
-terminal control codes (:func:`esc`, :func:`plain`, :class:`DataTable`)."""
+rooms' own ``commands.py``): the ``--json`` option, JSON output, a store that is created on
+first use so no command trips over a fresh folder (but never upgraded behind its owner's back),
+and the way values that come from data (names, emails, titles, subjects, notes…) are printed:
+literally, never as rich markup or terminal control codes (:func:`esc`, :func:`plain`,
+:class:`DataTable`)."""
 
 from __future__ import annotations
 
@@ -55,11 +56,12 @@ def print_json(data: Any) -> None:
 
 
 def engine_for(settings: Settings) -> Engine:
-    from newsletter.db import current_revision, head_revision, make_engine, upgrade
+    """The store every command but ``init`` uses: created when empty, refused in one line when its
+    schema is older or newer than this code's (``db.ensure_current``); never upgraded silently."""
+    from newsletter.db import ensure_current, make_engine
 
     engine = make_engine(settings.database_url)
-    if current_revision(engine) != head_revision():
-        upgrade(engine)
+    ensure_current(engine)
     return engine
 
 

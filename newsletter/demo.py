@@ -70,7 +70,7 @@ def _nurture_summary(engine) -> dict[str, int]:  # type: ignore[no-untyped-def]
 def run_demo(directory: Path, *, serve_after: bool, port: int, console: Console) -> dict[str, object]:
     from newsletter.audiences import import_subscribers
     from newsletter.campaigns import create_campaign, import_article, send_campaign
-    from newsletter.db import make_engine, session_scope, upgrade
+    from newsletter.db import ensure_current, make_engine, session_scope
     from newsletter.demo_activity import backdate, simulate_readers, staff_books
     from newsletter.reports import campaign_report, write_html
     from newsletter.reports.render_text import print_report
@@ -84,7 +84,7 @@ def run_demo(directory: Path, *, serve_after: bool, port: int, console: Console)
     os.chdir(directory)  # the signing key file and relative paths live in the demo folder
     settings = demo_settings(directory, port)
     engine = make_engine(settings.database_url)
-    upgrade(engine)
+    ensure_current(engine)  # the folder is new, so the store is empty: created at the newest schema
     console.print(f"[bold]1.[/] Store: {directory / 'newsletter.db'} (SQLite)")
     with session_scope(engine) as session:
         imported = import_article(session, articles_dir() / SEED_ARTICLE)

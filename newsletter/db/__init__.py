@@ -1,20 +1,38 @@
 """The SQL store: engines, sessions, models and migrations.
 
-Public face: ``make_engine``, ``session_scope``, ``upgrade`` (create or migrate), ``models``.
+Public face: ``make_engine``, ``session_scope``, ``models``; for the schema, ``ensure_current``
+(what every command calls: an empty store is created, an out-of-date one refused in one line),
+``upgrade`` (only ``newsletter init`` / ``db upgrade``) and ``schema_status`` (``db status``).
 """
 
 from newsletter.db import models
-from newsletter.db.engine import is_postgres, make_engine, normalise_url, session_factory, session_scope
-from newsletter.db.migrate import current_revision, head_revision, upgrade
+from newsletter.db.engine import (
+    is_postgres,
+    make_engine,
+    normalise_url,
+    session_factory,
+    session_scope,
+)
+from newsletter.db.migrate import (
+    SchemaStatus,
+    current_revision,
+    ensure_current,
+    head_revision,
+    schema_status,
+    upgrade,
+)
 
 __all__ = [
-    "models",
-    "make_engine",
-    "normalise_url",
+    "SchemaStatus",
+    "current_revision",
+    "ensure_current",
+    "head_revision",
     "is_postgres",
+    "make_engine",
+    "models",
+    "normalise_url",
+    "schema_status",
     "session_factory",
     "session_scope",
     "upgrade",
-    "current_revision",
-    "head_revision",
 ]

@@ -18,7 +18,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import Engine, select, text
 
 from newsletter.config import Settings
-from newsletter.db import make_engine, models, session_scope, upgrade
+from newsletter.db import ensure_current, make_engine, models, session_scope
 from newsletter.db.models import utcnow
 from newsletter.scheduling.jobs import job_id, job_store, mark_missed
 from newsletter.scheduling.periodic import automation_tick, check_settings
@@ -158,7 +158,7 @@ def run_scheduler(settings: Settings, stop: threading.Event | None = None) -> No
     quiet_routine_jobs()
     check_settings(settings)
     engine = make_engine(settings.database_url)
-    upgrade(engine)
+    ensure_current(engine)  # an empty store is created; an out-of-date one stops the daemon in one line
     lock = _hold_leadership(engine, stop)
     if stop.is_set():
         return
