@@ -24,6 +24,7 @@ from newsletter.content import Article, load_article
 from newsletter.db import make_engine, models, session_scope
 from newsletter.delivery import BatchOutcome, OutboxTransport
 from newsletter.errors import UserError
+from newsletter.leads import STATUSES as LEAD_STATUSES
 from newsletter.nurture import (
     QuietHours,
     enroll,
@@ -37,6 +38,7 @@ from newsletter.nurture import (
 )
 from newsletter.nurture.clock import add_delay, due_at, next_allowed
 from newsletter.nurture.engine import TickResult, advance_due
+from newsletter.nurture.plan import Facts, exit_reason
 from newsletter.nurture.sequences import Delay, load_all, parse_delay
 from newsletter.nurture.steps import render_step
 from newsletter.render import personalise
@@ -222,7 +224,11 @@ def test_the_shipped_sequence_loads_and_every_step_renders(seed_article_path: Pa
                                                  "neuroplasticity-and-psychotherapy", "last-reminder"]
     assert sequence.entry.article == SEED_SLUG == load_article(seed_article_path).slug
     assert sequence.entry.campaign_kind == "newsletter"
-    assert "booked" in sequence.exit_lead_statuses
+    # Its promise: whoever books, or whom staff mark client / not a fit / lost, leaves at once;
+    # a new or contacted lead stays.
+    leaves = {status: exit_reason(sequence, Facts(lead_status=status)) for status in LEAD_STATUSES}
+    assert leaves == {"new": None, "contacted": None, "booked": "lead_booked", "client": "lead_client",
+                      "not_a_fit": "lead_not_a_fit", "lost": "lead_lost"}
     settings = Settings(public_url="https://news.example.test")
     for article in (load_article(seed_article_path), Article(title="stand-in", slug="connect-today", sections=())):
         for step in sequence.steps:
