@@ -15,6 +15,7 @@ from newsletter.campaigns import (
 from newsletter.db import models, session_scope
 from newsletter.errors import UserError
 from factories import add_subscribers, suppress
+from waiting import wait_until
 
 
 @pytest.fixture
@@ -82,6 +83,8 @@ def test_a_first_build_that_loses_a_race_adds_only_what_the_other_left_out(engin
     the build falls back to skipping what is there, and still adds the rest."""
     import threading
 
+    from sqlalchemy import text
+
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite has one writer: no two builds overlap")
     ids = add_subscribers(engine, 10)
@@ -96,10 +99,15 @@ def test_a_first_build_that_loses_a_race_adds_only_what_the_other_left_out(engin
             with session_scope(engine) as session:
                 outcome["added"] = build_ledger(session, session.get(models.Campaign, campaign_id), settings.audiences_dir)
 
+        def waiting_on_a_lock() -> bool:
+            with engine.connect() as conn:
+                return bool(conn.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                             "AND datname = current_database()")))
+
         builder = threading.Thread(target=build)
         builder.start()
-        builder.join(1.0)
-        assert builder.is_alive()  # waiting on the other transaction's keys
+        assert wait_until(waiting_on_a_lock)  # waiting on the other transaction's keys
+        assert builder.is_alive() and "added" not in outcome
         other.commit()
     builder.join(30)
     assert outcome["added"] == 6

@@ -3,8 +3,8 @@ restart, and a send time that passed beyond the grace period is marked missed, n
 
 from __future__ import annotations
 
+import logging
 import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from newsletter.db.models import utcnow
 from newsletter.errors import UserError
 from newsletter.scheduling import run_scheduler, schedule_campaign
 from factories import add_subscribers
+from waiting import sleep_until, wait_until
 
 
 @pytest.fixture
@@ -34,20 +35,43 @@ def campaign_id(engine, settings, seed_article_path, monkeypatch, tmp_path) -> i
         return create_campaign(session, settings, article_slug=slug, segment="all").id
 
 
+class _Started(logging.Handler):
+    """Sets an event on APScheduler's "Scheduler started" (logged once its job store is loaded)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.event = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage() == "Scheduler started":
+            self.event.set()
+
+
 class Daemon:
-    """The real daemon in a thread, stopped through its stop event."""
+    """The real daemon in a thread, stopped through its stop event. ``started()`` waits until
+    its scheduler runs (jobs loaded from the store), so a test never guesses with a sleep."""
 
     def __init__(self, settings):
         self.stop = threading.Event()
         self.thread = threading.Thread(target=run_scheduler, args=(settings, self.stop), daemon=True)
+        self._logger = logging.getLogger("apscheduler.scheduler")
+        self._started = _Started()
 
     def __enter__(self):
+        self._level = self._logger.level
+        self._logger.setLevel(min(self._logger.getEffectiveLevel(), logging.INFO))
+        self._logger.addHandler(self._started)
         self.thread.start()
         return self
+
+    def started(self, timeout: float = 30.0) -> bool:
+        return self._started.event.wait(timeout)
 
     def __exit__(self, *exc):
         self.stop.set()
         self.thread.join(timeout=30)
+        self._logger.removeHandler(self._started)
+        self._logger.setLevel(self._level)
         assert not self.thread.is_alive()
 
 
@@ -56,13 +80,9 @@ def _status(engine, campaign_id) -> str:
         return session.get(models.Campaign, campaign_id).status
 
 
-def _wait_for(predicate, timeout=30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
+def _jobs(engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.execute(text("SELECT id FROM apscheduler_jobs")).scalars())
 
 
 def _sent(engine, campaign_id) -> int:
@@ -86,28 +106,31 @@ def test_job_is_stored_in_the_database(engine, settings, campaign_id):
 def test_scheduled_campaign_fires_once(engine, settings, campaign_id):
     schedule_campaign(engine, settings, campaign_id, utcnow() + timedelta(seconds=2), "UTC")
     with Daemon(settings):
-        assert _wait_for(lambda: _status(engine, campaign_id) == "sent")
-        time.sleep(1)
+        assert wait_until(lambda: _status(engine, campaign_id) == "sent")
+        assert wait_until(lambda: _jobs(engine) == [])  # a one-off job leaves the store as it fires: no second time
     assert _sent(engine, campaign_id) == 4
     assert len(list((Path(settings.outbox_dir) / f"campaign-{campaign_id}").glob("*.eml"))) == 4
 
 
 def test_schedule_survives_a_restart(engine, settings, campaign_id):
     schedule_campaign(engine, settings, campaign_id, utcnow() + timedelta(seconds=6), "UTC")
+    with Daemon(settings) as daemon:
+        assert daemon.started()  # it ran, with the job loaded, and stopped before the send time
+    assert _status(engine, campaign_id) == "scheduled" and _jobs(engine) == [f"campaign-{campaign_id}"]
     with Daemon(settings):
-        time.sleep(1)
-    assert _status(engine, campaign_id) == "scheduled"
-    with Daemon(settings):
-        assert _wait_for(lambda: _status(engine, campaign_id) == "sent")
+        assert wait_until(lambda: _status(engine, campaign_id) == "sent")
     assert _sent(engine, campaign_id) == 4
 
 
 def test_within_grace_sends_on_start_past_grace_is_missed(engine, settings, campaign_id, seed_article_path):
     late_settings = settings.with_overrides(schedule_grace_seconds=1)
-    schedule_campaign(engine, late_settings, campaign_id, utcnow() + timedelta(seconds=1), "UTC")
-    time.sleep(3.5)  # the daemon was "down" past the send time and its 1 s grace
+    when = utcnow() + timedelta(seconds=1)
+    schedule_campaign(engine, late_settings, campaign_id, when, "UTC")
+    # The behaviour under test is wall-clock time: the daemon is "down" until the send time and
+    # its 1 s grace have passed (APScheduler judges a misfire on the real clock), so this waits.
+    sleep_until(when.timestamp() + 2.5)
     with Daemon(late_settings):
-        assert _wait_for(lambda: _status(engine, campaign_id) == "missed")
+        assert wait_until(lambda: _status(engine, campaign_id) == "missed")
     assert _sent(engine, campaign_id) == 0
     with session_scope(engine) as session:
         assert "not sent late" in session.get(models.Campaign, campaign_id).status_reason
@@ -115,10 +138,11 @@ def test_within_grace_sends_on_start_past_grace_is_missed(engine, settings, camp
     generous = settings.with_overrides(schedule_grace_seconds=3600)
     with session_scope(engine) as session:
         session.get(models.Campaign, campaign_id).status = "draft"
-    schedule_campaign(engine, generous, campaign_id, utcnow() + timedelta(seconds=1), "UTC")
-    time.sleep(2.5)  # down past the send time, but within the grace period
+    when = utcnow() + timedelta(seconds=1)
+    schedule_campaign(engine, generous, campaign_id, when, "UTC")
+    sleep_until(when.timestamp() + 0.5)  # down past the send time (real time, as above), within the grace
     with Daemon(generous):
-        assert _wait_for(lambda: _status(engine, campaign_id) == "sent")
+        assert wait_until(lambda: _status(engine, campaign_id) == "sent")
 
 
 def test_send_time_needs_a_zone():
@@ -148,7 +172,7 @@ def test_scheduler_steps_down_when_its_lock_connection_dies(engine, settings, ca
             with engine.connect() as conn:
                 return conn.execute(text("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted")).scalar()
 
-        assert _wait_for(lambda: holder() is not None)
+        assert wait_until(lambda: holder() is not None)
         with engine.connect() as conn:
             conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": holder()})
-        assert _wait_for(lambda: not daemon.thread.is_alive())
+        assert wait_until(lambda: not daemon.thread.is_alive())
