@@ -2,31 +2,27 @@
 real headless Chromium the funnel chart is there, visible, has a size and draws the funnel
 (bar lengths measured on the screenshot's pixels).
 
-``NEWSLETTER_SAVE_SCREENSHOTS=1`` also writes the README's screenshots to ``docs/reports/``
-from a larger random store (SQLite run only)."""
+The README's screenshots in ``docs/reports/`` are refreshed by ``scripts/refresh_screenshots.py``
+(a script run by hand, not a test that always skips)."""
 
 from __future__ import annotations
 
-import base64
 import io
-import os
 import re
 from datetime import timedelta
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from newsletter.db import models, session_scope
+from newsletter.db import session_scope
 from newsletter.preflight.chromium import Browser, find_chromium
-from newsletter.reports import campaign_html, campaign_report, trends_html, trends_report, write_html
+from newsletter.reports import campaign_html, campaign_report, trends_html, write_html
 from newsletter.reports.charts import ACCENT, BOOKED, HUMAN
-from test_reports import NOW, T0, World, build_random_world, build_report_world, report_of, trends_of
+from test_reports import NOW, T0, World, build_report_world, report_of, trends_of
 
 CHROMIUM = find_chromium()
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not found: install Debian package chromium")
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "reports"
 WIDTH = 1000
 
 
@@ -239,49 +235,6 @@ def test_trends_report_shows_its_charts_in_chromium(engine, world, tmp_path) -> 
     page.save(tmp_path / "trends-report.png")
     chart = page.crop((int(box["x"]), int(box["y"]), int(box["x"] + box["width"]), int(box["y"] + box["height"])))
     assert _longest_run(chart, HUMAN) / _longest_run(chart, BOOKED) == pytest.approx(9 / 2, rel=0.05)  # delivered 9, booked 2
-
-
-# --------------------------------------------------------------------------- the README's screenshots
-
-
-@needs_chromium
-@pytest.mark.skipif(os.environ.get("NEWSLETTER_SAVE_SCREENSHOTS") != "1", reason="set NEWSLETTER_SAVE_SCREENSHOTS=1 to refresh docs/reports/")
-def test_save_readme_screenshots(engine, db_url, settings) -> None:  # type: ignore[no-untyped-def]
-    if not db_url.startswith("sqlite"):
-        pytest.skip("once is enough")
-    from newsletter.reports import weekly_report_email
-
-    world = build_random_world(engine, 2000, 7, ledger=(98, 1, 1, 0, 0), campaigns=8)
-    with session_scope(engine) as s:
-        for name, subject, segment in (("A", "Ketamine-assisted psychotherapy: what a session is like", "all"),
-                                       ("B", "Sleep and anxiety: five small changes", "anxiety"),
-                                       ("C", "When grief does not lift", "all")):
-            campaign = s.get(models.Campaign, world.campaigns[name])
-            campaign.subject, campaign.segment = subject, segment
-        for k, name in enumerate("DEFGH"):
-            campaign = s.get(models.Campaign, world.campaigns[name])
-            campaign.subject = ("Neuroplasticity and therapy", "Esketamine: questions we hear", "Your first consultation",
-                                "Depression in winter", "Family support, step by step")[k]
-            campaign.segment = ("all", "ketamine", "all", "depression", "all")[k]
-        report = campaign_report(s, world.campaigns["A"])
-        trends = trends_report(s, weeks=10, now=T0 + timedelta(days=52))
-    DOCS.mkdir(parents=True, exist_ok=True)
-    for html, name in ((campaign_html(report), "campaign-report.png"), (trends_html(trends), "trends-report.png")):
-        with _open(html) as browser:
-            page = _screenshot(browser)
-        _small(page.crop((0, 0, WIDTH, min(page.height, 2300)))).save(DOCS / name, optimize=True)
-    subject, html, _, images = weekly_report_email(engine, settings, T0 + timedelta(days=56, hours=15))
-    for cid, png in images.items():
-        html = html.replace(f"cid:{cid}", "data:image/png;base64," + base64.b64encode(png).decode())
-    with Browser(CHROMIUM) as browser:
-        browser.set_viewport(640, 900)
-        browser.load_html(html)
-        _small(Image.open(io.BytesIO(browser.screenshot(640)))).save(DOCS / "weekly-email.png", optimize=True)
-
-
-def _small(image: Image.Image) -> Image.Image:
-    """A 256-colour PNG: a third of the bytes, the same look for flat charts and text."""
-    return image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
 
 
 # --------------------------------------------------------------------------- plain English, sound charts
