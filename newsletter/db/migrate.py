@@ -19,7 +19,6 @@ from typing import Literal
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
@@ -31,6 +30,7 @@ _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 # APScheduler keeps its own table in the same database; migrations leave it alone.
 FOREIGN_TABLES = frozenset({"apscheduler_jobs"})
+VERSION_TABLE = "alembic_version"  # Alembic's default, where it keeps the store's revision
 
 
 # The models declare these references as foreign keys, and SQLite keeps them so. On PostgreSQL
@@ -81,7 +81,14 @@ def known_revisions() -> frozenset[str]:
 
 
 def _revision_of(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+    """The revision in Alembic's ``alembic_version`` table, read directly: Alembic's own reader
+    (``MigrationContext``) logs two INFO lines each time ("Context impl …", "Will assume …"),
+    which a worker printed above every start, and above the one line that refuses a store. Two
+    rows (branches, which this code never makes) read as one unknown revision."""
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return None
+    rows = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+    return ",".join(sorted(rows)) or None
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -121,7 +128,7 @@ class SchemaStatus:
 
 def _state(connection: Connection, revision: str | None) -> State:
     if revision is None:
-        own = set(inspect(connection).get_table_names()) - FOREIGN_TABLES - {"alembic_version"}
+        own = set(inspect(connection).get_table_names()) - FOREIGN_TABLES - {VERSION_TABLE}
         return "unversioned" if own else "empty"
     if revision == head_revision():
         return "current"
