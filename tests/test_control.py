@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from factories import add_subscribers
+from waiting import wait_until
 from newsletter.campaigns import (
     cancel, create_campaign, drain, import_article, ledger_counts, pause, resolve_ambiguous, resume, retry_failed,
     send_campaign, start_sending,
@@ -104,9 +105,8 @@ def test_slow_answer_is_ambiguous_until_the_operator_decides(engine, sg_settings
     assert first.ambiguous == 10 and first.sent == 20
     counts = _counts(engine, campaign_id)
     assert counts["ambiguous"] == 10 and counts["sent"] == 20
-    import time
-    time.sleep(2)  # let the slow request land at the fake
-    assert all(len(v) == 1 for v in fake_sendgrid.received.values()) and len(fake_sendgrid.received) == 30
+    assert wait_until(lambda: len(fake_sendgrid.received) == 30)  # the slow request lands at the fake
+    assert all(len(v) == 1 for v in fake_sendgrid.received.values())
     assert resolve_ambiguous(engine, campaign_id, resend=False) == 10
     assert _counts(engine, campaign_id)["sent"] == 30
     from newsletter.delivery.throttle import ledger_window_count
