@@ -22,6 +22,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
+from newsletter.db.filemode import store_path
 from newsletter.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -136,11 +137,15 @@ def _state(connection: Connection, revision: str | None) -> State:
 
 
 def schema_status(engine: Engine) -> SchemaStatus:
-    """Read the store's revision and compare it with this code's; changes nothing."""
+    """Read the store's revision and compare it with this code's; changes nothing (a SQLite file
+    that does not exist yet is said to be empty, not created by connecting to it)."""
+    database = engine.url.render_as_string(hide_password=True)
+    if engine.dialect.name == "sqlite" and (path := store_path(engine.url)) and not Path(path).exists():
+        return SchemaStatus(database, None, head_revision(), "empty")
     with engine.connect() as connection:
         revision = _revision_of(connection)
         state = _state(connection, revision)
-    return SchemaStatus(engine.url.render_as_string(hide_password=True), revision, head_revision(), state)
+    return SchemaStatus(database, revision, head_revision(), state)
 
 
 def ensure_current(engine: Engine) -> SchemaStatus:
