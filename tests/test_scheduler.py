@@ -170,7 +170,9 @@ def test_scheduler_steps_down_when_its_lock_connection_dies(engine, settings, ca
     with daemon:
         def holder() -> int | None:
             with engine.connect() as conn:
-                return conn.execute(text("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted")).scalar()
+                # this test's database only: another run's scheduler on the same server holds its own lock
+                return conn.execute(text("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = "
+                                         "(SELECT oid FROM pg_database WHERE datname = current_database())")).scalar()
 
         assert wait_until(lambda: holder() is not None)
         with engine.connect() as conn:
