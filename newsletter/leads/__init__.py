@@ -15,8 +15,13 @@ Public face (import from here):
   ``compose_alert``, ``compose_digest``, ``alert_key``, ``digest_key``, ``check_settings(settings)``
   (every lead setting, checked at once: call it when a daemon starts).
 
-Leads themselves are created by ``tracking`` (a person's CTA click) or here (a signup that asks
-for a consultation). Uses ``db``, ``config``, ``audiences`` (address normalising) and ``notify``.
+* writing (the one home of lead rows, ``writes.py``): ``warm_lead_from_click(db, subscriber_id,
+  campaign_id, link_id, now)`` → lead id, ``take_back_click_lead(db, subscriber_id, now)``;
+  ``tracking`` calls them, in the click's transaction, with plain ids.
+
+Leads are created here only: from a person's CTA click (``tracking`` calls
+``warm_lead_from_click``) or a signup that asks for a consultation. Uses ``db``, ``config``,
+``audiences`` (address normalising) and ``notify``.
 """
 
 from newsletter.leads.model import (
@@ -43,6 +48,7 @@ from newsletter.leads.notices import (
     send_daily_digest,
 )
 from newsletter.leads.queries import LeadRow, export_csv, lead_row, list_leads
+from newsletter.leads.writes import take_back_click_lead, warm_lead_from_click
 from newsletter.leads.scoring import ScoreRules, engagement_score, parse_points, score_leads
 
 __all__ = [
@@ -50,5 +56,6 @@ __all__ = [
     "SignupLead", "StatusChange", "check_status", "create_signup_lead", "history", "update_status",
     "ScoreRules", "engagement_score", "parse_points", "score_leads",
     "LeadRow", "list_leads", "lead_row", "export_csv",
+    "warm_lead_from_click", "take_back_click_lead",
     "TickResult", "check_settings", "leads_tick", "send_daily_digest", "compose_alert", "compose_digest", "alert_key", "digest_key",
 ]

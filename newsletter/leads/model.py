@@ -1,8 +1,8 @@
 """Leads: who asked to connect, where they stand, and every change with who made it and when.
 
-A lead is created by a person's click on a campaign's call to action (``tracking`` does that,
-in the same transaction as the click) or by a signup that asks for a consultation
-(:func:`create_signup_lead`). Staff move it along with :func:`update_status`; each move is a
+A lead is created by a person's click on a campaign's call to action (``tracking`` calls this
+room's ``warm_lead_from_click`` in the same transaction as the click) or by a signup that asks
+for a consultation (:func:`create_signup_lead`); both statements live in ``leads/writes.py``. Staff move it along with :func:`update_status`; each move is a
 row in ``lead_status_changes``.
 
 Statuses and the moves allowed between them (anything else is refused, naming the moves that
@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from newsletter.audiences import InvalidEmail, normalise_email
 from newsletter.db.models import LEAD_STATUSES, Lead, LeadStatusChange, Subscriber, utcnow
 from newsletter.errors import NotFound, UserError
+from newsletter.leads.writes import insert_signup_lead
 
 STATUSES: tuple[str, ...] = LEAD_STATUSES  # new, contacted, booked, client, not_a_fit, lost
 #: Statuses of a lead still in the pipeline (the digest's "warm" list looks at the first two).
@@ -190,19 +191,8 @@ def create_signup_lead(session: Session, email: str, *, source: str = "signup", 
     who = _check_person(by) if by is not None else f"{SYSTEM_PREFIX}{source}"
     now = now or utcnow()
     subscriber = _find_subscriber(session, email)
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as upsert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as upsert
-    lead_id = session.execute(
-        upsert(Lead).values(subscriber_id=subscriber.id, status="new", score=0, cta_clicks=0, source=source,
-                            note=text, status_changed_at=now, created_at=now, updated_at=now)
-        .on_conflict_do_nothing(index_elements=[Lead.subscriber_id]).returning(Lead.id)
-    ).scalar()
+    lead_id = insert_signup_lead(session, subscriber.id, source=source, note=text, by=who, now=now)
     if lead_id is None:
         existing = session.execute(select(Lead.id, Lead.status).where(Lead.subscriber_id == subscriber.id)).one()
         return SignupLead(int(existing.id), False, existing.status)
-    session.execute(insert(LeadStatusChange).values(lead_id=lead_id, from_status=None, to_status="new",
-                                                    changed_by=who, note=text, changed_at=now))
-    return SignupLead(int(lead_id), True, "new")
+    return SignupLead(lead_id, True, "new")

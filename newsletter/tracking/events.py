@@ -32,19 +32,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.db.models import (
     CampaignLink,
     Delivery,
     Event,
-    Lead,
     Subscriber,
     Suppression,
     UTCDateTime,
     utcnow,
 )
+from newsletter.leads import take_back_click_lead, warm_lead_from_click
 from newsletter.tracking.classify import Classifier, Verdict, default_classifier
 from newsletter.tracking.options import DEFAULT_OPTIONS, TrackingOptions
 from newsletter.tracking.privacy import store_ip
@@ -314,11 +314,7 @@ def mark_burst(db: Db, event_ids: list[int], now: datetime) -> None:
         if lead_event is None or subscriber_id is None:
             continue
         db.execute(update(EVENTS).where(EVENTS.c.id == lead_event).values(is_machine=True, machine_reason="burst_clicks"))
-        leads = Lead.__table__
-        db.execute(update(leads).where(leads.c.subscriber_id == subscriber_id)
-                   .values(cta_clicks=leads.c.cta_clicks - 1, updated_at=now))
-        db.execute(delete(leads).where(leads.c.subscriber_id == subscriber_id, leads.c.cta_clicks <= 0,
-                                       leads.c.status == "new", leads.c.source == "cta_click"))  # a signup stays
+        take_back_click_lead(db, subscriber_id, now)
 
 
 def record_clicks(db: Db, items: Sequence[tuple[int, int, RequestInfo, datetime]], *,
@@ -482,65 +478,11 @@ def confirm_cta(session: Db, delivery_id: int, position: int, request: RequestIn
 def _count_lead(db: Db, target: _Target, delivery_id: int, now: datetime, options: TrackingOptions, *,
                 via: str) -> int:
     """The lead, and a ``lead`` event so reports count CTA → lead per campaign."""
-    lead_id = _create_or_warm_lead(db, target.subscriber_id, target.campaign_id, target.link_id, now)
+    lead_id = warm_lead_from_click(db, target.subscriber_id, target.campaign_id, target.link_id, now)
     _insert_event(db, type_="lead", campaign_id=target.campaign_id, delivery_id=delivery_id,
                   subscriber_id=target.subscriber_id, verdict=Verdict(False), request=None, now=now, options=options,
                   link_id=target.link_id, data={"via": via})
     return lead_id
-
-
-def _create_or_warm_lead(session: Db, subscriber_id: int, campaign_id: int, link_id: int | None,
-                         now: datetime) -> int:
-    """One statement, so two simultaneous first clicks make one lead with two clicks.
-
-    ``leads.subscriber_id`` is unique; ``INSERT … ON CONFLICT (subscriber_id) DO UPDATE`` is
-    atomic on both stores, where a read-then-insert would race. The lead keeps the campaign and
-    link it came from first (a lead without one, from a signup, takes this click's); later
-    clicks only warm it. ``last_engaged_at`` moves forward, never back (batches may arrive out
-    of order). The lead's first history row follows in the same transaction
-    (:func:`_record_lead_creation`).
-    """
-    from sqlalchemy import case  # imported here: this function is all the leads work does in this module
-
-    insert_ = dialect_insert(session)
-    statement = insert_(Lead).values(
-        subscriber_id=subscriber_id, campaign_id=campaign_id, link_id=link_id,
-        status="new", score=0, cta_clicks=1, source="cta_click", last_engaged_at=now, status_changed_at=now,
-        created_at=now, updated_at=now,
-    )
-    has_campaign = Lead.campaign_id.is_not(None)
-    statement = statement.on_conflict_do_update(
-        index_elements=[Lead.subscriber_id],
-        set_={"cta_clicks": Lead.cta_clicks + 1, "updated_at": now,
-              "campaign_id": case((has_campaign, Lead.campaign_id), else_=statement.excluded.campaign_id),
-              "link_id": case((has_campaign, Lead.link_id), else_=statement.excluded.link_id),
-              "last_engaged_at": case((Lead.last_engaged_at > statement.excluded.last_engaged_at, Lead.last_engaged_at),
-                                      else_=statement.excluded.last_engaged_at)},
-    ).returning(Lead.id)
-    lead_id = int(session.execute(statement).scalar_one())
-    _record_lead_creation(session, lead_id)
-    return lead_id
-
-
-def _record_lead_creation(session: Db, lead_id: int) -> None:
-    """The lead's creation in ``lead_status_changes`` (nothing → new, by ``system:cta_click``),
-    written only when the lead has no history yet, i.e. this click created it.
-
-    Race-safe with the upsert above, in the caller's transaction: a second first click waits on
-    the unique index until the first one's transaction (lead and history row) commits, then this
-    statement, with a fresh snapshot (READ COMMITTED), sees that history row and adds nothing;
-    SQLite runs one writer at a time. ``changed_at`` is the lead's own ``created_at``.
-    """
-    from sqlalchemy import exists, literal, null
-
-    from newsletter.db.models import LeadStatusChange
-
-    history, leads = LeadStatusChange.__table__, Lead.__table__
-    session.execute(insert(history).from_select(
-        ["lead_id", "from_status", "to_status", "changed_by", "changed_at"],
-        select(leads.c.id, null(), literal("new"), literal("system:cta_click"), leads.c.created_at)
-        .where(leads.c.id == lead_id, ~exists().where(history.c.lead_id == lead_id)),
-    ))
 
 
 # --- unsubscribe -----------------------------------------------------------------------------
