@@ -108,7 +108,7 @@ class CheckContext:
     sample_token: str | None = None  # the token in the preview, to size real ones
     screenshots_dir: Path | None = None
     campaign_id: int | None = None
-    spamd_host: str | None = None  # settings.spamd_host; None falls back to the environment
+    spamd_host: str | None = None  # settings.spamd_host; None or empty: the local spamassassin
 
     @property
     def public_base(self) -> str:

@@ -114,9 +114,11 @@ def score_message(eml: bytes, spamd_host: str | None = None) -> SpamResult:
     """Run SpamAssassin (or spamc) on ``eml``. Raises SpamAssassinMissing, TimeoutExpired, RuntimeError.
 
     Results are remembered per message hash for the life of the process (tests ask twice).
+    ``spamd_host`` is ``settings.spamd_host`` (``NEWSLETTER_SPAMD_HOST``, read by ``config`` only);
+    None or empty runs ``spamassassin -L -t`` here.
     """
     digest = hashlib.sha256(eml).hexdigest()
-    spamd = (spamd_host if spamd_host is not None else os.environ.get(SPAMD_HOST_ENV, "")).strip()
+    spamd = (spamd_host or "").strip()
     key = f"{spamd}:{digest}"
     if key in _CACHE:
         return _CACHE[key]
