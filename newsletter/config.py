@@ -4,6 +4,12 @@ Precedence, highest first: process environment, ``.env`` in the working folder, 
 ``[newsletter]`` table of ``newsletter.toml`` in the working folder, then the defaults below.
 Secrets (the SendGrid key, the signing key) only ever come from the environment or ``.env``;
 ``repr`` hides them so they never reach a log.
+
+Compound values (the time zone, quiet hours, the digest and weekly report times, lead points)
+are parsed once, when ``Settings`` is built (``newsletter.settings_types``): a bad one stops
+the command at load with one line naming its variable, and rooms read the typed values
+(``settings.zone``, ``.quiet``, ``.digest_time``, ``.weekly_report_time``, ``.point_values``).
+No room reads the environment for a setting: it is read here only.
 """
 
 from __future__ import annotations
@@ -12,12 +18,15 @@ import os
 import secrets
 import tomllib
 from dataclasses import dataclass, field, fields, replace
+from datetime import time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from dotenv import dotenv_values
 
 from newsletter.errors import UserError
+from newsletter.settings_types import QuietHours, WeeklyTime, parse_daily, parse_points, parse_weekly, zone_named
 
 #: More requests out at once than this only queue up at the provider and hold more rows in flight.
 MAX_SEND_CONCURRENCY = 16
@@ -74,6 +83,7 @@ ENV_VARS: dict[str, tuple[str, type]] = {
     "NEWSLETTER_NURTURE_TICK_SECONDS": ("nurture_tick_seconds", float),
 }
 
+_ENV_OF = {fname: env_name for env_name, (fname, _) in ENV_VARS.items()}
 _SECRET_FIELDS = {"sendgrid_api_key", "secret_key"}
 SECRET_FILE = ".newsletter-secret"
 
@@ -128,6 +138,25 @@ class Settings:
     # Nurture sequences: no sends in the recipient's local quiet hours.
     quiet_hours: str = "20:00-09:00"
     nurture_tick_seconds: float = 30.0
+    # The compound values above, parsed once when the object is built (``__post_init__``, so
+    # ``with_overrides`` re-parses): rooms read these and never parse the strings again.
+    zone: ZoneInfo = field(init=False, repr=False, compare=False)  # default_timezone
+    quiet: QuietHours = field(init=False, repr=False, compare=False)  # quiet_hours
+    digest_time: time = field(init=False, repr=False, compare=False)  # digest_at
+    weekly_report_time: WeeklyTime = field(init=False, repr=False, compare=False)  # weekly_report_at
+    point_values: dict[str, float] = field(init=False, repr=False, compare=False)  # lead_points
+
+    def __post_init__(self) -> None:
+        """Parse each compound setting once; a bad one raises a ``UserError`` naming its variable."""
+        parsed = {
+            "zone": zone_named(self.default_timezone, _ENV_OF["default_timezone"]),
+            "quiet": QuietHours.parse(self.quiet_hours, _ENV_OF["quiet_hours"]),
+            "digest_time": parse_daily(self.digest_at, _ENV_OF["digest_at"]),
+            "weekly_report_time": parse_weekly(self.weekly_report_at, _ENV_OF["weekly_report_at"]),
+            "point_values": parse_points(self.lead_points, _ENV_OF["lead_points"]),
+        }
+        for name, value in parsed.items():
+            object.__setattr__(self, name, value)  # frozen: set once, here
 
     @property
     def transport_name(self) -> str:
@@ -160,13 +189,18 @@ class Settings:
             handle.write(key)
         return key
 
-    def with_overrides(self, **changes: Any) -> "Settings":
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with some settings changed (as strings, like the environment's); the compound
+        ones are parsed again, so a bad value raises here, naming its variable."""
         return replace(self, **changes)
 
     def redacted(self) -> dict[str, Any]:
-        """All settings as a dict, secrets shown only as set/unset (for `--json` and logs)."""
+        """All settings as a dict, secrets shown only as set/unset (for `--json` and logs).
+        The parsed values are left out: the strings they came from are there."""
         out: dict[str, Any] = {}
         for f in fields(self):
+            if not f.init:
+                continue
             value = getattr(self, f.name)
             out[f.name] = ("<set>" if value else "<unset>") if f.name in _SECRET_FIELDS else value
         return out

@@ -46,9 +46,7 @@ def _who(by: str | None) -> str:
 
 
 def _local(value: Any, settings: Settings) -> str:
-    from newsletter.leads.notices import local_zone
-
-    return value.astimezone(local_zone(settings)).strftime("%Y-%m-%d %H:%M") if value else ""
+    return value.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M") if value else ""
 
 
 @app.command("list")

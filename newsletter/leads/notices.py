@@ -15,10 +15,8 @@ screen, and this is a mental-health clinic.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import date, datetime, timedelta, tzinfo
 
 from jinja2 import Environment, StrictUndefined
 from sqlalchemy import Engine, String, cast, exists, literal
@@ -27,7 +25,6 @@ from sqlalchemy.orm import Session
 from newsletter.config import Settings
 from newsletter.db import session_scope
 from newsletter.db.models import Lead, Notification, Subscriber, utcnow
-from newsletter.errors import UserError
 from newsletter.leads.model import LABELS
 from newsletter.leads.queries import LeadRow, lead_rows, lead_select, new_leads, warm_leads
 from newsletter.leads.scoring import score_leads
@@ -39,7 +36,6 @@ ALERT_SETTLE = timedelta(seconds=60)
 ALERT_MAX_AGE = timedelta(days=7)
 ALERTS_PER_TICK = 50
 FAILURES_PER_TICK = 3  # the transport is probably down: stop asking it, the next tick retries
-_HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _DONE = ("sent", "sending", "ambiguous", "skipped")
 QUIET_DAY = "no new or warm leads"
 
@@ -52,29 +48,13 @@ def digest_key(day: date) -> str:
     return f"digest:{day.isoformat()}"
 
 
-def local_zone(settings: Settings) -> tzinfo:
-    try:
-        return ZoneInfo(settings.default_timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise UserError(f"unknown time zone {settings.default_timezone!r} (an IANA name such as Europe/London)",
-                        where="NEWSLETTER_TIMEZONE") from None
-
-
-def digest_time(settings: Settings) -> time:
-    match = _HHMM.match((settings.digest_at or "").strip())
-    if not match:
-        raise UserError(f"expected a local time as HH:MM, got {settings.digest_at!r}", where="NEWSLETTER_DIGEST_AT")
-    return time(int(match.group(1)), int(match.group(2)))
-
-
 def check_settings(settings: Settings) -> None:
     """Every lead setting read, so a daemon can refuse a bad one at start rather than at 08:00.
-    Raises :class:`UserError` naming the variable."""
+    Raises :class:`UserError` naming the variable. (The time zone, the digest time and the
+    points were parsed and checked when ``settings`` was built; the half-life is checked here.)"""
     from newsletter.leads.scoring import ScoreRules
 
     ScoreRules.from_settings(settings)
-    local_zone(settings)
-    digest_time(settings)
 
 
 def _when(value: datetime | None, zone: tzinfo) -> str:
@@ -165,7 +145,7 @@ _DIGEST_HTML = """\
 
 def compose_alert(lead: LeadRow, settings: Settings) -> tuple[str, str, str]:
     """Subject, HTML and text of the alert for one new lead."""
-    zone = local_zone(settings)
+    zone = settings.zone
     subject = f"New lead #{lead.id}" + (f" from “{lead.campaign}”" if lead.campaign else "")
     return (subject, _env.from_string(_ALERT_HTML).render(lead=lead, zone=zone),
             _text_env.from_string(_ALERT_TEXT).render(lead=lead, zone=zone))
@@ -174,7 +154,7 @@ def compose_alert(lead: LeadRow, settings: Settings) -> tuple[str, str, str]:
 def compose_digest(day: date, since: datetime, new: list[LeadRow], warm: list[LeadRow],
                    settings: Settings) -> tuple[str, str, str]:
     """Subject, HTML and text of the daily digest."""
-    zone = local_zone(settings)
+    zone = settings.zone
     label = day.strftime("%a %d %b %Y")
     subject = f"Leads for {label}: {len(new)} new, {len(warm)} warm"
     warm_title = f"Warm (score {settings.warm_lead_score:g} or more, not yet booked)"
@@ -214,7 +194,6 @@ def leads_tick(engine: Engine, settings: Settings, now: datetime | None = None) 
     logged and retried on the next call; after ``FAILURES_PER_TICK`` failures this call stops.
     """
     now = now or utcnow()
-    local_zone(settings)  # a bad setting is said before anything is written
     with session_scope(engine) as session:
         rescored = score_leads(session, now, settings)
         pending = pending_alerts(session, now)
@@ -256,7 +235,7 @@ def send_daily_digest(engine: Engine, settings: Settings, now: datetime | None =
     ``notify.StaffMailError`` when the send fails; the next call retries.
     """
     now = now or utcnow()
-    zone, at = local_zone(settings), digest_time(settings)
+    zone, at = settings.zone, settings.digest_time
     local = now.astimezone(zone)
     if local.time().replace(tzinfo=None) < at:
         return False

@@ -36,9 +36,12 @@ from sqlalchemy.orm import Session
 from newsletter.config import Settings
 from newsletter.db.models import CampaignLink, Event, Lead, UTCDateTime
 from newsletter.errors import UserError
+from newsletter.settings_types import parse_points
 
-KINDS = ("open", "click", "cta")
-DEFAULT_POINTS = {"open": 1.0, "click": 3.0, "cta": 10.0}
+# parse_points is the face's name for the one points parser; config parses the setting with it.
+__all__ = ["HORIZON_HALF_LIVES", "ScoreRules", "engagement_score", "event_kind", "lead_scores", "parse_points",
+           "score_leads", "stored_score"]
+
 HORIZON_HALF_LIVES = 10
 
 
@@ -49,7 +52,7 @@ class ScoreRules:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ScoreRules":
-        return cls(parse_points(settings.lead_points), _half_life(settings.lead_half_life_days))
+        return cls(dict(settings.point_values), _half_life(settings.lead_half_life_days))
 
     def weight(self, kind: str, age: timedelta) -> float:
         """Points for one event of ``kind`` that happened ``age`` ago."""
@@ -59,27 +62,6 @@ class ScoreRules:
     @property
     def horizon(self) -> timedelta:
         return timedelta(days=self.half_life_days * HORIZON_HALF_LIVES)
-
-
-def parse_points(text: str, where: str = "NEWSLETTER_LEAD_POINTS") -> dict[str, float]:
-    """``"open=1,click=3,cta=10"`` → points per kind. A kind left out keeps its default."""
-    points = dict(DEFAULT_POINTS)
-    for item in (text or "").split(","):
-        if not item.strip():
-            continue
-        name, sep, value = item.partition("=")
-        name = name.strip().lower()
-        if not sep or name not in KINDS:
-            raise UserError(f"expected kind=points with kind one of {', '.join(KINDS)}, got {item.strip()!r}",
-                            where=where)
-        try:
-            number = float(value)
-        except ValueError:
-            raise UserError(f"points for {name} must be a number, got {value.strip()!r}", where=where) from None
-        if not math.isfinite(number) or number < 0:
-            raise UserError(f"points for {name} must be zero or more, got {value.strip()!r}", where=where)
-        points[name] = number
-    return points
 
 
 def _half_life(days: float) -> float:

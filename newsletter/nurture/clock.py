@@ -16,76 +16,17 @@ Wall-clock rules, chosen to be deterministic:
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from newsletter.errors import UserError
 from newsletter.nurture.sequences import Delay
+from newsletter.settings_types import QuietHours, find_zone
 
-_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
-NO_QUIET = ("", "none", "off")
-
-
-@dataclass(frozen=True)
-class QuietHours:
-    """Local hours without sends, ``start`` inclusive to ``end`` exclusive; may wrap midnight."""
-
-    start: time | None = None
-    end: time | None = None
-
-    @classmethod
-    def parse(cls, text: str | None, where: str = "NEWSLETTER_QUIET_HOURS") -> "QuietHours":
-        """``"20:00-09:00"``; empty, ``none`` or ``off`` for no quiet hours."""
-        raw = (text or "").strip().lower()
-        if raw in NO_QUIET:
-            return cls()
-        parts = [p.strip() for p in raw.split("-")]
-        matches = [_HHMM.match(p) for p in parts] if len(parts) == 2 else []
-        if len(matches) != 2 or not all(matches):
-            raise UserError(f"expected quiet hours as HH:MM-HH:MM (e.g. 20:00-09:00) or 'none', got {text!r}",
-                            where=where)
-        start, end = (time(int(m.group(1)), int(m.group(2))) for m in matches if m)
-        if start == end:
-            raise UserError("the quiet hours start and end at the same time; use 'none' for no quiet hours",
-                            where=where)
-        return cls(start, end)
-
-    @property
-    def active(self) -> bool:
-        return self.start is not None
-
-    def contains(self, clock: time) -> bool:
-        if self.start is None or self.end is None:
-            return False
-        clock = clock.replace(tzinfo=None, fold=0)
-        if self.start < self.end:
-            return self.start <= clock < self.end
-        return clock >= self.start or clock < self.end
-
-    def __str__(self) -> str:
-        if self.start is None or self.end is None:
-            return "none"
-        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+__all__ = ["QuietHours", "add_delay", "due_at", "in_daytime", "local_label", "next_allowed", "wall", "zone"]
 
 
-def zone(name: str | None, default: str) -> ZoneInfo:
-    """The subscriber's IANA zone, or ``default`` when it is missing or unknown."""
-    for candidate in (name, default):
-        if candidate:
-            try:
-                return ZoneInfo(candidate.strip())
-            except (ZoneInfoNotFoundError, ValueError):
-                continue
-    return default_zone(default)
-
-
-def default_zone(default: str, where: str = "NEWSLETTER_TIMEZONE") -> ZoneInfo:
-    try:
-        return ZoneInfo((default or "UTC").strip())
-    except (ZoneInfoNotFoundError, ValueError):
-        raise UserError(f"{default!r} is not an IANA time zone (e.g. America/Los_Angeles)", where=where) from None
+def zone(name: str | None, default: tzinfo) -> tzinfo:
+    """The subscriber's IANA zone, or ``default`` (``settings.zone``) when it is missing or unknown."""
+    return find_zone(name) or default
 
 
 def wall(day: date, clock: time, tz: tzinfo, fold: int = 0) -> datetime:

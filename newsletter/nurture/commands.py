@@ -52,14 +52,14 @@ def simulate_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Print the timeline a lead would live through, with local send times. Sends nothing, stores nothing."""
-    from newsletter.nurture import QuietHours, load_sequence, parse_events, simulate
-    from newsletter.nurture.clock import default_zone
+    from newsletter.nurture import load_sequence, parse_events, simulate
+    from newsletter.settings_types import zone_named
 
     settings = load_settings()
     seq = load_sequence(sequence, settings.audiences_dir, settings.templates_dir)
-    tz = default_zone(tz_name, "--timezone") if tz_name else default_zone(settings.default_timezone)
+    tz = zone_named(tz_name, "--timezone") if tz_name else settings.zone
     timeline = simulate(seq, start=_start(start, tz), days=days, events=parse_events(events), tz=tz,
-                        quiet=QuietHours.parse(settings.quiet_hours), lead_points=settings.lead_points,
+                        quiet=settings.quiet, lead_points=settings.point_values,
                         half_life_days=settings.lead_half_life_days)
     if as_json:
         print_json(timeline.to_dict())

@@ -36,7 +36,7 @@ from newsletter.config import Settings
 from newsletter.db import models, session_scope
 from newsletter.delivery import Transport
 from newsletter.errors import NotFound, UserError
-from newsletter.nurture.clock import QuietHours, default_zone, zone
+from newsletter.nurture.clock import QuietHours, zone
 from newsletter.nurture.plan import Facts, decide, first_due, following
 from newsletter.nurture.sequences import Sequence, load_all, load_sequence
 from newsletter.nurture.steps import ensure_step_campaigns
@@ -83,10 +83,6 @@ def _insert(session: Session):  # type: ignore[no-untyped-def]
     return (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert
 
 
-def _quiet(settings: Settings) -> QuietHours:
-    return QuietHours.parse(settings.quiet_hours)
-
-
 # --- the tick --------------------------------------------------------------------------------
 
 
@@ -94,8 +90,7 @@ def nurture_tick(engine: Engine, settings: Settings, now: datetime, transport: T
     """One pass over every sequence; safe to run from several processes at once."""
     if now.tzinfo is None:
         raise ValueError("now must be time-zone aware")
-    quiet = _quiet(settings)
-    default_zone(settings.default_timezone)  # a wrong NEWSLETTER_TIMEZONE is said now, not per subscriber
+    quiet = settings.quiet  # parsed and checked when the settings were loaded, like settings.zone
     sequences, errors = load_all(settings.audiences_dir, settings.templates_dir)
     for error in errors:  # a broken file is skipped; its readers wait until it is fixed
         log.error("nurture sequence file skipped: %s", error)
@@ -157,7 +152,7 @@ def enroll_new_leads(engine: Engine, settings: Settings, sequence: Sequence, now
 
 def _add_enrollment(session: Session, settings: Settings, sequence: Sequence, subscriber_id: int,
                     lead_id: int | None, tz_name: str | None, now: datetime, quiet: QuietHours) -> int:
-    due = first_due(sequence, now, zone(tz_name, settings.default_timezone), quiet)
+    due = first_due(sequence, now, zone(tz_name, settings.zone), quiet)
     statement = (_insert(session)(E)
                  .values(sequence=sequence.name, subscriber_id=subscriber_id, lead_id=lead_id, status="active",
                          next_step=0, next_due_at=due, enrolled_at=now, updated_at=now)
@@ -170,7 +165,7 @@ def enroll(engine: Engine, settings: Settings, sequence_name: str, email: str, n
     """Put one subscriber into a sequence by hand (staff, tests). Returns (enrollment id,
     created); a reader already enrolled, even one who left, is not enrolled again."""
     sequence = load_sequence(sequence_name, settings.audiences_dir, settings.templates_dir)
-    quiet = _quiet(settings)
+    quiet = settings.quiet
     with session_scope(engine) as session:
         subscriber = _subscriber(session, email)
         sendable = session.scalar(select(models.sendable()).where(S.id == subscriber.id))
@@ -301,7 +296,7 @@ def _advance_one(session: Session, settings: Settings, sequence: Sequence, campa
         return
     subscriber = session.get(S, enrollment.subscriber_id)
     assert subscriber is not None  # the foreign key cascades
-    tz = zone(subscriber.timezone, settings.default_timezone)
+    tz = zone(subscriber.timezone, settings.zone)
     decision = decide(sequence, index, enrollment.next_due_at, facts_for(session, sequence, campaigns, subscriber),
                       now, tz, quiet)
     if decision.action == "exit":

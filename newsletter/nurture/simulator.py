@@ -24,6 +24,7 @@ The lead's score is estimated as the leads room scores: points per human event
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, time, timezone, tzinfo
 
@@ -31,6 +32,7 @@ from newsletter.errors import UserError
 from newsletter.nurture.clock import QuietHours, add_delay, local_label, wall
 from newsletter.nurture.plan import Decision, Facts, decide, exit_reason, first_due, following
 from newsletter.nurture.sequences import Delay, Sequence
+from newsletter.settings_types import DEFAULT_POINTS
 
 _EVENT = re.compile(r"^day(\d{1,3})(?:@([01]\d|2[0-3]):([0-5]\d))?:([a-z_]+)(?:=(.+))?$")
 SIMPLE_KINDS = ("open", "click", "cta", "booked", "book", "unsubscribe", "bounce", "complain", "suppress", "remove")
@@ -73,18 +75,6 @@ def parse_events(text: str | None, where: str = "--events") -> list[ScriptEvent]
         clock = time(int(match.group(2)), int(match.group(3))) if match.group(2) else None
         out.append(ScriptEvent(int(match.group(1)), clock, kind, value, raw.strip()))
     return out
-
-
-def parse_points(text: str) -> dict[str, float]:
-    """``open=1,click=3,cta=10`` (the leads setting); unknown or broken parts count zero."""
-    points: dict[str, float] = {}
-    for part in (text or "").split(","):
-        name, _, value = part.partition("=")
-        try:
-            points[name.strip()] = float(value)
-        except ValueError:
-            continue
-    return points
 
 
 @dataclass
@@ -140,7 +130,7 @@ class Timeline:
 class _Reader:
     """The simulated reader: what the scripted events have made true so far."""
 
-    def __init__(self, start: datetime, points: dict[str, float], half_life_days: float) -> None:
+    def __init__(self, start: datetime, points: Mapping[str, float], half_life_days: float) -> None:
         self.facts = Facts(lead_status="new")
         self.removed = False
         self.last_sent: int | None = None
@@ -196,8 +186,10 @@ def _event_time(event: ScriptEvent, start: datetime, tz: tzinfo) -> datetime:
 
 
 def simulate(sequence: Sequence, *, start: datetime, days: int, events: list[ScriptEvent], tz: tzinfo,
-             quiet: QuietHours, lead_points: str = "open=1,click=3,cta=10", half_life_days: float = 14.0) -> Timeline:
-    """The timeline of one lead entering ``sequence`` at ``start``, for ``days`` days."""
+             quiet: QuietHours, lead_points: Mapping[str, float] = DEFAULT_POINTS,
+             half_life_days: float = 14.0) -> Timeline:
+    """The timeline of one lead entering ``sequence`` at ``start``, for ``days`` days; ``lead_points``
+    is ``settings.point_values`` (points per kind, already parsed)."""
     if start.tzinfo is None:
         raise ValueError("start must be time-zone aware")
     if not 1 <= days <= MAX_DAYS:
@@ -214,7 +206,7 @@ def simulate(sequence: Sequence, *, start: datetime, days: int, events: list[Scr
                                       s.subject if s and kind in ("sent", "skipped", "waiting") else None, text))
 
     script = sorted(((_event_time(e, start, tz), i, e) for i, e in enumerate(events)), key=lambda x: (x[0], x[1]))
-    reader = _Reader(start, parse_points(lead_points), half_life_days)
+    reader = _Reader(start, lead_points, half_life_days)
     note(start, "enrolled", text=f"entered {sequence.name} ({sequence.entry.on})")
     index, due = 0, first_due(sequence, start, tz, quiet)
     check, waiting, k = due, False, 0

@@ -81,7 +81,7 @@ def sequence_status(engine: Engine, settings: Settings, name: str) -> dict[str, 
             "suppressed": rows.get("suppressed", 0),
             "human_opens": human.get((cid or -1, "open"), 0), "human_clicks": human.get((cid or -1, "click"), 0),
         })
-    return {"name": sequence.name, "description": sequence.description, "quiet_hours": settings.quiet_hours,
+    return {"name": sequence.name, "description": sequence.description, "quiet_hours": str(settings.quiet),
             "entry": {"on": sequence.entry.on, "campaign_kind": sequence.entry.campaign_kind,
                       "article": sequence.entry.article, "within": str(sequence.entry.within)},
             "exit_lead_statuses": list(sequence.exit_lead_statuses), **counts,

@@ -15,9 +15,8 @@ active then). New leads are ``leads.created_at``; bookings are each lead's first
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -26,6 +25,7 @@ from newsletter.db import models
 from newsletter.db.models import utcnow
 from newsletter.errors import UserError
 from newsletter.reports.figures import BOOKED_STATUSES, analytics, campaign_figures, funnel, rates, sum_figures
+from newsletter.settings_types import as_zone
 
 C = models.Campaign
 S = models.Subscriber
@@ -33,20 +33,23 @@ LOST = ("unsubscribed", "bounced", "complained")
 MAX_WEEKS = 520
 
 
-def zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise UserError(f"unknown time zone {name!r} (an IANA name such as America/Los_Angeles)",
-                        where="NEWSLETTER_TIMEZONE") from None
+def zone(value: str | tzinfo) -> tzinfo:
+    """``settings.zone`` as it is; a name (tests, callers holding one) looked up once, naming
+    NEWSLETTER_TIMEZONE when unknown."""
+    return as_zone(value, "NEWSLETTER_TIMEZONE")
 
 
-def week_label(moment: datetime, tz: ZoneInfo) -> str:
+def _zone_name(tz: tzinfo) -> str:
+    """The IANA name a report shows (``ZoneInfo.key``)."""
+    return str(getattr(tz, "key", tz))
+
+
+def week_label(moment: datetime, tz: tzinfo) -> str:
     year, week, _ = moment.astimezone(tz).isocalendar()
     return f"{year}-W{week:02d}"
 
 
-def week_bounds(now: datetime, weeks: int, tz: ZoneInfo, *, include_current: bool) -> list[tuple[datetime, datetime]]:
+def week_bounds(now: datetime, weeks: int, tz: tzinfo, *, include_current: bool) -> list[tuple[datetime, datetime]]:
     """``weeks`` consecutive [Monday 00:00, next Monday 00:00) in ``tz``, oldest first, as UTC.
 
     The current (unfinished) week is the last one unless ``include_current`` is false, in which
@@ -57,12 +60,12 @@ def week_bounds(now: datetime, weeks: int, tz: ZoneInfo, *, include_current: boo
     monday = today - timedelta(days=today.weekday()) - timedelta(weeks=0 if include_current else 1)
 
     def at(day: date) -> datetime:
-        return datetime.combine(day, time(0), tzinfo=tz).astimezone(ZoneInfo("UTC"))
+        return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
 
     return [(at(monday - timedelta(weeks=k)), at(monday - timedelta(weeks=k - 1))) for k in range(weeks - 1, -1, -1)]
 
 
-def _campaign_row(campaign: C, figures: dict[str, int], tz: ZoneInfo) -> dict[str, Any]:
+def _campaign_row(campaign: C, figures: dict[str, int], tz: tzinfo) -> dict[str, Any]:
     stages = funnel(figures)
     return {"campaign_id": campaign.id, "name": campaign.name, "subject": campaign.subject,
             "segment": campaign.segment, "kind": campaign.kind, "status": campaign.status,
@@ -114,9 +117,10 @@ def _best_and_worst(rows: list[dict[str, Any]], top: int) -> tuple[list[dict[str
     return ranked[:k], (ranked[len(ranked) - k:][::-1] if len(ranked) > 1 else [])
 
 
-def trends_report(session: Session, *, weeks: int = 12, now: datetime | None = None, timezone: str = "UTC",
+def trends_report(session: Session, *, weeks: int = 12, now: datetime | None = None, timezone: str | tzinfo = "UTC",
                   include_current: bool = True, top: int = 3) -> dict[str, Any]:
-    """The figures behind ``newsletter report`` (no campaign id) and the weekly email."""
+    """The figures behind ``newsletter report`` (no campaign id) and the weekly email;
+    ``timezone`` is ``settings.zone`` or an IANA name."""
     tz = zone(timezone)
     now = now or utcnow()
     analytics(session)
@@ -137,7 +141,7 @@ def trends_report(session: Session, *, weeks: int = 12, now: datetime | None = N
     best, worst = _best_and_worst(rows, top)
     totals_growth = {key: sum(w["growth"][key] for w in week_rows) for key in ("new", "unsubscribed", "bounced", "complained", "net")}
     return {
-        "period": {"weeks": weeks, "start": start.isoformat(), "end": end.isoformat(), "timezone": timezone,
+        "period": {"weeks": weeks, "start": start.isoformat(), "end": end.isoformat(), "timezone": _zone_name(tz),
                    "first_week": week_rows[0]["week"], "last_week": week_rows[-1]["week"],
                    "generated_at": now.isoformat()},
         "totals": {**_summary([figures[c.id] for c in newsletters]), "growth": totals_growth,

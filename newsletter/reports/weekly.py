@@ -15,7 +15,7 @@ a week in which nothing happened is not mailed (settled as skipped, and logged).
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import Engine
@@ -33,14 +33,14 @@ TREND_WEEKS = 12
 IMAGES = ("report-funnel", "report-trend", "report-growth")
 
 
-def reported_week(now: datetime, timezone: str) -> tuple[int, int]:
+def reported_week(now: datetime, timezone: str | tzinfo) -> tuple[int, int]:
     """(ISO year, week) of the week that ended most recently before ``now`` in ``timezone``."""
     local = now.astimezone(zone(timezone)) - timedelta(days=7)
     year, week, _ = local.isocalendar()
     return year, week
 
 
-def notification_key(now: datetime, timezone: str) -> str:
+def notification_key(now: datetime, timezone: str | tzinfo) -> str:
     year, week = reported_week(now, timezone)
     return f"weekly-report:{year}-W{week:02d}"
 
@@ -69,7 +69,7 @@ def _charts(trends: dict[str, Any], week: dict[str, Any]) -> dict[str, bytes]:
 
 def _context(trends: dict[str, Any], settings: Settings) -> dict[str, Any]:
     week, before = trends["weeks"][-1], trends["weeks"][-2] if len(trends["weeks"]) > 1 else None
-    tz = zone(settings.default_timezone)
+    tz = settings.zone
     start = datetime.fromisoformat(week["start"]).astimezone(tz)
     last_day = datetime.fromisoformat(week["end"]).astimezone(tz) - timedelta(days=1)
     changes = {k: _change(week["rates"][k], before["rates"][k] if before else None) for k in ("opened", "clicked", "cta")}
@@ -87,7 +87,7 @@ def _subject(context: dict[str, Any]) -> str:
 
 
 def _trends(session: Session, settings: Settings, now: datetime) -> dict[str, Any]:
-    return trends_report(session, weeks=TREND_WEEKS, now=now, timezone=settings.default_timezone, include_current=False)
+    return trends_report(session, weeks=TREND_WEEKS, now=now, timezone=settings.zone, include_current=False)
 
 
 def quiet_week(week: dict[str, Any]) -> bool:
@@ -133,7 +133,7 @@ def send_weekly_report(engine: Engine, settings: Settings, now: datetime) -> boo
     """
     from newsletter.notify import notification_status, send_staff_mail, skip_staff_mail  # db and config only
 
-    key = notification_key(now, settings.default_timezone)
+    key = notification_key(now, settings.zone)
     if notification_status(engine, key) in _SETTLED:
         return False
     with session_scope(engine) as session:

@@ -14,55 +14,25 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
 from newsletter.config import Settings
 from newsletter.db.models import utcnow
 from newsletter.errors import UserError
+from newsletter.settings_types import WeeklyTime
+
+__all__ = ["TickReport", "WeeklyTime", "automation_tick", "check_settings", "weekly_report_due"]
 
 log = logging.getLogger(__name__)
-
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-@dataclass(frozen=True)
-class WeeklyTime:
-    weekday: int  # Monday is 0
-    at: time
-
-
-def parse_clock(raw: str, where: str) -> time:
-    """``HH:MM`` (24-hour)."""
-    try:
-        hours, minutes = raw.strip().split(":")
-        return time(int(hours), int(minutes))
-    except ValueError:
-        raise UserError(f"expected a time as HH:MM (24-hour), got {raw!r}", where=where) from None
-
-
-def parse_weekly(raw: str, where: str) -> WeeklyTime:
-    """``mon 08:00``: a weekday's first three letters and a time."""
-    parts = raw.strip().lower().split()
-    if len(parts) != 2 or parts[0][:3] not in _DAYS:
-        raise UserError(f"expected a weekday and a time such as 'mon 08:00', got {raw!r}", where=where)
-    return WeeklyTime(_DAYS.index(parts[0][:3]), parse_clock(parts[1], where))
-
-
-def local_zone(settings: Settings) -> ZoneInfo:
-    try:
-        return ZoneInfo(settings.default_timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise UserError(f"unknown time zone {settings.default_timezone!r}", where="NEWSLETTER_TIMEZONE") from None
 
 
 def weekly_report_due(settings: Settings, now: datetime) -> bool:
     """True from this week's report time (local) until the end of the week: a scheduler that was
     down at 08:00 on Monday still sends it when it comes back, once (the key says which week)."""
-    when = parse_weekly(settings.weekly_report_at, "NEWSLETTER_WEEKLY_REPORT_AT")
-    local = now.astimezone(local_zone(settings))
+    when = settings.weekly_report_time
+    local = now.astimezone(settings.zone)
     week_start = (local - timedelta(days=local.weekday())).date()
     due = datetime.combine(week_start + timedelta(days=when.weekday), when.at, tzinfo=local.tzinfo)
     return local >= due
@@ -75,15 +45,11 @@ class TickReport:
 
 
 def check_settings(settings: Settings) -> None:
-    """Fail at start-up, naming the variable, rather than on every tick."""
+    """Fail at start-up, naming the variable, rather than on every tick. (The time zone, quiet
+    hours, digest and report times and lead points were parsed when ``settings`` was built.)"""
     from newsletter.leads import check_settings as check_lead_settings
 
-    local_zone(settings)
-    from newsletter.nurture import QuietHours
-
-    check_lead_settings(settings)  # points, half-life, digest time
-    QuietHours.parse(settings.quiet_hours)
-    parse_weekly(settings.weekly_report_at, "NEWSLETTER_WEEKLY_REPORT_AT")
+    check_lead_settings(settings)  # the half-life
     if settings.nurture_tick_seconds <= 0:
         raise UserError("must be a positive number of seconds", where="NEWSLETTER_NURTURE_TICK_SECONDS")
 
