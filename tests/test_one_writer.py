@@ -17,6 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "newsletter"
 #: Model class, table name, the only place (a file, or a folder ending in "/") allowed to write it.
 OWNERS = [
     ("Lead", "leads", "newsletter/leads/"),
+    ("Suppression", "suppressions", "newsletter/audiences/suppression.py"),
 ]
 _WRITE_CALLS = ("insert", "upsert", "update", "delete")
 #: Files that define tables rather than write them.

@@ -8,6 +8,8 @@ Public face (import from here, not from the modules):
   ``rejected`` as ``Rejection(line, email, reason)`` with ``rejected_count`` and ``rejects_file``
   for all of them, ``total_rows``, ``encoding``, ``notices``, ``to_dict()``);
   ``rejects_path_for(csv)`` is where the CLI writes the rejected rows.
+* ``add_suppressions(db, rows)`` → how many were added: the one writer of the suppression list
+  (unsubscribes, the webhook and imports all call it; ``ON CONFLICT DO NOTHING``, first reason kept).
 * ``clean_name(raw)``: a first or last name as stored (one line, no control characters); the
   import and the preference page both use it.
 * Segments (``audiences/*.yaml``, format in ``segments``): ``load_segment(name, directory)``,
@@ -36,6 +38,7 @@ from newsletter.audiences.segments import (
     segment_condition,
     segment_subscriber_ids,
 )
+from newsletter.audiences.suppression import add_suppressions
 
 __all__ = [
     "InvalidEmail",
@@ -44,6 +47,7 @@ __all__ = [
     "Rejection",
     "import_subscribers",
     "rejects_path_for",
+    "add_suppressions",
     "NAME_MAX_LENGTH",
     "clean_name",
     "BUILTIN_ALL",

@@ -77,6 +77,7 @@ from sqlalchemy.schema import CreateTable
 from newsletter.audiences.emails import InvalidEmail, normalise_email
 from newsletter.audiences.names import NAME_MAX_LENGTH, clean_name
 from newsletter.audiences.rejects import Rejection, Rejections
+from newsletter.audiences.suppression import add_suppressions
 from newsletter.audiences.textfile import SAMPLE_BYTES, choose_delimiter, choose_encoding
 from newsletter.db.bulk import copy_rows
 from newsletter.db.models import Subscriber, SubscriberTag, Suppression
@@ -705,8 +706,6 @@ class _Writer:
         self.extra_tags = frozenset(extra_tags)
         self.now = now
         self.store = _store(engine)
-        self.insert_suppressions = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert(
-            Suppression.__table__).on_conflict_do_nothing(index_elements=["email"])
         with engine.connect() as conn:
             # Rows with a higher id were created by this import (or by a signup meanwhile): a
             # later chunk meeting one is a duplicate inside the file, counted as such. This
@@ -790,7 +789,7 @@ class _Writer:
         if plan.rows:
             self.store.write(conn, plan.rows, plan.tagged, existing, release)
         if plan.opt_outs:
-            conn.execute(self.insert_suppressions, plan.opt_outs)
+            add_suppressions(conn, plan.opt_outs)  # the list's one writer: first reason kept
 
 
 class _BackgroundWriter:

@@ -35,12 +35,12 @@ from typing import Any, Literal, NamedTuple
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from newsletter.audiences import add_suppressions
 from newsletter.db.models import (
     CampaignLink,
     Delivery,
     Event,
     Subscriber,
-    Suppression,
     UTCDateTime,
     utcnow,
 )
@@ -54,7 +54,6 @@ from newsletter.tracking.sql import (
     EventRow,
     delivery_owners,
     delivery_times,
-    dialect_insert,
     insert_event_rows,
 )
 
@@ -517,13 +516,8 @@ def unsubscribe(session: Session, delivery_id: int, *, source: Literal["one_clic
         .values(status="unsubscribed", status_changed_at=now, updated_at=now)
     ).rowcount == 1
 
-    upsert = dialect_insert(session)
-    suppression_added = session.execute(
-        upsert(Suppression)
-        .values(email=subscriber.email, reason="unsubscribed", source=source, created_at=now)
-        .on_conflict_do_nothing(index_elements=[Suppression.email])
-        .returning(Suppression.id)
-    ).first() is not None
+    suppression_added = add_suppressions(
+        session, [{"email": subscriber.email, "reason": "unsubscribed", "source": source, "created_at": now}]) > 0
 
     suppressed = session.execute(
         update(Delivery)

@@ -1,8 +1,9 @@
 """Suppress addresses the provider told us about: bounces, complaints, unsubscribes.
 
 Set-based, for a whole webhook batch at once: one read of the subscribers concerned, one
-status update per new status, one multi-row suppression insert (``ON CONFLICT DO NOTHING``:
-the first reason an address was suppressed for is kept), one update of their queued deliveries.
+status update per new status, one multi-row suppression insert (``audiences.add_suppressions``,
+the list's one writer: the first reason an address was suppressed for is kept), one update of
+their queued deliveries.
 The ledger build and the dispatcher already leave out anyone not ``active`` or on the
 suppression list, so a suppressed address is out of every later send and of the rest of a
 running one.
@@ -17,8 +18,8 @@ from datetime import datetime
 from sqlalchemy import Connection, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from newsletter.db.models import Delivery, Subscriber, Suppression
-from newsletter.tracking.sql import dialect_insert
+from newsletter.audiences import add_suppressions
+from newsletter.db.models import Delivery, Subscriber
 
 #: Suppression reason → the subscriber's new status.
 STATUS_FOR_REASON = {"bounced": "bounced", "invalid": "bounced", "complained": "complained",
@@ -56,7 +57,6 @@ def _chunks(items: list, size: int = 5000):  # type: ignore[no-untyped-def]
 
 _SUBSCRIBERS = Subscriber.__table__
 _DELIVERIES = Delivery.__table__
-_SUPPRESSIONS = Suppression.__table__
 # Built once: the statements are the same for every batch (SQLAlchemy then reuses their compiled
 # form); building them per call, with each id coerced into a literal, cost more than running them.
 _KNOWN = select(_SUBSCRIBERS.c.id, _SUBSCRIBERS.c.email, _SUBSCRIBERS.c.status).where(or_(
@@ -113,9 +113,7 @@ def suppress(session: Session | Connection, requests: Iterable[SuppressionReques
 
     rows = [{"email": email, "reason": r.reason, "source": source, "detail": (r.detail or None) and r.detail[:2000],
              "created_at": now} for email, (r, _) in sorted(chosen.items())]
-    upsert = dialect_insert(db)
-    added = len(db.execute(upsert(_SUPPRESSIONS).on_conflict_do_nothing(index_elements=[_SUPPRESSIONS.c.email])
-                           .returning(_SUPPRESSIONS.c.id), rows).all())
+    added = add_suppressions(db, rows)
 
     suppressed = 0
     affected = sorted({sid for _, sid in chosen.values() if sid is not None})
