@@ -79,3 +79,44 @@ conn.exec_driver_sql("INSERT INTO leads (x) VALUES (1)")
 db.execute(select(Lead))  # a read: allowed
 '''
     assert _writes(ast.parse(source), "Lead", "leads") == [2, 3, 4, 5, 6]
+
+
+#: The only modules that may case-fold an address: the normal form is defined there (issue 15 §1).
+_EMAIL_FORM = ("newsletter/audiences/emails.py", "newsletter/emailaddr.py")
+_ADDRESSY = re.compile(r"email|address", re.IGNORECASE)
+
+
+def _folds_address(tree: ast.AST) -> list[int]:
+    """Lines calling ``.lower()`` / ``.casefold()`` on an expression naming an email or address
+    (``r.email.strip().lower()``, ``address.lower()``, ``_clean(email).lower()``)."""
+    lines = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("lower", "casefold")
+                and any(_ADDRESSY.search(_names(part) or "") for part in ast.walk(node.func.value))):
+            lines.append(node.lineno)
+    return sorted(lines)
+
+
+def test_only_the_email_module_folds_an_address() -> None:
+    strays = [f"{name}:{line}" for name, tree in _sources() if name not in _EMAIL_FORM
+              for line in _folds_address(tree)]
+    assert strays == [], (f"an address is lower-cased outside {_EMAIL_FORM}: {strays}; use "
+                          "audiences.normalise_email (typed or imported) or trusted_email (provider, store)")
+
+
+def test_the_fold_check_sees_a_stray() -> None:
+    source = '''
+key = r.email.strip().lower()
+x = _clean(email).strip().lower() if email else None
+domain = ctx.sending_domain.lower()  # not an address: allowed
+'''
+    assert _folds_address(ast.parse(source)) == [2, 3]
+
+
+@pytest.mark.parametrize("raw", ["Jane.Doe@Example.com", "  bob+news@mail.example.org\n", "ALL@CAPS.EXAMPLE.COM"])
+def test_trusted_email_gives_the_normal_form_of_a_good_address(raw: str) -> None:
+    """The two functions of the email module agree wherever both apply (a valid address)."""
+    from newsletter.audiences import normalise_email, trusted_email
+
+    assert trusted_email(raw) == normalise_email(raw)

@@ -2,7 +2,9 @@
 
 Public face (import from here, not from the modules):
 
-* ``normalise_email(raw)`` → the stored form of an address, or ``InvalidEmail``.
+* ``normalise_email(raw)`` → the stored form of an address, or ``InvalidEmail``;
+  ``trusted_email(raw)``, the same form for an address already known good (the provider's, our
+  store's): trimmed and lower-cased only (``audiences/emails.py`` says why there are two).
 * ``import_subscribers(engine, path, *, tags, source, consent_text_version, progress, rejects,
   encoding)`` → ``ImportReport`` (``created``, ``updated``, ``duplicates_merged``, the first
   ``rejected`` as ``Rejection(line, email, reason)`` with ``rejected_count`` and ``rejects_file``
@@ -18,7 +20,7 @@ Public face (import from here, not from the modules):
   ``Rules``, ``SegmentError``, ``BUILTIN_ALL`` (the name of the built-in segment ``all``).
 """
 
-from newsletter.audiences.emails import InvalidEmail, normalise_email
+from newsletter.audiences.emails import InvalidEmail, normalise_email, trusted_email
 from newsletter.audiences.importer import ImportReport, Rejection, import_subscribers
 from newsletter.audiences.names import NAME_MAX_LENGTH, clean_name
 from newsletter.audiences.rejects import rejects_path_for
@@ -43,6 +45,7 @@ from newsletter.audiences.suppression import add_suppressions
 __all__ = [
     "InvalidEmail",
     "normalise_email",
+    "trusted_email",
     "ImportReport",
     "Rejection",
     "import_subscribers",

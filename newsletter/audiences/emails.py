@@ -18,6 +18,13 @@ million addresses but few distinct domains, so a plain ASCII address is split an
 validated once and remembered; anything unusual (quoted or non-ASCII local parts, overlong
 parts, a domain that fails) goes through email-validator whole, which also gives the reason.
 ``tests/test_audiences.py`` checks the shortcut agrees with email-validator.
+
+Two functions, one form: :func:`normalise_email` for an address a person typed or a file
+holds (validated, may be refused), and :func:`trusted_email` (defined in the leaf module
+``newsletter/emailaddr.py`` so that ``delivery`` may use it; re-exported here) for an address
+already known good: one the provider reports back, or one read from our store. It only trims
+and lower-cases, which gives the same form for such an address at a fraction of the cost, on the
+webhook's hot path. No other code lower-cases an address.
 """
 
 from __future__ import annotations
@@ -27,7 +34,9 @@ from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
 
-__all__ = ["InvalidEmail", "normalise_email"]
+from newsletter.emailaddr import trusted_email
+
+__all__ = ["InvalidEmail", "normalise_email", "trusted_email"]
 
 # RFC 5322 dot-atom over ASCII "atext": exactly the local parts email-validator accepts unquoted.
 _DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")

@@ -26,6 +26,7 @@ from urllib.error import URLError
 
 from newsletter.delivery import keepalive
 from newsletter.delivery.message import BatchOutcome, CampaignMessage, Recipient, TransportError
+from newsletter.emailaddr import trusted_email
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def check_batch(recipients: Sequence[Recipient], limit: int | None = MAX_RECIPIE
         raise ValueError(f"{len(recipients)} recipients in one batch; at most {limit} per request")
     seen: dict[str, int] = {}
     for r in recipients:
-        key = r.email.strip().lower()
+        key = trusted_email(r.email)
         if key in seen:
             raise ValueError(f"the same address is in the batch twice (deliveries {seen[key]} and {r.delivery_id})")
         seen[key] = r.delivery_id

@@ -179,12 +179,12 @@ def enroll(engine: Engine, settings: Settings, sequence_name: str, email: str, n
 
 
 def _subscriber(session: Session, email: str) -> models.Subscriber:
-    from newsletter.audiences import normalise_email
+    from newsletter.audiences import normalise_email, trusted_email
 
     try:
         address = normalise_email(email)
     except Exception:  # noqa: BLE001 - any invalid address is simply not found
-        address = email.strip().lower()
+        address = trusted_email(email)
     subscriber = session.scalar(select(S).where(S.email == address))
     if subscriber is None:
         raise NotFound(f"no subscriber {email!r}", where="email")

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.audiences import add_suppressions
 from newsletter.db.models import Delivery, Subscriber
+from newsletter.emailaddr import trusted_email
 
 #: Suppression reason → the subscriber's new status.
 STATUS_FOR_REASON = {"bounced": "bounced", "invalid": "bounced", "complained": "complained",
@@ -46,7 +47,7 @@ class SuppressionOutcome:
 
 
 def _normal(email: str | None) -> str | None:
-    text = (email or "").strip().lower()
+    text = trusted_email(email or "")
     return text if "@" in text and len(text) <= 320 else None
 
 

@@ -47,6 +47,7 @@ import orjson
 from sqlalchemy import bindparam, func, or_, select
 
 from newsletter.db.models import CampaignLink, Delivery, Event, SendLog, Subscriber, UTCDateTime, utcnow
+from newsletter.emailaddr import trusted_email
 from newsletter.tracking.classify import Classifier, default_classifier
 from newsletter.tracking.events import USER_AGENT_MAX, mark_burst
 from newsletter.tracking.options import DEFAULT_OPTIONS, TrackingOptions
@@ -296,7 +297,7 @@ def _normalise(raw_events: Sequence[dict[str, Any]], now: datetime) -> list[_Eve
         else:
             delivery_id = _int_arg(raw, "delivery_id")
         email = raw.get("email")
-        append(_Event(raw, key, kind, when, delivery_id, _clean(email).strip().lower() if isinstance(email, str) else None))
+        append(_Event(raw, key, kind, when, delivery_id, trusted_email(_clean(email)) if isinstance(email, str) else None))
     return events
 
 
