@@ -455,14 +455,14 @@ def _crash(monkeypatch, capsys, tmp_path: Path, run) -> tuple[int, list[str]]:  
 
 
 def test_an_unexpected_error_is_one_line_and_a_private_crash_log(monkeypatch, capsys, tmp_path):
-    import newsletter.cli
+    import newsletter.cli.common
     from newsletter.cli import main
     from newsletter.crashlog import EXIT_BUG
 
     def broken(*_args, **_kwargs):
         raise ZeroDivisionError("a bug in postgresql://clinic:hunter2secret@db/news\nand a second line")
 
-    monkeypatch.setattr(newsletter.cli, "load_settings", broken)  # what every command calls first
+    monkeypatch.setattr(newsletter.cli.common, "load_settings", broken)  # what every command calls first
     monkeypatch.setattr(sys, "argv", ["newsletter", "article", "list"])
     code, lines = _crash(monkeypatch, capsys, tmp_path, main)
     assert code == EXIT_BUG and len(lines) == 1, lines
@@ -478,10 +478,10 @@ def test_an_unexpected_error_is_one_line_and_a_private_crash_log(monkeypatch, ca
 
 
 def test_the_crash_log_falls_back_to_the_temporary_folder(monkeypatch, capsys, tmp_path):
-    import newsletter.cli
+    import newsletter.cli.common
     from newsletter.cli import main
 
-    monkeypatch.setattr(newsletter.cli, "load_settings", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(newsletter.cli.common, "load_settings", lambda *a, **k: 1 / 0)
     monkeypatch.setattr(sys, "argv", ["newsletter", "article", "list"])
     blocked = tmp_path / "state"
     blocked.write_text("a file where the state folder would be\n")

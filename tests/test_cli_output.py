@@ -25,7 +25,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from newsletter.cli import app
-from newsletter.commandline import DataTable, esc, visible
+from newsletter.cli.output import DataTable, esc, visible
 from newsletter.db import models, session_scope
 
 REPO = Path(__file__).resolve().parents[1]
