@@ -10,12 +10,16 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from newsletter.config import Settings, load_settings
 from newsletter.errors import UserError
 from newsletter.resources import articles_dir, audiences_dir
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine  # passed through to the rooms' faces, never used here
 
 MARKER = ".newsletter-demo"
 SEED_ARTICLE = "000-ketamine-assisted-psychotherapy.txt"
@@ -52,19 +56,18 @@ def demo_settings(directory: Path, port: int) -> Settings:
     )
 
 
-def _nurture_summary(engine) -> dict[str, int]:  # type: ignore[no-untyped-def]
-    from sqlalchemy import func, select
-
-    from newsletter.db import models, session_scope
+def _nurture_summary(engine: Engine, settings: Settings) -> dict[str, int]:
+    """What steps 7 and 8 say: leads scored, readers who entered a sequence, readers taken out;
+    read through the leads and nurture rooms' faces (the demo builds no statements of its own)."""
+    from newsletter.db import session_scope
+    from newsletter.leads import list_leads
+    from newsletter.nurture import list_summaries
 
     with session_scope(engine) as session:
-        leads = session.scalar(select(func.count()).select_from(models.Lead)) or 0
-        enrolled = session.scalar(select(func.count()).select_from(models.NurtureEnrollment)) or 0
-        exited = session.scalar(select(func.count()).select_from(models.NurtureEnrollment)
-                                .where(models.NurtureEnrollment.status == "exited")) or 0
-        sent = session.scalar(select(func.count()).select_from(models.Delivery).join(models.Campaign)
-                              .where(models.Campaign.kind == "nurture", models.Delivery.status == "sent")) or 0
-    return {"leads": leads, "enrolled": enrolled, "exited": exited, "sent": sent}
+        leads = len(list_leads(session))
+    sequences = list_summaries(engine, settings)
+    return {"leads": leads, "enrolled": sum(row["active"] + row["completed"] + row["exited"] for row in sequences),
+            "exited": sum(row["exited"] for row in sequences)}
 
 
 def run_demo(directory: Path, *, serve_after: bool, port: int, console: Console) -> dict[str, object]:
@@ -106,14 +109,14 @@ def run_demo(directory: Path, *, serve_after: bool, port: int, console: Console)
                   f"{activity.human_clicks} clicks by people ({activity.connect_today} on “Connect today”), "
                   f"{activity.machine_clicks} by scanners")
     tick = automation_tick(engine, settings)
-    nurture = _nurture_summary(engine)
+    nurture = _nurture_summary(engine, settings)
     console.print(f"[bold]7.[/] Scheduler tick: {nurture['leads']} leads scored, the director alerted of each "
                   f"({settings.outbox_dir}/staff/); {nurture['enrolled']} readers entered the “connect-today” "
                   "nurture sequence (first email a day later, in each reader's daytime)"
                   + (f"; [red]failed: {tick.failed}[/]" if tick.failed else ""))
     booked = staff_books(engine)
     tick = automation_tick(engine, settings)
-    nurture = _nurture_summary(engine)
+    nurture = _nurture_summary(engine, settings)
     console.print(f"[bold]8.[/] [yellow]Simulated[/] front desk: leads {', '.join(map(str, booked))} booked a consultation; "
                   f"the next tick took them out of the sequence ({nurture['exited']} exited). "
                   "Try `newsletter leads list` and `newsletter nurture simulate connect-today`.")

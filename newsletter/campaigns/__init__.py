@@ -1,6 +1,6 @@
 """Campaigns: from an article to a sent campaign, with its ledger.
 
-Public face: ``import_article``, ``create_campaign``, ``preview``, ``send_campaign``,
+Public face: ``import_article``, ``list_articles``, ``create_campaign``, ``preview``, ``send_campaign``,
 ``campaign_status``, ``list_campaigns``, ``parse_send_time``, ``mark_scheduled``, ``get_campaign``; operator control
 (``pause``, ``resume``, ``cancel``, ``resolve_ambiguous``, ``retry_failed``, ``drain``), the
 worker loop (``run_worker``), and the pieces nurture sequences reuse (``dispatch_campaign``,
@@ -8,7 +8,7 @@ worker loop (``run_worker``), and the pieces nurture sequences reuse (``dispatch
 ``stale_public_url`` / ``refuse_stale`` (a message rendered for an old public URL).
 """
 
-from newsletter.campaigns.articles import ImportedArticle, get_article, import_article
+from newsletter.campaigns.articles import ArticleRow, ImportedArticle, get_article, import_article, list_articles
 from newsletter.campaigns.create import brand_from_settings, create_campaign, default_preheader, get_campaign
 from newsletter.campaigns.ledger import build_ledger, ledger_counts
 from newsletter.campaigns.preview import Preview, preview
@@ -20,7 +20,7 @@ from newsletter.campaigns.worker import run_worker
 from newsletter.campaigns.rerender import Rerendered, refuse_stale, rendered_public_url, rerender_campaign, stale_public_url, stale_url_message
 
 __all__ = [
-    "ImportedArticle", "import_article", "get_article", "create_campaign", "brand_from_settings", "default_preheader",
+    "ImportedArticle", "import_article", "get_article", "ArticleRow", "list_articles", "create_campaign", "brand_from_settings", "default_preheader",
     "get_campaign", "build_ledger", "ledger_counts", "Preview", "preview", "SendSummary", "send_campaign",
     "campaign_message", "make_transport", "recipient_factory", "campaign_status", "list_campaigns", "mark_scheduled", "parse_send_time",
     "pause", "resume", "cancel", "resolve_ambiguous", "retry_failed", "drain", "start_sending", "run_worker",

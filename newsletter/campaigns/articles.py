@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from sqlalchemy import select
@@ -20,6 +21,23 @@ class ImportedArticle:
     row: models.Article
     article: Article
     outcome: str  # created | updated | unchanged
+
+
+@dataclass(frozen=True)
+class ArticleRow:
+    """A stored article as a list shows it: plain values, no session attached."""
+
+    id: int
+    slug: str
+    title: str
+    published_on: date | None
+
+
+def list_articles(session: Session) -> list[ArticleRow]:
+    """Every stored article, oldest first (by id): ``newsletter article list`` and, later, the
+    staff console read this instead of querying the table themselves."""
+    return [ArticleRow(a.id, a.slug, a.title, a.published_on)
+            for a in session.scalars(select(models.Article).order_by(models.Article.id))]
 
 
 def _content_hash(article: Article) -> str:

@@ -35,13 +35,12 @@ def article_import(path: Annotated[Path, typer.Argument(help="A .txt (seed forma
 @app.command("list")
 def article_list(as_json: JsonOpt = False) -> None:
     """List stored articles."""
-    from sqlalchemy import select
-
-    from newsletter.db import models, session_scope
+    from newsletter.campaigns import list_articles
+    from newsletter.db import session_scope
 
     with session_scope(engine_for(current_settings())) as session:
         rows = [{"id": a.id, "slug": a.slug, "title": a.title, "published": a.published_on}
-                for a in session.scalars(select(models.Article).order_by(models.Article.id))]
+                for a in list_articles(session)]
     if as_json:
         print_json(rows)
         return
