@@ -108,3 +108,20 @@ def test_the_walk_finds_each_kind_of_bypass(source: str, says: str) -> None:
 ])
 def test_the_walk_leaves_face_calls_alone(source: str) -> None:
     assert list(bypasses(source, "x.py")) == []
+
+
+def test_the_article_list_face_returns_plain_rows(engine, seed_article_path) -> None:  # type: ignore[no-untyped-def]
+    """``newsletter article list`` reads ``campaigns.list_articles`` (it used to query the table
+    itself): plain rows in id order, readable after the session is closed."""
+    from dataclasses import asdict
+
+    from newsletter.campaigns import ArticleRow, import_article, list_articles
+    from newsletter.db import session_scope
+
+    with session_scope(engine) as session:
+        imported = import_article(session, seed_article_path)
+        expected = ArticleRow(imported.row.id, imported.row.slug, imported.article.title, imported.row.published_on)
+    with session_scope(engine) as session:
+        rows = list_articles(session)
+    assert rows == [expected]
+    assert not any(hasattr(value, "_sa_instance_state") for value in asdict(rows[0]).values())  # no ORM rows
