@@ -22,7 +22,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-# Loaded on first use (PEP 562): ``newsletter/cli.py`` imports ``newsletter.nurture.commands`` at
+# Loaded on first use (PEP 562): ``newsletter/cli/`` imports ``newsletter.nurture.commands`` at
 # start-up, and every command would otherwise pay for SQLAlchemy, the campaigns room and MJML.
 _FACE = {
     "QuietHours": "clock", "TickResult": "engine", "enroll": "engine", "nurture_tick": "engine", "remove": "engine",

@@ -1,6 +1,6 @@
 """``newsletter nurture …``: simulate, list, status, enroll, remove, tick. Thin: parse, call the room, print.
 
-Added to the main command in ``newsletter/cli.py`` (``app.add_typer(nurture_app, name="nurture")``);
+Added to the main command in ``newsletter/cli/__init__.py`` (``app.add_typer(nurture_app, name="nurture")``);
 a :class:`UserError` raised here is printed by the main command as one line, exit 1.
 """
 
