@@ -144,15 +144,21 @@ def campaign_send(campaign_id: Annotated[int, typer.Argument(help="Campaign id."
 
     settings = current_settings()
     _gate(engine_for(settings), settings, campaign_id, force, check_sendable)
+    summary = _with_progress(as_json, lambda update: send_campaign(engine_for(settings), settings, campaign_id,
+                                                                   on_batch=update))
+    _print_summary(summary, as_json, settings)
+
+
+def _with_progress(as_json: bool, run):  # type: ignore[no-untyped-def]
+    """``run(on_batch)`` with a progress bar on a terminal (none for --json or a pipe)."""
     progress, update = _progress_callback(not as_json and err.is_terminal)
     if progress:
         progress.start()
     try:
-        summary = send_campaign(engine_for(settings), settings, campaign_id, on_batch=update)
+        return run(update)
     finally:
         if progress:
             progress.stop()
-    _print_summary(summary, as_json, settings)
 
 
 def _print_summary(summary, as_json: bool, settings: Settings) -> None:  # type: ignore[no-untyped-def]
@@ -171,14 +177,7 @@ def _print_summary(summary, as_json: bool, settings: Settings) -> None:  # type:
 def _drain_now(campaign_id: int, as_json: bool, settings: Settings) -> None:
     from newsletter.campaigns import drain
 
-    progress, update = _progress_callback(not as_json and err.is_terminal)
-    if progress:
-        progress.start()
-    try:
-        summary = drain(engine_for(settings), settings, campaign_id, on_batch=update)
-    finally:
-        if progress:
-            progress.stop()
+    summary = _with_progress(as_json, lambda update: drain(engine_for(settings), settings, campaign_id, on_batch=update))
     _print_summary(summary, as_json, settings)
 
 
