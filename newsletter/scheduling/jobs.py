@@ -12,11 +12,18 @@ from datetime import datetime
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine
 
-from newsletter.campaigns import get_campaign, mark_scheduled, send_campaign
+from newsletter.campaigns import (
+    get_campaign,
+    mark_schedule_failed,
+    mark_schedule_missed,
+    mark_scheduled,
+    mark_unscheduled,
+    send_campaign,
+)
 from newsletter.config import Settings, load_settings
-from newsletter.db import make_engine, models, session_scope
+from newsletter.db import make_engine, session_scope
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +72,7 @@ def unschedule_campaign(engine: Engine, campaign_id: int) -> None:
 
     _with_paused_scheduler(engine, remove)
     with session_scope(engine) as session:
-        session.execute(update(models.Campaign).where(models.Campaign.id == campaign_id, models.Campaign.status == "scheduled")
-                        .values(status="draft", scheduled_at=None))
+        mark_unscheduled(session, campaign_id)
 
 
 def run_campaign_job(campaign_id: int) -> None:
@@ -84,19 +90,14 @@ def run_campaign_job(campaign_id: int) -> None:
     except Exception as exc:  # a job must leave a trace on the campaign, not only in a log
         log.exception("campaign %s failed", campaign_id)
         with session_scope(engine) as session:
-            session.execute(update(models.Campaign).where(models.Campaign.id == campaign_id)
-                            .values(status="failed", status_reason=f"scheduled send failed: {exc}"[:2000]))
+            mark_schedule_failed(session, campaign_id, exc)
     finally:
         engine.dispose()
 
 
 def mark_missed(engine: Engine, campaign_id: int, grace_seconds: int) -> None:
     with session_scope(engine) as session:
-        moved = session.execute(update(models.Campaign)
-                        .where(models.Campaign.id == campaign_id, models.Campaign.status == "scheduled")
-                        .values(status="missed",
-                                status_reason=f"the scheduler was not running within {grace_seconds}s of the send time; "
-                                              "not sent late. Reschedule or send it now.")).rowcount  # type: ignore[attr-defined]
+        moved = mark_schedule_missed(session, campaign_id, grace_seconds)
     if moved:  # a state change: said once, at WARNING, when it happens
         log.warning("campaign %s missed its send time (the scheduler was not running within %ss of it); "
                     "reschedule it or send it now", campaign_id, grace_seconds)
