@@ -1,5 +1,8 @@
 """Campaigns: from an article to a sent campaign, with its ledger.
 
+For the public pages and the demo outbox (pages.py): ``web_version_of`` (→ ``WebVersion``),
+``article_content``, ``campaigns_sent`` (→ ``CampaignSent``).
+
 Public face: ``import_article``, ``list_articles``, ``create_campaign``, ``preview``, ``send_campaign``,
 ``campaign_status``, ``list_campaigns``, ``parse_send_time``, ``mark_scheduled``, ``get_campaign``; operator control
 (``pause``, ``resume``, ``cancel``, ``resolve_ambiguous``, ``retry_failed``, ``drain``), the
@@ -21,6 +24,7 @@ from newsletter.campaigns.control import cancel, pause, resolve_ambiguous, resum
 from newsletter.campaigns.send import dispatch_campaign, drain, finish_if_done, make_throttle, start_sending
 from newsletter.campaigns.worker import run_worker
 from newsletter.campaigns.rerender import Rerendered, refuse_stale, rendered_public_url, rerender_campaign, stale_public_url, stale_url_message
+from newsletter.campaigns.pages import CampaignSent, WebVersion, article_content, campaigns_sent, web_version_of
 
 __all__ = [
     "ImportedArticle", "import_article", "get_article", "ArticleRow", "list_articles", "create_campaign", "brand_from_settings", "default_preheader",
@@ -30,4 +34,5 @@ __all__ = [
     "dispatch_campaign", "finish_if_done", "make_throttle",
     "ScheduledCampaign", "scheduled_campaigns", "mark_unscheduled", "mark_schedule_failed", "mark_schedule_missed",
     "Rerendered", "rerender_campaign", "rendered_public_url", "stale_public_url", "stale_url_message", "refuse_stale",
+    "WebVersion", "web_version_of", "article_content", "CampaignSent", "campaigns_sent",
 ]

@@ -12,7 +12,7 @@ Public face (import from here): ``TokenSigner``, ``ContinueSigner``, ``InvalidTo
 its two halves ``prepare_batch`` / ``store_batch``;
 ``suppress`` / ``SuppressionRequest``; settings: ``TrackingOptions``, ``options_from_settings``;
 and the reader's preferences: ``load_preferences``, ``save_preferences``, ``Preferences``,
-``InvalidPreferences``, ``INTEREST_TAGS``.
+``InvalidPreferences``, ``INTEREST_TAGS``; the outbox viewer's counts: ``engagement`` (→ ``Engagement``).
 
 No web framework here: the web room turns requests into :class:`RequestInfo` and results into
 responses.
@@ -41,6 +41,7 @@ from newsletter.tracking.events import (
     record_opens,
     unsubscribe,
 )
+from newsletter.tracking.engagement import Engagement, engagement
 from newsletter.tracking.options import TrackingOptions, derive_ip_hash_key, options_from_settings
 from newsletter.tracking.preferences import (
     INTEREST_TAGS,
@@ -87,4 +88,5 @@ __all__ = [
     "suppress", "SuppressionRequest",
     "TrackingOptions", "options_from_settings", "derive_ip_hash_key",
     "INTEREST_TAGS", "InvalidPreferences", "Preferences", "load_preferences", "save_preferences",
+    "Engagement", "engagement",
 ]

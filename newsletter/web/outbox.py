@@ -1,11 +1,10 @@
 """Reading the local outbox (``{outbox_dir}/campaign-{id}/{delivery_id}.eml``) for the demo viewer:
-one page of messages at a time (a campaign of 300 was one 20,000-pixel page), each with whether
-it was opened and clicked, by a person or only by machines (the events of its delivery)."""
+one page of messages at a time (a campaign of 300 was one 20,000-pixel page). Whether each was
+opened and clicked, by a person or only by machines, is tracking's (``tracking.engagement``)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
@@ -13,10 +12,6 @@ from email.parser import BytesParser
 from email.utils import getaddresses
 from pathlib import Path
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
-from newsletter.db.models import Event
 from newsletter.web.common import mask_email
 
 PER_PAGE = 50
@@ -46,30 +41,6 @@ def _summary(delivery_id: int, message: EmailMessage) -> OutboxMessage:
     name, email = addresses[0] if addresses else ("", "")
     first = name.split()[0] if name.split() else ""
     return OutboxMessage(delivery_id, first, mask_email(email), str(message.get("Subject", "")))
-
-
-@dataclass(frozen=True)
-class Engagement:
-    """A delivery's opens and clicks, people and machines apart (tracking's verdicts)."""
-
-    opens: int = 0
-    machine_opens: int = 0
-    clicks: int = 0
-    machine_clicks: int = 0
-
-    @property
-    def opened(self) -> str:
-        return _state(self.opens, self.machine_opens)
-
-    @property
-    def clicked(self) -> str:
-        return _state(self.clicks, self.machine_clicks)
-
-
-def _state(people: int, machines: int) -> str:
-    if people:
-        return "yes" if people == 1 else f"yes ({people}×)"
-    return "machine only" if machines else "no"
 
 
 @dataclass(frozen=True)
@@ -120,25 +91,6 @@ def list_page(outbox_dir: str, campaign_id: int, number: int) -> OutboxPage:
     folder = campaign_dir(outbox_dir, campaign_id)
     chosen = ids[(number - 1) * PER_PAGE:number * PER_PAGE]
     return OutboxPage(number, pages, len(ids), [_summary(i, _parse(folder / f"{i}.eml")) for i in chosen])
-
-
-def engagement(session: Session, delivery_ids: Iterable[int]) -> dict[int, Engagement]:
-    """Opens and clicks per delivery, for a page's messages (one grouped query on the events'
-    (delivery, type, time) index); deliveries without any are absent."""
-    ids = sorted(set(delivery_ids))
-    if not ids:
-        return {}
-    counts: dict[int, dict[str, int]] = {}
-    rows = session.execute(
-        select(Event.delivery_id, Event.type, Event.is_machine, func.count())
-        .where(Event.delivery_id.in_(ids), Event.type.in_(("open", "click")))
-        .group_by(Event.delivery_id, Event.type, Event.is_machine))
-    for delivery_id, kind, is_machine, n in rows:
-        if delivery_id is None:  # pragma: no cover - the query asks for given ids
-            continue
-        name = ("machine_" if is_machine else "") + ("opens" if kind == "open" else "clicks")
-        counts.setdefault(delivery_id, {})[name] = n
-    return {delivery_id: Engagement(**values) for delivery_id, values in counts.items()}
 
 
 def read_message(outbox_dir: str, campaign_id: int, delivery_id: int) -> tuple[OutboxMessage, str] | None:

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import func, select
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from newsletter.content.model import Article as ArticleContent
-from newsletter.db import models, session_scope
+from newsletter.campaigns import article_content, campaigns_sent, web_version_of
+from newsletter.db import session_scope
+from newsletter.tracking import Engagement, engagement
 from newsletter.web.common import PRIVATE_HEADERS, delivery_id_or_404, render, state
 from newsletter.web.hosts import host_is_trusted
-from newsletter.web.outbox import (
-    MAX_ID,
-    Engagement,
-    engagement,
-    list_page,
-    read_message,
-)
+from newsletter.web.outbox import MAX_ID, list_page, read_message
 
 #: CSP for the email's own HTML (web version, outbox viewer): its images and styles may come
 #: from anywhere, scripts and forms from nowhere.
@@ -55,12 +50,7 @@ def web_version(request: Request) -> Response:
     token = request.path_params["token"]
     delivery_id = delivery_id_or_404(request, token)
     with session_scope(state(request).engine) as session:
-        row = session.execute(
-            select(models.Campaign.html, models.Subscriber.first_name)
-            .join(models.Delivery, models.Delivery.campaign_id == models.Campaign.id)
-            .join(models.Subscriber, models.Subscriber.id == models.Delivery.subscriber_id)
-            .where(models.Delivery.id == delivery_id)
-        ).first()
+        row = web_version_of(session, delivery_id)
     if row is None:
         raise HTTPException(404)
     html = personalise(strip_open_pixel(row.html), recipient_values(row.first_name, token))
@@ -72,7 +62,7 @@ def article_page(request: Request) -> Response:
     if len(slug) > MAX_SLUG or "\x00" in slug:  # PostgreSQL refuses a NUL in a parameter: no such slug
         raise HTTPException(404)
     with session_scope(state(request).engine) as session:
-        content = session.scalar(select(models.Article.content).where(models.Article.slug == slug))
+        content = article_content(session, slug)
     if content is None:
         raise HTTPException(404)
     article = ArticleContent.from_dict(content)
@@ -112,15 +102,8 @@ def demo_booking(request: Request) -> Response:
 def home(request: Request) -> Response:
     if not _outbox_visible(request):
         return render(request, "home.html", title="Newsletter")
-    sent = func.count(models.Delivery.id).filter(models.Delivery.status == "sent")
     with session_scope(state(request).engine) as session:
-        campaigns = session.execute(
-            select(models.Campaign.id, models.Campaign.name, models.Campaign.subject, models.Campaign.status,
-                   sent.label("sent"))
-            .outerjoin(models.Delivery, models.Delivery.campaign_id == models.Campaign.id)
-            .group_by(models.Campaign.id, models.Campaign.name, models.Campaign.subject, models.Campaign.status)
-            .order_by(models.Campaign.id.desc())
-        ).all()
+        campaigns = campaigns_sent(session)
     return render(request, "outbox_index.html", title="Outbox", campaigns=campaigns)
 
 
