@@ -371,7 +371,7 @@ def test_sqlite_checkpoints_are_spaced_not_one_per_commit(engine) -> None:  # ty
     for after the burst still runs, and closing waits for nothing but the last checkpoint."""
     if engine.dialect.name != "sqlite":
         pytest.skip("SQLite only: PostgreSQL needs no checkpoint thread")
-    from newsletter.web.checkpoints import Checkpointer
+    from newsletter.db.checkpoints import Checkpointer
 
     add_subscribers(engine, 1)
     checkpointer = Checkpointer(engine, min_interval=0.5)

@@ -50,7 +50,7 @@ class Recorder:
                  classifier: Classifier | None = None, max_batch: int = 256, idle_seconds: float = 5.0,
                  around_commit: Callable[[Connection], AbstractContextManager[Any]] | None = None) -> None:
         """``around_commit(conn)``: entered before each batch's transaction begins and left after
-        it commits (the web app's SQLite checkpoints, :mod:`newsletter.web.checkpoints`)."""
+        it commits (the web app's SQLite checkpoints, :mod:`newsletter.db.checkpoints`)."""
         self.engine = engine
         self.around_commit = around_commit
         self.options = options

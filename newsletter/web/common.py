@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from newsletter.config import Settings
-from newsletter.web.checkpoints import Checkpointer
+from newsletter.db.checkpoints import Checkpointer
 from newsletter.web.hosts import trusted_hosts
 from newsletter.tracking import (
     ContinueSigner,
@@ -59,7 +59,7 @@ class AppState:
     recorder: Recorder = field(init=False)
     #: SQLite: one webhook post written at a time (webhook_routes._ingest says why).
     webhook_write_lock: threading.Lock = field(default_factory=threading.Lock)
-    #: SQLite: the webhook's WAL checkpoints, off the request (web/checkpoints.py); None on PostgreSQL.
+    #: SQLite: the webhook's WAL checkpoints, off the request (db/checkpoints.py); None on PostgreSQL.
     checkpointer: Checkpointer | None = field(init=False)
     #: The ``Host`` names the loopback-only pages answer for (web/hosts.py says why).
     trusted_hosts: frozenset[str] = field(init=False)

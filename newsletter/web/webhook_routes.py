@@ -79,7 +79,7 @@ def _ingest(app: AppState, events: list[dict[str, Any]]) -> IngestResult:
     and a second writer would wait in SQLite's busy handler, which sleeps in steps of up to
     100 ms. With the lock, one post is prepared (Python) while another is written (SQLite, which
     releases the GIL), so concurrent posts overlap instead of queueing; and its commit leaves the
-    WAL checkpoint to a background thread (:class:`~newsletter.web.checkpoints.Checkpointer`).
+    WAL checkpoint to a background thread (:class:`~newsletter.db.checkpoints.Checkpointer`).
     PostgreSQL needs neither.
     """
     with app.engine.connect() as conn:
@@ -88,6 +88,6 @@ def _ingest(app: AppState, events: list[dict[str, Any]]) -> IngestResult:
         if app.checkpointer is None:  # PostgreSQL
             with conn.begin():
                 return store_batch(conn, prepared, options=app.tracking)
-        # SQLite: the commit leaves the WAL checkpoint to a thread of its own (web/checkpoints.py)
+        # SQLite: the commit leaves the WAL checkpoint to a thread of its own (db/checkpoints.py)
         with app.webhook_write_lock, app.checkpointer.deferred(conn), conn.begin():
             return store_batch(conn, prepared, options=app.tracking)

@@ -1,5 +1,8 @@
 """SQLite only: copy the write-ahead log back into the database file on a thread of its own.
 
+The store's own machinery (PRAGMAs on the SQLite file, no room's rows), so it lives in ``db/``;
+the web app owns one per process and uses it around the webhook's commit.
+
 SQLite checkpoints automatically inside the ``COMMIT`` that grows the WAL past 1,000 pages. A
 webhook post of 1,000 events writes about that much (every row touches the random index pages
 of its subscriber and delivery), so nearly every post's commit would also write those pages
