@@ -17,8 +17,13 @@ from sqlalchemy.orm import Session
 
 from newsletter.db import models
 
-__all__ = ["ScheduledCampaign", "scheduled_campaigns", "mark_unscheduled", "mark_schedule_failed",
-           "mark_schedule_missed"]
+__all__ = [
+    "ScheduledCampaign",
+    "mark_schedule_failed",
+    "mark_schedule_missed",
+    "mark_unscheduled",
+    "scheduled_campaigns",
+]
 
 #: ``status_reason`` is a bounded column; a long exception text is cut to fit.
 _REASON_LIMIT = 2000

@@ -9,24 +9,28 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.blocking import BlockingScheduler
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine
 
+from newsletter.campaigns import scheduled_campaigns
 from newsletter.config import Settings
-from newsletter.db import ensure_current, make_engine, models, session_scope
-from newsletter.db.models import utcnow
+from newsletter.db import ensure_current, make_engine, session_scope
+from newsletter.db.leadership import (
+    check_lock_connection,
+    release_session_locks,
+    try_session_lock,
+)
 from newsletter.scheduling.jobs import job_id, job_store, mark_missed
 from newsletter.scheduling.periodic import automation_tick, check_settings
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 5
-ADVISORY_LOCK_KEY = 0x4E4C5354  # "NLST"
 
 #: The daemon's own recurring jobs. Each run is a heartbeat, not news: APScheduler's two INFO
 #: lines per run ("Running job …", "… executed successfully") were 141 of 183 lines of a short
@@ -87,11 +91,9 @@ def _hold_leadership(engine: Engine, stop: threading.Event, poll: float = 2.0): 
     connection = engine.connect()
     announced = False
     while not stop.is_set():
-        if connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY}).scalar():
-            connection.commit()
+        if try_session_lock(connection):
             log.info("this scheduler is now active")
             return connection
-        connection.commit()
         if not announced:
             log.info("another scheduler is active; waiting as a standby")
             announced = True
@@ -104,12 +106,11 @@ def reconcile(engine: Engine, settings: Settings, scheduler: BlockingScheduler) 
     """Campaigns marked scheduled whose job vanished (e.g. removed by hand) are flagged missed
     once past their grace period, so nothing waits silently forever."""
     with session_scope(engine) as session:
-        rows = session.execute(select(models.Campaign.id, models.Campaign.scheduled_at)
-                               .where(models.Campaign.status == "scheduled")).all()
-    cutoff = utcnow() - timedelta(seconds=settings.schedule_grace_seconds)
-    for campaign_id, when in rows:
-        if scheduler.get_job(job_id(campaign_id)) is None and when is not None and when < cutoff:
-            mark_missed(engine, campaign_id, settings.schedule_grace_seconds)
+        rows = scheduled_campaigns(session)
+    cutoff = datetime.now(UTC) - timedelta(seconds=settings.schedule_grace_seconds)
+    for row in rows:
+        if scheduler.get_job(job_id(row.id)) is None and row.scheduled_at is not None and row.scheduled_at < cutoff:
+            mark_missed(engine, row.id, settings.schedule_grace_seconds)
     log.debug("heartbeat: %d scheduled campaign(s) checked", len(rows))
 
 
@@ -119,8 +120,7 @@ def still_leader(lock, stop: threading.Event) -> None:  # type: ignore[no-untype
     if lock is None:
         return
     try:
-        lock.execute(text("SELECT 1"))
-        lock.commit()
+        check_lock_connection(lock)
     except Exception:  # any failure means the lock can no longer be trusted
         log.error("lost the connection holding the scheduler lock; stepping down")
         stop.set()
@@ -145,7 +145,7 @@ def build_scheduler(engine: Engine, settings: Settings, lock=None, stop: threadi
                       id="heartbeat", jobstore="memory", replace_existing=True)
     # Leads, nurture sequences, the digest and the weekly report (scheduling.periodic).
     scheduler.add_job(automation_tick, "interval", seconds=settings.nurture_tick_seconds, args=[engine, settings],
-                      id="automation", jobstore="memory", replace_existing=True, next_run_time=utcnow())
+                      id="automation", jobstore="memory", replace_existing=True, next_run_time=datetime.now(UTC))
     if lock is not None and stop is not None:
         scheduler.add_job(still_leader, "interval", seconds=HEARTBEAT_SECONDS, args=[lock, stop],
                           id="leadership", jobstore="memory", replace_existing=True)
@@ -179,8 +179,7 @@ def _release(lock) -> None:  # type: ignore[no-untyped-def]
     if lock is None:
         return
     try:
-        lock.execute(text("SELECT pg_advisory_unlock_all()"))
-        lock.commit()
+        release_session_locks(lock)
     except Exception:  # the connection is already gone, and the lock with it
         log.debug("lock connection already closed")
     finally:

@@ -14,12 +14,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
 from newsletter.config import Settings
-from newsletter.db.models import utcnow
 from newsletter.errors import UserError
 from newsletter.settings_types import WeeklyTime
 
@@ -60,7 +59,7 @@ def automation_tick(engine: Engine, settings: Settings, now: datetime | None = N
     from newsletter.nurture import nurture_tick
     from newsletter.reports import send_weekly_report
 
-    now = now or utcnow()
+    now = now or datetime.now(UTC)
     parts: list[tuple[str, Callable[[], object]]] = [
         ("leads", lambda: leads_tick(engine, settings, now)),
         ("nurture", lambda: nurture_tick(engine, settings, now)),
