@@ -787,3 +787,53 @@ def test_real_chromium_outbox_pages_do_not_scroll_sideways_on_a_phone(settings, 
     for path, (scroll, right) in widths.items():
         assert scroll <= 375 and right <= 375, f"{path}: {scroll} px wide, a cell ends at {right} px, on a 375 px phone"
     assert label == '"Delivery: "'
+
+
+# --- the faces the web app reads (issue 15: web calls rooms' faces only) ----------------------
+
+
+def test_campaigns_pages_face_returns_plain_values(engine, world) -> None:  # type: ignore[no-untyped-def]
+    """What the public pages and the outbox's home read, as plain dataclasses (no ORM rows), the
+    same values the web app's own queries gave: a web version's HTML and first name (``None`` for
+    no such delivery), an article's content by slug, every campaign with its sent count."""
+    from dataclasses import asdict
+
+    from newsletter.campaigns import (
+        CampaignSent,
+        WebVersion,
+        article_content,
+        campaigns_sent,
+        web_version_of,
+    )
+
+    with session_scope(engine) as s:
+        version = web_version_of(s, world.d_bob)
+        missing = web_version_of(s, 999_999)
+        content = article_content(s, "ketamine")
+        no_article = article_content(s, "no-such-slug")
+        listed = campaigns_sent(s)
+    assert version == WebVersion(CAMPAIGN_HTML, "<Bob>") and missing is None
+    assert content is not None and ArticleContent.from_dict(content).title.startswith("Ketamine-assisted")
+    assert no_article is None
+    may_id = listed[0].id
+    assert listed == [CampaignSent(may_id, "May", "May", "sending", 0),
+                      CampaignSent(world.campaign_id, "April", "Hello %%first_name%%", "sent", 2)]
+    assert not any(hasattr(v, "_sa_instance_state") for row in listed for v in asdict(row).values())
+
+
+def test_tracking_engagement_face_counts_people_and_machines_apart(engine, world) -> None:  # type: ignore[no-untyped-def]
+    """``tracking.engagement``: per delivery, opens and clicks by people and by machines; a
+    delivery with none is absent, and no ids asks nothing."""
+    from newsletter.tracking import Engagement, engagement
+
+    now = utcnow()
+    with session_scope(engine) as s:
+        s.add_all([Event(event_key=f"e{i}", type=kind, delivery_id=world.d_ada, campaign_id=world.campaign_id,
+                         is_machine=machine, occurred_at=now)
+                   for i, (kind, machine) in enumerate([("open", False), ("open", False), ("open", True),
+                                                        ("click", True), ("delivered", False)])])
+    with session_scope(engine) as s:
+        counts = engagement(s, [world.d_ada, world.d_bob, world.d_ada])
+        assert engagement(s, []) == {}
+    assert counts == {world.d_ada: Engagement(opens=2, machine_opens=1, machine_clicks=1)}
+    assert (counts[world.d_ada].opened, counts[world.d_ada].clicked) == ("yes (2×)", "machine only")

@@ -16,7 +16,6 @@ from starlette.responses import HTMLResponse
 
 from newsletter.config import Settings
 from newsletter.db.checkpoints import Checkpointer
-from newsletter.web.hosts import trusted_hosts
 from newsletter.tracking import (
     ContinueSigner,
     InvalidToken,
@@ -26,6 +25,7 @@ from newsletter.tracking import (
     TrackingOptions,
     WebhookVerifier,
 )
+from newsletter.web.hosts import trusted_hosts
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 MAX_TOKEN_LENGTH = 200  # real tokens are about 35 characters; anything longer is not ours

@@ -8,8 +8,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
-from newsletter.content.model import Article as ArticleContent
 from newsletter.campaigns import article_content, campaigns_sent, web_version_of
+from newsletter.content.model import Article as ArticleContent
 from newsletter.db import session_scope
 from newsletter.tracking import Engagement, engagement
 from newsletter.web.common import PRIVATE_HEADERS, delivery_id_or_404, render, state
@@ -45,7 +45,10 @@ def strip_open_pixel(html: str) -> str:
 
 
 def web_version(request: Request) -> Response:
-    from newsletter.render import personalise, recipient_values  # the render room; imported when used
+    from newsletter.render import (  # the render room; imported when used
+        personalise,
+        recipient_values,
+    )
 
     token = request.path_params["token"]
     delivery_id = delivery_id_or_404(request, token)
