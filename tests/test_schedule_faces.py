@@ -20,7 +20,11 @@ from newsletter.campaigns import (
     scheduled_campaigns,
 )
 from newsletter.db import models, session_scope
-from newsletter.db.leadership import check_lock_connection, release_session_locks, try_session_lock
+from newsletter.db.leadership import (
+    check_lock_connection,
+    release_session_locks,
+    try_session_lock,
+)
 from newsletter.db.models import utcnow
 
 
