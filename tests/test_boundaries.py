@@ -69,10 +69,12 @@ def test_callers_go_through_the_rooms_faces(place: str) -> None:
     assert not found, "call the room's face instead (newsletter/<room>/__init__.py):\n" + "\n".join(found)
 
 
-@pytest.mark.parametrize("place", sorted(KNOWN_EXCEPTIONS))
-def test_each_known_exception_is_still_needed(place: str) -> None:
-    """The table stays true: a caller that no longer bypasses a face is held to the rule."""
-    assert _found(place), f"{place} goes through the faces now: move it from KNOWN_EXCEPTIONS to CALLERS"
+def test_each_known_exception_is_still_needed() -> None:
+    """The table stays true: a caller that no longer bypasses a face is held to the rule. (Empty
+    today: cli, demo, web and scheduling all go through the faces; the table stays for the next
+    caller that must wait.)"""
+    for place in sorted(KNOWN_EXCEPTIONS):
+        assert _found(place), f"{place} goes through the faces now: move it from KNOWN_EXCEPTIONS to CALLERS"
 
 
 def test_the_table_names_every_caller_once() -> None:
