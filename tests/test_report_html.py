@@ -19,7 +19,7 @@ from newsletter.db import session_scope
 from newsletter.preflight.chromium import Browser, find_chromium
 from newsletter.reports import campaign_html, campaign_report, trends_html, write_html
 from newsletter.reports.charts import ACCENT, BOOKED, HUMAN
-from test_reports import NOW, T0, World, build_report_world, report_of, trends_of
+from test_reports import T0, World, build_report_world, report_of, trends_of
 
 CHROMIUM = find_chromium()
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not found: install Debian package chromium")

@@ -438,7 +438,6 @@ def _compare(report: dict, raw: dict) -> None:
 import csv  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
-import re  # noqa: E402
 
 import pytest  # noqa: E402
 from rich.console import Console  # noqa: E402

@@ -488,7 +488,7 @@ def test_every_event_type_maps_to_its_ledger_row(app_client, engine) -> None:  #
         sg("blocked", 1, d2, email="reader2@example.com"),
         sg("open", 1, d0, useragent=BROWSER, ip="203.0.113.77", sg_machine_open=False),
         sg("open", 2, d0, useragent="Mozilla/5.0", ip="17.58.1.2", sg_machine_open=True),
-        sg("click", 1, d0, url=f"https://news.example.test/c/tok/1", useragent=BROWSER, ip="198.51.100.9",
+        sg("click", 1, d0, url="https://news.example.test/c/tok/1", useragent=BROWSER, ip="198.51.100.9",
            timestamp=ts),
         sg("group_resubscribe", 1, d0, asm_group_id=7),
         sg("future_event_type", 1, d0, shiny={"nested": [1, 2]}),
