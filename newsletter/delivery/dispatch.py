@@ -32,7 +32,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from newsletter.db import models, session_scope
-from newsletter.db.ids import id_in, pg_array_literal, pg_id_in
+from newsletter.db.dialect import id_in, pg_array_literal, pg_id_in
 from newsletter.db.models import utcnow
 from newsletter.delivery.message import BatchOutcome, CampaignMessage, Recipient, Transport, TransportError
 from newsletter.delivery.mime import recipient_problem
@@ -99,7 +99,7 @@ def expire_leases(session: Session, campaign_id: int, now: datetime | None = Non
 
 
 def ids_condition(bind: Bind, column: Any, ids: Sequence[int]) -> Any:
-    """``column`` is one of ``ids``: one bound parameter on PostgreSQL (see :mod:`newsletter.db.ids`)."""
+    """``column`` is one of ``ids``: one bound parameter on PostgreSQL (see :mod:`newsletter.db.dialect`)."""
     return id_in(bind.dialect.name, column, ids)
 
 

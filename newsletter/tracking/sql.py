@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement, Executable
 
 from newsletter.db.bulk import copy_rows
-from newsletter.db.ids import pg_array_literal
+from newsletter.db.dialect import pg_array_literal
 
 Db = Session | Connection
 
