@@ -45,7 +45,7 @@ class BenchFake(fs.FakeSendGrid):
             with self.lock:
                 self.handle_seconds += time.perf_counter() - started
 
-    def start(self) -> "BenchFake":
+    def start(self) -> BenchFake:
         self._stopping.clear()
         self._httpd = fs._Server(("127.0.0.1", 0), fs._Handler)
         self._httpd.fake = self

@@ -90,7 +90,7 @@ EVENTS = [
     _event_sql("open", "tracking", where="u(s, c, 5) < 0.20", machine="true", reason="'apple_mpp'",
                at="u(s, c, 20) / 3 + 0.1", suffix="-m"),
     _event_sql("click", "tracking", where=CLICKS, at=SOON.format(k=13) + " + 0.05",
-               link=f"(c - 1) * 5 + CASE WHEN u(s, c, 7) < 0.25 THEN 1 ELSE 2 + floor(u(s, c, 8) * 4)::int END"),
+               link="(c - 1) * 5 + CASE WHEN u(s, c, 7) < 0.25 THEN 1 ELSE 2 + floor(u(s, c, 8) * 4)::int END"),
     _event_sql("click", "tracking", where=f"{CLICKS} AND u(s, c, 9) < 0.30", at=SOON.format(k=13) + " + 0.5",
                link="(c - 1) * 5 + 2 + floor(u(s, c, 10) * 4)::int", suffix="-2"),
     _event_sql("click", "tracking", where="u(s, c, 11) < 0.02", machine="true", reason="'link_scanner'",
@@ -246,7 +246,7 @@ def _timed(engine, timer: StatementTimer, work) -> dict:  # type: ignore[no-unty
             if per_statement is None:
                 per_statement = [[s, p, [t]] for s, p, t in rows]
             else:
-                for entry, (_, _, t) in zip(per_statement, rows):
+                for entry, (_, _, t) in zip(per_statement, rows, strict=True):
                     entry[2].append(t)
     statements = sorted(({"label": _label(s), "sql": s, "params": p, "median_ms": round(statistics.median(ts) * 1000, 1)}
                          for s, p, ts in per_statement or []), key=lambda e: -e["median_ms"])

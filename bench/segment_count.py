@@ -205,8 +205,8 @@ PHASES = {"setup": phase_setup, "count": phase_count}
 
 def _plan_summary(plan: str) -> str:
     lines = plan.split("\n\n", 1)[1].splitlines()
-    keep = [l for l in lines if any(k in l for k in ("Scan", "Join", "Aggregate", "Gather", "Execution Time", "Workers",
-                                                      "SEARCH", "SCAN", "CORRELATED", "EXISTS", "LIST", "USING"))]
+    keep = [line for line in lines if any(k in line for k in ("Scan", "Join", "Aggregate", "Gather", "Execution Time",
+                                                              "Workers", "SEARCH", "SCAN", "CORRELATED", "EXISTS", "LIST", "USING"))]
     return "\n".join(keep)
 
 
@@ -260,7 +260,7 @@ def main() -> None:
                 console.print(r["plan"].split("\n\n", 1)[1], markup=False, highlight=False)
     if args.db == "postgresql":
 
-        console.print(f"target < 300 ms on PostgreSQL: baseline "
+        console.print("target < 300 ms on PostgreSQL: baseline "
                       + ", ".join(f"{k} {'met' if r['median_ms'] < 300 else 'MISSED'}" for k, r in results["baseline"].items()
                                   if isinstance(r, dict) and "median_ms" in r))
     if args.json_out:

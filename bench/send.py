@@ -46,7 +46,7 @@ ARTICLE = c.REPO_DIR / "articles" / "000-ketamine-assisted-psychotherapy.txt"
 FIRST_NAMES = ["Ann", "Bo", "Chen", "Dana", "Elif", "Femi", "Gus", "Hana", "Ivo", "José", None, "Zoë"]
 
 
-def _settings(state: dict) -> "object":
+def _settings(state: dict) -> object:
     from newsletter.config import Settings
 
     return Settings(database_url=state["url"], secret_key=c.SECRET, public_url=c.PUBLIC_URL,

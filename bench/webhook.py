@@ -165,7 +165,7 @@ def make_batches(n_batches: int, n_deliveries: int, campaign_id: int, sent_epoch
              + ["group_resubscribe"])
     batches = []
     serial = 0
-    for b in range(n_batches):
+    for _batch in range(n_batches):
         events = []
         for _ in range(1000):
             serial += 1

@@ -28,11 +28,6 @@ from pathlib import Path
 
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # the report tests' random store, shared rather than copied
-
-from test_reports import T0, build_random_world
-
 from newsletter.config import Settings
 from newsletter.db import make_engine, models, session_scope, upgrade
 from newsletter.preflight.chromium import Browser, find_chromium
@@ -43,6 +38,10 @@ from newsletter.reports import (
     trends_report,
     weekly_report_email,
 )
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # the report tests' random store, shared rather than copied
+from test_reports import T0, build_random_world  # noqa: E402 (importable only once tests/ is on the path)
 
 WIDTH = 1000  # as tests/test_report_html.py renders the reports
 TALLEST = 2300  # the README shows the top of each report

@@ -21,6 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import pytest
+from factories import add_subscribers
 
 from newsletter.campaigns import brand_from_settings, create_campaign, import_article
 from newsletter.config import Settings
@@ -29,11 +30,17 @@ from newsletter.db import models, session_scope
 from newsletter.delivery import CampaignMessage, Recipient, build_mime
 from newsletter.errors import UserError
 from newsletter.preflight import (
-    CHECK_NAMES, Check, CheckContext, PreflightReport, check_message, ensure_preflight_passes, preflight_command,
+    CHECK_NAMES,
+    Check,
+    CheckContext,
+    PreflightReport,
+    check_message,
+    ensure_preflight_passes,
+    preflight_command,
     run_preflight,
 )
-from newsletter.preflight import gate as gate_module
 from newsletter.preflight import command as command_module
+from newsletter.preflight import gate as gate_module
 from newsletter.preflight import responsive as responsive_module
 from newsletter.preflight import spam as spam_module
 from newsletter.preflight.chromium import find_chromium
@@ -41,7 +48,6 @@ from newsletter.preflight.gate import forced_record
 from newsletter.preflight.spam import parse_report
 from newsletter.render import personalise, recipient_values, render_campaign
 from newsletter.tracking.tokens import TokenSigner
-from factories import add_subscribers
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "preflight"
 PUBLIC = "https://news.example.test"  # settings.public_url in conftest
@@ -543,7 +549,7 @@ def test_seed_campaign_passes_every_check(engine, settings, seed_article_path, t
     # A person reads every check the README's table promises, in the table's order.
     readme_rows = _readme_check_rows()
     assert len(report.checks) == len(readme_rows) == 8, [c.title for c in report.checks]
-    for check, row in zip(report.checks, readme_rows):
+    for check, row in zip(report.checks, readme_rows, strict=True):
         assert check.title.startswith(row), (check.title, row)
     if missing:
         pytest.skip("; ".join(missing))

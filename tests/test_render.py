@@ -16,7 +16,14 @@ import pytest
 
 from newsletter.content import Article, CallToAction, Section, SignOff, load_article
 from newsletter.render import (
-    PLACEHOLDERS, Brand, Link, RenderedCampaign, RenderError, personalise, recipient_values, render_campaign,
+    PLACEHOLDERS,
+    Brand,
+    Link,
+    RenderedCampaign,
+    RenderError,
+    personalise,
+    recipient_values,
+    render_campaign,
 )
 from newsletter.render.theme import TEXT_PAIRS, THEME, contrast_ratio
 

@@ -132,7 +132,7 @@ class ParsedMessage:
     empty_text_part: bool = False  # a text/plain part that is there but blank
 
     @classmethod
-    def parse(cls, eml: bytes, html: str | None = None, text: str | None = None) -> "ParsedMessage":
+    def parse(cls, eml: bytes, html: str | None = None, text: str | None = None) -> ParsedMessage:
         message = email.message_from_bytes(eml, policy=email_policy.default)
         assert isinstance(message, EmailMessage)
         html_part = _first_part(message, "html")

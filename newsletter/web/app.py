@@ -52,8 +52,8 @@ from newsletter.web import tracking_routes as tracking
 from newsletter.web import webhook_routes as webhooks
 from newsletter.web.common import AppState, render
 from newsletter.web.hosts import slash_redirect
-from newsletter.web.tracking_routes import fast_tracking
 from newsletter.web.middleware import MAX_BODY_BYTES, BodyLimit, SecurityHeaders
+from newsletter.web.tracking_routes import fast_tracking
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import base64
 import logging
-from functools import lru_cache
 from datetime import datetime, timezone
+from functools import lru_cache
 from urllib.parse import parse_qs, quote, unquote_plus, urlsplit
 
 from starlette.concurrency import run_in_threadpool
@@ -22,10 +22,10 @@ from starlette.types import Receive, Scope, Send
 from newsletter.db import session_scope
 from newsletter.tracking import (
     ClickResult,
-    RequestInfo,
     InvalidPreferences,
     InvalidToken,
     Preferences,
+    RequestInfo,
     UnknownDelivery,
     UnknownLink,
     confirm_cta,
@@ -33,7 +33,6 @@ from newsletter.tracking import (
     save_preferences,
     unsubscribe,
 )
-from newsletter.web.middleware import SECURITY_HEADERS, SecurityHeaders
 from newsletter.web.common import (
     MAX_TOKEN_LENGTH,
     PRIVATE_HEADERS,
@@ -45,6 +44,7 @@ from newsletter.web.common import (
     request_info,
     state,
 )
+from newsletter.web.middleware import SECURITY_HEADERS, SecurityHeaders
 
 log = logging.getLogger(__name__)
 
