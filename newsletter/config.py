@@ -229,7 +229,7 @@ def _toml_values(path: Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise UserError(str(exc), where=str(path)) from None
-    table = data.get("newsletter", {})
+    table: dict[str, Any] = data.get("newsletter", {})
     known = {name for name, _ in ENV_VARS.values()} - _SECRET_FIELDS
     unknown = set(table) - known
     if unknown:

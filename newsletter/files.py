@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import IO
 
 
-def write_atomically(path: Path, write: Callable[[IO[bytes]], None], *, fsync: bool = True) -> None:
+def write_atomically(path: Path, write: Callable[[IO[bytes]], object], *, fsync: bool = True) -> None:
     """Call ``write`` with a binary handle on a temporary file beside ``path``, then rename it
     over ``path``. ``fsync`` also makes the content durable before the rename (the outbox and
     staff mail need it: the ledger says "sent" right after). Raises what ``write`` or the file

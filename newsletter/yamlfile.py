@@ -29,8 +29,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]
-from yaml.constructor import ConstructorError, SafeConstructor  # type: ignore[import-untyped]
+import yaml
+from yaml.constructor import ConstructorError, SafeConstructor
 
 from newsletter.errors import UserError
 
@@ -58,7 +58,7 @@ class YamlError(UserError):
         super().__init__(problem, f"{name}:{line}" if line else name)
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types (no stubs installed)
     """SafeLoader without aliases, timestamps, duplicate keys or unbounded nesting."""
 
     def __init__(self, stream: str) -> None:

@@ -88,7 +88,7 @@ def split_front_matter(text: str, source_name: str) -> FrontMatter:
         values = {}
     if not isinstance(values, dict):
         raise UserError("front matter must be 'key: value' lines (title, author, date, ...)", where(source_name, 2))
-    key_lines = {}
+    key_lines: dict[str, int] = {}
     for number, line in enumerate(lines[1:end], start=2):
         match = re.match(r"([A-Za-z_][\w-]*)\s*:", line)
         if match:

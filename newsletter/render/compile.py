@@ -40,9 +40,9 @@ def compile_mjml(mjml: str, *, template: str, templates_dir: Path) -> str:
         return mjml2html(mjml, disable_comments=True, include_loader=_no_mj_include)
     except Exception as exc:  # MRML raises ValueError with a short description
         error = str(exc)
-    line = _error_line(mjml, error)
-    where, snippet = _locate(mjml, line, template, templates_dir)
-    detail = f" (MJML line {line}: {snippet})" if line else ""
+    error_line = _error_line(mjml, error)
+    where, snippet = _locate(mjml, error_line, template, templates_dir)
+    detail = f" (MJML line {error_line}: {snippet})" if error_line else ""
     hint = " Use Jinja's {% include %} for partials, not mj-include." if "include" in error else ""
     raise RenderError(f"the MJML rendered by {template} does not compile: {error}{detail}.{hint}", where=where)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import traceback
 from pathlib import Path
+from types import TracebackType
 
 from newsletter.errors import UserError
 
@@ -23,7 +24,7 @@ def display_path(path: Path | str) -> str:
         return str(path)
 
 
-def template_frame(tb: object, templates_dir: Path) -> tuple[str, int] | None:
+def template_frame(tb: TracebackType | None, templates_dir: Path) -> tuple[str, int] | None:
     """The innermost traceback frame that is template code: (display path, template line).
 
     Jinja rewrites tracebacks so that template code appears with the template's file name and
@@ -32,7 +33,7 @@ def template_frame(tb: object, templates_dir: Path) -> tuple[str, int] | None:
     """
     root = os.path.realpath(templates_dir)
     found: tuple[str, int] | None = None
-    for frame in traceback.extract_tb(tb):  # type: ignore[arg-type]
+    for frame in traceback.extract_tb(tb):
         filename = os.path.realpath(frame.filename)
         if filename.startswith(root + os.sep) and frame.lineno is not None:
             found = (display_path(frame.filename), frame.lineno)

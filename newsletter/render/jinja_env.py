@@ -54,7 +54,8 @@ def _autoescape(name: str | None) -> bool:
 
 
 def _registry(ctx: Context) -> LinkRegistry:
-    return ctx["link_registry"]  # type: ignore[no-any-return]
+    registry: LinkRegistry = ctx["link_registry"]
+    return registry
 
 
 @pass_eval_context
