@@ -8,8 +8,10 @@ not judged. The ratio itself comes from the render room's palette code (``theme.
 
 from __future__ import annotations
 
+from typing import cast
+
 from newsletter.preflight.htmlscan import Scan, colour_hex, scan_html
-from newsletter.preflight.model import Check, CheckContext, ParsedMessage
+from newsletter.preflight.model import Check, CheckContext, ParsedMessage, failing
 from newsletter.render.theme import contrast_ratio
 
 BODY_MIN = 4.5
@@ -83,15 +85,14 @@ def check(msg: ParsedMessage, ctx: CheckContext) -> Check:
     details["low_contrast"] = low
     details["unreadable_colours"] = unreadable
     if low:
-        worst = min(low, key=lambda item: float(item["ratio"]))  # type: ignore[arg-type]
+        worst = min(low, key=lambda item: cast(float, item["ratio"]))
         problems.append((f"{len(low)} text colour(s) below WCAG AA contrast; worst {worst['ratio']}:1 "
                          f"({worst['colour']} on {worst['background']}, \"{worst['text']}\", needs {worst['minimum']}:1)",
                          "darken the text or lighten its background (newsletter/render/theme.py holds the palette)"))
 
     details["problems"] = [p for p, _ in problems]
     if problems:
-        return Check("accessibility", "fail", "; ".join(p for p, _ in problems),
-                     "; ".join(dict.fromkeys(h for _, h in problems)), details)
+        return failing("accessibility", problems, details)
     reason = (f"lang=\"{lang}\", {len(scan.images)} image(s) with alt text, {len(layout)} layout table(s) "
               f"role=\"presentation\", lowest text contrast {details['lowest_contrast']}:1")
     if unreadable:

@@ -103,7 +103,8 @@ class Browser:
                 raise BrowserError("chromium closed the DevTools pipe (it exited or crashed)")
             self._buffer += chunk
         raw, self._buffer = self._buffer.split(b"\0", 1)
-        return json.loads(raw)  # type: ignore[no-any-return]
+        message: dict[str, Any] = json.loads(raw)
+        return message
 
     def call(self, method: str, *, browser_level: bool = False, **params: Any) -> dict[str, Any]:
         self._next_id += 1
@@ -120,7 +121,8 @@ class Browser:
             if reply.get("id") == self._next_id:
                 if "error" in reply:
                     raise BrowserError(f"{method}: {reply['error'].get('message', reply['error'])}")
-                return reply.get("result", {})  # type: ignore[no-any-return]
+                result: dict[str, Any] = reply.get("result", {})
+                return result
 
     def evaluate(self, expression: str) -> Any:
         result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)

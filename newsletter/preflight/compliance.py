@@ -6,7 +6,7 @@ import re
 from email.utils import getaddresses
 
 from newsletter.preflight.htmlscan import scan_html
-from newsletter.preflight.model import Check, CheckContext, ParsedMessage
+from newsletter.preflight.model import Check, CheckContext, ParsedMessage, failing
 from newsletter.render import PLACEHOLDERS
 
 LEFTOVER_MARKERS = ("{{", "{%", "{#")
@@ -93,8 +93,7 @@ def check(msg: ParsedMessage, ctx: CheckContext) -> Check:
 
     details["problems"] = [p for p, _ in problems]
     if problems:
-        return Check("compliance", "fail", "; ".join(p for p, _ in problems),
-                     "; ".join(dict.fromkeys(h for _, h in problems)), details)
+        return failing("compliance", problems, details)
     both = " and ".join(name for name, _ in parts) + (" parts" if len(parts) > 1 else " part")
     return Check("compliance", "pass", f"postal address, a visible unsubscribe link and the sender's name in the {both}; "
                  "nothing left unrendered", "", details)

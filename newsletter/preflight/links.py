@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from newsletter.preflight.htmlscan import scan_html
-from newsletter.preflight.model import Check, CheckContext, ParsedMessage
+from newsletter.preflight.model import Check, CheckContext, ParsedMessage, failing
 
 TEXT_URL = re.compile(r"(?:https?://|mailto:)[^\s<>()\"']+", re.IGNORECASE)
 FOOTER_PATHS = ("u", "p", "w")
@@ -99,8 +99,7 @@ def check(msg: ParsedMessage, ctx: CheckContext) -> Check:
 
     details["problems"] = [p for p, _ in problems]
     if problems:
-        return Check("links", "fail", "; ".join(p for p, _ in problems), "; ".join(dict.fromkeys(h for _, h in problems)),
-                     details)
+        return failing("links", problems, details)
     counted = len(tracked_positions["HTML"] | tracked_positions["text"])
     return Check("links", "pass", f"{len(html_links)} HTML and {len(text_links)} text link(s), all absolute https or "
                  f"mailto; {counted} registered tracked link(s), footer links untracked; the CTA is present",

@@ -6,7 +6,7 @@ import re
 from email.utils import getaddresses, parsedate_to_datetime
 
 from newsletter.preflight.htmlscan import scan_html
-from newsletter.preflight.model import Check, CheckContext, ParsedMessage
+from newsletter.preflight.model import Check, CheckContext, ParsedMessage, failing
 
 MAX_LINE = 998  # RFC 5322 2.1.1, excluding CRLF
 MIN_TEXT_SHARE = 0.3  # a "real" text part carries at least this share of the HTML's words
@@ -111,8 +111,7 @@ def check(msg: ParsedMessage, ctx: CheckContext) -> Check:
 
     details["problems"] = [p for p, _ in problems]
     if problems:
-        return Check("mime", "fail", "; ".join(p for p, _ in problems), "; ".join(dict.fromkeys(h for _, h in problems)),
-                     details)
+        return failing("mime", problems, details)
     return Check("mime", "pass", f"multipart/alternative with a real text part ({text_words} words); From, Reply-To, "
                  f"Date, Message-ID on {domain}, one-click List-Unsubscribe (https); lines within {MAX_LINE}",
                  "", details)

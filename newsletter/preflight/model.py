@@ -51,6 +51,13 @@ class Check:
         return {**asdict(self), "title": self.title}
 
 
+def failing(name: str, problems: list[tuple[str, str]], details: dict[str, Any]) -> Check:
+    """The failing verdict for ``problems``, (what was found, where to fix it) pairs: every problem
+    in the reason, each hint once (several problems often share one fix)."""
+    return Check(name, "fail", "; ".join(p for p, _ in problems), "; ".join(dict.fromkeys(h for _, h in problems)),
+                 details)
+
+
 @dataclass(frozen=True)
 class PreflightReport:
     checks: tuple[Check, ...]
@@ -152,7 +159,7 @@ def _first_part(message: EmailMessage, subtype: str) -> EmailMessage | None:
             continue
         if part.get_content_disposition() == "attachment":
             continue
-        return part  # type: ignore[return-value]
+        return part
     return None
 
 

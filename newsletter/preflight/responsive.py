@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from newsletter.preflight import chromium
-from newsletter.preflight.model import Check, CheckContext, ParsedMessage
+from newsletter.preflight.model import Check, CheckContext, ParsedMessage, failing
 
 PHONE, DESKTOP = 375, 600
 WIDTHS = (PHONE, DESKTOP)
@@ -88,9 +89,9 @@ def check(msg: ParsedMessage, ctx: CheckContext) -> Check:
     return judge(measured, shots, ctx)
 
 
-def render(binary: str, html: str, ctx: CheckContext) -> tuple[dict[int, dict], list[str]]:  # type: ignore[type-arg]
+def render(binary: str, html: str, ctx: CheckContext) -> tuple[dict[int, dict[str, Any]], list[str]]:
     args = json.dumps([sorted(ctx.cta_positions), ctx.cta_label or "", ctx.public_base])[1:-1]
-    measured: dict[int, dict] = {}  # type: ignore[type-arg]
+    measured: dict[int, dict[str, Any]] = {}
     shots: list[str] = []
     with chromium.Browser(binary) as browser:
         for width in WIDTHS:
@@ -106,7 +107,7 @@ def render(binary: str, html: str, ctx: CheckContext) -> tuple[dict[int, dict], 
     return measured, shots
 
 
-def judge(measured: dict[int, dict], shots: list[str], ctx: CheckContext) -> Check:  # type: ignore[type-arg]
+def judge(measured: dict[int, dict[str, Any]], shots: list[str], ctx: CheckContext) -> Check:
     problems: list[tuple[str, str]] = []
     details: dict[str, object] = {"installed": True, "screenshots": shots,
                                   "widths": {str(w): {k: m[k] for k in ("scrollWidth", "height", "offenders", "sections")}
@@ -138,8 +139,7 @@ def judge(measured: dict[int, dict], shots: list[str], ctx: CheckContext) -> Che
                              "raise the button's inner-padding or font-size (templates/partials/cta.mjml.j2)"))
     details["problems"] = [p for p, _ in problems]
     if problems:
-        return Check("responsive", "fail", "; ".join(p for p, _ in problems),
-                     "; ".join(dict.fromkeys(h for _, h in problems)), details)
+        return failing("responsive", problems, details)
     sections = len(phone.get("sections", []))
     cta_text = f"; the CTA \"{cta['text']}\" is {cta['h']} px tall at {PHONE} px" if cta else ""
     return Check("responsive", "pass",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from newsletter.preflight.htmlscan import clean_spacers, scan_html
-from newsletter.preflight.model import Check, CheckContext, ParsedMessage
+from newsletter.preflight.model import Check, CheckContext, ParsedMessage, failing
 
 MAX_SUBJECT = 80  # characters, exclusive: longer subjects are cut off in most inboxes
 PROSE_MIN_WORDS = 8  # a paragraph of prose, not the brand line, title, byline or greeting
@@ -81,8 +81,7 @@ def check(msg: ParsedMessage, ctx: CheckContext) -> Check:
             warnings.append(("the preheader repeats the subject", "write a preheader that adds to the subject"))
 
     if problems:
-        return Check("subject", "fail", "; ".join(p for p, _ in problems), "; ".join(dict.fromkeys(h for _, h in problems)),
-                     details)
+        return failing("subject", problems, details)
     reason = f"subject of {len(subject)} characters; preheader \"{preheader}\" adds to it"
     if warnings:
         return Check("subject", "warn", reason + "; " + "; ".join(w for w, _ in warnings), warnings[0][1], details)
