@@ -362,7 +362,7 @@ def test_lean_insert_stores_what_the_orm_would(engine: Engine) -> None:
     """Times, booleans and JSON written by ``insert_events`` read back exactly like ORM rows."""
     from sqlalchemy import text
 
-    from newsletter.tracking.sql import insert_events
+    from newsletter.tracking.queries import insert_events
 
     w = build_world(engine)
     when = utcnow().replace(microsecond=0) + timedelta(microseconds=5)  # a zero-padded fraction too

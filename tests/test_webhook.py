@@ -808,7 +808,7 @@ def test_nul_characters_in_any_field_are_stored_without_them_at_every_batch_size
 @pytest.mark.parametrize("size", [1, 7, 8, 511, 512])
 def test_nul_characters_given_straight_to_ingest_are_not_stored(engine, size) -> None:  # type: ignore[no-untyped-def]
     """Events handed to ``ingest_events`` unparsed (real NUL characters, not JSON escapes) take
-    the same three insert paths: the store strips NUL itself (tracking.sql.insert_event_rows)."""
+    the same three insert paths: the store strips NUL itself (tracking.queries.insert_event_rows)."""
     from newsletter.tracking import ingest_events
 
     w = build_world(engine)

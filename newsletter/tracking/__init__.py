@@ -28,20 +28,11 @@ from newsletter.tracking.classify import (
     default_classifier,
     find_bursts,
 )
-from newsletter.tracking.events import (
-    ClickResult,
-    RequestInfo,
-    UnknownDelivery,
-    UnknownLink,
-    UnsubscribeResult,
-    confirm_cta,
-    record_click,
-    record_clicks,
-    record_open,
-    record_opens,
-    unsubscribe,
-)
+from newsletter.tracking.clicks import ClickResult, record_click, record_clicks
+from newsletter.tracking.cta import confirm_cta
 from newsletter.tracking.engagement import Engagement, engagement
+from newsletter.tracking.events import RequestInfo, UnknownDelivery, UnknownLink
+from newsletter.tracking.opens import record_open, record_opens
 from newsletter.tracking.options import TrackingOptions, derive_ip_hash_key, options_from_settings
 from newsletter.tracking.preferences import (
     INTEREST_TAGS,
@@ -53,6 +44,7 @@ from newsletter.tracking.preferences import (
 from newsletter.tracking.privacy import hash_ip, store_ip, truncate_ip
 from newsletter.tracking.recorder import Recorder
 from newsletter.tracking.retention import prune_event_details
+from newsletter.tracking.sendgrid import MalformedBatch, parse_batch
 from newsletter.tracking.signature import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -65,15 +57,8 @@ from newsletter.tracking.signature import (
 )
 from newsletter.tracking.suppression import SuppressionRequest, suppress
 from newsletter.tracking.tokens import ContinueSigner, InvalidToken, TokenSigner
-from newsletter.tracking.webhook import (
-    IngestResult,
-    MalformedBatch,
-    PreparedBatch,
-    ingest_events,
-    parse_batch,
-    prepare_batch,
-    store_batch,
-)
+from newsletter.tracking.unsubscribe import UnsubscribeResult, unsubscribe
+from newsletter.tracking.webhook import IngestResult, PreparedBatch, ingest_events, prepare_batch, store_batch
 
 __all__ = [
     "tokens", "TokenSigner", "ContinueSigner", "InvalidToken",

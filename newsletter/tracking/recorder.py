@@ -3,8 +3,8 @@
 Every image load of every message is a request; written one by one, each pays for a session, a
 thread hand-off, a read, an insert and a commit, and on SQLite the threads then queue for the one
 write lock. Instead, requests hand their event to one writer thread and wait; the writer takes
-everything that has queued (up to ``max_batch``), stores it with :func:`.events.record_opens` /
-:func:`.events.record_clicks` (one read per kind, one multi-row insert) in ONE transaction, and
+everything that has queued (up to ``max_batch``), stores it with :func:`.opens.record_opens` /
+:func:`.clicks.record_clicks` (one read per kind, one multi-row insert) in ONE transaction, and
 only then answers each request. So an answered request is a stored event, nothing is lost in a
 buffer, and under load a commit is shared by many requests.
 
@@ -29,15 +29,9 @@ from sqlalchemy import Connection, Engine
 
 from newsletter.db.models import utcnow
 from newsletter.tracking.classify import Classifier, Verdict
-from newsletter.tracking.events import (
-    ClickResult,
-    LinkCache,
-    RequestInfo,
-    UnknownDelivery,
-    UnknownLink,
-    record_clicks,
-    record_opens,
-)
+from newsletter.tracking.clicks import ClickResult, LinkCache, record_clicks
+from newsletter.tracking.events import RequestInfo, UnknownDelivery, UnknownLink
+from newsletter.tracking.opens import record_opens
 from newsletter.tracking.options import DEFAULT_OPTIONS, TrackingOptions
 
 log = logging.getLogger(__name__)
@@ -170,7 +164,7 @@ class Recorder:
         self.batches += 1
         self.requests += len(batch)
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
-        for (_, _, loop, future), result in zip(batch, results):
+        for (_, _, loop, future), result in zip(batch, results, strict=True):
             by_loop.setdefault(loop, []).append((future, result))
         for loop, answers in by_loop.items():  # one wake-up of each loop per batch, not per request
             try:
@@ -186,12 +180,12 @@ class Recorder:
         with (self.around_commit or _nothing)(conn), conn.begin():
             if opens:
                 for (i, _), verdict in zip(opens, record_opens(conn, [item for _, item in opens], options=self.options,
-                                                               classifier=self.classifier)):
+                                                               classifier=self.classifier), strict=True):
                     results[i] = verdict
             if clicks:
                 for (i, _), result in zip(clicks, record_clicks(conn, [item for _, item in clicks],
                                                                 options=self.options, classifier=self.classifier,
-                                                                link_cache=self.links)):
+                                                                link_cache=self.links), strict=True):
                     results[i] = result
         return results
 

@@ -1,82 +1,125 @@
-"""Small dialect helpers for the room's hot statements (SQLite and PostgreSQL, same results).
+"""The tracking room's hot statements, each named, each with why it is shaped as it is.
 
-``col IN (:a, :b, …)`` with a thousand ids costs SQLAlchemy a re-render of the statement and a
-bound parameter per id on every execution. :class:`ByIds` binds ONE parameter instead: a JSON
-array read with ``json_each`` on SQLite, an array compared with ``= ANY`` on PostgreSQL. The
-statement is built once per dialect and its compiled form cached.
+The pixel, the redirect and the webhook run these for every open, click and provider event, so
+each is built once (SQLAlchemy compiles it once per store and caches that) or written as raw
+SQL where SQLAlchemy's own row handling was measured to cost more than the query
+(bench/RESULTS.md). Which store is in use, and the form of an id list for it, are asked of
+:mod:`newsletter.db.dialect`; nothing here tests a dialect's name.
+
+- :class:`ByIds`: a statement with "column is one of these ids" bound as ONE parameter
+  (:func:`newsletter.db.dialect.id_list_param`), built once per store.
+- Reads: :data:`LINKS_AT`, :data:`CAMPAIGN_LINKS`, :data:`RECENT_CLICKS`, :data:`STORED_CLICKS`,
+  :data:`SEND_LOG_CAMPAIGNS`, :data:`LEDGER_BY_ADDRESS`, :data:`SOFT_BOUNCES`,
+  :func:`delivery_owners`, :func:`delivery_times`.
+- The one write every event takes: :func:`insert_event_rows` (and :func:`insert_events`).
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Connection, String, any_, bindparam, cast, func, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Connection, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement, Executable
 
 from newsletter.db.bulk import copy_rows
-from newsletter.db.dialect import pg_array_literal
+from newsletter.db.dialect import SUPPORTED, for_store, id_list_param, is_postgres, pg_array_literal
+from newsletter.db.models import CampaignLink, Delivery, Event, SendLog, Subscriber, UTCDateTime
+from newsletter.tracking.jsontext import dump_without_nul, texts_without_nul
 
 Db = Session | Connection
 
 
-def dialect_name(db: Db) -> str:
-    return db.dialect.name if isinstance(db, Connection) else db.get_bind().dialect.name
-
-
-def dialect_insert(db: Db):  # type: ignore[no-untyped-def]
-    """``insert`` with ``ON CONFLICT`` for the store in use (same API on both dialects)."""
-    name = dialect_name(db)
-    if name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - the project supports these two stores only
-        raise NotImplementedError(f"no upsert for {name}")
-    return insert
-
-
-def _sqlite_in(column: Any, name: str) -> ColumnElement[bool]:
-    values = func.json_each(bindparam(name, type_=String())).table_valued("value")
-    return column.in_(select(values.c.value))
-
-
-def _postgresql_in(column: Any, name: str) -> ColumnElement[bool]:
-    # The ids travel as ONE text literal ('{1,2,3}') cast on the server: psycopg adapts a Python
-    # list element by element in Python, which for a thousand ids costs more than the query.
-    return column == any_(cast(bindparam(name, type_=String()), ARRAY(BigInteger())))
+def _json_ids(ids: list[int]) -> str:
+    """SQLite's one-parameter id list, the text :func:`newsletter.db.dialect.json_array_literal`
+    makes, by orjson in C: 0.013 ms for a webhook post's thousand ids instead of 0.34 ms."""
+    return orjson.dumps(ids).decode()
 
 
 class ByIds:
     """A statement with one or more "column IN <ids>" conditions, each bound as one parameter.
 
     ``build(in_)`` makes the statement, calling ``in_(column, name)`` for each such condition;
-    ``execute(db, name=ids, …, other=value)`` runs the form for the store in use."""
+    ``execute(db, name=ids, …, other=value)`` runs the form for the store in use. Why: ``col IN
+    (:a, :b, …)`` with a thousand ids costs SQLAlchemy a re-render and a parameter per id on
+    every execution (:mod:`newsletter.db.dialect`)."""
 
     def __init__(self, build: Callable[[Callable[[Any, str], ColumnElement[bool]]], Executable]) -> None:
         names: set[str] = set()
 
-        def sqlite_in(column: Any, name: str) -> ColumnElement[bool]:
-            names.add(name)
-            return _sqlite_in(column, name)
+        def form(dialect: str) -> Executable:
+            id_in = id_list_param(dialect)
 
-        self._forms = {"sqlite": build(sqlite_in), "postgresql": build(_postgresql_in)}
+            def in_(column: Any, name: str) -> ColumnElement[bool]:
+                names.add(name)
+                return id_in(column, name=name)
+
+            return build(in_)
+
+        self._forms = {dialect: form(dialect) for dialect in SUPPORTED}
         self._names = frozenset(names)
 
     def execute(self, db: Db, **params: Any):  # type: ignore[no-untyped-def]
-        name = dialect_name(db)
+        postgres = is_postgres(db)
         values = dict(params)
         for key in self._names:
             ids = sorted(set(values[key]))
-            values[key] = _dump_ids(ids) if name == "sqlite" else pg_array_literal(ids)
-        return db.execute(self._forms[name], values)
+            values[key] = pg_array_literal(ids) if postgres else _json_ids(ids)
+        return db.execute(for_store(self._forms, db), values)
+
+
+# --- reads: built once, compiled once per store ------------------------------------------------
+
+_EVENTS = Event.__table__  # Core statements on the table: no ORM rows on the hot paths
+_LINKS = CampaignLink.__table__
+
+#: The redirect without a link cache: the links of these campaigns at these positions (a
+#: handful of values: an expanding ``IN`` is as cheap as one parameter here).
+LINKS_AT = select(_LINKS.c.campaign_id, _LINKS.c.position, _LINKS.c.id, _LINKS.c.url, _LINKS.c.kind).where(
+    _LINKS.c.campaign_id.in_(bindparam("campaigns", expanding=True)),
+    _LINKS.c.position.in_(bindparam("positions", expanding=True)))
+#: Every link of these campaigns (``ids``): the recorder's link cache and the webhook's clicks.
+#: Links are written once, when the campaign is created, so a whole campaign is read at once.
+CAMPAIGN_LINKS = ByIds(lambda in_: select(_LINKS.c.campaign_id, _LINKS.c.position, _LINKS.c.id, _LINKS.c.url,
+                                          _LINKS.c.kind).where(in_(_LINKS.c.campaign_id, "ids")))
+#: The redirect's bursts: the stored clicks of these messages (``ids``) between ``since`` and
+#: ``until``; without ``data`` (our own clicks always carry their link).
+RECENT_CLICKS = ByIds(lambda in_: select(_EVENTS.c.id, _EVENTS.c.delivery_id, _EVENTS.c.link_id, _EVENTS.c.occurred_at)
+                      .where(in_(_EVENTS.c.delivery_id, "ids"), _EVENTS.c.type == "click",
+                             _EVENTS.c.occurred_at >= bindparam("since", type_=UTCDateTime()),
+                             _EVENTS.c.occurred_at <= bindparam("until", type_=UTCDateTime())))
+#: The webhook's bursts: as :data:`RECENT_CLICKS`, with ``data``, whose ``url`` names the link
+#: of a provider's click we could not map to a registered link.
+STORED_CLICKS = ByIds(lambda in_: select(_EVENTS.c.id, _EVENTS.c.delivery_id, _EVENTS.c.link_id, _EVENTS.c.data,
+                                         _EVENTS.c.occurred_at)
+                      .where(in_(_EVENTS.c.delivery_id, "ids"), _EVENTS.c.type == "click",
+                             _EVENTS.c.occurred_at >= bindparam("since", type_=UTCDateTime()),
+                             _EVENTS.c.occurred_at <= bindparam("until", type_=UTCDateTime())))
+#: Provider events without our ``delivery_id``: which campaign sent these message ids. The send
+#: log, because the ledger does not index its own ``message_id``.
+SEND_LOG_CAMPAIGNS = select(SendLog.message_id, SendLog.campaign_id).where(
+    SendLog.message_id.in_(bindparam("message_ids", expanding=True)))
+#: …then the ledger rows of these addresses in those campaigns: the unique (subscriber,
+#: campaign) key names the row, whose message id the caller checks against the event's.
+LEDGER_BY_ADDRESS = (select(Delivery.message_id, Subscriber.email, Delivery.id, Delivery.campaign_id,
+                            Delivery.subscriber_id, Delivery.sent_at)
+                     .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+                     .where(Subscriber.email.in_(bindparam("emails", expanding=True)),
+                            Delivery.campaign_id.in_(bindparam("campaigns", expanding=True))))
+_DELIVERED = _EVENTS.alias("delivered")
+_LAST_DELIVERED = (select(func.max(_DELIVERED.c.occurred_at))
+                   .where(_DELIVERED.c.subscriber_id == _EVENTS.c.subscriber_id, _DELIVERED.c.type == "delivered")
+                   .scalar_subquery())
+#: Soft bounces (``blocked``) per subscriber since their last ``delivered`` event (or ever): a
+#: run of soft bounces suppresses an address, one delivery starts the count again.
+SOFT_BOUNCES = (select(_EVENTS.c.subscriber_id, func.count())
+                .where(_EVENTS.c.subscriber_id.in_(bindparam("subscribers", expanding=True)),
+                       _EVENTS.c.type == "blocked", or_(_LAST_DELIVERED.is_(None), _LAST_DELIVERED < _EVENTS.c.occurred_at))
+                .group_by(_EVENTS.c.subscriber_id))
 
 
 def delivery_owners(db: Db, ids: set[int]) -> dict[int, tuple[int, int]]:
@@ -90,8 +133,8 @@ def delivery_owners(db: Db, ids: set[int]) -> dict[int, tuple[int, int]]:
     if not ids:
         return {}
     conn = db if isinstance(db, Connection) else db.connection()
-    if conn.dialect.name == "sqlite":
-        packed = conn.exec_driver_sql(_SQLITE_OWNERS, (_dump_ids(sorted(ids)),)).scalar()
+    if not is_postgres(conn):
+        packed = conn.exec_driver_sql(_SQLITE_OWNERS, (_json_ids(sorted(ids)),)).scalar()
         return {row[0]: (row[1], row[2]) for row in _loads(packed or "[]")}
     return {did: (cid, sid) for did, cid, sid in _pg_rows(conn, _PG_OWNERS, ids)}
 
@@ -109,8 +152,8 @@ def delivery_times(db: Db, ids: set[int]) -> dict[int, tuple[int, int, datetime 
     if not ids:
         return {}
     conn = db if isinstance(db, Connection) else db.connection()
-    if conn.dialect.name == "sqlite":
-        packed = conn.exec_driver_sql(_SQLITE_SENT, (_dump_ids(sorted(ids)),)).scalar()
+    if not is_postgres(conn):
+        packed = conn.exec_driver_sql(_SQLITE_SENT, (_json_ids(sorted(ids)),)).scalar()
         return {row[0]: (row[1], row[2], _sqlite_time(row[3])) for row in _loads(packed or "[]")}
     return {did: (cid, sid, sent.astimezone(timezone.utc) if sent else None)
             for did, cid, sid, sent in _pg_rows(conn, _PG_SENT, ids)}
@@ -126,10 +169,6 @@ def _pg_rows(conn: Connection, sql: str, ids: set[int]) -> list[tuple[Any, ...]]
 def _sqlite_time(text: str | None) -> datetime | None:
     """SQLAlchemy's SQLite text form of a UTC time, back to an aware datetime."""
     return datetime.fromisoformat(text).replace(tzinfo=timezone.utc) if text else None
-
-
-def _dump_ids(ids: list[int]) -> str:
-    return _dumps(ids) or "[]"
 
 
 def _loads(text: str) -> Any:
@@ -191,62 +230,9 @@ def _pg_insert(rows: int) -> str:
             "ON CONFLICT (event_key) DO NOTHING RETURNING event_key")
 
 
-def _dumps(value: Any) -> str | None:
-    """JSON text by orjson, several times faster than the standard library; what orjson refuses
-    (an int beyond 64 bits) the standard library's way, which reads back the same."""
-    if value is None:
-        return None
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:
-        return json.dumps(value, separators=(",", ":"), default=str)
-
-
-# --- NUL: PostgreSQL text cannot hold it ----------------------------------------------------
-
-#: ``\u0000`` in JSON text, as an escape: its backslash preceded by an even number of backslashes
-#: (``\\u0000`` is a backslash followed by "u0000", left alone).
-_JSON_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
-_JSON_NUL_BYTES = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
-
-
-def json_without_nul(text: str) -> str:
-    r"""JSON text with every NUL character (the ``\u0000`` escape) taken out of its strings and keys.
-
-    PostgreSQL's ``text``/``varchar`` cannot hold NUL and its ``json`` functions refuse to
-    decode one (``UntranslatableCharacter``), so a value carrying one would fail the whole
-    statement: for the webhook, a 500 and a batch SendGrid drops after a day of retries. Done on
-    the text rather than by walking the value: linear, no recursion on deep input."""
-    return _JSON_NUL.sub(r"\1", text) if "\\u0000" in text else text
-
-
-def json_bytes_without_nul(body: bytes) -> bytes:
-    """:func:`json_without_nul` for a raw body, before it is parsed."""
-    return _JSON_NUL_BYTES.sub(rb"\1", body) if b"\\u0000" in body else body
-
-
-def _dump_data(value: Any) -> str | None:
-    text = _dumps(value)
-    return json_without_nul(text) if text is not None else None
-
-
 #: The text columns of an events row (by position); ``data`` is cleaned as JSON text.
 _TEXT_AT = tuple(i for i, c in enumerate(EVENT_COLUMNS)
                  if c in ("event_key", "type", "source", "machine_reason", "ip_prefix", "user_agent"))
-
-
-def _texts_without_nul(rows: list[EventRow]) -> list[EventRow]:
-    """The rows with NUL removed from their text columns; the same list when none has one (the
-    usual case, checked column by column in about 0.4 ms per 1,000 rows)."""
-    for at in _TEXT_AT:
-        column = [row[at] for row in rows]
-        try:
-            text = "".join(column)
-        except TypeError:  # a NULL (or, from a careless caller, a number) among them
-            text = "".join([v for v in column if v.__class__ is str])
-        if "\x00" in text:
-            return [tuple(v.replace("\x00", "") if v.__class__ is str else v for v in r) for r in rows]
-    return rows
 
 
 def _utc(value: datetime) -> datetime:
@@ -287,23 +273,20 @@ def insert_event_rows(db: Db, rows: list[EventRow], *, new_keys: bool = False) -
     """
     if not rows:
         return []
-    rows = _texts_without_nul(rows)  # and ``data`` as it is dumped: NUL is never stored (json_without_nul)
+    rows = texts_without_nul(rows, _TEXT_AT)  # and ``data`` as it is dumped: NUL is never stored
     conn = db if isinstance(db, Connection) else db.connection()
-    name = conn.dialect.name
-    if name == "postgresql":
+    if is_postgres(conn):
         keys = _pg_insert_rows(conn, rows)
         return keys if new_keys else []
-    if name != "sqlite":  # pragma: no cover - the project supports these two stores only
-        raise NotImplementedError(f"no events insert for {name}")
     return _sqlite_insert_rows(conn, rows, new_keys)
 
 
 def _pg_insert_rows(conn: Connection, rows: list[EventRow]) -> list[str]:
     if _PG_JSON_FROM <= len(rows) < _PG_COPY_FROM:
-        payload = _dump_data([dict(zip(EVENT_COLUMNS, (*row[:_TIME], _utc(row[_TIME]), *row[_TIME + 1:])))
+        payload = dump_without_nul([dict(zip(EVENT_COLUMNS, (*row[:_TIME], _utc(row[_TIME]), *row[_TIME + 1:]), strict=False))
                               for row in rows])
         return [key for (key,) in conn.exec_driver_sql(_PG_JSON, (payload,)).all()]
-    prepared = [(*row[:_TIME], _utc(row[_TIME]), *row[_TIME + 1:_DATA], _dump_data(row[_DATA])) for row in rows]
+    prepared = [(*row[:_TIME], _utc(row[_TIME]), *row[_TIME + 1:_DATA], dump_without_nul(row[_DATA])) for row in rows]
     if len(prepared) < _PG_JSON_FROM:
         flat = tuple(value for row in prepared for value in row)
         return [key for (key,) in conn.exec_driver_sql(_pg_insert(len(prepared)), flat).all()]
@@ -332,7 +315,7 @@ def _sqlite_insert_rows(conn: Connection, rows: list[EventRow], new_keys: bool) 
             if text is None:
                 text = texts[when] = _sqlite_text(when)
             extend(row[:_TIME])
-            extend((text, row[10], row[11], _dump_data(row[_DATA])))
+            extend((text, row[10], row[11], dump_without_nul(row[_DATA])))
         result = conn.exec_driver_sql(_sqlite_insert(len(chunk), new_keys), tuple(params))
         count, last = result.rowcount, result.lastrowid
         if new_keys and count:
