@@ -32,7 +32,7 @@ sg_machine_open            a SendGrid open event with ``sg_machine_open: true`` 
                            verdict, e.g. Apple's proxy); checked right after ``honeypot``
 too_fast_confirm           a "continue to booking" request less than ``cta_confirm_min_seconds``
                            after the page was served (a machine following the page's link);
-                           decided by :func:`newsletter.tracking.events.confirm_cta`
+                           decided by :func:`newsletter.tracking.cta.confirm_cta`
 =========================  =====================================================================
 
 Human verdicts may carry a *doubt*: the click is probably a person, but a careful scanner could
@@ -197,7 +197,7 @@ class Classifier:
 
     @classmethod
     def from_files(cls, agents: Path = AGENTS_FILE, networks: Path = NETWORKS_FILE,
-                   min_click_seconds: float = DEFAULT_MIN_CLICK_SECONDS, **more: float) -> "Classifier":
+                   min_click_seconds: float = DEFAULT_MIN_CLICK_SECONDS, **more: float) -> Classifier:
         return cls(load_agent_patterns(agents), load_networks(networks), min_click_seconds, **more)  # type: ignore[arg-type]
 
     @cached_property
