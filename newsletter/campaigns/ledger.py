@@ -12,12 +12,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import exists, func, literal, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from newsletter.audiences import load_segment, segment_condition
 from newsletter.db import models
+from newsletter.db.dialect import is_postgres, upsert_insert
 from newsletter.db.models import utcnow
 
 
@@ -36,10 +36,9 @@ def build_ledger(session: Session, campaign: models.Campaign, audiences_dir: str
     chosen = (select(literal(campaign.id), S.id, literal("queued"), literal(0), literal(now, type_=models.UTCDateTime))
               .where(segment_condition(segment, now), models.sendable()))
     columns = ["campaign_id", "subscriber_id", "status", "attempts", "created_at"]
-    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
     # The database's own count of the rows inserted (SQLAlchemy keeps it only when asked): counting
     # the campaign's rows afterwards cost PostgreSQL a quarter of a second per million.
-    plain = dialect.insert(models.Delivery).from_select(columns, chosen).execution_options(preserve_rowcount=True)
+    plain = upsert_insert(session)(models.Delivery).from_select(columns, chosen).execution_options(preserve_rowcount=True)
     guarded = plain.on_conflict_do_nothing(index_elements=["subscriber_id", "campaign_id"])
     if _has_rows(session, campaign.id):
         added = session.execute(guarded).rowcount
@@ -49,7 +48,7 @@ def build_ledger(session: Session, campaign: models.Campaign, audiences_dir: str
                 added = session.execute(plain).rowcount
         except IntegrityError:  # another build got in first: add only what it left out
             added = session.execute(guarded).rowcount
-    if dialect is postgresql and _statistics_outgrown(session, added):
+    if is_postgres(session) and _statistics_outgrown(session, added):
         session.execute(text("ANALYZE deliveries"))
     return added
 

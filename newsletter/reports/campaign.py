@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Integer, and_, case, cast, distinct, false, func, select
 from sqlalchemy.orm import Session
 
-from newsletter.db import models
+from newsletter.db import is_postgres, models
 from newsletter.reports.figures import analytics, campaign_figures, cta_link_ids, funnel, rate, rates
 
 E = models.Event
@@ -83,7 +83,7 @@ def _deferred_messages(session: Session, campaign_id: int) -> int:
 
 def _epoch_us(session: Session, column: Any) -> Any:
     """Microseconds since the epoch, exact on both stores (hour buckets must not wobble)."""
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         return cast(func.extract("epoch", column) * 1_000_000, BigInteger)
     # SQLite keeps UTC text 'YYYY-MM-DD HH:MM:SS.ffffff': whole seconds, then the microseconds.
     return cast(func.strftime("%s", column), Integer) * 1_000_000 + cast(func.substr(column, 21, 6), Integer)
@@ -151,7 +151,7 @@ def _by_tag(session: Session, campaign_id: int) -> list[dict[str, Any]]:
             .select_from(D).join(T, T.subscriber_id == D.subscriber_id)
             .where(D.campaign_id == campaign_id).group_by(T.tag).order_by(T.tag)):
         counts = engaged.get(tag, (0,) * len(stages))
-        row = {"tag": tag, "recipients": recipients, "sent": sent, **{k: int(v or 0) for k, v in zip(stages, counts)}}
+        row = {"tag": tag, "recipients": recipients, "sent": sent, **{k: int(v or 0) for k, v in zip(stages, counts, strict=True)}}
         row["rates"] = {k: rate(row[k], sent) for k in stages}
         out.append(row)
     return out

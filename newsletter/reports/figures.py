@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import distinct, exists, false, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from newsletter.db import models
+from newsletter.db import is_postgres, models
 
 E = models.Event
 D = models.Delivery
@@ -66,7 +66,7 @@ def analytics(session: Session) -> None:
     "expensive" plans for 50–200 ms, a loss for statements that finish in tens of milliseconds.
     More ``work_mem``: a campaign's people are sorted and hashed in memory (the stock 4 MB
     spills 100,000 of them to disk, three times slower)."""
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         session.execute(text("SET LOCAL jit = off"))
         session.execute(text("SET LOCAL work_mem = '64MB'"))
 

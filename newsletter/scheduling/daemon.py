@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from newsletter.campaigns import scheduled_campaigns
 from newsletter.config import Settings
-from newsletter.db import ensure_current, make_engine, session_scope
+from newsletter.db import ensure_current, is_postgres, make_engine, session_scope
 from newsletter.db.leadership import (
     check_lock_connection,
     release_session_locks,
@@ -86,7 +86,7 @@ def quiet_routine_jobs() -> None:
 
 def _hold_leadership(engine: Engine, stop: threading.Event, poll: float = 2.0):  # type: ignore[no-untyped-def]
     """Block until this process is the active scheduler; returns the connection holding the lock."""
-    if engine.dialect.name != "postgresql":
+    if not is_postgres(engine):
         return None
     connection = engine.connect()
     announced = False

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from newsletter.config import Settings
+from newsletter.db import is_postgres
 from newsletter.db.checkpoints import Checkpointer
 from newsletter.tracking import (
     ContinueSigner,
@@ -66,7 +67,7 @@ class AppState:
 
     def __post_init__(self) -> None:
         self.trusted_hosts = trusted_hosts(self.settings.public_url)
-        self.checkpointer = Checkpointer(self.engine) if self.engine.dialect.name == "sqlite" else None
+        self.checkpointer = None if is_postgres(self.engine) else Checkpointer(self.engine)
         self.recorder = Recorder(self.engine, self.tracking,
                                  around_commit=self.checkpointer.deferred if self.checkpointer else None)
         self.templates = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True,
