@@ -35,6 +35,7 @@ import json
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -120,29 +121,25 @@ def _loads(body: bytes) -> Any:
         raise ValueError(str(exc)) from None
 
 
+@dataclass(slots=True, eq=False)
 class SendGridEvent:
     """One event of a post, normalised (:func:`normalise`); :mod:`.webhook` fills in the rest
     (ledger row, link, verdict) and reads SendGrid's raw fields only through the properties below."""
 
-    __slots__ = ("raw", "key", "type", "occurred_at", "delivery_id", "email", "campaign_id", "subscriber_id",
-                 "sent_at", "link_id", "link_kind", "is_machine", "reason", "burst")
-
-    def __init__(self, raw: dict[str, Any], key: str, type_: str, occurred_at: datetime, delivery_id: int | None,
-                 email: str | None) -> None:
-        self.raw = raw
-        self.key = key
-        self.type = type_
-        self.occurred_at = occurred_at
-        self.delivery_id = delivery_id
-        self.email = email
-        self.campaign_id: int | None = None
-        self.subscriber_id: int | None = None
-        self.sent_at: datetime | None = None
-        self.link_id: int | None = None
-        self.link_kind: str | None = None
-        self.is_machine = False
-        self.reason: str | None = None
-        self.burst = False
+    raw: dict[str, Any]
+    key: str
+    type: str
+    occurred_at: datetime
+    delivery_id: int | None
+    email: str | None
+    campaign_id: int | None = None
+    subscriber_id: int | None = None
+    sent_at: datetime | None = None
+    link_id: int | None = None
+    link_kind: str | None = None
+    is_machine: bool = False
+    reason: str | None = None
+    burst: bool = False
 
     @property
     def message_prefix(self) -> str | None:
