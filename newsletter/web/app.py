@@ -151,7 +151,7 @@ def _relative_slash_redirects(app: Starlette) -> None:
         if not await slash_redirect(router.routes, scope, receive, send):
             await not_found(scope, receive, send)
 
-    router.default = redirect_or_not_found  # type: ignore[method-assign]
+    router.default = redirect_or_not_found
 
 
 def create_app(settings: Settings, engine: Engine | None = None, *,

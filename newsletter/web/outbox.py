@@ -33,7 +33,7 @@ def campaign_dir(outbox_dir: str, campaign_id: int) -> Path:
 
 def _parse(path: Path) -> EmailMessage:
     with path.open("rb") as handle:
-        return BytesParser(policy=policy.default).parse(handle)  # type: ignore[return-value]
+        return BytesParser(policy=policy.default).parse(handle)
 
 
 def _summary(delivery_id: int, message: EmailMessage) -> OutboxMessage:

@@ -11,6 +11,7 @@ import base64
 import logging
 from datetime import datetime, timezone
 from functools import lru_cache
+from typing import Literal
 from urllib.parse import parse_qs, quote, unquote_plus, urlsplit
 
 from starlette.concurrency import run_in_threadpool
@@ -47,6 +48,9 @@ from newsletter.web.common import (
 from newsletter.web.middleware import SECURITY_HEADERS, SecurityHeaders
 
 log = logging.getLogger(__name__)
+
+#: How a reader unsubscribed, as the tracking room records it.
+UnsubscribeSource = Literal["one_click", "link", "preferences"]
 
 #: A 1x1 transparent GIF89a (42 bytes).
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -166,16 +170,16 @@ async def unsubscribe_post(request: Request) -> Response:
     """RFC 8058 one-click and our confirm form: 200 and a page, never a redirect, no cookies."""
     token = request.path_params["token"]
     delivery_id = delivery_id_or_404(request, token)
-    source = "one_click" if _is_one_click(await request.body()) else "link"
+    source: UnsubscribeSource = "one_click" if _is_one_click(await request.body()) else "link"
     await run_in_threadpool(_unsubscribe, request, delivery_id, source)
     return render(request, "unsubscribed.html", headers=PRIVATE_HEADERS, title="You're unsubscribed", token=token)
 
 
-def _unsubscribe(request: Request, delivery_id: int, source: str) -> None:
+def _unsubscribe(request: Request, delivery_id: int, source: UnsubscribeSource) -> None:
     app = state(request)
     try:
         with session_scope(app.engine) as session:
-            unsubscribe(session, delivery_id, source=source, request=request_info(request),  # type: ignore[arg-type]
+            unsubscribe(session, delivery_id, source=source, request=request_info(request),
                         options=app.tracking)
     except UnknownDelivery:
         raise HTTPException(404) from None
@@ -321,10 +325,12 @@ async def _click(scope: Scope, receive: Receive, send: Send, token: str, positio
         return False  # nothing was stored; the router answers 404
     except Exception as exc:  # the store is down: the reader gets our error page, the log the cause
         log.exception("could not record a click for delivery %s", delivery_id)
+        assert app.server_error_page is not None  # create_app sets both pages
         response: Response = await app.server_error_page(Request(scope), exc)
     else:
         location = _location(result.url)
         if location is None:
+            assert app.error_page is not None
             response = await app.error_page(Request(scope), HTTPException(404))
         elif result.needs_confirmation and app.continue_signer is not None:
             response = _continue_page(Request(scope), delivery_id, result)
