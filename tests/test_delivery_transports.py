@@ -33,9 +33,9 @@ from fake_sendgrid import (  # noqa: F401  (fake_sendgrid is a fixture)
 from newsletter.delivery import (
     BatchOutcome,
     CampaignMessage,
+    ErrorKind,
     OutboxTransport,
     Recipient,
-    RecipientRejected,
     SendGridTransport,
     TransportError,
     build_mime,
@@ -385,7 +385,7 @@ def test_wrong_key_pauses(fake_sendgrid: FakeSendGrid) -> None:
     with pytest.raises(TransportError) as caught:
         transport_for(fake_sendgrid, api_key="SG.revoked-key").send_batch(make_message(), make_recipients(2))
     error = caught.value
-    assert error.status == 401 and error.pause and not error.retryable
+    assert error.status == 401 and error.kind is ErrorKind.PAUSE
     assert "API key rejected" in error.message and "SG.revoked-key" not in error.message
 
 
@@ -394,7 +394,7 @@ def test_forbidden_pauses(fake_sendgrid: FakeSendGrid) -> None:
                                                                    "Sender Identity.", "field": "from", "help": None}]}))
     with pytest.raises(TransportError) as caught:
         transport_for(fake_sendgrid).send_batch(make_message(), make_recipients(2))
-    assert caught.value.pause and caught.value.status == 403
+    assert caught.value.kind is ErrorKind.PAUSE and caught.value.status == 403
     assert "sender not verified or key lacks mail.send" in caught.value.message
 
 
@@ -404,11 +404,11 @@ def test_rate_limit_is_retryable_with_retry_after(fake_sendgrid: FakeSendGrid) -
     with pytest.raises(TransportError) as caught:
         transport.send_batch(make_message(), make_recipients(2))
     error = caught.value
-    assert error.status == 429 and error.retryable and not error.ambiguous and not error.pause
+    assert error.status == 429 and error.kind is ErrorKind.RATE_LIMITED
     assert error.retry_after is not None and 25 <= error.retry_after <= 31
     with pytest.raises(TransportError) as caught:
         transport.send_batch(make_message(), make_recipients(2))
-    assert caught.value.retryable and caught.value.retry_after is None
+    assert caught.value.kind is ErrorKind.RATE_LIMITED and caught.value.retry_after is None
     assert fake_sendgrid.count == 0
 
 
@@ -417,21 +417,21 @@ def test_server_errors_are_retryable(fake_sendgrid: FakeSendGrid, status: int) -
     fake_sendgrid.plan(("status", status))
     with pytest.raises(TransportError) as caught:
         transport_for(fake_sendgrid).send_batch(make_message(), make_recipients(2))
-    assert caught.value.status == status and caught.value.retryable and not caught.value.ambiguous
+    assert caught.value.status == status and caught.value.kind is ErrorKind.RETRYABLE
 
 
 def test_too_large_is_not_retryable_as_is(fake_sendgrid: FakeSendGrid) -> None:
     fake_sendgrid.plan(("status", 413))
     with pytest.raises(TransportError) as caught:
         transport_for(fake_sendgrid).send_batch(make_message(), make_recipients(2))
-    assert caught.value.status == 413 and not caught.value.retryable and not isinstance(caught.value, RecipientRejected)
+    assert caught.value.status == 413 and caught.value.kind is ErrorKind.SPLIT and not caught.value.rejected
 
 
-def test_dropped_connection_is_retryable_and_ambiguous(fake_sendgrid: FakeSendGrid) -> None:
+def test_dropped_connection_is_ambiguous(fake_sendgrid: FakeSendGrid) -> None:
     fake_sendgrid.plan(("drop",))
     with pytest.raises(TransportError) as caught:
         transport_for(fake_sendgrid).send_batch(make_message(), make_recipients(2))
-    assert caught.value.retryable and caught.value.ambiguous and caught.value.status is None
+    assert caught.value.kind is ErrorKind.AMBIGUOUS and caught.value.status is None
 
 
 def test_answer_lost_after_acceptance_is_ambiguous_and_was_delivered(fake_sendgrid: FakeSendGrid) -> None:
@@ -439,7 +439,7 @@ def test_answer_lost_after_acceptance_is_ambiguous_and_was_delivered(fake_sendgr
     fake_sendgrid.plan(("drop_after_accept",))
     with pytest.raises(TransportError) as caught:
         transport_for(fake_sendgrid).send_batch(make_message(), make_recipients(2))
-    assert caught.value.ambiguous
+    assert caught.value.kind is ErrorKind.AMBIGUOUS
     assert fake_sendgrid.count == 2
 
 
@@ -449,7 +449,7 @@ def test_slow_answer_times_out_as_ambiguous(fake_sendgrid: FakeSendGrid) -> None
     with pytest.raises(TransportError) as caught:
         transport_for(fake_sendgrid, timeout=0.5).send_batch(make_message(), make_recipients(2))
     assert time.monotonic() - started < 2.0  # the timeout really applies
-    assert caught.value.retryable and caught.value.ambiguous
+    assert caught.value.kind is ErrorKind.AMBIGUOUS
 
 
 def test_unreachable_host_is_retryable_not_ambiguous() -> None:
@@ -459,7 +459,7 @@ def test_unreachable_host_is_retryable_not_ambiguous() -> None:
     transport = SendGridTransport("SG.some-key", host=f"http://127.0.0.1:{port}", timeout=0.5)
     with pytest.raises(TransportError) as caught:
         transport.send_batch(make_message(), make_recipients(1))
-    assert caught.value.retryable and not caught.value.ambiguous
+    assert caught.value.kind is ErrorKind.RETRYABLE
 
 
 # --------------------------------------------------------------------------- kept-alive connections
@@ -556,7 +556,7 @@ def test_https_checks_the_certificate_and_keeps_the_connection(tmp_path: Path) -
         # is written, so retryable and never ambiguous.
         with pytest.raises(TransportError) as caught:
             transport_for(server, timeout=5).send_batch(make_message(), [make_recipient(1)])
-        assert caught.value.retryable and not caught.value.ambiguous
+        assert caught.value.kind is ErrorKind.RETRYABLE
         assert server.count == 0
 
         transport = transport_for(server, timeout=5)
@@ -592,13 +592,12 @@ def test_behind_a_proxy_the_librarys_own_path_stays(fake_sendgrid: FakeSendGrid,
 def test_400_naming_one_recipient_rejects_just_them(fake_sendgrid: FakeSendGrid) -> None:
     recipients = make_recipients(4)
     fake_sendgrid.plan(("reject_email", recipients[2].email))
-    with pytest.raises(RecipientRejected) as caught:
+    with pytest.raises(TransportError) as caught:
         transport_for(fake_sendgrid).send_batch(make_message(), recipients)
     error = caught.value
-    assert isinstance(error, TransportError) and error.status == 400 and not error.retryable
-    assert error.bad_indexes == {2}
-    assert error.delivery_ids == {2: recipients[2].delivery_id}
-    assert "personalizations.2.to.0.email" in error.messages[2]
+    assert error.status == 400 and error.kind is ErrorKind.REJECTED
+    assert set(error.rejected) == {2}  # personalization 2 is recipient 2
+    assert "personalizations.2.to.0.email" in error.rejected[2]
     assert fake_sendgrid.count == 0
 
 
@@ -606,7 +605,7 @@ def test_400_naming_no_recipient_is_a_plain_error(fake_sendgrid: FakeSendGrid) -
     fake_sendgrid.plan(("status", 400, {}, {"errors": [{"message": "bad content", "field": "content", "help": None}]}))
     with pytest.raises(TransportError) as caught:
         transport_for(fake_sendgrid).send_batch(make_message(), make_recipients(2))
-    assert caught.value.status == 400 and not isinstance(caught.value, RecipientRejected)
+    assert caught.value.status == 400 and caught.value.kind is ErrorKind.SPLIT and not caught.value.rejected
     assert "content: bad content" in caught.value.message
 
 
@@ -708,7 +707,7 @@ def test_outbox_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(os, "replace", crash_on_second)
     with pytest.raises(TransportError) as caught:
         outbox.send_batch(make_message(), make_recipients(3))
-    assert caught.value.retryable
+    assert caught.value.kind is ErrorKind.RETRYABLE
     files = sorted(p.name for p in (tmp_path / "campaign-12").iterdir())
     assert files == ["1000.eml"]  # whole or absent; no half file, no temp left behind
     _parse((tmp_path / "campaign-12" / "1000.eml").read_bytes())

@@ -3,7 +3,8 @@
 Public face (import from here, not from the modules):
 
 - what a transport is given and answers: ``CampaignMessage``, ``Recipient``, ``BatchOutcome``,
-  ``TransportError`` (and ``RecipientRejected``: a 400 naming particular recipients), ``Transport``;
+  ``TransportError`` with its ``ErrorKind`` (what the dispatcher does about it: pause, flag as
+  ambiguous, drop the named recipients, split, slow down, retry, fail), ``Transport``;
 - transports: ``SendGridTransport`` (v3 mail/send, ≤1000 recipients a request, substitutions
   per recipient) and ``OutboxTransport`` (one ``.eml`` file per recipient, for local runs);
 - the pure builders they use: ``build_request_body`` (SendGrid JSON) and ``build_mime``
@@ -14,19 +15,19 @@ Transports take the ``personalise`` function as a parameter (``render.personalis
 of importing ``render``: delivery knows the ledger and the providers, not templates.
 """
 
-from newsletter.delivery.message import BatchOutcome, CampaignMessage, Recipient, Transport, TransportError
+from newsletter.delivery.message import BatchOutcome, CampaignMessage, ErrorKind, Recipient, Transport, TransportError
 from newsletter.delivery.mime import build_mime, recipient_problem
 from newsletter.delivery.outbox import OutboxTransport
-from newsletter.delivery.sendgrid import RecipientRejected, SendGridTransport, build_request_body, encode_request_body
+from newsletter.delivery.sendgrid import SendGridTransport, build_request_body, encode_request_body
 
 # The ledger dispatcher (dispatch.py) joins this face when it lands.
 
 __all__ = [
     "BatchOutcome",
     "CampaignMessage",
+    "ErrorKind",
     "OutboxTransport",
     "Recipient",
-    "RecipientRejected",
     "SendGridTransport",
     "Transport",
     "TransportError",

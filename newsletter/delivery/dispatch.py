@@ -1,10 +1,9 @@
 """The send loop: claim a batch from the ledger, send it, record the answer, repeat.
 
-Exactly once, or flagged. A batch is marked ``in_flight`` (with a lease) in its own committed
-transaction *before* the request, and ``sent``/``failed`` after the answer. A worker that dies
-in between leaves rows ``in_flight``; when their lease runs out they become ``ambiguous``
-(:func:`expire_leases`) and are never resent without an operator's word. A timeout after the
-request left is ambiguous for the same reason: the provider may have accepted it.
+Exactly once, or flagged: the ledger's statements and why they keep that promise are in
+:mod:`newsletter.delivery.ledger_store`; sending one batch with its retry policy is
+:mod:`newsletter.delivery.batch_sender`. This module is the pipeline between them: claim →
+build → send → settle, the threads that overlap those steps, and the connections they hold.
 
 This module knows the ledger and transports, not templates or the web: the caller passes
 ``make_recipient`` to turn a ledger row into a personalised :class:`Recipient`.
@@ -14,48 +13,58 @@ from __future__ import annotations
 
 import gc
 import logging
-import random
 import socket
 import time
 import uuid
 from collections import deque
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from functools import lru_cache
-from typing import Any, NamedTuple, TypeVar
+from functools import partial
+from typing import TypeVar
 
-from sqlalchemy import Connection, Engine, Integer, any_, bindparam, exists, func, insert, literal_column, null, select, update
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
 
-from newsletter.db import models, session_scope
-from newsletter.db.dialect import id_in, pg_array_literal, pg_id_in
-from newsletter.db.models import utcnow
-from newsletter.delivery.message import BatchOutcome, CampaignMessage, Recipient, Transport, TransportError
+from newsletter.db import session_scope
+from newsletter.db.dialect import is_postgres
+from newsletter.delivery.batch_sender import BatchAnswer, BatchSender, RetryPolicy
+from newsletter.delivery.ledger_store import (
+    Bind,
+    ClaimedBatch,
+    LedgerRow,
+    campaign_is_runnable,
+    claim_batch,
+    expire_leases,
+    mark_ambiguous_and_pause,
+    record_outcome,
+    renew_lease,
+    requeue,
+)
+from newsletter.delivery.message import CampaignMessage, Recipient, Transport
 from newsletter.delivery.mime import recipient_problem
 from newsletter.delivery.throttle import Throttle
 
+# The ledger's statements and the batch sender are re-exported: other rooms and the tests
+# import them from here (``record_outcome`` is looked up here at each settle, so a test can
+# replace it).
+__all__ = [
+    "BatchSender",
+    "ClaimedBatch",
+    "DispatchResult",
+    "LedgerRow",
+    "RetryPolicy",
+    "campaign_is_runnable",
+    "claim_batch",
+    "default_worker_id",
+    "dispatch",
+    "expire_leases",
+    "record_outcome",
+    "renew_lease",
+]
+
 log = logging.getLogger(__name__)
-
-D = models.Delivery
-S = models.Subscriber
-
-#: Where a unit of work goes: the engine (a pooled connection each time) or a connection the
-#: dispatch holds for its whole run (see :func:`dispatch`).
-Bind = Engine | Connection
-
-
-class LedgerRow(NamedTuple):
-    """Who one claimed row goes to. A named tuple: a thousand are made per batch on the claiming
-    thread, at a third of a frozen dataclass's cost."""
-
-    delivery_id: int
-    email: str
-    first_name: str | None
-    last_name: str | None
 
 
 @dataclass
@@ -69,350 +78,8 @@ class DispatchResult:
     errors: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded exponential backoff with full jitter, for answers that say "try again"."""
-
-    max_attempts: int = 5
-    base_seconds: float = 0.5
-    cap_seconds: float = 60.0
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None and retry_after > 0:
-            return min(retry_after, self.cap_seconds * 5)
-        return random.uniform(0, min(self.cap_seconds, self.base_seconds * 2 ** attempt))
-
-
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
-
-
-def expire_leases(session: Session, campaign_id: int, now: datetime | None = None) -> int:
-    """In-flight rows whose lease ran out belong to a dead worker: flag them ambiguous."""
-    now = now or utcnow()
-    result = session.execute(
-        update(D)
-        .where(D.campaign_id == campaign_id, D.status == "in_flight", D.lease_until < now)
-        .values(status="ambiguous", error="worker lease expired before the answer was recorded", updated_at=now)
-    )
-    return result.rowcount or 0
-
-
-def ids_condition(bind: Bind, column: Any, ids: Sequence[int]) -> Any:
-    """``column`` is one of ``ids``: one bound parameter on PostgreSQL (see :mod:`newsletter.db.dialect`)."""
-    return id_in(bind.dialect.name, column, ids)
-
-
-@dataclass
-class ClaimedBatch:
-    """Rows moved to in_flight under our name: those still sendable, and those to suppress."""
-
-    ids: list[int]
-    rows: list[LedgerRow]
-    blocked: list[int]
-
-
-def claim_batch(bind: Bind, campaign_id: int, size: int, worker_id: str, lease_seconds: float,
-                after_id: int = 0) -> ClaimedBatch:
-    """Move up to ``size`` queued rows to in_flight under our name, committed before sending,
-    and read who they go to. Nothing is claimed unless the campaign is ``sending``, checked in
-    the same statement, so a pause or cancel is honoured from the next claim on.
-
-    PostgreSQL: ``FOR UPDATE SKIP LOCKED`` lets any number of workers claim side by side, and
-    the claim and the recipients' lookup are one statement (one round trip).
-    SQLite has one writer at a time, so the UPDATE itself serialises claimers.
-    ``after_id`` starts the index scan past rows this worker already moved on from: every
-    claimed row leaves a dead index entry behind until vacuum, and scanning from the start each
-    time makes a million-row send quadratic.
-    """
-    now = utcnow()
-    values = {"claim_campaign": campaign_id, "claim_after": after_id, "claim_size": size, "claim_worker": worker_id,
-              # Which claim took a row, nothing more: random.getrandbits, not uuid4, whose
-              # os.urandom call lets go of the GIL and may wait a switch interval to get it back.
-              "claim_key": f"{random.getrandbits(128):032x}",
-              "claim_lease": now + timedelta(seconds=lease_seconds), "claim_now": now}
-    with session_scope(bind) as session:
-        if bind.dialect.name == "postgresql":
-            people = _claim_with_recipients(session, values)
-        else:
-            claim, candidates = _claim_statement()
-            claimed = session.execute(claim.where(D.id.in_(candidates.scalar_subquery())).returning(D.id, D.subscriber_id)
-                                      .execution_options(synchronize_session=False), values).all()
-            people = _recipients_of(session, bind, claimed)
-        rows: list[LedgerRow] = []
-        blocked: list[int] = []
-        for delivery_id, email, first_name, last_name, sendable in people:
-            if sendable:
-                rows.append(LedgerRow(delivery_id, email, first_name, last_name))
-            else:
-                blocked.append(delivery_id)
-        _mark(session, bind, blocked, status="suppressed", error="suppressed at dispatch")
-    return ClaimedBatch([person[0] for person in people], rows, blocked)
-
-
-#: (delivery id, email, first name, last name, may be mailed now), in delivery id order.
-_Person = tuple[int, str | None, str | None, str | None, bool]
-
-
-def _claim_statement() -> tuple[Any, Any]:
-    """The claim's UPDATE (without its WHERE) and the SELECT of its candidates, with named
-    parameters (named apart from the columns, as SQLAlchemy requires in an UPDATE): claim_campaign,
-    claim_after, claim_size, claim_worker, claim_key, claim_lease, claim_now."""
-    runnable = exists().where(models.Campaign.id == bindparam("claim_campaign"), models.Campaign.status == "sending")
-    candidates = (select(D.id).where(D.campaign_id == bindparam("claim_campaign"), D.status == "queued",
-                                     D.id > bindparam("claim_after"), runnable)
-                  .order_by(D.id).limit(bindparam("claim_size", type_=Integer())))
-    claim = update(D).values(status="in_flight", claimed_by=bindparam("claim_worker"), batch_key=bindparam("claim_key"),
-                             attempts=D.attempts + 1, lease_until=bindparam("claim_lease", type_=models.UTCDateTime()),
-                             updated_at=bindparam("claim_now", type_=models.UTCDateTime()))
-    return claim, candidates
-
-
-@lru_cache(maxsize=4)
-def _pg_claim_sql(dialect: Any) -> tuple[str, dict[str, Any]]:
-    """PostgreSQL: the claim and the recipients' lookup as one statement (a data-modifying CTE),
-    compiled once, with the constants' parameter values.
-
-    ``id = ANY(ARRAY(…))``, not ``id IN (…)``: PostgreSQL plans the IN form as a hash join over
-    a sequential scan of the whole ledger (tens of ms per batch, growing with the ledger); the
-    array form locks the candidates once, then probes the primary key.
-    """
-    claim, candidates = _claim_statement()
-    chosen = D.id == any_(func.array(candidates.with_for_update(skip_locked=True).scalar_subquery()))
-    claimed = claim.where(chosen).returning(D.id, D.subscriber_id).cte("claimed")
-    statement = (select(claimed.c.id, S.email, S.first_name, S.last_name, func.coalesce(models.sendable(), False))
-                 .select_from(claimed.outerjoin(S, S.id == claimed.c.subscriber_id))
-                 .order_by(claimed.c.id))
-    compiled = statement.compile(dialect=dialect)
-    return str(compiled), dict(compiled.params)
-
-
-def _claim_with_recipients(session: Session, values: dict[str, Any]) -> list[_Person]:
-    """PostgreSQL: run :func:`_pg_claim_sql` in the session's transaction through psycopg's own
-    cursor: a thousand plain tuples made in C, not SQLAlchemy result rows (the claiming thread
-    is the send's busiest)."""
-    conn = session.connection()
-    sql, constants = _pg_claim_sql(conn.dialect)
-    with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-        return cursor.execute(sql, {**constants, **values}).fetchall()
-
-
-def _recipients_of(session: Session, bind: Bind, claimed: Sequence[Any]) -> list[_Person]:
-    """The claimed rows' recipients, by primary key (not a join, so the plan stays an index
-    probe at any list size); a row whose subscriber is gone may not be mailed."""
-    ordered = sorted((delivery_id, subscriber_id) for delivery_id, subscriber_id in claimed)  # plain tuples sort fast
-    found = {row[0]: row for row in session.execute(
-        select(S.id, S.email, S.first_name, S.last_name, models.sendable())
-        .where(ids_condition(bind, S.id, [subscriber for _, subscriber in ordered]))
-    )}
-    people: list[_Person] = []
-    for delivery_id, subscriber_id in ordered:
-        person = found.get(subscriber_id)
-        people.append((delivery_id, None, None, None, False) if person is None
-                      else (delivery_id, person[1], person[2], person[3], bool(person[4])))
-    return people
-
-
-def _mark(session: Session, bind: Bind, ids: Sequence[int], **values: object) -> None:
-    if ids:
-        session.execute(update(D).where(ids_condition(bind, D.id, ids))
-                        .values(updated_at=utcnow(), lease_until=None, **values)
-                        .execution_options(synchronize_session=False))
-
-
-def record_outcome(bind: Bind, campaign_id: int, outcome: BatchOutcome) -> None:
-    """Write sent and failed rows, and what the provider accepted to the send log
-    (:func:`_send_log_rows`), in one transaction: one statement for a batch's usual single
-    message id, one row at a time only when the recipients have ids of their own.
-
-    On PostgreSQL this commit does not wait for the WAL flush (``synchronous_commit off``): if
-    the database itself crashed in the next instant, the rows would fall back to in_flight and
-    then ambiguous, flagged for the operator, never resent. The claim before the request keeps
-    a synchronous commit, because losing *that* could send twice.
-    """
-    now = utcnow()
-    by_message: dict[str | None, list[int]] = {}
-    for delivery_id, message_id in outcome.sent.items():
-        by_message.setdefault(message_id, []).append(delivery_id)
-    log = _send_log_rows(campaign_id, by_message, now, per_recipient_ids=outcome.per_recipient_ids)
-    failed = [{"id": d, "error": reason[:2000], "now": now} for d, reason in outcome.failed.items()]
-    with session_scope(bind) as session:
-        if bind.dialect.name == "postgresql":
-            _record_on_postgres(session, outcome.sent, by_message, failed, log, now)
-            return
-        if len(by_message) > 1:
-            session.execute(update(D), [
-                {"id": d, "status": "sent", "message_id": m, "sent_at": now, "updated_at": now, "lease_until": None, "error": None}
-                for d, m in outcome.sent.items()
-            ])
-        else:
-            for message_id, ids in by_message.items():
-                _mark(session, bind, ids, status="sent", message_id=message_id, sent_at=now, error=None)
-        for row in failed:
-            _mark(session, bind, [row["id"]], status="failed", error=row["error"])
-        if log:
-            session.execute(insert(models.SendLog), log)
-
-
-def _send_log_rows(campaign_id: int, by_message: dict[str | None, list[int]], now: datetime, *,
-                   per_recipient_ids: bool = False) -> list[dict[str, Any]]:
-    """The send log's rows for one answer: one per provider message id (SendGrid gives one per
-    request, and a batch split after a 400 went out as several), or a single row without an id
-    when each recipient got their own (the outbox: a million ids would say nothing)."""
-    if not by_message:
-        return []
-    if per_recipient_ids:
-        return [{"campaign_id": campaign_id, "message_id": None, "recorded_at": now,
-                 "recipients": sum(len(ids) for ids in by_message.values())}]
-    return [{"campaign_id": campaign_id, "message_id": m, "recipients": len(ids), "recorded_at": now}
-            for m, ids in by_message.items()]
-
-
-def _record_on_postgres(session: Session, sent: dict[int, str | None], by_message: dict[str | None, list[int]],
-                        failed: list[dict[str, Any]], log: list[dict[str, Any]], now: datetime) -> None:
-    """PostgreSQL: the record as statements compiled once (:func:`_pg_record_sql`), run through
-    psycopg's own cursor in the session's transaction.
-
-    The recorder runs beside the claiming thread, the send's busiest; the ORM's statement
-    building and bulk insert cost it about 3 ms of Python a batch, all of it holding the GIL
-    the claiming thread waits for. This way the sender's CPU per request fell by a tenth
-    (alternating runs at 300,000, against the fake's CPU in the same run).
-    """
-    sql = _pg_record_sql(session.get_bind().dialect)
-    with session.connection().connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-        cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        if len(by_message) == 1:
-            ((message_id, ids),) = by_message.items()
-            cursor.execute(sql["sent"], {"message_id": message_id, "now": now, "ids": pg_array_literal(ids)})
-        elif by_message:
-            cursor.executemany(sql["sent_one"], [{"id": d, "message_id": m, "now": now} for d, m in sent.items()])
-        if failed:
-            cursor.executemany(sql["failed"], failed)
-        if log:
-            cursor.executemany(sql["log"], log)
-
-
-@lru_cache(maxsize=4)
-def _pg_record_sql(dialect: Any) -> dict[str, str]:
-    """The record's statements as PostgreSQL text with psycopg's named placeholders, compiled
-    once from the models (the ledger's columns stay defined in one place)."""
-    when = bindparam("now", type_=models.UTCDateTime())
-    sent = dict(status=literal_column("'sent'"), message_id=bindparam("message_id"), sent_at=when, updated_at=when,
-                lease_until=null(), error=null())
-    statements = {
-        "sent": update(D).where(pg_id_in(D.id)).values(**sent),
-        "sent_one": update(D).where(D.id == bindparam("id")).values(**sent),
-        "failed": update(D).where(D.id == bindparam("id")).values(
-            status=literal_column("'failed'"), error=bindparam("error"), updated_at=when, lease_until=null()),
-        "log": insert(models.SendLog).inline().values(campaign_id=bindparam("campaign_id"), message_id=bindparam("message_id"),
-                                             recipients=bindparam("recipients"),
-                                             recorded_at=bindparam("recorded_at", type_=models.UTCDateTime())),
-    }
-    return {name: str(statement.compile(dialect=dialect)) for name, statement in statements.items()}
-
-
-class BatchSender:
-    """Sends one claimed batch through a transport, handling each kind of answer."""
-
-    def __init__(self, transport: Transport, message: CampaignMessage, retry: RetryPolicy,
-                 sleep: Callable[[float], None] = time.sleep, throttle: Throttle | None = None,
-                 before_retry: Callable[[], None] | None = None) -> None:
-        self.transport = transport
-        self.message = message
-        self.retry = retry
-        self.sleep = sleep
-        self.throttle = throttle
-        self.before_retry = before_retry or (lambda: None)
-
-    def send(self, recipients: list[Recipient], prepared: object | None = None
-             ) -> tuple[BatchOutcome, list[int], TransportError | None]:
-        """Returns (outcome, ambiguous ids, pausing error or None). ``prepared``: the transport's
-        own request for exactly ``recipients`` (see ``Transport``), reused for every retry."""
-        outcome = BatchOutcome()
-        ambiguous: list[int] = []
-        pause = self._send_part(recipients, outcome, ambiguous, prepared)
-        return outcome, ambiguous, pause
-
-    def _send_part(self, recipients: list[Recipient], outcome: BatchOutcome, ambiguous: list[int],
-                   prepared: object | None = None) -> TransportError | None:
-        if not recipients:
-            return None
-        attempt = 0
-        while True:
-            try:
-                answer = (self.transport.send_batch(self.message, recipients) if prepared is None
-                          else self.transport.send_batch(self.message, recipients, prepared=prepared))  # type: ignore[call-arg]
-            except TransportError as error:
-                if error.pause:
-                    return error
-                if error.ambiguous:
-                    ambiguous.extend(r.delivery_id for r in recipients)
-                    return None
-                bad = getattr(error, "bad_indexes", None)
-                if bad:
-                    return self._drop_bad(recipients, bad, error, outcome, ambiguous)
-                if error.status in (400, 413):
-                    return self._split(recipients, error, outcome, ambiguous)
-                if error.status == 429 and self.throttle:
-                    self.throttle.slow_down()
-                if error.retryable and attempt + 1 < self.retry.max_attempts:
-                    delay = self.retry.delay(attempt, error.retry_after)
-                    log.warning("batch of %d: %s; retrying in %.1fs", len(recipients), error.message, delay)
-                    self.sleep(delay)
-                    self.before_retry()
-                    attempt += 1
-                    continue
-                for r in recipients:
-                    outcome.failed[r.delivery_id] = f"{error.message} (after {attempt + 1} attempt(s))"
-                return None
-            outcome.sent.update(answer.sent)
-            outcome.failed.update(answer.failed)
-            outcome.per_recipient_ids = outcome.per_recipient_ids or answer.per_recipient_ids
-            if self.throttle:
-                self.throttle.recover()
-            return None
-
-    def _drop_bad(self, recipients: list[Recipient], bad: set[int], error: TransportError,
-                  outcome: BatchOutcome, ambiguous: list[int]) -> TransportError | None:
-        messages = getattr(error, "messages", {}) or {}
-        for index in sorted(bad):
-            if 0 <= index < len(recipients):
-                outcome.failed[recipients[index].delivery_id] = str(messages.get(index, error.message))
-        rest = [r for i, r in enumerate(recipients) if i not in bad]
-        return self._send_part(rest, outcome, ambiguous)
-
-    def _split(self, recipients: list[Recipient], error: TransportError,
-               outcome: BatchOutcome, ambiguous: list[int]) -> TransportError | None:
-        """A 400 that names nobody, or a 413: halve until the bad recipient stands alone."""
-        if len(recipients) == 1:
-            outcome.failed[recipients[0].delivery_id] = error.message
-            return None
-        middle = len(recipients) // 2
-        pause = self._send_part(recipients[:middle], outcome, ambiguous)
-        return pause or self._send_part(recipients[middle:], outcome, ambiguous)
-
-
-def renew_lease(engine: Engine, ids: Sequence[int], worker_id: str, lease_seconds: float) -> None:
-    """Still working on it (waiting to retry): push the lease out so nobody calls it dead."""
-    with session_scope(engine) as session:
-        session.execute(update(D).where(ids_condition(engine, D.id, ids), D.status == "in_flight", D.claimed_by == worker_id)
-                        .values(lease_until=utcnow() + timedelta(seconds=lease_seconds)))
-
-
-_CAMPAIGN_STATUS = select(models.Campaign.status).where(models.Campaign.id == bindparam("campaign"))
-
-
-def campaign_is_runnable(bind: Bind, campaign_id: int) -> bool:
-    """Still ``sending``? Asked after every answer, before the next request goes: a plain
-    connection and a statement compiled once, not a session (half the cost, on the send's path).
-    On a held connection in autocommit mode (the dispatch's checker) it is one round trip."""
-    if isinstance(bind, Engine):
-        with bind.connect() as conn:
-            return conn.execute(_CAMPAIGN_STATUS, {"campaign": campaign_id}).scalar() == "sending"
-    try:
-        return bind.execute(_CAMPAIGN_STATUS, {"campaign": campaign_id}).scalar() == "sending"
-    finally:
-        bind.rollback()
 
 
 @dataclass
@@ -425,7 +92,7 @@ class _InFlight:
     #: Rows of the batch left out of ``recipients`` because their header cannot be written:
     #: delivery id → reason. They fail with the batch's answer; the others are sent.
     unwritable: dict[int, str] = field(default_factory=dict)
-    future: Future[tuple[BatchOutcome, list[int], TransportError | None]] | None = None
+    future: Future[BatchAnswer] | None = None
 
 
 def dispatch(
@@ -467,7 +134,7 @@ def dispatch(
     result = DispatchResult()
     retry = retry or RetryPolicy()
 
-    def send(batch: _InFlight) -> tuple[BatchOutcome, list[int], TransportError | None]:
+    def send(batch: _InFlight) -> BatchAnswer:
         if throttle:
             throttle.pace(len(batch.recipients))
         ids = batch.batch.ids
@@ -479,7 +146,7 @@ def dispatch(
 
     prepare = _preparer(transport, message)
     cursor = 0
-    postgres = engine.dialect.name == "postgresql"
+    postgres = is_postgres(engine)
 
     with _older_objects_frozen(), \
             _Held(engine) as claims, _Held(engine, autocommit=True) if postgres else nullcontext(claims) as checks, \
@@ -520,11 +187,11 @@ def dispatch(
             _count(result, answer)
             if pause is not None:
                 recorder.wait()
-                claims.run(lambda conn: _settle(conn, campaign_id, oldest, answer))
+                claims.run(partial(_settle, campaign_id=campaign_id, batch=oldest, answer=answer))
                 result.paused_reason = result.paused_reason or pause.message
                 claiming = False
             if ready is not None and (pause is not None or not checks.run(lambda conn: campaign_is_runnable(conn, campaign_id))):
-                claims.run(lambda conn: _requeue(conn, ready))  # paused or cancelled while the answer was awaited
+                claims.run(partial(_requeue, batch=ready))  # paused or cancelled while the answer was awaited
                 ready, claiming = None, False
             if pause is None:
                 if ready is not None:  # goes out while we record
@@ -536,7 +203,7 @@ def dispatch(
                 on_batch(result)
     return result
 
-_Answer = tuple[BatchOutcome, list[int], TransportError | None]
+_Answer = BatchAnswer
 
 
 @contextmanager
@@ -600,7 +267,7 @@ class _Held:
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> "_Held":
+    def __enter__(self) -> _Held:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -627,7 +294,7 @@ class _Recorder:
         self.pool: ThreadPoolExecutor | None = None
         self.held = inline
         self.own: _Held | None = None
-        if engine.dialect.name == "postgresql":
+        if is_postgres(engine):
             self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"record-{campaign_id}")
             self.held = self.own = _Held(engine)  # used on the recorder's thread only
         self.pending: Future[None] | None = None
@@ -651,7 +318,7 @@ class _Recorder:
             pending, self.pending = self.pending, None
             pending.result()
 
-    def __enter__(self) -> "_Recorder":
+    def __enter__(self) -> _Recorder:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -674,8 +341,8 @@ def _claim_next(claims: _Held, checks: _Held, campaign_id: int, batch_size: int,
                 if throttle else batch_size)
         if size <= 0:
             return None
-        after = cursor
-        batch = claims.run(lambda conn: claim_batch(conn, campaign_id, size, worker_id, lease_seconds, after_id=after))
+        batch = claims.run(partial(claim_batch, campaign_id=campaign_id, size=size, worker_id=worker_id,
+                                   lease_seconds=lease_seconds, after_id=cursor))
         if not batch.ids:
             return None
         result.suppressed += len(batch.blocked)
@@ -699,16 +366,13 @@ def _unwritable(recipients: list[Recipient]) -> dict[int, str]:
 
 
 def _preparer(transport: Transport, message: CampaignMessage) -> Callable[[list[Recipient]], object | None]:
-    """The transport's ``prepare`` for this message, if it has one. A batch it cannot prepare
-    goes out unprepared: the sending thread meets the same error where it always has, after
-    the batch before it has been recorded."""
-    prepare = getattr(transport, "prepare", None)
+    """The transport's ``prepare`` for this message. A batch it cannot prepare goes out
+    unprepared: the sending thread meets the same error where it always has, after the batch
+    before it has been recorded."""
 
     def prepared(recipients: list[Recipient]) -> object | None:
-        if prepare is None:
-            return None
         try:
-            return prepare(message, recipients)
+            return transport.prepare(message, recipients)
         except Exception:  # noqa: BLE001 - raised again, in order, by the sending thread
             return None
 
@@ -730,17 +394,10 @@ def _settle(bind: Bind, campaign_id: int, batch: _InFlight, answer: _Answer) -> 
     if not ambiguous and pause is None:
         return
     settled = set(outcome.sent) | set(outcome.failed) | set(ambiguous)
-    with session_scope(bind) as session:
-        _mark(session, bind, ambiguous, status="ambiguous", error="no answer from the provider; it may have been sent")
-        if pause is not None:
-            back = [r.delivery_id for r in batch.recipients if r.delivery_id not in settled]
-            _mark(session, bind, back, status="queued", claimed_by=None, batch_key=None)
-            session.execute(update(models.Campaign).where(models.Campaign.id == campaign_id)
-                            .values(status="paused", status_reason=pause.message))
+    unsent = [r.delivery_id for r in batch.recipients if r.delivery_id not in settled]
+    mark_ambiguous_and_pause(bind, campaign_id, ambiguous, None if pause is None else pause.message, unsent)
 
 
 def _requeue(bind: Bind, batch: _InFlight) -> None:
     """A claimed batch that was never sent goes back to the queue as it was."""
-    with session_scope(bind) as session:
-        _mark(session, bind, [*(r.delivery_id for r in batch.recipients), *batch.unwritable], status="queued", claimed_by=None,
-              batch_key=None, attempts=D.attempts - 1)
+    requeue(bind, [*(r.delivery_id for r in batch.recipients), *batch.unwritable])

@@ -6,8 +6,9 @@ recipient adds only a handful of substitutions. Transports never see the databas
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Protocol
 
 
@@ -48,34 +49,68 @@ class BatchOutcome:
     per_recipient_ids: bool = False
 
 
-class TransportError(Exception):
-    """The batch as a whole was not accepted.
+class ErrorKind(Enum):
+    """What the dispatcher does about a batch the provider did not accept: one decision each."""
 
-    ``retryable``: the same batch may be tried again (5xx, 429, timeout, reset).
-    ``pause``: no batch can succeed until a person acts (401/403: bad key, unverified sender).
-    ``retry_after``: seconds the provider asked us to wait, when it said.
-    ``ambiguous``: the request may have reached the provider (timeout after sending).
+    #: Stop the campaign: no batch can succeed until a person acts (401/403: bad key,
+    #: unverified sender, an account problem).
+    PAUSE = "pause"
+    #: The request may have reached the provider (no answer after it left, an unexpected 2xx):
+    #: the batch is flagged for an operator, never resent blindly.
+    AMBIGUOUS = "ambiguous"
+    #: Named recipients were refused (``rejected``); the others were not sent and may be.
+    REJECTED = "rejected"
+    #: The request as a whole was refused without naming anyone (400, 413): halve the batch
+    #: until the bad recipient stands alone.
+    SPLIT = "split"
+    #: Too fast (429): slow down, then try the same batch again.
+    RATE_LIMITED = "rate_limited"
+    #: Try the same batch again later (5xx, the provider unreachable, a disk full).
+    RETRYABLE = "retryable"
+    #: Final for every recipient of the batch.
+    PERMANENT = "permanent"
+
+
+#: The kinds for which sending the same request again may succeed.
+RETRIED = frozenset({ErrorKind.RATE_LIMITED, ErrorKind.RETRYABLE})
+
+
+class TransportError(Exception):
+    """The batch as a whole was not accepted; ``kind`` says what to do about it.
+
+    ``status``: the provider's HTTP status, when it answered. ``retry_after``: seconds the
+    provider asked us to wait, when it said. ``rejected`` (kind ``REJECTED``): position in
+    the batch as sent → the provider's words about that recipient.
     """
 
-    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False,
-                 pause: bool = False, retry_after: float | None = None, ambiguous: bool = False) -> None:
+    def __init__(self, message: str, *, kind: ErrorKind = ErrorKind.PERMANENT, status: int | None = None,
+                 retry_after: float | None = None, rejected: Mapping[int, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.kind = kind
         self.status = status
-        self.retryable = retryable
-        self.pause = pause
         self.retry_after = retry_after
-        self.ambiguous = ambiguous
+        self.rejected: Mapping[int, str] = dict(rejected or {})
+
+    def __repr__(self) -> str:
+        return f"TransportError({self.message!r}, kind={self.kind.name}, status={self.status})"
 
 
 class Transport(Protocol):
-    """Sends batches. A transport may also offer ``prepare(message, recipients)``, returning the
-    request it would make (opaque to the dispatcher), and accept it back as
-    ``send_batch(..., prepared=...)``: the dispatcher then prepares batch N+1 on its own thread
-    while batch N's request is out, so the sending thread only sends."""
+    """What the dispatcher uses of a transport, all of it.
+
+    ``prepare(message, recipients)`` returns the request it would make for exactly those
+    recipients (opaque to the dispatcher), or None when there is nothing worth making ahead
+    (the outbox); the dispatcher prepares batch N+1 on its own thread while batch N's request
+    is out, and hands it back as ``send_batch(..., prepared=...)``, so the sending thread only
+    sends. ``send_batch`` answers a :class:`BatchOutcome` or raises :class:`TransportError`.
+    """
 
     name: str
 
-    def send_batch(self, message: CampaignMessage, recipients: Sequence[Recipient]) -> BatchOutcome: ...
+    def prepare(self, message: CampaignMessage, recipients: Sequence[Recipient]) -> object | None: ...
+
+    def send_batch(self, message: CampaignMessage, recipients: Sequence[Recipient],
+                   prepared: object | None = None) -> BatchOutcome: ...
 
     def close(self) -> None: ...

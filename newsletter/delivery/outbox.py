@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from email.errors import MessageError
 from pathlib import Path
 
-from newsletter.delivery.message import BatchOutcome, CampaignMessage, Recipient, TransportError
+from newsletter.delivery.message import BatchOutcome, CampaignMessage, ErrorKind, Recipient, TransportError
 from newsletter.delivery.mime import build_mime
 from newsletter.delivery.sendgrid import check_batch
 from newsletter.files import write_bytes_atomically
@@ -44,7 +44,12 @@ class OutboxTransport:
     def path_for(self, campaign_id: int, delivery_id: int) -> Path:
         return self.campaign_dir(campaign_id) / f"{int(delivery_id)}.eml"
 
-    def send_batch(self, message: CampaignMessage, recipients: Sequence[Recipient]) -> BatchOutcome:
+    def prepare(self, message: CampaignMessage, recipients: Sequence[Recipient]) -> None:
+        """Nothing to make ahead: each recipient's message is built as it is written."""
+        return None
+
+    def send_batch(self, message: CampaignMessage, recipients: Sequence[Recipient],
+                   prepared: object | None = None) -> BatchOutcome:
         check_batch(recipients, limit=None)  # same rule as SendGrid: one address, one delivery
         outcome = BatchOutcome(per_recipient_ids=True)  # each .eml has its own Message-ID
         if not recipients:
@@ -67,7 +72,7 @@ class OutboxTransport:
                 _fsync_dir(folder)
         except OSError as error:
             # Disk full, permissions: nothing is lost by trying again (files are replaced whole).
-            raise TransportError(f"outbox {folder} not writable: {error}", retryable=True) from None
+            raise TransportError(f"outbox {folder} not writable: {error}", kind=ErrorKind.RETRYABLE) from None
         return outcome
 
     def _write_atomically(self, path: Path, data: bytes) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 from urllib.error import URLError
 
 from newsletter.delivery import keepalive
-from newsletter.delivery.message import BatchOutcome, CampaignMessage, Recipient, TransportError
+from newsletter.delivery.message import BatchOutcome, CampaignMessage, ErrorKind, Recipient, TransportError
 from newsletter.emailaddr import trusted_email
 
 log = logging.getLogger(__name__)
@@ -47,22 +47,6 @@ TRACKING_OFF = {
     "open_tracking": {"enable": False},
     "subscription_tracking": {"enable": False},
 }
-
-
-class RecipientRejected(TransportError):
-    """A 400 that names particular personalizations: those recipients are bad, not the batch.
-
-    ``bad_indexes`` are positions in the batch as sent (personalization *i* is recipient *i*);
-    ``messages`` maps each index to SendGrid's words about it; ``delivery_ids`` maps each index
-    to the recipient's ledger id. The other recipients were not sent and may be resent.
-    """
-
-    def __init__(self, message: str, *, bad_indexes: set[int], messages: dict[int, str],
-                 delivery_ids: dict[int, int] | None = None, status: int = 400) -> None:
-        super().__init__(message, status=status)
-        self.bad_indexes = bad_indexes
-        self.messages = messages
-        self.delivery_ids = delivery_ids or {}
 
 
 def check_batch(recipients: Sequence[Recipient], limit: int | None = MAX_RECIPIENTS) -> None:
@@ -249,12 +233,12 @@ class SendGridTransport:
         """The request body for these recipients, made ahead of :meth:`send_batch` (see ``Transport``)."""
         return encode_request_body(message, recipients, sandbox=self.sandbox)
 
-    def send_batch(self, message: CampaignMessage, recipients: Sequence[Recipient], *,
-                   prepared: str | None = None) -> BatchOutcome:
+    def send_batch(self, message: CampaignMessage, recipients: Sequence[Recipient],
+                   prepared: object | None = None) -> BatchOutcome:
         """Post one batch; ``prepared`` is :meth:`prepare`'s body for exactly these recipients."""
         if not recipients:
             return BatchOutcome()
-        body = prepared if prepared is not None else self.prepare(message, recipients)
+        body = prepared if isinstance(prepared, str) else self.prepare(message, recipients)
         from python_http_client.exceptions import HTTPError as ApiError
 
         started = time.monotonic()
@@ -265,12 +249,12 @@ class SendGridTransport:
         except URLError as error:
             # urllib wraps what fails while connecting or writing the request: SendGrid never
             # received a whole request, so it cannot have acted on it.
-            raise TransportError(f"SendGrid unreachable: {_reason(error.reason)}", retryable=True) from None
+            raise TransportError(f"SendGrid unreachable: {_reason(error.reason)}", kind=ErrorKind.RETRYABLE) from None
         except (TimeoutError, socket.timeout, ConnectionError, http.client.HTTPException, OSError) as error:
             # The request went out whole and the answer never came (timeout, reset, closed
             # connection, garbled answer): SendGrid may have accepted it.
             raise TransportError(f"no answer from SendGrid after the request was sent: {_reason(error)}",
-                                 retryable=True, ambiguous=True) from None
+                                 kind=ErrorKind.AMBIGUOUS) from None
         status = response.status_code
         log.debug("SendGrid answered %s for %d recipients in %.0f ms", status, len(recipients),
                   (time.monotonic() - started) * 1000)
@@ -278,7 +262,7 @@ class SendGridTransport:
             message_id = response.headers.get("X-Message-Id") if response.headers is not None else None
             return BatchOutcome(sent={r.delivery_id: message_id for r in recipients})
         # Another 2xx: not what mail/send answers; we cannot tell whether it was sent.
-        raise TransportError(f"unexpected answer {status} from SendGrid", status=status, ambiguous=True)
+        raise TransportError(f"unexpected answer {status} from SendGrid", kind=ErrorKind.AMBIGUOUS, status=status)
 
     def _error_for(self, status: int, body: bytes | None, headers: Any,
                    recipients: Sequence[Recipient]) -> TransportError:
@@ -292,26 +276,25 @@ class SendGridTransport:
                 if 0 <= index < len(recipients):
                     bad.setdefault(index, []).append(f"{e['field']}: {e.get('message') or 'rejected'}")
             if bad:
-                return RecipientRejected(
-                    f"SendGrid rejected {len(bad)} recipient(s): {summary}",
-                    bad_indexes=set(bad),
-                    messages={i: "; ".join(m) for i, m in bad.items()},
-                    delivery_ids={i: recipients[i].delivery_id for i in bad},
-                )
-            return TransportError(f"SendGrid refused the request: {summary}", status=400)
+                # Positions in the batch as sent: personalization *i* is recipient *i*.
+                return TransportError(f"SendGrid rejected {len(bad)} recipient(s): {summary}", kind=ErrorKind.REJECTED,
+                                      status=400, rejected={i: "; ".join(m) for i, m in bad.items()})
+            return TransportError(f"SendGrid refused the request: {summary}", kind=ErrorKind.SPLIT, status=400)
         if status == 401:
-            return TransportError(f"SendGrid API key rejected (401): {summary}", status=401, pause=True)
+            return TransportError(f"SendGrid API key rejected (401): {summary}", kind=ErrorKind.PAUSE, status=401)
         if status == 403:
             return TransportError(f"SendGrid forbade the send (403): sender not verified or key lacks mail.send: {summary}",
-                                  status=403, pause=True)
+                                  kind=ErrorKind.PAUSE, status=403)
         if status == 413:
-            return TransportError(f"request too large for SendGrid (413): split the batch: {summary}", status=413)
+            return TransportError(f"request too large for SendGrid (413): split the batch: {summary}", kind=ErrorKind.SPLIT,
+                                  status=413)
         if status == 429:
-            return TransportError(f"SendGrid rate limit (429): {summary}", status=429, retryable=True,
+            return TransportError(f"SendGrid rate limit (429): {summary}", kind=ErrorKind.RATE_LIMITED, status=429,
                                   retry_after=_retry_after(headers))
         if status >= 500:
-            return TransportError(f"SendGrid server error ({status}): {summary}", status=status, retryable=True)
-        return TransportError(f"SendGrid answered {status}: {summary}", status=status)
+            return TransportError(f"SendGrid server error ({status}): {summary}", kind=ErrorKind.RETRYABLE,
+                                  status=status)
+        return TransportError(f"SendGrid answered {status}: {summary}", kind=ErrorKind.PERMANENT, status=status)
 
     def close(self) -> None:
         """Close the kept-alive connections (a later batch opens new ones)."""
