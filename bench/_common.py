@@ -2,6 +2,9 @@
 
 Not a test and not part of the package. Each benchmark script runs its measured work in child
 processes (``python bench/X.py --phase NAME ...``) so each phase's peak RSS is its own.
+
+Longer than the ~400 lines a module should be: it is the one toolbox every script imports as
+``c``, and its sections (machine, memory, stores, phases, bulk loading) are short and separate.
 """
 
 from __future__ import annotations
@@ -143,6 +146,18 @@ def print_machine(console, info: dict[str, Any]) -> None:  # type: ignore[no-unt
     )
 
 
+def report_console(pg_url: str, width: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """(a rich console, the machine) with the machine already printed: every figure a script
+    prints is read beside the machine it ran on. ``width`` is the console's width when the
+    output is not a terminal (a log or a pipe), where rich would otherwise guess 80."""
+    from rich.console import Console
+
+    console = Console(width=None if sys.stdout.isatty() else width)
+    info = machine_info(pg_url)
+    print_machine(console, info)
+    return console, info
+
+
 # --------------------------------------------------------------------------- memory
 
 
@@ -282,6 +297,42 @@ def run_phase(script: Path, phase: str, state: dict[str, Any], state_dir: Path, 
     result.setdefault("phase_wall_s", round(time.perf_counter() - started, 2))
     result["loadavg_1min_before_after"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     return result
+
+
+def run_child_phase(args: argparse.Namespace, phases: dict[str, Any]) -> bool:
+    """In a child process (``--phase NAME``): run that phase and write its result; True if so."""
+    if not args.phase:
+        return False
+    state = load_state(args.state)
+    write_result(state, phases[args.phase](state))
+    return True
+
+
+def wait_until_serving(proc: subprocess.Popen[bytes], probe: Any, what: str, timeout: float = 30.0) -> None:
+    """Wait for the server child ``proc`` to answer ``probe()`` (which raises OSError until it
+    does); give up when it has exited or ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            probe()
+            return
+        except OSError as exc:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit(f"the {what} did not start") from exc
+            time.sleep(0.1)
+
+
+def timed_threads(target: Any, count: int) -> float:
+    """Run ``target`` in ``count`` threads at once; the wall seconds until the last one ends."""
+    import threading
+
+    threads = [threading.Thread(target=target) for _ in range(count)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
 
 
 def load_state(path: str) -> dict[str, Any]:

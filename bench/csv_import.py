@@ -163,17 +163,12 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile the import (main and writer threads)")
     parser.add_argument("--timings", action="store_true", help="time each store statement per chunk (writer thread)")
     args = parser.parse_args()
-    if args.phase:
-        state = c.load_state(args.state)
-        c.write_result(state, PHASES[args.phase](state))
+    if c.run_child_phase(args, PHASES):
         return
 
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=None if sys.stdout.isatty() else 140)
-    info = c.machine_info(args.pg_url)
-    c.print_machine(console, info)
+    console, info = c.report_console(args.pg_url, width=140)
     n = args.recipients
     results: dict = {"benchmark": "csv_import", "db": args.db, "rows": n, "machine": info,
                      "command": f"python bench/csv_import.py --db {args.db} --recipients {n}" + (" --profile" if args.profile else "")}

@@ -328,19 +328,14 @@ def main() -> None:
     parser.add_argument("--drop-index", action="append", default=[], help="drop this index before timing (compare without it)")
     parser.add_argument("--reuse", action="store_true", help="time the store a --keep run left (no set-up; it is kept)")
     args = parser.parse_args()
-    if args.phase:
-        state = c.load_state(args.state)
-        c.write_result(state, PHASES[args.phase](state))
+    if c.run_child_phase(args, PHASES):
         return
     if args.db != "postgresql":
         raise SystemExit("bench/report.py builds its events with PostgreSQL's generate_series and measures PostgreSQL only")
 
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=None if sys.stdout.isatty() else 160)
-    info = c.machine_info(args.pg_url)
-    c.print_machine(console, info)
+    console, info = c.report_console(args.pg_url, width=160)
     n, campaigns = args.recipients, args.campaigns
     command = f"python bench/report.py --recipients {n} --campaigns {campaigns}" + "".join(
         f" --drop-index {name}" for name in args.drop_index)

@@ -215,17 +215,12 @@ def main() -> None:
     parser.add_argument("--try-index", action="append", default=[],
                         help="SQL run after the baseline (e.g. CREATE INDEX …); the counts are timed again")
     args = parser.parse_args()
-    if args.phase:
-        state = c.load_state(args.state)
-        c.write_result(state, PHASES[args.phase](state))
+    if c.run_child_phase(args, PHASES):
         return
 
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=None if sys.stdout.isatty() else 160)
-    info = c.machine_info(args.pg_url)
-    c.print_machine(console, info)
+    console, info = c.report_console(args.pg_url, width=160)
     n = args.recipients
     results: dict = {"benchmark": "segment_count", "db": args.db, "subscribers": n, "machine": info,
                      "command": f"python bench/segment_count.py --db {args.db} --recipients {n}"}

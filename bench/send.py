@@ -302,13 +302,7 @@ def _replay(state: dict, keep_alive: bool, connections: int = 1) -> dict:
                 conn.close()
         conn.close()
 
-    threads = [threading.Thread(target=post_all) for _ in range(connections)]
-    t0 = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - t0
+    wall = c.timed_threads(post_all, connections)
     per_request.sort()
     return {"wall_s": round(wall, 2), "requests": len(per_request), "accepted": sum(accepted),
             "connections": connections,
@@ -384,16 +378,10 @@ def main() -> None:
                         help="requests out at once (NEWSLETTER_SEND_CONCURRENCY); default 1, as in the raw replay: "
                              "against a fake on the same two cores, more only add contention")
     args = parser.parse_args()
-    if args.phase:
-        state = c.load_state(args.state)
-        c.write_result(state, PHASES[args.phase](state))
+    if c.run_child_phase(args, PHASES):
         return
 
-    from rich.console import Console
-
-    console = Console(width=None if sys.stdout.isatty() else 140)
-    info = c.machine_info(args.pg_url)
-    c.print_machine(console, info)
+    console, info = c.report_console(args.pg_url, width=140)
     n = args.recipients
     console.print(f"[bold]send[/]: {n:,} recipients on {args.db}")
     results: dict = {"benchmark": "send", "db": args.db, "recipients": n, "machine": info,

@@ -45,6 +45,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c  # noqa: E402
+from _sent_campaign import bench_settings, load_sent_campaign  # noqa: E402
 
 SCRIPT = Path(__file__).resolve()
 BROWSER = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
@@ -53,47 +54,17 @@ PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c0
 STATS_PATH = "/__bench_stats"
 
 
-def _settings(state: dict):  # type: ignore[no-untyped-def]
-    from newsletter.config import Settings
-
-    return Settings(database_url=state["url"], secret_key=c.SECRET, public_url=c.PUBLIC_URL,
-                    outbox_dir=str(Path(state["tmp"]) / "outbox"))
-
-
 # --------------------------------------------------------------------------- phase: setup
 
 
 def phase_setup(state: dict) -> dict:
     import datetime as dt
 
-    from newsletter.db import make_engine, models, session_scope, upgrade
     from newsletter.tracking import TokenSigner
 
     n, url = state["n"], state["url"]
-    engine = make_engine(url)
-    upgrade(engine)
-    now = dt.datetime.now(dt.timezone.utc)
-    with session_scope(engine) as s:
-        article = models.Article(slug="bench", title="Bench", source_format="text", content={}, content_hash="0" * 64)
-        s.add(article)
-        s.flush()
-        campaign = models.Campaign(article_id=article.id, name="bench", subject="Bench", segment="all",
-                                   template="newsletter", status="sent", html="<p>x</p>", text="x")
-        s.add(campaign)
-        s.flush()
-        s.add_all([models.CampaignLink(campaign_id=campaign.id, position=1, url="https://example.test/article",
-                                       kind="article"),
-                   models.CampaignLink(campaign_id=campaign.id, position=2, url="https://example.test/book", kind="cta")])
-        campaign_id = campaign.id
-    engine.dispose()
-    c.bulk_load(url, "subscribers", ["id", "email", "first_name", "status", "attributes", "created_at", "updated_at"],
-                ((i, f"reader{i}@example.com", "Reader", "active", "{}", now, now) for i in range(1, n + 1)))
-    sent = now - dt.timedelta(days=1)
-    c.bulk_load(url, "deliveries", ["id", "campaign_id", "subscriber_id", "status", "attempts", "created_at", "sent_at",
-                                    "message_id"],
-                ((i, campaign_id, i, "sent", 1, sent, sent, "MSG") for i in range(1, n + 1)))
-    c.reset_pg_sequences(url, ["subscribers", "deliveries"])
-    c.analyze(url)
+    load_sent_campaign(url, n, links=[(1, "https://example.test/article", "article"), (2, "https://example.test/book", "cta")],
+                       sent_ago=dt.timedelta(days=1), message_id=lambda i: "MSG")
     signer = TokenSigner(c.SECRET)
     tokens = [signer.sign(i) for i in range(1, n + 1)]
     for name, template in (("pixel", "/o/{}.gif"), ("click", "/c/{}/1"), ("bare", "/o/{}.gif")):
@@ -176,7 +147,7 @@ def phase_serve(state: dict) -> dict:
         from newsletter.web import create_app
         from newsletter.web.server import settle_memory
 
-        app = create_app(_settings(state), make_engine(state["url"]))
+        app = create_app(bench_settings(state), make_engine(state["url"]))
         settle_memory()  # as `newsletter serve` does
     server = uvicorn.Server(uvicorn.Config(Counting(app), host="127.0.0.1", port=state["port"], log_level="warning",
                                            access_log=False, lifespan="off", loop="asyncio", http="h11",
@@ -228,15 +199,7 @@ def run_target(state: dict, target: str, args) -> dict:  # type: ignore[no-untyp
     proc = subprocess.Popen([sys.executable, str(SCRIPT), "--phase", "serve", "--state", str(state_file)],
                             cwd=state["tmp"])
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                _get_json(port, STATS_PATH)
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise SystemExit(f"the {target} server did not start")
-                time.sleep(0.1)
+        c.wait_until_serving(proc, lambda: _get_json(port, STATS_PATH), f"{target} server")
         headers = ["-H", f"User-Agent: {BROWSER}", "-H", "Accept-Language: en-US,en;q=0.9"]
         lua = str(Path(state["tmp"]) / f"{'bare' if target.startswith('bare') else target}.lua")
         # a short warm-up (imports, connection pool, first compilations), not counted in wrk's figures
@@ -347,11 +310,7 @@ def main() -> None:
         return
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install -y wrk")
-    from rich.console import Console
-
-    console = Console()
-    info = c.machine_info(args.pg_url)
-    c.print_machine(console, info)
+    console, info = c.report_console(args.pg_url)
     results: dict = {"machine": info, "db": args.db, "deliveries": args.recipients, "duration_s": args.duration,
                      "connections": args.connections, "server": "uvicorn, 1 process, asyncio loop, h11, no access log"}
     with c.bench_store(args.db, args.pg_url, keep=args.keep, prefix="nlbench-http-") as (url, tmp):

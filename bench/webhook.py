@@ -44,6 +44,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c  # noqa: E402
+from _sent_campaign import bench_settings, load_sent_campaign  # noqa: E402
 
 SCRIPT = Path(__file__).resolve()
 BROWSER = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 "
@@ -52,45 +53,16 @@ SIG = "X-Twilio-Email-Event-Webhook-Signature"
 TS = "X-Twilio-Email-Event-Webhook-Timestamp"
 
 
-def _settings(state: dict):  # type: ignore[no-untyped-def]
-    from newsletter.config import Settings
-
-    return Settings(database_url=state["url"], secret_key=c.SECRET, public_url=c.PUBLIC_URL,
-                    outbox_dir=str(Path(state["tmp"]) / "outbox"))
-
-
 # --------------------------------------------------------------------------- phase: setup
 
 
 def phase_setup(state: dict) -> dict:
     import datetime as dt
 
-    from newsletter.db import make_engine, models, session_scope, upgrade
-
     n, url = state["n"], state["url"]
-    engine = make_engine(url)
-    upgrade(engine)
-    now = dt.datetime.now(dt.timezone.utc)
-    with session_scope(engine) as s:
-        article = models.Article(slug="bench", title="Bench", source_format="text", content={}, content_hash="0" * 64)
-        s.add(article)
-        s.flush()
-        campaign = models.Campaign(article_id=article.id, name="bench", subject="Bench", segment="all",
-                                   template="newsletter", status="sent", html="<p>x</p>", text="x")
-        s.add(campaign)
-        s.flush()
-        s.add_all([models.CampaignLink(campaign_id=campaign.id, position=p, url=f"https://example.test/{p}", kind=k)
-                   for p, k in ((1, "article"), (2, "cta"), (3, "read_more"), (4, "web"))])
-        campaign_id = campaign.id
-    engine.dispose()
-    c.bulk_load(url, "subscribers", ["id", "email", "first_name", "status", "attributes", "created_at", "updated_at"],
-                ((i, f"reader{i}@example.com", "Reader", "active", "{}", now, now) for i in range(1, n + 1)))
-    sent = now - dt.timedelta(hours=1)
-    c.bulk_load(url, "deliveries", ["id", "campaign_id", "subscriber_id", "status", "attempts", "created_at", "sent_at",
-                                    "message_id"],
-                ((i, campaign_id, i, "sent", 1, sent, sent, f"MSG{i // 1000}") for i in range(1, n + 1)))
-    c.reset_pg_sequences(url, ["subscribers", "deliveries"])
-    c.analyze(url)
+    campaign_id, sent = load_sent_campaign(
+        url, n, links=[(p, f"https://example.test/{p}", k) for p, k in ((1, "article"), (2, "cta"), (3, "read_more"), (4, "web"))],
+        sent_ago=dt.timedelta(hours=1), message_id=lambda i: f"MSG{i // 1000}")
     result = {"deliveries": n, "campaign_id": campaign_id, "sent_epoch": int(sent.timestamp())}
     c.write_result(state, result)
     return result
@@ -116,7 +88,7 @@ def phase_serve(state: dict) -> dict:
                 dbapi_connection.execute(f"PRAGMA {pragma}")
 
     # the key as production gets it (NEWSLETTER_SENDGRID_WEBHOOK_PUBLIC_KEY), and what `newsletter serve` does
-    app = create_app(_settings(state).with_overrides(webhook_public_key=state["public_key"]), engine)
+    app = create_app(bench_settings(state).with_overrides(webhook_public_key=state["public_key"]), engine)
     settle_memory()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=state["port"], log_level="warning",
                                            access_log=False, lifespan="off", loop="asyncio", http="h11",
@@ -242,13 +214,7 @@ def post_all(port: int, signed: list[tuple[bytes, dict[str, str]]], concurrency:
                 answers.append(json.loads(data))
         conn.close()
 
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return time.perf_counter() - started, answers
+    return c.timed_threads(worker, concurrency), answers
 
 
 def _events(url: str) -> int:
@@ -336,11 +302,7 @@ def main() -> None:
         state = c.load_state(args.state)
         {"setup": phase_setup, "serve": phase_serve}[args.phase](state)
         return
-    from rich.console import Console
-
-    console = Console()
-    info = c.machine_info(args.pg_url)
-    c.print_machine(console, info)
+    console, info = c.report_console(args.pg_url)
     results: dict = {"machine": info, "db": args.db, "deliveries": args.recipients, "batches": args.batches,
                      "sqlite_pragmas_what_if": args.sqlite_pragma,
                      "events_per_batch": 1000, "concurrency": args.concurrency,
@@ -357,15 +319,7 @@ def main() -> None:
         proc = subprocess.Popen([sys.executable, str(SCRIPT), "--phase", "serve", "--state", str(tmp / "state-serve.json")],
                                 cwd=str(tmp))
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        raise SystemExit("the server did not start")
-                    time.sleep(0.1)
+            c.wait_until_serving(proc, lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close(), "server")
             # warm-up: one small signed post (imports, pool, first compilations), not timed
             warm = json.dumps([{"event": "processed", "sg_event_id": "warm-up", "delivery_id": "1",
                                 "timestamp": setup["sent_epoch"]}]).encode()
