@@ -22,6 +22,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
+from newsletter.db.dialect import dialect_name, is_postgres
 from newsletter.db.filemode import store_path
 from newsletter.errors import UserError
 
@@ -140,7 +141,7 @@ def schema_status(engine: Engine) -> SchemaStatus:
     """Read the store's revision and compare it with this code's; changes nothing (a SQLite file
     that does not exist yet is said to be empty, not created by connecting to it)."""
     database = engine.url.render_as_string(hide_password=True)
-    if engine.dialect.name == "sqlite" and (path := store_path(engine.url)) and not Path(path).exists():
+    if dialect_name(engine) == "sqlite" and (path := store_path(engine.url)) and not Path(path).exists():
         return SchemaStatus(database, None, head_revision(), "empty")
     with engine.connect() as connection:
         revision = _revision_of(connection)
@@ -167,9 +168,9 @@ def _lock_schema(connection: Connection) -> None:
     SQLite's driver would begin a transaction only before the first INSERT, leaving the CREATEs
     unguarded (two processes both read "no revision": "table articles already exists"); so the
     write lock is taken first, and the others wait for it (``busy_timeout``)."""
-    if connection.dialect.name == "postgresql":
+    if is_postgres(connection):
         connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK_KEY})
-    elif connection.dialect.name == "sqlite":
+    else:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from newsletter.db.dialect import dialect_name
 from newsletter.db.migrate import include_object_for
 from newsletter.db.models import Base
 
@@ -15,11 +16,12 @@ def run_migrations() -> None:
 
         url = context.config.get_main_option("sqlalchemy.url")
         connection = make_engine(url).connect()
+    store = dialect_name(connection)
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
-        include_object=include_object_for(connection.dialect.name),
+        render_as_batch=store == "sqlite",
+        include_object=include_object_for(store),
         compare_type=True,
     )
     with context.begin_transaction():
