@@ -14,6 +14,7 @@ from sqlalchemy import Engine, insert, select
 
 from newsletter.audiences import ImportReport, InvalidEmail, Rejection, import_subscribers, normalise_email
 from newsletter.audiences import importer as importer_module
+from newsletter.audiences.import_stores import store_for
 from newsletter.db import models, session_scope
 from newsletter.errors import UserError
 
@@ -385,7 +386,7 @@ def test_an_address_stored_meanwhile_by_someone_else_is_updated_not_a_failure(en
     """Between a chunk's lookup and its insert a signup stores one of its new addresses: the chunk
     still goes in whole (PostgreSQL inserts new addresses without ON CONFLICT, and on the unique
     violation writes the chunk again through ON CONFLICT), counted as the lookup saw it."""
-    store_class = type(importer_module._store(engine))
+    store_class = type(store_for(engine))
     original = store_class.lookup
     raced: list[str] = []
 

@@ -119,7 +119,7 @@ PARSERS = {"parse_points", "parse_weekly", "parse_daily", "parse_clock", "read_c
 PARSE_HOME = {"config.py", "settings_types.py"}
 #: Zones that are not settings: a person's ``--tz`` for a send time and an imported subscriber's
 #: zone column. They are checked where they are typed; they never read NEWSLETTER_TIMEZONE.
-ZONE_ELSEWHERE = {"campaigns/status.py", "audiences/importer.py"}
+ZONE_ELSEWHERE = {"campaigns/status.py", "audiences/values.py"}
 SETTING_STRINGS = {"quiet_hours", "digest_at", "weekly_report_at", "lead_points"}
 
 

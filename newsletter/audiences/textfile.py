@@ -24,10 +24,11 @@ from __future__ import annotations
 import codecs
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from newsletter.errors import UserError
 
-__all__ = ["SAMPLE_BYTES", "TextFormat", "choose_delimiter", "choose_encoding"]
+__all__ = ["SAMPLE_BYTES", "TextFormat", "choose_delimiter", "choose_encoding", "display_path"]
 
 SAMPLE_BYTES = 64 * 1024
 
@@ -144,3 +145,12 @@ def choose_delimiter(first_line: str) -> str:
     if ";" in first_line:
         return ";"
     return ","
+
+
+def display_path(path: Path) -> str:
+    """A path as the user should read it: relative to the working folder when inside it (the
+    import's messages and the segment files' errors name files this way)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
