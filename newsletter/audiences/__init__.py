@@ -24,24 +24,28 @@ from newsletter.audiences.emails import InvalidEmail, normalise_email, trusted_e
 from newsletter.audiences.importer import ImportReport, Rejection, import_subscribers
 from newsletter.audiences.names import NAME_MAX_LENGTH, clean_name
 from newsletter.audiences.rejects import rejects_path_for
-from newsletter.audiences.segments import (
-    BUILTIN_ALL,
+from newsletter.audiences.segment_sql import (
     CLICK_EVENT,
     CTA_LINK_KIND,
     OPEN_EVENT,
+    count_segment,
+    segment_condition,
+    segment_subscriber_ids,
+)
+from newsletter.audiences.segments import (
+    BUILTIN_ALL,
     AttributeRule,
     Rules,
     Segment,
     SegmentError,
-    count_segment,
     list_segments,
     load_segment,
     scan_segments,
-    segment_condition,
-    segment_subscriber_ids,
 )
 from newsletter.audiences.suppression import add_suppressions
 
+# The room's public names, listed here once (``segments`` and ``segment_sql`` keep no list of
+# their own: what they do not start with ``_`` is what this re-exports).
 __all__ = [
     "InvalidEmail",
     "normalise_email",

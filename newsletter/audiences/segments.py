@@ -28,9 +28,13 @@ active subscriber); a file named ``all.yaml`` is refused rather than silently sh
 
 Every mistake is a :class:`UserError` naming the file and the key path, e.g.
 ``audiences/x.yaml: rules.tags.any: expected a list of strings``; YAML syntax errors and
-duplicate keys name the line. Rules compile to SQLAlchemy expressions over
-``models.Subscriber`` (EXISTS over ``subscriber_tags`` and ``events``, JSON extraction for
-attributes) with every value bound as a parameter: a segment file can never inject SQL.
+duplicate keys name the line.
+
+This module reads and checks segment files and never touches the store; ``segment_sql``
+compiles a :class:`Segment` to SQL (EXISTS over ``subscriber_tags`` and ``events``, JSON
+extraction for attributes, every value bound as a parameter). What is left here is one concern,
+the file format: the model, its validation (most of the lines: one check per key, each naming
+the key path) and finding the files in a folder.
 """
 
 from __future__ import annotations
@@ -38,40 +42,18 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, and_, cast, exists, func, select
-from sqlalchemy.orm import Session
-
-from newsletter.audiences.importer import attribute_key, display_path, normalise_tag
-from newsletter.db.models import SUBSCRIBER_STATUSES, CampaignLink, Event, Subscriber, SubscriberTag
+from newsletter.audiences.csv_layout import attribute_key
+from newsletter.audiences.textfile import display_path
+from newsletter.audiences.values import TAG_MAX, normalise_tag
+from newsletter.db.models import SUBSCRIBER_STATUSES
 from newsletter.errors import NotFound, UserError
 from newsletter.yamlfile import YamlError, load
 
-__all__ = [
-    "BUILTIN_ALL",
-    "CLICK_EVENT",
-    "CTA_LINK_KIND",
-    "OPEN_EVENT",
-    "AttributeRule",
-    "Rules",
-    "Segment",
-    "SegmentError",
-    "count_segment",
-    "list_segments",
-    "load_segment",
-    "scan_segments",
-    "segment_condition",
-    "segment_subscriber_ids",
-]
-
 BUILTIN_ALL = "all"
-# The event types and link kind the engagement rules read (written by the tracking room).
-OPEN_EVENT = "open"
-CLICK_EVENT = "click"
-CTA_LINK_KIND = "cta"
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,99}\Z")
 _MAX_DAYS = 36500
@@ -195,8 +177,8 @@ def _parse_rules(check: _Checker, data: Any) -> Rules:
         for key in tags:
             path = f"rules.tags.{key}"
             values = tuple(dict.fromkeys(normalise_tag(tag) for tag in check.strings(tags[key], path)))
-            if any(len(tag) > 100 for tag in values):
-                raise check.fail(path, "a tag is longer than 100 characters")
+            if any(len(tag) > TAG_MAX for tag in values):
+                raise check.fail(path, f"a tag is longer than {TAG_MAX} characters")
             out[f"tags_{key}"] = values
 
     if "attributes" in rules:
@@ -352,78 +334,3 @@ def scan_segments(directory: Path | str | None = None) -> tuple[list[Segment], l
             errors.append(error)
     errors.sort(key=lambda error: error.where or "")
     return segments, errors
-
-
-# --- compiling to SQL ----------------------------------------------------------------------------
-
-
-def _has_tag(tags: tuple[str, ...]) -> ColumnElement[bool]:
-    return exists().where(SubscriberTag.subscriber_id == Subscriber.id, SubscriberTag.tag.in_(tags))
-
-
-def _attribute(rule: AttributeRule) -> ColumnElement[bool]:
-    # ->> on PostgreSQL, JSON_EXTRACT on SQLite; as text on both (SQLite would return numbers as numbers).
-    value = cast(Subscriber.attributes[rule.key].as_string(), String)
-    tests = []
-    if rule.equals is not None:
-        tests.append(value == rule.equals)
-    if rule.one_of is not None:
-        tests.append(value.in_(rule.one_of))
-    if rule.exists is not None:
-        tests.append(value.is_not(None) if rule.exists else value.is_(None))
-    return and_(*tests)
-
-
-def _engaged(event_type: str, since: datetime, *, cta: bool = False) -> ColumnElement[bool]:
-    query = exists().where(
-        Event.subscriber_id == Subscriber.id,
-        Event.type == event_type,
-        Event.is_machine.is_(False),
-        Event.occurred_at >= since,
-    )
-    if cta:
-        query = query.where(CampaignLink.id == Event.link_id, CampaignLink.kind == CTA_LINK_KIND)
-    return query
-
-
-def segment_condition(segment: Segment, now: datetime | None = None) -> ColumnElement[bool]:
-    """A WHERE condition over ``Subscriber`` selecting the segment's members.
-
-    ``now`` (time-zone aware; default: the current time) anchors the engagement windows.
-    """
-    if now is None:
-        now = datetime.now(timezone.utc)
-    elif now.tzinfo is None:
-        raise ValueError("now must be time-zone aware")
-    rules = segment.rules
-    clauses: list[ColumnElement[bool]] = [
-        Subscriber.status == rules.status[0] if len(rules.status) == 1 else Subscriber.status.in_(rules.status)
-    ]
-    if rules.tags_any:
-        clauses.append(_has_tag(rules.tags_any))
-    clauses.extend(_has_tag((tag,)) for tag in rules.tags_all)
-    if rules.tags_none:
-        clauses.append(~_has_tag(rules.tags_none))
-    clauses.extend(_attribute(rule) for rule in rules.attributes)
-    if rules.joined_after is not None:
-        clauses.append(Subscriber.created_at >= rules.joined_after)
-    if rules.joined_before is not None:
-        clauses.append(Subscriber.created_at < rules.joined_before)
-    if rules.opened_within_days is not None:
-        clauses.append(_engaged(OPEN_EVENT, now - timedelta(days=rules.opened_within_days)))
-    if rules.clicked_within_days is not None:
-        clauses.append(_engaged(CLICK_EVENT, now - timedelta(days=rules.clicked_within_days)))
-    if rules.clicked_cta_within_days is not None:
-        clauses.append(_engaged(CLICK_EVENT, now - timedelta(days=rules.clicked_cta_within_days), cta=True))
-    return and_(*clauses)
-
-
-def segment_subscriber_ids(segment: Segment, now: datetime | None = None) -> Select[tuple[int]]:
-    """``SELECT subscribers.id WHERE <segment>``, ready for ``INSERT ... SELECT``."""
-    return select(Subscriber.id).where(segment_condition(segment, now))
-
-
-def count_segment(session: Session, segment: Segment, now: datetime | None = None) -> int:
-    """How many subscribers the segment selects right now."""
-    query = select(func.count()).select_from(Subscriber).where(segment_condition(segment, now))
-    return int(session.scalar(query) or 0)
