@@ -3,7 +3,6 @@ real headless Chromium. Every store test runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -11,10 +10,12 @@ import subprocess
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
@@ -39,6 +40,7 @@ from newsletter.db.models import (
     Suppression,
     utcnow,
 )
+from newsletter.preflight.chromium import Browser, BrowserError
 from newsletter.tracking import TokenSigner
 from newsletter.web import create_app
 
@@ -581,80 +583,39 @@ class _Server:
         self.thread.join(timeout=10)
 
 
-class _DevTools:
-    """Chrome DevTools protocol over ``--remote-debugging-pipe`` (the browser reads fd 3 and writes
-    fd 4, NUL-framed JSON): no websocket library needed."""
+#: Chromium browsing our own local server (the preflight's flags block every host name).
+_BROWSE_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--window-size=1000,1300")
 
-    def __init__(self, chromium: str, profile: Path) -> None:
-        to_browser_r, self.to_browser_w = os.pipe()
-        from_browser_r, from_browser_w = os.pipe()
 
-        def wire() -> None:  # in the child, before exec: our pipe ends become its fds 3 and 4
-            import fcntl
+class _DevTools(Browser):
+    """The preflight's DevTools client (``--remote-debugging-pipe``), with the network and the
+    page's scripts on: the tests click through real pages served by uvicorn."""
 
-            high_r = fcntl.fcntl(to_browser_r, fcntl.F_DUPFD, 10)
-            high_w = fcntl.fcntl(from_browser_w, fcntl.F_DUPFD, 10)
-            os.dup2(high_r, 3)
-            os.dup2(high_w, 4)
-
-        self.process = subprocess.Popen(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--no-first-run", f"--user-data-dir={profile}",
-             "--remote-debugging-pipe", "--window-size=1000,1300", "about:blank"],
-            pass_fds=(3, 4), preexec_fn=wire, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        os.close(to_browser_r)
-        os.close(from_browser_w)
-        self.from_browser = from_browser_r
-        self.buffer = b""
-        self.next_id = 0
-        self.session: str | None = None
-
-    def _messages(self):  # type: ignore[no-untyped-def]
-        while True:
-            while b"\0" not in self.buffer:
-                chunk = os.read(self.from_browser, 1 << 16)
-                if not chunk:
-                    raise RuntimeError("chromium closed the pipe")
-                self.buffer += chunk
-            raw, self.buffer = self.buffer.split(b"\0", 1)
-            yield json.loads(raw)
-
-    def call(self, method: str, **params):  # type: ignore[no-untyped-def]
-        self.next_id += 1
-        message = {"id": self.next_id, "method": method, "params": params}
-        if self.session:
-            message["sessionId"] = self.session
-        os.write(self.to_browser_w, json.dumps(message).encode() + b"\0")
-        for reply in self._messages():
-            if reply.get("id") == self.next_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return reply["result"]
-
-    def evaluate(self, expression: str):  # type: ignore[no-untyped-def]
-        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+    def __init__(self, chromium: str) -> None:
+        super().__init__(chromium, flags=_BROWSE_FLAGS)
 
     def open(self, url: str) -> None:
-        target = self.call("Target.createTarget", url="about:blank")["targetId"]
-        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        self.open_page(offline=False)
         self.goto(url)
+
+    def evaluate(self, expression: str) -> Any:
+        """None while a navigation leaves no document to ask (``wait_for`` polls until there is one)."""
+        try:
+            return super().evaluate(expression)
+        except BrowserError:
+            return None
 
     def goto(self, url: str) -> None:
         self.call("Page.navigate", url=url)
         self.wait_for(lambda: self.evaluate("location.href") == url and self.evaluate("document.readyState") == "complete")
 
-    def wait_for(self, condition, timeout: float = 10) -> None:  # type: ignore[no-untyped-def]
+    def wait_for(self, condition: Callable[[], object], timeout: float = 10) -> None:
         deadline = time.monotonic() + timeout
         while not condition():
             if time.monotonic() > deadline:
                 raise TimeoutError("page did not get there")
             time.sleep(0.05)
-
-    def close(self) -> None:
-        os.close(self.to_browser_w)
-        self.process.terminate()
-        self.process.wait(timeout=10)
-        os.close(self.from_browser)
 
 
 @pytest.mark.slow
@@ -674,7 +635,7 @@ def test_real_chromium_unsubscribe_and_preferences(settings, engine, world, toke
 
         # 2. Click the button for real (DevTools protocol): the browser's own form POST, with its
         #    Origin header and our CSP, lands on "You're unsubscribed" without a redirect.
-        tools = _DevTools(CHROMIUM, tmp_path / "profile-b")
+        tools = _DevTools(CHROMIUM)
         try:
             tools.open(url)
             box = tools.evaluate("(() => { const r = document.querySelector('button').getBoundingClientRect();"
@@ -744,7 +705,7 @@ def test_real_chromium_outbox_page_is_short_and_pages_on(settings, engine, world
         pytest.skip("headless Chromium not found: install Debian package chromium")
     big_outbox(settings, engine, world)
     with _Server(create_app(settings, engine)) as base:
-        tools = _DevTools(CHROMIUM, tmp_path / "profile")
+        tools = _DevTools(CHROMIUM)
         try:
             tools.open(f"{base}/outbox/{world.campaign_id}")
             height = tools.evaluate("document.documentElement.scrollHeight")
@@ -772,7 +733,7 @@ def test_real_chromium_outbox_pages_do_not_scroll_sideways_on_a_phone(settings, 
         pytest.skip("headless Chromium not found: install Debian package chromium")
     big_outbox(settings, engine, world)
     with _Server(create_app(settings, engine)) as base:
-        tools = _DevTools(CHROMIUM, tmp_path / "profile")
+        tools = _DevTools(CHROMIUM)
         try:
             tools.open("about:blank")  # the page's own session, where the phone's screen is set
             tools.call("Emulation.setDeviceMetricsOverride", width=375, height=800, deviceScaleFactor=1, mobile=True)

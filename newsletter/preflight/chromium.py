@@ -64,14 +64,14 @@ class Browser:
     ``evaluate(js)`` returns a JavaScript value; ``load_html(html)`` shows an HTML document.
     """
 
-    def __init__(self, binary: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, binary: str, *, timeout: float = 30.0, flags: tuple[str, ...] = FLAGS) -> None:
         self.timeout = timeout
         self._profile = tempfile.TemporaryDirectory(prefix="newsletter-chromium-")
         to_browser_r, self._to_browser = os.pipe()
         from_browser_r, from_browser_w = os.pipe()
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", _TRAMPOLINE, str(to_browser_r), str(from_browser_w), binary, *FLAGS,
+                [sys.executable, "-c", _TRAMPOLINE, str(to_browser_r), str(from_browser_w), binary, *flags,
                  f"--user-data-dir={self._profile.name}", "--remote-debugging-pipe", "about:blank"],
                 pass_fds=(to_browser_r, from_browser_w), stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -134,12 +134,15 @@ class Browser:
 
     # --- pages ---------------------------------------------------------------------------
 
-    def open_page(self) -> None:
+    def open_page(self, *, offline: bool = True) -> None:
         """Open the page every later call talks to: network blocked, page scripts off (no mail
-        client runs them; our own ``Runtime.evaluate`` still works)."""
+        client runs them; our own ``Runtime.evaluate`` still works). ``offline=False`` keeps
+        both, for browsing a web page (the web app's tests, against their own local server)."""
         target = self.call("Target.createTarget", browser_level=True, url="about:blank")["targetId"]
         self._session = self.call("Target.attachToTarget", browser_level=True, targetId=target,
                                   flatten=True)["sessionId"]
+        if not offline:
+            return
         self.call("Network.enable")
         self.call("Network.setBlockedURLs", urls=["http:*", "https:*", "ws:*", "wss:*", "ftp:*"])
         self.call("Emulation.setScrollbarsHidden", hidden=True)
