@@ -41,7 +41,6 @@ from newsletter.delivery import (
     build_mime,
     build_request_body,
     encode_request_body,
-    keepalive,
 )
 
 PLACEHOLDER = re.compile(r"%%[a-z_]+%%")
@@ -477,7 +476,8 @@ def test_batches_share_one_kept_alive_connection(fake_sendgrid: FakeSendGrid) ->
 
 
 def test_errors_arrive_as_before_over_a_kept_connection(fake_sendgrid: FakeSendGrid) -> None:
-    """A 429 answer on a reused connection is the library's error, its headers readable."""
+    """A 429 answer on a reused connection is read whole, its headers readable, and the
+    connection stays in use."""
     transport = transport_for(fake_sendgrid)
     transport.send_batch(make_message(), make_recipients(2))
     fake_sendgrid.plan(("status", 429, {"X-RateLimit-Reset": str(int(time.time()) + 30)}))
@@ -559,9 +559,8 @@ def test_https_checks_the_certificate_and_keeps_the_connection(tmp_path: Path) -
         assert caught.value.kind is ErrorKind.RETRYABLE
         assert server.count == 0
 
-        transport = transport_for(server, timeout=5)
         trusting = ssl.create_default_context(cafile=str(cert_file))
-        transport.connections = keepalive.install(transport._mail_send, server.url, ssl_context=trusting)
+        transport = transport_for(server, timeout=5, ssl_context=trusting)
         for i in range(3):
             transport.send_batch(make_message(), [make_recipient(i)])
         assert server.count == 3 and server.connection_count == 1  # the refused handshake never got that far
@@ -619,6 +618,17 @@ def test_api_key_is_never_logged(fake_sendgrid: FakeSendGrid, caplog: pytest.Log
     assert fake_sendgrid.api_key not in caplog.text
     assert "person0@example.org" not in caplog.text  # nor the payload
     assert fake_sendgrid.api_key not in repr(transport)
+
+
+def test_the_request_carries_the_official_librarys_headers(fake_sendgrid: FakeSendGrid) -> None:
+    """The transport posts itself but keeps the library's conventions for the key and agent."""
+    import sendgrid
+
+    transport_for(fake_sendgrid).send_batch(make_message(), make_recipients(1))
+    headers = {k.lower(): v for k, v in fake_sendgrid.requests[0].headers.items()}
+    assert headers["authorization"] == f"Bearer {fake_sendgrid.api_key}"
+    assert headers["user-agent"] == f"sendgrid/{sendgrid.__version__};python"
+    assert headers["content-type"] == "application/json"
 
 
 def test_empty_key_is_refused_not_taken_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

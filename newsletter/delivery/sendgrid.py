@@ -7,9 +7,11 @@ personalization carries its own complete ``List-Unsubscribe`` headers.
 
 :func:`build_request_body` is a pure function over plain dicts (it runs once per 1000
 recipients on the send path, so no ``sendgrid.helpers`` objects and no per-recipient
-rendering). :class:`SendGridTransport` posts it with the official client, over a kept-alive
-connection per sending thread (:mod:`newsletter.delivery.keepalive`), and turns every kind of
-answer into a :class:`BatchOutcome` or a :class:`TransportError` the dispatcher understands.
+rendering). :class:`SendGridTransport` posts it itself, over a kept-alive connection per
+sending thread (:mod:`newsletter.delivery.connections`), with the headers the official client
+builds for the key; behind a proxy it hands the request to the official client, which knows
+proxies. It turns every kind of answer into a :class:`BatchOutcome` or a
+:class:`TransportError` whose kind tells the dispatcher what to do.
 """
 
 from __future__ import annotations
@@ -18,17 +20,21 @@ import http.client
 import json
 import logging
 import re
-import socket
+import ssl
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.error import URLError
+from urllib.parse import urlsplit
 
-from newsletter.delivery import keepalive
+from newsletter.delivery.connections import KeptAliveConnections, RequestNotSent, uses_proxy
 from newsletter.delivery.message import BatchOutcome, CampaignMessage, ErrorKind, Recipient, TransportError
 from newsletter.emailaddr import trusted_email
 
 log = logging.getLogger(__name__)
+
+#: Where a batch is posted, under the host (the library's ``version=3`` and ``mail.send``).
+MAIL_SEND_PATH = "/v3/mail/send"
 
 #: SendGrid's limit for one request: personalizations, and recipients over to/cc/bcc.
 MAX_RECIPIENTS = 1000
@@ -78,7 +84,7 @@ def build_request_body(message: CampaignMessage, recipients: Sequence[Recipient]
         raise ValueError(f"campaign {message.campaign_id} has neither a text nor an HTML part")
 
     campaign_id = str(message.campaign_id)
-    personalizations = []
+    personalizations: list[dict[str, Any]] = []
     append = personalizations.append
     for r in recipients:
         to = {"email": r.email, "name": r.name} if r.name else {"email": r.email}
@@ -125,7 +131,7 @@ def encode_request_body(message: CampaignMessage, recipients: Sequence[Recipient
     envelope = build_request_body(message, recipients[:1], sandbox=sandbox)  # validates the message
     check_batch(recipients)
     campaign = _enc(str(message.campaign_id))
-    parts = []
+    parts: list[str] = []
     append = parts.append
     for r in recipients:
         to = f'{{"email":{_enc(r.email)},"name":{_enc(r.name)}}}' if r.name else f'{{"email":{_enc(r.email)}}}'
@@ -142,11 +148,9 @@ def encode_request_body(message: CampaignMessage, recipients: Sequence[Recipient
     return f'{{"personalizations":[{",".join(parts)}],{rest[1:]}'
 
 
-_enc = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]  (C-accelerated, quotes included)
+#: C-accelerated, quotes included.
+_enc = json.encoder.encode_basestring_ascii
 _ONE_CLICK_JSON = _enc(_ONE_CLICK)
-#: Any Content-Type but exactly "application/json" makes the library send our text as it is
-#: instead of serialising a dict again (python_http_client's ``http_request``).
-_JSON_TEXT = {"Content-Type": "application/json; charset=utf-8"}
 
 
 class _DropSecrets(logging.Filter):
@@ -176,7 +180,7 @@ def _error_list(body: bytes | None) -> list[dict[str, Any]]:
 
 
 def _summary(errors: Iterable[dict[str, Any]], fallback: str) -> str:
-    parts = []
+    parts: list[str] = []
     for e in errors:
         text = str(e.get("message") or "").strip()
         if e.get("field"):
@@ -196,17 +200,24 @@ def _retry_after(headers: Any) -> float | None:
 
 
 class SendGridTransport:
-    """Sends batches through SendGrid's v3 API with the official ``sendgrid`` library.
+    """Sends batches through SendGrid's v3 API.
+
+    The official ``sendgrid`` library gives the request its conventions (the key's
+    ``Authorization`` form, ``User-Agent``, ``Accept``); the transport posts the JSON text
+    :meth:`prepare` made over its own kept-alive connections (:mod:`~newsletter.delivery.connections`).
+    Behind an HTTP(S) proxy from the environment the official client posts it, as a dict, the
+    way the library is meant to be used: it speaks proxies and this transport does not.
 
     ``host`` points the client elsewhere (a local fake in tests). ``timeout`` applies to each
-    socket operation (connect, each read), as urllib does it, not to the request as a whole.
-    ``sandbox`` asks SendGrid to validate without delivering (it answers 200).
+    socket operation (connect, each read), not to the request as a whole. ``sandbox`` asks
+    SendGrid to validate without delivering (it answers 200). ``ssl_context``: whom to trust
+    (default: the system's certificates).
     """
 
     name = "sendgrid"
 
     def __init__(self, api_key: str, host: str = "https://api.sendgrid.com", *, timeout: float = 30.0,
-                 sandbox: bool = False) -> None:
+                 sandbox: bool = False, ssl_context: ssl.SSLContext | None = None) -> None:
         # Imported here: only this transport needs the library, and it takes a while to import.
         from sendgrid import SendGridAPIClient
 
@@ -216,12 +227,14 @@ class SendGridTransport:
         if timeout is None or timeout <= 0:
             raise ValueError("timeout must be a positive number of seconds")
         guard_library_logging()
-        self._client = SendGridAPIClient(api_key, host=host.rstrip("/"))
-        # The client for the one path we post to, built once: the library makes a new client
-        # per path segment on every ``client.mail.send`` and a new connection per request.
-        self._mail_send = self._client.client.mail.send
-        #: The kept-alive connections, or None behind a proxy (the library's own path).
-        self.connections = keepalive.install(self._mail_send, host)
+        host = host.rstrip("/")
+        library = SendGridAPIClient(api_key, host=host)
+        #: The library's headers for this key, and our body's type. Holds the key: never logged.
+        self._headers = {**library.client.request_headers, "Content-Type": "application/json"}
+        self._path = urlsplit(host).path + MAIL_SEND_PATH
+        #: The kept-alive connections, or None behind a proxy (then the library posts).
+        self.connections = None if uses_proxy(host) else KeptAliveConnections(host, ssl_context=ssl_context)
+        self._library_send = library.client.mail.send if self.connections is None else None
         self.host = host
         self.timeout = float(timeout)
         self.sandbox = sandbox
@@ -239,30 +252,46 @@ class SendGridTransport:
         if not recipients:
             return BatchOutcome()
         body = prepared if isinstance(prepared, str) else self.prepare(message, recipients)
-        from python_http_client.exceptions import HTTPError as ApiError
-
         started = time.monotonic()
-        try:
-            response = self._mail_send.post(request_body=body, request_headers=_JSON_TEXT, timeout=self.timeout)
-        except ApiError as error:  # any answer outside 2xx
-            raise self._error_for(error.status_code, error.body, error.headers, recipients) from None
-        except URLError as error:
-            # urllib wraps what fails while connecting or writing the request: SendGrid never
-            # received a whole request, so it cannot have acted on it.
-            raise TransportError(f"SendGrid unreachable: {_reason(error.reason)}", kind=ErrorKind.RETRYABLE) from None
-        except (TimeoutError, socket.timeout, ConnectionError, http.client.HTTPException, OSError) as error:
-            # The request went out whole and the answer never came (timeout, reset, closed
-            # connection, garbled answer): SendGrid may have accepted it.
-            raise TransportError(f"no answer from SendGrid after the request was sent: {_reason(error)}",
-                                 kind=ErrorKind.AMBIGUOUS) from None
-        status = response.status_code
+        status, data, headers = self._post(body) if self.connections is not None else self._post_by_library(body)
         log.debug("SendGrid answered %s for %d recipients in %.0f ms", status, len(recipients),
                   (time.monotonic() - started) * 1000)
         if status == 202 or (status == 200 and self.sandbox):
-            message_id = response.headers.get("X-Message-Id") if response.headers is not None else None
+            message_id = headers.get("X-Message-Id") if headers is not None else None
             return BatchOutcome(sent={r.delivery_id: message_id for r in recipients})
-        # Another 2xx: not what mail/send answers; we cannot tell whether it was sent.
-        raise TransportError(f"unexpected answer {status} from SendGrid", kind=ErrorKind.AMBIGUOUS, status=status)
+        if 200 <= status < 300:
+            # Another 2xx: not what mail/send answers; we cannot tell whether it was sent.
+            raise TransportError(f"unexpected answer {status} from SendGrid", kind=ErrorKind.AMBIGUOUS, status=status)
+        raise self._error_for(status, data, headers, recipients)
+
+    def _post(self, body: str) -> tuple[int, bytes, Any]:
+        """POST over this thread's kept-alive connection: (status, body, headers), any status."""
+        assert self.connections is not None
+        try:
+            answer = self.connections.request("POST", self._path, body.encode("utf-8"), self._headers, self.timeout)
+        except RequestNotSent as error:
+            # Failed while connecting or writing the request: SendGrid never received a whole
+            # request, so it cannot have acted on it.
+            raise TransportError(f"SendGrid unreachable: {_reason(error.cause)}", kind=ErrorKind.RETRYABLE) from None
+        except (TimeoutError, ConnectionError, http.client.HTTPException, OSError) as error:
+            raise _no_answer(error) from None
+        return answer.status, answer.body, answer.headers
+
+    def _post_by_library(self, body: str) -> tuple[int, bytes, Any]:
+        """POST through the official client (behind a proxy): the same verdicts from urllib's errors."""
+        from python_http_client.exceptions import HTTPError as ApiError
+
+        assert self._library_send is not None
+        try:
+            response = self._library_send.post(request_body=json.loads(body), timeout=self.timeout)
+        except ApiError as error:  # any answer outside 2xx
+            return error.status_code, error.body, error.headers
+        except URLError as error:
+            # urllib wraps what fails while connecting or writing the request: never received whole.
+            raise TransportError(f"SendGrid unreachable: {_reason(error.reason)}", kind=ErrorKind.RETRYABLE) from None
+        except (TimeoutError, ConnectionError, http.client.HTTPException, OSError) as error:
+            raise _no_answer(error) from None
+        return response.status_code, response.body, response.headers
 
     def _error_for(self, status: int, body: bytes | None, headers: Any,
                    recipients: Sequence[Recipient]) -> TransportError:
@@ -300,6 +329,13 @@ class SendGridTransport:
         """Close the kept-alive connections (a later batch opens new ones)."""
         if self.connections is not None:
             self.connections.close()
+
+
+def _no_answer(error: BaseException) -> TransportError:
+    """The request went out whole and the answer never came (timeout, reset, closed
+    connection, garbled answer): SendGrid may have accepted it."""
+    return TransportError(f"no answer from SendGrid after the request was sent: {_reason(error)}",
+                          kind=ErrorKind.AMBIGUOUS)
 
 
 def _reason(error: object) -> str:

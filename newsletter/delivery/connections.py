@@ -1,12 +1,11 @@
-"""Kept-alive connections under the official SendGrid client.
+"""Kept-alive HTTP connections for the transport's one hot request, owned by the transport.
 
-The ``sendgrid`` library posts through ``python_http_client``, which opens a new connection
-for every request (``urllib``, ``Connection: close``). Against api.sendgrid.com that is a TCP
-and a TLS handshake per batch of a thousand recipients: several round trips across the
-internet before the body even starts. The library routes every request through one method,
-``Client._make_request(opener, request, timeout)``, kept separate "so it can be replaced";
-:class:`KeptAliveConnections` is that replacement. Everything else (URL, headers, the API
-key, the body, the library's ``HTTPError`` classes for non-2xx answers) stays the library's.
+The official ``sendgrid`` library posts through ``python_http_client``, which opens a new
+connection for every request (``urllib``, ``Connection: close``). Against api.sendgrid.com
+that is a TCP and a TLS handshake per batch of a thousand recipients: several round trips
+across the internet before the body even starts. So :class:`SendGridTransport` posts
+``mail/send`` itself, through :class:`KeptAliveConnections` (stdlib ``http.client``), with the
+headers the library builds (the API key's ``Authorization`` form, its ``User-Agent``).
 
 Each sending thread keeps its own connection (the dispatcher may have several requests out at
 once). What is not safe to reuse is not reused:
@@ -15,25 +14,23 @@ once). What is not safe to reuse is not reused:
   poll before each request, as urllib3 does), or idle longer than ``max_idle`` seconds;
 * after any failure, or an answer that says the connection closes.
 
-The transport's verdicts stay what they were with urllib. A failure while connecting or
-writing the request is raised as :class:`urllib.error.URLError`: SendGrid never received a
-whole request. A failure after the request went out (timeout, reset, no answer) is raised as
-it comes: SendGrid may have accepted it. Behind an HTTP(S) proxy from the environment, the
-library's own path runs unchanged (it knows how to use the proxy; this does not).
+Failures keep the two meanings the ledger needs. One while connecting or writing the request is
+raised as :class:`RequestNotSent`: the server never received a whole request. One after the
+request went out (timeout, reset, no answer, a garbled answer) is raised as it comes: the
+server may have acted on it. Proxies from the environment are not spoken here (see
+:func:`uses_proxy`): the transport leaves those requests to the library, which knows them.
 """
 
 from __future__ import annotations
 
 import http.client
-import io
 import select
 import ssl
 import threading
 import time
 import urllib.request
 from email.message import Message
-from typing import Any
-from urllib.error import HTTPError, URLError
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 #: Reuse an idle connection for at most this long: well inside the keep-alive timeouts of
@@ -42,20 +39,20 @@ from urllib.parse import urlsplit
 DEFAULT_MAX_IDLE_SECONDS = 20.0
 
 
-class _Answer:
-    """What ``python_http_client.Response`` reads from urllib's answer, and nothing more."""
+class RequestNotSent(Exception):
+    """Connecting or writing the request failed: the server never received a whole request."""
 
-    def __init__(self, status: int, body: bytes, headers: Message) -> None:
-        self._status, self._body, self._headers = status, body, headers
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(cause)
+        self.cause = cause
 
-    def getcode(self) -> int:
-        return self._status
 
-    def read(self) -> bytes:
-        return self._body
+class Answer(NamedTuple):
+    """The server's answer, whatever its status, read whole."""
 
-    def info(self) -> Message:
-        return self._headers
+    status: int
+    body: bytes
+    headers: Message
 
 
 class _Kept:
@@ -74,7 +71,7 @@ def uses_proxy(url: str) -> bool:
 
 
 class KeptAliveConnections:
-    """``python_http_client.Client._make_request`` over one kept-alive connection per thread."""
+    """One kept-alive connection per sending thread to one server (``base_url``)."""
 
     def __init__(self, base_url: str, *, max_idle: float = DEFAULT_MAX_IDLE_SECONDS,
                  ssl_context: ssl.SSLContext | None = None) -> None:
@@ -90,37 +87,31 @@ class KeptAliveConnections:
         self._lock = threading.Lock()
         self._all: set[_Kept] = set()
 
-    # ----- the replacement for Client._make_request
+    def request(self, method: str, path: str, body: bytes, headers: dict[str, str],
+                timeout: float | None = None) -> Answer:
+        """Send one request on this thread's connection and read its answer, whatever its status.
 
-    def make_request(self, opener: Any, request: urllib.request.Request, timeout: float | None = None) -> _Answer:
-        """Send ``request`` (a urllib ``Request`` the library built) and return its answer.
-
-        A non-2xx answer raises the library's ``HTTPError`` subclass for it, as the library
-        does with urllib's.
+        Raises :class:`RequestNotSent` if the request could not be written whole; anything
+        raised after that (``TimeoutError``, ``ConnectionError``, ``http.client.HTTPException``)
+        means the server may have acted on it.
         """
-        from python_http_client.exceptions import handle_error
-
         kept = self._checked_out(timeout)
         connection = kept.connection
         try:
-            connection.request(request.get_method(), request.selector, body=request.data,
-                               headers=dict(request.header_items()))
+            connection.request(method, path, body=body, headers=headers)
         except (OSError, http.client.HTTPException) as error:
             self._discard(kept)
-            raise URLError(error) from None  # not a whole request: it cannot have been acted on
+            raise RequestNotSent(error) from None  # not a whole request: it cannot have been acted on
         try:
             response = connection.getresponse()
-            body = response.read()
+            data = response.read()
         except BaseException:
             self._discard(kept)
             raise
         kept.last_used = time.monotonic()
         if response.will_close:
             self._discard(kept)
-        if not 200 <= response.status < 300:
-            error = HTTPError(request.full_url, response.status, response.reason, response.headers, io.BytesIO(body))
-            raise handle_error(error) from None
-        return _Answer(response.status, body, response.headers)
+        return Answer(response.status, data, response.headers)
 
     def close(self) -> None:
         """Close every connection (any thread's); a later request opens a new one."""
@@ -128,8 +119,6 @@ class KeptAliveConnections:
             kept, self._all = list(self._all), set()
         for one in kept:
             one.connection.close()
-
-    # ----- one connection per thread
 
     def _checked_out(self, timeout: float | None) -> _Kept:
         kept: _Kept | None = getattr(self._local, "kept", None)
@@ -186,14 +175,3 @@ class KeptAliveConnections:
             self._all.discard(kept)
         if getattr(self._local, "kept", None) is kept:
             self._local.kept = None
-
-
-def install(client: Any, base_url: str, **options: Any) -> KeptAliveConnections | None:
-    """Make ``client`` (a ``python_http_client.Client`` at its final path) keep connections
-    alive and return them, or ``None`` where the library's own path must stay (a proxy from the
-    environment)."""
-    if uses_proxy(base_url):
-        return None
-    connections = KeptAliveConnections(base_url, **options)
-    client._make_request = connections.make_request  # an instance attribute: only this client
-    return connections
