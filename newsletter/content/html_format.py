@@ -13,9 +13,9 @@ paragraphs; each ``<li>`` becomes a paragraph prefixed with "• "; ``<img>`` go
 are dropped.
 
 Bounded work: a document nested deeper than :data:`MAX_DEPTH` elements is refused before the
-sanitiser sees it (html5ever, under nh3, is quadratic in the depth of the open elements: 40,000
-nested ``<div>`` took 7 s there alone), and the walker keeps counters instead of scanning its
-stack of open blocks, so its time is linear in the size of the document.
+sanitiser sees it (:mod:`.html_depth` says why), and the walker keeps counters instead of
+scanning its stack of open blocks, so its time is linear in the size of the document. The raw
+document's head (title, author, date) is read apart, by :mod:`.html_head`.
 """
 
 from __future__ import annotations
@@ -32,10 +32,11 @@ from newsletter.errors import UserError
 
 from .assemble import CTA_PATTERNS, Block, assemble_article, where
 from .dates import parse_date
+from .html_depth import MAX_DEPTH, check_depth
+from .html_head import read_head
 from .model import Article, CallToAction
 from .sanitise import (
     BLOCK_TAGS,
-    DROP_WITH_CONTENT,
     INLINE_TAGS,
     escape_text,
     sanitise_document,
@@ -43,15 +44,9 @@ from .sanitise import (
     to_plain_text,
 )
 
+__all__ = ["MAX_DEPTH", "ExtractedHtml", "article_from_html", "extract_blocks", "parse_html"]
+
 BULLET = "\u2022 "
-#: The deepest nesting of elements an article may have; real articles stay under 30.
-MAX_DEPTH = 1000
-#: Elements without content, and elements whose end tag HTML lets the next sibling imply
-#: (``<p>``, ``<li>``, table rows and cells ...): neither deepens the tree the sanitiser builds.
-_VOID_ELEMENTS = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "keygen", "link", "meta",
-                            "param", "source", "track", "wbr"})
-_IMPLIED_END = frozenset({"p", "li", "dt", "dd", "option", "optgroup", "tr", "td", "th", "thead", "tbody", "tfoot",
-                          "rb", "rt", "rp", "rtc", "colgroup", "caption", "html", "head", "body"})
 _CLASSIFYING = frozenset({"h1", "h2", "h3", "h4", "h5", "h6", "li"})
 _FOOTNOTE_REF = re.compile(r"\s*\[?\d{1,3}\]?\s*")
 
@@ -62,16 +57,6 @@ class ExtractedHtml:
 
     blocks: list[tuple[str, str]] = field(default_factory=list)  # (kind, safe html); kind: h1|heading|paragraph
     images: list[dict[str, str]] = field(default_factory=list)
-
-
-@dataclass
-class HeadInfo:
-    """Facts from the raw document's head: <title>, author and date meta tags, with lines."""
-
-    title: str | None = None
-    author: str | None = None
-    date_text: str | None = None
-    date_line: int = 1
 
 
 def parse_html(text: str, source_name: str, *, cta_patterns: Iterable[str] = CTA_PATTERNS) -> Article:
@@ -155,62 +140,6 @@ def _resolve_title(
             kind = "heading"
         blocks.append(Block("heading" if kind == "heading" else "paragraph", fragment))
     return title or (fallback or None), blocks
-
-
-def check_depth(document: str, source_name: str, *, content_line: int | None = 1, fallback_line: int = 1) -> None:
-    """Refuse ``document`` when its elements nest deeper than :data:`MAX_DEPTH`, naming the line.
-
-    One regular-expression pass over the raw markup (the stdlib tokenizer is ten times slower,
-    and this runs before anything else): each start tag pushes, each end tag pops back to its
-    element when that element is open (a Counter answers "is it open?" without scanning), so
-    the pass is linear. ``<div/>`` pushes too: HTML ignores the slash on a non-void element
-    (though not inside ``<svg>`` or ``<math>``, where ``<path/>`` is closed).
-    Void elements and those whose end tag may be implied do not count, so untidy but ordinary
-    HTML (unclosed ``<p>`` and ``<li>``) is never refused. Comments and the text of raw-text
-    elements (``<script>``, ``<style>`` ...) are skipped whole.
-    """
-    stack: list[str] = []
-    open_count: Counter[str] = Counter()
-    for match in _TOKEN.finditer(document):
-        name = match["name"]
-        if name is None:
-            continue  # a comment or a raw-text element
-        tag = name.lower()
-        if tag in _VOID_ELEMENTS or tag in _IMPLIED_END:
-            continue
-        if not match["end"]:
-            if (open_count["svg"] or open_count["math"]) and match.group(0).endswith("/>"):
-                continue  # in SVG and MathML a "/>" does close the element (an inline chart's paths)
-            stack.append(tag)
-            open_count[tag] += 1
-            if len(stack) > MAX_DEPTH:
-                _too_deep(document, match.start(), source_name, content_line, fallback_line)
-        elif open_count[tag] > 0:
-            while True:  # each element is popped once: linear over the whole document
-                popped = stack.pop()
-                open_count[popped] -= 1
-                if popped == tag:
-                    break
-
-
-#: Comments, raw-text elements with their text, and tags. Every alternative consumes up to the
-#: end of the document when it is not closed, so no position is scanned twice (no backtracking
-#: over a long run of "<a").
-_TOKEN = re.compile(
-    r"<!--.*?(?:-->|\Z)"
-    r"|<(?:script|style|textarea|title|xmp|iframe|noembed|noframes)\b.*?(?:</(?:script|style|textarea|title|xmp"
-    r"|iframe|noembed|noframes)\s*>|\Z)"
-    r"|<(?P<end>/?)(?P<name>[A-Za-z][^\s/>]*)[^>]*>?",
-    re.DOTALL | re.IGNORECASE,
-)
-
-
-def _too_deep(document: str, offset: int, source_name: str, content_line: int | None, fallback_line: int) -> None:
-    line = document.count("\n", 0, offset) + 1
-    message = f"the HTML nests more than {MAX_DEPTH} elements deep; an article needs a few dozen at most"
-    if content_line is None:
-        raise UserError(f"{message} (line {line} of its HTML)", where(source_name, fallback_line))
-    raise UserError(message, where(source_name, content_line + line - 1))
 
 
 def extract_blocks(document: str) -> ExtractedHtml:
@@ -344,63 +273,3 @@ class _BlockWalker(HTMLParser):
         if tag == "li":
             return "paragraph", BULLET + fragment
         return "paragraph", fragment
-
-
-def read_head(document: str) -> HeadInfo:
-    """Read <title>, ``meta name=author`` and a published-date meta/``<time>`` from raw HTML.
-
-    Only text is taken from the raw document (never markup), so reading it unsanitised is safe.
-    """
-    reader = _HeadReader()
-    reader.feed(document)
-    reader.close()
-    info = reader.info
-    info.title = re.sub(r"\s+", " ", "".join(reader.title_parts)).strip() or None
-    return info
-
-
-class _HeadReader(HTMLParser):
-    _DATE_META = {"article:published_time", "date", "dc.date", "pubdate", "publish-date"}
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.info = HeadInfo()
-        self.title_parts: list[str] = []
-        self._in_title = False
-        self._title_seen = False
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {name: (value or "").strip() for name, value in attrs}
-        if tag in DROP_WITH_CONTENT - {"title"}:
-            self._skip += 1
-        elif tag == "title" and not self._title_seen:
-            self._in_title = True
-        elif tag == "meta":
-            self._meta(values)
-        elif tag == "time" and values.get("datetime") and not self.info.date_text:
-            self._set_date(values["datetime"])
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in DROP_WITH_CONTENT - {"title"} and self._skip:
-            self._skip -= 1
-        elif tag == "title" and self._in_title:
-            self._in_title, self._title_seen = False, True
-
-    def handle_data(self, data: str) -> None:
-        if self._in_title and not self._skip:
-            self.title_parts.append(data)
-
-    def _meta(self, values: dict[str, str]) -> None:
-        key = (values.get("name") or values.get("property") or "").lower()
-        content = values.get("content", "")
-        if not content:
-            return
-        if key == "author" and not self.info.author:
-            self.info.author = re.sub(r"\s+", " ", content)
-        elif key in self._DATE_META and not self.info.date_text:
-            self._set_date(content)
-
-    def _set_date(self, text: str) -> None:
-        self.info.date_text = text
-        self.info.date_line = self.getpos()[0]
