@@ -308,6 +308,16 @@ def run_child_phase(args: argparse.Namespace, phases: dict[str, Any]) -> bool:
     return True
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now, for a server child."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def wait_until_serving(proc: subprocess.Popen[bytes], probe: Any, what: str, timeout: float = 30.0) -> None:
     """Wait for the server child ``proc`` to answer ``probe()`` (which raises OSError until it
     does); give up when it has exited or ``timeout`` seconds have passed."""

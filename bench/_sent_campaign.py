@@ -54,3 +54,17 @@ def load_sent_campaign(url: str, n: int, *, links: list[tuple[int, str, str]], s
     c.reset_pg_sequences(url, ["subscribers", "deliveries"])
     c.analyze(url)
     return campaign_id, sent
+
+
+def event_count(url: str) -> int:
+    """The rows in the events table: what a run stored is the difference of two counts."""
+    from sqlalchemy import func, select
+
+    from newsletter.db import make_engine, models, session_scope
+
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as s:
+            return s.scalar(select(func.count()).select_from(models.Event)) or 0
+    finally:
+        engine.dispose()

@@ -35,7 +35,6 @@ import pstats
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -45,7 +44,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c  # noqa: E402
-from _sent_campaign import bench_settings, load_sent_campaign  # noqa: E402
+from _sent_campaign import bench_settings, event_count, load_sent_campaign  # noqa: E402
 
 SCRIPT = Path(__file__).resolve()
 BROWSER = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
@@ -161,25 +160,6 @@ def phase_serve(state: dict) -> dict:
 # --------------------------------------------------------------------------- the runner
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _events(url: str) -> int:
-    from sqlalchemy import func, select
-
-    from newsletter.db import make_engine, models, session_scope
-
-    engine = make_engine(url)
-    try:
-        with session_scope(engine) as s:
-            return s.scalar(select(func.count()).select_from(models.Event)) or 0
-    finally:
-        engine.dispose()
-
-
 def _get_json(port: int, path: str):  # type: ignore[no-untyped-def]
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
         return json.loads(r.read())
@@ -191,8 +171,8 @@ _WRK_LAT = re.compile(r"Latency\s+([\d.]+\w+)\s+([\d.]+\w+)\s+([\d.]+\w+)")
 
 
 def run_target(state: dict, target: str, args) -> dict:  # type: ignore[no-untyped-def]
-    port = _free_port()
-    before = _events(state["url"]) if not target.startswith("bare") else 0
+    port = c.free_port()
+    before = event_count(state["url"]) if not target.startswith("bare") else 0
     child_state = dict(state, target=target, port=port, result_file=str(Path(state["tmp"]) / f"serve-{target}.json"))
     state_file = Path(state["tmp"]) / f"state-serve-{target}.json"
     state_file.write_text(json.dumps(child_state))
@@ -236,7 +216,7 @@ def run_target(state: dict, target: str, args) -> dict:  # type: ignore[no-untyp
         "server_cpu_us_per_request": round(cpu / max(answered_total - sum(warm.values()), 1) * 1e6, 1),
     }
     if not target.startswith("bare"):
-        stored = _events(state["url"]) - before
+        stored = event_count(state["url"]) - before
         result["events_stored"] = stored
         result["events_stored_equals_answered"] = stored == answered_total
     return result

@@ -44,7 +44,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c  # noqa: E402
-from _sent_campaign import bench_settings, load_sent_campaign  # noqa: E402
+from _sent_campaign import bench_settings, event_count, load_sent_campaign  # noqa: E402
 
 SCRIPT = Path(__file__).resolve()
 BROWSER = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 "
@@ -217,19 +217,6 @@ def post_all(port: int, signed: list[tuple[bytes, dict[str, str]]], concurrency:
     return c.timed_threads(worker, concurrency), answers
 
 
-def _events(url: str) -> int:
-    from sqlalchemy import func, select
-
-    from newsletter.db import make_engine, models, session_scope
-
-    engine = make_engine(url)
-    try:
-        with session_scope(engine) as s:
-            return s.scalar(select(func.count()).select_from(models.Event)) or 0
-    finally:
-        engine.dispose()
-
-
 def _cpu_seconds(pids: list[int], since: dict[int, float] | None = None) -> dict[int, float]:
     """User + system CPU seconds of each process, minus ``since`` (an earlier reading; a
     process started in between counts from zero)."""
@@ -250,12 +237,6 @@ def _backend_pids(url: str) -> list[int]:
     with psycopg.connect(c._libpq_dsn(url), autocommit=True) as conn:
         return [pid for (pid,) in conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def profile_ingest(state: dict, setup: dict, batches: int = 5) -> str:
@@ -312,7 +293,7 @@ def main() -> None:
         setup = c.run_phase(SCRIPT, "setup", state, tmp)
         signer = Signer()
         bodies = make_batches(args.batches, args.recipients, setup["campaign_id"], setup["sent_epoch"])
-        port = _free_port()
+        port = c.free_port()
         serve_state = dict(state, port=port, public_key=signer.public_b64, result_file=str(tmp / "serve.json"),
                            profile_server=args.profile_server, sqlite_pragmas=args.sqlite_pragma)
         (tmp / "state-serve.json").write_text(json.dumps(serve_state))
@@ -324,7 +305,7 @@ def main() -> None:
             warm = json.dumps([{"event": "processed", "sg_event_id": "warm-up", "delivery_id": "1",
                                 "timestamp": setup["sent_epoch"]}]).encode()
             post_all(port, [(warm, signer.headers(warm, str(int(time.time()))))] * args.concurrency, args.concurrency)
-            before = _events(url)
+            before = event_count(url)
             ts = str(int(time.time()))
             signed = [(b, signer.headers(b, ts)) for b in bodies]  # signed before the clock starts
             mb = sum(len(b) for b in bodies) / 1e6
@@ -333,12 +314,12 @@ def main() -> None:
             server_cpu = _cpu_seconds([proc.pid], since=server_cpu)
             db_pids = _backend_pids(url)  # the pool may have opened a connection during the pass
             db_cpu = _cpu_seconds(db_pids, since=db_cpu)
-            stored = _events(url) - before
+            stored = event_count(url) - before
             sent = 1000 * args.batches
             ts = str(int(time.time()))
             signed = [(b, signer.headers(b, ts)) for b in bodies]
             wall2, answers2 = post_all(port, signed, args.concurrency)
-            stored2 = _events(url) - before - stored
+            stored2 = event_count(url) - before - stored
         finally:
             proc.send_signal(signal.SIGTERM)  # our own child, by handle
             try:
