@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import cast
 
 from newsletter.preflight.htmlscan import Scan, colour_hex, scan_html
-from newsletter.preflight.model import Check, CheckContext, ParsedMessage, failing
+from newsletter.preflight.model import Check, CheckContext, ParsedMessage, failed_on
 from newsletter.render.theme import contrast_ratio
 
 BODY_MIN = 4.5
@@ -90,9 +90,8 @@ def check(msg: ParsedMessage, ctx: CheckContext) -> Check:
                          f"({worst['colour']} on {worst['background']}, \"{worst['text']}\", needs {worst['minimum']}:1)",
                          "darken the text or lighten its background (newsletter/render/theme.py holds the palette)"))
 
-    details["problems"] = [p for p, _ in problems]
-    if problems:
-        return failing("accessibility", problems, details)
+    if verdict := failed_on("accessibility", problems, details):
+        return verdict
     reason = (f"lang=\"{lang}\", {len(scan.images)} image(s) with alt text, {len(layout)} layout table(s) "
               f"role=\"presentation\", lowest text contrast {details['lowest_contrast']}:1")
     if unreadable:

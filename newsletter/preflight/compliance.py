@@ -6,7 +6,7 @@ import re
 from email.utils import getaddresses
 
 from newsletter.preflight.htmlscan import scan_html
-from newsletter.preflight.model import Check, CheckContext, ParsedMessage, failing
+from newsletter.preflight.model import Check, CheckContext, ParsedMessage, failed_on
 from newsletter.render import PLACEHOLDERS
 
 LEFTOVER_MARKERS = ("{{", "{%", "{#")
@@ -91,9 +91,8 @@ def check(msg: ParsedMessage, ctx: CheckContext) -> Check:
                              "fix the template or article text that produced it; the only placeholders are "
                              + ", ".join(PLACEHOLDERS)))
 
-    details["problems"] = [p for p, _ in problems]
-    if problems:
-        return failing("compliance", problems, details)
+    if verdict := failed_on("compliance", problems, details):
+        return verdict
     both = " and ".join(name for name, _ in parts) + (" parts" if len(parts) > 1 else " part")
     return Check("compliance", "pass", f"postal address, a visible unsubscribe link and the sender's name in the {both}; "
                  "nothing left unrendered", "", details)

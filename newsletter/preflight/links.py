@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from newsletter.preflight.htmlscan import scan_html
-from newsletter.preflight.model import Check, CheckContext, ParsedMessage, failing
+from newsletter.preflight.model import Check, CheckContext, ParsedMessage, failed_on
 
 TEXT_URL = re.compile(r"(?:https?://|mailto:)[^\s<>()\"']+", re.IGNORECASE)
 FOOTER_PATHS = ("u", "p", "w")
@@ -97,9 +97,8 @@ def check(msg: ParsedMessage, ctx: CheckContext) -> Check:
                              "keep the CTA partial (templates/partials/cta.mjml.j2) and its line in the text template"))
     details["cta_positions"] = sorted(cta_positions)
 
-    details["problems"] = [p for p, _ in problems]
-    if problems:
-        return failing("links", problems, details)
+    if verdict := failed_on("links", problems, details):
+        return verdict
     counted = len(tracked_positions["HTML"] | tracked_positions["text"])
     return Check("links", "pass", f"{len(html_links)} HTML and {len(text_links)} text link(s), all absolute https or "
                  f"mailto; {counted} registered tracked link(s), footer links untracked; the CTA is present",

@@ -6,7 +6,7 @@ import re
 from email.utils import getaddresses, parsedate_to_datetime
 
 from newsletter.preflight.htmlscan import scan_html
-from newsletter.preflight.model import Check, CheckContext, ParsedMessage, failing
+from newsletter.preflight.model import Check, CheckContext, ParsedMessage, failed_on
 
 MAX_LINE = 998  # RFC 5322 2.1.1, excluding CRLF
 MIN_TEXT_SHARE = 0.3  # a "real" text part carries at least this share of the HTML's words
@@ -109,9 +109,8 @@ def check(msg: ParsedMessage, ctx: CheckContext) -> Check:
             problems.append((f"the {part.get_content_type()} part has lines over {MAX_LINE} characters in {cte}",
                              "send it quoted-printable (newsletter.delivery.build_mime does)"))
 
-    details["problems"] = [p for p, _ in problems]
-    if problems:
-        return failing("mime", problems, details)
+    if verdict := failed_on("mime", problems, details):
+        return verdict
     return Check("mime", "pass", f"multipart/alternative with a real text part ({text_words} words); From, Reply-To, "
                  f"Date, Message-ID on {domain}, one-click List-Unsubscribe (https); lines within {MAX_LINE}",
                  "", details)

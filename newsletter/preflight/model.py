@@ -51,6 +51,13 @@ class Check:
         return {**asdict(self), "title": self.title}
 
 
+def failed_on(name: str, problems: list[tuple[str, str]], details: dict[str, Any]) -> Check | None:
+    """List ``problems`` in ``details`` (a passing check lists none) and, when there are any,
+    the failing verdict."""
+    details["problems"] = [p for p, _ in problems]
+    return failing(name, problems, details) if problems else None
+
+
 def failing(name: str, problems: list[tuple[str, str]], details: dict[str, Any]) -> Check:
     """The failing verdict for ``problems``, (what was found, where to fix it) pairs: every problem
     in the reason, each hint once (several problems often share one fix)."""

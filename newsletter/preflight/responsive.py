@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.preflight import chromium
-from newsletter.preflight.model import Check, CheckContext, ParsedMessage, failing
+from newsletter.preflight.model import Check, CheckContext, ParsedMessage, failed_on
 
 PHONE, DESKTOP = 375, 600
 WIDTHS = (PHONE, DESKTOP)
@@ -137,9 +137,8 @@ def judge(measured: dict[int, dict[str, Any]], shots: list[str], ctx: CheckConte
             problems.append((f"the CTA button \"{cta['text']}\" is {cta['h']} px tall at {PHONE} px; a tap target "
                              f"needs at least {MIN_TAP_PX} px",
                              "raise the button's inner-padding or font-size (templates/partials/cta.mjml.j2)"))
-    details["problems"] = [p for p, _ in problems]
-    if problems:
-        return failing("responsive", problems, details)
+    if verdict := failed_on("responsive", problems, details):
+        return verdict
     sections = len(phone.get("sections", []))
     cta_text = f"; the CTA \"{cta['text']}\" is {cta['h']} px tall at {PHONE} px" if cta else ""
     return Check("responsive", "pass",
