@@ -158,6 +158,16 @@ def report_console(pg_url: str, width: int | None = None) -> tuple[Any, dict[str
     return console, info
 
 
+def figures_table(title: str) -> Any:
+    """A two-column rich table, measure and value (right-aligned), for a script's figures."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    return table
+
+
 # --------------------------------------------------------------------------- memory
 
 

@@ -166,8 +166,6 @@ def main() -> None:
     if c.run_child_phase(args, PHASES):
         return
 
-    from rich.table import Table
-
     console, info = c.report_console(args.pg_url, width=140)
     n = args.recipients
     results: dict = {"benchmark": "csv_import", "db": args.db, "rows": n, "machine": info,
@@ -186,9 +184,7 @@ def main() -> None:
         results["store"]["db_size_mb"] = round(c.db_size_mb(url), 1)
     profile = imp.pop("profile", None)
 
-    t = Table(title=f"csv_import: {n:,} rows, {args.db}")
-    t.add_column("measure")
-    t.add_column("value", justify="right")
+    t = c.figures_table(f"csv_import: {n:,} rows, {args.db}")
     t.add_row("import_subscribers wall", f"{imp['wall_s']} s")
     t.add_row("rows/s", c.fmt_rate(imp["rows_per_s"]))
     t.add_row("CPU (user+sys, both threads)", f"{imp['cpu_s']} s")

@@ -431,14 +431,10 @@ def main() -> None:
 
 
 def _report(console, r: dict, profile: dict | None) -> None:  # type: ignore[no-untyped-def]
-    from rich.table import Table
-
     n = r["recipients"]
     s = r["send"]
     ok = s["sent"] == n and s["fake"]["recipients"] == n and s["fake"]["addresses_sent_twice"] == 0
-    t = Table(title=f"send: {n:,} recipients, {r['db']}", show_lines=False)
-    t.add_column("measure")
-    t.add_column("value", justify="right")
+    t = c.figures_table(f"send: {n:,} recipients, {r['db']}")
     t.add_row("ours: send_campaign wall", f"{s['wall_s']} s")
     t.add_row("ours: recipients/s", c.fmt_rate(s["rate_per_s"]))
     t.add_row("  ledger build (INSERT…SELECT)", f"{s['ledger_s']} s")
