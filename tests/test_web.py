@@ -10,7 +10,7 @@ import subprocess
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from email.message import EmailMessage
@@ -698,27 +698,34 @@ def test_fast_path_edges_answer_like_the_router(client, engine, world, token) ->
     assert kinds == [("click", True), ("open", False), ("click", True), ("click", True)]  # javascript: kept, as before
 
 
-@pytest.mark.slow
-def test_real_chromium_outbox_page_is_short_and_pages_on(settings, engine, world, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """As a browser lays it out: the outbox of 300 messages was about 20,000 pixels tall."""
+@pytest.fixture
+def outbox_in_chromium(settings, engine, world) -> Iterator[tuple[str, _DevTools]]:  # type: ignore[no-untyped-def]
+    """(the server's base URL, a headless Chromium) with a 300-message outbox to look at."""
     if CHROMIUM is None:
         pytest.skip("headless Chromium not found: install Debian package chromium")
     big_outbox(settings, engine, world)
     with _Server(create_app(settings, engine)) as base:
         tools = _DevTools(CHROMIUM)
         try:
-            tools.open(f"{base}/outbox/{world.campaign_id}")
-            height = tools.evaluate("document.documentElement.scrollHeight")
-            rows = tools.evaluate("document.querySelectorAll('tbody tr').length")
-            box = tools.evaluate("(() => { const a = document.querySelector('a[rel=next]'); a.scrollIntoView();"
-                                 " const r = a.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()")
-            for kind in ("mousePressed", "mouseReleased"):
-                tools.call("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
-            tools.wait_for(lambda: (tools.evaluate("location.search") == "?page=2"
-                                    and tools.evaluate("document.readyState") == "complete"))
-            second = tools.evaluate("document.querySelector('main p.muted').textContent")
+            yield base, tools
         finally:
             tools.close()
+
+
+@pytest.mark.slow
+def test_real_chromium_outbox_page_is_short_and_pages_on(outbox_in_chromium, world) -> None:  # type: ignore[no-untyped-def]
+    """As a browser lays it out: the outbox of 300 messages was about 20,000 pixels tall."""
+    base, tools = outbox_in_chromium
+    tools.open(f"{base}/outbox/{world.campaign_id}")
+    height = tools.evaluate("document.documentElement.scrollHeight")
+    rows = tools.evaluate("document.querySelectorAll('tbody tr').length")
+    box = tools.evaluate("(() => { const a = document.querySelector('a[rel=next]'); a.scrollIntoView();"
+                         " const r = a.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+    for kind in ("mousePressed", "mouseReleased"):
+        tools.call("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
+    tools.wait_for(lambda: (tools.evaluate("location.search") == "?page=2"
+                            and tools.evaluate("document.readyState") == "complete"))
+    second = tools.evaluate("document.querySelector('main p.muted').textContent")
     print(f"outbox page 1 of 6: {rows} rows, {height} px tall")
     assert rows == 50
     assert height < 6000, height  # 50 rows; the whole campaign on one page was about 20,000
@@ -726,25 +733,18 @@ def test_real_chromium_outbox_page_is_short_and_pages_on(settings, engine, world
 
 
 @pytest.mark.slow
-def test_real_chromium_outbox_pages_do_not_scroll_sideways_on_a_phone(settings, engine, world, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_real_chromium_outbox_pages_do_not_scroll_sideways_on_a_phone(outbox_in_chromium, world) -> None:  # type: ignore[no-untyped-def]
     """At 375 px the message table had six columns running off the screen (email, subject,
     opened and clicked out of view): on a phone each row is a block of labelled lines."""
-    if CHROMIUM is None:
-        pytest.skip("headless Chromium not found: install Debian package chromium")
-    big_outbox(settings, engine, world)
-    with _Server(create_app(settings, engine)) as base:
-        tools = _DevTools(CHROMIUM)
-        try:
-            tools.open("about:blank")  # the page's own session, where the phone's screen is set
-            tools.call("Emulation.setDeviceMetricsOverride", width=375, height=800, deviceScaleFactor=1, mobile=True)
-            widths = {}
-            for path in ("/", f"/outbox/{world.campaign_id}"):
-                tools.goto(f"{base}{path}")
-                widths[path] = tools.evaluate("[document.documentElement.scrollWidth, Math.max(...Array.from("
-                                              "document.querySelectorAll('tbody td'), e => e.getBoundingClientRect().right))]")
-            label = tools.evaluate("getComputedStyle(document.querySelector('tbody td'), '::before').content")
-        finally:
-            tools.close()
+    base, tools = outbox_in_chromium
+    tools.open("about:blank")  # the page's own session, where the phone's screen is set
+    tools.call("Emulation.setDeviceMetricsOverride", width=375, height=800, deviceScaleFactor=1, mobile=True)
+    widths = {}
+    for path in ("/", f"/outbox/{world.campaign_id}"):
+        tools.goto(f"{base}{path}")
+        widths[path] = tools.evaluate("[document.documentElement.scrollWidth, Math.max(...Array.from("
+                                      "document.querySelectorAll('tbody td'), e => e.getBoundingClientRect().right))]")
+    label = tools.evaluate("getComputedStyle(document.querySelector('tbody td'), '::before').content")
     for path, (scroll, right) in widths.items():
         assert scroll <= 375 and right <= 375, f"{path}: {scroll} px wide, a cell ends at {right} px, on a 375 px phone"
     assert label == '"Delivery: "'
