@@ -66,9 +66,9 @@ def phase_import(state: dict) -> dict:
     engine = make_engine(state["url"])
     profiles: dict[str, cProfile.Profile] = {}
     if state.get("profile"):
-        from newsletter.audiences import importer
+        from newsletter.audiences.import_writer import BackgroundWriter
 
-        original_run = importer._BackgroundWriter._run
+        original_run = BackgroundWriter._run
 
         def run(self):  # type: ignore[no-untyped-def]  # the writer thread, profiled on its own
             p = profiles["writer thread"] = cProfile.Profile()
@@ -78,7 +78,7 @@ def phase_import(state: dict) -> dict:
             finally:
                 p.disable()
 
-        importer._BackgroundWriter._run = run
+        BackgroundWriter._run = run  # type: ignore[method-assign]
         profiles["main thread"] = cProfile.Profile()
     timings = _instrument_store() if state.get("timings") else None
     rss_before = c.peak_rss_mb()
@@ -113,7 +113,7 @@ def phase_import(state: dict) -> dict:
 
 def _instrument_store() -> dict:
     """Time each statement of a chunk (writer thread) by wrapping the store's methods."""
-    from newsletter.audiences import importer
+    from newsletter.audiences import import_stores, import_writer
 
     timings: dict = {"lookup": 0.0, "write (PostgreSQL: COPY + one statement)": 0.0, "upsert (SQLite)": 0.0,
                      "add_tags (SQLite)": 0.0, "write (whole chunk incl. commit)": 0.0, "chunks": []}
@@ -133,12 +133,12 @@ def _instrument_store() -> dict:
 
         setattr(cls, name, timed)
 
-    wrap(importer._Store, "lookup", "lookup")
-    wrap(importer._PostgresStore, "lookup", "lookup")
-    wrap(importer._PostgresStore, "write", "write (PostgreSQL: COPY + one statement)")
-    wrap(importer._SqliteStore, "upsert", "upsert (SQLite)")
-    wrap(importer._SqliteStore, "add_tags", "add_tags (SQLite)")
-    wrap(importer._Writer, "write", "write (whole chunk incl. commit)")
+    wrap(import_stores.ChunkStore, "lookup", "lookup")
+    wrap(import_stores.PostgresStore, "lookup", "lookup")
+    wrap(import_stores.PostgresStore, "write", "write (PostgreSQL: COPY + one statement)")
+    wrap(import_stores.SqliteStore, "upsert", "upsert (SQLite)")
+    wrap(import_stores.SqliteStore, "add_tags", "add_tags (SQLite)")
+    wrap(import_writer.ChunkWriter, "write", "write (whole chunk incl. commit)")
     return timings
 
 
