@@ -11,36 +11,33 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import exists, func, literal, select, text
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from newsletter.audiences import load_segment, segment_condition
-from newsletter.db import models
-from newsletter.db.dialect import is_postgres, upsert_insert
+from newsletter.campaigns.queries import (
+    ANALYZE_DELIVERIES,
+    DELIVERIES_ROW_ESTIMATE,
+    has_ledger_rows,
+    ledger_inserts,
+    ledger_rows,
+)
+from newsletter.db import is_postgres, models
 from newsletter.db.models import utcnow
 
 
 def build_ledger(session: Session, campaign: models.Campaign, audiences_dir: str | None, now: datetime | None = None) -> int:
     """Materialise the campaign's ledger; returns the number of rows added by this call.
 
-    A campaign's first build is a plain ``INSERT … SELECT`` (the unique key still guards it);
-    ``ON CONFLICT DO NOTHING`` costs PostgreSQL a speculative insertion per row, about a fifth
-    of a million-row build, and is only needed when rows are already there.
+    A first build runs the plain ``INSERT … SELECT``, a later one (or one that lost a race) the
+    guarded form (:func:`.queries.ledger_inserts` says why the two).
     """
     now = now or utcnow()
     segment = load_segment(campaign.segment, audiences_dir)
-    S = models.Subscriber
-    # Subscribers in the order the table gives them (for a bulk-loaded list, their id order):
-    # an ORDER BY made PostgreSQL sort a million rows on disk first.
-    chosen = (select(literal(campaign.id), S.id, literal("queued"), literal(0), literal(now, type_=models.UTCDateTime))
-              .where(segment_condition(segment, now), models.sendable()))
-    columns = ["campaign_id", "subscriber_id", "status", "attempts", "created_at"]
-    # The database's own count of the rows inserted (SQLAlchemy keeps it only when asked): counting
-    # the campaign's rows afterwards cost PostgreSQL a quarter of a second per million.
-    plain = upsert_insert(session)(models.Delivery).from_select(columns, chosen).execution_options(preserve_rowcount=True)
-    guarded = plain.on_conflict_do_nothing(index_elements=["subscriber_id", "campaign_id"])
-    if _has_rows(session, campaign.id):
+    rows = ledger_rows(campaign.id, now, segment_condition(segment, now), models.sendable())
+    plain, guarded = ledger_inserts(session, rows)
+    if session.scalar(has_ledger_rows(campaign.id)):
         added = session.execute(guarded).rowcount
     else:
         try:
@@ -49,7 +46,7 @@ def build_ledger(session: Session, campaign: models.Campaign, audiences_dir: str
         except IntegrityError:  # another build got in first: add only what it left out
             added = session.execute(guarded).rowcount
     if is_postgres(session) and _statistics_outgrown(session, added):
-        session.execute(text("ANALYZE deliveries"))
+        session.execute(ANALYZE_DELIVERIES)
     return added
 
 
@@ -70,12 +67,8 @@ def _statistics_outgrown(session: Session, added: int) -> bool:
     """
     if added < FRESH_STATISTICS_AFTER:
         return False
-    known = session.scalar(text("SELECT reltuples FROM pg_class WHERE oid = 'deliveries'::regclass"))
+    known = session.scalar(DELIVERIES_ROW_ESTIMATE)
     return known is None or known < 0 or added > 0.1 * known
-
-
-def _has_rows(session: Session, campaign_id: int) -> bool:
-    return bool(session.scalar(select(exists().where(models.Delivery.campaign_id == campaign_id))))
 
 
 def ledger_counts(session: Session, campaign_id: int) -> dict[str, int]:
