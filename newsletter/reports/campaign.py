@@ -17,22 +17,21 @@ definitions of :mod:`.figures`; the keys above are a contract with scripts and t
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, and_, case, cast, distinct, false, func, select
+from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
-from newsletter.db import is_postgres, models
-from newsletter.reports.figures import analytics, campaign_figures, cta_link_ids, funnel, rate, rates
+from newsletter.db import models
+from newsletter.reports.figures import analytics, campaign_figures, funnel, rate, rates
+from newsletter.reports.queries import TAG_STAGES, first_touch_hours, link_clicks, tag_engagement, tag_ledger
 
 E = models.Event
 D = models.Delivery
 
 #: The window of the "first hours" chart, in hours after the campaign started sending.
 HOURS = 72
-_HOUR_US = 3_600_000_000
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _event_totals(session: Session, campaign_id: int) -> dict[str, int]:
@@ -41,13 +40,10 @@ def _event_totals(session: Session, campaign_id: int) -> dict[str, int]:
 
 
 def _links(session: Session, campaign_id: int) -> list[dict[str, Any]]:
-    """Per link: people (human, machine) and raw clicks; the clicks are counted inside the
-    campaign's own index range, then matched to the (few) links."""
+    """Per link: people (human, machine) and raw clicks (:func:`.queries.link_clicks`)."""
     L = models.CampaignLink
     counts: dict[int, dict[str, int]] = {}
-    for link_id, machine, people, total in session.execute(
-            select(E.link_id, E.is_machine, func.count(distinct(E.subscriber_id)), func.count())
-            .where(E.campaign_id == campaign_id, E.type == "click").group_by(E.link_id, E.is_machine)):
+    for link_id, machine, people, total in session.execute(link_clicks(campaign_id)):
         entry = counts.setdefault(link_id, {"unique_human": 0, "unique_machine": 0, "total": 0})
         entry["unique_machine" if machine else "unique_human"] += people
         entry["total"] += total
@@ -81,14 +77,6 @@ def _deferred_messages(session: Session, campaign_id: int) -> int:
                           .where(E.campaign_id == campaign_id, E.type == "deferred")) or 0
 
 
-def _epoch_us(session: Session, column: Any) -> Any:
-    """Microseconds since the epoch, exact on both stores (hour buckets must not wobble)."""
-    if is_postgres(session):
-        return cast(func.extract("epoch", column) * 1_000_000, BigInteger)
-    # SQLite keeps UTC text 'YYYY-MM-DD HH:MM:SS.ffffff': whole seconds, then the microseconds.
-    return cast(func.strftime("%s", column), Integer) * 1_000_000 + cast(func.substr(column, 21, 6), Integer)
-
-
 def _start(session: Session, campaign: models.Campaign) -> datetime | None:
     """When sending began: the campaign's start, else its first accepted message."""
     if campaign.started_at is not None:
@@ -106,15 +94,8 @@ def _hourly(session: Session, campaign: models.Campaign) -> dict[str, Any]:
     series = {f"{kind}_{who}": [0] * HOURS for kind in ("opens", "clicks") for who in ("human", "machine")}
     if start is None:
         return {"start": None, "hours": HOURS, **series, "within": {k: 0 for k in series}}
-    start_us = (start - _EPOCH) // timedelta(microseconds=1)
-    for type_, kind in (("open", "opens"), ("click", "clicks")):  # one type each: the index's order, no sort
-        firsts = (select(E.is_machine, func.min(E.occurred_at).label("first"))
-                  .where(E.campaign_id == campaign.id, E.type == type_,
-                         E.occurred_at >= start, E.occurred_at < start + timedelta(hours=HOURS))
-                  .group_by(E.is_machine, E.subscriber_id).subquery())
-        hour = ((_epoch_us(session, firsts.c.first) - start_us) // _HOUR_US).label("hour")
-        for machine, h, n in session.execute(select(firsts.c.is_machine, hour, func.count())
-                                             .group_by(firsts.c.is_machine, hour)):
+    for type_, kind in (("open", "opens"), ("click", "clicks")):
+        for machine, h, n in session.execute(first_touch_hours(session, campaign.id, type_, start, HOURS)):
             if 0 <= int(h) < HOURS:
                 series[f"{kind}_{'machine' if machine else 'human'}"][int(h)] += n
     return {"start": start.isoformat(), "hours": HOURS, **series, "within": {k: sum(v) for k, v in series.items()}}
@@ -123,36 +104,16 @@ def _hourly(session: Session, campaign: models.Campaign) -> dict[str, Any]:
 def _by_tag(session: Session, campaign_id: int) -> list[dict[str, Any]]:
     """The funnel per tag of the recipients (their tags now). A person with two tags is in both rows.
 
-    Rates are of the messages *sent* to the tag (the funnel's are of delivered): per tag, the
-    ledger says what was sent at no cost, while delivered per tag would mean grouping every
-    delivered event by person, which tripled the report's time on a campaign of 100,000.
-    Two statements: recipients and sent per tag (ledger × tags), and the engaged people's
-    stages (human events only) × tags."""
-    human = E.is_machine == false()
-    T = models.SubscriberTag
-
-    def flag(condition: Any) -> Any:
-        return func.max(case((condition, 1), else_=0))
-
-    people = (select(E.subscriber_id,
-                     flag(E.type != "lead").label("opened"),
-                     flag(E.type == "click").label("clicked"),
-                     flag(and_(E.type == "click", E.link_id.in_(cta_link_ids([campaign_id])))).label("cta"),
-                     flag(E.type == "lead").label("leads"))
-              .where(E.campaign_id == campaign_id, E.type.in_(("open", "click", "lead")), human)
-              .group_by(E.subscriber_id).subquery())
-    stages = ("opened", "clicked", "cta", "leads")
-    engaged = {row[0]: row[1:] for row in session.execute(
-        select(T.tag, *(func.sum(people.c[k]) for k in stages))
-        .select_from(people).join(T, T.subscriber_id == people.c.subscriber_id).group_by(T.tag))}
+    Rates are of the messages *sent* to the tag (the funnel's are of delivered): two statements,
+    recipients and sent per tag (:func:`.queries.tag_ledger`) and the engaged people's stages
+    (:func:`.queries.tag_engagement`, which says why)."""
+    engaged = {row[0]: row[1:] for row in session.execute(tag_engagement(campaign_id))}
     out = []
-    for tag, recipients, sent in session.execute(
-            select(T.tag, func.count(), func.count().filter(D.status == "sent"))
-            .select_from(D).join(T, T.subscriber_id == D.subscriber_id)
-            .where(D.campaign_id == campaign_id).group_by(T.tag).order_by(T.tag)):
-        counts = engaged.get(tag, (0,) * len(stages))
-        row = {"tag": tag, "recipients": recipients, "sent": sent, **{k: int(v or 0) for k, v in zip(stages, counts, strict=True)}}
-        row["rates"] = {k: rate(row[k], sent) for k in stages}
+    for tag, recipients, sent in session.execute(tag_ledger(campaign_id)):
+        counts = engaged.get(tag, (0,) * len(TAG_STAGES))
+        row = {"tag": tag, "recipients": recipients, "sent": sent,
+               **{k: int(v or 0) for k, v in zip(TAG_STAGES, counts, strict=True)}}
+        row["rates"] = {k: rate(row[k], sent) for k in TAG_STAGES}
         out.append(row)
     return out
 

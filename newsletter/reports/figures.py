@@ -6,7 +6,8 @@ by ``campaign_id`` over ``campaign_id IN (…)``: a trends report over twelve ca
 same handful of statements as one campaign. Nothing is cached or rolled up: each statement reads
 the campaign's stretch of ``ix_events_campaign_people`` (migration 0003), so a report costs the
 size of its campaign, not of the events table, and an event that arrives (or is re-judged) late
-is in the next report (the `report.py` section of bench/RESULTS.md).
+is in the next report (the `report.py` section of bench/RESULTS.md). The statements themselves,
+and why each is shaped as it is, are in :mod:`.queries`; this module defines and adds up.
 
 Definitions (people are distinct subscribers; "human" is ``is_machine`` false):
 
@@ -29,17 +30,25 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import distinct, exists, false, func, or_, select, text
+from sqlalchemy import false
 from sqlalchemy.orm import Session
 
-from newsletter.db import is_postgres, models
+from newsletter.db import models
+from newsletter.reports.queries import (
+    BOOKED_STATUSES,
+    analytics,
+    booked_people,
+    cta_link_ids,
+    ledger_per_status,
+    people_of_type,
+    people_where,
+)
+
+__all__ = ["BOOKED_STATUSES", "ENGAGEMENT_TYPES", "STAGES", "analytics", "campaign_figures", "funnel", "rate",
+           "rates", "sum_figures"]
 
 E = models.Event
-D = models.Delivery
-L = models.CampaignLink
 
-#: Lead statuses that count as booked (and "went through booked" in the history).
-BOOKED_STATUSES = ("booked", "client")
 #: Counted in people per (campaign, type, human/machine). ``delivered`` too: a campaign's ledger
 #: holds one row per subscriber, so its delivered people are its delivered messages, and counting
 #: subscribers keeps the statement inside ``ix_events_campaign_people``.
@@ -61,16 +70,6 @@ _FIGURE_KEYS = ("recipients", "sent", "queued", "in_flight", "failed", "ambiguou
                 "cta", "cta_machine", "cta_confirmed", "leads", "booked", "unsubscribed", "base", "unreported")
 
 
-def analytics(session: Session) -> None:
-    """PostgreSQL settings for a report, for this transaction only. JIT off: it compiles
-    "expensive" plans for 50–200 ms, a loss for statements that finish in tens of milliseconds.
-    More ``work_mem``: a campaign's people are sorted and hashed in memory (the stock 4 MB
-    spills 100,000 of them to disk, three times slower)."""
-    if is_postgres(session):
-        session.execute(text("SET LOCAL jit = off"))
-        session.execute(text("SET LOCAL work_mem = '64MB'"))
-
-
 def _ids(campaign_ids: Iterable[int]) -> list[int]:
     return sorted(set(campaign_ids))
 
@@ -79,50 +78,24 @@ def _grouped(session: Session, query: Any) -> dict[Any, int]:
     return {row[0]: row[1] for row in session.execute(query).all()}
 
 
-def cta_link_ids(campaign_ids: list[int]) -> Any:
-    """The ids of the campaigns' ``cta`` links, as a subquery (a handful of rows)."""
-    return select(L.id).where(L.campaign_id.in_(campaign_ids), L.kind == "cta").scalar_subquery()
-
-
 def _distinct_people(session: Session, ids: list[int], *conditions: Any) -> dict[int, int]:
-    query = (select(E.campaign_id, func.count(distinct(E.subscriber_id)))
-             .where(E.campaign_id.in_(ids), *conditions).group_by(E.campaign_id))
-    return _grouped(session, query)
+    return _grouped(session, people_where(ids, *conditions))
 
 
 def _ledger(session: Session, ids: list[int]) -> dict[int, dict[str, int]]:
     out: dict[int, dict[str, int]] = defaultdict(dict)
-    for cid, status, n in session.execute(select(D.campaign_id, D.status, func.count())
-                                          .where(D.campaign_id.in_(ids)).group_by(D.campaign_id, D.status)):
+    for cid, status, n in session.execute(ledger_per_status(ids)):
         out[cid][status] = n
     return out
 
 
 def _engagement(session: Session, ids: list[int]) -> dict[tuple[int, str, bool], int]:
-    """People per (campaign, type, machine) for the engagement events: one statement per type,
-    so each reads exactly its own stretch of ``ix_events_campaign_people``, in index order."""
+    """People per (campaign, type, machine) for the engagement events (one statement per type)."""
     out = {}
     for type_ in ENGAGEMENT_TYPES:
-        for cid, machine, n in session.execute(
-                select(E.campaign_id, E.is_machine, func.count(distinct(E.subscriber_id)))
-                .where(E.campaign_id.in_(ids), E.type == type_).group_by(E.campaign_id, E.is_machine)):
+        for cid, machine, n in session.execute(people_of_type(ids, type_)):
             out[(cid, type_, bool(machine))] = n
     return out
-
-
-def booked_condition() -> Any:
-    """A lead that is booked now, or went through ``booked`` (a client who since left still booked)."""
-    C = models.LeadStatusChange
-    went_through = exists().where(C.lead_id == models.Lead.id, C.to_status == "booked")
-    return or_(models.Lead.status.in_(BOOKED_STATUSES), went_through)
-
-
-def _booked(session: Session, ids: list[int]) -> dict[int, int]:
-    query = (select(E.campaign_id, func.count(distinct(E.subscriber_id)))
-             .join(models.Lead, models.Lead.subscriber_id == E.subscriber_id)
-             .where(E.campaign_id.in_(ids), E.type == "lead", E.is_machine == false(), booked_condition())
-             .group_by(E.campaign_id))
-    return _grouped(session, query)
 
 
 def campaign_figures(session: Session, campaign_ids: Iterable[int]) -> dict[int, dict[str, int]]:
@@ -138,7 +111,7 @@ def campaign_figures(session: Session, campaign_ids: Iterable[int]) -> dict[int,
     cta_machine = _distinct_people(session, ids, E.type == "click", E.is_machine.is_(True),
                                    E.link_id.in_(cta_link_ids(ids)))
     unsubscribed = _distinct_people(session, ids, E.type == "unsubscribe")
-    booked = _booked(session, ids)
+    booked = _grouped(session, booked_people(ids))
     out: dict[int, dict[str, int]] = {}
     for cid in ids:
         rows = ledger.get(cid, {})
