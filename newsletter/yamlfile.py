@@ -27,6 +27,7 @@ Public face::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -138,22 +139,20 @@ def compose(text: str, name: str, *, first_line: int = 1) -> yaml.Node | None:
 
     ``first_line`` is the file line ``text`` starts on (front matter starts on line 2).
     """
-    _check_size(text, name, first_line)
-    loader = _Loader(text)
-    try:
-        return loader.get_single_node()
-    except yaml.YAMLError as error:
-        raise _error(error, name, first_line) from None
-    finally:
-        loader.dispose()
+    return _read(text, name, first_line, _Loader.get_single_node)
 
 
 def load(text: str, name: str, *, first_line: int = 1) -> Any:
     """The single document as plain data (None when empty); see the module docstring."""
+    return _read(text, name, first_line, _Loader.get_single_data)
+
+
+def _read(text: str, name: str, first_line: int, read: Callable[[_Loader], Any]) -> Any:
+    """``read`` applied to a fresh loader over ``text``; PyYAML's errors become YamlError."""
     _check_size(text, name, first_line)
     loader = _Loader(text)
     try:
-        return loader.get_single_data()
+        return read(loader)
     except yaml.YAMLError as error:
         raise _error(error, name, first_line) from None
     finally:
