@@ -19,7 +19,7 @@ from newsletter.campaigns import (
     mark_unscheduled,
     scheduled_campaigns,
 )
-from newsletter.db import models, session_scope
+from newsletter.db import is_postgres, models, session_scope
 from newsletter.db.leadership import (
     check_lock_connection,
     release_session_locks,
@@ -94,37 +94,39 @@ def test_a_failed_job_leaves_a_bounded_reason(engine, campaign_id):
     assert reason.startswith("scheduled send failed: xxx") and len(reason) == 2000
 
 
-def test_the_leadership_lock_is_held_by_one_connection(engine):
-    if engine.dialect.name != "postgresql":
+@pytest.fixture
+def two_connections(engine):  # type: ignore[no-untyped-def]
+    """Two connections of their own to the store, as two scheduler processes would hold; each is
+    discarded afterwards (a test may have killed one), never returned to the pool."""
+    if not is_postgres(engine):
         pytest.skip("the leadership lock exists on PostgreSQL only")
-    first, second = engine.connect(), engine.connect()
+    connections = engine.connect(), engine.connect()
     try:
-        assert try_session_lock(first) is True
-        assert try_session_lock(second) is False  # a standby
-        check_lock_connection(first)  # alive, and no transaction left open on it
-        assert not first.in_transaction() and not second.in_transaction()
-        release_session_locks(first)
-        assert try_session_lock(second) is True  # the standby takes over
-        release_session_locks(second)
+        yield connections
     finally:
-        first.close()
-        second.close()
+        for connection in connections:
+            connection.invalidate()
+            connection.close()
 
 
-def test_a_dead_lock_connection_is_noticed(engine):
-    if engine.dialect.name != "postgresql":
-        pytest.skip("the leadership lock exists on PostgreSQL only")
-    holder, killer = engine.connect(), engine.connect()
-    try:
-        assert try_session_lock(holder) is True
-        pid = holder.connection.dbapi_connection.info.backend_pid  # type: ignore[union-attr]
-        killer.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
-        killer.commit()
-        with pytest.raises(Exception):  # noqa: B017 — any failure: the lock can no longer be trusted
-            check_lock_connection(holder)
-        assert try_session_lock(killer) is True  # the lock died with its connection
-        release_session_locks(killer)
-    finally:
-        holder.invalidate()
-        holder.close()
-        killer.close()
+def test_the_leadership_lock_is_held_by_one_connection(two_connections):
+    first, second = two_connections
+    assert try_session_lock(first) is True
+    assert try_session_lock(second) is False  # a standby
+    check_lock_connection(first)  # alive, and no transaction left open on it
+    assert not first.in_transaction() and not second.in_transaction()
+    release_session_locks(first)
+    assert try_session_lock(second) is True  # the standby takes over
+    release_session_locks(second)
+
+
+def test_a_dead_lock_connection_is_noticed(two_connections):
+    holder, killer = two_connections
+    assert try_session_lock(holder) is True
+    pid = holder.connection.dbapi_connection.info.backend_pid  # type: ignore[union-attr]
+    killer.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+    killer.commit()
+    with pytest.raises(Exception):  # noqa: B017 — any failure: the lock can no longer be trusted
+        check_lock_connection(holder)
+    assert try_session_lock(killer) is True  # the lock died with its connection
+    release_session_locks(killer)
