@@ -161,11 +161,11 @@ def record_clicks(db: Db, items: Sequence[tuple[int, int, RequestInfo, datetime]
     wanted = (campaigns - known) | stale
     if wanted:
         if link_cache is not None:  # every link of those campaigns, for the next clicks too
-            rows = CAMPAIGN_LINKS.execute(db, ids=wanted)
+            link_rows = CAMPAIGN_LINKS.execute(db, ids=wanted)
         else:
-            rows = db.execute(LINKS_AT, {"campaigns": sorted(wanted), "positions": sorted({p for _, p, _, _ in items})})
+            link_rows = db.execute(LINKS_AT, {"campaigns": sorted(wanted), "positions": sorted({p for _, p, _, _ in items})})
         fetched: dict[tuple[int, int], tuple[int, str, str]] = {}
-        for cid, position, lid, url, kind in rows:
+        for cid, position, lid, url, kind in link_rows:
             fetched[(cid, position)] = (lid, url, kind)
         links = {**links, **fetched}
         if link_cache is not None:
@@ -183,7 +183,7 @@ def record_clicks(db: Db, items: Sequence[tuple[int, int, RequestInfo, datetime]
             out.append(UnknownLink(f"campaign {ledger[0]} has no link {position}"))
         else:
             targets.append((delivery_id, Target(ledger[0], ledger[1], ledger[2], *link)))
-            out.append(None)  # type: ignore[arg-type]  (filled below)
+            out.append(None)  # type: ignore[arg-type]  # filled below
 
     # Bursts: this batch's clicks and the stored ones around them, per message.
     window = timedelta(seconds=classifier.burst_seconds)

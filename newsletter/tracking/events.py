@@ -16,9 +16,9 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 
 from newsletter.db.models import Event
 from newsletter.tracking.classify import Verdict
@@ -97,14 +97,14 @@ class StoredForms:
             return found
 
 
-EVENTS = Event.__table__  # Core statements on the table: no ORM bulk machinery on the hot paths
+EVENTS = cast(Table, Event.__table__)  # Core statements on the table: no ORM bulk machinery on the hot paths
 
 
 def event_row(*, type_: str, campaign_id: int | None, delivery_id: int | None, subscriber_id: int | None,
               verdict: Verdict, request: RequestInfo | None, now: datetime, options: TrackingOptions,
               link_id: int | None = None, data: dict[str, Any] | None = None) -> dict[str, Any]:
     """One ``events`` row of the rarer events (a lead, a confirmation, an unsubscribe), as a dict."""
-    row = dict(
+    row: dict[str, Any] = dict(
         event_key=new_key(), type=type_, source="tracking", campaign_id=campaign_id, delivery_id=delivery_id,
         subscriber_id=subscriber_id, link_id=link_id, is_machine=verdict.is_machine, machine_reason=verdict.reason,
         occurred_at=now, ip_prefix=_stored_ip(request, options),

@@ -266,18 +266,18 @@ def normalise(raw_events: Sequence[dict[str, Any]], now: datetime) -> list[SendG
             continue
         seen.add(key)
         event = raw.get("event")
-        kind = _PLAIN_TYPES.get(event) if event.__class__ is str else None  # type: ignore[call-overload]
+        kind = _PLAIN_TYPES.get(event) if event.__class__ is str else None
         if kind is None:
             kind = _type(raw)
         stamp = raw.get("timestamp")
-        when = times.get(stamp) if stamp.__class__ is int else None  # type: ignore[call-overload]
+        when = times.get(stamp) if stamp.__class__ is int else None
         if when is None or when > latest:
             when = _occurred_at(raw, now, latest)
             if stamp.__class__ is int and when is not now:
-                times[stamp] = when  # type: ignore[index]
+                times[stamp] = when
         delivery = raw.get("delivery_id")
         if delivery.__class__ is str and delivery.isascii() and delivery.isdigit() and len(delivery) <= 18:
-            delivery_id: int | None = int(delivery) or None  # type: ignore[arg-type]
+            delivery_id: int | None = int(delivery) or None
         else:
             delivery_id = _int_arg(raw, "delivery_id")
         email = raw.get("email")

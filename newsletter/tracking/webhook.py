@@ -152,9 +152,9 @@ def _find_bursts(session: Db, clicks: list[SendGridEvent], classifier: Classifie
             stored.setdefault(did, []).append((eid, link_id or stored_url(data), occurred_at))
     again: list[int] = []
     for group, events in groups.items():
-        if len(events) + len(stored.get(group, [])) < classifier.burst_links:  # type: ignore[arg-type]
+        if len(events) + len(stored.get(group, [])) < classifier.burst_links:
             continue
-        old = stored.get(group, [])  # type: ignore[arg-type]
+        old = stored.get(group, [])
         points = [((e.occurred_at - _EPOCH).total_seconds(), e.link_id or e.url) for e in events]
         points += [((t - _EPOCH).total_seconds(), link) for _, link, t in old]
         for i in classifier.find_bursts(points):
@@ -193,9 +193,9 @@ def _suppression_requests(session: Db, new: list[SendGridEvent], options: Tracki
     return requests
 
 
-def _soft_bounce_counts(session: Db, subscriber_ids: list[int]) -> dict[int, int]:
+def _soft_bounce_counts(session: Db, subscriber_ids: Sequence[int]) -> dict[int, int]:
     """Soft bounces per subscriber since their last ``delivered`` event (or ever)."""
-    return {sid: n for sid, n in session.execute(SOFT_BOUNCES, {"subscribers": subscriber_ids}).all()}
+    return {sid: n for sid, n in session.execute(SOFT_BOUNCES, {"subscribers": list(subscriber_ids)}).all()}
 
 
 @dataclass
