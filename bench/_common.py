@@ -328,6 +328,15 @@ def free_port() -> int:
         return port
 
 
+def uvicorn_server(app: Any, port: int) -> Any:
+    """uvicorn as every benchmark serves: one process on 127.0.0.1, the asyncio loop and h11
+    (uvloop and httptools are not dependencies of the project), no access log, no lifespan."""
+    import uvicorn
+
+    return uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+                                         lifespan="off", loop="asyncio", http="h11", server_header=False))
+
+
 def wait_until_serving(proc: subprocess.Popen[bytes], probe: Any, what: str, timeout: float = 30.0) -> None:
     """Wait for the server child ``proc`` to answer ``probe()`` (which raises OSError until it
     does); give up when it has exited or ``timeout`` seconds have passed."""

@@ -134,8 +134,6 @@ async def bare_minimal_app(scope, receive, send) -> None:  # type: ignore[no-unt
 
 
 def phase_serve(state: dict) -> dict:
-    import uvicorn
-
     if state["target"] == "bare":
         BARE_HEADERS[:] = _pixel_headers()
         app = bare_app
@@ -148,10 +146,7 @@ def phase_serve(state: dict) -> dict:
 
         app = create_app(bench_settings(state), make_engine(state["url"]))
         settle_memory()  # as `newsletter serve` does
-    server = uvicorn.Server(uvicorn.Config(Counting(app), host="127.0.0.1", port=state["port"], log_level="warning",
-                                           access_log=False, lifespan="off", loop="asyncio", http="h11",
-                                           server_header=False))
-    server.run()
+    c.uvicorn_server(Counting(app), state["port"]).run()
     result = {"stopped": True}
     c.write_result(state, result)
     return result

@@ -72,8 +72,6 @@ def phase_setup(state: dict) -> dict:
 
 
 def phase_serve(state: dict) -> dict:
-    import uvicorn
-
     from newsletter.db import make_engine
     from newsletter.web import create_app
     from newsletter.web.server import settle_memory
@@ -90,9 +88,7 @@ def phase_serve(state: dict) -> dict:
     # the key as production gets it (NEWSLETTER_SENDGRID_WEBHOOK_PUBLIC_KEY), and what `newsletter serve` does
     app = create_app(bench_settings(state).with_overrides(webhook_public_key=state["public_key"]), engine)
     settle_memory()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=state["port"], log_level="warning",
-                                           access_log=False, lifespan="off", loop="asyncio", http="h11",
-                                           server_header=False))
+    server = c.uvicorn_server(app, state["port"])
     if not state.get("profile_server"):
         server.run()
         return {}
