@@ -16,12 +16,13 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from starlette.testclient import TestClient
 
+from test_web import BOOKING, BROWSER, build_world
+
 from newsletter.db import session_scope
 from newsletter.db.models import Delivery, Event, Lead, utcnow
 from newsletter.reports import campaign_report
 from newsletter.tracking import ContinueSigner, InvalidToken, TokenSigner, TrackingOptions
 from newsletter.web import create_app
-from test_web import BOOKING, BROWSER, build_world
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 

@@ -19,6 +19,8 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from starlette.testclient import TestClient
 
+from test_tracking import BROWSER, HUMAN, build_world
+
 from newsletter.config import Settings, load_settings
 from newsletter.db import session_scope
 from newsletter.db.models import Delivery, Event, utcnow
@@ -39,7 +41,6 @@ from newsletter.tracking import (
     unsubscribe,
 )
 from newsletter.web import create_app
-from test_tracking import BROWSER, HUMAN, build_world
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 KEY = derive_ip_hash_key("test-secret")

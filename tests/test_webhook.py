@@ -20,6 +20,8 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from starlette.testclient import TestClient
 
+from factories import add_subscribers
+
 from newsletter.campaigns import create_campaign, drain, import_article, send_campaign, start_sending
 from newsletter.config import Settings
 from newsletter.db import models, session_scope
@@ -36,7 +38,6 @@ from newsletter.tracking import (
     parse_batch,
 )
 from newsletter.web import create_app
-from factories import add_subscribers
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
