@@ -25,8 +25,8 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from newsletter.cli import app
-from newsletter.cli.output import DataTable, esc, visible
 from newsletter.db import models, session_scope
+from newsletter.terminal_text import DataTable, esc, visible
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -2,9 +2,10 @@
 
 One module per command group: :mod:`~newsletter.cli.articles`, :mod:`~newsletter.cli.subscribers`,
 :mod:`~newsletter.cli.segments`, :mod:`~newsletter.cli.campaigns`, :mod:`~newsletter.cli.events`,
-:mod:`~newsletter.cli.reports`, :mod:`~newsletter.cli.db` (``init``, ``db …``) and
-:mod:`~newsletter.cli.daemons` (``serve``, ``worker``, ``scheduler``, ``demo``); ``leads`` and
-``nurture`` are still mounted from their rooms (``leads/commands.py``, ``nurture/commands.py``).
+:mod:`~newsletter.cli.reports`, :mod:`~newsletter.cli.leads`, :mod:`~newsletter.cli.nurture`,
+:mod:`~newsletter.cli.db` (``init``, ``db …``) and :mod:`~newsletter.cli.daemons` (``serve``,
+``worker``, ``scheduler``, ``demo``); what they print beyond one line is in
+:mod:`~newsletter.cli.preflight` and :mod:`~newsletter.cli.report_text`.
 How data is printed is :mod:`newsletter.cli.output`; consoles, exit codes and the settings
 every command loads are :mod:`newsletter.cli.common`. This module holds the root app, ``main()``
 (nothing reaches a person as a traceback) and ``scheduler_main()``.
@@ -25,8 +26,8 @@ from typing import Any
 import typer
 
 from newsletter.cli.common import EXIT_USER_ERROR, configure_logging, err, print_error
-from newsletter.cli.output import visible
 from newsletter.errors import UserError
+from newsletter.terminal_text import visible
 
 __all__ = ["app", "build_app", "main", "scheduler_main"]
 
@@ -34,27 +35,26 @@ __all__ = ["app", "build_app", "main", "scheduler_main"]
 @cache
 def build_app() -> typer.Typer:
     """The root ``newsletter`` app with every group mounted, built once, on first use (PEP 562
-    ``app`` below): the rooms' ``commands.py`` import :mod:`newsletter.commandline`, which is
-    :mod:`newsletter.cli.output`, so mounting them while this package is first imported would be
-    an import cycle."""
+    ``app`` below): importing :mod:`newsletter.cli.common` or ``scheduler_main`` does not load
+    every group and the rooms' faces they import (the leads face brings SQLAlchemy)."""
     from newsletter.cli import (
         articles,
         campaigns,
         daemons,
         db,
         events,
+        leads,
+        nurture,
         reports,
         segments,
         subscribers,
     )
-    from newsletter.leads.commands import app as leads_app
-    from newsletter.nurture.commands import app as nurture_app
 
     app = typer.Typer(help="Articles to responsive email campaigns: import, segment, send exactly once, track honestly.",
                       no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
     for group, name in ((articles.app, "article"), (subscribers.app, "subscribers"), (segments.app, "segment"),
                         (campaigns.app, "campaign"), (events.app, "events"), (db.app, "db"),
-                        (nurture_app, "nurture"), (leads_app, "leads")):
+                        (nurture.app, "nurture"), (leads.app, "leads")):
         app.add_typer(group, name=name)
     for command in (db.init, reports.report, daemons.serve, daemons.worker, daemons.scheduler, daemons.demo):
         app.command()(command)

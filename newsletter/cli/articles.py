@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from newsletter.cli.common import current_settings, out
-from newsletter.cli.output import DataTable, JsonOpt, engine_for, esc, print_json
+from newsletter.cli.output import JsonOpt, engine_for, print_json
+from newsletter.terminal_text import DataTable, esc
 
 app = typer.Typer(help="Import and list articles.", no_args_is_help=True)
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
-from newsletter.cli.common import EXIT_INCOMPLETE, current_settings, err, out
-from newsletter.cli.output import DataTable, JsonOpt, engine_for, esc, print_json
+from newsletter.cli.common import EXIT_INCOMPLETE, current_settings, err, out, print_result
+from newsletter.cli.output import JsonOpt, engine_for, print_json
 from newsletter.config import Settings
 from newsletter.errors import UserError
+from newsletter.terminal_text import DataTable, esc
 from newsletter.userpaths import (
     check_output_file,
     ensure_output_folder,
@@ -25,8 +26,8 @@ app = typer.Typer(help="Create, preview, send and schedule campaigns.", no_args_
 def campaign_create(
     article: Annotated[str, typer.Option("--article", help="Slug of an imported article.")],
     segment: Annotated[str, typer.Option("--segment", help="Segment name, or 'all'.")],
-    subject: Annotated[Optional[str], typer.Option("--subject", help="Subject line (default: the article title).")] = None,
-    preheader: Annotated[Optional[str], typer.Option("--preheader", help="Inbox preview text.")] = None,
+    subject: Annotated[str | None, typer.Option("--subject", help="Subject line (default: the article title).")] = None,
+    preheader: Annotated[str | None, typer.Option("--preheader", help="Inbox preview text.")] = None,
     template: Annotated[str, typer.Option("--template", help="Template in templates/.")] = "newsletter.mjml.j2",
     as_json: JsonOpt = False,
 ) -> None:
@@ -52,9 +53,9 @@ def campaign_create(
 @app.command("preview")
 def campaign_preview(
     campaign_id: Annotated[int, typer.Argument(help="Campaign id.")],
-    html: Annotated[Optional[Path], typer.Option("--html", help="Write the personalised HTML here.")] = None,
-    text: Annotated[Optional[Path], typer.Option("--text", help="Write the text part here.")] = None,
-    eml: Annotated[Optional[Path], typer.Option("--eml", help="Write the whole MIME message (.eml) here.")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="Write the personalised HTML here.")] = None,
+    text: Annotated[Path | None, typer.Option("--text", help="Write the text part here.")] = None,
+    eml: Annotated[Path | None, typer.Option("--eml", help="Write the whole MIME message (.eml) here.")] = None,
 ) -> None:
     """Preview the message a sample subscriber would get; prints the text part if no file is given."""
     from newsletter.campaigns import preview
@@ -122,7 +123,7 @@ def _gate(engine, settings: Settings, campaign_id: int, force: bool,  # type: ig
 @app.command("preflight")
 def campaign_preflight(
     campaign_id: Annotated[int, typer.Argument(help="Campaign id.")],
-    screenshots: Annotated[Optional[Path], typer.Option("--screenshots", help="Save preflight-375.png and preflight-600.png here.")] = None,
+    screenshots: Annotated[Path | None, typer.Option("--screenshots", help="Save preflight-375.png and preflight-600.png here.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Check the exact message a sample subscriber would get: spam score, size, headers, footer, links, phone rendering."""
@@ -237,10 +238,8 @@ def campaign_resolve(
     moved = resolve_ambiguous(engine_for(settings), campaign_id, resend=resend_ambiguous)
     if mark_sent or queue_only or not moved:
         verb = "re-queued" if resend_ambiguous else "marked sent"
-        if as_json:
-            print_json({"campaign_id": campaign_id, "moved": moved, "action": verb})
-        else:
-            out.print(f"Campaign {campaign_id}: {moved} ambiguous row(s) {verb}.")
+        print_result(as_json, {"campaign_id": campaign_id, "moved": moved, "action": verb},
+                     f"Campaign {campaign_id}: {moved} ambiguous row(s) {verb}.")
         return
     _drain_now(campaign_id, as_json, settings)
 
@@ -263,7 +262,7 @@ def campaign_retry_failed(campaign_id: Annotated[int, typer.Argument(help="Campa
 def campaign_schedule(
     campaign_id: Annotated[int, typer.Argument(help="Campaign id.")],
     at: Annotated[str, typer.Option("--at", help="ISO 8601 time with offset, e.g. 2026-12-01T09:00-08:00.")],
-    tz: Annotated[Optional[str], typer.Option("--tz", help="IANA zone for a time given without offset.")] = None,
+    tz: Annotated[str | None, typer.Option("--tz", help="IANA zone for a time given without offset.")] = None,
     force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:

@@ -1,18 +1,20 @@
-"""What the command modules share beyond printing data (that is :mod:`newsletter.cli.output`):
-the two consoles, the exit codes, the settings every command loads first, the one-line error,
-and the daemons' logging."""
+"""What the command modules share beyond the JSON option and the store (that is
+:mod:`newsletter.cli.output`): the two consoles, the exit codes, the settings every command loads
+first, a result as JSON or one line, the one-line error, and the daemons' logging."""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
+from typing import Any
 
 from rich.console import Console
 
-from newsletter.cli.output import visible
+from newsletter.cli.output import print_json
 from newsletter.config import Settings, load_settings
 from newsletter.errors import UserError
+from newsletter.terminal_text import visible
 
 out = Console(emoji=False)  # a value like :warning: in data is printed as written
 err = Console(stderr=True, emoji=False)
@@ -24,6 +26,15 @@ EXIT_INCOMPLETE = 3
 def current_settings() -> Settings:
     """What every command but ``demo`` calls first (a bad setting is one line, before any work)."""
     return load_settings()
+
+
+def print_result(as_json: bool, data: Any, text: str, **style: Any) -> None:
+    """What most commands end with: ``data`` as JSON for a script (``--json``), else one
+    line of rich markup for a person (``style`` goes to ``Console.print``)."""
+    if as_json:
+        print_json(data)
+    else:
+        out.print(text, **style)
 
 
 def print_error(error: UserError) -> None:

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from newsletter.cli.common import configure_logging, current_settings, err, out
-from newsletter.cli.output import JsonOpt, engine_for, esc, print_json
+from newsletter.cli.output import JsonOpt, engine_for, print_json
+from newsletter.terminal_text import esc
 
 
 def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",

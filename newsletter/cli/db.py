@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from newsletter.cli.common import current_settings, out
-from newsletter.cli.output import JsonOpt, esc, print_json
+from newsletter.cli.output import JsonOpt, print_json
+from newsletter.terminal_text import esc
 
 app = typer.Typer(help="The store's schema: its revision, and the upgrade.", no_args_is_help=True)
 

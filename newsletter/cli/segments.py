@@ -6,8 +6,9 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli.common import EXIT_INCOMPLETE, current_settings, out, print_error
-from newsletter.cli.output import JsonOpt, engine_for, esc, print_json
+from newsletter.cli.common import EXIT_INCOMPLETE, current_settings, out, print_error, print_result
+from newsletter.cli.output import JsonOpt, engine_for, print_json
+from newsletter.terminal_text import esc
 
 app = typer.Typer(help="Inspect segments (audiences/*.yaml).", no_args_is_help=True)
 
@@ -23,10 +24,7 @@ def segment_count(name: Annotated[str, typer.Argument(help="Segment name (file n
     segment = load_segment(name, settings.audiences_dir)
     with session_scope(engine_for(settings)) as session:
         count = count_segment(session, segment)
-    if as_json:
-        print_json({"segment": name, "count": count})
-    else:
-        out.print(f"{esc(name)}: {count} subscriber(s)")
+    print_result(as_json, {"segment": name, "count": count}, f"{esc(name)}: {count} subscriber(s)")
 
 
 @app.command("list")

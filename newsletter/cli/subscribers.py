@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,8 +15,9 @@ from newsletter.cli.common import (
     out,
     print_error,
 )
-from newsletter.cli.output import JsonOpt, engine_for, esc, print_json
+from newsletter.cli.output import JsonOpt, engine_for, print_json
 from newsletter.errors import UserError
+from newsletter.terminal_text import esc
 
 app = typer.Typer(help="Import subscribers.", no_args_is_help=True)
 
@@ -24,9 +25,9 @@ app = typer.Typer(help="Import subscribers.", no_args_is_help=True)
 @app.command("import")
 def subscribers_import(
     csv_path: Annotated[Path, typer.Argument(help="The project's CSV format or a Mailchimp export.")],
-    tag: Annotated[Optional[list[str]], typer.Option("--tag", help="Add this tag to every imported subscriber (repeatable).")] = None,
-    rejects: Annotated[Optional[Path], typer.Option("--rejects", help="Write the rejected rows (line,email,reason) here; default: NAME.rejected.csv beside the CSV.")] = None,
-    encoding: Annotated[Optional[str], typer.Option("--encoding", help="The file's encoding, e.g. cp1252 or utf-16 (default: detected).")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Add this tag to every imported subscriber (repeatable).")] = None,
+    rejects: Annotated[Path | None, typer.Option("--rejects", help="Write the rejected rows (line,email,reason) here; default: NAME.rejected.csv beside the CSV.")] = None,
+    encoding: Annotated[str | None, typer.Option("--encoding", help="The file's encoding, e.g. cp1252 or utf-16 (default: detected).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Import subscribers: valid rows go in, every rejected row is reported with its line.

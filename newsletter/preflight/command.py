@@ -35,7 +35,7 @@ def preflight_command(engine: Engine, settings: Settings, campaign_id: int, *, a
 def print_report(report: PreflightReport, console=None) -> None:  # type: ignore[no-untyped-def]
     from rich.console import Console
 
-    from newsletter.commandline import esc as escape  # control characters shown too, not only markup
+    from newsletter.terminal_text import esc as escape  # control characters shown too, not only markup
 
     out = console or Console()
     out.print(f"Preflight of campaign {report.campaign_id}, as [bold]{escape(report.sample_email or '?')}[/] would get it:")

@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.console import Console
 
-from newsletter.commandline import DataTable, esc
+from newsletter.terminal_text import DataTable, esc
 
 STAGES = (("recipients", "recipients"), ("delivered", "delivered"), ("opened", "opened"), ("clicked", "clicked"),
           ("cta", "clicked “Connect today”"), ("leads", "became a lead"), ("booked", "booked"))

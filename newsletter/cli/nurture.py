@@ -1,30 +1,26 @@
 """``newsletter nurture …``: simulate, list, status, enroll, remove, tick. Thin: parse, call the room, print.
 
-Added to the main command in ``newsletter/cli/__init__.py`` (``app.add_typer(nurture_app, name="nurture")``);
-a :class:`UserError` raised here is printed by the main command as one line, exit 1.
+Mounted by :func:`newsletter.cli.build_app`; a :class:`UserError` raised here is printed by the
+main command as one line, exit 1.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from newsletter.commandline import DataTable, JsonOpt, engine_for, print_json
-from newsletter.commandline import esc as escape
-from newsletter.config import load_settings
+from newsletter.cli.common import EXIT_INCOMPLETE, current_settings, err, out
+from newsletter.cli.output import JsonOpt, engine_for, print_json
 from newsletter.errors import UserError
+from newsletter.terminal_text import DataTable
+from newsletter.terminal_text import esc as escape
 
 app = typer.Typer(help="Nurture sequences (audiences/nurture/*.yaml): simulate, inspect, enroll or remove a reader, run a tick.",
                   no_args_is_help=True)
-out = Console(emoji=False)  # a value like :warning: in data is printed as written
 
 SequenceArg = Annotated[str, typer.Argument(help="The sequence: its YAML file's name without .yaml.")]
-EXIT_INCOMPLETE = 3
-
-
 
 
 def _now() -> datetime:
@@ -46,16 +42,16 @@ def _start(text: str | None, tz) -> datetime:  # type: ignore[no-untyped-def]
 def simulate_cmd(
     sequence: SequenceArg,
     days: Annotated[int, typer.Option("--days", help="How many days to follow the lead.")] = 30,
-    events: Annotated[Optional[str], typer.Option("--events", help='What the reader does, e.g. "day2:open,day5:click,day9:booked".')] = None,
-    tz_name: Annotated[Optional[str], typer.Option("--timezone", help="The reader's IANA time zone (default NEWSLETTER_TIMEZONE).")] = None,
-    start: Annotated[Optional[str], typer.Option("--start", help="When the lead enters, ISO 8601 (default now); without an offset, in --timezone.")] = None,
+    events: Annotated[str | None, typer.Option("--events", help='What the reader does, e.g. "day2:open,day5:click,day9:booked".')] = None,
+    tz_name: Annotated[str | None, typer.Option("--timezone", help="The reader's IANA time zone (default NEWSLETTER_TIMEZONE).")] = None,
+    start: Annotated[str | None, typer.Option("--start", help="When the lead enters, ISO 8601 (default now); without an offset, in --timezone.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Print the timeline a lead would live through, with local send times. Sends nothing, stores nothing."""
     from newsletter.nurture import load_sequence, parse_events, simulate
     from newsletter.settings_types import zone_named
 
-    settings = load_settings()
+    settings = current_settings()
     seq = load_sequence(sequence, settings.audiences_dir, settings.templates_dir)
     tz = zone_named(tz_name, "--timezone") if tz_name else settings.zone
     timeline = simulate(seq, start=_start(start, tz), days=days, events=parse_events(events), tz=tz,
@@ -92,7 +88,7 @@ def list_cmd(as_json: JsonOpt = False) -> None:
     """Every sequence, with how many readers are in it, finished it, or left it."""
     from newsletter.nurture import list_summaries
 
-    settings = load_settings()
+    settings = current_settings()
     rows = list_summaries(engine_for(settings), settings)
     if as_json:
         print_json(rows)
@@ -109,7 +105,7 @@ def status_cmd(sequence: SequenceArg, as_json: JsonOpt = False) -> None:
     """One sequence: readers per step, sends, human opens and clicks, exits by reason."""
     from newsletter.nurture import sequence_status
 
-    settings = load_settings()
+    settings = current_settings()
     data = sequence_status(engine_for(settings), settings, sequence)
     if as_json:
         print_json(data)
@@ -136,7 +132,7 @@ def enroll_cmd(email: Annotated[str, typer.Argument(help="The subscriber's email
     in their daytime. A reader who is already in it, or left it, is not enrolled again."""
     from newsletter.nurture import enroll
 
-    settings = load_settings()
+    settings = current_settings()
     enrollment_id, created = enroll(engine_for(settings), settings, sequence, email, _now())
     if as_json:
         print_json({"email": email, "sequence": sequence, "enrollment_id": enrollment_id, "enrolled": created})
@@ -153,7 +149,7 @@ def remove_cmd(email: Annotated[str, typer.Argument(help="The subscriber's email
     """Take a reader out of a sequence now; nothing more of it is sent to them."""
     from newsletter.nurture import remove
 
-    settings = load_settings()
+    settings = current_settings()
     changed = remove(engine_for(settings), sequence, email, _now())
     if as_json:
         print_json({"email": email, "sequence": sequence, "removed": changed})
@@ -168,7 +164,7 @@ def tick_cmd(as_json: JsonOpt = False) -> None:
     """Run one nurture tick now (what the scheduler does every NEWSLETTER_NURTURE_TICK_SECONDS)."""
     from newsletter.nurture import nurture_tick
 
-    settings = load_settings()
+    settings = current_settings()
     result = nurture_tick(engine_for(settings), settings, _now())
     if as_json:
         print_json(result.to_dict())
@@ -179,6 +175,6 @@ def tick_cmd(as_json: JsonOpt = False) -> None:
                   f"{result.sent} sent ({settings.transport_name}), {result.failed} failed, "
                   f"{result.ambiguous} ambiguous.", highlight=False)
         for error in result.errors:
-            Console(stderr=True, emoji=False).print(f"[red]error:[/] {escape(error)}", highlight=False)
+            err.print(f"[red]error:[/] {escape(error)}", highlight=False)
     if result.errors or result.failed or result.ambiguous:
         raise typer.Exit(EXIT_INCOMPLETE)

@@ -1,4 +1,4 @@
-"""``newsletter leads …``: thin commands over the room's face (mounted by ``newsletter.cli``).
+"""``newsletter leads list|show|update|add|export``: thin commands over the leads room's face.
 
 Human output (rich) by default, ``--json`` for scripts. Mistakes raise ``UserError``, which
 the ``newsletter`` command turns into one line on stderr and exit code 1.
@@ -8,26 +8,33 @@ from __future__ import annotations
 
 import getpass
 import os
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-from newsletter.commandline import DataTable, JsonOpt, engine_for, esc, plain, print_json
-from newsletter.config import Settings, load_settings
-from newsletter.db.models import utcnow
+from newsletter.cli.common import current_settings, out
+from newsletter.cli.output import JsonOpt, engine_for, print_json
+from newsletter.config import Settings
 from newsletter.errors import UserError
-from newsletter.leads.model import LABELS, STATUSES, TRANSITIONS, create_signup_lead, history, update_status
-from newsletter.leads.queries import export_csv, lead_row, list_leads
-from newsletter.leads.scoring import score_leads
+from newsletter.leads import (
+    LABELS,
+    STATUSES,
+    TRANSITIONS,
+    create_signup_lead,
+    export_csv,
+    history,
+    lead_row,
+    list_leads,
+    score_leads,
+    update_status,
+)
+from newsletter.terminal_text import DataTable, esc, plain
 
 app = typer.Typer(help="People who asked to connect: list, update, export.", no_args_is_help=True)
-out = Console(emoji=False)  # a value like :warning: in data is printed as written
 
 StatusHelp = f"One of: {', '.join(STATUSES)}."
-
-
 
 
 def _who(by: str | None) -> str:
@@ -50,14 +57,14 @@ def _local(value: Any, settings: Settings) -> str:
 
 
 @app.command("list")
-def leads_list(status: Annotated[Optional[str], typer.Option("--status", help=StatusHelp)] = None,
+def leads_list(status: Annotated[str | None, typer.Option("--status", help=StatusHelp)] = None,
                as_json: JsonOpt = False) -> None:
     """List leads, warmest first (scores are brought up to date first)."""
     from newsletter.db import session_scope
 
-    settings = load_settings()
+    settings = current_settings()
     with session_scope(engine_for(settings)) as session:
-        score_leads(session, utcnow(), settings)
+        score_leads(session, datetime.now(timezone.utc), settings)
         rows = list_leads(session, status)
     if as_json:
         print_json([r.to_dict() for r in rows])
@@ -78,9 +85,9 @@ def leads_show(lead_id: Annotated[int, typer.Argument(help="Lead id.")], as_json
     """One lead and its status history: who changed what, when, and why."""
     from newsletter.db import session_scope
 
-    settings = load_settings()
+    settings = current_settings()
     with session_scope(engine_for(settings)) as session:
-        score_leads(session, utcnow(), settings)
+        score_leads(session, datetime.now(timezone.utc), settings)
         changes = history(session, lead_id)  # NotFound for an unknown id
         row = lead_row(session, lead_id)
     assert row is not None
@@ -106,15 +113,15 @@ def leads_show(lead_id: Annotated[int, typer.Argument(help="Lead id.")], as_json
 def leads_update(
     lead_id: Annotated[int, typer.Argument(help="Lead id.")],
     status: Annotated[str, typer.Option("--status", help=StatusHelp)],
-    note: Annotated[Optional[str], typer.Option("--note", help="Why, or what happened (kept in the history).")] = None,
-    by: Annotated[Optional[str], typer.Option("--by", help="Who made the change (default: your login name).")] = None,
+    note: Annotated[str | None, typer.Option("--note", help="Why, or what happened (kept in the history).")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who made the change (default: your login name).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Move a lead along: new → contacted → booked → client (or not_a_fit / lost)."""
     from newsletter.db import session_scope
 
     who = _who(by)
-    with session_scope(engine_for(load_settings())) as session:
+    with session_scope(engine_for(current_settings())) as session:
         change = update_status(session, lead_id, status, by=who, note=note)
     if as_json:
         print_json(change.to_dict())
@@ -128,14 +135,14 @@ def leads_add(
     email: Annotated[str, typer.Argument(help="The subscriber's email address (they must be a subscriber).")],
     source: Annotated[str, typer.Option("--source", help="signup: asked for a consultation when signing up; "
                                                          "staff: added by hand.")] = "signup",
-    note: Annotated[Optional[str], typer.Option("--note", help="Anything worth knowing.")] = None,
-    by: Annotated[Optional[str], typer.Option("--by", help="Who added it (default: system:<source>).")] = None,
+    note: Annotated[str | None, typer.Option("--note", help="Anything worth knowing.")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who added it (default: system:<source>).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Make a subscriber a lead (a signup that asked for a consultation)."""
     from newsletter.db import session_scope
 
-    with session_scope(engine_for(load_settings())) as session:
+    with session_scope(engine_for(current_settings())) as session:
         result = create_signup_lead(session, email, source=source, by=by, note=note)
     if as_json:
         print_json({"lead_id": result.lead_id, "created": result.created, "status": result.status})
@@ -148,15 +155,15 @@ def leads_add(
 @app.command("export")
 def leads_export(
     csv_path: Annotated[Path, typer.Option("--csv", help="The CSV file to write (replaced whole).")],
-    status: Annotated[Optional[str], typer.Option("--status", help=StatusHelp)] = None,
+    status: Annotated[str | None, typer.Option("--status", help=StatusHelp)] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write leads to a CSV file (UTF-8; cells that look like formulas are kept as text)."""
     from newsletter.db import session_scope
 
-    settings = load_settings()
+    settings = current_settings()
     with session_scope(engine_for(settings)) as session:
-        score_leads(session, utcnow(), settings)
+        score_leads(session, datetime.now(timezone.utc), settings)
         count = export_csv(session, csv_path, status)
     if as_json:
         print_json({"path": str(csv_path), "rows": count})
