@@ -48,8 +48,8 @@ from newsletter.leads.notices import (
     send_daily_digest,
 )
 from newsletter.leads.queries import LeadRow, export_csv, lead_row, list_leads
-from newsletter.leads.writes import take_back_click_lead, warm_lead_from_click
 from newsletter.leads.scoring import ScoreRules, engagement_score, parse_points, score_leads
+from newsletter.leads.writes import take_back_click_lead, warm_lead_from_click
 
 __all__ = [
     "STATUSES", "OPEN_STATUSES", "CLOSED_STATUSES", "TRANSITIONS", "LABELS",

@@ -51,7 +51,7 @@ class ScoreRules:
     half_life_days: float
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "ScoreRules":
+    def from_settings(cls, settings: Settings) -> ScoreRules:
         return cls(dict(settings.point_values), _half_life(settings.lead_half_life_days))
 
     def weight(self, kind: str, age: timedelta) -> float:

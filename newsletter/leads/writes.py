@@ -30,9 +30,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from newsletter.db.dialect import upsert_insert
 from newsletter.db.models import Lead, LeadStatusChange
 
 Db = Session | Connection
@@ -42,13 +42,9 @@ _HISTORY = cast(Table, LeadStatusChange.__table__)
 
 
 def _lead_insert(db: Db, **values: Any) -> Any:
-    """``INSERT INTO leads`` with ``ON CONFLICT`` support for the store in use.
-
-    The dialect is picked here the way ``tracking.sql.dialect_insert`` and the importer pick
-    theirs (issue 15 §2 moves the choice into ``db/``, once)."""
-    name = db.dialect.name if isinstance(db, Connection) else db.get_bind().dialect.name
-    upsert: Any = postgresql.insert if name == "postgresql" else sqlite.insert
-    return upsert(Lead).values(**values)
+    """``INSERT INTO leads`` with ``ON CONFLICT`` support for the store in use (which store:
+    ``db.dialect``, the one place that answers it)."""
+    return upsert_insert(db)(Lead).values(**values)
 
 
 def warm_lead_from_click(db: Db, subscriber_id: int, campaign_id: int, link_id: int | None,

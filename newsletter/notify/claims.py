@@ -22,6 +22,7 @@ from datetime import datetime
 from sqlalchemy import Engine, select, update
 
 from newsletter.db import session_scope
+from newsletter.db.dialect import upsert_insert
 from newsletter.db.models import Notification, utcnow
 
 SENDING = "sending"
@@ -33,19 +34,11 @@ SKIPPED = "skipped"
 DETAIL_MAX = 2000
 
 
-def _insert(engine: Engine):  # type: ignore[no-untyped-def]
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
-
-
 def claim(engine: Engine, *, key: str, kind: str, to: str, now: datetime | None = None) -> bool:
     """True when this caller now owns ``key`` and must send it: the row is new, or it had
     failed and this caller won the retry. Committed before returning, so others see it."""
     now = now or utcnow()
-    insert = _insert(engine)
+    insert = upsert_insert(engine)
     with session_scope(engine) as session:
         created = session.execute(
             insert(Notification)
@@ -87,7 +80,7 @@ def skip(engine: Engine, *, key: str, kind: str, to: str, reason: str, now: date
     tick. True when this call settled it; a key already sent, being sent or ambiguous is left
     as it is, and a ``failed`` one becomes ``skipped``."""
     now = now or utcnow()
-    insert = _insert(engine)
+    insert = upsert_insert(engine)
     with session_scope(engine) as session:
         created = session.execute(
             insert(Notification)

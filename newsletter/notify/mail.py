@@ -19,7 +19,6 @@ import base64
 import http.client
 import logging
 import re
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -179,7 +178,7 @@ def send_via_sendgrid(settings: Settings, message: StaffMessage) -> str:
                              retryable=True) from None
     except URLError as error:  # failed while connecting or writing: nothing reached SendGrid
         raise StaffMailError(f"SendGrid unreachable: {error.reason}", retryable=True) from None
-    except (TimeoutError, socket.timeout, ConnectionError, http.client.HTTPException, OSError) as error:
+    except (TimeoutError, ConnectionError, http.client.HTTPException, OSError) as error:
         raise StaffMailError(f"no answer from SendGrid after the request was sent: {type(error).__name__}",
                              retryable=False) from None
     status = response.status_code

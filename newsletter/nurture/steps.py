@@ -25,6 +25,7 @@ from newsletter.campaigns import brand_from_settings
 from newsletter.config import Settings
 from newsletter.content import Article
 from newsletter.db import models, session_scope
+from newsletter.db.dialect import is_postgres
 from newsletter.errors import UserError
 from newsletter.nurture.sequences import Sequence, Step
 from newsletter.render import render_campaign
@@ -65,7 +66,7 @@ def ensure_step_campaigns(engine: Engine, settings: Settings, sequence: Sequence
 
 def _serialise(session: Session, key: str) -> None:
     """Hold a lock for the rest of this transaction, so find-then-create is one step."""
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"nurture-steps:{key}"})
     else:  # a write statement takes SQLite's one write lock, even when it changes nothing
         session.execute(text("UPDATE campaigns SET id = id WHERE 1 = 0"))
