@@ -39,7 +39,8 @@ from newsletter.nurture import (
 from newsletter.nurture.clock import add_delay, due_at, next_allowed
 from newsletter.nurture.engine import TickResult, advance_due
 from newsletter.nurture.plan import Facts, exit_reason
-from newsletter.nurture.sequences import Delay, load_all, parse_delay
+from newsletter.nurture.sequence_reader import load_all
+from newsletter.nurture.sequences import Delay, parse_delay
 from newsletter.nurture.steps import render_step
 from newsletter.render import personalise
 from newsletter.tracking import RequestInfo, record_click, record_open, unsubscribe

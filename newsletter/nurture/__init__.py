@@ -1,9 +1,10 @@
 """Nurture sequences: short runs of follow-up emails for readers who asked to connect.
 
 Sequences are YAML files (``audiences/nurture/<name>.yaml``, format in
-:mod:`newsletter.nurture.sequences`); each step is a campaign row (``kind='nurture'``) sent
-through the same ledger as every campaign, so it reaches a reader at most once. A scheduler
-tick enrolls new leads, fires exit rules and sends due steps inside the reader's local daytime.
+:mod:`newsletter.nurture.sequences`, read by :mod:`~newsletter.nurture.sequence_reader`); each
+step is a campaign row (``kind='nurture'``) sent through the same ledger as every campaign, so
+it reaches a reader at most once. A scheduler tick enrolls new leads, fires exit rules and sends
+due steps inside the reader's local daytime.
 
 Public face::
 
@@ -22,11 +23,12 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-# Loaded on first use (PEP 562): ``newsletter/cli/`` imports ``newsletter.nurture.commands`` at
+# Loaded on first use (PEP 562): ``newsletter/cli/nurture.py`` imports this face at
 # start-up, and every command would otherwise pay for SQLAlchemy, the campaigns room and MJML.
 _FACE = {
     "QuietHours": "clock", "TickResult": "engine", "enroll": "engine", "nurture_tick": "engine", "remove": "engine",
-    "Sequence": "sequences", "Step": "sequences", "list_sequences": "sequences", "load_sequence": "sequences",
+    "Sequence": "sequences", "Step": "sequences", "list_sequences": "sequence_reader",
+    "load_sequence": "sequence_reader",
     "Timeline": "simulator", "parse_events": "simulator", "simulate": "simulator",
     "list_summaries": "status", "sequence_status": "status",
 }
@@ -43,8 +45,17 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from newsletter.nurture.clock import QuietHours
-    from newsletter.nurture.engine import TickResult, enroll, nurture_tick, remove
-    from newsletter.nurture.sequences import Sequence, Step, list_sequences, load_sequence
-    from newsletter.nurture.simulator import Timeline, parse_events, simulate
-    from newsletter.nurture.status import list_summaries, sequence_status
+    from newsletter.nurture.clock import QuietHours as QuietHours
+    from newsletter.nurture.engine import TickResult as TickResult
+    from newsletter.nurture.engine import enroll as enroll
+    from newsletter.nurture.engine import nurture_tick as nurture_tick
+    from newsletter.nurture.engine import remove as remove
+    from newsletter.nurture.sequence_reader import list_sequences as list_sequences
+    from newsletter.nurture.sequence_reader import load_sequence as load_sequence
+    from newsletter.nurture.sequences import Sequence as Sequence
+    from newsletter.nurture.sequences import Step as Step
+    from newsletter.nurture.simulator import Timeline as Timeline
+    from newsletter.nurture.simulator import parse_events as parse_events
+    from newsletter.nurture.simulator import simulate as simulate
+    from newsletter.nurture.status import list_summaries as list_summaries
+    from newsletter.nurture.status import sequence_status as sequence_status

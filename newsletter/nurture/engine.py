@@ -27,18 +27,18 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, and_, exists, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from newsletter.campaigns import make_transport
-from newsletter.campaigns import dispatch_campaign, finish_if_done, make_throttle
+from newsletter.campaigns import dispatch_campaign, finish_if_done, make_throttle, make_transport
 from newsletter.config import Settings
 from newsletter.db import models, session_scope
+from newsletter.db.dialect import upsert_insert
 from newsletter.delivery import Transport
 from newsletter.errors import NotFound, UserError
 from newsletter.nurture.clock import QuietHours, zone
 from newsletter.nurture.plan import Facts, decide, first_due, following
-from newsletter.nurture.sequences import Sequence, load_all, load_sequence
+from newsletter.nurture.sequence_reader import load_all, load_sequence
+from newsletter.nurture.sequences import Sequence
 from newsletter.nurture.steps import ensure_step_campaigns
 
 log = logging.getLogger(__name__)
@@ -77,10 +77,6 @@ class TickResult:
     def exit(self, reason: str, count: int = 1) -> None:
         if count:
             self.exited[reason] = self.exited.get(reason, 0) + count
-
-
-def _insert(session: Session):  # type: ignore[no-untyped-def]
-    return (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert
 
 
 # --- the tick --------------------------------------------------------------------------------
@@ -153,7 +149,7 @@ def enroll_new_leads(engine: Engine, settings: Settings, sequence: Sequence, now
 def _add_enrollment(session: Session, settings: Settings, sequence: Sequence, subscriber_id: int,
                     lead_id: int | None, tz_name: str | None, now: datetime, quiet: QuietHours) -> int:
     due = first_due(sequence, now, zone(tz_name, settings.zone), quiet)
-    statement = (_insert(session)(E)
+    statement = (upsert_insert(session)(E)
                  .values(sequence=sequence.name, subscriber_id=subscriber_id, lead_id=lead_id, status="active",
                          next_step=0, next_due_at=due, enrolled_at=now, updated_at=now)
                  .on_conflict_do_nothing(index_elements=[E.sequence, E.subscriber_id])
@@ -336,7 +332,7 @@ def _advance_one(session: Session, settings: Settings, sequence: Sequence, campa
 
 def _queue(session: Session, campaign_id: int, subscriber_id: int, now: datetime) -> None:
     """The ledger row; its unique (campaign, subscriber) makes a second insert a no-op."""
-    session.execute(_insert(session)(D)
+    session.execute(upsert_insert(session)(D)
                     .values(campaign_id=campaign_id, subscriber_id=subscriber_id, status="queued", attempts=0,
                             created_at=now)
                     .on_conflict_do_nothing(index_elements=[D.campaign_id, D.subscriber_id]))

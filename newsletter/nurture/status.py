@@ -10,7 +10,13 @@ from sqlalchemy import Engine, distinct, func, select
 from newsletter.config import Settings
 from newsletter.db import models, session_scope
 from newsletter.errors import UserError
-from newsletter.nurture.sequences import load_sequence, sequences_dir, templates_folder, sequence_files, parse_sequence_file
+from newsletter.nurture.sequence_reader import (
+    load_sequence,
+    parse_sequence_file,
+    sequence_files,
+    sequences_dir,
+    templates_folder,
+)
 from newsletter.nurture.steps import find_step_campaigns
 
 E = models.NurtureEnrollment
