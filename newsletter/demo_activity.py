@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, select, update
-
-from newsletter.db import models, session_scope
-from newsletter.db.models import utcnow
+if TYPE_CHECKING:
+    from sqlalchemy import Engine  # passed through to the rooms' faces, never used here
 
 DAYS_BACK = 3
 BROWSER = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -28,43 +27,37 @@ APPLE_PROXY = "Mozilla/5.0"  # what Apple Mail Privacy Protection's image proxy 
 SCANNER = "Mozilla/5.0 (compatible; Barracuda Sentinel URL Scanner)"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Activity:
-    human_opens: int = 0
-    machine_opens: int = 0
-    human_clicks: int = 0
-    machine_clicks: int = 0
-    connect_today: int = 0
+    """What the made-up readers did, as the product's own rules counted it."""
+
+    human_opens: int
+    machine_opens: int
+    human_clicks: int
+    machine_clicks: int
+    connect_today: int
 
 
 def backdate(engine: Engine, campaign_id: int, days: int = DAYS_BACK) -> None:
     """Move the campaign's sending ``days`` into the past (the demo's clock, not the ledger's rules)."""
-    shift = timedelta(days=days)
-    C, D = models.Campaign, models.Delivery
+    from newsletter.campaigns import backdate_campaign
+    from newsletter.db import session_scope
+
     with session_scope(engine) as session:
-        campaign = session.get(C, campaign_id)
-        assert campaign is not None
-        session.execute(update(C).where(C.id == campaign_id).values(
-            started_at=(campaign.started_at or utcnow()) - shift, finished_at=(campaign.finished_at or utcnow()) - shift,
-            created_at=campaign.created_at - shift))
-        rows = session.execute(select(D.id, D.sent_at, D.created_at).where(D.campaign_id == campaign_id)).all()
-        if rows:  # row by row: date arithmetic in SQL differs between the two stores
-            session.execute(update(D), [{"id": i, "sent_at": sent - shift if sent else None, "created_at": made - shift}
-                                        for i, sent, made in rows])
+        backdate_campaign(session, campaign_id, days)
 
 
 def simulate_readers(engine: Engine, campaign_id: int, *, seed: int = 2026, now: datetime | None = None) -> Activity:
     """Opens and clicks for the campaign's sent messages, none later than ``now``."""
+    from newsletter.campaigns import link_kinds, sent_messages
+    from newsletter.db import session_scope
     from newsletter.tracking import ClickResult, RequestInfo, record_clicks, record_opens
 
-    now = now or utcnow()
+    now = now or datetime.now(timezone.utc)
     rng = random.Random(seed)
     with session_scope(engine) as session:
-        sent = session.execute(select(models.Delivery.id, models.Delivery.sent_at)
-                               .where(models.Delivery.campaign_id == campaign_id, models.Delivery.status == "sent")
-                               .order_by(models.Delivery.id)).all()
-        links = session.execute(select(models.CampaignLink.position, models.CampaignLink.kind)
-                                .where(models.CampaignLink.campaign_id == campaign_id)).all()
+        sent = sent_messages(session, campaign_id)
+        links = link_kinds(session, campaign_id)
     cta = [p for p, kind in links if kind == "cta"]
     reading = [p for p, kind in links if kind not in ("cta", "honeypot")]
     visible = [p for p, kind in links if kind != "honeypot"]
@@ -95,30 +88,22 @@ def simulate_readers(engine: Engine, campaign_id: int, *, seed: int = 2026, now:
     with session_scope(engine) as session:
         open_verdicts = record_opens(session, sorted(opens, key=lambda item: item[2]))
         click_results = record_clicks(session, sorted(clicks, key=lambda item: item[3]))
-    activity = Activity()
-    for verdict in open_verdicts:
-        if verdict is not None:
-            if verdict.is_machine:
-                activity.machine_opens += 1
-            else:
-                activity.human_opens += 1
-    for result in click_results:
-        if not isinstance(result, ClickResult):
-            continue  # an unknown delivery or link: cannot happen here, never counted
-        if result.is_machine:
-            activity.machine_clicks += 1
-        else:
-            activity.human_clicks += 1
-            activity.connect_today += int(result.lead_id is not None)
-    return activity
+    verdicts = [verdict for verdict in open_verdicts if verdict is not None]
+    clicked = [result for result in click_results if isinstance(result, ClickResult)]  # never an unknown link here
+    people = [result for result in clicked if not result.is_machine]
+    return Activity(human_opens=sum(not verdict.is_machine for verdict in verdicts),
+                    machine_opens=sum(verdict.is_machine for verdict in verdicts),
+                    human_clicks=len(people), machine_clicks=len(clicked) - len(people),
+                    connect_today=sum(result.lead_id is not None for result in people))
 
 
 def staff_books(engine: Engine, count: int = 3) -> list[int]:
     """The front desk calls the first few leads and books their consultations (demo only)."""
-    from newsletter.leads import update_status
+    from newsletter.db import session_scope
+    from newsletter.leads import list_leads, update_status
 
     with session_scope(engine) as session:
-        ids = list(session.scalars(select(models.Lead.id).order_by(models.Lead.id).limit(count)))
+        ids = sorted(lead.id for lead in list_leads(session))[:count]  # the first leads made
         for lead_id in ids:
             update_status(session, lead_id, "contacted", by="demo: front desk", note="called back")
             update_status(session, lead_id, "booked", by="demo: front desk", note="first consultation booked")

@@ -1,5 +1,5 @@
 """Rooms are called through their faces (issue 15): the callers at the top of the house (the
-command line, the demo, the web app and the scheduler) import no ``newsletter.db.models``,
+command line, the demo and its made-up readers, the web app and the scheduler) import no ``newsletter.db.models``,
 nothing from SQLAlchemy but the types a face takes (an ``Engine``, a ``Session``), and build or
 run no statements. An AST walk over the source: no import is executed, no dependency needed.
 
@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 #: held to the rule: a folder (every module under it) or one module, relative to the checkout
-CALLERS = ("newsletter/cli", "newsletter/demo.py", "newsletter/web", "newsletter/scheduling")
+CALLERS = ("newsletter/cli", "newsletter/demo.py", "newsletter/demo_activity.py", "newsletter/web", "newsletter/scheduling")
 
 #: not yet held to it, and why; when one is clean, move it to CALLERS (a test below says so)
 KNOWN_EXCEPTIONS: dict[str, str] = {}
@@ -71,7 +71,7 @@ def test_callers_go_through_the_rooms_faces(place: str) -> None:
 
 def test_each_known_exception_is_still_needed() -> None:
     """The table stays true: a caller that no longer bypasses a face is held to the rule. (Empty
-    today: cli, demo, web and scheduling all go through the faces; the table stays for the next
+    today: cli, demo, demo_activity, web and scheduling all go through the faces; the table stays for the next
     caller that must wait.)"""
     for place in sorted(KNOWN_EXCEPTIONS):
         assert _found(place), f"{place} goes through the faces now: move it from KNOWN_EXCEPTIONS to CALLERS"

@@ -25,6 +25,7 @@ from newsletter.campaigns.send import dispatch_campaign, drain, finish_if_done, 
 from newsletter.campaigns.worker import run_worker
 from newsletter.campaigns.rerender import Rerendered, refuse_stale, rendered_public_url, rerender_campaign, stale_public_url, stale_url_message
 from newsletter.campaigns.pages import CampaignSent, WebVersion, article_content, campaigns_sent, web_version_of
+from newsletter.campaigns.demo_support import backdate_campaign, link_kinds, sent_messages
 
 __all__ = [
     "ImportedArticle", "import_article", "get_article", "ArticleRow", "list_articles", "create_campaign", "brand_from_settings", "default_preheader",
@@ -35,4 +36,5 @@ __all__ = [
     "ScheduledCampaign", "scheduled_campaigns", "mark_unscheduled", "mark_schedule_failed", "mark_schedule_missed",
     "Rerendered", "rerender_campaign", "rendered_public_url", "stale_public_url", "stale_url_message", "refuse_stale",
     "WebVersion", "web_version_of", "article_content", "CampaignSent", "campaigns_sent",
+    "backdate_campaign", "link_kinds", "sent_messages",  # for `newsletter demo` only (demo_support.py)
 ]
