@@ -139,6 +139,8 @@ def delivery_owners(db: Db, ids: set[int]) -> dict[int, tuple[int, int]]:
     return {did: (cid, sid) for did, cid, sid in _pg_rows(conn, _PG_OWNERS, ids)}
 
 
+#: :func:`delivery_owners` and :func:`delivery_times`, raw: on SQLite one JSON row built by SQLite
+#: (the docstring above says why), on PostgreSQL plain tuples from psycopg's cursor (:func:`_pg_rows`).
 _SQLITE_OWNERS = ("SELECT json_group_array(json_array(id, campaign_id, subscriber_id)) FROM deliveries "
                   "WHERE id IN (SELECT value FROM json_each(?))")
 _PG_OWNERS = "SELECT id, campaign_id, subscriber_id FROM deliveries WHERE id = ANY(%s::bigint[])"
@@ -328,4 +330,5 @@ def _sqlite_insert_rows(conn: Connection, rows: list[EventRow], new_keys: bool) 
     return inserted
 
 
+#: The keys an insert just added, read back by rowid as ONE row (:func:`_sqlite_insert_rows` says why).
 _SQLITE_KEYS_BETWEEN = "SELECT json_group_array(event_key) FROM events WHERE id > ? AND id <= ?"
