@@ -72,6 +72,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 DEFAULT_API_KEY = "SG.fake-key-for-tests.not-a-real-key"
 #: Where the official schema sits when ../shared is beside the checkout.
@@ -121,6 +122,12 @@ class RecordedRequest:
     status: int | None  # None: the connection was dropped without an answer
     headers: dict[str, str]
     message_id: str | None = None
+
+
+def _path_of(target: str) -> str:
+    """The path of a request target, also in the absolute form a client sends to a proxy
+    (``POST http://host/v3/mail/send``): the fake can stand in for a proxy too."""
+    return urlsplit(target).path
 
 
 # --------------------------------------------------------------------------- validation
@@ -338,7 +345,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.fake._handle(self, raw)
 
     def do_GET(self) -> None:
-        self._answer(405 if self.path.split("?")[0] == SEND_PATH else 404,
+        self._answer(405 if _path_of(self.path) == SEND_PATH else 404,
                      {"errors": [_error(None, "method or path not supported by the fake")]})
 
     def _answer(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
@@ -489,7 +496,7 @@ class FakeSendGrid:
             self._log(raw, None, status, handler)
             return handler._answer(status, body, headers)
 
-        if handler.path.split("?")[0] != SEND_PATH:
+        if _path_of(handler.path) != SEND_PATH:
             self._log(raw, None, 404, handler)
             return handler._answer(404, {"errors": [_error(None, "not found")]})
         if handler.headers.get("Authorization") != f"Bearer {self.api_key}":

@@ -23,10 +23,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fake_sendgrid import (  # noqa: F401  (fake_sendgrid is a fixture)
+from fake_sendgrid import (  # the fake_sendgrid fixture comes from conftest.py
     FakeSendGrid,
     essential_errors,
-    fake_sendgrid,
     schema_validator,
 )
 
@@ -586,6 +585,24 @@ def test_behind_a_proxy_the_librarys_own_path_stays(fake_sendgrid: FakeSendGrid,
     assert transport.connections is None
     transport.close()  # nothing to close, and no error
     assert transport_for(fake_sendgrid).connections is not None  # plain http: no proxy set
+
+
+def test_behind_a_proxy_the_official_client_posts_the_same_body(fake_sendgrid: FakeSendGrid,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake stands in for the proxy: the library sends it the absolute URL, as to any proxy."""
+    monkeypatch.setenv("HTTP_PROXY", fake_sendgrid.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    transport = SendGridTransport(fake_sendgrid.api_key, host="http://sendgrid.example.invalid", timeout=5)
+    assert transport.connections is None
+    recipients = make_recipients(3)
+    outcome = transport.send_batch(make_message(), recipients)
+    assert set(outcome.sent) == {r.delivery_id for r in recipients}
+    assert fake_sendgrid.requests[0].body == json.loads(encode_request_body(make_message(), recipients))
+    fake_sendgrid.plan(("status", 429, {"X-RateLimit-Reset": str(int(time.time()) + 30)}))
+    with pytest.raises(TransportError) as caught:
+        transport.send_batch(make_message(), recipients)
+    assert caught.value.kind is ErrorKind.RATE_LIMITED and 25 <= (caught.value.retry_after or 0) <= 31
 
 
 def test_400_naming_one_recipient_rejects_just_them(fake_sendgrid: FakeSendGrid) -> None:

@@ -13,10 +13,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
-
 from factories import add_subscribers
 from fake_sendgrid import FakeSendGrid
+from sqlalchemy import func, select
+
 from newsletter.campaigns import campaign_status, create_campaign, import_article, ledger_counts, start_sending
 from newsletter.config import Settings
 from newsletter.db import make_engine, models, session_scope, upgrade

@@ -10,14 +10,14 @@ from __future__ import annotations
 import re
 
 import pytest
+from factories import add_subscribers, suppress
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from factories import add_subscribers, suppress
 from newsletter.campaigns import create_campaign, import_article, send_campaign
 from newsletter.db import models, session_scope
 from newsletter.delivery import SendGridTransport
-from newsletter.delivery.dispatch import RetryPolicy
+from newsletter.delivery.batch_sender import RetryPolicy
 from newsletter.web import create_app
 
 NO_WAIT = RetryPolicy(max_attempts=4, base_seconds=0.01, cap_seconds=0.05)

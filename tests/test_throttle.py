@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from factories import add_subscribers
 from sqlalchemy import select, update
 
-from factories import add_subscribers
 from newsletter.db import models, session_scope
 from newsletter.db.models import utcnow
-from newsletter.delivery.dispatch import record_outcome
+from newsletter.delivery.ledger_store import record_outcome
 from newsletter.delivery.message import BatchOutcome
 from newsletter.delivery.throttle import Limits, Throttle, ledger_window_count
 

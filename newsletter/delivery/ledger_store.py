@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     Connection,
@@ -44,6 +44,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from newsletter.db import models, session_scope
@@ -72,11 +73,11 @@ class LedgerRow(NamedTuple):
 def expire_leases(session: Session, campaign_id: int, now: datetime | None = None) -> int:
     """In-flight rows whose lease ran out belong to a dead worker: flag them ambiguous."""
     now = now or utcnow()
-    result = session.execute(
+    result = cast(CursorResult[Any], session.execute(  # an UPDATE: a cursor result, with a rowcount
         update(D)
         .where(D.campaign_id == campaign_id, D.status == "in_flight", D.lease_until < now)
         .values(status="ambiguous", error="worker lease expired before the answer was recorded", updated_at=now)
-    )
+    ))
     return result.rowcount or 0
 
 
@@ -171,7 +172,7 @@ def _claim_with_recipients(session: Session, values: dict[str, Any]) -> list[_Pe
     conn = session.connection()
     sql, constants = _pg_claim_sql(conn.dialect)
     with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-        return cursor.execute(sql, {**constants, **values}).fetchall()
+        return cast(list[_Person], cursor.execute(sql, {**constants, **values}).fetchall())
 
 
 def _recipients_of(session: Session, bind: Bind, claimed: Sequence[Any]) -> list[_Person]:
@@ -212,7 +213,7 @@ def record_outcome(bind: Bind, campaign_id: int, outcome: BatchOutcome) -> None:
     for delivery_id, message_id in outcome.sent.items():
         by_message.setdefault(message_id, []).append(delivery_id)
     log = _send_log_rows(campaign_id, by_message, now, per_recipient_ids=outcome.per_recipient_ids)
-    failed = [{"id": d, "error": reason[:2000], "now": now} for d, reason in outcome.failed.items()]
+    failed: list[dict[str, Any]] = [{"id": d, "error": reason[:2000], "now": now} for d, reason in outcome.failed.items()]
     with session_scope(bind) as session:
         if is_postgres(bind):
             _record_on_postgres(session, outcome.sent, by_message, failed, log, now)
