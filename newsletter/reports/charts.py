@@ -58,6 +58,16 @@ def _style(ax) -> None:  # type: ignore[no-untyped-def]
     ax.set_axisbelow(True)
 
 
+def _axes(width: float, height: float, *, value_grid: bool = False) -> tuple[Any, Any]:
+    """A figure with one styled plot; ``value_grid``: lines across for a chart read upwards."""
+    fig = _figure(width, height)
+    ax = fig.add_subplot()
+    _style(ax)
+    if value_grid:
+        ax.grid(axis="y", color=GRID, linewidth=0.8)
+    return fig, ax
+
+
 def to_svg(fig, salt: str) -> str:  # type: ignore[no-untyped-def]
     """The chart as an ``<svg>`` element to put inline (no XML prolog, no doctype)."""
     import matplotlib
@@ -101,7 +111,7 @@ def _percent_axis(axis) -> None:  # type: ignore[no-untyped-def]
     or "0.0%, 0.1%, 0.2%", never "0%, 0%, 0%" nor "0.100%"."""
     from matplotlib.ticker import Formatter
 
-    class Percent(Formatter):  # type: ignore[misc]
+    class Percent(Formatter):
         decimals = 0
 
         def format_ticks(self, values: Sequence[float]) -> list[str]:
@@ -199,16 +209,14 @@ def funnel_chart(funnel: dict[str, Any], width: float = 7.5):  # type: ignore[no
     values = [int(funnel[k]) for k in stages]
     base = funnel["delivered"]
     colours = [MACHINE, HUMAN, HUMAN, HUMAN, ACCENT, ACCENT, BOOKED]
-    fig = _figure(width, 3.4)
-    ax = fig.add_subplot()
-    _style(ax)
+    fig, ax = _axes(width, 3.4)
     positions = list(range(len(stages)))[::-1]
     ax.barh(positions, values, color=colours, height=0.68)
     ax.set_yticks(positions, labels)
     top = max(values) or 1
     ax.set_xlim(0, top * (1.3 if width >= 7 else 1.6))
     _count_axis(ax.xaxis, max(values), room=width * 0.55)
-    for y, key, value in zip(positions, stages, values):
+    for y, key, value in zip(positions, stages, values, strict=True):
         share = "" if key == "recipients" else (f"  {_pct(value / funnel['recipients'])} of recipients" if key == "delivered"
                                                  and funnel["recipients"] else f"  {_pct(value / base)}" if base else "")
         ax.text(value + top * 0.01, y, f"{value:,}{share}", va="center", fontsize=9, color=INK)
@@ -241,10 +249,7 @@ def hourly_chart(hourly: dict[str, Any], width: float = 7.5):  # type: ignore[no
     """People reached over the first 72 hours, cumulative: people solid, machines dashed."""
     from itertools import accumulate
 
-    fig = _figure(width, 3.0)
-    ax = fig.add_subplot()
-    _style(ax)
-    ax.grid(axis="y", color=GRID, linewidth=0.8)
+    fig, ax = _axes(width, 3.0, value_grid=True)
     hours = list(range(1, int(hourly["hours"]) + 1))
     largest = 0
     for key, label, colour, dash in (("opens_human", "opened (people)", HUMAN, "-"),
@@ -275,19 +280,17 @@ def _legend(fig, ax, columns: int) -> None:  # type: ignore[no-untyped-def]
 
 
 def paired_bars(labels: Sequence[str], series: Sequence[tuple[str, Sequence[float], str]], width: float = 7.5,
-                percent: bool = False):  # type: ignore[no-untyped-def]
+                percent: bool = False) -> Any:
     """Horizontal grouped bars (links: people beside machines; tags: rates side by side).
     Labels are wrapped, never cut; a row is as tall as its bars or its label's lines."""
     wrapped = [wrap_label(label) for label in labels]
     row = max([max(0.21 * max(1, len(series)), 0.16 * (label.count("\n") + 1) + 0.1) for label in wrapped], default=0.4)
-    fig = _figure(width, 0.9 + row * max(1, len(labels)))
-    ax = fig.add_subplot()
-    _style(ax)
+    fig, ax = _axes(width, 0.9 + row * max(1, len(labels)))
     bar = 0.8 / max(1, len(series))
     for k, (name, values, colour) in enumerate(series):
         ys = [len(labels) - 1 - i + 0.4 - bar * (k + 0.5) for i in range(len(labels))]
         ax.barh(ys, values, height=bar * 0.92, color=colour, label=name)
-        for y, v in zip(ys, values):
+        for y, v in zip(ys, values, strict=False):
             ax.text(v, y, f" {_pct(v) if percent else f'{int(v):,}'}", va="center", fontsize=8, color=INK)
     ax.set_yticks(range(len(labels))[::-1], wrapped)
     top = max((max(v) for _, v, _ in series if v), default=0) or 1
@@ -301,23 +304,27 @@ def paired_bars(labels: Sequence[str], series: Sequence[tuple[str, Sequence[floa
     return fig
 
 
+def _weekly_finish(fig: Any, ax: Any, weeks: Sequence[dict[str, Any]], width: float, ylabel: str,
+                   legend_columns: int) -> Any:
+    """What every chart over the period's weeks ends with: Monday dates under the weeks, the
+    unit up the side, the legend below."""
+    _week_ticks(ax, weeks, width)
+    ax.set_ylabel(ylabel, color=INK, fontsize=9)
+    _legend(fig, ax, legend_columns)
+    return fig
+
+
 def trend_chart(weeks: Sequence[dict[str, Any]], width: float = 7.5):  # type: ignore[no-untyped-def]
     """Weekly open, click and CTA rates (weeks without a newsletter leave a gap)."""
-    fig = _figure(width, 3.0)
-    ax = fig.add_subplot()
-    _style(ax)
-    ax.grid(axis="y", color=GRID, linewidth=0.8)
+    fig, ax = _axes(width, 3.0, value_grid=True)
     xs = list(range(len(weeks)))
     for key, label, colour in (("opened", "opened", HUMAN), ("clicked", "clicked", "#0e7490"),
                                ("cta", "clicked “Connect today”", ACCENT)):
         values = [w["rates"][key] if w["rates"][key] is not None else float("nan") for w in weeks]
         ax.plot(xs, values, marker="o", markersize=4, color=colour, linewidth=2, label=label)
-    _week_ticks(ax, weeks, width)
     ax.set_ylim(bottom=0)
     _percent_axis(ax.yaxis)
-    ax.set_ylabel("share of delivered", color=INK, fontsize=9)
-    _legend(fig, ax, 3)
-    return fig
+    return _weekly_finish(fig, ax, weeks, width, "share of delivered", 3)
 
 
 #: The ways a subscriber leaves the list, as the growth chart stacks them.
@@ -326,38 +333,26 @@ GROWTH_LOST = ("unsubscribed", "bounced", "complained")
 
 def growth_chart(weeks: Sequence[dict[str, Any]], width: float = 7.5):  # type: ignore[no-untyped-def]
     """New subscribers up, the ones who left down (unsubscribed, bounced, complained), net as a line."""
-    fig = _figure(width, 3.0)
-    ax = fig.add_subplot()
-    _style(ax)
-    ax.grid(axis="y", color=GRID, linewidth=0.8)
+    fig, ax = _axes(width, 3.0, value_grid=True)
     xs = list(range(len(weeks)))
     growth = [w["growth"] for w in weeks]
     ax.bar(xs, [g["new"] for g in growth], color=HUMAN, label="new")
     bottom = [0.0] * len(xs)
-    for key, colour in zip(GROWTH_LOST, (LOST, "#f59e0b", "#7f1d1d")):
+    for key, colour in zip(GROWTH_LOST, (LOST, "#f59e0b", "#7f1d1d"), strict=True):
         values = [-g[key] for g in growth]
         ax.bar(xs, values, bottom=bottom, color=colour, label=key)
-        bottom = [b + v for b, v in zip(bottom, values)]
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     ax.plot(xs, [g["net"] for g in growth], color=INK, marker="o", markersize=3, linewidth=1.5, label="net")
     ax.axhline(0, color="#6b7280", linewidth=0.8)
-    _week_ticks(ax, weeks, width)
-    ax.set_ylabel("subscribers", color=INK, fontsize=9)
     _count_axis(ax.yaxis, max([abs(g[key]) for g in growth for key in ("new", *GROWTH_LOST, "net")], default=0))
-    _legend(fig, ax, 5 if width >= 7 else 3)
-    return fig
+    return _weekly_finish(fig, ax, weeks, width, "subscribers", 5 if width >= 7 else 3)
 
 
 def leads_chart(weeks: Sequence[dict[str, Any]], width: float = 7.5):  # type: ignore[no-untyped-def]
     """New leads and bookings per week."""
-    fig = _figure(width, 2.6)
-    ax = fig.add_subplot()
-    _style(ax)
-    ax.grid(axis="y", color=GRID, linewidth=0.8)
+    fig, ax = _axes(width, 2.6, value_grid=True)
     xs = list(range(len(weeks)))
     ax.bar([x - 0.2 for x in xs], [w["leads"]["new"] for w in weeks], width=0.4, color=ACCENT, label="new leads")
     ax.bar([x + 0.2 for x in xs], [w["leads"]["booked"] for w in weeks], width=0.4, color=BOOKED, label="booked")
-    _week_ticks(ax, weeks, width)
-    ax.set_ylabel("people", color=INK, fontsize=9)
     _count_axis(ax.yaxis, max([max(w["leads"]["new"], w["leads"]["booked"]) for w in weeks], default=0))
-    _legend(fig, ax, 2)
-    return fig
+    return _weekly_finish(fig, ax, weeks, width, "people", 2)
