@@ -16,6 +16,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.db import store_errors
+from newsletter.db.dialect import SUPPORTED
 from newsletter.db.filemode import keep_store_private
 
 
@@ -37,7 +38,6 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
-SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 PG_CONNECT_TIMEOUT = 10  # seconds: a store behind a firewall that drops packets is said, not waited on for minutes
 
 
@@ -66,7 +66,7 @@ def _parse(url: str) -> URL:
         parsed = make_url(normalise_url(url))
     except ArgumentError:
         raise store_errors.unparsable(url) from None
-    if parsed.get_backend_name() not in SUPPORTED_BACKENDS:
+    if parsed.get_backend_name() not in SUPPORTED:  # db.dialect: the stores the product supports
         raise store_errors.unsupported(parsed)
     return parsed
 
