@@ -7,15 +7,21 @@ from email import policy
 from pathlib import Path
 
 import pytest
+from factories import add_subscribers, suppress
 from sqlalchemy import func, select
+from waiting import wait_until
 
 from newsletter.campaigns import (
-    build_ledger, campaign_status, create_campaign, import_article, ledger_counts, preview, send_campaign,
+    build_ledger,
+    campaign_status,
+    create_campaign,
+    import_article,
+    ledger_counts,
+    preview,
+    send_campaign,
 )
 from newsletter.db import models, session_scope
 from newsletter.errors import UserError
-from factories import add_subscribers, suppress
-from waiting import wait_until
 
 
 @pytest.fixture

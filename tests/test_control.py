@@ -4,12 +4,21 @@ ambiguous rows — each checked from the recipients' side through the fake SendG
 from __future__ import annotations
 
 import pytest
-
 from factories import add_subscribers
 from waiting import wait_until
+
 from newsletter.campaigns import (
-    cancel, create_campaign, drain, import_article, ledger_counts, pause, resolve_ambiguous, resume, retry_failed,
-    send_campaign, start_sending,
+    cancel,
+    create_campaign,
+    drain,
+    import_article,
+    ledger_counts,
+    pause,
+    resolve_ambiguous,
+    resume,
+    retry_failed,
+    send_campaign,
+    start_sending,
 )
 from newsletter.db import models, session_scope
 from newsletter.delivery.dispatch import RetryPolicy
@@ -109,8 +118,9 @@ def test_slow_answer_is_ambiguous_until_the_operator_decides(engine, sg_settings
     assert all(len(v) == 1 for v in fake_sendgrid.received.values())
     assert resolve_ambiguous(engine, campaign_id, resend=False) == 10
     assert _counts(engine, campaign_id)["sent"] == 30
-    from newsletter.delivery.throttle import ledger_window_count
     from datetime import timedelta
+
+    from newsletter.delivery.throttle import ledger_window_count
     assert ledger_window_count(engine)(timedelta(hours=1)) == 30  # the throttle counts them as sent
 
 

@@ -14,12 +14,12 @@ from html.parser import HTMLParser
 
 import pytest
 from PIL import Image
+from test_reports import T0, World, build_report_world, report_of, trends_of
 
 from newsletter.db import session_scope
 from newsletter.preflight.chromium import Browser, find_chromium
 from newsletter.reports import campaign_html, campaign_report, trends_html, write_html
 from newsletter.reports.charts import ACCENT, BOOKED, HUMAN
-from test_reports import T0, World, build_report_world, report_of, trends_of
 
 CHROMIUM = find_chromium()
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not found: install Debian package chromium")
@@ -282,7 +282,7 @@ def test_trends_of_an_empty_store_say_so_in_words(engine) -> None:  # type: igno
 def _shown_ticks(axis) -> list[tuple[float, str]]:  # type: ignore[no-untyped-def]
     """(position, label) of the ticks inside the axis' view: the ones drawn."""
     low, high = sorted(axis.get_view_interval())
-    return [(loc, label.get_text()) for loc, label in zip(axis.get_majorticklocs(), axis.get_majorticklabels())
+    return [(loc, label.get_text()) for loc, label in zip(axis.get_majorticklocs(), axis.get_majorticklabels(), strict=True)
             if low - 1e-9 <= loc <= high + 1e-9 and label.get_text()]
 
 

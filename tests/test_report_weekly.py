@@ -10,13 +10,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from PIL import Image
+from test_reports import World, build_report_world, trends_of
 
 from newsletter.config import Settings
 from newsletter.db import session_scope
 from newsletter.preflight.chromium import Browser, find_chromium
 from newsletter.reports import weekly_report_email
 from newsletter.reports.weekly import notification_key, reported_week
-from test_reports import World, build_report_world, trends_of
 
 UTC = timezone.utc
 MONDAY = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)  # the report of week 48 (23–29 Nov)

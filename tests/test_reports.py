@@ -227,9 +227,9 @@ def build_random_world(engine: Engine, subscribers: int, seed: int, *, start: da
             statuses = rnd.choices(["sent", "failed", "suppressed", "ambiguous", "queued"], ledger, k=len(ids))
             rows = list(s.scalars(insert(models.Delivery).returning(models.Delivery.id), [
                 {"campaign_id": cid, "subscriber_id": i, "status": st, "sent_at": when if st == "sent" else None,
-                 "created_at": when} for i, st in zip(ids, statuses)]))
+                 "created_at": when} for i, st in zip(ids, statuses, strict=True)]))
             events = []
-            for k, (sid, did, status) in enumerate(zip(ids, rows, statuses)):
+            for k, (sid, did, status) in enumerate(zip(ids, rows, statuses, strict=True)):
                 world.deliveries[(name, f"r{k}")] = did
                 if status == "sent":
                     events += _random_events(rnd, cid, did, sid, when, provider, world.links, name, appeal)
@@ -308,7 +308,7 @@ def _random_leads(s, rnd, world: World) -> None:  # type: ignore[no-untyped-def]
         s.add(lead)
         s.flush()
         path = ["new"] + ([rnd.choice(["booked", "contacted"])] if rnd.random() < 0.5 else []) + ([status] if status != "new" else [])
-        for k, (a, b) in enumerate(zip([None] + path, path)):
+        for k, (a, b) in enumerate(zip([None] + path, path, strict=False)):
             if a != b:
                 s.add(models.LeadStatusChange(lead_id=lead.id, from_status=a, to_status=b, changed_by="test",
                                               changed_at=first + timedelta(days=k)))
@@ -337,21 +337,21 @@ def raw_figures(engine: Engine, campaign_id: int) -> dict:
         recipients = list(s.scalars(select(models.Delivery.subscriber_id).where(models.Delivery.campaign_id == campaign_id)))
         sent_ids = set(s.scalars(select(models.Delivery.subscriber_id).where(models.Delivery.campaign_id == campaign_id,
                                                                              models.Delivery.status == "sent")))
-        links = {l.id: l for l in s.scalars(select(models.CampaignLink).where(models.CampaignLink.campaign_id == campaign_id))}
+        links = {link.id: link for link in s.scalars(select(models.CampaignLink).where(models.CampaignLink.campaign_id == campaign_id))}
         events = [(e.type, e.is_machine, e.subscriber_id, e.delivery_id, e.link_id, e.occurred_at, e.machine_reason, e.data)
                   for e in s.scalars(select(models.Event).where(models.Event.campaign_id == campaign_id))]
         tags = defaultdict(set)
         for sid, tag in s.execute(select(models.SubscriberTag.subscriber_id, models.SubscriberTag.tag)):
             tags[sid].add(tag)
-        leads = {l.subscriber_id: l for l in s.scalars(select(models.Lead))}
+        leads = {row.subscriber_id: row for row in s.scalars(select(models.Lead))}
         went_booked = {c.lead_id for c in s.scalars(select(models.LeadStatusChange)) if c.to_status == "booked"}
-        lead_rows = sum(1 for l in leads.values() if l.campaign_id == campaign_id)
-        booked_subs = {sid for sid, l in leads.items() if l.status in ("booked", "client") or l.id in went_booked}
+        lead_rows = sum(1 for row in leads.values() if row.campaign_id == campaign_id)
+        booked_subs = {sid for sid, row in leads.items() if row.status in ("booked", "client") or row.id in went_booked}
 
     def people(pred) -> set:  # type: ignore[no-untyped-def]
         return {e[2] for e in events if pred(e)}
 
-    cta_links = {i for i, l in links.items() if l.kind == "cta"}
+    cta_links = {i for i, link in links.items() if link.kind == "cta"}
     human = lambda e: not e[1]  # noqa: E731
     opened = people(lambda e: e[0] in ("open", "click") and human(e))
     clicked = people(lambda e: e[0] == "click" and human(e))
@@ -399,10 +399,10 @@ def raw_figures(engine: Engine, campaign_id: int) -> dict:
         "funnel": {"basis": "delivered" if delivered or not ledger["sent"] else "sent", "recipients": sum(ledger.values()),
                    "delivered": base, "opened": len(opened), "clicked": len(clicked), "cta": len(cta),
                    "leads": len(lead), "booked": len(lead & booked_subs)},
-        "links": [{"position": l.position, "unique_human": len(people(lambda e, i=i: e[0] == "click" and human(e) and e[4] == i)),
+        "links": [{"position": link.position, "unique_human": len(people(lambda e, i=i: e[0] == "click" and human(e) and e[4] == i)),
                    "unique_machine": len(people(lambda e, i=i: e[0] == "click" and e[1] and e[4] == i)),
                    "total": sum(1 for e in events if e[0] == "click" and e[4] == i)}
-                  for i, l in sorted(links.items(), key=lambda kv: kv[1].position)],
+                  for i, link in sorted(links.items(), key=lambda kv: kv[1].position)],
         "by_tag": by_tag,
         "hourly": hourly,
     }

@@ -90,7 +90,7 @@ def test_an_out_of_date_store_is_refused_in_one_line_and_left_as_it_is(db_url, t
     env = base_env(db_url, tmp_path)
     commands = _refusing(tmp_path)
     ran = run_many([(args, tmp_path, env) for args in commands])
-    for args, result in zip(commands, ran):
+    for args, result in zip(commands, ran, strict=True):
         assert result.code == 1, (args, result)
         assert "Traceback" not in result.err and result.out == "", (args, result)
         errors = result.lines()  # the worker logs at INFO: nothing but the refusal reaches stderr
@@ -141,7 +141,7 @@ def test_a_store_made_by_a_newer_program_is_refused_and_never_downgraded(db_url,
     env = base_env(db_url, tmp_path)
     commands = [["init"], ["db", "upgrade"], *_refusing(tmp_path)]
     ran = run_many([(args, tmp_path, env) for args in commands])
-    for args, result in zip(commands, ran):
+    for args, result in zip(commands, ran, strict=True):
         assert result.code == 1 and "Traceback" not in result.err, (args, result)
         errors = result.lines()
         assert len(errors) == 1 and errors[0].startswith("error: "), (args, result.err)

@@ -6,15 +6,15 @@ both stores (foreign keys on SQLite, delete triggers on PostgreSQL)."""
 from __future__ import annotations
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from alembic import command
+from factories import add_subscribers
 from sqlalchemy import delete, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from newsletter.db import current_revision, head_revision, models, session_scope, upgrade
 from newsletter.db.migrate import alembic_config, include_object_for
-from factories import add_subscribers
 
 
 def test_migrations_match_models(engine):

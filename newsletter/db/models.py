@@ -23,10 +23,10 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
-    text,
     UniqueConstraint,
     and_,
     exists,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -106,7 +106,7 @@ class Subscriber(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    tags: Mapped[list["SubscriberTag"]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+    tags: Mapped[list[SubscriberTag]] = relationship(cascade="all, delete-orphan", lazy="selectin")
 
 
 class SubscriberTag(Base):
@@ -163,7 +163,7 @@ class Campaign(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     article: Mapped[Article | None] = relationship(lazy="joined")
-    links: Mapped[list["CampaignLink"]] = relationship(order_by="CampaignLink.position", lazy="selectin")
+    links: Mapped[list[CampaignLink]] = relationship(order_by="CampaignLink.position", lazy="selectin")
 
 
 class CampaignLink(Base):

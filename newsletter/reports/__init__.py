@@ -8,8 +8,8 @@ director's Monday mail). The text tables are ``render_text.print_report`` / ``pr
 
 from newsletter.reports.campaign import campaign_report
 from newsletter.reports.figures import campaign_figures
-from newsletter.reports.render_csv import to_csv
 from newsletter.reports.output import write_html
+from newsletter.reports.render_csv import to_csv
 from newsletter.reports.render_html import campaign_html, trends_html
 from newsletter.reports.trends import trends_report
 from newsletter.reports.weekly import send_weekly_report, weekly_report_email
