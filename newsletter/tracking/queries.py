@@ -27,17 +27,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement, Executable
 
 from newsletter.db.bulk import copy_rows
-from newsletter.db.dialect import SUPPORTED, for_store, id_list_param, is_postgres, pg_array_literal
+from newsletter.db.dialect import SUPPORTED, for_store, id_list_param, is_postgres, json_array_literal, pg_array_literal
 from newsletter.db.models import CampaignLink, Delivery, Event, SendLog, Subscriber, UTCDateTime
 from newsletter.tracking.jsontext import dump_without_nul, texts_without_nul
 
 Db = Session | Connection
-
-
-def _json_ids(ids: list[int]) -> str:
-    """SQLite's one-parameter id list, the text :func:`newsletter.db.dialect.json_array_literal`
-    makes, by orjson in C: 0.013 ms for a webhook post's thousand ids instead of 0.34 ms."""
-    return orjson.dumps(ids).decode()
 
 
 class ByIds:
@@ -68,7 +62,7 @@ class ByIds:
         values = dict(params)
         for key in self._names:
             ids = sorted(set(values[key]))
-            values[key] = pg_array_literal(ids) if postgres else _json_ids(ids)
+            values[key] = pg_array_literal(ids) if postgres else json_array_literal(ids)
         return db.execute(for_store(self._forms, db), values)
 
 
@@ -134,7 +128,7 @@ def delivery_owners(db: Db, ids: set[int]) -> dict[int, tuple[int, int]]:
         return {}
     conn = db if isinstance(db, Connection) else db.connection()
     if not is_postgres(conn):
-        packed = conn.exec_driver_sql(_SQLITE_OWNERS, (_json_ids(sorted(ids)),)).scalar()
+        packed = conn.exec_driver_sql(_SQLITE_OWNERS, (json_array_literal(sorted(ids)),)).scalar()
         return {row[0]: (row[1], row[2]) for row in _loads(packed or "[]")}
     return {did: (cid, sid) for did, cid, sid in _pg_rows(conn, _PG_OWNERS, ids)}
 
@@ -155,7 +149,7 @@ def delivery_times(db: Db, ids: set[int]) -> dict[int, tuple[int, int, datetime 
         return {}
     conn = db if isinstance(db, Connection) else db.connection()
     if not is_postgres(conn):
-        packed = conn.exec_driver_sql(_SQLITE_SENT, (_json_ids(sorted(ids)),)).scalar()
+        packed = conn.exec_driver_sql(_SQLITE_SENT, (json_array_literal(sorted(ids)),)).scalar()
         return {row[0]: (row[1], row[2], _sqlite_time(row[3])) for row in _loads(packed or "[]")}
     return {did: (cid, sid, sent.astimezone(timezone.utc) if sent else None)
             for did, cid, sid, sent in _pg_rows(conn, _PG_SENT, ids)}
