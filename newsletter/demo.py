@@ -80,7 +80,7 @@ def run_demo(directory: Path, *, serve_after: bool, port: int, console: Console)
     from newsletter.scheduling import automation_tick
 
     if serve_after:  # before the pipeline, not after it: "port 8000 is busy: use --port"
-        from newsletter.web.server import check_port_free
+        from newsletter.web import check_port_free
 
         check_port_free("127.0.0.1", port)
     directory = _prepare_folder(directory)
@@ -128,7 +128,7 @@ def run_demo(directory: Path, *, serve_after: bool, port: int, console: Console)
     console.print(f"\n[bold]Director's report:[/] {html_path} (open it in a browser; no network needed)")
     engine.dispose()
     if serve_after:
-        from newsletter.web.server import serve
+        from newsletter.web import serve
 
         console.print(f"\n[bold green]Open {settings.public_base}/[/] to read the sent emails and click through; "
                       "tracking is live. Then run `newsletter report "

@@ -26,6 +26,8 @@ from newsletter.campaigns.worker import run_worker
 from newsletter.campaigns.rerender import Rerendered, refuse_stale, rendered_public_url, rerender_campaign, stale_public_url, stale_url_message
 from newsletter.campaigns.pages import CampaignSent, WebVersion, article_content, campaigns_sent, web_version_of
 from newsletter.campaigns.demo_support import backdate_campaign, link_kinds, sent_messages
+from newsletter.campaigns.send import check_sendable
+from newsletter.campaigns.status import NEEDS_DECISION, check_schedulable
 
 __all__ = [
     "ImportedArticle", "import_article", "get_article", "ArticleRow", "list_articles", "create_campaign", "brand_from_settings", "default_preheader",
@@ -37,4 +39,5 @@ __all__ = [
     "Rerendered", "rerender_campaign", "rendered_public_url", "stale_public_url", "stale_url_message", "refuse_stale",
     "WebVersion", "web_version_of", "article_content", "CampaignSent", "campaigns_sent",
     "backdate_campaign", "link_kinds", "sent_messages",  # for `newsletter demo` only (demo_support.py)
+    "check_sendable", "check_schedulable", "NEEDS_DECISION",  # the send/schedule commands' gate and status
 ]

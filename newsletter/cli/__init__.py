@@ -4,9 +4,9 @@ One module per command group: :mod:`~newsletter.cli.articles`, :mod:`~newsletter
 :mod:`~newsletter.cli.segments`, :mod:`~newsletter.cli.campaigns`, :mod:`~newsletter.cli.events`,
 :mod:`~newsletter.cli.reports`, :mod:`~newsletter.cli.leads`, :mod:`~newsletter.cli.nurture`,
 :mod:`~newsletter.cli.db` (``init``, ``db …``) and :mod:`~newsletter.cli.daemons` (``serve``,
-``worker``, ``scheduler``, ``demo``); what they print beyond one line is in
-:mod:`~newsletter.cli.preflight` and :mod:`~newsletter.cli.report_text`.
-How data is printed is :mod:`newsletter.cli.output`; consoles, exit codes and the settings
+``worker``, ``scheduler``, ``demo``). Each calls the rooms' faces only (``tests/test_boundaries.py``).
+The ``--json`` option, JSON output and the store are :mod:`newsletter.cli.output`; values from data
+are printed literally through :mod:`newsletter.terminal_text`; consoles, exit codes and the settings
 every command loads are :mod:`newsletter.cli.common`. This module holds the root app, ``main()``
 (nothing reaches a person as a traceback) and ``scheduler_main()``.
 

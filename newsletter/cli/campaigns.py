@@ -140,8 +140,7 @@ def campaign_preflight(
 def campaign_send(campaign_id: Annotated[int, typer.Argument(help="Campaign id.")], force: ForceOpt = False,
                   as_json: JsonOpt = False) -> None:
     """Send now (after preflight): build the ledger, then dispatch batches (outbox unless SENDGRID_API_KEY is set)."""
-    from newsletter.campaigns import send_campaign
-    from newsletter.campaigns.send import check_sendable
+    from newsletter.campaigns import check_sendable, send_campaign
 
     settings = current_settings()
     _gate(engine_for(settings), settings, campaign_id, force, check_sendable)
@@ -267,8 +266,7 @@ def campaign_schedule(
     as_json: JsonOpt = False,
 ) -> None:
     """Schedule a send (after preflight); `newsletter scheduler` (or `python scheduler.py`) fires it."""
-    from newsletter.campaigns import parse_send_time
-    from newsletter.campaigns.status import check_schedulable
+    from newsletter.campaigns import check_schedulable, parse_send_time
     from newsletter.scheduling import schedule_campaign
 
     settings = current_settings()
@@ -287,8 +285,7 @@ def campaign_schedule(
 @app.command("status")
 def campaign_status_cmd(campaign_id: Annotated[int, typer.Argument(help="Campaign id.")], as_json: JsonOpt = False) -> None:
     """Where a campaign stands: queued / in flight / sent / failed / ambiguous / suppressed; exit 3 when it needs a decision."""
-    from newsletter.campaigns import campaign_status
-    from newsletter.campaigns.status import NEEDS_DECISION
+    from newsletter.campaigns import NEEDS_DECISION, campaign_status
     from newsletter.db import session_scope
 
     with session_scope(engine_for(current_settings())) as session:
@@ -303,7 +300,7 @@ def campaign_status_cmd(campaign_id: Annotated[int, typer.Argument(help="Campaig
 
 def _print_status(data: dict) -> None:  # type: ignore[type-arg]
     """The status line, the ledger's counts, and what to do next when something waits on a person."""
-    from newsletter.campaigns.status import NEEDS_DECISION
+    from newsletter.campaigns import NEEDS_DECISION
 
     campaign_id, decide = data["campaign_id"], data["status"] == NEEDS_DECISION
     state = (f"[bold red]needs a decision[/] ({esc(data['lifecycle_status'])}; {data['ambiguous']} recipient(s) "
@@ -357,8 +354,7 @@ def campaign_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List newsletters, newest first (nurture steps, which the scheduler sends, with --all)."""
-    from newsletter.campaigns import list_campaigns
-    from newsletter.campaigns.status import NEEDS_DECISION
+    from newsletter.campaigns import NEEDS_DECISION, list_campaigns
     from newsletter.db import session_scope
 
     with session_scope(engine_for(current_settings())) as session:

@@ -16,8 +16,8 @@ from newsletter.terminal_text import esc
 def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="Port.")] = 8000) -> None:
     """Serve tracking (opens, clicks, unsubscribes), public pages and, with the outbox, the sent mail."""
-    from newsletter.web.server import check_port_free
-    from newsletter.web.server import serve as run
+    from newsletter.web import check_port_free
+    from newsletter.web import serve as run
 
     check_port_free(host, port)  # a busy port, then an unreachable store, each said in one line before starting
     settings = current_settings()
