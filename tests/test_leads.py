@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, insert, select
+from test_web import BROWSER
 
 from newsletter.config import Settings
 from newsletter.db import session_scope
@@ -49,7 +50,6 @@ from newsletter.leads import (
 )
 from newsletter.notify import notification_status, outbox_path
 from newsletter.tracking import RequestInfo, record_click, record_open
-from test_web import BROWSER
 
 UTC = timezone.utc
 T0 = datetime(2026, 3, 1, 17, 0, tzinfo=UTC)  # the campaign went out

@@ -596,13 +596,19 @@ def test_an_exit_takes_back_a_queued_step(engine, settings, aud) -> None:  # typ
 # --- exactly once ---------------------------------------------------------------------------------
 
 
-def test_a_step_is_never_sent_twice_when_the_scheduler_restarts(engine, settings, aud, db_url) -> None:  # type: ignore[no-untyped-def]
+def _readers_in_two_steps(engine, settings, aud, count: int):  # type: ignore[no-untyped-def]
+    """``count`` readers enrolled on June 1st in a two-step sequence: the settings, the sequence's
+    name, and when step 1 is due."""
     config = settings.with_overrides(audiences_dir=str(aud), quiet_hours="none")
     name = two_steps(aud)
-    for n in range(6):
+    for n in range(count):
         reader(engine, f"r{n}@example.com")
         enroll(engine, config, name, f"r{n}@example.com", datetime(2026, 6, 1, 12, 0, tzinfo=UTC))
-    due = datetime(2026, 6, 2, 12, 0, tzinfo=UTC)
+    return config, name, datetime(2026, 6, 2, 12, 0, tzinfo=UTC)
+
+
+def test_a_step_is_never_sent_twice_when_the_scheduler_restarts(engine, settings, aud, db_url) -> None:  # type: ignore[no-untyped-def]
+    config, _, due = _readers_in_two_steps(engine, settings, aud, 6)
     transport = Recording()
     tick(engine, config, due, transport)
     tick(engine, config, due, transport)  # the same tick again (a restart)
@@ -616,12 +622,7 @@ def test_a_step_is_never_sent_twice_when_the_scheduler_restarts(engine, settings
 
 
 def test_two_schedulers_at_once_send_each_step_once(engine, settings, aud, db_url) -> None:  # type: ignore[no-untyped-def]
-    config = settings.with_overrides(audiences_dir=str(aud), quiet_hours="none")
-    name = two_steps(aud)
-    for n in range(8):
-        reader(engine, f"r{n}@example.com")
-        enroll(engine, config, name, f"r{n}@example.com", datetime(2026, 6, 1, 12, 0, tzinfo=UTC))
-    due = datetime(2026, 6, 2, 12, 0, tzinfo=UTC)
+    config, name, due = _readers_in_two_steps(engine, settings, aud, 8)
     engines = [make_engine(db_url), make_engine(db_url)]
     transports = [Recording(), Recording()]
     barrier = threading.Barrier(2)

@@ -22,7 +22,7 @@ def sent_messages(session: Session, campaign_id: int) -> list[tuple[int, datetim
     D = models.Delivery
     rows = session.execute(select(D.id, D.sent_at).where(D.campaign_id == campaign_id, D.status == "sent")
                            .order_by(D.id)).all()
-    return [(delivery_id, sent_at) for delivery_id, sent_at in rows]
+    return [(delivery_id, sent_at) for delivery_id, sent_at in rows if sent_at is not None]  # a sent row has its time
 
 
 def link_kinds(session: Session, campaign_id: int) -> list[tuple[int, str]]:
