@@ -238,7 +238,7 @@ def test_every_mistake_is_one_line_naming_the_place(world):
     env = base_env(str(world["url"]), world["tmp"])
     ran = run_many([(args, world["tmp"], {**env, **extra}) for _, args, extra, _ in table])
     problems = []
-    for (label, args, _, place), result in zip(table, ran, strict=True):
+    for (label, _, _, place), result in zip(table, ran, strict=True):
         said = result.out + result.err
         lines = result.lines()
         if "Traceback" in said or not 0 < result.code <= 3:
