@@ -116,13 +116,15 @@ def ids_literal(db: Bindable | str, ids: Iterable[int]) -> str:
 def pg_id_in(column: Any, literal: str | None = None, name: str = "ids") -> ColumnElement[bool]:
     """PostgreSQL: ``column = ANY(CAST(:ids AS BIGINT[]))``, ``:ids`` a :func:`pg_array_literal`;
     without ``literal``, a statement to compile once and run with ``ids`` given each time."""
-    return column == any_(cast(bindparam(name, literal, type_=String()), ARRAY(BigInteger())))
+    condition: ColumnElement[bool] = column == any_(cast(bindparam(name, literal, type_=String()), ARRAY(BigInteger())))
+    return condition
 
 
 def sqlite_id_in(column: Any, literal: str | None = None, name: str = "ids") -> ColumnElement[bool]:
     """SQLite: ``column IN (SELECT value FROM json_each(:ids))``, ``:ids`` a :func:`json_array_literal`."""
     listed = func.json_each(bindparam(name, literal, type_=String())).table_valued("value")
-    return column.in_(select(listed.c.value))
+    condition: ColumnElement[bool] = column.in_(select(listed.c.value))
+    return condition
 
 
 def id_list_param(dialect: str) -> Callable[..., ColumnElement[bool]]:
