@@ -25,8 +25,10 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import Engine, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Engine, and_, exists, func, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from newsletter.campaigns import dispatch_campaign, finish_if_done, make_throttle, make_transport
@@ -141,6 +143,7 @@ def enroll_new_leads(engine: Engine, settings: Settings, sequence: Sequence, now
         if sequence.exit_lead_statuses:
             query = query.where(L.status.not_in(sequence.exit_lead_statuses))
         for subscriber_id, lead_id, tz_name in session.execute(query).all():
+            assert subscriber_id is not None  # the inner joins on it
             added += _add_enrollment(session, settings, sequence, subscriber_id, lead_id, tz_name, now, quiet)
     result.enrolled += added
     return added
@@ -171,6 +174,7 @@ def enroll(engine: Engine, settings: Settings, sequence_name: str, email: str, n
         lead_id = session.scalar(select(models.Lead.id).where(models.Lead.subscriber_id == subscriber.id))
         created = _add_enrollment(session, settings, sequence, subscriber.id, lead_id, subscriber.timezone, now, quiet)
         enrollment_id = session.scalar(select(E.id).where(E.sequence == sequence.name, E.subscriber_id == subscriber.id))
+    assert enrollment_id is not None  # just inserted, or there before
     return int(enrollment_id), bool(created)
 
 
@@ -195,7 +199,7 @@ def fire_exits(engine: Engine, sequence: Sequence, now: datetime, result: TickRe
     L = models.Lead
     mine = and_(E.sequence == sequence.name, E.status == "active")
     same = E.subscriber_id == S.id
-    rules: list[tuple[str, object]] = [
+    rules: list[tuple[str, ColumnElement[bool]]] = [
         (status, exists().where(same, S.status == status)) for status in ("unsubscribed", "bounced", "complained",
                                                                             "erased", "pending")
     ]
@@ -204,11 +208,18 @@ def fire_exits(engine: Engine, sequence: Sequence, now: datetime, result: TickRe
               for status in sequence.exit_lead_statuses]
     with session_scope(engine) as session:
         for reason, condition in rules:
-            count = session.execute(update(E).where(mine, condition)  # type: ignore[arg-type]
-                                    .values(status="exited", exit_reason=reason, next_due_at=None, updated_at=now)
-                                    .execution_options(synchronize_session=False)).rowcount or 0
+            count = _rowcount(session.execute(update(E).where(mine, condition)
+                                              .values(status="exited", exit_reason=reason, next_due_at=None,
+                                                      updated_at=now)
+                                              .execution_options(synchronize_session=False)))
             result.exit(reason, count)
         _withdraw_queued(session, sequence, now)
+
+
+def _rowcount(result: object) -> int:
+    """Rows an UPDATE matched: Session.execute is typed as returning a plain Result, but an
+    UPDATE's result is a CursorResult, which has the count (0 when the driver gives none)."""
+    return cast(CursorResult[Any], result).rowcount or 0
 
 
 def _withdraw_queued(session: Session, sequence: Sequence, now: datetime) -> None:
@@ -228,9 +239,9 @@ def remove(engine: Engine, sequence_name: str, email: str, now: datetime, *, rea
         enrollment = session.scalar(select(E).where(E.sequence == sequence_name, E.subscriber_id == subscriber.id))
         if enrollment is None:
             raise NotFound(f"{subscriber.email} is not in the nurture sequence {sequence_name!r}", where=email)
-        changed = session.execute(update(E).where(E.id == enrollment.id, E.status == "active")
-                                  .values(status="exited", exit_reason=reason[:100], next_due_at=None, updated_at=now)
-                                  ).rowcount == 1
+        changed = _rowcount(session.execute(update(E).where(E.id == enrollment.id, E.status == "active")
+                                            .values(status="exited", exit_reason=reason[:100], next_due_at=None,
+                                                    updated_at=now))) == 1
         names = select(C.id).where(C.kind == "nurture", C.name.startswith(f"nurture:{sequence_name}:", autoescape=True))
         session.execute(update(D).where(D.status == "queued", D.subscriber_id == subscriber.id,
                                         D.campaign_id.in_(names.scalar_subquery()))
@@ -271,8 +282,9 @@ def facts_for(session: Session, sequence: Sequence, campaigns: dict[int, int], s
         .where(EV.subscriber_id == subscriber.id, EV.campaign_id.in_(list(step_of)), EV.is_machine.is_(False),
                or_(EV.type == "open", EV.type == "cta_confirm", undoubted_click))
     ).all()
-    clicked = frozenset(step_of[c] for c, kind in rows if kind in ("click", "cta_confirm"))
-    opened = frozenset(step_of[c] for c, kind in rows if kind == "open") | clicked  # a click implies an open
+    seen = [(step_of[c], kind) for c, kind in rows if c is not None]  # always: campaign_id.in_ above
+    clicked = frozenset(step for step, kind in seen if kind in ("click", "cta_confirm"))
+    opened = frozenset(step for step, kind in seen if kind == "open") | clicked  # a click implies an open
     return Facts(subscriber_status=subscriber.status, suppressed=bool(suppressed),
                  lead_status=lead[0] if lead else None, score=float(lead[1]) if lead else 0.0, tags=tags,
                  opened=opened, clicked=clicked)
@@ -296,8 +308,8 @@ def _advance_one(session: Session, settings: Settings, sequence: Sequence, campa
     decision = decide(sequence, index, enrollment.next_due_at, facts_for(session, sequence, campaigns, subscriber),
                       now, tz, quiet)
     if decision.action == "exit":
-        if session.execute(update(E).where(at_step).values(status="exited", exit_reason=decision.reason,
-                                                            next_due_at=None, updated_at=now)).rowcount:
+        if _rowcount(session.execute(update(E).where(at_step).values(status="exited", exit_reason=decision.reason,
+                                                                      next_due_at=None, updated_at=now))):
             result.exit(decision.reason or "exit")
         return
     if decision.action == "wait":
@@ -319,7 +331,7 @@ def _advance_one(session: Session, settings: Settings, sequence: Sequence, campa
                                  "status": "active" if next_due is not None else "completed"}
     if send:
         values["last_sent_at"] = now
-    if not session.execute(update(E).where(at_step).values(**values)).rowcount:
+    if not _rowcount(session.execute(update(E).where(at_step).values(**values))):
         return  # another scheduler moved it on in the meantime
     if send:
         _queue(session, campaign_id, subscriber.id, now)

@@ -141,7 +141,9 @@ class _Reader:
     def score(self, now: datetime) -> float:
         if self.half_life <= 0:
             return sum(p for _, p in self.scored)
-        return sum(p * 0.5 ** (max((now - t).total_seconds(), 0) / 86400 / self.half_life) for t, p in self.scored)
+        decayed: float = sum(p * 0.5 ** (max((now - t).total_seconds(), 0) / 86400 / self.half_life)
+                             for t, p in self.scored)  # typeshed types float ** float as Any
+        return decayed
 
     def at(self, now: datetime) -> Facts:
         return replace(self.facts, score=round(self.score(now), 3))

@@ -69,11 +69,12 @@ def sequence_status(engine: Engine, settings: Settings, name: str) -> dict[str, 
                     select(D.campaign_id, D.status, func.count()).where(D.campaign_id.in_(ids))
                     .group_by(D.campaign_id, D.status)):
                 ledger.setdefault(campaign_id, {})[status] = count
-            for campaign_id, kind, count in session.execute(
+            for event_campaign_id, kind, count in session.execute(
                     select(EV.campaign_id, EV.type, func.count(distinct(EV.subscriber_id)))
                     .where(EV.campaign_id.in_(ids), EV.is_machine.is_(False), EV.type.in_(("open", "click")))
                     .group_by(EV.campaign_id, EV.type)):
-                human[(campaign_id, kind)] = count
+                if event_campaign_id is not None:  # always: campaign_id.in_ above
+                    human[(event_campaign_id, kind)] = count
     steps = []
     for step in sequence.steps:
         cid = campaigns.get(step.index)
