@@ -197,8 +197,11 @@ class Classifier:
 
     @classmethod
     def from_files(cls, agents: Path = AGENTS_FILE, networks: Path = NETWORKS_FILE,
-                   min_click_seconds: float = DEFAULT_MIN_CLICK_SECONDS, **more: float) -> Classifier:
-        return cls(load_agent_patterns(agents), load_networks(networks), min_click_seconds, **more)  # type: ignore[arg-type]
+                   min_click_seconds: float = DEFAULT_MIN_CLICK_SECONDS,
+                   uncertain_click_seconds: float = DEFAULT_UNCERTAIN_CLICK_SECONDS,
+                   burst_links: int = DEFAULT_BURST_LINKS, burst_seconds: float = DEFAULT_BURST_SECONDS) -> Classifier:
+        return cls(load_agent_patterns(agents), load_networks(networks), min_click_seconds, uncertain_click_seconds,
+                   burst_links, burst_seconds)
 
     @cached_property
     def _agent_pattern(self) -> re.Pattern[str] | None:
@@ -213,8 +216,8 @@ class Classifier:
     def network_reason(self, ip: str | None) -> str | None:
         value = ipv4_int(ip) if ip and isinstance(ip, str) else None
         if value is not None:  # the common case, without ipaddress objects
-            for reason, network, mask in self._v4_ranges:
-                if value & mask == network:
+            for reason, start, mask in self._v4_ranges:
+                if value & mask == start:
                     return reason
             return None
         address = _address(ip)

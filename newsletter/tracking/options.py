@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # the room reads settings it is handed; it never loads them
     from newsletter.config import Settings
 
 IpStorage = Literal["truncate", "hash", "none"]
-IP_STORAGE_MODES: tuple[str, ...] = ("truncate", "hash", "none")
+IP_STORAGE_MODES: tuple[IpStorage, ...] = ("truncate", "hash", "none")
 
 DEFAULT_WEBHOOK_MAX_BYTES = 5 * 1024 * 1024
 DEFAULT_WEBHOOK_TOLERANCE_SECONDS = 600
@@ -92,6 +92,15 @@ def _check(ok: bool, variable: str, message: str) -> None:
         raise UserError(message, where=variable)
 
 
+def _ip_storage(raw: str | None) -> IpStorage:
+    """The mode ``raw`` names, as the Literal type (an unknown mode fails like any other range check)."""
+    wanted = (raw or "").strip().lower() or "truncate"
+    for mode in IP_STORAGE_MODES:
+        if mode == wanted:
+            return mode
+    raise UserError(f"must be one of {', '.join(IP_STORAGE_MODES)}, not {raw!r}", where="NEWSLETTER_IP_STORAGE")
+
+
 def options_from_settings(settings: Settings) -> TrackingOptions:
     """The options for ``settings`` (the variables in the module docstring).
 
@@ -99,9 +108,7 @@ def options_from_settings(settings: Settings) -> TrackingOptions:
     command or ``newsletter serve`` fails with one line before anything is served. The signing
     key is only read (or made) for ``NEWSLETTER_IP_STORAGE=hash``.
     """
-    storage = (settings.ip_storage or "").strip().lower() or "truncate"
-    _check(storage in IP_STORAGE_MODES, "NEWSLETTER_IP_STORAGE",
-           f"must be one of {', '.join(IP_STORAGE_MODES)}, not {settings.ip_storage!r}")
+    storage = _ip_storage(settings.ip_storage)
     _check(settings.soft_bounce_limit >= 1, "NEWSLETTER_SOFT_BOUNCE_LIMIT", "must be at least 1")
     _check(settings.webhook_max_bytes >= 1024, "NEWSLETTER_WEBHOOK_MAX_BYTES", "must be at least 1024")
     _check(math.isfinite(settings.webhook_tolerance_seconds) and settings.webhook_tolerance_seconds > 0,
@@ -117,7 +124,7 @@ def options_from_settings(settings: Settings) -> TrackingOptions:
         webhook_max_bytes=settings.webhook_max_bytes,
         webhook_tolerance_seconds=settings.webhook_tolerance_seconds,
         soft_bounce_limit=settings.soft_bounce_limit,
-        ip_storage=storage,  # type: ignore[arg-type]  (checked above)
+        ip_storage=storage,
         ip_hash_key=derive_ip_hash_key(settings.signing_key()) if storage == "hash" else None,
         retention_days=settings.event_retention_days,
         cta_confirm_min_seconds=settings.cta_confirm_min_seconds,

@@ -158,8 +158,11 @@ def delivery_times(db: Db, ids: set[int]) -> dict[int, tuple[int, int, datetime 
 def _pg_rows(conn: Connection, sql: str, ids: set[int]) -> list[tuple[Any, ...]]:
     """Rows of a read keyed by ids, through psycopg's own cursor: plain tuples made in C, without
     SQLAlchemy's result rows (a thousand of them per webhook post)."""
-    with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-        return cursor.execute(sql, (pg_array_literal(sorted(ids)),)).fetchall()
+    driver = conn.connection.driver_connection
+    assert driver is not None  # an open connection always has its driver's connection
+    with driver.cursor() as cursor:
+        rows: list[tuple[Any, ...]] = cursor.execute(sql, (pg_array_literal(sorted(ids)),)).fetchall()
+    return rows
 
 
 def _sqlite_time(text: str | None) -> datetime | None:

@@ -11,11 +11,12 @@ running one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar, cast
 
-from sqlalchemy import Connection, bindparam, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.audiences import add_suppressions
@@ -51,13 +52,16 @@ def _normal(email: str | None) -> str | None:
     return text if "@" in text and len(text) <= 320 else None
 
 
-def _chunks(items: list, size: int = 5000):  # type: ignore[no-untyped-def]
+_Item = TypeVar("_Item")
+
+
+def _chunks(items: list[_Item], size: int = 5000) -> Iterator[list[_Item]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
 
 
-_SUBSCRIBERS = Subscriber.__table__
-_DELIVERIES = Delivery.__table__
+_SUBSCRIBERS = cast(Table, Subscriber.__table__)
+_DELIVERIES = cast(Table, Delivery.__table__)
 # Built once: the statements are the same for every batch (SQLAlchemy then reuses their compiled
 # form); building them per call, with each id coerced into a literal, cost more than running them.
 _KNOWN = select(_SUBSCRIBERS.c.id, _SUBSCRIBERS.c.email, _SUBSCRIBERS.c.status).where(or_(
@@ -123,9 +127,9 @@ def suppress(session: Session | Connection, requests: Iterable[SuppressionReques
     return SuppressionOutcome(changed, added, suppressed)
 
 
-def _paired_chunks(ids: list[int], emails: list[str], size: int = 5000):  # type: ignore[no-untyped-def]
-    id_chunks = list(_chunks(ids, size)) or [[]]
-    email_chunks = list(_chunks(emails, size)) or [[]]
+def _paired_chunks(ids: list[int], emails: list[str], size: int = 5000) -> Iterator[tuple[list[int], list[str]]]:
+    id_chunks: list[list[int]] = list(_chunks(ids, size)) or [[]]
+    email_chunks: list[list[str]] = list(_chunks(emails, size)) or [[]]
     for i in range(max(len(id_chunks), len(email_chunks))):
         a = id_chunks[i] if i < len(id_chunks) else []
         b = email_chunks[i] if i < len(email_chunks) else []

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, cast
 
 from sqlalchemy import update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from newsletter.audiences import add_suppressions
@@ -51,21 +52,21 @@ def unsubscribe(session: Session, delivery_id: int, *, source: Literal["one_clic
     if subscriber.status == "erased":  # nothing personal left to act on
         return UnsubscribeResult(subscriber.id, changed=False, suppressed_deliveries=0)
 
-    status_changed = session.execute(
+    status_changed = cast(CursorResult[Any], session.execute(  # an UPDATE: a cursor result, with a rowcount
         update(Subscriber)
         .where(Subscriber.id == subscriber.id, Subscriber.status.in_(_UNSUBSCRIBABLE))
         .values(status="unsubscribed", status_changed_at=now, updated_at=now)
-    ).rowcount == 1
+    )).rowcount == 1
 
     suppression_added = add_suppressions(
         session, [{"email": subscriber.email, "reason": "unsubscribed", "source": source, "created_at": now}]) > 0
 
-    suppressed = session.execute(
+    suppressed = cast(CursorResult[Any], session.execute(
         update(Delivery)
         .where(Delivery.subscriber_id == subscriber.id, Delivery.status == "queued")
         .values(status="suppressed", error="unsubscribed", updated_at=now)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )).rowcount
 
     changed = status_changed or suppression_added
     if changed:

@@ -94,7 +94,7 @@ def _by_message_id(session: Db, wanted: set[tuple[str, str]]) -> dict[tuple[str,
             continue
         rows = session.execute(LEDGER_BY_ADDRESS, {"emails": sorted(emails), "campaigns": sorted(set(campaigns.values()))})
         for message_id, email, did, cid, sid, sent_at in rows:
-            if (message_id, email) in wanted:
+            if message_id is not None and (message_id, email) in wanted:  # None is never wanted
                 out[(message_id, email)] = (did, cid, sid, sent_at)
     return out
 
