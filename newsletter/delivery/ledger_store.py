@@ -120,7 +120,7 @@ def claim_batch(bind: Bind, campaign_id: int, size: int, worker_id: str, lease_s
         rows: list[LedgerRow] = []
         blocked: list[int] = []
         for delivery_id, email, first_name, last_name, sendable in people:
-            if sendable:
+            if sendable and email is not None:  # sendable implies a subscriber, so an address
                 rows.append(LedgerRow(delivery_id, email, first_name, last_name))
             else:
                 blocked.append(delivery_id)

@@ -57,10 +57,11 @@ def build_mime(message: CampaignMessage, recipient: Recipient, *, personalise: P
     # Parts built as MIMEPart and attached: EmailMessage.add_alternative would build the HTML
     # part as a whole EmailMessage and give it a stray MIME-Version header of its own.
     msg.make_alternative()
+    alternative: MIMEPart = msg  # typeshed's attach() takes only the parent's own class; any MIMEPart is valid
     for subtype, body in (("plain", message.text), ("html", message.html)):
         part = MIMEPart(policy=POLICY)
         part.set_content(personalise(body, values), subtype=subtype, charset="utf-8", cte="quoted-printable")
-        msg.attach(part)
+        alternative.attach(part)
     return msg
 
 

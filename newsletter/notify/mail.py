@@ -113,9 +113,10 @@ def build_mime(message: StaffMessage, *, date: datetime | None = None) -> EmailM
     msg["MIME-Version"] = "1.0"
     msg["X-Newsletter-Notification"] = message.key
     msg.make_alternative()
+    alternative: MIMEPart = msg  # typeshed's attach() takes only the parent's own class; any MIMEPart is valid
     text = MIMEPart(policy=POLICY)
     text.set_content(message.text or " ", subtype="plain", charset="utf-8", cte="quoted-printable")
-    msg.attach(text)
+    alternative.attach(text)
     html = MIMEPart(policy=POLICY)
     html.set_content(message.html or "<p></p>", subtype="html", charset="utf-8", cte="quoted-printable")
     if message.images:
@@ -127,9 +128,9 @@ def build_mime(message: StaffMessage, *, date: datetime | None = None) -> EmailM
             image.set_content(data, maintype="image", subtype="png", disposition="inline", filename=f"{name}.png",
                               cid=f"<{name}>")
             related.attach(image)
-        msg.attach(related)
+        alternative.attach(related)
     else:
-        msg.attach(html)
+        alternative.attach(html)
     return msg
 
 
