@@ -48,7 +48,7 @@ class LeadRow:
         return data
 
 
-def lead_select() -> Select[Any]:
+def lead_select() -> Select[*tuple[Any, ...]]:
     """Leads with their subscriber, campaign and link, the columns :class:`LeadRow` holds."""
     return (
         select(Lead.id, Lead.status, Lead.score, Lead.source, Lead.cta_clicks, Lead.subscriber_id, Subscriber.email,
@@ -60,7 +60,7 @@ def lead_select() -> Select[Any]:
     )
 
 
-def lead_rows(session: Session, statement: Select[Any]) -> list[LeadRow]:
+def lead_rows(session: Session, statement: Select[*tuple[Any, ...]]) -> list[LeadRow]:
     out = []
     for r in session.execute(statement):
         (lead_id, status, score, source, clicks, subscriber_id, email, first, last, campaign_id, campaign, label,

@@ -29,8 +29,9 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import bindparam, case, select, update
+from sqlalchemy import Table, bindparam, case, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
@@ -57,7 +58,8 @@ class ScoreRules:
     def weight(self, kind: str, age: timedelta) -> float:
         """Points for one event of ``kind`` that happened ``age`` ago."""
         days = max(age.total_seconds(), 0.0) / 86400.0
-        return self.points.get(kind, 0.0) * 0.5 ** (days / self.half_life_days)
+        decay: float = 0.5 ** (days / self.half_life_days)  # typeshed types float ** float as Any
+        return self.points.get(kind, 0.0) * decay
 
     @property
     def horizon(self) -> timedelta:
@@ -133,7 +135,7 @@ def score_leads(session: Session, now: datetime, settings: Settings) -> int:
         if score != old_score or engaged != old_engaged:
             changes.append({"lead": lead_id, "new_score": score, "engaged": engaged})
     if changes:
-        leads = Lead.__table__  # Core executemany: one statement, no ORM objects
+        leads = cast(Table, Lead.__table__)  # Core executemany: one statement, no ORM objects
         engaged = bindparam("engaged", type_=UTCDateTime())
         session.execute(
             update(leads).where(leads.c.id == bindparam("lead"))
