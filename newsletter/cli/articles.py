@@ -47,5 +47,5 @@ def article_list(as_json: JsonOpt = False) -> None:
         return
     table = DataTable("id", "slug", "title", "published", copy=("id", "slug"))
     for r in rows:
-        table.add_row(str(r["id"]), r["slug"], r["title"], str(r["published"] or ""))
+        table.add_row(str(r["id"]), str(r["slug"]), str(r["title"]), str(r["published"] or ""))
     out.print(table)

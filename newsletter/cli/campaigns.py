@@ -39,14 +39,15 @@ def campaign_create(
     with session_scope(engine_for(settings)) as session:
         campaign = create_campaign(session, settings, article_slug=article, segment=segment, subject=subject,
                                    preheader=preheader, template=template)
+        html_bytes = len(campaign.html.encode())
         data = {"id": campaign.id, "subject": campaign.subject, "preheader": campaign.preheader,
-                "segment": campaign.segment, "status": campaign.status, "html_bytes": len(campaign.html.encode()),
+                "segment": campaign.segment, "status": campaign.status, "html_bytes": html_bytes,
                 "links": len(campaign.links)}
     if as_json:
         print_json(data)
     else:
         out.print(f"Campaign [bold]{data['id']}[/] created: “{esc(data['subject'])}” → segment {esc(data['segment'])} "
-                  f"({data['html_bytes'] // 1024} KB HTML, {data['links']} tracked links). "
+                  f"({html_bytes // 1024} KB HTML, {data['links']} tracked links). "
                   f"Next: newsletter campaign preview {data['id']}")
 
 
@@ -348,6 +349,11 @@ def campaign_rerender(campaign_id: Annotated[int, typer.Argument(help="Campaign 
               f"({esc(result.status)}). Next: newsletter campaign preflight {result.campaign_id}", highlight=False)
 
 
+def _cell(value: object) -> str | None:
+    """One value of a ``list_campaigns`` row (typed ``object`` there; each is text or None) as a table cell."""
+    return None if value is None else str(value)
+
+
 @app.command("list")
 def campaign_list(
     include_nurture: Annotated[bool, typer.Option("--all", help="Also list the nurture sequences' step campaigns.")] = False,
@@ -366,6 +372,6 @@ def campaign_list(
                       copy=("id",))
     for r in rows:
         status = "needs a decision" if r["status"] == NEEDS_DECISION else r["status"]
-        table.add_row(str(r["id"]), *((r["kind"],) if include_nurture else ()), status, r["subject"], r["segment"],
-                      r["scheduled_at"] or "")
+        table.add_row(str(r["id"]), *((_cell(r["kind"]),) if include_nurture else ()), _cell(status),
+                      _cell(r["subject"]), _cell(r["segment"]), _cell(r["scheduled_at"]) or "")
     out.print(table)

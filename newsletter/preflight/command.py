@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy import Engine
 
@@ -14,6 +14,9 @@ from newsletter.db import session_scope
 from newsletter.preflight.model import NOT_OVERRIDABLE, PreflightReport
 from newsletter.preflight.run import run_preflight
 
+if TYPE_CHECKING:  # rich is imported when a report is printed, not when the module loads
+    from rich.console import Console
+
 EXIT_PASSED = 0
 EXIT_FAILED = 1  # "a refused action": this campaign would be refused by send and schedule
 
@@ -21,7 +24,8 @@ _STYLE = {"pass": "[green]PASS[/]", "warn": "[yellow]WARN[/]", "fail": "[bold re
 
 
 def preflight_command(engine: Engine, settings: Settings, campaign_id: int, *, as_json: bool = False,
-                      screenshots: Path | None = None, console=None, stream: TextIO | None = None) -> int:  # type: ignore[no-untyped-def]
+                      screenshots: Path | None = None, console: Console | None = None,
+                      stream: TextIO | None = None) -> int:
     """Run the preflight, print it, return the exit status (0 when no check fails, else 1)."""
     with session_scope(engine) as session:
         report = run_preflight(session, settings, campaign_id, screenshots_dir=screenshots)
@@ -32,7 +36,7 @@ def preflight_command(engine: Engine, settings: Settings, campaign_id: int, *, a
     return EXIT_FAILED if report.failed else EXIT_PASSED
 
 
-def print_report(report: PreflightReport, console=None) -> None:  # type: ignore[no-untyped-def]
+def print_report(report: PreflightReport, console: Console | None = None) -> None:
     from rich.console import Console
 
     from newsletter.terminal_text import esc as escape  # control characters shown too, not only markup
