@@ -15,6 +15,8 @@ def run_migrations() -> None:
         from newsletter.db.engine import make_engine
 
         url = context.config.get_main_option("sqlalchemy.url")
+        if url is None:
+            raise RuntimeError("alembic: no connection passed and no sqlalchemy.url configured")
         connection = make_engine(url).connect()
     store = dialect_name(connection)
     context.configure(
