@@ -14,20 +14,49 @@ scheduler, a scheduled campaign's status moves (``scheduled_campaigns``, ``mark_
 """
 
 from newsletter.campaigns.articles import ArticleRow, ImportedArticle, get_article, import_article, list_articles
-from newsletter.campaigns.create import brand_from_settings, create_campaign, default_preheader, get_campaign
-from newsletter.campaigns.ledger import build_ledger, ledger_counts
-from newsletter.campaigns.preview import Preview, preview
-from newsletter.campaigns.send import SendSummary, campaign_message, make_transport, recipient_factory, send_campaign
-from newsletter.campaigns.status import campaign_status, list_campaigns, mark_scheduled, parse_send_time
-from newsletter.campaigns.schedule import ScheduledCampaign, mark_schedule_failed, mark_schedule_missed, mark_unscheduled, scheduled_campaigns
 from newsletter.campaigns.control import cancel, pause, resolve_ambiguous, resume, retry_failed
-from newsletter.campaigns.send import dispatch_campaign, drain, finish_if_done, make_throttle, start_sending
-from newsletter.campaigns.worker import run_worker
-from newsletter.campaigns.rerender import Rerendered, refuse_stale, rendered_public_url, rerender_campaign, stale_public_url, stale_url_message
-from newsletter.campaigns.pages import CampaignSent, WebVersion, article_content, campaigns_sent, web_version_of
+from newsletter.campaigns.create import brand_from_settings, create_campaign, default_preheader, get_campaign
 from newsletter.campaigns.demo_support import backdate_campaign, link_kinds, sent_messages
-from newsletter.campaigns.send import check_sendable
-from newsletter.campaigns.status import NEEDS_DECISION, check_schedulable
+from newsletter.campaigns.ledger import build_ledger, ledger_counts
+from newsletter.campaigns.pages import CampaignSent, WebVersion, article_content, campaigns_sent, web_version_of
+from newsletter.campaigns.preview import Preview, preview
+from newsletter.campaigns.rerender import (
+    Rerendered,
+    refuse_stale,
+    rendered_public_url,
+    rerender_campaign,
+    stale_public_url,
+    stale_url_message,
+)
+from newsletter.campaigns.schedule import (
+    ScheduledCampaign,
+    mark_schedule_failed,
+    mark_schedule_missed,
+    mark_unscheduled,
+    scheduled_campaigns,
+)
+from newsletter.campaigns.send import (
+    SendSummary,
+    campaign_message,
+    check_sendable,
+    dispatch_campaign,
+    drain,
+    finish_if_done,
+    make_throttle,
+    make_transport,
+    recipient_factory,
+    send_campaign,
+    start_sending,
+)
+from newsletter.campaigns.status import (
+    NEEDS_DECISION,
+    campaign_status,
+    check_schedulable,
+    list_campaigns,
+    mark_scheduled,
+    parse_send_time,
+)
+from newsletter.campaigns.worker import run_worker
 
 __all__ = [
     "ImportedArticle", "import_article", "get_article", "ArticleRow", "list_articles", "create_campaign", "brand_from_settings", "default_preheader",

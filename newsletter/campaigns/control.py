@@ -13,7 +13,7 @@ from sqlalchemy import Engine, update
 from newsletter.campaigns.create import get_campaign
 from newsletter.campaigns.ledger import ledger_counts
 from newsletter.campaigns.send import finish_if_done
-from newsletter.db import models, session_scope
+from newsletter.db import models, rows_changed, session_scope
 from newsletter.db.models import utcnow
 from newsletter.delivery.dispatch import expire_leases
 from newsletter.errors import UserError
@@ -68,8 +68,8 @@ def resolve_ambiguous(engine: Engine, campaign_id: int, *, resend: bool) -> int:
     with session_scope(engine) as session:
         get_campaign(session, campaign_id)
         expire_leases(session, campaign_id)
-        moved = session.execute(update(D).where(D.campaign_id == campaign_id, D.status == "ambiguous")
-                                .values(updated_at=utcnow(), **values)).rowcount or 0
+        moved = rows_changed(session, update(D).where(D.campaign_id == campaign_id, D.status == "ambiguous")
+                             .values(updated_at=utcnow(), **values))
         if resend and moved:
             session.execute(update(models.Campaign).where(models.Campaign.id == campaign_id)
                             .values(status="sending", status_reason=None))
@@ -86,9 +86,9 @@ def retry_failed(engine: Engine, campaign_id: int) -> int:
         campaign = get_campaign(session, campaign_id)
         if campaign.status == "cancelled":
             raise UserError("is cancelled; nothing more is sent from it", where=f"campaign {campaign_id}")
-        moved = session.execute(update(D).where(D.campaign_id == campaign_id, D.status == "failed")
-                                .values(status="queued", claimed_by=None, batch_key=None, error=None,
-                                        updated_at=utcnow())).rowcount or 0
+        moved = rows_changed(session, update(D).where(D.campaign_id == campaign_id, D.status == "failed")
+                             .values(status="queued", claimed_by=None, batch_key=None, error=None,
+                                     updated_at=utcnow()))
         if moved:
             campaign.status = "sending"
             campaign.status_reason = None

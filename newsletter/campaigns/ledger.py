@@ -23,7 +23,7 @@ from newsletter.campaigns.queries import (
     ledger_inserts,
     ledger_rows,
 )
-from newsletter.db import is_postgres, models
+from newsletter.db import is_postgres, models, rows_changed
 from newsletter.db.models import utcnow
 
 
@@ -38,13 +38,13 @@ def build_ledger(session: Session, campaign: models.Campaign, audiences_dir: str
     rows = ledger_rows(campaign.id, now, segment_condition(segment, now), models.sendable())
     plain, guarded = ledger_inserts(session, rows)
     if session.scalar(has_ledger_rows(campaign.id)):
-        added = session.execute(guarded).rowcount
+        added = rows_changed(session, guarded)
     else:
         try:
             with session.begin_nested():
-                added = session.execute(plain).rowcount
+                added = rows_changed(session, plain)
         except IntegrityError:  # another build got in first: add only what it left out
-            added = session.execute(guarded).rowcount
+            added = rows_changed(session, guarded)
     if is_postgres(session) and _statistics_outgrown(session, added):
         session.execute(ANALYZE_DELIVERIES)
     return added

@@ -11,6 +11,7 @@ from newsletter.db.dialect import dialect_name, is_postgres
 from newsletter.db.engine import (
     make_engine,
     normalise_url,
+    rows_changed,
     session_factory,
     session_scope,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "make_engine",
     "models",
     "normalise_url",
+    "rows_changed",
     "schema_status",
     "session_factory",
     "session_scope",

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, CursorResult, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import Executable
 
 from newsletter.db import store_errors
 from newsletter.db.dialect import SUPPORTED
@@ -91,3 +93,11 @@ def session_scope(bind: Engine | Connection) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def rows_changed(session: Session | Connection, statement: Executable) -> int:
+    """Run an ``UPDATE``/``DELETE``/``INSERT`` and return how many rows it changed.
+
+    A DML statement's result is a ``CursorResult`` (it has ``rowcount``), but ``execute`` is typed
+    for every statement; this is the one place that says so."""
+    return cast(CursorResult[Any], session.execute(statement)).rowcount or 0

@@ -233,7 +233,7 @@ def _room_for_value_labels(fig, ax) -> None:  # type: ignore[no-untyped-def]
 
     if not ax.texts:
         return
-    FigureCanvasAgg(fig).draw()  # the layout settles the plot's width
+    FigureCanvasAgg(fig).draw()  # type: ignore[no-untyped-call]  # matplotlib's Agg draw() is unannotated; the layout settles the plot's width
     renderer = fig.canvas.get_renderer()
     plot = ax.get_window_extent(renderer).width
     low, high = ax.get_xlim()

@@ -134,7 +134,7 @@ def trends_report(session: Session, *, weeks: int = 12, now: datetime | None = N
     growth, leads = _growth(session, bounds), _leads(session, bounds)
     week_rows = []
     for k, (a, b) in enumerate(bounds):
-        inside = [figures[c.id] for c in newsletters if a <= c.started_at < b]
+        inside = [figures[c.id] for c in newsletters if c.started_at is not None and a <= c.started_at < b]
         week_rows.append({"week": week_label(a, tz), "start": a.isoformat(), "end": b.isoformat(),
                           **_summary(inside), "growth": growth[k], "leads": leads[k]})
     segments = sorted({c.segment for c in newsletters})
