@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, bindparam, func, or_, select
+from sqlalchemy import Connection, Result, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement, Executable
 
@@ -57,7 +57,7 @@ class ByIds:
         self._forms = {dialect: form(dialect) for dialect in SUPPORTED}
         self._names = frozenset(names)
 
-    def execute(self, db: Db, **params: Any):  # type: ignore[no-untyped-def]
+    def execute(self, db: Db, **params: Any) -> Result[*tuple[Any, ...]]:
         postgres = is_postgres(db)
         values = dict(params)
         for key in self._names:

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Literal
 
 from newsletter.db.models import utcnow
 from newsletter.tracking.classify import Classifier, default_classifier
@@ -124,9 +124,10 @@ def _resolve_deliveries(session: Db, events: list[SendGridEvent]) -> None:
 def _resolve_links(session: Db, clicks: list[SendGridEvent]) -> None:
     wanted: dict[tuple[int, int], list[SendGridEvent]] = {}
     for e in clicks:
-        position = e.link_position if e.campaign_id is not None else None
-        if position is not None:
-            wanted.setdefault((e.campaign_id, position), []).append(e)  # type: ignore[arg-type]
+        campaign_id = e.campaign_id
+        position = e.link_position if campaign_id is not None else None
+        if campaign_id is not None and position is not None:
+            wanted.setdefault((campaign_id, position), []).append(e)
     if not wanted:
         return
     for cid, position, lid, _url, kind in CAMPAIGN_LINKS.execute(session, ids={c for c, _ in wanted}):
@@ -165,14 +166,17 @@ def _find_bursts(session: Db, clicks: list[SendGridEvent], classifier: Classifie
     return again
 
 
+_JUDGED: dict[str, Literal["open", "click"]] = {"open": "open", "click": "click"}  # the kinds classified
+
+
 def _classify(events: list[SendGridEvent], classifier: Classifier) -> None:
     judge = classifier.classify
     for e in events:
-        kind = e.type
-        if kind != "open" and kind != "click":
+        kind = _JUDGED.get(e.type)
+        if kind is None:
             continue
         seconds = (e.occurred_at - e.sent_at).total_seconds() if kind == "click" and e.sent_at else None
-        verdict = judge(kind=kind, user_agent=e.user_agent, ip=e.ip, method="GET",  # type: ignore[arg-type]
+        verdict = judge(kind=kind, user_agent=e.user_agent, ip=e.ip, method="GET",
                         seconds_since_sent=seconds, link_kind=e.link_kind, burst=e.burst,
                         sg_machine_open=e.machine_open)
         e.is_machine, e.reason = verdict.is_machine, verdict.reason
