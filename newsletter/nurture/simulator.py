@@ -27,6 +27,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, time, timezone, tzinfo
+from typing import Protocol
 
 from newsletter.errors import UserError
 from newsletter.nurture.clock import QuietHours, add_delay, local_label, wall
@@ -240,25 +241,33 @@ def simulate(sequence: Sequence, *, start: datetime, days: int, events: list[Scr
             due = decision.until if decision.move and decision.until else due
             check = decision.until or now
             continue
-        index, due, check, waiting = _done(sequence, decision, reader, note, now, tz, quiet)
-        if due is None:
+        index, next_due = _done(sequence, decision, reader, note, now, tz, quiet)
+        if next_due is None:
             return _stop(timeline, note, now, "completed", None)
+        due = check = next_due
+        waiting = False
     timeline.next_step, timeline.next_due, timeline.next_due_local = index + 1, check, local_label(check, tz)
     return timeline
 
 
-def _done(sequence: Sequence, decision: Decision, reader: _Reader, note, now: datetime, tz: tzinfo,  # type: ignore[no-untyped-def]
-          quiet: QuietHours):
+class _Note(Protocol):
+    """The timeline's ``note`` (a closure in :func:`simulate`), as the helpers call it."""
+
+    def __call__(self, at: datetime, kind: str, step: int | None = None, text: str = "") -> None: ...
+
+
+def _done(sequence: Sequence, decision: Decision, reader: _Reader, note: _Note, now: datetime, tz: tzinfo,
+          quiet: QuietHours) -> tuple[int, datetime | None]:
+    """Note the step sent or skipped; (next step, when it falls due, None when the sequence is done)."""
     if decision.action == "send":
         reader.last_sent = decision.step
         note(now, "sent", decision.step)
     else:
         note(now, "skipped", decision.step, decision.reason or "")
-    nxt, due = following(sequence, decision.step, now, tz, quiet)
-    return nxt, due, due, False
+    return following(sequence, decision.step, now, tz, quiet)
 
 
-def _stop(timeline: Timeline, note, at: datetime, status: str, reason: str | None,  # type: ignore[no-untyped-def]
+def _stop(timeline: Timeline, note: _Note, at: datetime, status: str, reason: str | None,
           step: int | None = None) -> Timeline:
     if status == "completed":
         note(at, "completed", text="sequence complete")
