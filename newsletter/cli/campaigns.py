@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
 
@@ -18,6 +18,12 @@ from newsletter.userpaths import (
     ensure_output_folder,
     write_output_file,
 )
+
+if TYPE_CHECKING:  # the commands import these when they run: `newsletter --help` stays quick
+    from rich.progress import Progress
+    from sqlalchemy import Engine
+
+    from newsletter.campaigns import SendSummary
 
 app = typer.Typer(help="Create, preview, send and schedule campaigns.", no_args_is_help=True)
 
@@ -78,7 +84,19 @@ def campaign_preview(
         out.print(result.text, highlight=False, markup=False)
 
 
-def _progress_callback(show: bool):  # type: ignore[no-untyped-def]
+class _BatchCounts(Protocol):
+    """What the progress bar reads of one dispatched batch (delivery's ``DispatchResult``)."""
+
+    sent: int
+    failed: int
+    suppressed: int
+    ambiguous: int
+
+
+_OnBatch = Callable[[_BatchCounts, int], None]
+
+
+def _progress_callback(show: bool) -> tuple[Progress | None, _OnBatch | None]:
     if not show:
         return None, None
     from rich.progress import (
@@ -92,7 +110,7 @@ def _progress_callback(show: bool):  # type: ignore[no-untyped-def]
     progress = Progress(TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err)
     task = progress.add_task("send", total=None)
 
-    def update(result, total):  # type: ignore[no-untyped-def]
+    def update(result: _BatchCounts, total: int) -> None:
         progress.update(task, total=total, completed=result.sent + result.failed + result.suppressed + result.ambiguous)
 
     return progress, update
@@ -101,7 +119,7 @@ def _progress_callback(show: bool):  # type: ignore[no-untyped-def]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Go ahead although a preflight check fails (recorded on the campaign).")]
 
 
-def _gate(engine, settings: Settings, campaign_id: int, force: bool,  # type: ignore[no-untyped-def]
+def _gate(engine: Engine, settings: Settings, campaign_id: int, force: bool,
           refuse: Callable[[Any], None]) -> None:
     """Preflight before anything leaves: a failing check stops the command unless --force.
     ``refuse`` (the room's own check of the campaign and the arguments) runs first: a campaign
@@ -150,7 +168,7 @@ def campaign_send(campaign_id: Annotated[int, typer.Argument(help="Campaign id."
     _print_summary(summary, as_json, settings)
 
 
-def _with_progress(as_json: bool, run):  # type: ignore[no-untyped-def]
+def _with_progress(as_json: bool, run: Callable[[_OnBatch | None], SendSummary]) -> SendSummary:
     """``run(on_batch)`` with a progress bar on a terminal (none for --json or a pipe)."""
     progress, update = _progress_callback(not as_json and err.is_terminal)
     if progress:
@@ -162,7 +180,7 @@ def _with_progress(as_json: bool, run):  # type: ignore[no-untyped-def]
             progress.stop()
 
 
-def _print_summary(summary, as_json: bool, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+def _print_summary(summary: SendSummary, as_json: bool, settings: Settings) -> None:
     if as_json:
         print_json(summary.to_dict())
     else:
@@ -299,7 +317,7 @@ def campaign_status_cmd(campaign_id: Annotated[int, typer.Argument(help="Campaig
         raise typer.Exit(EXIT_INCOMPLETE)
 
 
-def _print_status(data: dict) -> None:  # type: ignore[type-arg]
+def _print_status(data: dict[str, Any]) -> None:
     """The status line, the ledger's counts, and what to do next when something waits on a person."""
     from newsletter.campaigns import NEEDS_DECISION
 
