@@ -44,10 +44,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
-from newsletter.db import models, session_scope
+from newsletter.db import models, rows_changed, session_scope
 from newsletter.db.dialect import id_in, is_postgres, pg_array_literal, pg_id_in
 from newsletter.db.models import utcnow
 from newsletter.delivery.message import BatchOutcome
@@ -73,12 +72,11 @@ class LedgerRow(NamedTuple):
 def expire_leases(session: Session, campaign_id: int, now: datetime | None = None) -> int:
     """In-flight rows whose lease ran out belong to a dead worker: flag them ambiguous."""
     now = now or utcnow()
-    result = cast(CursorResult[Any], session.execute(  # an UPDATE: a cursor result, with a rowcount
+    return rows_changed(session, (
         update(D)
         .where(D.campaign_id == campaign_id, D.status == "in_flight", D.lease_until < now)
         .values(status="ambiguous", error="worker lease expired before the answer was recorded", updated_at=now)
     ))
-    return result.rowcount or 0
 
 
 @dataclass

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from newsletter.audiences import InvalidEmail, normalise_email
+from newsletter.db import rows_changed
 from newsletter.db.models import LEAD_STATUSES, Lead, LeadStatusChange, Subscriber, utcnow
 from newsletter.errors import NotFound, UserError
 from newsletter.leads.writes import insert_signup_lead
@@ -141,10 +140,10 @@ def update_status(session: Session, lead_id: int, status: str, *, by: str, note:
     values: dict[str, object] = {"status": to_status, "status_changed_at": now, "updated_at": now}
     if text is not None:
         values["note"] = text
-    moved = cast(CursorResult[Any], session.execute(  # an UPDATE: a cursor result, with a rowcount
+    moved = rows_changed(session, (
         update(Lead).where(Lead.id == lead_id, Lead.status == current).values(**values)
         .execution_options(synchronize_session=False)
-    )).rowcount
+    ))
     if moved != 1:
         raise UserError(f"lead {lead_id} was changed by someone else meanwhile; look again "
                         f"(newsletter leads show {lead_id})", where="--status")

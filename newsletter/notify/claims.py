@@ -18,12 +18,10 @@ ledger's ``ambiguous`` rows, mail that may have gone out is never sent again on 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
 
 from sqlalchemy import Engine, select, update
-from sqlalchemy.engine import CursorResult
 
-from newsletter.db import session_scope
+from newsletter.db import rows_changed, session_scope
 from newsletter.db.dialect import upsert_insert
 from newsletter.db.models import Notification, utcnow
 
@@ -50,12 +48,12 @@ def claim(engine: Engine, *, key: str, kind: str, to: str, now: datetime | None 
         ).first()
         if created is not None:
             return True
-        retried = cast(CursorResult[Any], session.execute(  # an UPDATE: a cursor result, with a rowcount
+        retried = rows_changed(session, (
             update(Notification)
             .where(Notification.key == key, Notification.status == FAILED)
             .values(status=SENDING, kind=kind, recipient=to, detail=None)
             .execution_options(synchronize_session=False)
-        )).rowcount
+        ))
         return retried == 1
 
 
@@ -92,9 +90,9 @@ def skip(engine: Engine, *, key: str, kind: str, to: str, reason: str, now: date
         ).first()
         if created is not None:
             return True
-        return cast(CursorResult[Any], session.execute(  # an UPDATE: a cursor result, with a rowcount
+        return rows_changed(session, (
             update(Notification)
             .where(Notification.key == key, Notification.status == FAILED)
             .values(status=SKIPPED, detail=reason[:DETAIL_MAX])
             .execution_options(synchronize_session=False)
-        )).rowcount == 1
+        )) == 1

@@ -25,15 +25,13 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Engine, and_, exists, func, or_, select, update
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from newsletter.campaigns import dispatch_campaign, finish_if_done, make_throttle, make_transport
 from newsletter.config import Settings
-from newsletter.db import models, session_scope
+from newsletter.db import models, rows_changed, session_scope
 from newsletter.db.dialect import upsert_insert
 from newsletter.delivery import Transport
 from newsletter.errors import NotFound, UserError
@@ -208,18 +206,12 @@ def fire_exits(engine: Engine, sequence: Sequence, now: datetime, result: TickRe
               for status in sequence.exit_lead_statuses]
     with session_scope(engine) as session:
         for reason, condition in rules:
-            count = _rowcount(session.execute(update(E).where(mine, condition)
+            count = rows_changed(session, (update(E).where(mine, condition)
                                               .values(status="exited", exit_reason=reason, next_due_at=None,
                                                       updated_at=now)
                                               .execution_options(synchronize_session=False)))
             result.exit(reason, count)
         _withdraw_queued(session, sequence, now)
-
-
-def _rowcount(result: object) -> int:
-    """Rows an UPDATE matched: Session.execute is typed as returning a plain Result, but an
-    UPDATE's result is a CursorResult, which has the count (0 when the driver gives none)."""
-    return cast(CursorResult[Any], result).rowcount or 0
 
 
 def _withdraw_queued(session: Session, sequence: Sequence, now: datetime) -> None:
@@ -239,7 +231,7 @@ def remove(engine: Engine, sequence_name: str, email: str, now: datetime, *, rea
         enrollment = session.scalar(select(E).where(E.sequence == sequence_name, E.subscriber_id == subscriber.id))
         if enrollment is None:
             raise NotFound(f"{subscriber.email} is not in the nurture sequence {sequence_name!r}", where=email)
-        changed = _rowcount(session.execute(update(E).where(E.id == enrollment.id, E.status == "active")
+        changed = rows_changed(session, (update(E).where(E.id == enrollment.id, E.status == "active")
                                             .values(status="exited", exit_reason=reason[:100], next_due_at=None,
                                                     updated_at=now))) == 1
         names = select(C.id).where(C.kind == "nurture", C.name.startswith(f"nurture:{sequence_name}:", autoescape=True))
@@ -308,7 +300,7 @@ def _advance_one(session: Session, settings: Settings, sequence: Sequence, campa
     decision = decide(sequence, index, enrollment.next_due_at, facts_for(session, sequence, campaigns, subscriber),
                       now, tz, quiet)
     if decision.action == "exit":
-        if _rowcount(session.execute(update(E).where(at_step).values(status="exited", exit_reason=decision.reason,
+        if rows_changed(session, (update(E).where(at_step).values(status="exited", exit_reason=decision.reason,
                                                                       next_due_at=None, updated_at=now))):
             result.exit(decision.reason or "exit")
         return
@@ -331,7 +323,7 @@ def _advance_one(session: Session, settings: Settings, sequence: Sequence, campa
                                  "status": "active" if next_due is not None else "completed"}
     if send:
         values["last_sent_at"] = now
-    if not _rowcount(session.execute(update(E).where(at_step).values(**values))):
+    if not rows_changed(session, (update(E).where(at_step).values(**values))):
         return  # another scheduler moved it on in the meantime
     if send:
         _queue(session, campaign_id, subscriber.id, now)

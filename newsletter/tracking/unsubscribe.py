@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Literal
 
 from sqlalchemy import update
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from newsletter.audiences import add_suppressions
+from newsletter.db import rows_changed
 from newsletter.db.models import Delivery, Subscriber, utcnow
 from newsletter.tracking.classify import Verdict
 from newsletter.tracking.events import RequestInfo, UnknownDelivery, insert_event
@@ -52,21 +52,21 @@ def unsubscribe(session: Session, delivery_id: int, *, source: Literal["one_clic
     if subscriber.status == "erased":  # nothing personal left to act on
         return UnsubscribeResult(subscriber.id, changed=False, suppressed_deliveries=0)
 
-    status_changed = cast(CursorResult[Any], session.execute(  # an UPDATE: a cursor result, with a rowcount
+    status_changed = rows_changed(session, (
         update(Subscriber)
         .where(Subscriber.id == subscriber.id, Subscriber.status.in_(_UNSUBSCRIBABLE))
         .values(status="unsubscribed", status_changed_at=now, updated_at=now)
-    )).rowcount == 1
+    )) == 1
 
     suppression_added = add_suppressions(
         session, [{"email": subscriber.email, "reason": "unsubscribed", "source": source, "created_at": now}]) > 0
 
-    suppressed = cast(CursorResult[Any], session.execute(
+    suppressed = rows_changed(session, (
         update(Delivery)
         .where(Delivery.subscriber_id == subscriber.id, Delivery.status == "queued")
         .values(status="suppressed", error="unsubscribed", updated_at=now)
         .execution_options(synchronize_session=False)
-    )).rowcount
+    ))
 
     changed = status_changed or suppression_added
     if changed:
