@@ -10,7 +10,7 @@ Chromium or font update alone moves a few pixels).
     python scripts/refresh_screenshots.py [--out docs/reports]
 
 Needs Debian's ``chromium`` and the test extras (the random store is the one the report tests
-build: ``tests/test_reports.py``). The preflight screenshots in docs/preflight/ come from the
+build: ``tests/reports/test_reports.py``). The preflight screenshots in docs/preflight/ come from the
 product itself: ``newsletter campaign preflight ID --screenshots docs/preflight``.
 """
 
@@ -40,10 +40,10 @@ from newsletter.reports import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # the report tests' random store, shared rather than copied
+sys.path[:0] = [str(REPO / "tests" / "reports"), str(REPO / "tests")]  # the report tests' random store, shared rather than copied
 from test_reports import T0, build_random_world  # noqa: E402 (importable only once tests/ is on the path)
 
-WIDTH = 1000  # as tests/test_report_html.py renders the reports
+WIDTH = 1000  # as tests/reports/test_report_html.py renders the reports
 TALLEST = 2300  # the README shows the top of each report
 SUBJECTS = {"A": ("Ketamine-assisted psychotherapy: what a session is like", "all"),
             "B": ("Sleep and anxiety: five small changes", "anxiety"),

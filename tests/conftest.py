@@ -18,10 +18,9 @@ from sqlalchemy.engine import make_url
 
 from newsletter.config import Settings
 from newsletter.db import make_engine, upgrade
+from repo_paths import REPO_DIR, SHARED_DIR
 
 PG_URL = os.environ.get("NEWSLETTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
-REPO_DIR = Path(__file__).resolve().parents[1]
 
 
 def _admin_engine():  # type: ignore[no-untyped-def]

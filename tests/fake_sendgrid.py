@@ -74,9 +74,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from repo_paths import SHARED_DIR
+
 DEFAULT_API_KEY = "SG.fake-key-for-tests.not-a-real-key"
 #: Where the official schema sits when ../shared is beside the checkout.
-DEFAULT_SCHEMA_PATH = Path(__file__).resolve().parents[2] / "shared" / "sendgrid" / "tsg_mail_v3.json"
+DEFAULT_SCHEMA_PATH = SHARED_DIR / "sendgrid" / "tsg_mail_v3.json"
 SEND_PATH = "/v3/mail/send"
 MAX_RECIPIENTS = 1000
 MAX_CUSTOM_ARGS_BYTES = 10_000

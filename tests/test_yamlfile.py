@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from hostile import billion_laughs, bounded, merge_bomb
 
+from hostile import billion_laughs, bounded, merge_bomb
 from newsletter import yamlfile
 from newsletter.errors import UserError
 from newsletter.yamlfile import YamlError

@@ -17,7 +17,7 @@ Speed: email-validator spends most of its time on the domain (IDNA rules). A lis
 million addresses but few distinct domains, so a plain ASCII address is split and its domain is
 validated once and remembered; anything unusual (quoted or non-ASCII local parts, overlong
 parts, a domain that fails) goes through email-validator whole, which also gives the reason.
-``tests/test_audiences.py`` checks the shortcut agrees with email-validator.
+``tests/audiences/test_audiences.py`` checks the shortcut agrees with email-validator.
 
 Two functions, one form: :func:`normalise_email` for an address a person typed or a file
 holds (validated, may be refused), and :func:`trusted_email` (defined in the leaf module

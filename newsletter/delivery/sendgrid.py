@@ -125,7 +125,7 @@ def encode_request_body(message: CampaignMessage, recipients: Sequence[Recipient
 
     The send path's cost per recipient is Python work: a dict per personalization, then
     ``json.dumps`` walking it again. Here each personalization is written straight to JSON
-    with the C string encoder. ``tests/test_delivery_transports.py`` checks that parsing the
+    with the C string encoder. ``tests/delivery/test_delivery_transports.py`` checks that parsing the
     result gives exactly :func:`build_request_body`'s dict, tricky names included.
     """
     envelope = build_request_body(message, recipients[:1], sandbox=sandbox)  # validates the message

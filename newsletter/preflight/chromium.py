@@ -2,7 +2,7 @@
 
 The browser reads commands from its fd 3 and writes answers to its fd 4, NUL-framed JSON: no
 websocket library, no browser download, no port to collide on. The approach is the one of the
-real-browser test in ``tests/test_web.py``, with what a product needs on top: a deadline on
+real-browser test in ``tests/web/test_web.py``, with what a product needs on top: a deadline on
 every read (a hung browser must not hang a send), a launcher that does not use ``preexec_fn``
 (not safe when the caller has threads, e.g. the web app), and no network at all (DNS mapped to
 nothing and http(s) blocked), so rendering an email never fetches its open pixel or images,

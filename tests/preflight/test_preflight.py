@@ -21,8 +21,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import pytest
-from factories import add_subscribers
 
+from factories import add_subscribers
 from newsletter.campaigns import brand_from_settings, create_campaign, import_article
 from newsletter.config import Settings
 from newsletter.content import Article, CallToAction, Section, SignOff
@@ -48,8 +48,9 @@ from newsletter.preflight.gate import forced_record
 from newsletter.preflight.spam import parse_report
 from newsletter.render import personalise, recipient_values, render_campaign
 from newsletter.tracking.tokens import TokenSigner
+from repo_paths import REPO_DIR, TESTS_DIR
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "preflight"
+FIXTURES = TESTS_DIR / "fixtures" / "preflight"
 PUBLIC = "https://news.example.test"  # settings.public_url in conftest
 SPAMASSASSIN = shutil.which("spamassassin")
 CHROMIUM = find_chromium()
@@ -557,7 +558,7 @@ def test_seed_campaign_passes_every_check(engine, settings, seed_article_path, t
 
 def _readme_check_rows() -> list[str]:
     """The first column of the README's preflight table (``| check | passes when |``)."""
-    lines = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8").splitlines()
+    lines = (REPO_DIR / "README.md").read_text(encoding="utf-8").splitlines()
     start = lines.index("| check | passes when |") + 2
     rows = []
     for line in lines[start:]:

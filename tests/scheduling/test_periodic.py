@@ -68,7 +68,6 @@ def test_a_digest_with_no_lead_in_it_is_not_mailed_and_the_day_is_settled(engine
     import logging
 
     from factories import add_subscribers
-
     from newsletter.db import session_scope
     from newsletter.leads import create_signup_lead, send_daily_digest
     from newsletter.notify import notification_status
@@ -97,7 +96,6 @@ def test_first_start_of_a_fresh_install_mails_no_digest_and_no_report_of_the_wee
     import logging
 
     from factories import add_subscribers
-
     from newsletter.notify import notification_status
 
     add_subscribers(engine, 5)  # joined today: this week's news, not last week's
@@ -116,9 +114,9 @@ def test_first_start_of_a_fresh_install_mails_no_digest_and_no_report_of_the_wee
 def test_the_weekly_report_goes_at_its_time_for_a_week_in_which_something_happened(engine, settings):
     """Three people joined on Wednesday of week 49: news enough for Monday's report, even with
     no newsletter (its subject says "no newsletter")."""
-    from factories import add_subscribers
     from sqlalchemy import update
 
+    from factories import add_subscribers
     from newsletter.db import models, session_scope
 
     add_subscribers(engine, 3)

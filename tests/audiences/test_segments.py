@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from hostile import billion_laughs, bounded, merge_bomb
 from sqlalchemy import Engine, func, insert, literal, select
 
+from hostile import billion_laughs, bounded, merge_bomb
 from newsletter.audiences import (
     BUILTIN_ALL,
     Segment,
@@ -23,8 +23,9 @@ from newsletter.audiences import (
 )
 from newsletter.db import models, session_scope
 from newsletter.errors import NotFound, UserError
+from repo_paths import REPO_DIR
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO_DIR
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 
 

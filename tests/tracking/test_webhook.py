@@ -21,7 +21,6 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 from factories import add_subscribers
-
 from newsletter.campaigns import create_campaign, drain, import_article, send_campaign, start_sending
 from newsletter.config import Settings
 from newsletter.db import models, session_scope
@@ -38,10 +37,11 @@ from newsletter.tracking import (
     parse_batch,
 )
 from newsletter.web import create_app
+from repo_paths import REPO_DIR
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "sendgrid" / "event_webhook_vectors.json"
+VECTORS = REPO_DIR.parent / "shared" / "sendgrid" / "event_webhook_vectors.json"
 SIG = "X-Twilio-Email-Event-Webhook-Signature"
 TS = "X-Twilio-Email-Event-Webhook-Timestamp"
 BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"

@@ -4,9 +4,8 @@ ambiguous rows — each checked from the recipients' side through the fake SendG
 from __future__ import annotations
 
 import pytest
-from factories import add_subscribers
-from waiting import wait_until
 
+from factories import add_subscribers
 from newsletter.campaigns import (
     cancel,
     create_campaign,
@@ -23,6 +22,8 @@ from newsletter.campaigns import (
 from newsletter.db import models, session_scope
 from newsletter.delivery.dispatch import RetryPolicy
 from newsletter.errors import UserError
+from repo_paths import REPO_DIR
+from waiting import wait_until
 
 NO_WAIT = RetryPolicy(max_attempts=3, base_seconds=0.01, cap_seconds=0.02)
 
@@ -293,11 +294,10 @@ def test_status_command_exits_3_and_names_resolve_when_rows_are_ambiguous(engine
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
     _crash_mid_batch(engine, sg_settings, campaign_id)
     drain(engine, sg_settings, campaign_id)
-    repo = Path(__file__).resolve().parents[1]
+    repo = REPO_DIR
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
     env.update({"NEWSLETTER_DATABASE_URL": db_url, "NEWSLETTER_SECRET_KEY": "x", "PYTHONPATH": str(repo),
                 "COLUMNS": "200"})

@@ -14,10 +14,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from factories import suppress
-from hostile import billion_laughs, bounded
 from sqlalchemy import func, select, update
 
+from factories import suppress
+from hostile import billion_laughs, bounded
 from newsletter.campaigns import create_campaign, import_article, send_campaign
 from newsletter.config import Settings
 from newsletter.content import Article, load_article
@@ -44,8 +44,9 @@ from newsletter.nurture.sequences import Delay, parse_delay
 from newsletter.nurture.steps import render_step
 from newsletter.render import personalise
 from newsletter.tracking import RequestInfo, record_click, record_open, unsubscribe
+from repo_paths import REPO_DIR
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO_DIR
 UTC = timezone.utc
 NY = ZoneInfo("America/New_York")
 LONDON = ZoneInfo("Europe/London")

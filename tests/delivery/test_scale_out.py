@@ -13,17 +13,18 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from factories import add_subscribers
-from fake_sendgrid import FakeSendGrid
 from sqlalchemy import func, select
 
+from factories import add_subscribers
+from fake_sendgrid import FakeSendGrid
 from newsletter.campaigns import campaign_status, create_campaign, import_article, ledger_counts, start_sending
 from newsletter.config import Settings
 from newsletter.db import make_engine, models, session_scope, upgrade
 from newsletter.db.models import utcnow
 from newsletter.scheduling import schedule_campaign
+from repo_paths import REPO_DIR
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO_DIR
 pytestmark = pytest.mark.slow
 
 

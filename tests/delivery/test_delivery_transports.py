@@ -23,12 +23,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from fake_sendgrid import (  # the fake_sendgrid fixture comes from conftest.py
     FakeSendGrid,
     essential_errors,
     schema_validator,
 )
-
 from newsletter.delivery import (
     BatchOutcome,
     CampaignMessage,

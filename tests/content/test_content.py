@@ -7,8 +7,8 @@ from html import escape as html_escape
 from pathlib import Path
 
 import pytest
-from hostile import bounded, merge_bomb
 
+from hostile import bounded, merge_bomb
 from newsletter.content import (
     Article,
     CallToAction,

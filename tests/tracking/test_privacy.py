@@ -10,7 +10,6 @@ import sys
 import time
 import warnings
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -41,6 +40,7 @@ from newsletter.tracking import (
     unsubscribe,
 )
 from newsletter.web import create_app
+from repo_paths import REPO_DIR
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 KEY = derive_ip_hash_key("test-secret")
@@ -108,7 +108,7 @@ def test_a_dotenv_webhook_key_is_honoured(tmp_path, db_url, engine) -> None:  # 
 def test_a_bad_ip_storage_is_one_line_naming_the_variable(tmp_path, db_url) -> None:  # type: ignore[no-untyped-def]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
     env.update(NEWSLETTER_DATABASE_URL=db_url, NEWSLETTER_SECRET_KEY="cli-test", NEWSLETTER_IP_STORAGE="everything",
-               PYTHONPATH=str(Path(__file__).resolve().parents[1]), COLUMNS="200")
+               PYTHONPATH=str(REPO_DIR), COLUMNS="200")
     for args in (["events", "prune"], ["events", "prune", "--days", "30"]):
         result = subprocess.run([sys.executable, "-m", "newsletter", *args], cwd=tmp_path, env=env,
                                 capture_output=True, text=True, timeout=120)

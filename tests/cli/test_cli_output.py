@@ -27,8 +27,9 @@ from typer.testing import CliRunner
 from newsletter.cli import app
 from newsletter.db import models, session_scope
 from newsletter.terminal_text import DataTable, esc, visible
+from repo_paths import REPO_DIR
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO_DIR
 
 MARKUP = "[/] x [link=https://evil.example]Zed[/link] [bold]Loud :warning:"
 #: the same, then an OSC 8 hyperlink and a clear-screen written as raw escape sequences

@@ -19,7 +19,6 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 from factories import add_subscribers
-
 from newsletter.campaigns import create_campaign, import_article, send_campaign
 from newsletter.content import load_article
 from newsletter.db import session_scope
@@ -28,6 +27,7 @@ from newsletter.preflight import chromium
 from newsletter.render import Brand, personalise, recipient_values, render_campaign
 from newsletter.tracking import ingest_events
 from newsletter.web import create_app
+from repo_paths import REPO_DIR
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
@@ -50,7 +50,7 @@ def brand() -> Brand:
 
 @pytest.fixture(scope="module")
 def seed():  # type: ignore[no-untyped-def]
-    path = Path(__file__).resolve().parents[1] / "articles" / "000-ketamine-assisted-psychotherapy.txt"
+    path = REPO_DIR / "articles" / "000-ketamine-assisted-psychotherapy.txt"
     return render_campaign(load_article(path), brand(), subject="Ketamine, explained", preheader="What to expect.")
 
 

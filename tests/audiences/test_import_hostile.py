@@ -30,8 +30,9 @@ from newsletter.errors import UserError
 from newsletter.preflight import run_preflight
 from newsletter.tracking import TokenSigner
 from newsletter.web import create_app
+from repo_paths import REPO_DIR
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO_DIR
 NAMES = "email,first_name,last_name\r\njose@example.com,José,Núñez\r\nsoren@example.com,Søren,Åberg\r\n"
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from factories import add_subscribers
 from sqlalchemy import select, update
 
+from factories import add_subscribers
 from newsletter.db import models, session_scope
 from newsletter.db.models import utcnow
 from newsletter.delivery.ledger_store import record_outcome

@@ -9,10 +9,10 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from factories import add_subscribers
 from sqlalchemy import delete, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
+from factories import add_subscribers
 from newsletter.db import current_revision, head_revision, models, session_scope, upgrade
 from newsletter.db.migrate import alembic_config, include_object_for
 

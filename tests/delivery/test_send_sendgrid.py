@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from factories import add_subscribers, suppress
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
+from factories import add_subscribers, suppress
 from newsletter.campaigns import create_campaign, import_article, send_campaign
 from newsletter.db import models, session_scope
 from newsletter.delivery import SendGridTransport

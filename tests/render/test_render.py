@@ -26,10 +26,11 @@ from newsletter.render import (
     render_campaign,
 )
 from newsletter.render.theme import TEXT_PAIRS, THEME, contrast_ratio
+from repo_paths import REPO_DIR, TESTS_DIR
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO_DIR
 TEMPLATES = REPO / "templates"
-GOLDEN = Path(__file__).resolve().parent / "golden" / "seed_campaign.txt"
+GOLDEN = TESTS_DIR / "golden" / "seed_campaign.txt"
 PUBLIC = "https://news.example.test"
 BOOKING = "https://rootsmentalwellness.example/book"
 WEBSITE = "https://rootsmentalwellness.example"
@@ -365,7 +366,7 @@ def test_seed_campaign_text_matches_golden(seed_article_path: Path, brand: Brand
     """The seed's text part, byte for byte.
 
     After an intended change to the templates or the parsers, regenerate it and read the diff:
-        NEWSLETTER_UPDATE_GOLDEN=1 python -m pytest tests/test_render.py -k golden -p no:cacheprovider
+        NEWSLETTER_UPDATE_GOLDEN=1 python -m pytest tests/render/test_render.py -k golden -p no:cacheprovider
     """
     out = render_campaign(load_article(seed_article_path), brand,
                           subject="Ketamine assisted psychotherapy, explained",

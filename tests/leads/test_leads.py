@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, insert, select
-from test_web import BROWSER
 
 from newsletter.config import Settings
 from newsletter.db import session_scope
@@ -50,14 +49,17 @@ from newsletter.leads import (
 )
 from newsletter.notify import notification_status, outbox_path
 from newsletter.tracking import RequestInfo, record_click, record_open
+from repo_paths import REPO_DIR
 
 UTC = timezone.utc
 T0 = datetime(2026, 3, 1, 17, 0, tzinfo=UTC)  # the campaign went out
 BOOKING = "https://clinic.example/book"
+BROWSER = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+           "Chrome/124.0 Safari/537.36")  # a person's browser, as the web tests use
 PERSON = RequestInfo(ip="203.0.113.77", user_agent=BROWSER, accept_language="en-US,en;q=0.9")
 SCANNER = RequestInfo(ip="198.51.100.20", user_agent="Mozilla/5.0 (compatible; Barracuda Sentinel (EE))")
 APPLE_PROXY = RequestInfo(ip="198.51.100.21", user_agent="Mozilla/5.0")  # Apple Mail Privacy Protection
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO_DIR
 
 
 @dataclass(frozen=True)
@@ -507,7 +509,7 @@ def test_the_daily_digest_goes_once_a_local_day_at_its_hour(engine, world, setti
 
 
 def test_a_quiet_day_gets_no_digest(engine, world, settings) -> None:  # type: ignore[no-untyped-def]
-    """"0 new, 0 warm" is no news: nothing is mailed, the day is settled (tests/test_periodic.py)."""
+    """"0 new, 0 warm" is no news: nothing is mailed, the day is settled (tests/scheduling/test_periodic.py)."""
     assert send_daily_digest(engine, settings, datetime(2026, 3, 10, 8, 0, tzinfo=UTC)) is False  # UTC by default
     assert not outbox_path(settings, "digest:2026-03-10").exists()
 

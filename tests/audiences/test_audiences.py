@@ -17,8 +17,9 @@ from newsletter.audiences import importer as importer_module
 from newsletter.audiences.import_stores import store_for
 from newsletter.db import models, session_scope
 from newsletter.errors import UserError
+from repo_paths import REPO_DIR
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO_DIR
 OWN_HEADER = "email,first_name,last_name,timezone,locale,tags,consent_source,consent_at,consent_text_version"
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from test_cli_mistakes import base_env, run_many, run_one
 
+from cli_runs import base_env, run_many, run_one
 from newsletter.db import (
     current_revision,
     ensure_current,

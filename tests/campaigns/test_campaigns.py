@@ -7,10 +7,9 @@ from email import policy
 from pathlib import Path
 
 import pytest
-from factories import add_subscribers, suppress
 from sqlalchemy import func, select
-from waiting import wait_until
 
+from factories import add_subscribers, suppress
 from newsletter.campaigns import (
     build_ledger,
     campaign_status,
@@ -22,6 +21,8 @@ from newsletter.campaigns import (
 )
 from newsletter.db import models, session_scope
 from newsletter.errors import UserError
+from repo_paths import REPO_DIR
+from waiting import wait_until
 
 
 @pytest.fixture
@@ -353,7 +354,7 @@ def test_rerender_by_command_line(db_url, tmp_path, seed_article_path):
     import subprocess
     import sys
 
-    repo = Path(__file__).resolve().parents[1]
+    repo = REPO_DIR
     base = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
     base.update({"NEWSLETTER_DATABASE_URL": db_url, "NEWSLETTER_SECRET_KEY": "cli-test-key", "PYTHONPATH": str(repo),
                  "COLUMNS": "200", "NEWSLETTER_PUBLIC_URL": OLD_URL})

@@ -9,15 +9,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from factories import add_subscribers
 from sqlalchemy import func, select, text
-from waiting import sleep_until, wait_until
 
+from factories import add_subscribers
 from newsletter.campaigns import create_campaign, import_article, parse_send_time
 from newsletter.db import models, session_scope
 from newsletter.db.models import utcnow
 from newsletter.errors import UserError
 from newsletter.scheduling import run_scheduler, schedule_campaign
+from waiting import sleep_until, wait_until
 
 
 @pytest.fixture
