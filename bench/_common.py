@@ -50,7 +50,11 @@ def base_parser(description: str, default_n: int = 1_000_000) -> argparse.Argume
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     p.add_argument("--recipients", "-n", type=int, default=default_n, help="size (default %(default)s)")
-    p.add_argument("--pg-url", default=pg_url_for(Path(sys.argv[0]).stem), help="PostgreSQL URL of the bench database (created and dropped)")
+    p.add_argument(
+        "--pg-url",
+        default=pg_url_for(Path(sys.argv[0]).stem),
+        help="PostgreSQL URL of the bench database (created and dropped)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the store and temp files (for inspection)")
     p.add_argument("--json", dest="json_out", help="also write the results as JSON to this file")
     # internal: phases run as child processes
@@ -127,10 +131,16 @@ def speed_probe_s(steps: int = 20_000_000) -> float:
 
 def _git_commit() -> str:
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_DIR, capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "newsletter"], cwd=REPO_DIR, capture_output=True,
-                               text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_DIR, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "newsletter"],
+            cwd=REPO_DIR,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return head + (" + uncommitted changes in newsletter/" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -226,8 +236,12 @@ def _libpq_dsn(url: str, database: str | None = None) -> str:
     from sqlalchemy.engine import make_url
 
     u = make_url(url)
-    parts = [f"host={u.host or '127.0.0.1'}", f"port={u.port or 5432}", f"user={u.username or 'postgres'}",
-             f"dbname={database or u.database}"]
+    parts = [
+        f"host={u.host or '127.0.0.1'}",
+        f"port={u.port or 5432}",
+        f"user={u.username or 'postgres'}",
+        f"dbname={database or u.database}",
+    ]
     if u.password:
         parts.append(f"password={u.password}")
     return " ".join(parts)
@@ -291,7 +305,9 @@ def db_size_mb(url: str) -> float:
 # --------------------------------------------------------------------------- phases
 
 
-def run_phase(script: Path, phase: str, state: dict[str, Any], state_dir: Path, *, log_prefix: str = "") -> dict[str, Any]:
+def run_phase(
+    script: Path, phase: str, state: dict[str, Any], state_dir: Path, *, log_prefix: str = ""
+) -> dict[str, Any]:
     """Run ``script --phase phase`` in a child process; it writes its results as JSON."""
     state_file = state_dir / f"state-{phase}.json"
     out_file = state_dir / f"result-{phase}.json"
@@ -299,8 +315,9 @@ def run_phase(script: Path, phase: str, state: dict[str, Any], state_dir: Path, 
     state_file.write_text(json.dumps(state))
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
-    proc = subprocess.run([sys.executable, str(script), "--phase", phase, "--state", str(state_file)],
-                          cwd=str(state_dir))
+    proc = subprocess.run(
+        [sys.executable, str(script), "--phase", phase, "--state", str(state_file)], cwd=str(state_dir)
+    )
     if proc.returncode != 0:
         raise SystemExit(f"{log_prefix}phase {phase} failed with exit code {proc.returncode}")
     result = json.loads(out_file.read_text())
@@ -333,8 +350,19 @@ def uvicorn_server(app: Any, port: int) -> Any:
     (uvloop and httptools are not dependencies of the project), no access log, no lifespan."""
     import uvicorn
 
-    return uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                                         lifespan="off", loop="asyncio", http="h11", server_header=False))
+    return uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            loop="asyncio",
+            http="h11",
+            server_header=False,
+        )
+    )
 
 
 def wait_until_serving(proc: subprocess.Popen[bytes], probe: Any, what: str, timeout: float = 30.0) -> None:
@@ -380,8 +408,13 @@ class FakeProcess:
     """``bench/fake_sendgrid_server.py`` in a child process: ``url``, ``stats()``, ``reset()``, ``stop()``."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(BENCH_DIR / "fake_sendgrid_server.py")],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(BENCH_DIR / "fake_sendgrid_server.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
         hello = json.loads(self.proc.stdout.readline())
         self.url: str = hello["url"]
         self.api_key: str = hello["api_key"]
@@ -431,8 +464,9 @@ def _sqlite_value(value: Any) -> Any:
     return value
 
 
-def bulk_load(url: str, table: str, columns: list[str], rows: Iterator[tuple[Any, ...]], chunk: int = 50_000,
-              advance=None) -> int:  # type: ignore[no-untyped-def]
+def bulk_load(
+    url: str, table: str, columns: list[str], rows: Iterator[tuple[Any, ...]], chunk: int = 50_000, advance=None
+) -> int:  # type: ignore[no-untyped-def]
     """COPY on PostgreSQL, executemany on SQLite. Values: str/int/bool/None/aware datetime/JSON text."""
     n = 0
     if url.startswith("sqlite"):
@@ -492,7 +526,9 @@ def reset_pg_sequences(url: str, tables: list[str]) -> None:
 
         with psycopg.connect(_libpq_dsn(url), autocommit=True) as conn:
             for t in tables:
-                conn.execute(f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), COALESCE((SELECT max(id) FROM {t}), 1))")
+                conn.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), COALESCE((SELECT max(id) FROM {t}), 1))"
+                )
 
 
 def progress_bar(console=None):  # type: ignore[no-untyped-def]
@@ -505,5 +541,12 @@ def progress_bar(console=None):  # type: ignore[no-untyped-def]
         TimeRemainingColumn,
     )
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=console, refresh_per_second=2)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        refresh_per_second=2,
+    )

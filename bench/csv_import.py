@@ -45,9 +45,22 @@ def make_csv(path: Path, n: int) -> dict:
                 email, invalid = f"reader{i}.example.com", invalid + 1  # no @: rejected
             else:
                 email = f"reader{i}@example{i % 50}.com"
-            w.writerow([email, FIRST[i % len(FIRST)], LAST[i % len(LAST)], ZONES[i % len(ZONES)],
-                        LOCALES[i % len(LOCALES)], TAGS[i % len(TAGS)]])
-    return {"rows": n, "duplicates_planted": dupes, "invalid_planted": invalid, "csv_mb": round(path.stat().st_size / 1e6, 1)}
+            w.writerow(
+                [
+                    email,
+                    FIRST[i % len(FIRST)],
+                    LAST[i % len(LAST)],
+                    ZONES[i % len(ZONES)],
+                    LOCALES[i % len(LOCALES)],
+                    TAGS[i % len(TAGS)],
+                ]
+            )
+    return {
+        "rows": n,
+        "duplicates_planted": dupes,
+        "invalid_planted": invalid,
+        "csv_mb": round(path.stat().st_size / 1e6, 1),
+    }
 
 
 def phase_migrate(state: dict) -> dict:
@@ -92,10 +105,17 @@ def phase_import(state: dict) -> dict:
     wall = time.perf_counter() - t0
     cpu = c.cpu_seconds() - cpu0
     engine.dispose()
-    out = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "rows_per_s": round(report.total_rows / wall),
-           "total_rows": report.total_rows, "created": report.created, "updated": report.updated,
-           "duplicates_merged": report.duplicates_merged, "rejected": report.rejected_count,
-           "rss_before_import_mb": round(rss_before, 1)}
+    out = {
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "rows_per_s": round(report.total_rows / wall),
+        "total_rows": report.total_rows,
+        "created": report.created,
+        "updated": report.updated,
+        "duplicates_merged": report.duplicates_merged,
+        "rejected": report.rejected_count,
+        "rss_before_import_mb": round(rss_before, 1),
+    }
     if timings is not None:
         chunks = timings.pop("chunks")
         tenth = max(len(chunks) // 10, 1)
@@ -115,8 +135,14 @@ def _instrument_store() -> dict:
     """Time each statement of a chunk (writer thread) by wrapping the store's methods."""
     from newsletter.audiences import import_stores, import_writer
 
-    timings: dict = {"lookup": 0.0, "write (PostgreSQL: COPY + one statement)": 0.0, "upsert (SQLite)": 0.0,
-                     "add_tags (SQLite)": 0.0, "write (whole chunk incl. commit)": 0.0, "chunks": []}
+    timings: dict = {
+        "lookup": 0.0,
+        "write (PostgreSQL: COPY + one statement)": 0.0,
+        "upsert (SQLite)": 0.0,
+        "add_tags (SQLite)": 0.0,
+        "write (whole chunk incl. commit)": 0.0,
+        "chunks": [],
+    }
 
     def wrap(cls, name, key):  # type: ignore[no-untyped-def]
         original = getattr(cls, name)
@@ -168,8 +194,14 @@ def main() -> None:
 
     console, info = c.report_console(args.pg_url, width=140)
     n = args.recipients
-    results: dict = {"benchmark": "csv_import", "db": args.db, "rows": n, "machine": info,
-                     "command": f"python bench/csv_import.py --db {args.db} --recipients {n}" + (" --profile" if args.profile else "")}
+    results: dict = {
+        "benchmark": "csv_import",
+        "db": args.db,
+        "rows": n,
+        "machine": info,
+        "command": f"python bench/csv_import.py --db {args.db} --recipients {n}"
+        + (" --profile" if args.profile else ""),
+    }
     with c.bench_store(args.db, args.pg_url, args.keep, prefix="nlbench-import-") as (url, tmp):
         csv_path = tmp / "subscribers.csv"
         with console.status(f"writing a {n:,}-row CSV"):
@@ -189,17 +221,26 @@ def main() -> None:
     t.add_row("rows/s", c.fmt_rate(imp["rows_per_s"]))
     t.add_row("CPU (user+sys, both threads)", f"{imp['cpu_s']} s")
     t.add_row("peak RSS, import process", f"{imp['peak_rss_mb']} MB (before import {imp['rss_before_import_mb']} MB)")
-    t.add_row("created / updated / merged / rejected",
-              f"{imp['created']:,} / {imp['updated']:,} / {imp['duplicates_merged']:,} / {imp['rejected']:,}")
-    t.add_row("rows in store: subscribers / tags", f"{results['store']['subscribers']:,} / {results['store']['subscriber_tags']:,}")
+    t.add_row(
+        "created / updated / merged / rejected",
+        f"{imp['created']:,} / {imp['updated']:,} / {imp['duplicates_merged']:,} / {imp['rejected']:,}",
+    )
+    t.add_row(
+        "rows in store: subscribers / tags",
+        f"{results['store']['subscribers']:,} / {results['store']['subscriber_tags']:,}",
+    )
     t.add_row("store size", f"{results['store']['db_size_mb']} MB")
     if "store_timings_s" in imp:
         for k, v in imp["store_timings_s"].items():
             t.add_row(f"  writer thread: {k}", f"{v} s")
-        t.add_row("  chunk time, first → last tenth", f"{imp['chunk_ms_first_tenth']} → {imp['chunk_ms_last_tenth']} ms")
+        t.add_row(
+            "  chunk time, first → last tenth", f"{imp['chunk_ms_first_tenth']} → {imp['chunk_ms_last_tenth']} ms"
+        )
     console.print(t)
-    console.print(f"targets: < 30 s: {'met' if imp['wall_s'] < 30 else '[red]MISSED[/]'}; "
-                  f"peak RSS < 200 MB: {'met' if imp['peak_rss_mb'] < 200 else '[red]MISSED[/]'}")
+    console.print(
+        f"targets: < 30 s: {'met' if imp['wall_s'] < 30 else '[red]MISSED[/]'}; "
+        f"peak RSS < 200 MB: {'met' if imp['peak_rss_mb'] < 200 else '[red]MISSED[/]'}"
+    )
     if profile:
         for name, text in profile.items():
             console.print(f"[bold]cProfile, {name}, by tottime[/]")

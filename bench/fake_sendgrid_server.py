@@ -49,8 +49,9 @@ class BenchFake(fs.FakeSendGrid):
         self._stopping.clear()
         self._httpd = fs._Server(("127.0.0.1", 0), fs._Handler)
         self._httpd.fake = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fake-sendgrid", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-sendgrid", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -64,11 +65,17 @@ class BenchFake(fs.FakeSendGrid):
         r = resource.getrusage(resource.RUSAGE_SELF)
         with self.lock:
             duplicates = sum(1 for n in self.addresses.values() if n > 1)
-            return {"recipients": self.count, "requests": self.request_count,
-                    "connections": self.connection_count, "statuses": dict(self.statuses),
-                    "distinct_addresses": len(self.addresses), "addresses_sent_twice": duplicates,
-                    "handle_seconds": round(self.handle_seconds, 3), "cpu_seconds": round(r.ru_utime + r.ru_stime, 2),
-                    "peak_rss_mb": round(r.ru_maxrss / 1024, 1)}
+            return {
+                "recipients": self.count,
+                "requests": self.request_count,
+                "connections": self.connection_count,
+                "statuses": dict(self.statuses),
+                "distinct_addresses": len(self.addresses),
+                "addresses_sent_twice": duplicates,
+                "handle_seconds": round(self.handle_seconds, 3),
+                "cpu_seconds": round(r.ru_utime + r.ru_stime, 2),
+                "peak_rss_mb": round(r.ru_maxrss / 1024, 1),
+            }
 
 
 def main() -> None:

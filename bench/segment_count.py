@@ -40,8 +40,15 @@ import _common as c  # noqa: E402
 SCRIPT = Path(__file__).resolve()
 STATES = ["OR", "WA", "CA", "ID", "NV", "TX", "NY", "FL", "IL", "AZ"]
 PLANS = ["none", "basic", "plus", "clinic"]
-TAGS = [("ketamine", 0.30), ("depression", 0.25), ("anxiety", 0.20), ("ptsd", 0.08), ("newsletter", 0.50),
-        ("family", 0.05), ("clinician", 0.02)]
+TAGS = [
+    ("ketamine", 0.30),
+    ("depression", 0.25),
+    ("anxiety", 0.20),
+    ("ptsd", 0.08),
+    ("newsletter", 0.50),
+    ("family", 0.05),
+    ("clinician", 0.02),
+]
 CAMPAIGNS = 12
 EVERY_DAYS = 15
 OPEN_RATE, MACHINE_OPEN, CLICK_RATE, MACHINE_CLICK, CTA_RATE = 0.25, 0.20, 0.03, 0.10, 0.005
@@ -85,14 +92,29 @@ def phase_setup(state: dict) -> dict:
         for i in range(1, n + 1):
             r = rnd.random()
             status = "active" if r < 0.95 else "unsubscribed" if r < 0.98 else "bounced"
-            attrs = {"state": "OR" if rnd.random() < 0.10 else STATES[1 + i % 9], "plan": PLANS[i % 4],
-                     "member_rating": str(1 + i % 5)}
+            attrs = {
+                "state": "OR" if rnd.random() < 0.10 else STATES[1 + i % 9],
+                "plan": PLANS[i % 4],
+                "member_rating": str(1 + i % 5),
+            }
             if i % 7 == 0:
                 attrs["referrer"] = "search"
             created = now - dt.timedelta(days=3 * 365 * (n - i) / n)
-            yield (i, f"reader{i}@example{i % 50}.com", "Reader", "Test", "America/Los_Angeles", "en-US",
-                   json.dumps(attrs), status, "bench", created, created, created,
-                   None if status == "active" else created)
+            yield (
+                i,
+                f"reader{i}@example{i % 50}.com",
+                "Reader",
+                "Test",
+                "America/Los_Angeles",
+                "en-US",
+                json.dumps(attrs),
+                status,
+                "bench",
+                created,
+                created,
+                created,
+                None if status == "active" else created,
+            )
 
     def tags():
         for i in range(1, n + 1):
@@ -112,38 +134,136 @@ def phase_setup(state: dict) -> dict:
                     continue
                 k += 1
                 machine = rnd.random() < MACHINE_OPEN
-                yield (k, f"bench-{k}", "open", "tracking", cid, sid, None, machine,
-                       "apple-mpp" if machine else None, base + dt.timedelta(minutes=rnd.random() * 4320))
+                yield (
+                    k,
+                    f"bench-{k}",
+                    "open",
+                    "tracking",
+                    cid,
+                    sid,
+                    None,
+                    machine,
+                    "apple-mpp" if machine else None,
+                    base + dt.timedelta(minutes=rnd.random() * 4320),
+                )
                 if rnd.random() < CLICK_RATE / OPEN_RATE:
                     k += 1
                     machine = rnd.random() < MACHINE_CLICK
                     link = cta_link if rnd.random() < CTA_RATE / CLICK_RATE else cta_link + 1 + rnd.randrange(4)
-                    yield (k, f"bench-{k}", "click", "tracking", cid, sid, link, machine,
-                           "link-scanner" if machine else None, base + dt.timedelta(minutes=rnd.random() * 4320))
+                    yield (
+                        k,
+                        f"bench-{k}",
+                        "click",
+                        "tracking",
+                        cid,
+                        sid,
+                        link,
+                        machine,
+                        "link-scanner" if machine else None,
+                        base + dt.timedelta(minutes=rnd.random() * 4320),
+                    )
 
     with c.progress_bar() as bar:
         task = bar.add_task("subscribers", total=n)
-        counts["subscribers"] = c.bulk_load(url, "subscribers", [
-            "id", "email", "first_name", "last_name", "timezone", "locale", "attributes", "status", "consent_source",
-            "consent_at", "created_at", "updated_at", "status_changed_at"], subscribers(),
-            advance=lambda k: bar.advance(task, k))
+        counts["subscribers"] = c.bulk_load(
+            url,
+            "subscribers",
+            [
+                "id",
+                "email",
+                "first_name",
+                "last_name",
+                "timezone",
+                "locale",
+                "attributes",
+                "status",
+                "consent_source",
+                "consent_at",
+                "created_at",
+                "updated_at",
+                "status_changed_at",
+            ],
+            subscribers(),
+            advance=lambda k: bar.advance(task, k),
+        )
         task = bar.add_task("subscriber_tags", total=int(n * sum(p for _, p in TAGS)))
-        counts["subscriber_tags"] = c.bulk_load(url, "subscriber_tags", ["subscriber_id", "tag"], tags(),
-                                                advance=lambda k: bar.advance(task, k))
-        c.bulk_load(url, "articles", ["id", "slug", "title", "source_format", "content", "content_hash", "created_at",
-                                      "updated_at"], iter([(1, "bench", "Bench", "text", "{}", "0" * 64, now, now)]))
-        c.bulk_load(url, "campaigns", ["id", "article_id", "name", "subject", "preheader", "segment", "template",
-                                       "status", "html", "text", "started_at", "finished_at", "created_at", "updated_at"],
-                    ((cid, 1, f"Campaign {cid}", "Subject", "", "all", "newsletter.mjml.j2", "sent", "<p>x</p>", "x",
-                      sent_at[cid - 1], sent_at[cid - 1], sent_at[cid - 1], sent_at[cid - 1])
-                     for cid in range(1, CAMPAIGNS + 1)))
-        c.bulk_load(url, "campaign_links", ["id", "campaign_id", "position", "url", "label", "kind"],
-                    (((cid - 1) * 5 + p, cid, p, f"https://example.org/{p}", f"link {p}", "cta" if p == 1 else "article")
-                     for cid in range(1, CAMPAIGNS + 1) for p in range(1, 6)))
+        counts["subscriber_tags"] = c.bulk_load(
+            url, "subscriber_tags", ["subscriber_id", "tag"], tags(), advance=lambda k: bar.advance(task, k)
+        )
+        c.bulk_load(
+            url,
+            "articles",
+            ["id", "slug", "title", "source_format", "content", "content_hash", "created_at", "updated_at"],
+            iter([(1, "bench", "Bench", "text", "{}", "0" * 64, now, now)]),
+        )
+        c.bulk_load(
+            url,
+            "campaigns",
+            [
+                "id",
+                "article_id",
+                "name",
+                "subject",
+                "preheader",
+                "segment",
+                "template",
+                "status",
+                "html",
+                "text",
+                "started_at",
+                "finished_at",
+                "created_at",
+                "updated_at",
+            ],
+            (
+                (
+                    cid,
+                    1,
+                    f"Campaign {cid}",
+                    "Subject",
+                    "",
+                    "all",
+                    "newsletter.mjml.j2",
+                    "sent",
+                    "<p>x</p>",
+                    "x",
+                    sent_at[cid - 1],
+                    sent_at[cid - 1],
+                    sent_at[cid - 1],
+                    sent_at[cid - 1],
+                )
+                for cid in range(1, CAMPAIGNS + 1)
+            ),
+        )
+        c.bulk_load(
+            url,
+            "campaign_links",
+            ["id", "campaign_id", "position", "url", "label", "kind"],
+            (
+                ((cid - 1) * 5 + p, cid, p, f"https://example.org/{p}", f"link {p}", "cta" if p == 1 else "article")
+                for cid in range(1, CAMPAIGNS + 1)
+                for p in range(1, 6)
+            ),
+        )
         task = bar.add_task("events", total=int(n * CAMPAIGNS * (OPEN_RATE + CLICK_RATE)))
-        counts["events"] = c.bulk_load(url, "events", [
-            "id", "event_key", "type", "source", "campaign_id", "subscriber_id", "link_id", "is_machine",
-            "machine_reason", "occurred_at"], events(), advance=lambda k: bar.advance(task, k))
+        counts["events"] = c.bulk_load(
+            url,
+            "events",
+            [
+                "id",
+                "event_key",
+                "type",
+                "source",
+                "campaign_id",
+                "subscriber_id",
+                "link_id",
+                "is_machine",
+                "machine_reason",
+                "occurred_at",
+            ],
+            events(),
+            advance=lambda k: bar.advance(task, k),
+        )
     c.reset_pg_sequences(url, ["subscribers", "articles", "campaigns", "campaign_links", "events"])
     c.analyze(url)
     return {"load_s": round(time.perf_counter() - t0, 1), "now": now.isoformat(), **counts}
@@ -194,8 +314,12 @@ def phase_count(state: dict) -> dict:
             if run:
                 times.append(elapsed)
         query = select(func.count()).select_from(models.Subscriber).where(segment_condition(segment, now))
-        out[name] = {"count": count, "median_ms": round(statistics.median(times) * 1000, 1),
-                     "runs_ms": [round(t * 1000, 1) for t in times], "plan": _explain(engine, query)}
+        out[name] = {
+            "count": count,
+            "median_ms": round(statistics.median(times) * 1000, 1),
+            "runs_ms": [round(t * 1000, 1) for t in times],
+            "plan": _explain(engine, query),
+        }
     engine.dispose()
     return out
 
@@ -205,15 +329,38 @@ PHASES = {"setup": phase_setup, "count": phase_count}
 
 def _plan_summary(plan: str) -> str:
     lines = plan.split("\n\n", 1)[1].splitlines()
-    keep = [line for line in lines if any(k in line for k in ("Scan", "Join", "Aggregate", "Gather", "Execution Time",
-                                                              "Workers", "SEARCH", "SCAN", "CORRELATED", "EXISTS", "LIST", "USING"))]
+    keep = [
+        line
+        for line in lines
+        if any(
+            k in line
+            for k in (
+                "Scan",
+                "Join",
+                "Aggregate",
+                "Gather",
+                "Execution Time",
+                "Workers",
+                "SEARCH",
+                "SCAN",
+                "CORRELATED",
+                "EXISTS",
+                "LIST",
+                "USING",
+            )
+        )
+    ]
     return "\n".join(keep)
 
 
 def main() -> None:
     parser = c.base_parser(__doc__.split("\n\n")[0])
-    parser.add_argument("--try-index", action="append", default=[],
-                        help="SQL run after the baseline (e.g. CREATE INDEX …); the counts are timed again")
+    parser.add_argument(
+        "--try-index",
+        action="append",
+        default=[],
+        help="SQL run after the baseline (e.g. CREATE INDEX …); the counts are timed again",
+    )
     args = parser.parse_args()
     if c.run_child_phase(args, PHASES):
         return
@@ -222,8 +369,13 @@ def main() -> None:
 
     console, info = c.report_console(args.pg_url, width=160)
     n = args.recipients
-    results: dict = {"benchmark": "segment_count", "db": args.db, "subscribers": n, "machine": info,
-                     "command": f"python bench/segment_count.py --db {args.db} --recipients {n}"}
+    results: dict = {
+        "benchmark": "segment_count",
+        "db": args.db,
+        "subscribers": n,
+        "machine": info,
+        "command": f"python bench/segment_count.py --db {args.db} --recipients {n}",
+    }
     with c.bench_store(args.db, args.pg_url, args.keep, prefix="nlbench-segment-") as (url, tmp):
         audiences = tmp / "audiences"
         audiences.mkdir()
@@ -232,8 +384,10 @@ def main() -> None:
         state = {"url": url, "tmp": str(tmp), "n": n, "audiences": str(audiences)}
         results["setup"] = setup = c.run_phase(SCRIPT, "setup", state, tmp)
         results["db_size_mb"] = round(c.db_size_mb(url), 1)
-        console.print(f"set-up: {setup['subscribers']:,} subscribers, {setup['subscriber_tags']:,} tags, "
-                      f"{setup['events']:,} events in {setup['load_s']} s; store {results['db_size_mb']} MB")
+        console.print(
+            f"set-up: {setup['subscribers']:,} subscribers, {setup['subscriber_tags']:,} tags, "
+            f"{setup['events']:,} events in {setup['load_s']} s; store {results['db_size_mb']} MB"
+        )
         results["baseline"] = c.run_phase(SCRIPT, "count", state, tmp)
         if args.try_index:
             console.print("trying: ")
@@ -254,10 +408,14 @@ def main() -> None:
                 console.print(f"[bold]plan: {name} ({variant})[/]")
                 console.print(r["plan"].split("\n\n", 1)[1], markup=False, highlight=False)
     if args.db == "postgresql":
-
-        console.print("target < 300 ms on PostgreSQL: baseline "
-                      + ", ".join(f"{k} {'met' if r['median_ms'] < 300 else 'MISSED'}" for k, r in results["baseline"].items()
-                                  if isinstance(r, dict) and "median_ms" in r))
+        console.print(
+            "target < 300 ms on PostgreSQL: baseline "
+            + ", ".join(
+                f"{k} {'met' if r['median_ms'] < 300 else 'MISSED'}"
+                for k, r in results["baseline"].items()
+                if isinstance(r, dict) and "median_ms" in r
+            )
+        )
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=1, default=str))
 

@@ -47,9 +47,11 @@ import _common as c  # noqa: E402
 from _sent_campaign import bench_settings, event_count, load_sent_campaign  # noqa: E402
 
 SCRIPT = Path(__file__).resolve()
-BROWSER = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-           "Version/17.4 Safari/605.1.15")
-PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002014400" "3b")
+BROWSER = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.4 Safari/605.1.15"
+)
+PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c000000000100010000020144003b")
 STATS_PATH = "/__bench_stats"
 
 
@@ -62,8 +64,13 @@ def phase_setup(state: dict) -> dict:
     from newsletter.tracking import TokenSigner
 
     n, url = state["n"], state["url"]
-    load_sent_campaign(url, n, links=[(1, "https://example.test/article", "article"), (2, "https://example.test/book", "cta")],
-                       sent_ago=dt.timedelta(days=1), message_id=lambda i: "MSG")
+    load_sent_campaign(
+        url,
+        n,
+        links=[(1, "https://example.test/article", "article"), (2, "https://example.test/book", "cta")],
+        sent_ago=dt.timedelta(days=1),
+        message_id=lambda i: "MSG",
+    )
     signer = TokenSigner(c.SECRET)
     tokens = [signer.sign(i) for i in range(1, n + 1)]
     for name, template in (("pixel", "/o/{}.gif"), ("click", "/c/{}/1"), ("bare", "/o/{}.gif")):
@@ -71,7 +78,8 @@ def phase_setup(state: dict) -> dict:
         Path(state["tmp"], f"{name}.lua").write_text(
             f"local paths = {{\n{paths}\n}}\nlocal i = math.random(#paths)\n"
             "request = function()\n  i = i + 1\n  if i > #paths then i = 1 end\n"
-            "  return wrk.format(\"GET\", paths[i])\nend\n")
+            '  return wrk.format("GET", paths[i])\nend\n'
+        )
     result = {"deliveries": n}
     c.write_result(state, result)
     return result
@@ -90,8 +98,13 @@ class Counting:
     async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
         if scope["type"] == "http" and scope["path"] == STATS_PATH:
             body = json.dumps(self.answered).encode()
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                }
+            )
             await send({"type": "http.response.body", "body": body})
             return
         status = 0
@@ -127,9 +140,13 @@ async def bare_app(scope, receive, send) -> None:  # type: ignore[no-untyped-def
 
 async def bare_minimal_app(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
     """For context: the GIF with three headers only."""
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"image/gif"), (b"content-length", b"42"),
-                            (b"cache-control", b"no-store")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"image/gif"), (b"content-length", b"42"), (b"cache-control", b"no-store")],
+        }
+    )
     await send({"type": "http.response.body", "body": PIXEL})
 
 
@@ -171,19 +188,37 @@ def run_target(state: dict, target: str, args) -> dict:  # type: ignore[no-untyp
     child_state = dict(state, target=target, port=port, result_file=str(Path(state["tmp"]) / f"serve-{target}.json"))
     state_file = Path(state["tmp"]) / f"state-serve-{target}.json"
     state_file.write_text(json.dumps(child_state))
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), "--phase", "serve", "--state", str(state_file)],
-                            cwd=state["tmp"])
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), "--phase", "serve", "--state", str(state_file)], cwd=state["tmp"]
+    )
     try:
         c.wait_until_serving(proc, lambda: _get_json(port, STATS_PATH), f"{target} server")
         headers = ["-H", f"User-Agent: {BROWSER}", "-H", "Accept-Language: en-US,en;q=0.9"]
         lua = str(Path(state["tmp"]) / f"{'bare' if target.startswith('bare') else target}.lua")
         # a short warm-up (imports, connection pool, first compilations), not counted in wrk's figures
-        subprocess.run(["wrk", "-t1", f"-c{args.connections}", "-d2s", "-s", lua, *headers,
-                        f"http://127.0.0.1:{port}"], capture_output=True, check=True)
+        subprocess.run(
+            ["wrk", "-t1", f"-c{args.connections}", "-d2s", "-s", lua, *headers, f"http://127.0.0.1:{port}"],
+            capture_output=True,
+            check=True,
+        )
         warm = _get_json(port, STATS_PATH)
-        cpu_before = (c.process_cpu_seconds(proc.pid) or 0.0)
-        out = subprocess.run(["wrk", "-t1", f"-c{args.connections}", f"-d{args.duration}s", "--latency", "-s", lua,
-                              *headers, f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True).stdout
+        cpu_before = c.process_cpu_seconds(proc.pid) or 0.0
+        out = subprocess.run(
+            [
+                "wrk",
+                "-t1",
+                f"-c{args.connections}",
+                f"-d{args.duration}s",
+                "--latency",
+                "-s",
+                lua,
+                *headers,
+                f"http://127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         time.sleep(0.5)  # let the last in-flight requests finish
         answered = _get_json(port, STATS_PATH)
         cpu = (c.process_cpu_seconds(proc.pid) or 0.0) - cpu_before
@@ -201,10 +236,14 @@ def run_target(state: dict, target: str, args) -> dict:  # type: ignore[no-untyp
     errors = re.search(r"Socket errors: (.*)", out)
     answered_total = sum(answered.values())
     result = {
-        "target": target, "requests_per_s": rps, "wrk_requests": int(total.group(1)),
+        "target": target,
+        "requests_per_s": rps,
+        "wrk_requests": int(total.group(1)),
         "latency_avg_stdev_max": list(lat.groups()) if lat else None,
-        "non_2xx_3xx": int(non_ok.group(1)) if non_ok else 0, "socket_errors": errors.group(1) if errors else None,
-        "server_answered_by_status": answered, "server_answered": answered_total,
+        "non_2xx_3xx": int(non_ok.group(1)) if non_ok else 0,
+        "socket_errors": errors.group(1) if errors else None,
+        "server_answered_by_status": answered,
+        "server_answered": answered_total,
         "server_answered_warmup": sum(warm.values()),
         # the server's own CPU (all threads) per request of the measured run: moves far less than
         # req/s when other work shares the machine
@@ -239,17 +278,23 @@ def profile_in_process(state: dict, n: int = 5000, batch: int = 64) -> str:
 
     def clicks(k: int) -> None:
         with engine.begin() as conn:
-            record_clicks(conn, [((k * batch + i) % size + 1, 1, info, utcnow()) for i in range(batch)],
-                          options=options, link_cache=links)
+            record_clicks(
+                conn,
+                [((k * batch + i) % size + 1, 1, info, utcnow()) for i in range(batch)],
+                options=options,
+                link_cache=links,
+            )
 
     def single(k: int) -> None:
         with session_scope(engine) as s:
             record_open(s, k % size + 1, info, options=options)
 
     out = []
-    for name, call, per_call in ((f"record_opens, batches of {batch}", opens, batch),
-                                 (f"record_clicks, batches of {batch}", clicks, batch),
-                                 ("record_open one by one (session_scope each)", single, 1)):
+    for name, call, per_call in (
+        (f"record_opens, batches of {batch}", opens, batch),
+        (f"record_clicks, batches of {batch}", clicks, batch),
+        ("record_open one by one (session_scope each)", single, 1),
+    ):
         calls = max(n // per_call, 20)
         for k in range(5):
             call(k)
@@ -273,8 +318,12 @@ def main() -> None:
     parser = c.base_parser(__doc__.split("\n\n")[0], default_n=20_000)
     parser.add_argument("--duration", type=int, default=10, help="seconds of wrk per target (default %(default)s)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (default %(default)s)")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="bare, pixel and click again this many times, alternating (default %(default)s)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="bare, pixel and click again this many times, alternating (default %(default)s)",
+    )
     parser.add_argument("--profile", action="store_true", help="also profile the per-request work in process")
     # a database of its own: other benchmarks (send.py, ...) use newsletter_bench and may run at the same time
     parser.set_defaults(pg_url=c.pg_url_for("http"))
@@ -286,8 +335,14 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install -y wrk")
     console, info = c.report_console(args.pg_url)
-    results: dict = {"machine": info, "db": args.db, "deliveries": args.recipients, "duration_s": args.duration,
-                     "connections": args.connections, "server": "uvicorn, 1 process, asyncio loop, h11, no access log"}
+    results: dict = {
+        "machine": info,
+        "db": args.db,
+        "deliveries": args.recipients,
+        "duration_s": args.duration,
+        "connections": args.connections,
+        "server": "uvicorn, 1 process, asyncio loop, h11, no access log",
+    }
     with c.bench_store(args.db, args.pg_url, keep=args.keep, prefix="nlbench-http-") as (url, tmp):
         state = {"url": url, "tmp": str(tmp), "n": args.recipients}
         c.run_phase(SCRIPT, "setup", state, tmp)
@@ -298,15 +353,20 @@ def main() -> None:
             this = {}
             for target in ("bare", "pixel", "click") + (("bare_minimal",) if number == 1 else ()):
                 r = this[target] = run_target(state, target, args)
-                console.print(f"round {number} {target:>5}: {r['requests_per_s']:>8,.0f} req/s  (wrk "
-                              f"{r['wrk_requests']:,} requests, server answered {r['server_answered']:,}"
-                              + (f", events stored {r['events_stored']:,}" if "events_stored" in r else "")
-                              + f"; server CPU {r['server_cpu_us_per_request']} µs/request"
-                              + f"; latency avg/stdev/max {r['latency_avg_stdev_max']})")
+                console.print(
+                    f"round {number} {target:>5}: {r['requests_per_s']:>8,.0f} req/s  (wrk "
+                    f"{r['wrk_requests']:,} requests, server answered {r['server_answered']:,}"
+                    + (f", events stored {r['events_stored']:,}" if "events_stored" in r else "")
+                    + f"; server CPU {r['server_cpu_us_per_request']} µs/request"
+                    + f"; latency avg/stdev/max {r['latency_avg_stdev_max']})"
+                )
             for target in ("pixel", "click"):
-                this[target]["ratio_to_bare"] = round(this[target]["requests_per_s"] / this["bare"]["requests_per_s"], 3)
-                this[target]["cpu_ratio_to_bare"] = round(this["bare"]["server_cpu_us_per_request"]
-                                                          / this[target]["server_cpu_us_per_request"], 3)
+                this[target]["ratio_to_bare"] = round(
+                    this[target]["requests_per_s"] / this["bare"]["requests_per_s"], 3
+                )
+                this[target]["cpu_ratio_to_bare"] = round(
+                    this["bare"]["server_cpu_us_per_request"] / this[target]["server_cpu_us_per_request"], 3
+                )
             rounds.append(this)
         results.update(rounds[0])  # the first round's runs under their names, as before
         results["rounds"] = rounds
@@ -315,9 +375,11 @@ def main() -> None:
             cpu_ratios = sorted(r[target]["cpu_ratio_to_bare"] for r in rounds)
             ok = all(r[target]["events_stored_equals_answered"] for r in rounds)
             results[f"{target}_ratio_median"] = ratios[len(ratios) // 2]
-            console.print(f"{target}: {', '.join(f'{x:.0%}' for x in ratios)} of bare (median "
-                          f"{ratios[len(ratios) // 2]:.0%}; target ≥ 60%); by server CPU per request "
-                          f"{', '.join(f'{x:.0%}' for x in cpu_ratios)}; events stored == requests answered: {ok}")
+            console.print(
+                f"{target}: {', '.join(f'{x:.0%}' for x in ratios)} of bare (median "
+                f"{ratios[len(ratios) // 2]:.0%}; target ≥ 60%); by server CPU per request "
+                f"{', '.join(f'{x:.0%}' for x in cpu_ratios)}; events stored == requests answered: {ok}"
+            )
         if args.profile:
             text = profile_in_process(state)
             results["profile"] = text

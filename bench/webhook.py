@@ -47,8 +47,7 @@ import _common as c  # noqa: E402
 from _sent_campaign import bench_settings, event_count, load_sent_campaign  # noqa: E402
 
 SCRIPT = Path(__file__).resolve()
-BROWSER = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 "
-           "Safari/537.36")
+BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"
 SIG = "X-Twilio-Email-Event-Webhook-Signature"
 TS = "X-Twilio-Email-Event-Webhook-Timestamp"
 
@@ -61,8 +60,14 @@ def phase_setup(state: dict) -> dict:
 
     n, url = state["n"], state["url"]
     campaign_id, sent = load_sent_campaign(
-        url, n, links=[(p, f"https://example.test/{p}", k) for p, k in ((1, "article"), (2, "cta"), (3, "read_more"), (4, "web"))],
-        sent_ago=dt.timedelta(hours=1), message_id=lambda i: f"MSG{i // 1000}")
+        url,
+        n,
+        links=[
+            (p, f"https://example.test/{p}", k) for p, k in ((1, "article"), (2, "cta"), (3, "read_more"), (4, "web"))
+        ],
+        sent_ago=dt.timedelta(hours=1),
+        message_id=lambda i: f"MSG{i // 1000}",
+    )
     result = {"deliveries": n, "campaign_id": campaign_id, "sent_epoch": int(sent.timestamp())}
     c.write_result(state, result)
     return result
@@ -129,8 +134,14 @@ def phase_serve(state: dict) -> dict:
 
 def make_batches(n_batches: int, n_deliveries: int, campaign_id: int, sent_epoch: int, seed: int = 7) -> list[bytes]:
     rng = random.Random(seed)
-    kinds = (["processed"] * 20 + ["delivered"] * 20 + ["open"] * 30 + ["click"] * 10 + ["deferred"] * 14
-             + ["group_resubscribe"])
+    kinds = (
+        ["processed"] * 20
+        + ["delivered"] * 20
+        + ["open"] * 30
+        + ["click"] * 10
+        + ["deferred"] * 14
+        + ["group_resubscribe"]
+    )
     batches = []
     serial = 0
     for _batch in range(n_batches):
@@ -146,11 +157,17 @@ def make_batches(n_batches: int, n_deliveries: int, campaign_id: int, sent_epoch
                 kind = "dropped"
             elif roll < 0.005:
                 kind = "spamreport"
-            event = {"email": f"reader{delivery}@example.com", "timestamp": sent_epoch + rng.randrange(60, 3000),
-                     "event": kind, "sg_event_id": f"bench-{serial:09d}-{rng.getrandbits(40):010x}",
-                     "sg_message_id": f"MSG{delivery // 1000}.filterdrecv-5645d9c87f-abc-1-{serial}.0",
-                     "smtp-id": f"<MSG{delivery // 1000}@geopod-ismtpd-4-0>", "category": [f"campaign-{campaign_id}"],
-                     "delivery_id": str(delivery), "campaign_id": str(campaign_id)}
+            event = {
+                "email": f"reader{delivery}@example.com",
+                "timestamp": sent_epoch + rng.randrange(60, 3000),
+                "event": kind,
+                "sg_event_id": f"bench-{serial:09d}-{rng.getrandbits(40):010x}",
+                "sg_message_id": f"MSG{delivery // 1000}.filterdrecv-5645d9c87f-abc-1-{serial}.0",
+                "smtp-id": f"<MSG{delivery // 1000}@geopod-ismtpd-4-0>",
+                "category": [f"campaign-{campaign_id}"],
+                "delivery_id": str(delivery),
+                "campaign_id": str(campaign_id),
+            }
             if kind in ("open", "click"):
                 event.update(useragent=BROWSER, ip=f"203.0.{rng.randrange(256)}.{rng.randrange(256)}")
             if kind == "open":
@@ -177,8 +194,9 @@ class Signer:
         from cryptography.hazmat.primitives.asymmetric import ec
 
         self.key = ec.generate_private_key(ec.SECP256R1())
-        der = self.key.public_key().public_bytes(serialization.Encoding.DER,
-                                                 serialization.PublicFormat.SubjectPublicKeyInfo)
+        der = self.key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
         self.public_b64 = base64.b64encode(der).decode()
 
     def headers(self, body: bytes, ts: str) -> dict[str, str]:
@@ -231,8 +249,12 @@ def _backend_pids(url: str) -> list[int]:
     import psycopg
 
     with psycopg.connect(c._libpq_dsn(url), autocommit=True) as conn:
-        return [pid for (pid,) in conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+        return [
+            pid
+            for (pid,) in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ]
 
 
 def profile_ingest(state: dict, setup: dict, batches: int = 5) -> str:
@@ -258,8 +280,10 @@ def profile_ingest(state: dict, setup: dict, batches: int = 5) -> str:
     engine.dispose()
     buffer = io.StringIO()
     pstats.Stats(profiler, stream=buffer).sort_stats("tottime").print_stats(20)
-    return (f"per batch of 1,000: parse {parse_s * 1000:.1f} ms, ingest_events + commit {ingest_s * 1000:.1f} ms "
-            f"({1000 / ingest_s:,.0f} events/s without HTTP)\n" + buffer.getvalue())
+    return (
+        f"per batch of 1,000: parse {parse_s * 1000:.1f} ms, ingest_events + commit {ingest_s * 1000:.1f} ms "
+        f"({1000 / ingest_s:,.0f} events/s without HTTP)\n" + buffer.getvalue()
+    )
 
 
 def main() -> None:
@@ -267,11 +291,19 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=50, help="batches of 1,000 events (default %(default)s)")
     parser.add_argument("--concurrency", type=int, default=1, help="connections posting at once (default %(default)s)")
     parser.add_argument("--profile", action="store_true", help="also profile ingest_events in process")
-    parser.add_argument("--sqlite-pragma", action="append", default=[], metavar="PRAGMA",
-                        help="what-if: also run 'PRAGMA <PRAGMA>' on each of the server's SQLite connections "
-                             "(e.g. cache_size=-65536); repeatable")
-    parser.add_argument("--profile-server", action="store_true",
-                        help="cProfile the server process (all threads); printed at the end (slows it down)")
+    parser.add_argument(
+        "--sqlite-pragma",
+        action="append",
+        default=[],
+        metavar="PRAGMA",
+        help="what-if: also run 'PRAGMA <PRAGMA>' on each of the server's SQLite connections "
+        "(e.g. cache_size=-65536); repeatable",
+    )
+    parser.add_argument(
+        "--profile-server",
+        action="store_true",
+        help="cProfile the server process (all threads); printed at the end (slows it down)",
+    )
     # a database of its own: other benchmarks (send.py, ...) use newsletter_bench and may run at the same time
     parser.set_defaults(pg_url=c.pg_url_for("webhook"))
     args = parser.parse_args()
@@ -280,26 +312,42 @@ def main() -> None:
         {"setup": phase_setup, "serve": phase_serve}[args.phase](state)
         return
     console, info = c.report_console(args.pg_url)
-    results: dict = {"machine": info, "db": args.db, "deliveries": args.recipients, "batches": args.batches,
-                     "sqlite_pragmas_what_if": args.sqlite_pragma,
-                     "events_per_batch": 1000, "concurrency": args.concurrency,
-                     "server": "uvicorn, 1 process, asyncio loop, h11, no access log"}
+    results: dict = {
+        "machine": info,
+        "db": args.db,
+        "deliveries": args.recipients,
+        "batches": args.batches,
+        "sqlite_pragmas_what_if": args.sqlite_pragma,
+        "events_per_batch": 1000,
+        "concurrency": args.concurrency,
+        "server": "uvicorn, 1 process, asyncio loop, h11, no access log",
+    }
     with c.bench_store(args.db, args.pg_url, keep=args.keep, prefix="nlbench-webhook-") as (url, tmp):
         state = {"url": url, "tmp": str(tmp), "n": args.recipients}
         setup = c.run_phase(SCRIPT, "setup", state, tmp)
         signer = Signer()
         bodies = make_batches(args.batches, args.recipients, setup["campaign_id"], setup["sent_epoch"])
         port = c.free_port()
-        serve_state = dict(state, port=port, public_key=signer.public_b64, result_file=str(tmp / "serve.json"),
-                           profile_server=args.profile_server, sqlite_pragmas=args.sqlite_pragma)
+        serve_state = dict(
+            state,
+            port=port,
+            public_key=signer.public_b64,
+            result_file=str(tmp / "serve.json"),
+            profile_server=args.profile_server,
+            sqlite_pragmas=args.sqlite_pragma,
+        )
         (tmp / "state-serve.json").write_text(json.dumps(serve_state))
-        proc = subprocess.Popen([sys.executable, str(SCRIPT), "--phase", "serve", "--state", str(tmp / "state-serve.json")],
-                                cwd=str(tmp))
+        proc = subprocess.Popen(
+            [sys.executable, str(SCRIPT), "--phase", "serve", "--state", str(tmp / "state-serve.json")], cwd=str(tmp)
+        )
         try:
-            c.wait_until_serving(proc, lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close(), "server")
+            c.wait_until_serving(
+                proc, lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close(), "server"
+            )
             # warm-up: one small signed post (imports, pool, first compilations), not timed
-            warm = json.dumps([{"event": "processed", "sg_event_id": "warm-up", "delivery_id": "1",
-                                "timestamp": setup["sent_epoch"]}]).encode()
+            warm = json.dumps(
+                [{"event": "processed", "sg_event_id": "warm-up", "delivery_id": "1", "timestamp": setup["sent_epoch"]}]
+            ).encode()
             post_all(port, [(warm, signer.headers(warm, str(int(time.time()))))] * args.concurrency, args.concurrency)
             before = event_count(url)
             ts = str(int(time.time()))
@@ -323,29 +371,44 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        results.update({
-            "body_mb_total": round(mb, 1), "body_kb_per_batch": round(mb * 1000 / args.batches),
-            "wall_s": round(wall, 2), "events_sent": sent, "events_stored": stored,
-            "stored_equals_sent": stored == sent, "events_per_s_stored": round(stored / wall),
-            "ms_per_batch": round(wall / args.batches * 1000, 1),
-            # CPU, not wall: on a shared machine it moves far less than the wall time does
-            "server_cpu_ms_per_batch": round(sum(server_cpu.values()) / args.batches * 1000, 1),
-            "postgres_cpu_ms_per_batch": round(sum(db_cpu.values()) / args.batches * 1000, 1) if db_pids else None,
-            "suppressed_addresses": sum(a["suppressed"] for a in answers),
-            "machine_events": sum(a["machine"] for a in answers),
-            "retry_pass": {"wall_s": round(wall2, 2), "events_per_s_checked": round(sent / wall2),
-                           "new_rows": stored2, "duplicates_reported": sum(a["duplicates"] for a in answers2)},
-        })
-        console.print(f"webhook ingest ({args.db}): {args.batches} batches × 1,000 events, {mb:.1f} MB, "
-                      f"concurrency {args.concurrency}: {wall:.2f} s → [bold]{stored / wall:,.0f} events/s stored[/] "
-                      f"({wall / args.batches * 1000:.1f} ms per batch); stored {stored:,} of {sent:,} "
-                      f"({'ok' if stored == sent else 'MISMATCH'}); {results['suppressed_addresses']} addresses "
-                      f"suppressed, {results['machine_events']:,} machine opens/clicks")
-        console.print(f"retry pass (same events again): {wall2:.2f} s, {sent / wall2:,.0f} events/s checked, "
-                      f"{stored2} new rows")
-        console.print(f"CPU per batch of 1,000 (first pass): server process {results['server_cpu_ms_per_batch']} ms"
-                      + (f", PostgreSQL backends {results['postgres_cpu_ms_per_batch']} ms" if db_pids else "")
-                      + f"; load average now {[round(x, 2) for x in os.getloadavg()]}")
+        results.update(
+            {
+                "body_mb_total": round(mb, 1),
+                "body_kb_per_batch": round(mb * 1000 / args.batches),
+                "wall_s": round(wall, 2),
+                "events_sent": sent,
+                "events_stored": stored,
+                "stored_equals_sent": stored == sent,
+                "events_per_s_stored": round(stored / wall),
+                "ms_per_batch": round(wall / args.batches * 1000, 1),
+                # CPU, not wall: on a shared machine it moves far less than the wall time does
+                "server_cpu_ms_per_batch": round(sum(server_cpu.values()) / args.batches * 1000, 1),
+                "postgres_cpu_ms_per_batch": round(sum(db_cpu.values()) / args.batches * 1000, 1) if db_pids else None,
+                "suppressed_addresses": sum(a["suppressed"] for a in answers),
+                "machine_events": sum(a["machine"] for a in answers),
+                "retry_pass": {
+                    "wall_s": round(wall2, 2),
+                    "events_per_s_checked": round(sent / wall2),
+                    "new_rows": stored2,
+                    "duplicates_reported": sum(a["duplicates"] for a in answers2),
+                },
+            }
+        )
+        console.print(
+            f"webhook ingest ({args.db}): {args.batches} batches × 1,000 events, {mb:.1f} MB, "
+            f"concurrency {args.concurrency}: {wall:.2f} s → [bold]{stored / wall:,.0f} events/s stored[/] "
+            f"({wall / args.batches * 1000:.1f} ms per batch); stored {stored:,} of {sent:,} "
+            f"({'ok' if stored == sent else 'MISMATCH'}); {results['suppressed_addresses']} addresses "
+            f"suppressed, {results['machine_events']:,} machine opens/clicks"
+        )
+        console.print(
+            f"retry pass (same events again): {wall2:.2f} s, {sent / wall2:,.0f} events/s checked, {stored2} new rows"
+        )
+        console.print(
+            f"CPU per batch of 1,000 (first pass): server process {results['server_cpu_ms_per_batch']} ms"
+            + (f", PostgreSQL backends {results['postgres_cpu_ms_per_batch']} ms" if db_pids else "")
+            + f"; load average now {[round(x, 2) for x in os.getloadavg()]}"
+        )
         if args.profile_server and (tmp / "server-profile.txt").exists():
             results["server_profile"] = (tmp / "server-profile.txt").read_text()
             console.print(results["server_profile"])

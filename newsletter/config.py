@@ -245,7 +245,11 @@ def load_settings(environ: dict[str, str] | None = None, workdir: Path | None = 
     by_field = {fname: (env_name, kind) for env_name, (fname, kind) in ENV_VARS.items()}
     for fname, raw in _toml_values(workdir / "newsletter.toml").items():
         values[fname] = _coerce(f"newsletter.toml: {fname}", by_field[fname][1], raw)
-    dotenv = {k: v for k, v in dotenv_values(workdir / ".env").items() if v is not None} if (workdir / ".env").exists() else {}
+    dotenv = (
+        {k: v for k, v in dotenv_values(workdir / ".env").items() if v is not None}
+        if (workdir / ".env").exists()
+        else {}
+    )
     for source in (dotenv, env):
         for env_name, (fname, kind) in ENV_VARS.items():
             if env_name in source and source[env_name] != "":
@@ -254,6 +258,8 @@ def load_settings(environ: dict[str, str] | None = None, workdir: Path | None = 
     if settings.batch_size < 1 or settings.batch_size > 1000:
         raise UserError("must be between 1 and 1000 (SendGrid's limit per request)", where="NEWSLETTER_BATCH_SIZE")
     if not 1 <= settings.send_concurrency <= MAX_SEND_CONCURRENCY:
-        raise UserError(f"must be between 1 and {MAX_SEND_CONCURRENCY} (requests out at once per worker)",
-                        where="NEWSLETTER_SEND_CONCURRENCY")
+        raise UserError(
+            f"must be between 1 and {MAX_SEND_CONCURRENCY} (requests out at once per worker)",
+            where="NEWSLETTER_SEND_CONCURRENCY",
+        )
     return settings

@@ -42,8 +42,10 @@ def _report(error: BaseException) -> str:
     except PackageNotFoundError:
         ours = "unknown"
     trace = "".join(traceback.format_exception(error))
-    head = (f"newsletter {ours}, Python {platform.python_version()} on {platform.platform()}\n"
-            f"command: {' '.join(sys.argv)}\nwhen: {datetime.now(UTC).isoformat(timespec='seconds')}\n\n")
+    head = (
+        f"newsletter {ours}, Python {platform.python_version()} on {platform.platform()}\n"
+        f"command: {' '.join(sys.argv)}\nwhen: {datetime.now(UTC).isoformat(timespec='seconds')}\n\n"
+    )
     return redact(head + trace)
 
 

@@ -37,8 +37,9 @@ def _prepare_folder(directory: Path) -> Path:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise UserError(f"cannot make the demo folder: {error.strerror or error}; choose another --dir",
-                        where=str(directory)) from None
+        raise UserError(
+            f"cannot make the demo folder: {error.strerror or error}; choose another --dir", where=str(directory)
+        ) from None
     (directory / MARKER).write_text("made by `newsletter demo`; safe to delete\n", encoding="utf-8")
     return directory
 
@@ -66,8 +67,11 @@ def _nurture_summary(engine: Engine, settings: Settings) -> dict[str, int]:
     with session_scope(engine) as session:
         leads = len(list_leads(session))
     sequences = list_summaries(engine, settings)
-    return {"leads": leads, "enrolled": sum(row["active"] + row["completed"] + row["exited"] for row in sequences),
-            "exited": sum(row["exited"] for row in sequences)}
+    return {
+        "leads": leads,
+        "enrolled": sum(row["active"] + row["completed"] + row["exited"] for row in sequences),
+        "exited": sum(row["exited"] for row in sequences),
+    }
 
 
 def run_demo(directory: Path, *, serve_after: bool, port: int, console: Console) -> dict[str, object]:
@@ -94,8 +98,10 @@ def run_demo(directory: Path, *, serve_after: bool, port: int, console: Console)
         slug = imported.row.slug
     console.print(f"[bold]2.[/] Article: “{imported.article.title}” ({imported.article.word_count} words) → {slug}")
     audience = import_subscribers(engine, audiences_dir() / "demo.csv", progress=False)
-    console.print(f"[bold]3.[/] Audience: {audience.created} subscribers imported, "
-                  f"{audience.duplicates_merged} duplicates merged, {audience.rejected_count} rejected")
+    console.print(
+        f"[bold]3.[/] Audience: {audience.created} subscribers imported, "
+        f"{audience.duplicates_merged} duplicates merged, {audience.rejected_count} rejected"
+    )
     with session_scope(engine) as session:
         campaign = create_campaign(session, settings, article_slug=slug, segment="all")
         campaign_id = campaign.id
@@ -104,22 +110,28 @@ def run_demo(directory: Path, *, serve_after: bool, port: int, console: Console)
     console.print(f"[bold]5.[/] Sent {summary.sent} messages to {settings.outbox_dir}/campaign-{campaign_id}/")
     backdate(engine, campaign_id)
     activity = simulate_readers(engine, campaign_id)
-    console.print(f"[bold]6.[/] [yellow]Simulated[/] three days of readers (demo only), judged by the tracking rules: "
-                  f"{activity.human_opens} opens by people, {activity.machine_opens} by machines; "
-                  f"{activity.human_clicks} clicks by people ({activity.connect_today} on “Connect today”), "
-                  f"{activity.machine_clicks} by scanners")
+    console.print(
+        f"[bold]6.[/] [yellow]Simulated[/] three days of readers (demo only), judged by the tracking rules: "
+        f"{activity.human_opens} opens by people, {activity.machine_opens} by machines; "
+        f"{activity.human_clicks} clicks by people ({activity.connect_today} on “Connect today”), "
+        f"{activity.machine_clicks} by scanners"
+    )
     tick = automation_tick(engine, settings)
     nurture = _nurture_summary(engine, settings)
-    console.print(f"[bold]7.[/] Scheduler tick: {nurture['leads']} leads scored, the director alerted of each "
-                  f"({settings.outbox_dir}/staff/); {nurture['enrolled']} readers entered the “connect-today” "
-                  "nurture sequence (first email a day later, in each reader's daytime)"
-                  + (f"; [red]failed: {tick.failed}[/]" if tick.failed else ""))
+    console.print(
+        f"[bold]7.[/] Scheduler tick: {nurture['leads']} leads scored, the director alerted of each "
+        f"({settings.outbox_dir}/staff/); {nurture['enrolled']} readers entered the “connect-today” "
+        "nurture sequence (first email a day later, in each reader's daytime)"
+        + (f"; [red]failed: {tick.failed}[/]" if tick.failed else "")
+    )
     booked = staff_books(engine)
     tick = automation_tick(engine, settings)
     nurture = _nurture_summary(engine, settings)
-    console.print(f"[bold]8.[/] [yellow]Simulated[/] front desk: leads {', '.join(map(str, booked))} booked a consultation; "
-                  f"the next tick took them out of the sequence ({nurture['exited']} exited). "
-                  "Try `newsletter leads list` and `newsletter nurture simulate connect-today`.")
+    console.print(
+        f"[bold]8.[/] [yellow]Simulated[/] front desk: leads {', '.join(map(str, booked))} booked a consultation; "
+        f"the next tick took them out of the sequence ({nurture['exited']} exited). "
+        "Try `newsletter leads list` and `newsletter nurture simulate connect-today`."
+    )
     with session_scope(engine) as session:
         report = campaign_report(session, campaign_id)
     print_report(console, report)
@@ -130,8 +142,10 @@ def run_demo(directory: Path, *, serve_after: bool, port: int, console: Console)
     if serve_after:
         from newsletter.web import serve
 
-        console.print(f"\n[bold green]Open {settings.public_base}/[/] to read the sent emails and click through; "
-                      "tracking is live. Then run `newsletter report "
-                      f"{campaign_id}` in {directory} (Ctrl+C stops the server).")
+        console.print(
+            f"\n[bold green]Open {settings.public_base}/[/] to read the sent emails and click through; "
+            "tracking is live. Then run `newsletter report "
+            f"{campaign_id}` in {directory} (Ctrl+C stops the server)."
+        )
         serve(settings, "127.0.0.1", port)
     return report

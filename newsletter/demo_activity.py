@@ -19,10 +19,11 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine  # passed through to the rooms' faces, never used here
 
 DAYS_BACK = 3
-BROWSER = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-           "Chrome/131.0 Safari/537.36")
-PHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-         "Version/18.1 Mobile/15E148 Safari/604.1")
+BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+PHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/18.1 Mobile/15E148 Safari/604.1"
+)
 APPLE_PROXY = "Mozilla/5.0"  # what Apple Mail Privacy Protection's image proxy sends
 SCANNER = "Mozilla/5.0 (compatible; Barracuda Sentinel URL Scanner)"
 
@@ -72,7 +73,13 @@ def simulate_readers(engine: Engine, campaign_id: int, *, seed: int = 2026, now:
             clicks.extend((delivery_id, p, RequestInfo(ip=address, user_agent=SCANNER), seen) for p in visible)
             continue
         if roll < 0.26:  # Apple Mail: the proxy prefetches the image whether or not anyone reads
-            opens.append((delivery_id, RequestInfo(ip=None, user_agent=APPLE_PROXY), sent_at + timedelta(minutes=rng.uniform(1, 20))))
+            opens.append(
+                (
+                    delivery_id,
+                    RequestInfo(ip=None, user_agent=APPLE_PROXY),
+                    sent_at + timedelta(minutes=rng.uniform(1, 20)),
+                )
+            )
             if rng.random() > 0.35:
                 continue  # and sometimes the person reads it too
         elif roll > 0.72:
@@ -91,10 +98,13 @@ def simulate_readers(engine: Engine, campaign_id: int, *, seed: int = 2026, now:
     verdicts = [verdict for verdict in open_verdicts if verdict is not None]
     clicked = [result for result in click_results if isinstance(result, ClickResult)]  # never an unknown link here
     people = [result for result in clicked if not result.is_machine]
-    return Activity(human_opens=sum(not verdict.is_machine for verdict in verdicts),
-                    machine_opens=sum(verdict.is_machine for verdict in verdicts),
-                    human_clicks=len(people), machine_clicks=len(clicked) - len(people),
-                    connect_today=sum(result.lead_id is not None for result in people))
+    return Activity(
+        human_opens=sum(not verdict.is_machine for verdict in verdicts),
+        machine_opens=sum(verdict.is_machine for verdict in verdicts),
+        human_clicks=len(people),
+        machine_clicks=len(clicked) - len(people),
+        connect_today=sum(result.lead_id is not None for result in people),
+    )
 
 
 def staff_books(engine: Engine, count: int = 3) -> list[int]:

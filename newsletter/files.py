@@ -16,7 +16,9 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], object], *, fsync:
     over ``path``. ``fsync`` also makes the content durable before the rename (the outbox and
     staff mail need it: the ledger says "sent" right after). Raises what ``write`` or the file
     system raise; the temporary file is gone either way."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
+    fd, temporary = tempfile.mkstemp(
+        dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp"
+    )
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)

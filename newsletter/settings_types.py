@@ -79,11 +79,13 @@ class QuietHours:
         clocks = [read_clock(p) for p in parts] if len(parts) == 2 else []
         start, end = clocks if len(clocks) == 2 else (None, None)
         if start is None or end is None:
-            raise UserError(f"expected quiet hours as HH:MM-HH:MM (e.g. 20:00-09:00) or 'none', got {text!r}",
-                            where=where)
+            raise UserError(
+                f"expected quiet hours as HH:MM-HH:MM (e.g. 20:00-09:00) or 'none', got {text!r}", where=where
+            )
         if start == end:
-            raise UserError("the quiet hours start and end at the same time; use 'none' for no quiet hours",
-                            where=where)
+            raise UserError(
+                "the quiet hours start and end at the same time; use 'none' for no quiet hours", where=where
+            )
         return cls(start, end)
 
     @property
@@ -140,8 +142,9 @@ def parse_points(text: str | None, where: str = "NEWSLETTER_LEAD_POINTS") -> dic
         name, sep, value = item.partition("=")
         name = name.strip().lower()
         if not sep or name not in POINT_KINDS:
-            raise UserError(f"expected kind=points with kind one of {', '.join(POINT_KINDS)}, got {item.strip()!r}",
-                            where=where)
+            raise UserError(
+                f"expected kind=points with kind one of {', '.join(POINT_KINDS)}, got {item.strip()!r}", where=where
+            )
         try:
             number = float(value)
         except ValueError:

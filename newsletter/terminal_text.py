@@ -38,7 +38,9 @@ def visible(value: object, *, multiline: bool = False) -> str:
     ``multiline`` fields (a note), so a name cannot forge a second output line."""
     text = "" if value is None else str(value)
     pattern = _HIDDEN_BUT_NEWLINE if multiline else _HIDDEN
-    return pattern.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text)
+    return pattern.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text
+    )
 
 
 def esc(value: object, *, multiline: bool = False) -> str:
@@ -87,8 +89,10 @@ class DataTable(Table):
         if not self._copy:
             yield from super().__rich_console__(console, options)
             return
-        widest = [max((Measurement.get(console, options, cell).maximum for cell in [column.header, *column.cells]),
-                      default=1) for column in self.columns]
+        widest = [
+            max((Measurement.get(console, options, cell).maximum for cell in [column.header, *column.cells]), default=1)
+            for column in self.columns
+        ]
         gaps = 3 * len(self.columns) + 1  # the default box: a border and one space each side per column
         needed = gaps + sum(w if i in self._copy else min(w, self.SHRUNK) for i, w in enumerate(widest))
         if needed > options.max_width:
@@ -109,7 +113,10 @@ class DataTable(Table):
             first = Text("  ").join(texts[i] for i in self._copy)
             first.overflow = "fold"
             yield first
-            rest = Text(" · ").join(Text.assemble((f"{self.columns[i].header}: ", "dim"), text)
-                                    for i, text in enumerate(texts) if i not in self._copy and text.plain)
+            rest = Text(" · ").join(
+                Text.assemble((f"{self.columns[i].header}: ", "dim"), text)
+                for i, text in enumerate(texts)
+                if i not in self._copy and text.plain
+            )
             rest.overflow = "fold"
             yield Padding(rest, (0, 0, 0, 4))

@@ -22,8 +22,10 @@ def check_output_file(path: Path, option: str) -> Path:
     """``path`` can be written as a file: it is not a folder and its folder exists."""
     folder = path.parent
     if path.is_dir():
-        raise UserError(f"is a folder; give a file name such as {path / ('out' + (path.suffix or '.html'))}",
-                        where=_where(path, option))
+        raise UserError(
+            f"is a folder; give a file name such as {path / ('out' + (path.suffix or '.html'))}",
+            where=_where(path, option),
+        )
     if not folder.exists():
         raise UserError(f"folder {folder} does not exist", where=_where(path, option))
     if not folder.is_dir():

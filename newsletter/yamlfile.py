@@ -70,13 +70,17 @@ class _Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types (
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise yaml.composer.ComposerError(
-                None, None, f"aliases (*{event.anchor}) are not allowed here: write the value out in full",
-                event.start_mark)
+                None,
+                None,
+                f"aliases (*{event.anchor}) are not allowed here: write the value out in full",
+                event.start_mark,
+            )
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
                 raise yaml.composer.ComposerError(
-                    None, None, f"nested more than {MAX_DEPTH} levels deep", self.peek_event().start_mark)
+                    None, None, f"nested more than {MAX_DEPTH} levels deep", self.peek_event().start_mark
+                )
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -121,8 +125,7 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _constru
 
 def _check_size(text: str, name: str, first_line: int) -> None:
     if len(text) > MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
-        raise YamlError(f"the YAML is larger than {MAX_BYTES // 1024} KB: this is not a file to read",
-                        name, first_line)
+        raise YamlError(f"the YAML is larger than {MAX_BYTES // 1024} KB: this is not a file to read", name, first_line)
 
 
 def _error(error: yaml.YAMLError, name: str, first_line: int) -> YamlError:

@@ -40,19 +40,24 @@ from newsletter.reports import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests" / "reports"), str(REPO / "tests")]  # the report tests' random store, shared rather than copied
+sys.path[:0] = [
+    str(REPO / "tests" / "reports"),
+    str(REPO / "tests"),
+]  # the report tests' random store, shared rather than copied
 from test_reports import T0, build_random_world  # noqa: E402 (importable only once tests/ is on the path)
 
 WIDTH = 1000  # as tests/reports/test_report_html.py renders the reports
 TALLEST = 2300  # the README shows the top of each report
-SUBJECTS = {"A": ("Ketamine-assisted psychotherapy: what a session is like", "all"),
-            "B": ("Sleep and anxiety: five small changes", "anxiety"),
-            "C": ("When grief does not lift", "all"),
-            "D": ("Neuroplasticity and therapy", "all"),
-            "E": ("Esketamine: questions we hear", "ketamine"),
-            "F": ("Your first consultation", "all"),
-            "G": ("Depression in winter", "depression"),
-            "H": ("Family support, step by step", "all")}
+SUBJECTS = {
+    "A": ("Ketamine-assisted psychotherapy: what a session is like", "all"),
+    "B": ("Sleep and anxiety: five small changes", "anxiety"),
+    "C": ("When grief does not lift", "all"),
+    "D": ("Neuroplasticity and therapy", "all"),
+    "E": ("Esketamine: questions we hear", "ketamine"),
+    "F": ("Your first consultation", "all"),
+    "G": ("Depression in winter", "depression"),
+    "H": ("Family support, step by step", "all"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,9 +78,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def refresh(chromium: str, folder: Path, out: Path) -> list[Path]:
     """Build the random store in ``folder``, render the three pictures into ``out``."""
-    settings = Settings(database_url=f"sqlite:///{folder / 'screenshots.db'}", secret_key="screenshots-only",
-                        outbox_dir=str(folder / "outbox"), public_url="https://news.example.test",
-                        sendgrid_api_key=None)
+    settings = Settings(
+        database_url=f"sqlite:///{folder / 'screenshots.db'}",
+        secret_key="screenshots-only",
+        outbox_dir=str(folder / "outbox"),
+        public_url="https://news.example.test",
+        sendgrid_api_key=None,
+    )
     engine = make_engine(settings.database_url)
     try:
         upgrade(engine)

@@ -100,7 +100,13 @@ def run_one(args: list[str], cwd: Path, env: dict[str, str]) -> Ran:
 
 def base_env(url: str, tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_", "COLUMNS"))}
-    env.update({"NEWSLETTER_DATABASE_URL": url, "NEWSLETTER_SECRET_KEY": "mistakes-test-key",
-                "NEWSLETTER_PUBLIC_URL": "https://news.example.test", "NEWSLETTER_OUTBOX_DIR": str(tmp / "outbox"),
-                "XDG_STATE_HOME": str(tmp / "state")})
+    env.update(
+        {
+            "NEWSLETTER_DATABASE_URL": url,
+            "NEWSLETTER_SECRET_KEY": "mistakes-test-key",
+            "NEWSLETTER_PUBLIC_URL": "https://news.example.test",
+            "NEWSLETTER_OUTBOX_DIR": str(tmp / "outbox"),
+            "XDG_STATE_HOME": str(tmp / "state"),
+        }
+    )
     return env

@@ -98,7 +98,9 @@ def seed_article_path() -> Path:
 def sendgrid_schema_path() -> Path:
     path = SHARED_DIR / "sendgrid" / "tsg_mail_v3.json"
     if not path.exists():
-        pytest.skip(f"SendGrid's official schema is not beside the checkout ({path}); the fake server's own checks still run")
+        pytest.skip(
+            f"SendGrid's official schema is not beside the checkout ({path}); the fake server's own checks still run"
+        )
     return path
 
 

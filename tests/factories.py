@@ -7,12 +7,27 @@ from sqlalchemy import Engine, insert
 from newsletter.db import models, session_scope
 
 
-def add_subscribers(engine: Engine, count: int, *, domain: str = "example.com", status: str = "active",
-                    tags: tuple[str, ...] = (), start: int = 0) -> list[int]:
+def add_subscribers(
+    engine: Engine,
+    count: int,
+    *,
+    domain: str = "example.com",
+    status: str = "active",
+    tags: tuple[str, ...] = (),
+    start: int = 0,
+) -> list[int]:
     """Insert ``count`` subscribers ``reader{n}@domain`` with first names; returns their ids."""
     rows = [
-        {"email": f"reader{n}@{domain}", "first_name": f"Reader{n}", "last_name": "Test", "status": status,
-         "attributes": {}, "timezone": "America/Los_Angeles", "created_at": models.utcnow(), "updated_at": models.utcnow()}
+        {
+            "email": f"reader{n}@{domain}",
+            "first_name": f"Reader{n}",
+            "last_name": "Test",
+            "status": status,
+            "attributes": {},
+            "timezone": "America/Los_Angeles",
+            "created_at": models.utcnow(),
+            "updated_at": models.utcnow(),
+        }
         for n in range(start, start + count)
     ]
     with session_scope(engine) as session:

@@ -84,10 +84,22 @@ MAX_RECIPIENTS = 1000
 MAX_CUSTOM_ARGS_BYTES = 10_000
 MAX_SUBSTITUTIONS_BYTES = 10_000
 #: Headers SendGrid does not let a request set (compared case-insensitively).
-RESERVED_HEADERS = frozenset({
-    "x-sg-id", "x-sg-eid", "received", "dkim-signature", "content-type", "content-transfer-encoding",
-    "to", "from", "subject", "reply-to", "cc", "bcc",
-})
+RESERVED_HEADERS = frozenset(
+    {
+        "x-sg-id",
+        "x-sg-eid",
+        "received",
+        "dkim-signature",
+        "content-type",
+        "content-transfer-encoding",
+        "to",
+        "from",
+        "subject",
+        "reply-to",
+        "cc",
+        "bcc",
+    }
+)
 _HELP = "https://www.twilio.com/docs/sendgrid/api-reference/mail-send/errors"
 _BODY_POINTER = "#/components/requestBodies/PostMailSend/content/application~1json/schema"
 _SCHEMA_URI = "urn:sendgrid:tsg_mail_v3"
@@ -181,8 +193,13 @@ def essential_errors(body: Any) -> list[dict[str, Any]]:
 
     sender = body.get("from")
     if not isinstance(sender, dict) or not _is_address(sender.get("email")):
-        add(_error("from.email", "The from object must be provided for every email send. "
-                                 "It is an object that requires the email parameter."))
+        add(
+            _error(
+                "from.email",
+                "The from object must be provided for every email send. "
+                "It is an object that requires the email parameter.",
+            )
+        )
     reply_to = body.get("reply_to")
     if reply_to is not None and (not isinstance(reply_to, dict) or not _is_address(reply_to.get("email"))):
         add(_error("reply_to.email", "The reply_to email does not contain a valid address."))
@@ -191,8 +208,13 @@ def essential_errors(body: Any) -> list[dict[str, Any]]:
     if content is None and uses_template:
         pass
     elif not isinstance(content, list) or not content:
-        add(_error("content", "Unless a valid template_id is provided, the content parameter is required. "
-                              "There must be at least one defined content block."))
+        add(
+            _error(
+                "content",
+                "Unless a valid template_id is provided, the content parameter is required. "
+                "There must be at least one defined content block.",
+            )
+        )
     else:
         types: list[str] = []
         for i, part in enumerate(content):
@@ -200,17 +222,30 @@ def essential_errors(body: Any) -> list[dict[str, Any]]:
                 add(_error(f"content.{i}.type", "The content type must be a non-empty string."))
                 continue
             if not isinstance(part.get("value"), str) or not part["value"]:
-                add(_error(f"content.{i}.value", "The content value must be a string at least one character in length."))
+                add(
+                    _error(f"content.{i}.value", "The content value must be a string at least one character in length.")
+                )
             types.append(part["type"].lower())
-        if "text/plain" in types and types.index("text/plain") != 0 or \
-                "text/html" in types and types.index("text/html") != (1 if "text/plain" in types else 0):
-            add(_error("content", "If present, text/plain must be first, followed by text/html, "
-                                  "followed by any other content."))
+        if (
+            "text/plain" in types
+            and types.index("text/plain") != 0
+            or "text/html" in types
+            and types.index("text/html") != (1 if "text/plain" in types else 0)
+        ):
+            add(
+                _error(
+                    "content",
+                    "If present, text/plain must be first, followed by text/html, followed by any other content.",
+                )
+            )
 
     categories = body.get("categories")
-    if categories is not None and (not isinstance(categories, list) or len(categories) > 10
-                                   or not all(isinstance(c, str) and 0 < len(c) <= 255 for c in categories)
-                                   or len(set(categories)) != len(categories)):
+    if categories is not None and (
+        not isinstance(categories, list)
+        or len(categories) > 10
+        or not all(isinstance(c, str) and 0 < len(c) <= 255 for c in categories)
+        or len(set(categories)) != len(categories)
+    ):
         add(_error("categories", "Categories must be at most 10 unique non-empty strings of at most 255 characters."))
 
     top_args = body.get("custom_args")
@@ -222,8 +257,13 @@ def essential_errors(body: Any) -> list[dict[str, Any]]:
     has_subject = isinstance(subject, str) and subject != ""
     personalizations = body.get("personalizations")
     if not isinstance(personalizations, list) or not 1 <= len(personalizations) <= MAX_RECIPIENTS:
-        add(_error("personalizations", f"The personalizations field is required and must have at least one "
-                                       f"and at most {MAX_RECIPIENTS} personalization objects."))
+        add(
+            _error(
+                "personalizations",
+                f"The personalizations field is required and must have at least one "
+                f"and at most {MAX_RECIPIENTS} personalization objects.",
+            )
+        )
         personalizations = personalizations[:MAX_RECIPIENTS] if isinstance(personalizations, list) else []
 
     seen: dict[str, str] = {}
@@ -235,8 +275,13 @@ def essential_errors(body: Any) -> list[dict[str, Any]]:
             add(_error(where, "Each personalization must be an object."))
             continue
         if not isinstance(p.get("to"), list) or not p["to"]:
-            add(_error(f"{where}.to", "The to array is required for all personalization objects, "
-                                      "and must have at least one email object with a valid email address."))
+            add(
+                _error(
+                    f"{where}.to",
+                    "The to array is required for all personalization objects, "
+                    "and must have at least one email object with a valid email address.",
+                )
+            )
         for kind in ("to", "cc", "bcc"):
             addresses = p.get(kind) or []
             if not isinstance(addresses, list):
@@ -250,8 +295,12 @@ def essential_errors(body: Any) -> list[dict[str, Any]]:
                     continue
                 key = email.lower()
                 if key in seen:
-                    add(_error(f"{where}.{kind}.{j}.email",
-                               f"Each email address should be unique within one request; already in {seen[key]}."))
+                    add(
+                        _error(
+                            f"{where}.{kind}.{j}.email",
+                            f"Each email address should be unique within one request; already in {seen[key]}.",
+                        )
+                    )
                 else:
                     seen[key] = f"{where}.{kind}.{j}"
         p_subject = p.get("subject")
@@ -264,22 +313,41 @@ def essential_errors(body: Any) -> list[dict[str, Any]]:
         sub_errors = _string_map_errors(subs, f"{where}.substitutions", "Substitutions")
         errors.extend(sub_errors)
         if not sub_errors and isinstance(subs, dict) and _json_size(subs) > MAX_SUBSTITUTIONS_BYTES:
-            add(_error(f"{where}.substitutions", f"Substitutions may not exceed {MAX_SUBSTITUTIONS_BYTES} bytes "
-                                                 "per personalization."))
+            add(
+                _error(
+                    f"{where}.substitutions",
+                    f"Substitutions may not exceed {MAX_SUBSTITUTIONS_BYTES} bytes per personalization.",
+                )
+            )
         args = p.get("custom_args")
         arg_errors = _string_map_errors(args, f"{where}.custom_args", "Custom args")
         errors.extend(arg_errors)
         if not arg_errors and _json_size({**top_args, **(args or {})}) > MAX_CUSTOM_ARGS_BYTES:
-            add(_error(f"{where}.custom_args", f"The custom arguments (top-level and personalization together) "
-                                               f"may not exceed {MAX_CUSTOM_ARGS_BYTES} bytes."))
+            add(
+                _error(
+                    f"{where}.custom_args",
+                    f"The custom arguments (top-level and personalization together) "
+                    f"may not exceed {MAX_CUSTOM_ARGS_BYTES} bytes.",
+                )
+            )
         errors.extend(_header_errors(p.get("headers"), f"{where}.headers"))
 
     if missing_subject and not uses_template:
-        add(_error("subject", "The subject is required. You can get around this requirement if you use a template "
-                              "with a subject defined or if every personalization has a subject defined."))
+        add(
+            _error(
+                "subject",
+                "The subject is required. You can get around this requirement if you use a template "
+                "with a subject defined or if every personalization has a subject defined.",
+            )
+        )
     if total > MAX_RECIPIENTS:
-        add(_error("personalizations", f"The total number of recipients (to, cc and bcc, over all "
-                                       f"personalizations) must be no more than {MAX_RECIPIENTS}; got {total}."))
+        add(
+            _error(
+                "personalizations",
+                f"The total number of recipients (to, cc and bcc, over all "
+                f"personalizations) must be no more than {MAX_RECIPIENTS}; got {total}.",
+            )
+        )
     return errors
 
 
@@ -298,9 +366,12 @@ def schema_validator(schema_path: Path | str):
     document = copy.deepcopy(json.loads(Path(schema_path).read_text(encoding="utf-8")))
     body_schema = document["components"]["requestBodies"]["PostMailSend"]["content"]["application/json"]["schema"]
     body_schema["properties"]["custom_args"] = {"type": "object", "additionalProperties": {"type": "string"}}
-    registry = Registry().with_resource(_SCHEMA_URI, Resource.from_contents(document, default_specification=DRAFT202012))
-    validator = Draft202012Validator({"$ref": _SCHEMA_URI + _BODY_POINTER}, registry=registry,
-                                     format_checker=Draft202012Validator.FORMAT_CHECKER)
+    registry = Registry().with_resource(
+        _SCHEMA_URI, Resource.from_contents(document, default_specification=DRAFT202012)
+    )
+    validator = Draft202012Validator(
+        {"$ref": _SCHEMA_URI + _BODY_POINTER}, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
 
     def validate(body: Any) -> list[dict[str, Any]]:
         found = []
@@ -347,8 +418,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.fake._handle(self, raw)
 
     def do_GET(self) -> None:
-        self._answer(405 if _path_of(self.path) == SEND_PATH else 404,
-                     {"errors": [_error(None, "method or path not supported by the fake")]})
+        self._answer(
+            405 if _path_of(self.path) == SEND_PATH else 404,
+            {"errors": [_error(None, "method or path not supported by the fake")]},
+        )
 
     def _answer(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
         data = b"" if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -383,8 +456,14 @@ class _Server(ThreadingHTTPServer):
 class FakeSendGrid:
     """See the module docstring. ``schema_path=None`` runs the essential checks only."""
 
-    def __init__(self, *, api_key: str = DEFAULT_API_KEY, schema_path: Path | str | None = None,
-                 record: bool = True, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str = DEFAULT_API_KEY,
+        schema_path: Path | str | None = None,
+        record: bool = True,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         """``tls``: a server-side context to answer over HTTPS (``url`` then starts ``https://``)."""
         self.api_key = api_key
         self.tls = tls
@@ -426,8 +505,9 @@ class FakeSendGrid:
         self._httpd.fake = self
         if self.tls is not None:
             self._httpd.socket = self.tls.wrap_socket(self._httpd.socket, server_side=True)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01},
-                                        name="fake-sendgrid", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, name="fake-sendgrid", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -503,8 +583,9 @@ class FakeSendGrid:
             return handler._answer(404, {"errors": [_error(None, "not found")]})
         if handler.headers.get("Authorization") != f"Bearer {self.api_key}":
             self._log(raw, None, 401, handler)
-            return handler._answer(401, {"errors": [_error(None, "The provided authorization grant is invalid, "
-                                                                 "expired, or revoked")]})
+            return handler._answer(
+                401, {"errors": [_error(None, "The provided authorization grant is invalid, expired, or revoked")]}
+            )
         try:
             data = gzip.decompress(raw) if handler.headers.get("Content-Encoding", "").lower() == "gzip" else raw
             body = json.loads(data)
@@ -535,7 +616,9 @@ class FakeSendGrid:
             handler.close_connection = True
 
     def _deliver(self, body: dict[str, Any], message_id: str, number: int) -> None:
-        addresses = [a["email"].lower() for p in body["personalizations"] for k in ("to", "cc", "bcc") for a in p.get(k) or []]
+        addresses = [
+            a["email"].lower() for p in body["personalizations"] for k in ("to", "cc", "bcc") for a in p.get(k) or []
+        ]
         with self.lock:
             self.addresses.update(addresses)
         if not self.record:
@@ -555,13 +638,25 @@ class FakeSendGrid:
             args = {k: fill(v) for k, v in {**top_args, **(p.get("custom_args") or {})}.items()}
             for kind in ("to", "cc", "bcc"):
                 for address in p.get(kind) or []:
-                    copies.append(Received(
-                        email=address["email"], name=address.get("name"), kind=kind, subject=subject,
-                        text=text, html=html, headers=headers, custom_args=args,
-                        categories=list(body.get("categories") or []), from_email=sender["email"],
-                        from_name=sender.get("name"), reply_to=(body.get("reply_to") or {}).get("email"),
-                        message_id=message_id, request_number=number, personalization_index=index,
-                    ))
+                    copies.append(
+                        Received(
+                            email=address["email"],
+                            name=address.get("name"),
+                            kind=kind,
+                            subject=subject,
+                            text=text,
+                            html=html,
+                            headers=headers,
+                            custom_args=args,
+                            categories=list(body.get("categories") or []),
+                            from_email=sender["email"],
+                            from_name=sender.get("name"),
+                            reply_to=(body.get("reply_to") or {}).get("email"),
+                            message_id=message_id,
+                            request_number=number,
+                            personalization_index=index,
+                        )
+                    )
         with self.lock:
             for c in copies:
                 self.received.setdefault(c.email.lower(), []).append(c)

@@ -55,10 +55,16 @@ def test_a_bad_value_from_newsletter_toml_names_the_variable_too(tmp_path) -> No
 
 
 def test_good_values_arrive_typed(tmp_path) -> None:
-    settings = load_settings(environ={
-        "NEWSLETTER_TIMEZONE": "Europe/London", "NEWSLETTER_QUIET_HOURS": "21:30-8:00",
-        "NEWSLETTER_DIGEST_AT": "7:05", "NEWSLETTER_WEEKLY_REPORT_AT": "Friday 17:00",
-        "NEWSLETTER_LEAD_POINTS": "open=2, cta=40"}, workdir=tmp_path)
+    settings = load_settings(
+        environ={
+            "NEWSLETTER_TIMEZONE": "Europe/London",
+            "NEWSLETTER_QUIET_HOURS": "21:30-8:00",
+            "NEWSLETTER_DIGEST_AT": "7:05",
+            "NEWSLETTER_WEEKLY_REPORT_AT": "Friday 17:00",
+            "NEWSLETTER_LEAD_POINTS": "open=2, cta=40",
+        },
+        workdir=tmp_path,
+    )
     assert settings.zone == ZoneInfo("Europe/London")
     assert settings.quiet == QuietHours(time(21, 30), time(8, 0))
     assert settings.digest_time == time(7, 5)
@@ -93,19 +99,43 @@ def test_parsed_values_stay_out_of_the_json_and_the_repr() -> None:
     assert settings == Settings()  # equality is over what was configured
 
 
-@pytest.mark.parametrize(("text", "clock"), [("08:00", time(8)), ("8:00", time(8)), (" 23:59 ", time(23, 59)),
-                                             ("24:00", None), ("08:60", None), ("8", None), ("8:5", None),
-                                             ("٠٨:٠٠", None), ("", None), (None, None)])
+@pytest.mark.parametrize(
+    ("text", "clock"),
+    [
+        ("08:00", time(8)),
+        ("8:00", time(8)),
+        (" 23:59 ", time(23, 59)),
+        ("24:00", None),
+        ("08:60", None),
+        ("8", None),
+        ("8:5", None),
+        ("٠٨:٠٠", None),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_the_one_clock_reader(text, clock) -> None:
     assert read_clock(text) == clock
 
 
 def test_the_command_stops_at_load_with_one_line(tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
-    env.update({"NEWSLETTER_DATABASE_URL": f"sqlite:///{tmp_path / 'n.db'}", "NEWSLETTER_QUIET_HOURS": "late",
-                "XDG_STATE_HOME": str(tmp_path / "state")})
-    ran = subprocess.run([sys.executable, "-m", "newsletter", "article", "list"], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=120, check=False)
+    env.update(
+        {
+            "NEWSLETTER_DATABASE_URL": f"sqlite:///{tmp_path / 'n.db'}",
+            "NEWSLETTER_QUIET_HOURS": "late",
+            "XDG_STATE_HOME": str(tmp_path / "state"),
+        }
+    )
+    ran = subprocess.run(
+        [sys.executable, "-m", "newsletter", "article", "list"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     lines = [line for line in ran.stderr.splitlines() if line.strip()]
     assert 0 < ran.returncode <= 3 and "Traceback" not in ran.stderr, ran.stderr
     assert len(lines) == 1 and lines[0].startswith("error: NEWSLETTER_QUIET_HOURS:"), lines
@@ -114,8 +144,16 @@ def test_the_command_stops_at_load_with_one_line(tmp_path) -> None:
 
 # --- one parser, one lookup: no room parses a setting's string again -----------------------------
 
-PARSERS = {"parse_points", "parse_weekly", "parse_daily", "parse_clock", "read_clock", "digest_time", "local_zone",
-           "default_zone"}
+PARSERS = {
+    "parse_points",
+    "parse_weekly",
+    "parse_daily",
+    "parse_clock",
+    "read_clock",
+    "digest_time",
+    "local_zone",
+    "default_zone",
+}
 PARSE_HOME = {"config.py", "settings_types.py"}
 #: Zones that are not settings: a person's ``--tz`` for a send time and an imported subscriber's
 #: zone column. They are checked where they are typed; they never read NEWSLETTER_TIMEZONE.
@@ -124,8 +162,10 @@ SETTING_STRINGS = {"quiet_hours", "digest_at", "weekly_report_at", "lead_points"
 
 
 def _modules() -> list[tuple[str, ast.Module]]:
-    return [(str(path.relative_to(PACKAGE)), ast.parse(path.read_text(encoding="utf-8")))
-            for path in sorted(PACKAGE.rglob("*.py"))]
+    return [
+        (str(path.relative_to(PACKAGE)), ast.parse(path.read_text(encoding="utf-8")))
+        for path in sorted(PACKAGE.rglob("*.py"))
+    ]
 
 
 def _called(node: ast.Call) -> str:
@@ -147,8 +187,13 @@ def test_no_room_parses_a_setting_or_looks_up_a_zone_itself() -> None:
                     found.append(f"{name}:{node.lineno} calls {called}")
                 if short == "ZoneInfo" and name != "settings_types.py" and name not in ZONE_ELSEWHERE:
                     found.append(f"{name}:{node.lineno} looks up a zone itself")
-            if (isinstance(node, ast.Attribute) and node.attr in SETTING_STRINGS and name not in PARSE_HOME
-                    and isinstance(node.value, ast.Name) and node.value.id == "settings"):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in SETTING_STRINGS
+                and name not in PARSE_HOME
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "settings"
+            ):
                 found.append(f"{name}:{node.lineno} reads settings.{node.attr} (use the parsed value)")
     assert not found, "\n".join(found)
 
@@ -157,8 +202,9 @@ def _env_key(node: ast.AST) -> ast.expr | None:
     """The key of ``os.environ.get(KEY)``, ``os.getenv(KEY)`` or ``os.environ[KEY]``, else None."""
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
         inner = node.func.value
-        if (node.func.attr == "get" and isinstance(inner, ast.Attribute) and inner.attr == "environ") or \
-                node.func.attr == "getenv":
+        if (
+            node.func.attr == "get" and isinstance(inner, ast.Attribute) and inner.attr == "environ"
+        ) or node.func.attr == "getenv":
             return node.args[0]
     if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr == "environ":
         return node.slice
@@ -196,8 +242,15 @@ def test_the_simulator_scores_with_the_same_points_as_the_leads_room() -> None:
     gated = replace(base.steps[1], when=Conditions(score_above=10.5), if_not="skip")
     sequence = replace(base, steps=(base.steps[0], gated))
     settings = Settings(lead_points="cta=10", quiet_hours="none")
-    timeline = simulate(sequence, start=datetime(2026, 3, 10, 10, tzinfo=timezone.utc), days=10,
-                        events=parse_events("day1@12:00:open"), tz=settings.zone, quiet=settings.quiet,
-                        lead_points=settings.point_values, half_life_days=1e9)
+    timeline = simulate(
+        sequence,
+        start=datetime(2026, 3, 10, 10, tzinfo=timezone.utc),
+        days=10,
+        events=parse_events("day1@12:00:open"),
+        tz=settings.zone,
+        quiet=settings.quiet,
+        lead_points=settings.point_values,
+        half_life_days=1e9,
+    )
     step_two = [e.kind for e in timeline.entries if e.step == 2]
     assert step_two == ["sent"], timeline.entries  # 10 (the CTA) + 1 (the open) is above 10.5

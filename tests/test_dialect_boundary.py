@@ -45,7 +45,8 @@ def _reads_dialect_name(node: ast.Attribute) -> bool:
         return False
     owner = node.value
     return (isinstance(owner, ast.Attribute) and owner.attr == "dialect") or (
-        isinstance(owner, ast.Name) and owner.id == "dialect")
+        isinstance(owner, ast.Name) and owner.id == "dialect"
+    )
 
 
 def _dialect_module_names(tree: ast.AST) -> set[str]:
@@ -54,8 +55,11 @@ def _dialect_module_names(tree: ast.AST) -> set[str]:
     bound: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module == "sqlalchemy.dialects":
-            bound |= {alias.asname or alias.name for alias in node.names
-                      if f"sqlalchemy.dialects.{alias.name}" in DIALECT_MODULES}
+            bound |= {
+                alias.asname or alias.name
+                for alias in node.names
+                if f"sqlalchemy.dialects.{alias.name}" in DIALECT_MODULES
+            }
         elif isinstance(node, ast.Import):
             bound |= {alias.asname or alias.name for alias in node.names if alias.name in DIALECT_MODULES}
     return bound
@@ -103,8 +107,11 @@ ROOMS = _rooms()
 
 
 def _found(room: str) -> list[str]:
-    return [found for path in ROOMS[room]
-            for found in store_choices(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))]
+    return [
+        found
+        for path in ROOMS[room]
+        for found in store_choices(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))
+    ]
 
 
 @pytest.mark.parametrize("room", sorted(ROOMS))
@@ -119,36 +126,50 @@ def test_the_walk_covers_the_rooms() -> None:
     assert "db" not in ROOMS
 
 
-@pytest.mark.parametrize(("source", "says"), [
-    ('if session.get_bind().dialect.name == "postgresql": pass', "reads .dialect.name"),
-    ('ok = engine.dialect.name != "sqlite"', "reads .dialect.name"),
-    ("form = FORMS[conn.dialect.name]", "reads .dialect.name"),
-    ('sqlite_side = dialect.name in ("sqlite",)', "reads .dialect.name"),
-    ("from sqlalchemy.dialects.postgresql import insert", "imports insert from sqlalchemy.dialects.postgresql"),
-    ("from sqlalchemy.dialects.sqlite import insert as sqlite_insert",
-     "imports insert from sqlalchemy.dialects.sqlite"),
-    ("from sqlalchemy.dialects.postgresql.dml import Insert",
-     "imports Insert from sqlalchemy.dialects.postgresql.dml"),
-    ("from sqlalchemy.dialects import postgresql\nstatement = postgresql.insert(table)", "uses postgresql.insert"),
-    ("from sqlalchemy.dialects import sqlite as lite\nmake = lite.insert", "uses lite.insert"),
-    ("import sqlalchemy.dialects.postgresql\nsqlalchemy.dialects.postgresql.insert(t)",
-     "uses sqlalchemy.dialects.postgresql.insert"),
-    ("from sqlalchemy.dialects import postgresql, sqlite\nmake = (postgresql if pg else sqlite).insert",
-     "uses postgresql.insert"),
-])
+@pytest.mark.parametrize(
+    ("source", "says"),
+    [
+        ('if session.get_bind().dialect.name == "postgresql": pass', "reads .dialect.name"),
+        ('ok = engine.dialect.name != "sqlite"', "reads .dialect.name"),
+        ("form = FORMS[conn.dialect.name]", "reads .dialect.name"),
+        ('sqlite_side = dialect.name in ("sqlite",)', "reads .dialect.name"),
+        ("from sqlalchemy.dialects.postgresql import insert", "imports insert from sqlalchemy.dialects.postgresql"),
+        (
+            "from sqlalchemy.dialects.sqlite import insert as sqlite_insert",
+            "imports insert from sqlalchemy.dialects.sqlite",
+        ),
+        (
+            "from sqlalchemy.dialects.postgresql.dml import Insert",
+            "imports Insert from sqlalchemy.dialects.postgresql.dml",
+        ),
+        ("from sqlalchemy.dialects import postgresql\nstatement = postgresql.insert(table)", "uses postgresql.insert"),
+        ("from sqlalchemy.dialects import sqlite as lite\nmake = lite.insert", "uses lite.insert"),
+        (
+            "import sqlalchemy.dialects.postgresql\nsqlalchemy.dialects.postgresql.insert(t)",
+            "uses sqlalchemy.dialects.postgresql.insert",
+        ),
+        (
+            "from sqlalchemy.dialects import postgresql, sqlite\nmake = (postgresql if pg else sqlite).insert",
+            "uses postgresql.insert",
+        ),
+    ],
+)
 def test_the_walk_finds_each_kind_of_store_choice(source: str, says: str) -> None:
     found = list(store_choices(source, "x.py"))
     assert len(found) == 1 and found[0].startswith(f"x.py:{source.count(chr(10)) + 1} {says}"), found
 
 
-@pytest.mark.parametrize("source", [
-    "from sqlalchemy.dialects.postgresql import ARRAY, JSONB",  # column types choose nothing
-    "from sqlalchemy.dialects import postgresql\ncolumn_type = postgresql.JSONB()",
-    "sql = str(statement.compile(dialect=connection.dialect))",  # the connection's own dialect
-    "from newsletter.db.dialect import is_postgres\nif is_postgres(session): pass",
-    "from newsletter.db.dialect import upsert_insert\nstatement = upsert_insert(session)(table)",
-    "from sqlalchemy import insert\nstatement = insert(table)",  # the generic insert needs no store
-    "person.name = 'Ada'",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from sqlalchemy.dialects.postgresql import ARRAY, JSONB",  # column types choose nothing
+        "from sqlalchemy.dialects import postgresql\ncolumn_type = postgresql.JSONB()",
+        "sql = str(statement.compile(dialect=connection.dialect))",  # the connection's own dialect
+        "from newsletter.db.dialect import is_postgres\nif is_postgres(session): pass",
+        "from newsletter.db.dialect import upsert_insert\nstatement = upsert_insert(session)(table)",
+        "from sqlalchemy import insert\nstatement = insert(table)",  # the generic insert needs no store
+        "person.name = 'Ada'",
+    ],
+)
 def test_the_walk_leaves_store_neutral_code_alone(source: str) -> None:
     assert list(store_choices(source, "x.py")) == []

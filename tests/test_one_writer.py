@@ -62,22 +62,26 @@ def _writes(tree: ast.AST, model: str, table: str) -> list[int]:
 
 @pytest.mark.parametrize(("model", "table", "owner"), OWNERS, ids=[t for _, t, _ in OWNERS])
 def test_only_the_owner_writes_the_table(model: str, table: str, owner: str) -> None:
-    strays = [f"{name}:{line}" for name, tree in _sources() if not name.startswith(owner)
-              for line in _writes(tree, model, table)]
+    strays = [
+        f"{name}:{line}"
+        for name, tree in _sources()
+        if not name.startswith(owner)
+        for line in _writes(tree, model, table)
+    ]
     assert strays == [], f"{table} is written outside {owner}: {strays}; call the owner's face instead"
 
 
 def test_the_check_sees_a_stray_writer() -> None:
     """The check itself: each shape of write it knows is found (so an empty list above means
     something)."""
-    source = '''
+    source = """
 session.add(models.Lead(subscriber_id=1))
 db.execute(insert_(Lead).values(x=1))
 db.execute(update(models.Lead).values(x=1))
 leads = Lead.__table__
 conn.exec_driver_sql("INSERT INTO leads (x) VALUES (1)")
 db.execute(select(Lead))  # a read: allowed
-'''
+"""
     assert _writes(ast.parse(source), "Lead", "leads") == [2, 3, 4, 5, 6]
 
 
@@ -91,26 +95,30 @@ def _folds_address(tree: ast.AST) -> list[int]:
     (``r.email.strip().lower()``, ``address.lower()``, ``_clean(email).lower()``)."""
     lines = []
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr in ("lower", "casefold")
-                and any(_ADDRESSY.search(_names(part) or "") for part in ast.walk(node.func.value))):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("lower", "casefold")
+            and any(_ADDRESSY.search(_names(part) or "") for part in ast.walk(node.func.value))
+        ):
             lines.append(node.lineno)
     return sorted(lines)
 
 
 def test_only_the_email_module_folds_an_address() -> None:
-    strays = [f"{name}:{line}" for name, tree in _sources() if name not in _EMAIL_FORM
-              for line in _folds_address(tree)]
-    assert strays == [], (f"an address is lower-cased outside {_EMAIL_FORM}: {strays}; use "
-                          "audiences.normalise_email (typed or imported) or trusted_email (provider, store)")
+    strays = [f"{name}:{line}" for name, tree in _sources() if name not in _EMAIL_FORM for line in _folds_address(tree)]
+    assert strays == [], (
+        f"an address is lower-cased outside {_EMAIL_FORM}: {strays}; use "
+        "audiences.normalise_email (typed or imported) or trusted_email (provider, store)"
+    )
 
 
 def test_the_fold_check_sees_a_stray() -> None:
-    source = '''
+    source = """
 key = r.email.strip().lower()
 x = _clean(email).strip().lower() if email else None
 domain = ctx.sending_domain.lower()  # not an address: allowed
-'''
+"""
     assert _folds_address(ast.parse(source)) == [2, 3]
 
 

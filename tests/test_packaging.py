@@ -24,19 +24,28 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO)],
-                   check=True, capture_output=True, text=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     (path,) = out.glob("newsletter-*.whl")
     return path
 
 
 def test_wheel_carries_the_product_files(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    for required in ("newsletter/_bundled/templates/newsletter.mjml.j2", "newsletter/_bundled/templates/newsletter.txt.j2",
-                     "newsletter/_bundled/articles/000-ketamine-assisted-psychotherapy.txt",
-                     "newsletter/_bundled/audiences/demo.csv", "newsletter/db/migrations/env.py",
-                     "newsletter/db/migrations/versions/0001_initial_schema.py", "newsletter/web/templates/base.html",
-                     "newsletter/tracking/data/machine_agents.txt"):
+    for required in (
+        "newsletter/_bundled/templates/newsletter.mjml.j2",
+        "newsletter/_bundled/templates/newsletter.txt.j2",
+        "newsletter/_bundled/articles/000-ketamine-assisted-psychotherapy.txt",
+        "newsletter/_bundled/audiences/demo.csv",
+        "newsletter/db/migrations/env.py",
+        "newsletter/db/migrations/versions/0001_initial_schema.py",
+        "newsletter/web/templates/base.html",
+        "newsletter/tracking/data/machine_agents.txt",
+    ):
         assert required in names, required
     assert not any(name.startswith("tests/") for name in names)
 
@@ -56,8 +65,9 @@ def borrowing_venv(venv: Path) -> Path:
     to this checkout, are not run, so the wheel's copy is the only ``newsletter``). Its python."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    (own,) = subprocess.run([str(python), "-c", "import site; print(site.getsitepackages()[0])"],
-                            capture_output=True, text=True, check=True).stdout.split()
+    (own,) = subprocess.run(
+        [str(python), "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True, text=True, check=True
+    ).stdout.split()
     (Path(own) / "borrowed-dependencies.pth").write_text("".join(f"{folder}\n" for folder in running_site_packages()))
     return python
 
@@ -65,14 +75,33 @@ def borrowing_venv(venv: Path) -> Path:
 def test_installed_command_runs_the_demo_from_any_folder(wheel, tmp_path):
     venv = tmp_path / "venv"
     python = borrowing_venv(venv)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(wheel)], check=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(wheel)], check=True
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_", "PYTHON"))}
-    located = subprocess.run([str(python), "-c", "import newsletter, newsletter.resources as r; print(newsletter.__file__, r.templates_dir())"],
-                             cwd=elsewhere, env=env, capture_output=True, text=True, check=True).stdout
+    located = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import newsletter, newsletter.resources as r; print(newsletter.__file__, r.templates_dir())",
+        ],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert str(venv) in located and str(REPO) not in located
-    result = subprocess.run([str(venv / "bin" / "newsletter"), "demo", "--no-serve"], check=False, cwd=elsewhere, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [str(venv / "bin" / "newsletter"), "demo", "--no-serve"],
+        check=False,
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert len(list((elsewhere / "newsletter-demo" / "outbox").glob("campaign-1/*.eml"))) >= 250

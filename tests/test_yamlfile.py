@@ -23,14 +23,17 @@ def test_a_plain_anchor_without_alias_is_harmless() -> None:
     assert yamlfile.load("a: &x 1\nb: 2\n", "f.yaml") == {"a": 1, "b": 2}
 
 
-@pytest.mark.parametrize(("text", "line", "words"), [
-    ("a: 1\nb: 2\na: 3\n", 3, "the key 'a' appears twice"),
-    ("a:\n  ? [x]\n  : 1\n", 2, "a key must be a plain word"),
-    ("a: 1\nb: !!int twelve\n", 2, "cannot read this value"),
-    ("a: !!timestamp 2024-13-01\n", 1, "cannot read this value"),
-    ("a: [1, 2\n", 2, "expected ',' or ']'"),
-    ("a: 1\n---\nb: 2\n", 2, "expected a single document"),
-])
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ("a: 1\nb: 2\na: 3\n", 3, "the key 'a' appears twice"),
+        ("a:\n  ? [x]\n  : 1\n", 2, "a key must be a plain word"),
+        ("a: 1\nb: !!int twelve\n", 2, "cannot read this value"),
+        ("a: !!timestamp 2024-13-01\n", 1, "cannot read this value"),
+        ("a: [1, 2\n", 2, "expected ',' or ']'"),
+        ("a: 1\n---\nb: 2\n", 2, "expected a single document"),
+    ],
+)
 def test_mistakes_name_the_line(text: str, line: int, words: str) -> None:
     with pytest.raises(YamlError) as caught:
         yamlfile.load(text, "f.yaml")
@@ -63,7 +66,9 @@ def test_a_document_over_the_size_cap_is_refused_before_it_is_parsed() -> None:
 def test_the_worst_document_under_the_cap_reads_in_bounded_time() -> None:
     text = "[" + ",".join(["a"] * (yamlfile.MAX_BYTES // 2 - 1)) + "]"
     # ~1 s on an idle machine; the bound is for a busy one.
-    assert len(bounded(lambda: yamlfile.load(text, "long.yaml"), seconds=60, megabytes=128)) == yamlfile.MAX_BYTES // 2 - 1
+    assert (
+        len(bounded(lambda: yamlfile.load(text, "long.yaml"), seconds=60, megabytes=128)) == yamlfile.MAX_BYTES // 2 - 1
+    )
 
 
 def test_scalar_reads_a_composed_node() -> None:

@@ -23,13 +23,29 @@ from dataclasses import dataclass
 
 from newsletter.errors import UserError
 
-__all__ = ["MAILCHIMP_ATTRIBUTES", "MAILCHIMP_DROPPED", "MAILCHIMP_FIELDS", "OWN_FIELDS", "Layout", "attribute_key",
-           "read_layout"]
+__all__ = [
+    "MAILCHIMP_ATTRIBUTES",
+    "MAILCHIMP_DROPPED",
+    "MAILCHIMP_FIELDS",
+    "OWN_FIELDS",
+    "Layout",
+    "attribute_key",
+    "read_layout",
+]
 
 #: Our own columns.
 OWN_FIELDS = frozenset(
-    {"email", "first_name", "last_name", "timezone", "locale", "tags", "consent_source", "consent_at",
-     "consent_text_version"}
+    {
+        "email",
+        "first_name",
+        "last_name",
+        "timezone",
+        "locale",
+        "tags",
+        "consent_source",
+        "consent_at",
+        "consent_text_version",
+    }
 )
 #: Mailchimp's export, by normalised header name: what each known column becomes.
 MAILCHIMP_FIELDS = {
@@ -47,9 +63,25 @@ MAILCHIMP_FIELDS = {
 MAILCHIMP_ATTRIBUTES = {"member_rating": "member_rating", "cc": "country", "region": "region"}
 #: Mailchimp columns never stored (``notes``: see the module docstring).
 MAILCHIMP_DROPPED = frozenset(
-    {"leid", "euid", "optin_ip", "confirm_ip", "latitude", "longitude", "gmtoff", "dstoff", "last_changed",
-     "notes", "unsub_campaign_title", "unsub_campaign_id", "unsub_reason", "unsub_reason_other",
-     "clean_campaign_title", "clean_campaign_id", "marketing_permissions"}
+    {
+        "leid",
+        "euid",
+        "optin_ip",
+        "confirm_ip",
+        "latitude",
+        "longitude",
+        "gmtoff",
+        "dstoff",
+        "last_changed",
+        "notes",
+        "unsub_campaign_title",
+        "unsub_campaign_id",
+        "unsub_reason",
+        "unsub_reason_other",
+        "clean_campaign_title",
+        "clean_campaign_id",
+        "marketing_permissions",
+    }
 )
 
 _NOT_KEY = re.compile(r"[^a-z0-9]+")

@@ -79,7 +79,7 @@ class Records:
         """Give up the record that started on ``line``: the lines after ``last_kept`` (the line
         where its unclosed quote opened; by default ``line``) are read next."""
         last_kept = line if last_kept is None else last_kept
-        self._again.extendleft(reversed(self._taken[last_kept - line + 1:]))
+        self._again.extendleft(reversed(self._taken[last_kept - line + 1 :]))
         self._taken.clear()
         self._base = last_kept
         self._reader = self._new_reader()
@@ -124,9 +124,12 @@ def unclosed_quote(row: list[str], email_at: int, line: int, opened: int, end: i
     """The rejection of a record given up for its unclosed quote (``opened``, running to ``end``)."""
     email = row[email_at].strip() if email_at < len(row) and "\n" not in row[email_at] else ""
     where = "this line" if opened == line else f"line {opened}"
-    return Rejection(line, email or None,
-                     f'unclosed quote: the value that opens with " on {where} runs on to line {end}; this row is '
-                     f"skipped and the rows below it are read on their own")
+    return Rejection(
+        line,
+        email or None,
+        f'unclosed quote: the value that opens with " on {where} runs on to line {end}; this row is '
+        f"skipped and the rows below it are read on their own",
+    )
 
 
 def first_line(sample: bytes, codec: str) -> str:

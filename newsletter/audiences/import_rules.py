@@ -47,12 +47,26 @@ from newsletter.audiences.values import (
     split_tags,
 )
 
-__all__ = ["ERASED_REASON", "OPT_OUT_STATUSES", "SUPPRESSED_STATUS", "ChunkPlan", "ImportDefaults", "ImportRow",
-           "Known", "RowParser", "plan_chunk"]
+__all__ = [
+    "ERASED_REASON",
+    "OPT_OUT_STATUSES",
+    "SUPPRESSED_STATUS",
+    "ChunkPlan",
+    "ImportDefaults",
+    "ImportRow",
+    "Known",
+    "RowParser",
+    "plan_chunk",
+]
 
 #: suppressions.reason → the status a new subscriber with that address gets ("erased": not stored).
-SUPPRESSED_STATUS = {"unsubscribed": "unsubscribed", "bounced": "bounced", "complained": "complained",
-                     "invalid": "bounced", "manual": "unsubscribed"}
+SUPPRESSED_STATUS = {
+    "unsubscribed": "unsubscribed",
+    "bounced": "bounced",
+    "complained": "complained",
+    "invalid": "bounced",
+    "manual": "unsubscribed",
+}
 #: The statuses an import may lower an active or pending subscriber to.
 OPT_OUT_STATUSES = ("unsubscribed", "bounced", "complained")
 ERASED_REASON = "erased at the person's request; an import never stores it again"
@@ -63,8 +77,20 @@ _NAME_FIELDS = frozenset({"first_name", "last_name"})  # one visible line: audie
 class ImportRow:
     """One valid row, already normalised; duplicates in a chunk merge into the first."""
 
-    __slots__ = ("line", "email", "first_name", "last_name", "timezone", "locale", "consent_source",
-                 "consent_at", "consent_text_version", "status", "attributes", "tags")
+    __slots__ = (
+        "line",
+        "email",
+        "first_name",
+        "last_name",
+        "timezone",
+        "locale",
+        "consent_source",
+        "consent_at",
+        "consent_text_version",
+        "status",
+        "attributes",
+        "tags",
+    )
 
     def __init__(self, line: int, email: str) -> None:
         self.line = line
@@ -104,14 +130,19 @@ class RowParser:
         self.now = now
         self.undecodable = f"not {encoding} text: save the file as 'CSV UTF-8'"
         self.email_at = layout.fields["email"]
-        self.text_fields = [(name, layout.fields[name]) for name in
-                            ("first_name", "last_name", "consent_source", "consent_text_version")
-                            if name in layout.fields]
+        self.text_fields = [
+            (name, layout.fields[name])
+            for name in ("first_name", "last_name", "consent_source", "consent_text_version")
+            if name in layout.fields
+        ]
         self.timezone_at = layout.fields.get("timezone")
         self.locale_at = layout.fields.get("locale")
         self.tags_at = layout.fields.get("tags")
-        self.dates = [(layout.fields[name], layout.headings[layout.fields[name]]) for name in
-                      ("consent_at", "confirm_time", "optin_time") if name in layout.fields]
+        self.dates = [
+            (layout.fields[name], layout.headings[layout.fields[name]])
+            for name in ("consent_at", "confirm_time", "optin_time")
+            if name in layout.fields
+        ]
         self.unsub_at = layout.fields.get("unsub_time")
         self.clean_at = layout.fields.get("clean_time")
 
@@ -123,14 +154,20 @@ class RowParser:
             row += [""] * (layout.width - width)
         raw_email = row[self.email_at]
         if width > layout.width:
-            return Rejection(line, raw_email or None,
-                             f"too many columns: {width} values for {layout.width} headings (an unquoted comma?)")
+            return Rejection(
+                line,
+                raw_email or None,
+                f"too many columns: {width} values for {layout.width} headings (an unquoted comma?)",
+            )
         joined = "".join(row)
         if "\ufffd" in joined:
             return Rejection(line, raw_email or None, self.undecodable)
         if "\x00" in joined:  # PostgreSQL cannot store it in text, SQLite would keep garbage
-            return Rejection(line, (raw_email or "").replace("\x00", "") or None,
-                             "contains a NUL character (binary data pasted into the file?)")
+            return Rejection(
+                line,
+                (raw_email or "").replace("\x00", "") or None,
+                "contains a NUL character (binary data pasted into the file?)",
+            )
         if not raw_email:
             return Rejection(line, None, "missing email address")
         try:
@@ -144,12 +181,16 @@ class RowParser:
                 value = clean_name(value) or ""
             if value:
                 if len(value) > MAX_LENGTH[name]:
-                    return Rejection(line, raw_email, f"{layout.headings[index]} is longer than {MAX_LENGTH[name]} characters")
+                    return Rejection(
+                        line, raw_email, f"{layout.headings[index]} is longer than {MAX_LENGTH[name]} characters"
+                    )
                 setattr(out, name, value)
         if self.timezone_at is not None and (value := row[self.timezone_at]):
             zone = canonical_zone(value)
             if zone is None:
-                return Rejection(line, raw_email, f"invalid time zone {value!r}: expected an IANA name such as America/New_York")
+                return Rejection(
+                    line, raw_email, f"invalid time zone {value!r}: expected an IANA name such as America/New_York"
+                )
             out.timezone = zone
         if self.locale_at is not None and (value := row[self.locale_at]):
             locale = canonical_locale(value)
@@ -157,7 +198,7 @@ class RowParser:
                 return Rejection(line, raw_email, f"invalid locale {value!r}: expected a language tag such as en-US")
             out.locale = locale
         for index, heading in self.dates:
-            if (value := row[index]):
+            if value := row[index]:
                 try:
                     out.consent_at = parse_datetime(value, self.now)
                 except ValueError as error:
@@ -173,7 +214,7 @@ class RowParser:
         elif self.unsub_at is not None and row[self.unsub_at]:
             out.status = "unsubscribed"
         for index, key in layout.attributes:
-            if (value := row[index]):
+            if value := row[index]:
                 out.attributes[key] = value
         return out
 
@@ -215,8 +256,14 @@ def _same(value: Any) -> Any:
     return value
 
 
-def plan_chunk(chunk: dict[str, ImportRow], known: dict[str, Known], defaults: ImportDefaults, *,
-               db_time: Callable[[datetime], Any] = _same, db_json: Callable[[dict[str, Any]], Any] = _same) -> ChunkPlan:
+def plan_chunk(
+    chunk: dict[str, ImportRow],
+    known: dict[str, Known],
+    defaults: ImportDefaults,
+    *,
+    db_time: Callable[[datetime], Any] = _same,
+    db_json: Callable[[dict[str, Any]], Any] = _same,
+) -> ChunkPlan:
     """Decide each row of ``chunk`` from what the store holds (``known``, by address): its values
     (times and attributes through the store's ``db_time``/``db_json``), and what it counts as."""
     now = defaults.now
@@ -233,8 +280,15 @@ def plan_chunk(chunk: dict[str, ImportRow], known: dict[str, Known], defaults: I
             continue
         status = SUPPRESSED_STATUS.get(reason or "") or row.status or "active"
         if row.status and reason is None:
-            plan.opt_outs.append({"email": email, "reason": row.status, "source": "import",
-                                  "detail": f"{defaults.format} export, line {row.line}", "created_at": now})
+            plan.opt_outs.append(
+                {
+                    "email": email,
+                    "reason": row.status,
+                    "source": "import",
+                    "detail": f"{defaults.format} export, line {row.line}",
+                    "created_at": now,
+                }
+            )
         if sid is None:
             created += 1
         else:
@@ -243,12 +297,23 @@ def plan_chunk(chunk: dict[str, ImportRow], known: dict[str, Known], defaults: I
                 merged += 1
             else:
                 updated += 1
-        rows.append((
-            email, row.first_name, row.last_name, row.timezone, row.locale, db_json(row.attributes), status,
-            row.consent_source or defaults.source, db_time(row.consent_at) if row.consent_at else db_now,
-            row.consent_text_version or defaults.consent_text_version, db_now, db_now,
-            None if status == "active" else db_now,
-        ))
+        rows.append(
+            (
+                email,
+                row.first_name,
+                row.last_name,
+                row.timezone,
+                row.locale,
+                db_json(row.attributes),
+                status,
+                row.consent_source or defaults.source,
+                db_time(row.consent_at) if row.consent_at else db_now,
+                row.consent_text_version or defaults.consent_text_version,
+                db_now,
+                db_now,
+                None if status == "active" else db_now,
+            )
+        )
         tags = (row.tags | extra_tags) if extra_tags else row.tags
         if tags:
             tagged.append((email, tags))

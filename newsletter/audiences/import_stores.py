@@ -53,8 +53,14 @@ class ChunkStore:
     #: Let the parser go on as soon as the writer takes a chunk; else the store calls ``release``.
     RELEASE_AT_START = True
 
-    def write(self, conn: Connection, rows: list[tuple[Any, ...]], tagged: Tagged,
-              existing: set[str] | None, release: Callable[[], None]) -> None:
+    def write(
+        self,
+        conn: Connection,
+        rows: list[tuple[Any, ...]],
+        tagged: Tagged,
+        existing: set[str] | None,
+        release: Callable[[], None],
+    ) -> None:
         """Upsert ``rows``, then add the tags of each address written: ``tagged`` is (email, tags).
 
         ``existing`` is the addresses the lookup found stored (None: any may be). A store may
@@ -141,8 +147,9 @@ class PostgresStore(ChunkStore):
         incoming = queries.postgres_incoming()
         self.create_sql = str(CreateTable(incoming, if_not_exists=True).compile(dialect=engine.dialect)).strip()
         self.copy_sql = queries.postgres_copy(incoming)
-        compiled = queries.postgres_write(incoming).compile(dialect=engine.dialect,
-                                                             compile_kwargs={"render_postcompile": True})
+        compiled = queries.postgres_write(incoming).compile(
+            dialect=engine.dialect, compile_kwargs={"render_postcompile": True}
+        )
         if compiled.positiontup:  # pragma: no cover - a guard for SQLAlchemy upgrades
             raise RuntimeError(f"unexpected parameters {compiled.positiontup}")
         self.write_sql = str(compiled)
@@ -173,15 +180,25 @@ class PostgresStore(ChunkStore):
     def db_json(self, value: dict[str, Any]) -> Any:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":")) if value else "{}"
 
-    def write(self, conn: Connection, rows: list[tuple[Any, ...]], tagged: Tagged,
-              existing: set[str] | None, release: Callable[[], None]) -> None:
+    def write(
+        self,
+        conn: Connection,
+        rows: list[tuple[Any, ...]],
+        tagged: Tagged,
+        existing: set[str] | None,
+        release: Callable[[], None],
+    ) -> None:
         arrays = {email: _pg_text_array(tags) for email, tags in tagged}
         driver = conn.connection.driver_connection
         # The table is made once per session; if this transaction fails, it may be gone again.
         create = None if driver is self._has_table else self.create_sql
         self._has_table = None
-        copy_rows(conn, self.copy_sql,
-                  ((*row, existing is None or row[0] in existing, arrays.get(row[0])) for row in rows), create=create)
+        copy_rows(
+            conn,
+            self.copy_sql,
+            ((*row, existing is None or row[0] in existing, arrays.get(row[0])) for row in rows),
+            create=create,
+        )
         release()  # the parser may go on while the server works (see import_writer.BackgroundWriter)
         conn.exec_driver_sql(self.write_sql)
         self._has_table = driver
@@ -189,8 +206,10 @@ class PostgresStore(ChunkStore):
     def lost_race(self, error: DBAPIError) -> bool:
         cause = error.orig
         diag = getattr(cause, "diag", None)
-        return (getattr(cause, "sqlstate", None) == "23505"  # unique_violation
-                and getattr(diag, "table_name", None) == Subscriber.__tablename__)
+        return (
+            getattr(cause, "sqlstate", None) == "23505"  # unique_violation
+            and getattr(diag, "table_name", None) == Subscriber.__tablename__
+        )
 
 
 def _pg_text_array(values: frozenset[str] | set[str]) -> str:

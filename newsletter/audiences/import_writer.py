@@ -34,8 +34,17 @@ class ChunkWriter:
     liveness ping each time (``pool_pre_ping``), 8 ms a chunk with the parser busy beside it.
     """
 
-    def __init__(self, engine: Engine, fmt: str, *, source: str, consent_text_version: str | None,
-                 extra_tags: Sequence[str], now: datetime, reject: Callable[[Rejection], None]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        fmt: str,
+        *,
+        source: str,
+        consent_text_version: str | None,
+        extra_tags: Sequence[str],
+        now: datetime,
+        reject: Callable[[Rejection], None],
+    ) -> None:
         self.engine = engine
         self.format = fmt
         self.created = self.updated = self.duplicates_merged = 0
@@ -44,8 +53,14 @@ class ChunkWriter:
         self.store = store_for(engine)
         with engine.connect() as conn:
             max_id_before = conn.scalar(select(func.max(Subscriber.id))) or 0  # see ImportDefaults
-        self.defaults = ImportDefaults(format=fmt, source=source, consent_text_version=consent_text_version,
-                                       extra_tags=frozenset(extra_tags), now=now, max_id_before=max_id_before)
+        self.defaults = ImportDefaults(
+            format=fmt,
+            source=source,
+            consent_text_version=consent_text_version,
+            extra_tags=frozenset(extra_tags),
+            now=now,
+            max_id_before=max_id_before,
+        )
         self._conn: Connection | None = None
 
     def close(self) -> None:
@@ -87,8 +102,7 @@ class ChunkWriter:
         known = {email: (sid, status, reason) for email, sid, status, reason in store.lookup(conn, list(chunk))}
         return plan_chunk(chunk, known, self.defaults, db_time=store.db_time, db_json=store.db_json)
 
-    def _apply(self, conn: Connection, plan: ChunkPlan, existing: set[str] | None,
-               release: Callable[[], None]) -> None:
+    def _apply(self, conn: Connection, plan: ChunkPlan, existing: set[str] | None, release: Callable[[], None]) -> None:
         if plan.rows:
             self.store.write(conn, plan.rows, plan.tagged, existing, release)
         if plan.opt_outs:

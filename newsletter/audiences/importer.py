@@ -48,8 +48,16 @@ from newsletter.errors import UserError
 
 # attribute_key, display_path and normalise_tag live in csv_layout, textfile and values; they
 # stay importable from here for the code that knew them here.
-__all__ = ["CHUNK_ROWS", "PG_CHUNK_ROWS", "ImportReport", "Rejection", "attribute_key", "display_path",
-           "import_subscribers", "normalise_tag"]
+__all__ = [
+    "CHUNK_ROWS",
+    "PG_CHUNK_ROWS",
+    "ImportReport",
+    "Rejection",
+    "attribute_key",
+    "display_path",
+    "import_subscribers",
+    "normalise_tag",
+]
 
 CHUNK_ROWS = 2000
 # PostgreSQL's chunk costs round trips (each a wake-up of the server and of the writer thread)
@@ -100,8 +108,13 @@ def _progress_bar(enabled: bool, total: int, label: str) -> Iterator[Callable[[i
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-                  console=Console(stderr=True)) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    ) as bar:
         task = bar.add_task(label, total=total)
         yield lambda done: bar.update(task, completed=done)
         bar.update(task, completed=total)
@@ -147,8 +160,9 @@ def import_subscribers(
         raise UserError(f"cannot read the file: {error.strerror}", name) from None
     with raw:
         sample = raw.read(SAMPLE_BYTES)
-        chosen = choose_encoding(sample, complete=len(sample) < SAMPLE_BYTES,
-                                 where=f"{name}: line 1", requested=encoding)
+        chosen = choose_encoding(
+            sample, complete=len(sample) < SAMPLE_BYTES, where=f"{name}: line 1", requested=encoding
+        )
         raw.seek(0)
         # Undecodable bytes become U+FFFD and reject their row, not the whole file.
         text = io.TextIOWrapper(raw, encoding=chosen.codec, errors="replace", newline="")
@@ -157,10 +171,18 @@ def import_subscribers(
         report = ImportReport(path=name, format=layout.format, encoding=chosen.label)
         if chosen.notice:
             report.notices.append(f"{name}: {chosen.notice}")
-        with Rejections(Path(rejects) if rejects is not None else None,
-                        display_path(Path(rejects)) if rejects is not None else name) as rejected:
-            writer = ChunkWriter(engine, layout.format, source=source, consent_text_version=consent_text_version,
-                             extra_tags=extra_tags, now=datetime.now(timezone.utc), reject=rejected.add)
+        with Rejections(
+            Path(rejects) if rejects is not None else None, display_path(Path(rejects)) if rejects is not None else name
+        ) as rejected:
+            writer = ChunkWriter(
+                engine,
+                layout.format,
+                source=source,
+                consent_text_version=consent_text_version,
+                extra_tags=extra_tags,
+                now=datetime.now(timezone.utc),
+                reject=rejected.add,
+            )
             parser = RowParser(layout, writer.now, chosen.label)
             with _progress_bar(progress, path.stat().st_size, f"Importing {path.name}") as advance:
                 _read_rows(records, parser, writer, report, rejected.add, lambda: advance(raw.tell()))
@@ -172,8 +194,14 @@ def import_subscribers(
     return report
 
 
-def _read_rows(records: Records, parser: RowParser, writer: ChunkWriter, report: ImportReport,
-               reject: Callable[[Rejection], None], advance: Callable[[], None]) -> None:
+def _read_rows(
+    records: Records,
+    parser: RowParser,
+    writer: ChunkWriter,
+    report: ImportReport,
+    reject: Callable[[Rejection], None],
+    advance: Callable[[], None],
+) -> None:
     """Parse every record into chunks for the background writer; count rows, merge duplicates."""
     swallowed = Swallow(parser.layout, records.delimiter)
     email_at = parser.email_at

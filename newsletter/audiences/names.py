@@ -36,7 +36,8 @@ def clean_name(raw: str | None) -> str | None:
     if not raw:
         return None
     if not raw.isprintable():  # rare: only then look at each character
-        raw = "".join(ch for ch in raw if ch.isspace() or ch in _KEPT_FORMAT
-                      or unicodedata.category(ch) not in _DROPPED)
+        raw = "".join(
+            ch for ch in raw if ch.isspace() or ch in _KEPT_FORMAT or unicodedata.category(ch) not in _DROPPED
+        )
     name = " ".join(raw.split())  # CR, LF, TAB, NBSP, U+2028... → one space
     return name or None

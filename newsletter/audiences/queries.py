@@ -25,18 +25,42 @@ from newsletter.audiences.import_rules import OPT_OUT_STATUSES
 from newsletter.db.dialect import upsert_insert
 from newsletter.db.models import Subscriber, SubscriberTag, Suppression
 
-__all__ = ["INCOMING_TABLE", "NOT_ERASED", "SUBSCRIBER_COLUMNS", "lookup", "postgres_copy",
-           "postgres_email_list", "postgres_incoming", "postgres_write", "sqlite_add_tags", "sqlite_email_list",
-           "sqlite_ids", "sqlite_upsert", "subscriber_update"]
+__all__ = [
+    "INCOMING_TABLE",
+    "NOT_ERASED",
+    "SUBSCRIBER_COLUMNS",
+    "lookup",
+    "postgres_copy",
+    "postgres_email_list",
+    "postgres_incoming",
+    "postgres_write",
+    "sqlite_add_tags",
+    "sqlite_email_list",
+    "sqlite_ids",
+    "sqlite_upsert",
+    "subscriber_update",
+]
 
 _SUBSCRIBERS = cast(Table, Subscriber.__table__)
 _TAGS = cast(Table, SubscriberTag.__table__)
 
 #: The order of a row's values (``import_rules.plan_chunk`` builds tuples in it): positional
 #: rows cost the driver nothing to map, where dicts cost SQLAlchemy a lookup per value.
-SUBSCRIBER_COLUMNS = ("email", "first_name", "last_name", "timezone", "locale", "attributes", "status",
-                      "consent_source", "consent_at", "consent_text_version", "created_at", "updated_at",
-                      "status_changed_at")
+SUBSCRIBER_COLUMNS = (
+    "email",
+    "first_name",
+    "last_name",
+    "timezone",
+    "locale",
+    "attributes",
+    "status",
+    "consent_source",
+    "consent_at",
+    "consent_text_version",
+    "created_at",
+    "updated_at",
+    "status_changed_at",
+)
 
 
 def _constant(values: tuple[str, ...]) -> Any:
@@ -74,8 +98,11 @@ def lookup(emails: Any) -> Any:
     the unique email indexes), so the rules (``plan_chunk``) run in Python without a round trip."""
     return (
         select(emails.c.value, Subscriber.id, Subscriber.status, Suppression.reason)
-        .select_from(emails.outerjoin(Subscriber, Subscriber.email == emails.c.value)
-                     .outerjoin(Suppression, Suppression.email == emails.c.value))
+        .select_from(
+            emails.outerjoin(Subscriber, Subscriber.email == emails.c.value).outerjoin(
+                Suppression, Suppression.email == emails.c.value
+            )
+        )
         .where(or_(Subscriber.id.is_not(None), Suppression.id.is_not(None)))
     )
 
@@ -138,10 +165,15 @@ def postgres_incoming() -> Table:
     """The session's temporary table a chunk is copied into: the subscriber columns typed as the
     model's, whether the lookup found the row stored, and its tags as an array. ``ON COMMIT
     DELETE ROWS``, so it is empty at the start of every chunk's transaction."""
-    return Table(INCOMING_TABLE, MetaData(),
-                 *(Column(name, _SUBSCRIBERS.c[name].type) for name in SUBSCRIBER_COLUMNS),
-                 Column("existing", Boolean), Column("tags", ARRAY(_TAGS.c.tag.type)), prefixes=["TEMPORARY"],
-                 postgresql_on_commit="DELETE ROWS")
+    return Table(
+        INCOMING_TABLE,
+        MetaData(),
+        *(Column(name, _SUBSCRIBERS.c[name].type) for name in SUBSCRIBER_COLUMNS),
+        Column("existing", Boolean),
+        Column("tags", ARRAY(_TAGS.c.tag.type)),
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DELETE ROWS",
+    )
 
 
 def postgres_copy(incoming: Table) -> str:
@@ -165,13 +197,23 @@ def postgres_write(incoming: Table) -> Any:
     insert = upsert_insert("postgresql")
     table, tags = _SUBSCRIBERS, _TAGS
     values = [incoming.c[name] for name in SUBSCRIBER_COLUMNS]
-    fresh = insert(table).from_select(list(SUBSCRIBER_COLUMNS), select(*values).where(
-        incoming.c.existing.is_(False))).returning(table.c.id, table.c.email).cte("fresh")
+    fresh = (
+        insert(table)
+        .from_select(list(SUBSCRIBER_COLUMNS), select(*values).where(incoming.c.existing.is_(False)))
+        .returning(table.c.id, table.c.email)
+        .cte("fresh")
+    )
     stmt = insert(table).from_select(list(SUBSCRIBER_COLUMNS), select(*values).where(incoming.c.existing.is_(True)))
     attributes = sql_cast(sql_cast(table.c.attributes, JSONB).op("||")(sql_cast(stmt.excluded.attributes, JSONB)), JSON)
-    written = stmt.on_conflict_do_update(
-        index_elements=[table.c.email], set_=subscriber_update(stmt, attributes), where=NOT_ERASED,
-    ).returning(table.c.id, table.c.email).cte("written")
+    written = (
+        stmt.on_conflict_do_update(
+            index_elements=[table.c.email],
+            set_=subscriber_update(stmt, attributes),
+            where=NOT_ERASED,
+        )
+        .returning(table.c.id, table.c.email)
+        .cte("written")
+    )
 
     def tag_rows(cte: Any) -> Any:
         return select(cte.c.id, func.unnest(incoming.c.tags)).join_from(cte, incoming, incoming.c.email == cte.c.email)

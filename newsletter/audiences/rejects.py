@@ -75,8 +75,9 @@ class Rejections:
         try:
             fd, name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
         except OSError as error:
-            raise UserError(f"cannot write the rejected rows there: {error.strerror} (choose another file with --rejects)",
-                            where) from None
+            raise UserError(
+                f"cannot write the rejected rows there: {error.strerror} (choose another file with --rejects)", where
+            ) from None
         self._temporary = Path(name)
         self._handle = io.TextIOWrapper(os.fdopen(fd, "wb"), encoding="utf-8", newline="")
         self._csv = csv.writer(self._handle)
@@ -101,7 +102,9 @@ class Rejections:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         if self._handle is None or self._temporary is None or self.path is None:
             return
         self._handle.close()

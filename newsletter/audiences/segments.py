@@ -120,12 +120,18 @@ class _Checker:
 
     def text(self, value: Any, path: str) -> str:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            hint = " (YAML reads yes/no/on/off/true/false as booleans: quote the value)" if isinstance(value, bool) else ""
+            hint = (
+                " (YAML reads yes/no/on/off/true/false as booleans: quote the value)" if isinstance(value, bool) else ""
+            )
             raise self.fail(path, f"expected text{hint}")
         return str(value)
 
     def strings(self, value: Any, path: str) -> tuple[str, ...]:
-        if not isinstance(value, list) or not value or not all(isinstance(item, str) and item.strip() for item in value):
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(item, str) and item.strip() for item in value)
+        ):
             raise self.fail(path, "expected a list of strings")
         return tuple(dict.fromkeys(value))
 
@@ -244,7 +250,9 @@ def _parse_file(path: Path) -> Segment:
     try:
         data = load(text, where)  # newsletter.yamlfile: no aliases, no dates, no repeated keys
     except YamlError as error:
-        raise SegmentError(f"not valid YAML: {error.problem}", f"{where}: line {error.line}" if error.line else where) from None
+        raise SegmentError(
+            f"not valid YAML: {error.problem}", f"{where}: line {error.line}" if error.line else where
+        ) from None
     if data is None:
         raise check.fail("", "the file is empty: expected name, description and rules")
     top = check.mapping(data, "", ("name", "description", "rules"))
@@ -281,11 +289,14 @@ def _files(directory: Path, problems: list[SegmentError] | None = None) -> dict[
     for name, path in list(files.items()):
         problem = None
         if not _NAME.match(name):
-            problem = SegmentError("a segment's file name is lowercase letters, digits, '-' and '_' (up to 100)",
-                                   display_path(path))
+            problem = SegmentError(
+                "a segment's file name is lowercase letters, digits, '-' and '_' (up to 100)", display_path(path)
+            )
         elif name == BUILTIN_ALL:
-            problem = SegmentError(f"'{BUILTIN_ALL}' is the built-in segment (every active subscriber): rename this file",
-                                   display_path(path))
+            problem = SegmentError(
+                f"'{BUILTIN_ALL}' is the built-in segment (every active subscriber): rename this file",
+                display_path(path),
+            )
         if problem is not None:
             if problems is None:
                 raise problem

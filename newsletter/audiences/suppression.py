@@ -32,8 +32,11 @@ _SUPPRESSIONS = cast(Table, Suppression.__table__)
 #: returned ids count what was added. The room's hot statement that is not in ``queries``,
 #: because this module is the table's one writer.
 _INSERT = per_dialect(
-    lambda insert: insert(_SUPPRESSIONS).on_conflict_do_nothing(index_elements=[_SUPPRESSIONS.c.email])
-    .returning(_SUPPRESSIONS.c.id)
+    lambda insert: (
+        insert(_SUPPRESSIONS)
+        .on_conflict_do_nothing(index_elements=[_SUPPRESSIONS.c.email])
+        .returning(_SUPPRESSIONS.c.id)
+    )
 )
 
 

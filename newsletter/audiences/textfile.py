@@ -39,9 +39,18 @@ _BOMS = (  # UTF-32 first: its little-endian BOM starts with UTF-16's
     (codecs.BOM_UTF16_LE, "utf-16", "UTF-16"),
     (codecs.BOM_UTF16_BE, "utf-16", "UTF-16"),
 )
-_LABELS = {"cp1252": "Windows-1252", "latin_1": "Latin-1", "iso8859_1": "Latin-1", "mac_roman": "Mac Roman",
-           "utf_16": "UTF-16", "utf_16_le": "UTF-16", "utf_16_be": "UTF-16", "utf_32": "UTF-32",
-           "utf_32_le": "UTF-32", "utf_32_be": "UTF-32"}
+_LABELS = {
+    "cp1252": "Windows-1252",
+    "latin_1": "Latin-1",
+    "iso8859_1": "Latin-1",
+    "mac_roman": "Mac Roman",
+    "utf_16": "UTF-16",
+    "utf_16_le": "UTF-16",
+    "utf_16_be": "UTF-16",
+    "utf_32": "UTF-32",
+    "utf_32_le": "UTF-32",
+    "utf_32_be": "UTF-32",
+}
 _WESTERN = "cp1252"
 _CLEAN_ENOUGH = 0.1  # charset-normalizer's "chaos" (share of odd characters) for a clean read
 _BINARY_HINT = "not a UTF-8 CSV file (an Excel workbook? save it as 'CSV UTF-8')"
@@ -119,8 +128,10 @@ def _detected(sample: bytes, where: str) -> TextFormat:
     text = sample.decode(codec, errors="replace")
     example = _NON_ASCII_WORD.search(text)
     shown = f" (a sample: {example.group()!r})" if example else ""
-    notice = (f"not UTF-8: read as {label}{shown}. If that looks wrong, pass --encoding "
-              f"(for example --encoding cp1251) or save the file as 'CSV UTF-8'.")
+    notice = (
+        f"not UTF-8: read as {label}{shown}. If that looks wrong, pass --encoding "
+        f"(for example --encoding cp1251) or save the file as 'CSV UTF-8'."
+    )
     return TextFormat(codec, label, notice)
 
 

@@ -18,12 +18,24 @@ from functools import lru_cache
 from newsletter.audiences.names import NAME_MAX_LENGTH
 from newsletter.errors import UserError
 
-__all__ = ["MAX_LENGTH", "TAG_MAX", "canonical_locale", "canonical_zone", "checked_tags", "normalise_tag",
-           "parse_datetime", "split_tags"]
+__all__ = [
+    "MAX_LENGTH",
+    "TAG_MAX",
+    "canonical_locale",
+    "canonical_zone",
+    "checked_tags",
+    "normalise_tag",
+    "parse_datetime",
+    "split_tags",
+]
 
 #: Column widths of the text fields (``models.Subscriber``); a longer value rejects its row.
-MAX_LENGTH = {"first_name": NAME_MAX_LENGTH, "last_name": NAME_MAX_LENGTH, "consent_source": 100,
-              "consent_text_version": 50}
+MAX_LENGTH = {
+    "first_name": NAME_MAX_LENGTH,
+    "last_name": NAME_MAX_LENGTH,
+    "consent_source": 100,
+    "consent_text_version": 50,
+}
 TAG_MAX = 100  # subscriber_tags.tag
 
 _TAG_SPLIT = re.compile(r"[;|,]")

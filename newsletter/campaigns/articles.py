@@ -36,8 +36,10 @@ class ArticleRow:
 def list_articles(session: Session) -> list[ArticleRow]:
     """Every stored article, oldest first (by id): ``newsletter article list`` and, later, the
     staff console read this instead of querying the table themselves."""
-    return [ArticleRow(a.id, a.slug, a.title, a.published_on)
-            for a in session.scalars(select(models.Article).order_by(models.Article.id))]
+    return [
+        ArticleRow(a.id, a.slug, a.title, a.published_on)
+        for a in session.scalars(select(models.Article).order_by(models.Article.id))
+    ]
 
 
 def _content_hash(article: Article) -> str:
@@ -70,6 +72,8 @@ def get_article(session: Session, slug: str) -> models.Article:
     row = session.scalar(select(models.Article).where(models.Article.slug == slug))
     if row is None:
         known = session.scalars(select(models.Article.slug).order_by(models.Article.id)).all()
-        hint = f"; known articles: {', '.join(known)}" if known else "; import one with `newsletter article import PATH`"
+        hint = (
+            f"; known articles: {', '.join(known)}" if known else "; import one with `newsletter article import PATH`"
+        )
         raise NotFound(f"no article with slug {slug!r}{hint}", where="--article")
     return row

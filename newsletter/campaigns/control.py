@@ -25,15 +25,18 @@ def _require(engine: Engine, campaign_id: int, allowed: set[str], action: str) -
     with session_scope(engine) as session:
         status = get_campaign(session, campaign_id).status
     if status not in allowed:
-        raise UserError(f"is {status}; cannot {action} it (allowed when {', '.join(sorted(allowed))})",
-                        where=f"campaign {campaign_id}")
+        raise UserError(
+            f"is {status}; cannot {action} it (allowed when {', '.join(sorted(allowed))})",
+            where=f"campaign {campaign_id}",
+        )
     return status
 
 
 def _set_status(engine: Engine, campaign_id: int, status: str, reason: str | None = None) -> None:
     with session_scope(engine) as session:
-        session.execute(update(models.Campaign).where(models.Campaign.id == campaign_id)
-                        .values(status=status, status_reason=reason))
+        session.execute(
+            update(models.Campaign).where(models.Campaign.id == campaign_id).values(status=status, status_reason=reason)
+        )
 
 
 def pause(engine: Engine, campaign_id: int) -> None:
@@ -63,18 +66,30 @@ def resolve_ambiguous(engine: Engine, campaign_id: int, *, resend: bool) -> int:
     other worker has looked since), so the decision covers them; a campaign left with nothing
     queued or in flight after ``--mark-sent`` is finished.
     """
-    values = ({"status": "queued", "claimed_by": None, "batch_key": None, "error": None} if resend
-              else {"status": "sent", "sent_at": utcnow(), "error": "marked sent by an operator"})
+    values = (
+        {"status": "queued", "claimed_by": None, "batch_key": None, "error": None}
+        if resend
+        else {"status": "sent", "sent_at": utcnow(), "error": "marked sent by an operator"}
+    )
     with session_scope(engine) as session:
         get_campaign(session, campaign_id)
         expire_leases(session, campaign_id)
-        moved = rows_changed(session, update(D).where(D.campaign_id == campaign_id, D.status == "ambiguous")
-                             .values(updated_at=utcnow(), **values))
+        moved = rows_changed(
+            session,
+            update(D)
+            .where(D.campaign_id == campaign_id, D.status == "ambiguous")
+            .values(updated_at=utcnow(), **values),
+        )
         if resend and moved:
-            session.execute(update(models.Campaign).where(models.Campaign.id == campaign_id)
-                            .values(status="sending", status_reason=None))
+            session.execute(
+                update(models.Campaign)
+                .where(models.Campaign.id == campaign_id)
+                .values(status="sending", status_reason=None)
+            )
         elif moved:  # sent as far as the throttle's windows are concerned, from now
-            session.add(models.SendLog(campaign_id=campaign_id, message_id=None, recipients=moved, recorded_at=utcnow()))
+            session.add(
+                models.SendLog(campaign_id=campaign_id, message_id=None, recipients=moved, recorded_at=utcnow())
+            )
     if moved and not resend:
         finish_if_done(engine, campaign_id)
     return moved
@@ -86,9 +101,12 @@ def retry_failed(engine: Engine, campaign_id: int) -> int:
         campaign = get_campaign(session, campaign_id)
         if campaign.status == "cancelled":
             raise UserError("is cancelled; nothing more is sent from it", where=f"campaign {campaign_id}")
-        moved = rows_changed(session, update(D).where(D.campaign_id == campaign_id, D.status == "failed")
-                             .values(status="queued", claimed_by=None, batch_key=None, error=None,
-                                     updated_at=utcnow()))
+        moved = rows_changed(
+            session,
+            update(D)
+            .where(D.campaign_id == campaign_id, D.status == "failed")
+            .values(status="queued", claimed_by=None, batch_key=None, error=None, updated_at=utcnow()),
+        )
         if moved:
             campaign.status = "sending"
             campaign.status_reason = None

@@ -59,7 +59,9 @@ def default_preheader(article: Article) -> str:
     Not the first line of the body: inbox previews already show that, and a preheader that
     repeats it wastes the one extra line a reader sees before opening.
     """
-    paragraphs = [html.unescape(re.sub(r"<[^>]+>", "", p)) for p in article.paragraphs]  # text, escaped once by the template
+    paragraphs = [
+        html.unescape(re.sub(r"<[^>]+>", "", p)) for p in article.paragraphs
+    ]  # text, escaped once by the template
     source = paragraphs[1] if len(paragraphs) > 1 else (paragraphs[0] if paragraphs else article.title)
     sentence = re.split(r"(?<=[.!?])\s", source, maxsplit=1)[0]
     return sentence if len(sentence) <= 140 else sentence[:137].rsplit(" ", 1)[0] + "…"
@@ -92,17 +94,31 @@ def create_campaign(
     # Made from the article, they are content: any %%placeholder%% in them stays text (inert_text).
     subject = _check_subject(subject if subject is not None else inert_text(default_subject(article)))
     preheader = " ".join((preheader if preheader is not None else inert_text(default_preheader(article))).split())
-    rendered = render_campaign(article, brand_from_settings(settings), subject=subject, preheader=preheader,
-                               template=template, templates_dir=_templates_dir(settings))
+    rendered = render_campaign(
+        article,
+        brand_from_settings(settings),
+        subject=subject,
+        preheader=preheader,
+        template=template,
+        templates_dir=_templates_dir(settings),
+    )
     campaign = models.Campaign(
-        article_id=article_row.id, name=name or article.title, subject=rendered.subject,
-        preheader=rendered.preheader, segment=segment, template=template, status="draft",
-        html=rendered.html, text=rendered.text,
+        article_id=article_row.id,
+        name=name or article.title,
+        subject=rendered.subject,
+        preheader=rendered.preheader,
+        segment=segment,
+        template=template,
+        status="draft",
+        html=rendered.html,
+        text=rendered.text,
     )
     session.add(campaign)
     session.flush()
     session.add_all(
-        models.CampaignLink(campaign_id=campaign.id, position=link.position, url=link.url, label=link.label, kind=link.kind)
+        models.CampaignLink(
+            campaign_id=campaign.id, position=link.position, url=link.url, label=link.label, kind=link.kind
+        )
         for link in rendered.links
     )
     session.flush()

@@ -20,16 +20,19 @@ __all__ = ["backdate_campaign", "link_kinds", "sent_messages"]
 def sent_messages(session: Session, campaign_id: int) -> list[tuple[int, datetime]]:
     """``(delivery id, sent at)`` of each message the campaign sent, in ledger order."""
     D = models.Delivery
-    rows = session.execute(select(D.id, D.sent_at).where(D.campaign_id == campaign_id, D.status == "sent")
-                           .order_by(D.id)).all()
+    rows = session.execute(
+        select(D.id, D.sent_at).where(D.campaign_id == campaign_id, D.status == "sent").order_by(D.id)
+    ).all()
     return [(delivery_id, sent_at) for delivery_id, sent_at in rows if sent_at is not None]  # a sent row has its time
 
 
 def link_kinds(session: Session, campaign_id: int) -> list[tuple[int, str]]:
     """``(position, kind)`` of each tracked link in the campaign (``cta``, ``honeypot``, …)."""
     L = models.CampaignLink
-    return [(position, kind) for position, kind in
-            session.execute(select(L.position, L.kind).where(L.campaign_id == campaign_id)).all()]
+    return [
+        (position, kind)
+        for position, kind in session.execute(select(L.position, L.kind).where(L.campaign_id == campaign_id)).all()
+    ]
 
 
 def backdate_campaign(session: Session, campaign_id: int, days: int) -> None:
@@ -39,10 +42,21 @@ def backdate_campaign(session: Session, campaign_id: int, days: int) -> None:
     C, D = models.Campaign, models.Delivery
     campaign = session.get(C, campaign_id)
     assert campaign is not None
-    session.execute(update(C).where(C.id == campaign_id).values(
-        started_at=(campaign.started_at or utcnow()) - shift, finished_at=(campaign.finished_at or utcnow()) - shift,
-        created_at=campaign.created_at - shift))
+    session.execute(
+        update(C)
+        .where(C.id == campaign_id)
+        .values(
+            started_at=(campaign.started_at or utcnow()) - shift,
+            finished_at=(campaign.finished_at or utcnow()) - shift,
+            created_at=campaign.created_at - shift,
+        )
+    )
     rows = session.execute(select(D.id, D.sent_at, D.created_at).where(D.campaign_id == campaign_id)).all()
     if rows:  # row by row: date arithmetic in SQL differs between the two stores
-        session.execute(update(D), [{"id": i, "sent_at": sent - shift if sent else None, "created_at": made - shift}
-                                    for i, sent, made in rows])
+        session.execute(
+            update(D),
+            [
+                {"id": i, "sent_at": sent - shift if sent else None, "created_at": made - shift}
+                for i, sent, made in rows
+            ],
+        )

@@ -27,7 +27,9 @@ from newsletter.db import is_postgres, models, rows_changed
 from newsletter.db.models import utcnow
 
 
-def build_ledger(session: Session, campaign: models.Campaign, audiences_dir: str | None, now: datetime | None = None) -> int:
+def build_ledger(
+    session: Session, campaign: models.Campaign, audiences_dir: str | None, now: datetime | None = None
+) -> int:
     """Materialise the campaign's ledger; returns the number of rows added by this call.
 
     A first build runs the plain ``INSERT … SELECT``, a later one (or one that lost a race) the
@@ -74,9 +76,7 @@ def _statistics_outgrown(session: Session, added: int) -> bool:
 def ledger_counts(session: Session, campaign_id: int) -> dict[str, int]:
     """Rows per delivery status, every status present (zero when empty)."""
     D = models.Delivery
-    rows = session.execute(
-        select(D.status, func.count()).where(D.campaign_id == campaign_id).group_by(D.status)
-    ).all()
+    rows = session.execute(select(D.status, func.count()).where(D.campaign_id == campaign_id).group_by(D.status)).all()
     counts = {status: 0 for status in models.DELIVERY_STATUSES}
     counts.update({status: n for status, n in rows})
     return counts

@@ -57,8 +57,13 @@ def campaigns_sent(session: Session) -> list[CampaignSent]:
     One grouped outer join, so a campaign with no deliveries reads 0."""
     sent = func.count(models.Delivery.id).filter(models.Delivery.status == "sent")
     rows = session.execute(
-        select(models.Campaign.id, models.Campaign.name, models.Campaign.subject, models.Campaign.status,
-               sent.label("sent"))
+        select(
+            models.Campaign.id,
+            models.Campaign.name,
+            models.Campaign.subject,
+            models.Campaign.status,
+            sent.label("sent"),
+        )
         .outerjoin(models.Delivery, models.Delivery.campaign_id == models.Campaign.id)
         .group_by(models.Campaign.id, models.Campaign.name, models.Campaign.subject, models.Campaign.status)
         .order_by(models.Campaign.id.desc())

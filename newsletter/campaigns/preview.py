@@ -30,13 +30,18 @@ class Preview:
     sample_email: str
 
 
-def _sample_subscriber(session: Session, campaign: models.Campaign, settings: Settings) -> tuple[str, str | None, str | None]:
+def _sample_subscriber(
+    session: Session, campaign: models.Campaign, settings: Settings
+) -> tuple[str, str | None, str | None]:
     """The segment's first subscriber whose message can be built: one whose name cannot go in
     a header (a line break) fails alone at send time and must not stop the preflight."""
     segment = load_segment(campaign.segment, settings.audiences_dir)
     S = models.Subscriber
     rows = session.execute(
-        select(S.email, S.first_name, S.last_name).where(segment_condition(segment), models.sendable()).order_by(S.id).limit(50)
+        select(S.email, S.first_name, S.last_name)
+        .where(segment_condition(segment), models.sendable())
+        .order_by(S.id)
+        .limit(50)
     ).all()
     for email, first, last in rows:
         name = " ".join(p for p in (first, last) if p) or None
@@ -50,9 +55,18 @@ def preview(session: Session, settings: Settings, campaign_id: int) -> Preview:
     email, first, last = _sample_subscriber(session, campaign, settings)
     token = TokenSigner(settings.signing_key()).sign(PREVIEW_DELIVERY_ID)
     values = recipient_values(first, token)
-    recipient = Recipient(delivery_id=PREVIEW_DELIVERY_ID, email=email,
-                          name=" ".join(p for p in (first, last) if p) or None,
-                          substitutions=values, unsubscribe_url=f"{settings.public_base}/u/{token}")
+    recipient = Recipient(
+        delivery_id=PREVIEW_DELIVERY_ID,
+        email=email,
+        name=" ".join(p for p in (first, last) if p) or None,
+        substitutions=values,
+        unsubscribe_url=f"{settings.public_base}/u/{token}",
+    )
     mime = build_mime(campaign_message(campaign, settings), recipient, personalise=personalise)
-    return Preview(subject=personalise(campaign.subject, values), html=personalise(campaign.html, values),
-                   text=personalise(campaign.text, values), eml=mime.as_bytes(), sample_email=email)
+    return Preview(
+        subject=personalise(campaign.subject, values),
+        html=personalise(campaign.html, values),
+        text=personalise(campaign.text, values),
+        eml=mime.as_bytes(),
+        sample_email=email,
+    )

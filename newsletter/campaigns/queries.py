@@ -33,8 +33,9 @@ def ledger_rows(campaign_id: int, now: datetime, *conditions: Any) -> Select[*tu
     the INSERT reads from. In the order the table gives them (for a bulk-loaded list, their id
     order): an ORDER BY made PostgreSQL sort a million rows on disk first."""
     S = models.Subscriber
-    return (select(literal(campaign_id), S.id, literal("queued"), literal(0), literal(now, type_=models.UTCDateTime))
-            .where(*conditions))
+    return select(
+        literal(campaign_id), S.id, literal("queued"), literal(0), literal(now, type_=models.UTCDateTime)
+    ).where(*conditions)
 
 
 def ledger_inserts(session: Session, rows: Select[*tuple[Any, ...]]) -> tuple[Any, Any]:
@@ -46,8 +47,11 @@ def ledger_inserts(session: Session, rows: Select[*tuple[Any, ...]]) -> tuple[An
     of the rows inserted (SQLAlchemy keeps it only when asked): counting the campaign's rows
     afterwards cost PostgreSQL a quarter of a second per million.
     """
-    plain = (upsert_insert(session)(models.Delivery).from_select(list(LEDGER_COLUMNS), rows)
-             .execution_options(preserve_rowcount=True))
+    plain = (
+        upsert_insert(session)(models.Delivery)
+        .from_select(list(LEDGER_COLUMNS), rows)
+        .execution_options(preserve_rowcount=True)
+    )
     guarded = plain.on_conflict_do_nothing(index_elements=["subscriber_id", "campaign_id"])
     return plain, guarded
 

@@ -63,8 +63,10 @@ def stale_public_url(campaign: models.Campaign, settings: Settings) -> str | Non
 
 def stale_url_message(campaign_id: int, rendered: str, current: str) -> str:
     """The one line every command says about a campaign rendered for an old public URL."""
-    return (f"campaign {campaign_id} was rendered for {rendered}; the public URL is now {current}: "
-            f"run `newsletter campaign rerender {campaign_id}`")
+    return (
+        f"campaign {campaign_id} was rendered for {rendered}; the public URL is now {current}: "
+        f"run `newsletter campaign rerender {campaign_id}`"
+    )
 
 
 def refuse_stale(campaign: models.Campaign, settings: Settings) -> None:
@@ -98,14 +100,16 @@ class Rerendered:
 def _check_rerenderable(session: Session, campaign: models.Campaign) -> None:
     where = f"campaign {campaign.id}"
     if campaign.kind == "nurture":
-        raise UserError("is a nurture sequence step; its message comes from the sequence's template, "
-                        "not an article", where=where)
+        raise UserError(
+            "is a nurture sequence step; its message comes from the sequence's template, not an article", where=where
+        )
     if campaign.article is None:
         raise UserError("has no stored article to render from", where=where)
     if campaign.status in RERENDERABLE:
         return
     if campaign.status == "failed" and not session.scalar(
-            select(exists().where(models.Delivery.campaign_id == campaign.id))):
+        select(exists().where(models.Delivery.campaign_id == campaign.id))
+    ):
         return  # a scheduled send refused before anything was queued: nothing went out
     reason = _REFUSALS.get(campaign.status, f"it is {campaign.status}")
     raise UserError(f"cannot be re-rendered: {reason}", where=where)
@@ -118,8 +122,11 @@ def _replace_links(session: Session, campaign: models.Campaign, links: Sequence[
     for link in links:
         row = existing.pop(link.position, None)
         if row is None:
-            session.add(models.CampaignLink(campaign_id=campaign.id, position=link.position, url=link.url,
-                                            label=link.label, kind=link.kind))
+            session.add(
+                models.CampaignLink(
+                    campaign_id=campaign.id, position=link.position, url=link.url, label=link.label, kind=link.kind
+                )
+            )
         else:
             row.url, row.label, row.kind = link.url, link.label, link.kind
     for row in existing.values():
@@ -136,17 +143,29 @@ def rerender_campaign(session: Session, settings: Settings, campaign_id: int) ->
     assert campaign.article is not None
     before = rendered_public_url(campaign)
     templates = Path(settings.templates_dir) if settings.templates_dir else None
-    rendered = render_campaign(Article.from_dict(campaign.article.content), brand_from_settings(settings),
-                               subject=campaign.subject, preheader=campaign.preheader, template=campaign.template,
-                               templates_dir=templates)
+    rendered = render_campaign(
+        Article.from_dict(campaign.article.content),
+        brand_from_settings(settings),
+        subject=campaign.subject,
+        preheader=campaign.preheader,
+        template=campaign.template,
+        templates_dir=templates,
+    )
     campaign.html, campaign.text = rendered.html, rendered.text
     _replace_links(session, campaign, rendered.links)
     if campaign.status == "failed":  # its job has fired: a draft again, to schedule or send anew
         campaign.status, campaign.status_reason, campaign.scheduled_at = "draft", None, None
     session.flush()
     session.refresh(campaign)
-    return Rerendered(campaign_id=campaign.id, status=campaign.status, rendered_for_before=before,
-                      public_url=settings.public_base, subject=campaign.subject, preheader=campaign.preheader,
-                      segment=campaign.segment,
-                      scheduled_at=campaign.scheduled_at.isoformat() if campaign.scheduled_at else None,
-                      html_bytes=len(campaign.html.encode()), links=len(campaign.links))
+    return Rerendered(
+        campaign_id=campaign.id,
+        status=campaign.status,
+        rendered_for_before=before,
+        public_url=settings.public_base,
+        subject=campaign.subject,
+        preheader=campaign.preheader,
+        segment=campaign.segment,
+        scheduled_at=campaign.scheduled_at.isoformat() if campaign.scheduled_at else None,
+        html_bytes=len(campaign.html.encode()),
+        links=len(campaign.links),
+    )

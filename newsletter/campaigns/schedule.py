@@ -47,24 +47,33 @@ def scheduled_campaigns(session: Session) -> list[ScheduledCampaign]:
 def mark_unscheduled(session: Session, campaign_id: int) -> None:
     """``scheduled`` → ``draft`` (its job was removed); a campaign already sending is left alone."""
     C = models.Campaign
-    session.execute(update(C).where(C.id == campaign_id, C.status == "scheduled")
-                    .values(status="draft", scheduled_at=None))
+    session.execute(
+        update(C).where(C.id == campaign_id, C.status == "scheduled").values(status="draft", scheduled_at=None)
+    )
 
 
 def mark_schedule_failed(session: Session, campaign_id: int, error: Exception) -> None:
     """→ ``failed`` whatever the status: a fired job that raised leaves its trace on the campaign,
     not only in the daemon's log."""
     C = models.Campaign
-    session.execute(update(C).where(C.id == campaign_id)
-                    .values(status="failed", status_reason=f"scheduled send failed: {error}"[:_REASON_LIMIT]))
+    session.execute(
+        update(C)
+        .where(C.id == campaign_id)
+        .values(status="failed", status_reason=f"scheduled send failed: {error}"[:_REASON_LIMIT])
+    )
 
 
 def mark_schedule_missed(session: Session, campaign_id: int, grace_seconds: int) -> bool:
     """``scheduled`` → ``missed`` (the send time passed beyond the grace period with no scheduler
     running: not sent late). True when this call moved it, so the move is announced once."""
     C = models.Campaign
-    moved = session.execute(update(C).where(C.id == campaign_id, C.status == "scheduled")
-                            .values(status="missed",
-                                    status_reason=f"the scheduler was not running within {grace_seconds}s of the send time; "
-                                                  "not sent late. Reschedule or send it now.")).rowcount  # type: ignore[attr-defined]
+    moved = session.execute(
+        update(C)
+        .where(C.id == campaign_id, C.status == "scheduled")
+        .values(
+            status="missed",
+            status_reason=f"the scheduler was not running within {grace_seconds}s of the send time; "
+            "not sent late. Reschedule or send it now.",
+        )
+    ).rowcount  # type: ignore[attr-defined]
     return bool(moved)

@@ -49,17 +49,27 @@ class SendSummary:
 def make_transport(settings: Settings) -> Transport:
     """SendGrid when a key is set, else the local outbox: a missing key never sends for real."""
     if settings.sendgrid_api_key:
-        return SendGridTransport(settings.sendgrid_api_key, settings.sendgrid_host,
-                                 timeout=settings.sendgrid_timeout, sandbox=settings.sendgrid_sandbox)
+        return SendGridTransport(
+            settings.sendgrid_api_key,
+            settings.sendgrid_host,
+            timeout=settings.sendgrid_timeout,
+            sandbox=settings.sendgrid_sandbox,
+        )
     folder = ensure_output_folder(Path(settings.outbox_dir), "NEWSLETTER_OUTBOX_DIR")  # a file there is one line
     return OutboxTransport(folder, personalise=personalise)
 
 
 def campaign_message(campaign: models.Campaign, settings: Settings) -> CampaignMessage:
     return CampaignMessage(
-        campaign_id=campaign.id, subject=campaign.subject, html=campaign.html, text=campaign.text,
-        from_email=settings.from_email, from_name=settings.from_name, reply_to=settings.reply_to,
-        category=f"campaign-{campaign.id}", sending_domain=settings.sending_domain,
+        campaign_id=campaign.id,
+        subject=campaign.subject,
+        html=campaign.html,
+        text=campaign.text,
+        from_email=settings.from_email,
+        from_name=settings.from_name,
+        reply_to=settings.reply_to,
+        category=f"campaign-{campaign.id}",
+        sending_domain=settings.sending_domain,
     )
 
 
@@ -82,12 +92,16 @@ def check_sendable(campaign: models.Campaign) -> None:
     """Refuse a campaign that cannot be sent now (a nurture step, one already sent, paused…).
     The command checks it before the preflight as well, so the refusal comes first."""
     if campaign.kind == "nurture":
-        raise UserError("is a nurture sequence step; the scheduler sends it to each reader when their step "
-                        "is due", where=f"campaign {campaign.id}")
+        raise UserError(
+            "is a nurture sequence step; the scheduler sends it to each reader when their step is due",
+            where=f"campaign {campaign.id}",
+        )
     if campaign.status not in SENDABLE_STATUSES:
-        raise UserError(f"is {campaign.status}; only a draft or scheduled campaign can be sent"
-                        + ("; use `newsletter campaign resume`" if campaign.status == "paused" else ""),
-                        where=f"campaign {campaign.id}")
+        raise UserError(
+            f"is {campaign.status}; only a draft or scheduled campaign can be sent"
+            + ("; use `newsletter campaign resume`" if campaign.status == "paused" else ""),
+            where=f"campaign {campaign.id}",
+        )
 
 
 def start_sending(engine: Engine, settings: Settings, campaign_id: int) -> int:
@@ -108,9 +122,11 @@ def finish_if_done(engine: Engine, campaign_id: int) -> dict[str, int]:
     with session_scope(engine) as session:
         counts = ledger_counts(session, campaign_id)
         if counts["queued"] == 0 and counts["in_flight"] == 0:
-            session.execute(update(models.Campaign)
-                            .where(models.Campaign.id == campaign_id, models.Campaign.status == "sending")
-                            .values(status="sent", finished_at=utcnow()))
+            session.execute(
+                update(models.Campaign)
+                .where(models.Campaign.id == campaign_id, models.Campaign.status == "sending")
+                .values(status="sent", finished_at=utcnow())
+            )
         return counts
 
 
@@ -135,9 +151,20 @@ def dispatch_campaign(
     """Drain whatever is queued for the campaign; shared by `campaign send`, workers and the scheduler."""
     with session_scope(engine) as session:
         message = campaign_message(get_campaign(session, campaign_id), settings)
-    return dispatch(engine, campaign_id, transport, message, recipient_factory(settings),
-                    batch_size=settings.batch_size, worker_id=worker_id, lease_seconds=settings.lease_seconds,
-                    retry=retry, on_batch=on_batch, throttle=throttle, concurrency=settings.send_concurrency)
+    return dispatch(
+        engine,
+        campaign_id,
+        transport,
+        message,
+        recipient_factory(settings),
+        batch_size=settings.batch_size,
+        worker_id=worker_id,
+        lease_seconds=settings.lease_seconds,
+        retry=retry,
+        on_batch=on_batch,
+        throttle=throttle,
+        concurrency=settings.send_concurrency,
+    )
 
 
 def send_campaign(
@@ -159,18 +186,41 @@ def send_campaign(
     return drain(engine, settings, campaign_id, added, transport=transport, on_batch=on_batch, retry=retry)
 
 
-def drain(engine: Engine, settings: Settings, campaign_id: int, added: int = 0, *, transport: Transport | None = None,
-          on_batch: Callable[[DispatchResult, int], None] | None = None, retry: RetryPolicy | None = None) -> SendSummary:
+def drain(
+    engine: Engine,
+    settings: Settings,
+    campaign_id: int,
+    added: int = 0,
+    *,
+    transport: Transport | None = None,
+    on_batch: Callable[[DispatchResult, int], None] | None = None,
+    retry: RetryPolicy | None = None,
+) -> SendSummary:
     """Dispatch in this process until nothing is queued, then close the campaign if it is done."""
     with session_scope(engine) as session:
         total = ledger_counts(session, campaign_id)["queued"]
     transport = transport or make_transport(settings)
     try:
-        result = dispatch_campaign(engine, settings, campaign_id, transport, throttle=make_throttle(engine, settings),
-                                   on_batch=(lambda r: on_batch(r, total)) if on_batch else None, retry=retry)
+        result = dispatch_campaign(
+            engine,
+            settings,
+            campaign_id,
+            transport,
+            throttle=make_throttle(engine, settings),
+            on_batch=(lambda r: on_batch(r, total)) if on_batch else None,
+            retry=retry,
+        )
     finally:
         transport.close()
     counts = finish_if_done(engine, campaign_id)
-    return SendSummary(campaign_id=campaign_id, transport=transport.name, ledger_added=added, sent=result.sent,
-                       failed=result.failed, suppressed=result.suppressed, ambiguous=result.ambiguous,
-                       paused_reason=result.paused_reason, counts=counts)
+    return SendSummary(
+        campaign_id=campaign_id,
+        transport=transport.name,
+        ledger_added=added,
+        sent=result.sent,
+        failed=result.failed,
+        suppressed=result.suppressed,
+        ambiguous=result.ambiguous,
+        paused_reason=result.paused_reason,
+        counts=counts,
+    )

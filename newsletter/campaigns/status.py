@@ -46,17 +46,23 @@ def in_flight_leases(session: Session, campaign_id: int) -> list[dict[str, objec
     """Rows in flight, per worker: how many, and when that worker's lease runs out (after which
     they are ambiguous if its answer never came)."""
     D = models.Delivery
-    rows = session.execute(select(D.claimed_by, func.count(), func.max(D.lease_until))
-                           .where(D.campaign_id == campaign_id, D.status == "in_flight")
-                           .group_by(D.claimed_by).order_by(func.max(D.lease_until))).all()
-    return [{"worker": worker, "rows": n, "lease_until": until.isoformat(timespec="seconds") if until else None}
-            for worker, n, until in rows]
+    rows = session.execute(
+        select(D.claimed_by, func.count(), func.max(D.lease_until))
+        .where(D.campaign_id == campaign_id, D.status == "in_flight")
+        .group_by(D.claimed_by)
+        .order_by(func.max(D.lease_until))
+    ).all()
+    return [
+        {"worker": worker, "rows": n, "lease_until": until.isoformat(timespec="seconds") if until else None}
+        for worker, n, until in rows
+    ]
 
 
 def _ambiguous_reasons(session: Session, campaign_id: int) -> dict[str, int]:
     D = models.Delivery
-    rows = session.execute(select(D.error, func.count()).where(D.campaign_id == campaign_id, D.status == "ambiguous")
-                           .group_by(D.error)).all()
+    rows = session.execute(
+        select(D.error, func.count()).where(D.campaign_id == campaign_id, D.status == "ambiguous").group_by(D.error)
+    ).all()
     return {error or "no answer recorded": n for error, n in rows}
 
 
@@ -97,8 +103,7 @@ def _next_step(campaign_id: int, needs_decision: bool, leases: list[dict[str, ob
         return resolve_hint(campaign_id)
     if leases:
         last = leases[-1]["lease_until"]
-        return (f"wait: rows in flight become ambiguous at {last} if their worker died; "
-                f"then {resolve_hint(campaign_id)}")
+        return f"wait: rows in flight become ambiguous at {last} if their worker died; then {resolve_hint(campaign_id)}"
     return None
 
 
@@ -157,7 +162,15 @@ def list_campaigns(session: Session, *, include_nurture: bool = False) -> list[d
         query = query.where(C.kind != "nurture")
     campaigns = list(session.scalars(query))
     undecided = set(session.scalars(select(D.campaign_id).where(D.status == "ambiguous").distinct()))
-    return [{"id": c.id, "kind": c.kind, "status": NEEDS_DECISION if c.id in undecided else c.status,
-             "lifecycle_status": c.status, "subject": c.subject, "segment": c.segment,
-             "scheduled_at": c.scheduled_at.isoformat() if c.scheduled_at else None}
-            for c in campaigns]
+    return [
+        {
+            "id": c.id,
+            "kind": c.kind,
+            "status": NEEDS_DECISION if c.id in undecided else c.status,
+            "lifecycle_status": c.status,
+            "subject": c.subject,
+            "segment": c.segment,
+            "scheduled_at": c.scheduled_at.isoformat() if c.scheduled_at else None,
+        }
+        for c in campaigns
+    ]

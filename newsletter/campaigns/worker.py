@@ -27,16 +27,26 @@ log = logging.getLogger(__name__)
 
 def sending_campaigns(engine: Engine) -> list[int]:
     with session_scope(engine) as session:
-        return list(session.scalars(select(models.Campaign.id).where(models.Campaign.status == "sending")
-                                    .order_by(models.Campaign.id)))
+        return list(
+            session.scalars(
+                select(models.Campaign.id).where(models.Campaign.status == "sending").order_by(models.Campaign.id)
+            )
+        )
 
 
 def queued_left(engine: Engine) -> bool:
     """Rows still queued in a sending campaign: work this worker could still claim."""
     D = models.Delivery
     with session_scope(engine) as session:
-        return bool(session.scalar(select(exists().where(
-            D.campaign_id == models.Campaign.id, models.Campaign.status == "sending", D.status == "queued"))))
+        return bool(
+            session.scalar(
+                select(
+                    exists().where(
+                        D.campaign_id == models.Campaign.id, models.Campaign.status == "sending", D.status == "queued"
+                    )
+                )
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -52,9 +62,11 @@ class HeldRows:
 
     def describe(self) -> str:
         until = self.lease_until.isoformat(timespec="seconds") if self.lease_until else "an unknown time"
-        return (f"campaign {self.campaign_id}: {self.rows} row(s) held by worker {self.worker or '?'}'s lease until "
-                f"{until}; if that worker died they become ambiguous then (see `newsletter campaign status "
-                f"{self.campaign_id}`)")
+        return (
+            f"campaign {self.campaign_id}: {self.rows} row(s) held by worker {self.worker or '?'}'s lease until "
+            f"{until}; if that worker died they become ambiguous then (see `newsletter campaign status "
+            f"{self.campaign_id}`)"
+        )
 
 
 def held_rows(engine: Engine, worker_id: str) -> list[HeldRows]:
@@ -63,9 +75,15 @@ def held_rows(engine: Engine, worker_id: str) -> list[HeldRows]:
     with session_scope(engine) as session:
         rows = session.execute(
             select(D.campaign_id, D.claimed_by, func.count(), func.max(D.lease_until))
-            .where(D.campaign_id == models.Campaign.id, models.Campaign.status == "sending", D.status == "in_flight",
-                   or_(D.claimed_by.is_(None), D.claimed_by != worker_id))
-            .group_by(D.campaign_id, D.claimed_by).order_by(D.campaign_id)).all()
+            .where(
+                D.campaign_id == models.Campaign.id,
+                models.Campaign.status == "sending",
+                D.status == "in_flight",
+                or_(D.claimed_by.is_(None), D.claimed_by != worker_id),
+            )
+            .group_by(D.campaign_id, D.claimed_by)
+            .order_by(D.campaign_id)
+        ).all()
     return [HeldRows(campaign_id, worker, n, until) for campaign_id, worker, n, until in rows]
 
 
@@ -81,8 +99,14 @@ def _add(stats: DispatchResult, result: DispatchResult) -> None:
         setattr(stats, name, getattr(stats, name) + getattr(result, name))
 
 
-def run_worker(engine: Engine, settings: Settings, *, exit_when_idle: bool = False,
-               stop: threading.Event | None = None, worker_id: str | None = None) -> WorkerStats:
+def run_worker(
+    engine: Engine,
+    settings: Settings,
+    *,
+    exit_when_idle: bool = False,
+    stop: threading.Event | None = None,
+    worker_id: str | None = None,
+) -> WorkerStats:
     """Drain sending campaigns until stopped, or, with ``exit_when_idle``, until nothing is queued.
 
     An idle worker does not wait for rows in flight under another worker's lease: it could do
@@ -103,10 +127,16 @@ def run_worker(engine: Engine, settings: Settings, *, exit_when_idle: bool = Fal
                 with session_scope(engine) as session:
                     expired = expire_leases(session, campaign_id)
                 if expired:
-                    log.warning("campaign %s: %d in-flight row(s) of a dead worker are now ambiguous; decide with "
-                                "`newsletter campaign resolve %s --mark-sent | --resend-ambiguous`",
-                                campaign_id, expired, campaign_id)
-                result = dispatch_campaign(engine, settings, campaign_id, transport, throttle=throttle, worker_id=worker_id)
+                    log.warning(
+                        "campaign %s: %d in-flight row(s) of a dead worker are now ambiguous; decide with "
+                        "`newsletter campaign resolve %s --mark-sent | --resend-ambiguous`",
+                        campaign_id,
+                        expired,
+                        campaign_id,
+                    )
+                result = dispatch_campaign(
+                    engine, settings, campaign_id, transport, throttle=throttle, worker_id=worker_id
+                )
                 finish_if_done(engine, campaign_id)
                 busy = busy or result.batches > 0
                 _add(stats, result)

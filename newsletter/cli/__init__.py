@@ -50,11 +50,22 @@ def build_app() -> typer.Typer:
         subscribers,
     )
 
-    app = typer.Typer(help="Articles to responsive email campaigns: import, segment, send exactly once, track honestly.",
-                      no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-    for group, name in ((articles.app, "article"), (subscribers.app, "subscribers"), (segments.app, "segment"),
-                        (campaigns.app, "campaign"), (events.app, "events"), (db.app, "db"),
-                        (nurture.app, "nurture"), (leads.app, "leads")):
+    app = typer.Typer(
+        help="Articles to responsive email campaigns: import, segment, send exactly once, track honestly.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+    for group, name in (
+        (articles.app, "article"),
+        (subscribers.app, "subscribers"),
+        (segments.app, "segment"),
+        (campaigns.app, "campaign"),
+        (events.app, "events"),
+        (db.app, "db"),
+        (nurture.app, "nurture"),
+        (leads.app, "leads"),
+    ):
         app.add_typer(group, name=name)
     for command in (db.init, reports.report, daemons.serve, daemons.worker, daemons.scheduler, daemons.demo):
         app.command()(command)

@@ -43,18 +43,33 @@ def campaign_create(
 
     settings = current_settings()
     with session_scope(engine_for(settings)) as session:
-        campaign = create_campaign(session, settings, article_slug=article, segment=segment, subject=subject,
-                                   preheader=preheader, template=template)
+        campaign = create_campaign(
+            session,
+            settings,
+            article_slug=article,
+            segment=segment,
+            subject=subject,
+            preheader=preheader,
+            template=template,
+        )
         html_bytes = len(campaign.html.encode())
-        data = {"id": campaign.id, "subject": campaign.subject, "preheader": campaign.preheader,
-                "segment": campaign.segment, "status": campaign.status, "html_bytes": html_bytes,
-                "links": len(campaign.links)}
+        data = {
+            "id": campaign.id,
+            "subject": campaign.subject,
+            "preheader": campaign.preheader,
+            "segment": campaign.segment,
+            "status": campaign.status,
+            "html_bytes": html_bytes,
+            "links": len(campaign.links),
+        }
     if as_json:
         print_json(data)
     else:
-        out.print(f"Campaign [bold]{data['id']}[/] created: “{esc(data['subject'])}” → segment {esc(data['segment'])} "
-                  f"({html_bytes // 1024} KB HTML, {data['links']} tracked links). "
-                  f"Next: newsletter campaign preview {data['id']}")
+        out.print(
+            f"Campaign [bold]{data['id']}[/] created: “{esc(data['subject'])}” → segment {esc(data['segment'])} "
+            f"({html_bytes // 1024} KB HTML, {data['links']} tracked links). "
+            f"Next: newsletter campaign preview {data['id']}"
+        )
 
 
 @app.command("preview")
@@ -74,8 +89,11 @@ def campaign_preview(
     settings = current_settings()
     with session_scope(engine_for(settings)) as session:
         result = preview(session, settings, campaign_id)
-    for path, data, option in ((html, result.html.encode(), "--html"), (text, result.text.encode(), "--text"),
-                               (eml, result.eml, "--eml")):
+    for path, data, option in (
+        (html, result.html.encode(), "--html"),
+        (text, result.text.encode(), "--text"),
+        (eml, result.eml, "--eml"),
+    ):
         if path is not None:
             write_output_file(path, data, option)
             out.print(f"wrote {esc(path)} ({len(data)} bytes)")
@@ -116,11 +134,12 @@ def _progress_callback(show: bool) -> tuple[Progress | None, _OnBatch | None]:
     return progress, update
 
 
-ForceOpt = Annotated[bool, typer.Option("--force", help="Go ahead although a preflight check fails (recorded on the campaign).")]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", help="Go ahead although a preflight check fails (recorded on the campaign).")
+]
 
 
-def _gate(engine: Engine, settings: Settings, campaign_id: int, force: bool,
-          refuse: Callable[[Any], None]) -> None:
+def _gate(engine: Engine, settings: Settings, campaign_id: int, force: bool, refuse: Callable[[Any], None]) -> None:
     """Preflight before anything leaves: a failing check stops the command unless --force.
     ``refuse`` (the room's own check of the campaign and the arguments) runs first: a campaign
     already sent or a time in the past is said at once, not after the preflight, and no --force
@@ -136,13 +155,18 @@ def _gate(engine: Engine, settings: Settings, campaign_id: int, force: bool,
     with session_scope(engine) as session:
         report = ensure_preflight_passes(session, settings, campaign_id, force=force, operator=getpass.getuser())
     for check in report.failed:
-        err.print(f"[yellow]preflight {esc(check.name)} failed, overridden with --force:[/] {esc(check.reason)}", highlight=False)
+        err.print(
+            f"[yellow]preflight {esc(check.name)} failed, overridden with --force:[/] {esc(check.reason)}",
+            highlight=False,
+        )
 
 
 @app.command("preflight")
 def campaign_preflight(
     campaign_id: Annotated[int, typer.Argument(help="Campaign id.")],
-    screenshots: Annotated[Path | None, typer.Option("--screenshots", help="Save preflight-375.png and preflight-600.png here.")] = None,
+    screenshots: Annotated[
+        Path | None, typer.Option("--screenshots", help="Save preflight-375.png and preflight-600.png here.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Check the exact message a sample subscriber would get: spam score, size, headers, footer, links, phone rendering."""
@@ -151,20 +175,25 @@ def campaign_preflight(
     if screenshots is not None:
         ensure_output_folder(screenshots, "--screenshots")
     settings = current_settings()
-    raise typer.Exit(preflight_command(engine_for(settings), settings, campaign_id, as_json=as_json,
-                                       screenshots=screenshots, console=out))
+    raise typer.Exit(
+        preflight_command(
+            engine_for(settings), settings, campaign_id, as_json=as_json, screenshots=screenshots, console=out
+        )
+    )
 
 
 @app.command("send")
-def campaign_send(campaign_id: Annotated[int, typer.Argument(help="Campaign id.")], force: ForceOpt = False,
-                  as_json: JsonOpt = False) -> None:
+def campaign_send(
+    campaign_id: Annotated[int, typer.Argument(help="Campaign id.")], force: ForceOpt = False, as_json: JsonOpt = False
+) -> None:
     """Send now (after preflight): build the ledger, then dispatch batches (outbox unless SENDGRID_API_KEY is set)."""
     from newsletter.campaigns import check_sendable, send_campaign
 
     settings = current_settings()
     _gate(engine_for(settings), settings, campaign_id, force, check_sendable)
-    summary = _with_progress(as_json, lambda update: send_campaign(engine_for(settings), settings, campaign_id,
-                                                                   on_batch=update))
+    summary = _with_progress(
+        as_json, lambda update: send_campaign(engine_for(settings), settings, campaign_id, on_batch=update)
+    )
     _print_summary(summary, as_json, settings)
 
 
@@ -184,9 +213,15 @@ def _print_summary(summary: SendSummary, as_json: bool, settings: Settings) -> N
     if as_json:
         print_json(summary.to_dict())
     else:
-        where = f" to {esc(settings.outbox_dir)}/campaign-{summary.campaign_id}/" if summary.transport == "outbox" else " through SendGrid"
-        out.print(f"Campaign {summary.campaign_id}: {summary.sent} sent{where}, {summary.failed} failed, "
-                  f"{summary.suppressed} suppressed, {summary.ambiguous} ambiguous.")
+        where = (
+            f" to {esc(settings.outbox_dir)}/campaign-{summary.campaign_id}/"
+            if summary.transport == "outbox"
+            else " through SendGrid"
+        )
+        out.print(
+            f"Campaign {summary.campaign_id}: {summary.sent} sent{where}, {summary.failed} failed, "
+            f"{summary.suppressed} suppressed, {summary.ambiguous} ambiguous."
+        )
         if summary.paused_reason:
             err.print(f"[red]paused:[/] {esc(summary.paused_reason)}")
     if summary.paused_reason or summary.failed or summary.ambiguous:
@@ -196,7 +231,9 @@ def _print_summary(summary: SendSummary, as_json: bool, settings: Settings) -> N
 def _drain_now(campaign_id: int, as_json: bool, settings: Settings) -> None:
     from newsletter.campaigns import drain
 
-    summary = _with_progress(as_json, lambda update: drain(engine_for(settings), settings, campaign_id, on_batch=update))
+    summary = _with_progress(
+        as_json, lambda update: drain(engine_for(settings), settings, campaign_id, on_batch=update)
+    )
     _print_summary(summary, as_json, settings)
 
 
@@ -213,8 +250,11 @@ def campaign_pause(campaign_id: Annotated[int, typer.Argument(help="Campaign id.
 
 
 @app.command("resume")
-def campaign_resume(campaign_id: Annotated[int, typer.Argument(help="Campaign id.")],
-                    queue_only: QueueOnly = False, as_json: JsonOpt = False) -> None:
+def campaign_resume(
+    campaign_id: Annotated[int, typer.Argument(help="Campaign id.")],
+    queue_only: QueueOnly = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Resume a paused campaign and send what is still queued."""
     from newsletter.campaigns import resume
 
@@ -242,7 +282,9 @@ def campaign_cancel(campaign_id: Annotated[int, typer.Argument(help="Campaign id
 @app.command("resolve")
 def campaign_resolve(
     campaign_id: Annotated[int, typer.Argument(help="Campaign id.")],
-    resend_ambiguous: Annotated[bool, typer.Option("--resend-ambiguous", help="Send the ambiguous rows again (some may get it twice).")] = False,
+    resend_ambiguous: Annotated[
+        bool, typer.Option("--resend-ambiguous", help="Send the ambiguous rows again (some may get it twice).")
+    ] = False,
     mark_sent: Annotated[bool, typer.Option("--mark-sent", help="Accept the ambiguous rows as sent.")] = False,
     queue_only: QueueOnly = False,
     as_json: JsonOpt = False,
@@ -256,15 +298,21 @@ def campaign_resolve(
     moved = resolve_ambiguous(engine_for(settings), campaign_id, resend=resend_ambiguous)
     if mark_sent or queue_only or not moved:
         verb = "re-queued" if resend_ambiguous else "marked sent"
-        print_result(as_json, {"campaign_id": campaign_id, "moved": moved, "action": verb},
-                     f"Campaign {campaign_id}: {moved} ambiguous row(s) {verb}.")
+        print_result(
+            as_json,
+            {"campaign_id": campaign_id, "moved": moved, "action": verb},
+            f"Campaign {campaign_id}: {moved} ambiguous row(s) {verb}.",
+        )
         return
     _drain_now(campaign_id, as_json, settings)
 
 
 @app.command("retry-failed")
-def campaign_retry_failed(campaign_id: Annotated[int, typer.Argument(help="Campaign id.")],
-                          queue_only: QueueOnly = False, as_json: JsonOpt = False) -> None:
+def campaign_retry_failed(
+    campaign_id: Annotated[int, typer.Argument(help="Campaign id.")],
+    queue_only: QueueOnly = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Send again to the failed recipients only."""
     from newsletter.campaigns import retry_failed
 
@@ -297,12 +345,16 @@ def campaign_schedule(
     if as_json:
         print_json(data)
     else:
-        out.print(f"Campaign {campaign_id} scheduled for {when.isoformat()} (UTC; given in {zone}). "
-                  "The scheduler daemon must be running: newsletter scheduler")
+        out.print(
+            f"Campaign {campaign_id} scheduled for {when.isoformat()} (UTC; given in {zone}). "
+            "The scheduler daemon must be running: newsletter scheduler"
+        )
 
 
 @app.command("status")
-def campaign_status_cmd(campaign_id: Annotated[int, typer.Argument(help="Campaign id.")], as_json: JsonOpt = False) -> None:
+def campaign_status_cmd(
+    campaign_id: Annotated[int, typer.Argument(help="Campaign id.")], as_json: JsonOpt = False
+) -> None:
     """Where a campaign stands: queued / in flight / sent / failed / ambiguous / suppressed; exit 3 when it needs a decision."""
     from newsletter.campaigns import NEEDS_DECISION, campaign_status
     from newsletter.db import session_scope
@@ -322,34 +374,54 @@ def _print_status(data: dict[str, Any]) -> None:
     from newsletter.campaigns import NEEDS_DECISION
 
     campaign_id, decide = data["campaign_id"], data["status"] == NEEDS_DECISION
-    state = (f"[bold red]needs a decision[/] ({esc(data['lifecycle_status'])}; {data['ambiguous']} recipient(s) "
-             "ambiguous)" if decide else f"is [bold]{esc(data['status'])}[/]")
+    state = (
+        f"[bold red]needs a decision[/] ({esc(data['lifecycle_status'])}; {data['ambiguous']} recipient(s) ambiguous)"
+        if decide
+        else f"is [bold]{esc(data['status'])}[/]"
+    )
     when = f" for {esc(data['scheduled_at'])}" if data["scheduled_at"] else ""
     scheduled = data["status"] == "scheduled"  # "is scheduled for …", not "is scheduled, scheduled for …"
-    out.print(f"Campaign {campaign_id} “{esc(data['subject'])}” {state}" + (when if scheduled else "")
-              + (f" ({esc(data['status_reason'])})" if data["status_reason"] else "")
-              + (f", scheduled{when}" if when and not scheduled else ""))
+    out.print(
+        f"Campaign {campaign_id} “{esc(data['subject'])}” {state}"
+        + (when if scheduled else "")
+        + (f" ({esc(data['status_reason'])})" if data["status_reason"] else "")
+        + (f", scheduled{when}" if when and not scheduled else "")
+    )
     table = DataTable("queued", "in flight", "sent", "failed", "ambiguous", "suppressed", "total")
-    table.add_row(*(str(data[k]) for k in ("queued", "in_flight", "sent", "failed", "ambiguous", "suppressed", "recipients")))
+    table.add_row(
+        *(str(data[k]) for k in ("queued", "in_flight", "sent", "failed", "ambiguous", "suppressed", "recipients"))
+    )
     out.print(table)
     for lease in data["in_flight_leases"]:
-        out.print(f"{lease['rows']} recipient(s) in flight with worker {esc(lease['worker'] or '?')}, whose lease runs "
-                  f"until {esc(lease['lease_until'])}: if it is still sending, its answers will be recorded; if it "
-                  "died, they become ambiguous then.", highlight=False)
+        out.print(
+            f"{lease['rows']} recipient(s) in flight with worker {esc(lease['worker'] or '?')}, whose lease runs "
+            f"until {esc(lease['lease_until'])}: if it is still sending, its answers will be recorded; if it "
+            "died, they become ambiguous then.",
+            highlight=False,
+        )
     if decide:
         reasons = "; ".join(f"{n}: {esc(reason)}" for reason, n in data["ambiguous_reasons"].items())
         out.print(f"Ambiguous: SendGrid may or may not have these ({reasons}). Decide:", highlight=False)
-        out.print(f"  newsletter campaign resolve {campaign_id} --mark-sent          accept them as sent", highlight=False)
-        out.print(f"  newsletter campaign resolve {campaign_id} --resend-ambiguous   send them again "
-                  "(some may get it twice)", highlight=False)
+        out.print(
+            f"  newsletter campaign resolve {campaign_id} --mark-sent          accept them as sent", highlight=False
+        )
+        out.print(
+            f"  newsletter campaign resolve {campaign_id} --resend-ambiguous   send them again (some may get it twice)",
+            highlight=False,
+        )
     elif data["in_flight_leases"]:
-        out.print(f"After that, if rows are ambiguous, decide: newsletter campaign resolve {campaign_id} "
-                  "--mark-sent | --resend-ambiguous", highlight=False)
+        out.print(
+            f"After that, if rows are ambiguous, decide: newsletter campaign resolve {campaign_id} "
+            "--mark-sent | --resend-ambiguous",
+            highlight=False,
+        )
 
 
 @app.command("rerender")
-def campaign_rerender(campaign_id: Annotated[int, typer.Argument(help="Campaign id (a draft or scheduled campaign).")],
-                      as_json: JsonOpt = False) -> None:
+def campaign_rerender(
+    campaign_id: Annotated[int, typer.Argument(help="Campaign id (a draft or scheduled campaign).")],
+    as_json: JsonOpt = False,
+) -> None:
     """Render a draft or scheduled campaign again with today's settings (public URL, sender, footer, templates)."""
     from newsletter.campaigns import rerender_campaign
     from newsletter.db import session_scope
@@ -360,11 +432,17 @@ def campaign_rerender(campaign_id: Annotated[int, typer.Argument(help="Campaign 
     if as_json:
         print_json(result.to_dict())
         return
-    was = (f" (was {esc(result.rendered_for_before)})"
-           if result.rendered_for_before and result.rendered_for_before != result.public_url else "")
-    out.print(f"Campaign {result.campaign_id} re-rendered for {esc(result.public_url)}{was}: {result.html_bytes // 1024} "
-              f"KB HTML, {result.links} tracked links; subject, preheader, segment and schedule kept "
-              f"({esc(result.status)}). Next: newsletter campaign preflight {result.campaign_id}", highlight=False)
+    was = (
+        f" (was {esc(result.rendered_for_before)})"
+        if result.rendered_for_before and result.rendered_for_before != result.public_url
+        else ""
+    )
+    out.print(
+        f"Campaign {result.campaign_id} re-rendered for {esc(result.public_url)}{was}: {result.html_bytes // 1024} "
+        f"KB HTML, {result.links} tracked links; subject, preheader, segment and schedule kept "
+        f"({esc(result.status)}). Next: newsletter campaign preflight {result.campaign_id}",
+        highlight=False,
+    )
 
 
 def _cell(value: object) -> str | None:
@@ -374,7 +452,9 @@ def _cell(value: object) -> str | None:
 
 @app.command("list")
 def campaign_list(
-    include_nurture: Annotated[bool, typer.Option("--all", help="Also list the nurture sequences' step campaigns.")] = False,
+    include_nurture: Annotated[
+        bool, typer.Option("--all", help="Also list the nurture sequences' step campaigns.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """List newsletters, newest first (nurture steps, which the scheduler sends, with --all)."""
@@ -386,10 +466,17 @@ def campaign_list(
     if as_json:
         print_json(rows)
         return
-    table = DataTable("id", *(("kind",) if include_nurture else ()), "status", "subject", "segment", "scheduled (UTC)",
-                      copy=("id",))
+    table = DataTable(
+        "id", *(("kind",) if include_nurture else ()), "status", "subject", "segment", "scheduled (UTC)", copy=("id",)
+    )
     for r in rows:
         status = "needs a decision" if r["status"] == NEEDS_DECISION else r["status"]
-        table.add_row(str(r["id"]), *((_cell(r["kind"]),) if include_nurture else ()), _cell(status),
-                      _cell(r["subject"]), _cell(r["segment"]), _cell(r["scheduled_at"]) or "")
+        table.add_row(
+            str(r["id"]),
+            *((_cell(r["kind"]),) if include_nurture else ()),
+            _cell(status),
+            _cell(r["subject"]),
+            _cell(r["segment"]),
+            _cell(r["scheduled_at"]) or "",
+        )
     out.print(table)

@@ -48,5 +48,8 @@ def print_error(error: UserError) -> None:
 def configure_logging() -> None:
     """The worker's and the scheduler's log lines on stderr; read before any setting is loaded,
     so a broken setting is still logged at the level asked for."""
-    logging.basicConfig(level=os.environ.get("NEWSLETTER_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=os.environ.get("NEWSLETTER_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )

@@ -13,8 +13,10 @@ from newsletter.cli.output import JsonOpt, engine_for, print_json
 from newsletter.terminal_text import esc
 
 
-def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-          port: Annotated[int, typer.Option(help="Port.")] = 8000) -> None:
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+) -> None:
     """Serve tracking (opens, clicks, unsubscribes), public pages and, with the outbox, the sent mail."""
     from newsletter.web import check_port_free
     from newsletter.web import serve as run
@@ -25,8 +27,12 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
     run(settings, host, port)
 
 
-def worker(exit_when_idle: Annotated[bool, typer.Option("--exit-when-idle", help="Stop when no sending campaign has work left.")] = False,
-           as_json: JsonOpt = False) -> None:
+def worker(
+    exit_when_idle: Annotated[
+        bool, typer.Option("--exit-when-idle", help="Stop when no sending campaign has work left.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Send queued ledger rows of every sending campaign; run as many as you like against PostgreSQL."""
     from dataclasses import asdict
 
@@ -41,8 +47,10 @@ def worker(exit_when_idle: Annotated[bool, typer.Option("--exit-when-idle", help
     if as_json:
         print_json(asdict(stats))
     else:
-        out.print(f"worker done: {stats.sent} sent, {stats.failed} failed, {stats.suppressed} suppressed, "
-                  f"{stats.ambiguous} ambiguous in {stats.batches} batches")
+        out.print(
+            f"worker done: {stats.sent} sent, {stats.failed} failed, {stats.suppressed} suppressed, "
+            f"{stats.ambiguous} ambiguous in {stats.batches} batches"
+        )
         for held in stats.held:
             err.print(f"not waiting: {esc(held.describe())}", highlight=False)
 
@@ -55,7 +63,9 @@ def scheduler() -> None:
 
 
 def demo(
-    directory: Annotated[Path, typer.Option("--dir", help="Working folder for the demo (recreated each run).")] = Path("newsletter-demo"),
+    directory: Annotated[Path, typer.Option("--dir", help="Working folder for the demo (recreated each run).")] = Path(
+        "newsletter-demo"
+    ),
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the app after the report.")] = True,
     port: Annotated[int, typer.Option(help="Port for the app.")] = 8000,
 ) -> None:

@@ -40,11 +40,20 @@ def db_status(as_json: JsonOpt = False) -> None:
 
     status = schema_status(make_engine(current_settings().database_url))
     if as_json:
-        print_json({"database": status.database, "revision": status.revision, "head": status.head,
-                    "state": status.state})
+        print_json(
+            {"database": status.database, "revision": status.revision, "head": status.head, "state": status.state}
+        )
         return
-    says = {"current": "up to date", "empty": "empty (created on first use)",
-            "behind": "out of date: run `newsletter init`", "newer": "made by a newer newsletter: upgrade the program",
-            "unversioned": "has tables but no newsletter revision"}[status.state]
-    out.print(f"Store {esc(status.database)}: revision {esc(status.revision or 'none')}, "
-              f"this program's {status.head}: {says}.", highlight=False, soft_wrap=True)
+    says = {
+        "current": "up to date",
+        "empty": "empty (created on first use)",
+        "behind": "out of date: run `newsletter init`",
+        "newer": "made by a newer newsletter: upgrade the program",
+        "unversioned": "has tables but no newsletter revision",
+    }[status.state]
+    out.print(
+        f"Store {esc(status.database)}: revision {esc(status.revision or 'none')}, "
+        f"this program's {status.head}: {says}.",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -57,8 +57,9 @@ def _local(value: Any, settings: Settings) -> str:
 
 
 @app.command("list")
-def leads_list(status: Annotated[str | None, typer.Option("--status", help=StatusHelp)] = None,
-               as_json: JsonOpt = False) -> None:
+def leads_list(
+    status: Annotated[str | None, typer.Option("--status", help=StatusHelp)] = None, as_json: JsonOpt = False
+) -> None:
     """List leads, warmest first (scores are brought up to date first)."""
     from newsletter.db import session_scope
 
@@ -72,11 +73,31 @@ def leads_list(status: Annotated[str | None, typer.Option("--status", help=Statu
     if not rows:
         out.print("No leads" + (f" with status {esc(status)}." if status else " yet."))
         return
-    table = DataTable("id", "status", "score", "name", "email", "source", "campaign", "created", "last engaged",
-                      copy=("id", "email"), title=f"{len(rows)} lead(s), times in {esc(settings.default_timezone)}")
+    table = DataTable(
+        "id",
+        "status",
+        "score",
+        "name",
+        "email",
+        "source",
+        "campaign",
+        "created",
+        "last engaged",
+        copy=("id", "email"),
+        title=f"{len(rows)} lead(s), times in {esc(settings.default_timezone)}",
+    )
     for r in rows:
-        table.add_row(str(r.id), LABELS[r.status], str(r.score), r.name, r.email, r.source, r.campaign or "",
-                      _local(r.created_at, settings), _local(r.last_engaged_at, settings))
+        table.add_row(
+            str(r.id),
+            LABELS[r.status],
+            str(r.score),
+            r.name,
+            r.email,
+            r.source,
+            r.campaign or "",
+            _local(r.created_at, settings),
+            _local(r.last_engaged_at, settings),
+        )
     out.print(table)
 
 
@@ -92,18 +113,25 @@ def leads_show(lead_id: Annotated[int, typer.Argument(help="Lead id.")], as_json
         row = lead_row(session, lead_id)
     assert row is not None
     if as_json:
-        print_json({**row.to_dict(), "next": list(TRANSITIONS[row.status]),
-                     "history": [c.to_dict() for c in changes]})
+        print_json({**row.to_dict(), "next": list(TRANSITIONS[row.status]), "history": [c.to_dict() for c in changes]})
         return
     out.print(f"[bold]Lead #{row.id}[/] — {esc(LABELS[row.status])}, score {row.score}", highlight=False)
-    out.print(f"{esc(row.name) or '(no name)'} <{esc(row.email)}>, source {esc(row.source)}"
-              + (f", campaign “{esc(row.campaign)}” (#{row.campaign_id})" if row.campaign else ""), highlight=False)
+    out.print(
+        f"{esc(row.name) or '(no name)'} <{esc(row.email)}>, source {esc(row.source)}"
+        + (f", campaign “{esc(row.campaign)}” (#{row.campaign_id})" if row.campaign else ""),
+        highlight=False,
+    )
     if row.note:
         out.print(f"Note: {esc(row.note, multiline=True)}", highlight=False)
     table = DataTable("when", "from", "to", "by", "note", title="History")
     for c in changes:
-        table.add_row(_local(c.changed_at, settings), c.from_status or "—", c.to_status, c.changed_by,
-                      plain(c.note or "", multiline=True))
+        table.add_row(
+            _local(c.changed_at, settings),
+            c.from_status or "—",
+            c.to_status,
+            c.changed_by,
+            plain(c.note or "", multiline=True),
+        )
     out.print(table)
     nxt = TRANSITIONS[row.status]
     out.print(f"Next: {', '.join(nxt)}" if nxt else "This status is final.", highlight=False)
@@ -126,15 +154,19 @@ def leads_update(
     if as_json:
         print_json(change.to_dict())
     else:
-        out.print(f"Lead #{change.lead_id}: {LABELS[change.from_status or 'new']} → {LABELS[change.to_status]} "
-                  f"(by {esc(change.changed_by)})", highlight=False)
+        out.print(
+            f"Lead #{change.lead_id}: {LABELS[change.from_status or 'new']} → {LABELS[change.to_status]} "
+            f"(by {esc(change.changed_by)})",
+            highlight=False,
+        )
 
 
 @app.command("add")
 def leads_add(
     email: Annotated[str, typer.Argument(help="The subscriber's email address (they must be a subscriber).")],
-    source: Annotated[str, typer.Option("--source", help="signup: asked for a consultation when signing up; "
-                                                         "staff: added by hand.")] = "signup",
+    source: Annotated[
+        str, typer.Option("--source", help="signup: asked for a consultation when signing up; staff: added by hand.")
+    ] = "signup",
     note: Annotated[str | None, typer.Option("--note", help="Anything worth knowing.")] = None,
     by: Annotated[str | None, typer.Option("--by", help="Who added it (default: system:<source>).")] = None,
     as_json: JsonOpt = False,

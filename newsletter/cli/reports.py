@@ -15,11 +15,19 @@ from newsletter.userpaths import check_output_file
 
 
 def report(
-    campaign_id: Annotated[int | None, typer.Argument(help="Campaign id; leave out for the trends across newsletters.")] = None,
-    weeks: Annotated[int | None, typer.Option("--weeks", help="Trends: how many weeks back, the current one included (default 12).")] = None,
+    campaign_id: Annotated[
+        int | None, typer.Argument(help="Campaign id; leave out for the trends across newsletters.")
+    ] = None,
+    weeks: Annotated[
+        int | None, typer.Option("--weeks", help="Trends: how many weeks back, the current one included (default 12).")
+    ] = None,
     as_json: JsonOpt = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="Print one long CSV table (section,item,metric,value) instead of text.")] = False,
-    html: Annotated[Path | None, typer.Option("--html", help="Also write a self-contained HTML report with charts to this file.")] = None,
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="Print one long CSV table (section,item,metric,value) instead of text.")
+    ] = False,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write a self-contained HTML report with charts to this file.")
+    ] = None,
 ) -> None:
     """Engagement for one campaign (people first, machines set apart), or, with no id, weekly trends across newsletters."""
     from newsletter.db import session_scope

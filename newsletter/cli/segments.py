@@ -14,8 +14,10 @@ app = typer.Typer(help="Inspect segments (audiences/*.yaml).", no_args_is_help=T
 
 
 @app.command("count")
-def segment_count(name: Annotated[str, typer.Argument(help="Segment name (file name without .yaml), or 'all'.")],
-                  as_json: JsonOpt = False) -> None:
+def segment_count(
+    name: Annotated[str, typer.Argument(help="Segment name (file name without .yaml), or 'all'.")],
+    as_json: JsonOpt = False,
+) -> None:
     """Count the subscribers a segment selects (active, not suppressed)."""
     from newsletter.audiences import count_segment, load_segment
     from newsletter.db import session_scope

@@ -25,9 +25,19 @@ app = typer.Typer(help="Import subscribers.", no_args_is_help=True)
 @app.command("import")
 def subscribers_import(
     csv_path: Annotated[Path, typer.Argument(help="The project's CSV format or a Mailchimp export.")],
-    tag: Annotated[list[str] | None, typer.Option("--tag", help="Add this tag to every imported subscriber (repeatable).")] = None,
-    rejects: Annotated[Path | None, typer.Option("--rejects", help="Write the rejected rows (line,email,reason) here; default: NAME.rejected.csv beside the CSV.")] = None,
-    encoding: Annotated[str | None, typer.Option("--encoding", help="The file's encoding, e.g. cp1252 or utf-16 (default: detected).")] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="Add this tag to every imported subscriber (repeatable).")
+    ] = None,
+    rejects: Annotated[
+        Path | None,
+        typer.Option(
+            "--rejects",
+            help="Write the rejected rows (line,email,reason) here; default: NAME.rejected.csv beside the CSV.",
+        ),
+    ] = None,
+    encoding: Annotated[
+        str | None, typer.Option("--encoding", help="The file's encoding, e.g. cp1252 or utf-16 (default: detected).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Import subscribers: valid rows go in, every rejected row is reported with its line.
@@ -36,15 +46,23 @@ def subscribers_import(
     from newsletter.audiences import import_subscribers, rejects_path_for
 
     settings = current_settings()
-    report = import_subscribers(engine_for(settings), csv_path, tags=tag or (), progress=None if not as_json else False,
-                                rejects=rejects or rejects_path_for(csv_path), encoding=encoding)
+    report = import_subscribers(
+        engine_for(settings),
+        csv_path,
+        tags=tag or (),
+        progress=None if not as_json else False,
+        rejects=rejects or rejects_path_for(csv_path),
+        encoding=encoding,
+    )
     if as_json:
         print_json(report.to_dict())
     else:
         for notice in report.notices:
             err.print(f"note: {esc(notice)}", highlight=False)
-        out.print(f"{report.created} created, {report.updated} updated, {report.duplicates_merged} duplicates merged, "
-                  f"{report.rejected_count} rejected (of {report.total_rows} rows).")
+        out.print(
+            f"{report.created} created, {report.updated} updated, {report.duplicates_merged} duplicates merged, "
+            f"{report.rejected_count} rejected (of {report.total_rows} rows)."
+        )
         for rejection in report.rejected[:50]:
             err.print(f"  {esc(csv_path)}:{rejection.line}: {esc(rejection.reason)}", highlight=False)
         if report.rejects_file:

@@ -59,9 +59,7 @@ EXTENSIONS: dict[str, str] = {
 }
 
 
-def parse_article(
-    text: str, fmt: str, source_name: str, *, cta_patterns: Iterable[str] = CTA_PATTERNS
-) -> Article:
+def parse_article(text: str, fmt: str, source_name: str, *, cta_patterns: Iterable[str] = CTA_PATTERNS) -> Article:
     """Parse ``text`` as ``fmt``; ``source_name`` is what error messages call the file."""
     parser = _PARSERS.get(fmt) or _PARSERS.get(EXTENSIONS.get(f".{fmt.lower()}", ""))  # "md", "txt", ...
     if parser is None:

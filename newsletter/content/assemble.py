@@ -22,18 +22,45 @@ from .slug import slugify
 DEFAULT_CTA_LABEL = "Connect today"
 
 CTA_PATTERNS: tuple[str, ...] = (
-    "connect with", "connect today", "book a", "book an", "book your", "schedule a",
-    "schedule an", "schedule your", "contact us", "get in touch", "call us", "reach out",
-    "request an appointment", "request a consultation",
+    "connect with",
+    "connect today",
+    "book a",
+    "book an",
+    "book your",
+    "schedule a",
+    "schedule an",
+    "schedule your",
+    "contact us",
+    "get in touch",
+    "call us",
+    "reach out",
+    "request an appointment",
+    "request a consultation",
 )
 """Phrases that make the last paragraph the closing invitation (case-insensitive, whole words)."""
 
 SHARE_PHRASES: frozenset[str] = frozenset(
     {
-        "share", "share this", "share this post", "share this article", "share this page",
-        "share on facebook", "share on twitter", "share on x", "share on linkedin",
-        "share via email", "share by email", "tweet", "tweet this", "pin it", "email this",
-        "copy link", "print this post", "print", "like this", "follow us",
+        "share",
+        "share this",
+        "share this post",
+        "share this article",
+        "share this page",
+        "share on facebook",
+        "share on twitter",
+        "share on x",
+        "share on linkedin",
+        "share via email",
+        "share by email",
+        "tweet",
+        "tweet this",
+        "pin it",
+        "email this",
+        "copy link",
+        "print this post",
+        "print",
+        "like this",
+        "follow us",
     }
 )
 """Lines left behind by social-share widgets when a web page is copied as text."""
@@ -112,9 +139,7 @@ def assemble_article(
     )
 
 
-def _take_cta(
-    blocks: list[Block], patterns: Iterable[str], label: str
-) -> tuple[list[Block], CallToAction | None]:
+def _take_cta(blocks: list[Block], patterns: Iterable[str], label: str) -> tuple[list[Block], CallToAction | None]:
     """Split off the last paragraph when it is an invitation; ``None`` lets the renderer default."""
     for index in range(len(blocks) - 1, -1, -1):
         if blocks[index].kind == "paragraph":

@@ -21,10 +21,50 @@ __all__ = ["MAX_DEPTH", "check_depth"]
 MAX_DEPTH = 1000
 #: Elements without content, and elements whose end tag HTML lets the next sibling imply
 #: (``<p>``, ``<li>``, table rows and cells ...): neither deepens the tree the sanitiser builds.
-_VOID_ELEMENTS = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "keygen", "link", "meta",
-                            "param", "source", "track", "wbr"})
-_IMPLIED_END = frozenset({"p", "li", "dt", "dd", "option", "optgroup", "tr", "td", "th", "thead", "tbody", "tfoot",
-                          "rb", "rt", "rp", "rtc", "colgroup", "caption", "html", "head", "body"})
+_VOID_ELEMENTS = frozenset(
+    {
+        "area",
+        "base",
+        "br",
+        "col",
+        "embed",
+        "hr",
+        "img",
+        "input",
+        "keygen",
+        "link",
+        "meta",
+        "param",
+        "source",
+        "track",
+        "wbr",
+    }
+)
+_IMPLIED_END = frozenset(
+    {
+        "p",
+        "li",
+        "dt",
+        "dd",
+        "option",
+        "optgroup",
+        "tr",
+        "td",
+        "th",
+        "thead",
+        "tbody",
+        "tfoot",
+        "rb",
+        "rt",
+        "rp",
+        "rtc",
+        "colgroup",
+        "caption",
+        "html",
+        "head",
+        "body",
+    }
+)
 
 
 def check_depth(document: str, source_name: str, *, content_line: int | None = 1, fallback_line: int = 1) -> None:

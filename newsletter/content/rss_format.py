@@ -90,6 +90,7 @@ def _text(item: ET.Element, *names: str) -> str:
 
 def _newest(items: list[ET.Element]) -> int:
     """Index of the newest item by date; ties and undated items keep document order."""
+
     def key(index: int) -> tuple[date, int]:
         try:
             return parse_date(_date_text(items[index])), -index
@@ -143,11 +144,16 @@ def _content_html(item: ET.Element, source_name: str, line: int) -> str:
             kind = (child.get("type") or "html").lower()
             if kind in {"xhtml", "application/xhtml+xml"}:
                 if _depth(child) > MAX_DEPTH:  # before _xhtml recurses into it
-                    raise UserError(f"the item's XHTML nests more than {MAX_DEPTH} elements deep; an article needs "
-                                    "a few dozen at most", where(source_name, line))
+                    raise UserError(
+                        f"the item's XHTML nests more than {MAX_DEPTH} elements deep; an article needs "
+                        "a few dozen at most",
+                        where(source_name, line),
+                    )
                 body = "".join(_xhtml(grandchild) for grandchild in child)
             elif kind in {"text", "text/plain"}:
-                body = "".join(f"<p>{html.escape(p.strip())}</p>" for p in re.split(r"\n\s*\n", child.text or "") if p.strip())
+                body = "".join(
+                    f"<p>{html.escape(p.strip())}</p>" for p in re.split(r"\n\s*\n", child.text or "") if p.strip()
+                )
             else:
                 body = child.text or ""
             if body.strip():

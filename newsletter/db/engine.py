@@ -25,9 +25,9 @@ from newsletter.db.filemode import keep_store_private
 def normalise_url(url: str) -> str:
     """Accept the URLs people paste (``postgres://``, ``postgresql://``) and pick psycopg 3."""
     if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+        url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
 
 

@@ -38,10 +38,15 @@ VERSION_TABLE = "alembic_version"  # Alembic's default, where it keeps the store
 # The models declare these references as foreign keys, and SQLite keeps them so. On PostgreSQL
 # migration 0004 replaced them with delete triggers (the per-row check cost half of a ledger
 # build); schema comparisons there must not ask for them back.
-TRIGGER_KEPT_REFERENCES = frozenset({
-    ("deliveries", "campaign_id"), ("deliveries", "subscriber_id"),
-    ("events", "campaign_id"), ("events", "subscriber_id"), ("events", "delivery_id"),
-})
+TRIGGER_KEPT_REFERENCES = frozenset(
+    {
+        ("deliveries", "campaign_id"),
+        ("deliveries", "subscriber_id"),
+        ("events", "campaign_id"),
+        ("events", "subscriber_id"),
+        ("events", "delivery_id"),
+    }
+)
 
 
 def include_object_for(dialect: str):  # type: ignore[no-untyped-def]
@@ -118,14 +123,19 @@ class SchemaStatus:
         """The one line that stops a command on a store it must not use as it is."""
         at = f"the store {self.database} is at schema revision {self.revision}"
         if self.state == "newer":
-            return UserError(f"{at}, made by a newer newsletter (this one knows revisions up to {self.head}): "
-                             "upgrade the program; the store is left as it is")
+            return UserError(
+                f"{at}, made by a newer newsletter (this one knows revisions up to {self.head}): "
+                "upgrade the program; the store is left as it is"
+            )
         if self.state == "unversioned":
-            return UserError(f"the store {self.database} has tables but no newsletter schema revision; "
-                             f"this newsletter needs revision {self.head}: check NEWSLETTER_DATABASE_URL, "
-                             f"or run `{INIT}` to create the newsletter's tables in it")
-        return UserError(f"{at}; this newsletter needs revision {self.head}: run `{INIT}` to upgrade it "
-                         "(back it up first)")
+            return UserError(
+                f"the store {self.database} has tables but no newsletter schema revision; "
+                f"this newsletter needs revision {self.head}: check NEWSLETTER_DATABASE_URL, "
+                f"or run `{INIT}` to create the newsletter's tables in it"
+            )
+        return UserError(
+            f"{at}; this newsletter needs revision {self.head}: run `{INIT}` to upgrade it (back it up first)"
+        )
 
 
 def _state(connection: Connection, revision: str | None) -> State:
@@ -184,7 +194,9 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
         _lock_schema(connection)
         before = _revision_of(connection)
         if before is not None and before not in known_revisions():
-            raise SchemaStatus(engine.url.render_as_string(hide_password=True), before, head_revision(), "newer").refusal()
+            raise SchemaStatus(
+                engine.url.render_as_string(hide_password=True), before, head_revision(), "newer"
+            ).refusal()
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
     return before, current_revision(engine)

@@ -88,8 +88,10 @@ class Base(DeclarativeBase):
 
 class Subscriber(Base):
     __tablename__ = "subscribers"
-    __table_args__ = (CheckConstraint(_in("status", SUBSCRIBER_STATUSES), name="ck_subscribers_status"),
-                      Index("ix_subscribers_status_created", "status", "created_at"))
+    __table_args__ = (
+        CheckConstraint(_in("status", SUBSCRIBER_STATUSES), name="ck_subscribers_status"),
+        Index("ix_subscribers_status_created", "status", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)  # normalised: see audiences.emails
@@ -137,8 +139,10 @@ class Article(Base):
 
 class Campaign(Base):
     __tablename__ = "campaigns"
-    __table_args__ = (CheckConstraint(_in("status", CAMPAIGN_STATUSES), name="ck_campaigns_status"),
-                      CheckConstraint(_in("kind", CAMPAIGN_KINDS), name="ck_campaigns_kind"))
+    __table_args__ = (
+        CheckConstraint(_in("status", CAMPAIGN_STATUSES), name="ck_campaigns_status"),
+        CheckConstraint(_in("kind", CAMPAIGN_KINDS), name="ck_campaigns_kind"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     # A nurture step is a campaign too (same ledger, so never sent twice) but may have no article.
@@ -231,8 +235,12 @@ class SendLog(Base):
 
     __tablename__ = "send_log"
     __table_args__ = (
-        Index("ix_send_log_message_id", "message_id", postgresql_where=text("message_id IS NOT NULL"),
-              sqlite_where=text("message_id IS NOT NULL")),
+        Index(
+            "ix_send_log_message_id",
+            "message_id",
+            postgresql_where=text("message_id IS NOT NULL"),
+            sqlite_where=text("message_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -250,11 +258,23 @@ class Event(Base):
         # Reports (migration 0003): a campaign's people per event type, human or machine, from the
         # index alone (INCLUDE on PostgreSQL): a report costs the size of its campaign, not of the
         # whole events table. It replaced ix_events_campaign_type, a prefix of it.
-        Index("ix_events_campaign_people", "campaign_id", "type", "is_machine", "subscriber_id",
-              postgresql_include=["link_id", "occurred_at", "machine_reason"]),
+        Index(
+            "ix_events_campaign_people",
+            "campaign_id",
+            "type",
+            "is_machine",
+            "subscriber_id",
+            postgresql_include=["link_id", "occurred_at", "machine_reason"],
+        ),
         # Segment engagement rules: "a human open/click since T" answered from the index alone.
-        Index("ix_events_subscriber_type_machine_time", "subscriber_id", "type", "is_machine", "occurred_at",
-              postgresql_include=["link_id"]),
+        Index(
+            "ix_events_subscriber_type_machine_time",
+            "subscriber_id",
+            "type",
+            "is_machine",
+            "occurred_at",
+            postgresql_include=["link_id"],
+        ),
         # Per-message rules (burst clicks, too fast after delivery, soft-bounce counts).
         Index("ix_events_delivery_type_time", "delivery_id", "type", "occurred_at"),
     )
@@ -297,9 +317,11 @@ class Lead(Base):
     """A reader who asked to connect. One open lead per subscriber; later CTA clicks warm it."""
 
     __tablename__ = "leads"
-    __table_args__ = (CheckConstraint(_in("status", LEAD_STATUSES), name="ck_leads_status"),
-                      CheckConstraint(_in("source", LEAD_SOURCES), name="ck_leads_source"),
-                      Index("ix_leads_status_created", "status", "created_at"))
+    __table_args__ = (
+        CheckConstraint(_in("status", LEAD_STATUSES), name="ck_leads_status"),
+        CheckConstraint(_in("source", LEAD_SOURCES), name="ck_leads_source"),
+        Index("ix_leads_status_created", "status", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), unique=True)
@@ -368,4 +390,3 @@ class Notification(Base):
     status: Mapped[str] = mapped_column(String(16), default="sent")  # sent | failed
     detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-

@@ -58,8 +58,10 @@ def postgres_reason(error: BaseException) -> str:
 
 def unreachable_postgres(url: URL, error: BaseException) -> UserError:
     where = f"{url.host or 'the local socket'}:{url.port or 5432}"
-    return UserError(f"cannot connect to PostgreSQL at {where} (database {url.database or '(default)'}): "
-                     f"{postgres_reason(error)}", where=SETTING)
+    return UserError(
+        f"cannot connect to PostgreSQL at {where} (database {url.database or '(default)'}): {postgres_reason(error)}",
+        where=SETTING,
+    )
 
 
 def sqlite_path(url: URL) -> Path | None:
@@ -97,8 +99,12 @@ def translate_connect_error(url: URL, context: ExceptionContext) -> UserError | 
     """For SQLAlchemy's ``handle_error`` hook: a new connection that could not be opened becomes
     a UserError; errors on an open connection (a statement, a pre-ping) are left alone, so the
     pool's own recovery and every caller's retry keep working."""
-    if (context.connection is not None or context.execution_context is not None or context.is_pre_ping
-            or context.sqlalchemy_exception is None):  # not the DBAPI's own error: a bug, keep its trace
+    if (
+        context.connection is not None
+        or context.execution_context is not None
+        or context.is_pre_ping
+        or context.sqlalchemy_exception is None
+    ):  # not the DBAPI's own error: a bug, keep its trace
         return None
     error = context.original_exception
     if url.get_backend_name() == "sqlite":

@@ -41,15 +41,21 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None and retry_after > 0:
             return min(retry_after, self.cap_seconds * 5)
-        return random.uniform(0, min(self.cap_seconds, self.base_seconds * 2 ** attempt))
+        return random.uniform(0, min(self.cap_seconds, self.base_seconds * 2**attempt))
 
 
 class BatchSender:
     """Sends one claimed batch through a transport, handling each kind of answer."""
 
-    def __init__(self, transport: Transport, message: CampaignMessage, retry: RetryPolicy,
-                 sleep: Callable[[float], None] = time.sleep, throttle: Throttle | None = None,
-                 before_retry: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        message: CampaignMessage,
+        retry: RetryPolicy,
+        sleep: Callable[[float], None] = time.sleep,
+        throttle: Throttle | None = None,
+        before_retry: Callable[[], None] | None = None,
+    ) -> None:
         self.transport = transport
         self.message = message
         self.retry = retry
@@ -71,8 +77,9 @@ class BatchSender:
             return self.transport.send_batch(self.message, recipients)
         return self.transport.send_batch(self.message, recipients, prepared=prepared)
 
-    def _send_part(self, recipients: list[Recipient], outcome: BatchOutcome, ambiguous: list[int],
-                   prepared: object | None = None) -> TransportError | None:
+    def _send_part(
+        self, recipients: list[Recipient], outcome: BatchOutcome, ambiguous: list[int], prepared: object | None = None
+    ) -> TransportError | None:
         if not recipients:
             return None
         attempt = 0
@@ -109,8 +116,9 @@ class BatchSender:
                 self.throttle.recover()
             return None
 
-    def _drop_rejected(self, recipients: list[Recipient], error: TransportError,
-                       outcome: BatchOutcome, ambiguous: list[int]) -> TransportError | None:
+    def _drop_rejected(
+        self, recipients: list[Recipient], error: TransportError, outcome: BatchOutcome, ambiguous: list[int]
+    ) -> TransportError | None:
         """The recipients the provider named fail with its words; the rest go again (a request
         made anew: the prepared one still holds the rejected)."""
         bad = error.rejected
@@ -120,8 +128,9 @@ class BatchSender:
         rest = [r for i, r in enumerate(recipients) if i not in bad]
         return self._send_part(rest, outcome, ambiguous)
 
-    def _split(self, recipients: list[Recipient], error: TransportError,
-               outcome: BatchOutcome, ambiguous: list[int]) -> TransportError | None:
+    def _split(
+        self, recipients: list[Recipient], error: TransportError, outcome: BatchOutcome, ambiguous: list[int]
+    ) -> TransportError | None:
         """A 400 that names nobody, or a 413: halve until the bad recipient stands alone."""
         if len(recipients) == 1:
             outcome.failed[recipients[0].delivery_id] = error.message

@@ -73,22 +73,25 @@ def uses_proxy(url: str) -> bool:
 class KeptAliveConnections:
     """One kept-alive connection per sending thread to one server (``base_url``)."""
 
-    def __init__(self, base_url: str, *, max_idle: float = DEFAULT_MAX_IDLE_SECONDS,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, base_url: str, *, max_idle: float = DEFAULT_MAX_IDLE_SECONDS, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {base_url!r}")
         self._https = parts.scheme == "https"
         self._host, self._port = parts.hostname, parts.port
-        self._context = ssl_context if ssl_context is not None else (ssl.create_default_context() if self._https
-                                                                     else None)
+        self._context = (
+            ssl_context if ssl_context is not None else (ssl.create_default_context() if self._https else None)
+        )
         self.max_idle = max_idle
         self._local = threading.local()
         self._lock = threading.Lock()
         self._all: set[_Kept] = set()
 
-    def request(self, method: str, path: str, body: bytes, headers: dict[str, str],
-                timeout: float | None = None) -> Answer:
+    def request(
+        self, method: str, path: str, body: bytes, headers: dict[str, str], timeout: float | None = None
+    ) -> Answer:
         """Send one request on this thread's connection and read its answer, whatever its status.
 
         Raises :class:`RequestNotSent` if the request could not be written whole; anything

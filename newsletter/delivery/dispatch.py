@@ -138,8 +138,14 @@ def dispatch(
         if throttle:
             throttle.pace(len(batch.recipients))
         ids = batch.batch.ids
-        sender = BatchSender(transport, message, retry, sleep, throttle,
-                             before_retry=lambda: renew_lease(engine, ids, worker_id, lease_seconds))
+        sender = BatchSender(
+            transport,
+            message,
+            retry,
+            sleep,
+            throttle,
+            before_retry=lambda: renew_lease(engine, ids, worker_id, lease_seconds),
+        )
         outcome, ambiguous, pause = sender.send(batch.recipients, batch.prepared)
         outcome.failed.update(batch.unwritable)
         return outcome, ambiguous, pause
@@ -148,19 +154,44 @@ def dispatch(
     cursor = 0
     postgres = is_postgres(engine)
 
-    with _older_objects_frozen(), \
-            _Held(engine) as claims, _Held(engine, autocommit=True) if postgres else nullcontext(claims) as checks, \
-            ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"send-{campaign_id}") as pool, \
-            _Recorder(engine, campaign_id, claims) as recorder:
+    with (
+        _older_objects_frozen(),
+        _Held(engine) as claims,
+        _Held(engine, autocommit=True) if postgres else nullcontext(claims) as checks,
+        ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"send-{campaign_id}") as pool,
+        _Recorder(engine, campaign_id, claims) as recorder,
+    ):
 
         def claim() -> _InFlight | None:
             nonlocal cursor
-            batch = _claim_next(claims, checks, campaign_id, batch_size, worker_id, lease_seconds, cursor, throttle,
-                                make_recipient, result, prepare)
+            batch = _claim_next(
+                claims,
+                checks,
+                campaign_id,
+                batch_size,
+                worker_id,
+                lease_seconds,
+                cursor,
+                throttle,
+                make_recipient,
+                result,
+                prepare,
+            )
             if batch is None and cursor:
                 cursor = 0  # rows re-queued behind us (a pause, a retry): one scan from the start
-                batch = _claim_next(claims, checks, campaign_id, batch_size, worker_id, lease_seconds, 0, throttle,
-                                    make_recipient, result, prepare)
+                batch = _claim_next(
+                    claims,
+                    checks,
+                    campaign_id,
+                    batch_size,
+                    worker_id,
+                    lease_seconds,
+                    0,
+                    throttle,
+                    make_recipient,
+                    result,
+                    prepare,
+                )
             if batch is not None:
                 cursor = batch.batch.ids[-1]
             return batch
@@ -190,7 +221,9 @@ def dispatch(
                 claims.run(partial(_settle, campaign_id=campaign_id, batch=oldest, answer=answer))
                 result.paused_reason = result.paused_reason or pause.message
                 claiming = False
-            if ready is not None and (pause is not None or not checks.run(lambda conn: campaign_is_runnable(conn, campaign_id))):
+            if ready is not None and (
+                pause is not None or not checks.run(lambda conn: campaign_is_runnable(conn, campaign_id))
+            ):
                 claims.run(partial(_requeue, batch=ready))  # paused or cancelled while the answer was awaited
                 ready, claiming = None, False
             if pause is None:
@@ -202,6 +235,7 @@ def dispatch(
             if on_batch:
                 on_batch(result)
     return result
+
 
 _Answer = BatchAnswer
 
@@ -331,18 +365,39 @@ class _Recorder:
                 self.own.close()
 
 
-def _claim_next(claims: _Held, checks: _Held, campaign_id: int, batch_size: int, worker_id: str, lease_seconds: float,
-                cursor: int, throttle: Throttle | None, make_recipient: Callable[[LedgerRow], Recipient],
-                result: DispatchResult, prepare: Callable[[list[Recipient]], object | None]) -> _InFlight | None:
+def _claim_next(
+    claims: _Held,
+    checks: _Held,
+    campaign_id: int,
+    batch_size: int,
+    worker_id: str,
+    lease_seconds: float,
+    cursor: int,
+    throttle: Throttle | None,
+    make_recipient: Callable[[LedgerRow], Recipient],
+    result: DispatchResult,
+    prepare: Callable[[list[Recipient]], object | None],
+) -> _InFlight | None:
     """The next batch with recipients to send, made ready to go, or None when there is nothing
     (more) to do (including when the campaign is no longer ``sending``: the claim checks that)."""
     while True:
-        size = (throttle.allowance(batch_size, lambda: not checks.run(lambda conn: campaign_is_runnable(conn, campaign_id)))
-                if throttle else batch_size)
+        size = (
+            throttle.allowance(batch_size, lambda: not checks.run(lambda conn: campaign_is_runnable(conn, campaign_id)))
+            if throttle
+            else batch_size
+        )
         if size <= 0:
             return None
-        batch = claims.run(partial(claim_batch, campaign_id=campaign_id, size=size, worker_id=worker_id,
-                                   lease_seconds=lease_seconds, after_id=cursor))
+        batch = claims.run(
+            partial(
+                claim_batch,
+                campaign_id=campaign_id,
+                size=size,
+                worker_id=worker_id,
+                lease_seconds=lease_seconds,
+                after_id=cursor,
+            )
+        )
         if not batch.ids:
             return None
         result.suppressed += len(batch.blocked)

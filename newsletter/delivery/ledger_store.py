@@ -72,11 +72,14 @@ class LedgerRow(NamedTuple):
 def expire_leases(session: Session, campaign_id: int, now: datetime | None = None) -> int:
     """In-flight rows whose lease ran out belong to a dead worker: flag them ambiguous."""
     now = now or utcnow()
-    return rows_changed(session, (
-        update(D)
-        .where(D.campaign_id == campaign_id, D.status == "in_flight", D.lease_until < now)
-        .values(status="ambiguous", error="worker lease expired before the answer was recorded", updated_at=now)
-    ))
+    return rows_changed(
+        session,
+        (
+            update(D)
+            .where(D.campaign_id == campaign_id, D.status == "in_flight", D.lease_until < now)
+            .values(status="ambiguous", error="worker lease expired before the answer was recorded", updated_at=now)
+        ),
+    )
 
 
 @dataclass
@@ -88,8 +91,9 @@ class ClaimedBatch:
     blocked: list[int]
 
 
-def claim_batch(bind: Bind, campaign_id: int, size: int, worker_id: str, lease_seconds: float,
-                after_id: int = 0) -> ClaimedBatch:
+def claim_batch(
+    bind: Bind, campaign_id: int, size: int, worker_id: str, lease_seconds: float, after_id: int = 0
+) -> ClaimedBatch:
     """Move up to ``size`` queued rows to in_flight under our name, committed before sending,
     and read who they go to. Nothing is claimed unless the campaign is ``sending``, checked in
     the same statement, so a pause or cancel is honoured from the next claim on.
@@ -102,18 +106,28 @@ def claim_batch(bind: Bind, campaign_id: int, size: int, worker_id: str, lease_s
     time makes a million-row send quadratic.
     """
     now = utcnow()
-    values = {"claim_campaign": campaign_id, "claim_after": after_id, "claim_size": size, "claim_worker": worker_id,
-              # Which claim took a row, nothing more: random.getrandbits, not uuid4, whose
-              # os.urandom call lets go of the GIL and may wait a switch interval to get it back.
-              "claim_key": f"{random.getrandbits(128):032x}",
-              "claim_lease": now + timedelta(seconds=lease_seconds), "claim_now": now}
+    values = {
+        "claim_campaign": campaign_id,
+        "claim_after": after_id,
+        "claim_size": size,
+        "claim_worker": worker_id,
+        # Which claim took a row, nothing more: random.getrandbits, not uuid4, whose
+        # os.urandom call lets go of the GIL and may wait a switch interval to get it back.
+        "claim_key": f"{random.getrandbits(128):032x}",
+        "claim_lease": now + timedelta(seconds=lease_seconds),
+        "claim_now": now,
+    }
     with session_scope(bind) as session:
         if is_postgres(bind):
             people = _claim_with_recipients(session, values)
         else:
             claim, candidates = _claim_statement()
-            claimed = session.execute(claim.where(D.id.in_(candidates.scalar_subquery())).returning(D.id, D.subscriber_id)
-                                      .execution_options(synchronize_session=False), values).all()
+            claimed = session.execute(
+                claim.where(D.id.in_(candidates.scalar_subquery()))
+                .returning(D.id, D.subscriber_id)
+                .execution_options(synchronize_session=False),
+                values,
+            ).all()
             people = _recipients_of(session, bind, claimed)
         rows: list[LedgerRow] = []
         blocked: list[int] = []
@@ -135,12 +149,25 @@ def _claim_statement() -> tuple[Any, Any]:
     parameters (named apart from the columns, as SQLAlchemy requires in an UPDATE): claim_campaign,
     claim_after, claim_size, claim_worker, claim_key, claim_lease, claim_now."""
     runnable = exists().where(models.Campaign.id == bindparam("claim_campaign"), models.Campaign.status == "sending")
-    candidates = (select(D.id).where(D.campaign_id == bindparam("claim_campaign"), D.status == "queued",
-                                     D.id > bindparam("claim_after"), runnable)
-                  .order_by(D.id).limit(bindparam("claim_size", type_=Integer())))
-    claim = update(D).values(status="in_flight", claimed_by=bindparam("claim_worker"), batch_key=bindparam("claim_key"),
-                             attempts=D.attempts + 1, lease_until=bindparam("claim_lease", type_=models.UTCDateTime()),
-                             updated_at=bindparam("claim_now", type_=models.UTCDateTime()))
+    candidates = (
+        select(D.id)
+        .where(
+            D.campaign_id == bindparam("claim_campaign"),
+            D.status == "queued",
+            D.id > bindparam("claim_after"),
+            runnable,
+        )
+        .order_by(D.id)
+        .limit(bindparam("claim_size", type_=Integer()))
+    )
+    claim = update(D).values(
+        status="in_flight",
+        claimed_by=bindparam("claim_worker"),
+        batch_key=bindparam("claim_key"),
+        attempts=D.attempts + 1,
+        lease_until=bindparam("claim_lease", type_=models.UTCDateTime()),
+        updated_at=bindparam("claim_now", type_=models.UTCDateTime()),
+    )
     return claim, candidates
 
 
@@ -156,9 +183,11 @@ def _pg_claim_sql(dialect: Any) -> tuple[str, dict[str, Any]]:
     claim, candidates = _claim_statement()
     chosen = D.id == any_(func.array(candidates.with_for_update(skip_locked=True).scalar_subquery()))
     claimed = claim.where(chosen).returning(D.id, D.subscriber_id).cte("claimed")
-    statement = (select(claimed.c.id, S.email, S.first_name, S.last_name, func.coalesce(models.sendable(), False))
-                 .select_from(claimed.outerjoin(S, S.id == claimed.c.subscriber_id))
-                 .order_by(claimed.c.id))
+    statement = (
+        select(claimed.c.id, S.email, S.first_name, S.last_name, func.coalesce(models.sendable(), False))
+        .select_from(claimed.outerjoin(S, S.id == claimed.c.subscriber_id))
+        .order_by(claimed.c.id)
+    )
     compiled = statement.compile(dialect=dialect)
     return str(compiled), dict(compiled.params)
 
@@ -179,23 +208,33 @@ def _recipients_of(session: Session, bind: Bind, claimed: Sequence[Any]) -> list
     """The claimed rows' recipients, by primary key (not a join, so the plan stays an index
     probe at any list size); a row whose subscriber is gone may not be mailed."""
     ordered = sorted((delivery_id, subscriber_id) for delivery_id, subscriber_id in claimed)  # plain tuples sort fast
-    found = {row[0]: row for row in session.execute(
-        select(S.id, S.email, S.first_name, S.last_name, models.sendable())
-        .where(id_in(bind, S.id, [subscriber for _, subscriber in ordered]))
-    )}
+    found = {
+        row[0]: row
+        for row in session.execute(
+            select(S.id, S.email, S.first_name, S.last_name, models.sendable()).where(
+                id_in(bind, S.id, [subscriber for _, subscriber in ordered])
+            )
+        )
+    }
     people: list[_Person] = []
     for delivery_id, subscriber_id in ordered:
         person = found.get(subscriber_id)
-        people.append((delivery_id, None, None, None, False) if person is None
-                      else (delivery_id, person[1], person[2], person[3], bool(person[4])))
+        people.append(
+            (delivery_id, None, None, None, False)
+            if person is None
+            else (delivery_id, person[1], person[2], person[3], bool(person[4]))
+        )
     return people
 
 
 def _mark(session: Session, bind: Bind, ids: Sequence[int], **values: object) -> None:
     if ids:
-        session.execute(update(D).where(id_in(bind, D.id, ids))
-                        .values(updated_at=utcnow(), lease_until=None, **values)
-                        .execution_options(synchronize_session=False))
+        session.execute(
+            update(D)
+            .where(id_in(bind, D.id, ids))
+            .values(updated_at=utcnow(), lease_until=None, **values)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def record_outcome(bind: Bind, campaign_id: int, outcome: BatchOutcome) -> None:
@@ -213,16 +252,29 @@ def record_outcome(bind: Bind, campaign_id: int, outcome: BatchOutcome) -> None:
     for delivery_id, message_id in outcome.sent.items():
         by_message.setdefault(message_id, []).append(delivery_id)
     log = _send_log_rows(campaign_id, by_message, now, per_recipient_ids=outcome.per_recipient_ids)
-    failed: list[dict[str, Any]] = [{"id": d, "error": reason[:2000], "now": now} for d, reason in outcome.failed.items()]
+    failed: list[dict[str, Any]] = [
+        {"id": d, "error": reason[:2000], "now": now} for d, reason in outcome.failed.items()
+    ]
     with session_scope(bind) as session:
         if is_postgres(bind):
             _record_on_postgres(session, outcome.sent, by_message, failed, log, now)
             return
         if len(by_message) > 1:
-            session.execute(update(D), [
-                {"id": d, "status": "sent", "message_id": m, "sent_at": now, "updated_at": now, "lease_until": None, "error": None}
-                for d, m in outcome.sent.items()
-            ])
+            session.execute(
+                update(D),
+                [
+                    {
+                        "id": d,
+                        "status": "sent",
+                        "message_id": m,
+                        "sent_at": now,
+                        "updated_at": now,
+                        "lease_until": None,
+                        "error": None,
+                    }
+                    for d, m in outcome.sent.items()
+                ],
+            )
         else:
             for message_id, ids in by_message.items():
                 _mark(session, bind, ids, status="sent", message_id=message_id, sent_at=now, error=None)
@@ -232,22 +284,37 @@ def record_outcome(bind: Bind, campaign_id: int, outcome: BatchOutcome) -> None:
             session.execute(insert(models.SendLog), log)
 
 
-def _send_log_rows(campaign_id: int, by_message: dict[str | None, list[int]], now: datetime, *,
-                   per_recipient_ids: bool = False) -> list[dict[str, Any]]:
+def _send_log_rows(
+    campaign_id: int, by_message: dict[str | None, list[int]], now: datetime, *, per_recipient_ids: bool = False
+) -> list[dict[str, Any]]:
     """The send log's rows for one answer: one per provider message id (SendGrid gives one per
     request, and a batch split after a 400 went out as several), or a single row without an id
     when each recipient got their own (the outbox: a million ids would say nothing)."""
     if not by_message:
         return []
     if per_recipient_ids:
-        return [{"campaign_id": campaign_id, "message_id": None, "recorded_at": now,
-                 "recipients": sum(len(ids) for ids in by_message.values())}]
-    return [{"campaign_id": campaign_id, "message_id": m, "recipients": len(ids), "recorded_at": now}
-            for m, ids in by_message.items()]
+        return [
+            {
+                "campaign_id": campaign_id,
+                "message_id": None,
+                "recorded_at": now,
+                "recipients": sum(len(ids) for ids in by_message.values()),
+            }
+        ]
+    return [
+        {"campaign_id": campaign_id, "message_id": m, "recipients": len(ids), "recorded_at": now}
+        for m, ids in by_message.items()
+    ]
 
 
-def _record_on_postgres(session: Session, sent: dict[int, str | None], by_message: dict[str | None, list[int]],
-                        failed: list[dict[str, Any]], log: list[dict[str, Any]], now: datetime) -> None:
+def _record_on_postgres(
+    session: Session,
+    sent: dict[int, str | None],
+    by_message: dict[str | None, list[int]],
+    failed: list[dict[str, Any]],
+    log: list[dict[str, Any]],
+    now: datetime,
+) -> None:
     """PostgreSQL: the record as statements compiled once (:func:`_pg_record_sql`), run through
     psycopg's own cursor in the session's transaction.
 
@@ -277,16 +344,28 @@ def _pg_record_sql(dialect: Any) -> dict[str, str]:
     """The record's statements as PostgreSQL text with psycopg's named placeholders, compiled
     once from the models (the ledger's columns stay defined in one place)."""
     when = bindparam("now", type_=models.UTCDateTime())
-    sent = dict(status=literal_column("'sent'"), message_id=bindparam("message_id"), sent_at=when, updated_at=when,
-                lease_until=null(), error=null())
+    sent = dict(
+        status=literal_column("'sent'"),
+        message_id=bindparam("message_id"),
+        sent_at=when,
+        updated_at=when,
+        lease_until=null(),
+        error=null(),
+    )
     statements = {
         "sent": update(D).where(pg_id_in(D.id)).values(**sent),
         "sent_one": update(D).where(D.id == bindparam("id")).values(**sent),
-        "failed": update(D).where(D.id == bindparam("id")).values(
-            status=literal_column("'failed'"), error=bindparam("error"), updated_at=when, lease_until=null()),
-        "log": insert(models.SendLog).inline().values(campaign_id=bindparam("campaign_id"), message_id=bindparam("message_id"),
-                                             recipients=bindparam("recipients"),
-                                             recorded_at=bindparam("recorded_at", type_=models.UTCDateTime())),
+        "failed": update(D)
+        .where(D.id == bindparam("id"))
+        .values(status=literal_column("'failed'"), error=bindparam("error"), updated_at=when, lease_until=null()),
+        "log": insert(models.SendLog)
+        .inline()
+        .values(
+            campaign_id=bindparam("campaign_id"),
+            message_id=bindparam("message_id"),
+            recipients=bindparam("recipients"),
+            recorded_at=bindparam("recorded_at", type_=models.UTCDateTime()),
+        ),
     }
     return {name: str(statement.compile(dialect=dialect)) for name, statement in statements.items()}
 
@@ -294,8 +373,11 @@ def _pg_record_sql(dialect: Any) -> dict[str, str]:
 def renew_lease(engine: Engine, ids: Sequence[int], worker_id: str, lease_seconds: float) -> None:
     """Still working on it (waiting to retry): push the lease out so nobody calls it dead."""
     with session_scope(engine) as session:
-        session.execute(update(D).where(id_in(engine, D.id, ids), D.status == "in_flight", D.claimed_by == worker_id)
-                        .values(lease_until=utcnow() + timedelta(seconds=lease_seconds)))
+        session.execute(
+            update(D)
+            .where(id_in(engine, D.id, ids), D.status == "in_flight", D.claimed_by == worker_id)
+            .values(lease_until=utcnow() + timedelta(seconds=lease_seconds))
+        )
 
 
 _CAMPAIGN_STATUS = select(models.Campaign.status).where(models.Campaign.id == bindparam("campaign"))
@@ -314,8 +396,9 @@ def campaign_is_runnable(bind: Bind, campaign_id: int) -> bool:
         bind.rollback()
 
 
-def mark_ambiguous_and_pause(bind: Bind, campaign_id: int, ambiguous: Sequence[int], pause_reason: str | None,
-                             unsent: Sequence[int]) -> None:
+def mark_ambiguous_and_pause(
+    bind: Bind, campaign_id: int, ambiguous: Sequence[int], pause_reason: str | None, unsent: Sequence[int]
+) -> None:
     """After an answer that was not simply recorded: rows with no answer become ``ambiguous``
     (they may have been sent, so they are never resent blindly); on a pausing answer the rows
     not yet sent go back to the queue and the campaign is paused, in the same transaction, so
@@ -324,8 +407,11 @@ def mark_ambiguous_and_pause(bind: Bind, campaign_id: int, ambiguous: Sequence[i
         _mark(session, bind, ambiguous, status="ambiguous", error="no answer from the provider; it may have been sent")
         if pause_reason is not None:
             _mark(session, bind, unsent, status="queued", claimed_by=None, batch_key=None)
-            session.execute(update(models.Campaign).where(models.Campaign.id == campaign_id)
-                            .values(status="paused", status_reason=pause_reason))
+            session.execute(
+                update(models.Campaign)
+                .where(models.Campaign.id == campaign_id)
+                .values(status="paused", status_reason=pause_reason)
+            )
 
 
 def requeue(bind: Bind, ids: Sequence[int]) -> None:

@@ -83,8 +83,15 @@ class TransportError(Exception):
     the batch as sent → the provider's words about that recipient.
     """
 
-    def __init__(self, message: str, *, kind: ErrorKind = ErrorKind.PERMANENT, status: int | None = None,
-                 retry_after: float | None = None, rejected: Mapping[int, str] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: ErrorKind = ErrorKind.PERMANENT,
+        status: int | None = None,
+        retry_after: float | None = None,
+        rejected: Mapping[int, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.kind = kind
@@ -110,7 +117,8 @@ class Transport(Protocol):
 
     def prepare(self, message: CampaignMessage, recipients: Sequence[Recipient]) -> object | None: ...
 
-    def send_batch(self, message: CampaignMessage, recipients: Sequence[Recipient],
-                   prepared: object | None = None) -> BatchOutcome: ...
+    def send_batch(
+        self, message: CampaignMessage, recipients: Sequence[Recipient], prepared: object | None = None
+    ) -> BatchOutcome: ...
 
     def close(self) -> None: ...

@@ -26,8 +26,9 @@ POLICY = email_policy.SMTP
 Personalise = Callable[[str, Mapping[str, str]], str]
 
 
-def build_mime(message: CampaignMessage, recipient: Recipient, *, personalise: Personalise,
-               date: datetime | None = None) -> EmailMessage:
+def build_mime(
+    message: CampaignMessage, recipient: Recipient, *, personalise: Personalise, date: datetime | None = None
+) -> EmailMessage:
     """The personalised multipart/alternative message (text/plain, then text/html) for one recipient.
 
     ``personalise(content, values)`` fills the recipient's placeholders (``render.personalise``);
@@ -88,11 +89,16 @@ def _address(display_name: str | None, addr: str, whose: str) -> Address:
     use: that is a ``ValueError``, as is anything unparseable. The address itself is kept out
     of the message because errors end up in logs.
     """
-    if display_name and not display_name.isprintable() and any(
-            unicodedata.category(ch) in ("Cc", "Cs") for ch in display_name):
+    if (
+        display_name
+        and not display_name.isprintable()
+        and any(unicodedata.category(ch) in ("Cc", "Cs") for ch in display_name)
+    ):
         # CR/LF would be refused below; NUL, ESC or TAB would be written into the header as they are.
-        raise ValueError(f"{whose}: the subscriber's name has a line break or another control character, "
-                         "which cannot be written in a header: correct the name")
+        raise ValueError(
+            f"{whose}: the subscriber's name has a line break or another control character, "
+            "which cannot be written in a header: correct the name"
+        )
     local, at, domain = addr.strip().rpartition("@")
     if not at or not local or not domain:
         raise ValueError(f"{whose}: not an email address")

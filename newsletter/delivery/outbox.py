@@ -31,8 +31,9 @@ class OutboxTransport:
 
     name = "outbox"
 
-    def __init__(self, directory: Path | str, *, personalise: Callable[[str, Mapping[str, str]], str],
-                 fsync: bool = True) -> None:
+    def __init__(
+        self, directory: Path | str, *, personalise: Callable[[str, Mapping[str, str]], str], fsync: bool = True
+    ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._personalise = personalise
@@ -48,8 +49,9 @@ class OutboxTransport:
         """Nothing to make ahead: each recipient's message is built as it is written."""
         return None
 
-    def send_batch(self, message: CampaignMessage, recipients: Sequence[Recipient],
-                   prepared: object | None = None) -> BatchOutcome:
+    def send_batch(
+        self, message: CampaignMessage, recipients: Sequence[Recipient], prepared: object | None = None
+    ) -> BatchOutcome:
         check_batch(recipients, limit=None)  # same rule as SendGrid: one address, one delivery
         outcome = BatchOutcome(per_recipient_ids=True)  # each .eml has its own Message-ID
         if not recipients:

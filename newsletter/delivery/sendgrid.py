@@ -70,8 +70,9 @@ def check_batch(recipients: Sequence[Recipient], limit: int | None = MAX_RECIPIE
         seen[key] = r.delivery_id
 
 
-def build_request_body(message: CampaignMessage, recipients: Sequence[Recipient], *,
-                       sandbox: bool = False) -> dict[str, Any]:
+def build_request_body(
+    message: CampaignMessage, recipients: Sequence[Recipient], *, sandbox: bool = False
+) -> dict[str, Any]:
     """The JSON body of ``POST /v3/mail/send`` for one batch, personalization *i* = recipient *i*."""
     if not recipients:
         raise ValueError("a batch needs at least one recipient")
@@ -92,13 +93,15 @@ def build_request_body(message: CampaignMessage, recipients: Sequence[Recipient]
         for key, value in subs.items():
             if type(value) is not str:  # SendGrid refuses the whole request for one non-string value
                 raise ValueError(f"delivery {r.delivery_id}: substitution {key!r} is not a string")
-        append({
-            "to": [to],
-            "substitutions": dict(subs),
-            # Ids only: custom_args come back in every webhook event and must carry no personal data.
-            "custom_args": {"delivery_id": str(r.delivery_id), "campaign_id": campaign_id},
-            "headers": {"List-Unsubscribe": f"<{r.unsubscribe_url}>", "List-Unsubscribe-Post": _ONE_CLICK},
-        })
+        append(
+            {
+                "to": [to],
+                "substitutions": dict(subs),
+                # Ids only: custom_args come back in every webhook event and must carry no personal data.
+                "custom_args": {"delivery_id": str(r.delivery_id), "campaign_id": campaign_id},
+                "headers": {"List-Unsubscribe": f"<{r.unsubscribe_url}>", "List-Unsubscribe-Post": _ONE_CLICK},
+            }
+        )
 
     sender: dict[str, str] = {"email": message.from_email}
     if message.from_name:
@@ -119,8 +122,7 @@ def build_request_body(message: CampaignMessage, recipients: Sequence[Recipient]
     return body
 
 
-def encode_request_body(message: CampaignMessage, recipients: Sequence[Recipient], *,
-                        sandbox: bool = False) -> str:
+def encode_request_body(message: CampaignMessage, recipients: Sequence[Recipient], *, sandbox: bool = False) -> str:
     """The same request as :func:`build_request_body`, already as JSON text.
 
     The send path's cost per recipient is Python work: a dict per personalization, then
@@ -140,9 +142,11 @@ def encode_request_body(message: CampaignMessage, recipients: Sequence[Recipient
             if type(value) is not str:  # SendGrid refuses the whole request for one non-string value
                 raise ValueError(f"delivery {r.delivery_id}: substitution {key!r} is not a string")
             subs.append(f"{_enc(key)}:{_enc(value)}")
-        append(f'{{"to":[{to}],"substitutions":{{{",".join(subs)}}},'
-               f'"custom_args":{{"delivery_id":"{int(r.delivery_id)}","campaign_id":{campaign}}},'
-               f'"headers":{{"List-Unsubscribe":{_enc(f"<{r.unsubscribe_url}>")},"List-Unsubscribe-Post":{_ONE_CLICK_JSON}}}}}')
+        append(
+            f'{{"to":[{to}],"substitutions":{{{",".join(subs)}}},'
+            f'"custom_args":{{"delivery_id":"{int(r.delivery_id)}","campaign_id":{campaign}}},'
+            f'"headers":{{"List-Unsubscribe":{_enc(f"<{r.unsubscribe_url}>")},"List-Unsubscribe-Post":{_ONE_CLICK_JSON}}}}}'
+        )
     del envelope["personalizations"]
     rest = json.dumps(envelope, separators=(",", ":"))
     return f'{{"personalizations":[{",".join(parts)}],{rest[1:]}'
@@ -216,8 +220,15 @@ class SendGridTransport:
 
     name = "sendgrid"
 
-    def __init__(self, api_key: str, host: str = "https://api.sendgrid.com", *, timeout: float = 30.0,
-                 sandbox: bool = False, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        api_key: str,
+        host: str = "https://api.sendgrid.com",
+        *,
+        timeout: float = 30.0,
+        sandbox: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         # Imported here: only this transport needs the library, and it takes a while to import.
         from sendgrid import SendGridAPIClient
 
@@ -246,16 +257,21 @@ class SendGridTransport:
         """The request body for these recipients, made ahead of :meth:`send_batch` (see ``Transport``)."""
         return encode_request_body(message, recipients, sandbox=self.sandbox)
 
-    def send_batch(self, message: CampaignMessage, recipients: Sequence[Recipient],
-                   prepared: object | None = None) -> BatchOutcome:
+    def send_batch(
+        self, message: CampaignMessage, recipients: Sequence[Recipient], prepared: object | None = None
+    ) -> BatchOutcome:
         """Post one batch; ``prepared`` is :meth:`prepare`'s body for exactly these recipients."""
         if not recipients:
             return BatchOutcome()
         body = prepared if isinstance(prepared, str) else self.prepare(message, recipients)
         started = time.monotonic()
         status, data, headers = self._post(body) if self.connections is not None else self._post_by_library(body)
-        log.debug("SendGrid answered %s for %d recipients in %.0f ms", status, len(recipients),
-                  (time.monotonic() - started) * 1000)
+        log.debug(
+            "SendGrid answered %s for %d recipients in %.0f ms",
+            status,
+            len(recipients),
+            (time.monotonic() - started) * 1000,
+        )
         if status == 202 or (status == 200 and self.sandbox):
             message_id = headers.get("X-Message-Id") if headers is not None else None
             return BatchOutcome(sent={r.delivery_id: message_id for r in recipients})
@@ -293,8 +309,9 @@ class SendGridTransport:
             raise _no_answer(error) from None
         return response.status_code, response.body, response.headers
 
-    def _error_for(self, status: int, body: bytes | None, headers: Any,
-                   recipients: Sequence[Recipient]) -> TransportError:
+    def _error_for(
+        self, status: int, body: bytes | None, headers: Any, recipients: Sequence[Recipient]
+    ) -> TransportError:
         errors = _error_list(body)
         summary = _summary(errors, f"HTTP {status}")
         if status == 400:
@@ -306,23 +323,36 @@ class SendGridTransport:
                     bad.setdefault(index, []).append(f"{e['field']}: {e.get('message') or 'rejected'}")
             if bad:
                 # Positions in the batch as sent: personalization *i* is recipient *i*.
-                return TransportError(f"SendGrid rejected {len(bad)} recipient(s): {summary}", kind=ErrorKind.REJECTED,
-                                      status=400, rejected={i: "; ".join(m) for i, m in bad.items()})
+                return TransportError(
+                    f"SendGrid rejected {len(bad)} recipient(s): {summary}",
+                    kind=ErrorKind.REJECTED,
+                    status=400,
+                    rejected={i: "; ".join(m) for i, m in bad.items()},
+                )
             return TransportError(f"SendGrid refused the request: {summary}", kind=ErrorKind.SPLIT, status=400)
         if status == 401:
             return TransportError(f"SendGrid API key rejected (401): {summary}", kind=ErrorKind.PAUSE, status=401)
         if status == 403:
-            return TransportError(f"SendGrid forbade the send (403): sender not verified or key lacks mail.send: {summary}",
-                                  kind=ErrorKind.PAUSE, status=403)
+            return TransportError(
+                f"SendGrid forbade the send (403): sender not verified or key lacks mail.send: {summary}",
+                kind=ErrorKind.PAUSE,
+                status=403,
+            )
         if status == 413:
-            return TransportError(f"request too large for SendGrid (413): split the batch: {summary}", kind=ErrorKind.SPLIT,
-                                  status=413)
+            return TransportError(
+                f"request too large for SendGrid (413): split the batch: {summary}", kind=ErrorKind.SPLIT, status=413
+            )
         if status == 429:
-            return TransportError(f"SendGrid rate limit (429): {summary}", kind=ErrorKind.RATE_LIMITED, status=429,
-                                  retry_after=_retry_after(headers))
+            return TransportError(
+                f"SendGrid rate limit (429): {summary}",
+                kind=ErrorKind.RATE_LIMITED,
+                status=429,
+                retry_after=_retry_after(headers),
+            )
         if status >= 500:
-            return TransportError(f"SendGrid server error ({status}): {summary}", kind=ErrorKind.RETRYABLE,
-                                  status=status)
+            return TransportError(
+                f"SendGrid server error ({status}): {summary}", kind=ErrorKind.RETRYABLE, status=status
+            )
         return TransportError(f"SendGrid answered {status}: {summary}", kind=ErrorKind.PERMANENT, status=status)
 
     def close(self) -> None:
@@ -334,8 +364,9 @@ class SendGridTransport:
 def _no_answer(error: BaseException) -> TransportError:
     """The request went out whole and the answer never came (timeout, reset, closed
     connection, garbled answer): SendGrid may have accepted it."""
-    return TransportError(f"no answer from SendGrid after the request was sent: {_reason(error)}",
-                          kind=ErrorKind.AMBIGUOUS)
+    return TransportError(
+        f"no answer from SendGrid after the request was sent: {_reason(error)}", kind=ErrorKind.AMBIGUOUS
+    )
 
 
 def _reason(error: object) -> str:

@@ -49,18 +49,31 @@ def ledger_window_count(engine: Engine) -> Callable[[timedelta], int]:
         since = utcnow() - window
         with session_scope(engine) as session:
             sent = session.scalar(select(func.coalesce(func.sum(L.recipients), 0)).where(L.recorded_at >= since)) or 0
-            flying = session.scalar(
-                select(func.count()).select_from(D).join(models.Campaign, models.Campaign.id == D.campaign_id)
-                .where(models.Campaign.status.in_(("sending", "paused")), D.status == "in_flight")) or 0
+            flying = (
+                session.scalar(
+                    select(func.count())
+                    .select_from(D)
+                    .join(models.Campaign, models.Campaign.id == D.campaign_id)
+                    .where(models.Campaign.status.in_(("sending", "paused")), D.status == "in_flight")
+                )
+                or 0
+            )
         return int(sent) + flying
 
     return count
 
 
 class Throttle:
-    def __init__(self, limits: Limits, window_count: Callable[[timedelta], int] | None = None, *,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-                 window_poll_seconds: float = 30.0, min_rate: float = 1.0) -> None:
+    def __init__(
+        self,
+        limits: Limits,
+        window_count: Callable[[timedelta], int] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        window_poll_seconds: float = 30.0,
+        min_rate: float = 1.0,
+    ) -> None:
         self.limits = limits
         self.rate = limits.rate_per_second
         self.window_count = window_count
@@ -113,5 +126,3 @@ class Throttle:
         with self._booking:
             self.waited += seconds
         self.sleep(seconds)
-
-

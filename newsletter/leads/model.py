@@ -70,8 +70,14 @@ class StatusChange:
     note: str | None = None
 
     def to_dict(self) -> dict[str, object]:
-        return {"lead_id": self.lead_id, "from_status": self.from_status, "to_status": self.to_status,
-                "changed_by": self.changed_by, "changed_at": self.changed_at.isoformat(), "note": self.note}
+        return {
+            "lead_id": self.lead_id,
+            "from_status": self.from_status,
+            "to_status": self.to_status,
+            "changed_by": self.changed_by,
+            "changed_at": self.changed_at.isoformat(),
+            "note": self.note,
+        }
 
 
 @dataclass(frozen=True)
@@ -116,8 +122,9 @@ def get_lead(session: Session, lead_id: int) -> Lead:
     return lead
 
 
-def update_status(session: Session, lead_id: int, status: str, *, by: str, note: str | None = None,
-                  now: datetime | None = None) -> StatusChange:
+def update_status(
+    session: Session, lead_id: int, status: str, *, by: str, note: str | None = None, now: datetime | None = None
+) -> StatusChange:
     """Move a lead to ``status`` and record who did it, when, and why (``note``).
 
     Refuses unknown statuses, a move the pipeline does not allow (naming the ones it does) and
@@ -135,20 +142,31 @@ def update_status(session: Session, lead_id: int, status: str, *, by: str, note:
     allowed = TRANSITIONS.get(current, ())
     if to_status not in allowed:
         options = f"it can go to {_or(allowed)}" if allowed else "that is final"
-        raise UserError(f"lead {lead_id} is {current!r} ({LABELS[current]}): {options}, not {to_status!r}",
-                        where="--status")
+        raise UserError(
+            f"lead {lead_id} is {current!r} ({LABELS[current]}): {options}, not {to_status!r}", where="--status"
+        )
     values: dict[str, object] = {"status": to_status, "status_changed_at": now, "updated_at": now}
     if text is not None:
         values["note"] = text
-    moved = rows_changed(session, (
-        update(Lead).where(Lead.id == lead_id, Lead.status == current).values(**values)
-        .execution_options(synchronize_session=False)
-    ))
+    moved = rows_changed(
+        session,
+        (
+            update(Lead)
+            .where(Lead.id == lead_id, Lead.status == current)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        ),
+    )
     if moved != 1:
-        raise UserError(f"lead {lead_id} was changed by someone else meanwhile; look again "
-                        f"(newsletter leads show {lead_id})", where="--status")
-    session.execute(insert(LeadStatusChange).values(lead_id=lead_id, from_status=current, to_status=to_status,
-                                                    changed_by=who, note=text, changed_at=now))
+        raise UserError(
+            f"lead {lead_id} was changed by someone else meanwhile; look again (newsletter leads show {lead_id})",
+            where="--status",
+        )
+    session.execute(
+        insert(LeadStatusChange).values(
+            lead_id=lead_id, from_status=current, to_status=to_status, changed_by=who, note=text, changed_at=now
+        )
+    )
     session.expire(lead)
     return StatusChange(lead_id, current, to_status, who, now, text)
 
@@ -156,8 +174,11 @@ def update_status(session: Session, lead_id: int, status: str, *, by: str, note:
 def history(session: Session, lead_id: int) -> list[StatusChange]:
     """Every status the lead has had, oldest first (the first row is its creation)."""
     get_lead(session, lead_id)
-    rows = session.scalars(select(LeadStatusChange).where(LeadStatusChange.lead_id == lead_id)
-                           .order_by(LeadStatusChange.changed_at, LeadStatusChange.id))
+    rows = session.scalars(
+        select(LeadStatusChange)
+        .where(LeadStatusChange.lead_id == lead_id)
+        .order_by(LeadStatusChange.changed_at, LeadStatusChange.id)
+    )
     return [StatusChange(r.lead_id, r.from_status, r.to_status, r.changed_by, r.changed_at, r.note) for r in rows]
 
 
@@ -168,16 +189,25 @@ def _find_subscriber(session: Session, email: str) -> Subscriber:
         raise UserError(f"not an email address: {error}", where="EMAIL") from None
     subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
     if subscriber is None:
-        raise NotFound(f"no subscriber {address}: a lead belongs to a subscriber; import or sign them up first",
-                       where="EMAIL")
+        raise NotFound(
+            f"no subscriber {address}: a lead belongs to a subscriber; import or sign them up first", where="EMAIL"
+        )
     if subscriber.status == "erased":
-        raise UserError(f"subscriber {subscriber.id} was erased: nothing personal is kept to follow up on",
-                        where="EMAIL")
+        raise UserError(
+            f"subscriber {subscriber.id} was erased: nothing personal is kept to follow up on", where="EMAIL"
+        )
     return subscriber
 
 
-def create_signup_lead(session: Session, email: str, *, source: str = "signup", by: str | None = None,
-                       note: str | None = None, now: datetime | None = None) -> SignupLead:
+def create_signup_lead(
+    session: Session,
+    email: str,
+    *,
+    source: str = "signup",
+    by: str | None = None,
+    note: str | None = None,
+    now: datetime | None = None,
+) -> SignupLead:
     """A lead for a subscriber who asked for a consultation when signing up (``signup``) or
     whom staff add by hand (``staff``). The subscriber must exist.
 

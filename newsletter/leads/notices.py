@@ -147,21 +147,35 @@ def compose_alert(lead: LeadRow, settings: Settings) -> tuple[str, str, str]:
     """Subject, HTML and text of the alert for one new lead."""
     zone = settings.zone
     subject = f"New lead #{lead.id}" + (f" from “{lead.campaign}”" if lead.campaign else "")
-    return (subject, _env.from_string(_ALERT_HTML).render(lead=lead, zone=zone),
-            _text_env.from_string(_ALERT_TEXT).render(lead=lead, zone=zone))
+    return (
+        subject,
+        _env.from_string(_ALERT_HTML).render(lead=lead, zone=zone),
+        _text_env.from_string(_ALERT_TEXT).render(lead=lead, zone=zone),
+    )
 
 
-def compose_digest(day: date, since: datetime, new: list[LeadRow], warm: list[LeadRow],
-                   settings: Settings) -> tuple[str, str, str]:
+def compose_digest(
+    day: date, since: datetime, new: list[LeadRow], warm: list[LeadRow], settings: Settings
+) -> tuple[str, str, str]:
     """Subject, HTML and text of the daily digest."""
     zone = settings.zone
     label = day.strftime("%a %d %b %Y")
     subject = f"Leads for {label}: {len(new)} new, {len(warm)} warm"
     warm_title = f"Warm (score {settings.warm_lead_score:g} or more, not yet booked)"
     html = _env.from_string(_DIGEST_HTML).render(
-        day=label, zone=zone, sections=[(f"New since {_when(since, zone)}", new, "From"), (warm_title, warm, "Last engaged")])
-    text = _text_env.from_string(_DIGEST_TEXT).render(day=label, brand=settings.brand_name, since=since, zone=zone,
-                                                      new=new, warm=warm, warm_score=f"{settings.warm_lead_score:g}")
+        day=label,
+        zone=zone,
+        sections=[(f"New since {_when(since, zone)}", new, "From"), (warm_title, warm, "Last engaged")],
+    )
+    text = _text_env.from_string(_DIGEST_TEXT).render(
+        day=label,
+        brand=settings.brand_name,
+        since=since,
+        zone=zone,
+        new=new,
+        warm=warm,
+        warm_score=f"{settings.warm_lead_score:g}",
+    )
     return subject, html, text
 
 
@@ -173,10 +187,19 @@ def pending_alerts(session: Session, now: datetime, limit: int = ALERTS_PER_TICK
     ambiguous (a ``failed`` one is pending again). A lead staff already moved on needs no alert."""
     key = literal("lead-alert:", String) + cast(Lead.id, String)
     done = exists().where(Notification.key == key, Notification.status.in_(_DONE))
-    statement = (lead_select()
-                 .where(Lead.source == "cta_click", Lead.status == "new", Lead.created_at <= now - ALERT_SETTLE,
-                        Lead.created_at >= now - ALERT_MAX_AGE, Subscriber.status != "erased", ~done)
-                 .order_by(Lead.id).limit(limit))
+    statement = (
+        lead_select()
+        .where(
+            Lead.source == "cta_click",
+            Lead.status == "new",
+            Lead.created_at <= now - ALERT_SETTLE,
+            Lead.created_at >= now - ALERT_MAX_AGE,
+            Subscriber.status != "erased",
+            ~done,
+        )
+        .order_by(Lead.id)
+        .limit(limit)
+    )
     return lead_rows(session, statement)
 
 
@@ -206,8 +229,16 @@ def leads_tick(engine: Engine, settings: Settings, now: datetime | None = None) 
     for lead in pending:
         subject, html, text = compose_alert(lead, settings)
         try:
-            if send_staff_mail(engine, settings, key=alert_key(lead.id), kind="lead_alert", to=director,
-                               subject=subject, html=html, text=text):
+            if send_staff_mail(
+                engine,
+                settings,
+                key=alert_key(lead.id),
+                kind="lead_alert",
+                to=director,
+                subject=subject,
+                html=html,
+                text=text,
+            ):
                 sent += 1
         except StaffMailError as error:
             failed += 1
@@ -255,5 +286,6 @@ def send_daily_digest(engine: Engine, settings: Settings, now: datetime | None =
             log.info("daily digest for %s not sent: %s", day.isoformat(), QUIET_DAY)
         return False
     subject, html, text = compose_digest(day, since, new, warm, settings)
-    return send_staff_mail(engine, settings, key=key, kind="lead_digest", to=director, subject=subject, html=html,
-                           text=text)
+    return send_staff_mail(
+        engine, settings, key=key, kind="lead_digest", to=director, subject=subject, html=html, text=text
+    )

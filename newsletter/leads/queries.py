@@ -51,9 +51,25 @@ class LeadRow:
 def lead_select() -> Select[*tuple[Any, ...]]:
     """Leads with their subscriber, campaign and link, the columns :class:`LeadRow` holds."""
     return (
-        select(Lead.id, Lead.status, Lead.score, Lead.source, Lead.cta_clicks, Lead.subscriber_id, Subscriber.email,
-               Subscriber.first_name, Subscriber.last_name, Lead.campaign_id, Campaign.name, CampaignLink.label,
-               CampaignLink.url, Lead.note, Lead.created_at, Lead.status_changed_at, Lead.last_engaged_at)
+        select(
+            Lead.id,
+            Lead.status,
+            Lead.score,
+            Lead.source,
+            Lead.cta_clicks,
+            Lead.subscriber_id,
+            Subscriber.email,
+            Subscriber.first_name,
+            Subscriber.last_name,
+            Lead.campaign_id,
+            Campaign.name,
+            CampaignLink.label,
+            CampaignLink.url,
+            Lead.note,
+            Lead.created_at,
+            Lead.status_changed_at,
+            Lead.last_engaged_at,
+        )
         .join(Subscriber, Subscriber.id == Lead.subscriber_id)
         .outerjoin(Campaign, Campaign.id == Lead.campaign_id)
         .outerjoin(CampaignLink, CampaignLink.id == Lead.link_id)
@@ -63,10 +79,45 @@ def lead_select() -> Select[*tuple[Any, ...]]:
 def lead_rows(session: Session, statement: Select[*tuple[Any, ...]]) -> list[LeadRow]:
     out = []
     for r in session.execute(statement):
-        (lead_id, status, score, source, clicks, subscriber_id, email, first, last, campaign_id, campaign, label,
-         url, note, created, changed, engaged) = r
-        out.append(LeadRow(lead_id, status, score, source, clicks, subscriber_id, email, first, last, campaign_id,
-                           campaign, label or url, note, created, changed, engaged))
+        (
+            lead_id,
+            status,
+            score,
+            source,
+            clicks,
+            subscriber_id,
+            email,
+            first,
+            last,
+            campaign_id,
+            campaign,
+            label,
+            url,
+            note,
+            created,
+            changed,
+            engaged,
+        ) = r
+        out.append(
+            LeadRow(
+                lead_id,
+                status,
+                score,
+                source,
+                clicks,
+                subscriber_id,
+                email,
+                first,
+                last,
+                campaign_id,
+                campaign,
+                label or url,
+                note,
+                created,
+                changed,
+                engaged,
+            )
+        )
     return out
 
 
@@ -85,20 +136,41 @@ def lead_row(session: Session, lead_id: int) -> LeadRow | None:
 
 def new_leads(session: Session, since: datetime, until: datetime) -> list[LeadRow]:
     """Leads created in ``(since, until]``, any source and status, oldest first."""
-    return lead_rows(session, lead_select().where(Lead.created_at > since, Lead.created_at <= until)
-                 .order_by(Lead.created_at, Lead.id))
+    return lead_rows(
+        session,
+        lead_select().where(Lead.created_at > since, Lead.created_at <= until).order_by(Lead.created_at, Lead.id),
+    )
 
 
 def warm_leads(session: Session, min_score: float) -> list[LeadRow]:
     """Open leads nobody has booked yet (new or contacted) at or above ``min_score``, warmest first."""
-    return lead_rows(session, lead_select().where(Lead.status.in_(("new", "contacted")), Lead.score >= min_score)
-                 .order_by(Lead.score.desc(), Lead.id))
+    return lead_rows(
+        session,
+        lead_select()
+        .where(Lead.status.in_(("new", "contacted")), Lead.score >= min_score)
+        .order_by(Lead.score.desc(), Lead.id),
+    )
 
 
 # --- CSV ---------------------------------------------------------------------------------------
 
-CSV_COLUMNS = ("id", "status", "score", "source", "cta_clicks", "email", "first_name", "last_name", "campaign_id",
-               "campaign", "link", "note", "created_at", "status_changed_at", "last_engaged_at")
+CSV_COLUMNS = (
+    "id",
+    "status",
+    "score",
+    "source",
+    "cta_clicks",
+    "email",
+    "first_name",
+    "last_name",
+    "campaign_id",
+    "campaign",
+    "link",
+    "note",
+    "created_at",
+    "status_changed_at",
+    "last_engaged_at",
+)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 

@@ -40,8 +40,16 @@ from newsletter.errors import UserError
 from newsletter.settings_types import parse_points
 
 # parse_points is the face's name for the one points parser; config parses the setting with it.
-__all__ = ["HORIZON_HALF_LIVES", "ScoreRules", "engagement_score", "event_kind", "lead_scores", "parse_points",
-           "score_leads", "stored_score"]
+__all__ = [
+    "HORIZON_HALF_LIVES",
+    "ScoreRules",
+    "engagement_score",
+    "event_kind",
+    "lead_scores",
+    "parse_points",
+    "score_leads",
+    "stored_score",
+]
 
 HORIZON_HALF_LIVES = 10
 
@@ -92,24 +100,32 @@ _HUMAN_EVENTS = (
     select(Lead.id, Event.type, Event.occurred_at, CampaignLink.kind)
     .join(Event, Event.subscriber_id == Lead.subscriber_id)
     .outerjoin(CampaignLink, CampaignLink.id == Event.link_id)
-    .where(Event.is_machine.is_(False), Event.source == "tracking", Event.type.in_(("open", "click", "lead")),
-           Event.occurred_at > bindparam("since", type_=UTCDateTime()),
-           Event.occurred_at <= bindparam("until", type_=UTCDateTime()))
+    .where(
+        Event.is_machine.is_(False),
+        Event.source == "tracking",
+        Event.type.in_(("open", "click", "lead")),
+        Event.occurred_at > bindparam("since", type_=UTCDateTime()),
+        Event.occurred_at <= bindparam("until", type_=UTCDateTime()),
+    )
 )
 
 
 def lead_scores(session: Session, now: datetime, rules: ScoreRules) -> dict[int, tuple[float, datetime | None]]:
     """Every lead's exact score at ``now`` and its newest scored event (None: nothing scored)."""
     scores: dict[int, tuple[float, datetime | None]] = {
-        lead_id: (0.0, None) for lead_id in session.scalars(select(Lead.id))}
+        lead_id: (0.0, None) for lead_id in session.scalars(select(Lead.id))
+    }
     for lead_id, event_type, occurred_at, link_kind in session.execute(
-            _HUMAN_EVENTS, {"since": now - rules.horizon, "until": now}):
+        _HUMAN_EVENTS, {"since": now - rules.horizon, "until": now}
+    ):
         kind = event_kind(event_type, link_kind)
         if kind is None or lead_id not in scores:
             continue
         total, newest = scores[lead_id]
-        scores[lead_id] = (total + rules.weight(kind, now - occurred_at),
-                           occurred_at if newest is None or occurred_at > newest else newest)
+        scores[lead_id] = (
+            total + rules.weight(kind, now - occurred_at),
+            occurred_at if newest is None or occurred_at > newest else newest,
+        )
     return scores
 
 
@@ -123,8 +139,10 @@ def score_leads(session: Session, now: datetime, settings: Settings) -> int:
     which only ever moves forward) at ``now``; returns how many leads changed. ``updated_at`` is left alone: a score drifting
     with time is not an edit. Runs in the caller's transaction."""
     rules = ScoreRules.from_settings(settings)
-    current = {row.id: (row.score, row.last_engaged_at)
-               for row in session.execute(select(Lead.id, Lead.score, Lead.last_engaged_at))}
+    current = {
+        row.id: (row.score, row.last_engaged_at)
+        for row in session.execute(select(Lead.id, Lead.score, Lead.last_engaged_at))
+    }
     changes = []
     for lead_id, (exact, newest) in lead_scores(session, now, rules).items():
         if lead_id not in current:
@@ -138,10 +156,14 @@ def score_leads(session: Session, now: datetime, settings: Settings) -> int:
         leads = cast(Table, Lead.__table__)  # Core executemany: one statement, no ORM objects
         engaged = bindparam("engaged", type_=UTCDateTime())
         session.execute(
-            update(leads).where(leads.c.id == bindparam("lead"))
+            update(leads)
+            .where(leads.c.id == bindparam("lead"))
             # never backwards: a CTA click committed since this read already set a newer time
-            .values(score=bindparam("new_score"), updated_at=leads.c.updated_at,
-                    last_engaged_at=case((leads.c.last_engaged_at > engaged, leads.c.last_engaged_at), else_=engaged)),
+            .values(
+                score=bindparam("new_score"),
+                updated_at=leads.c.updated_at,
+                last_engaged_at=case((leads.c.last_engaged_at > engaged, leads.c.last_engaged_at), else_=engaged),
+            ),
             changes,
         )
     return len(changes)

@@ -48,12 +48,15 @@ def claim(engine: Engine, *, key: str, kind: str, to: str, now: datetime | None 
         ).first()
         if created is not None:
             return True
-        retried = rows_changed(session, (
-            update(Notification)
-            .where(Notification.key == key, Notification.status == FAILED)
-            .values(status=SENDING, kind=kind, recipient=to, detail=None)
-            .execution_options(synchronize_session=False)
-        ))
+        retried = rows_changed(
+            session,
+            (
+                update(Notification)
+                .where(Notification.key == key, Notification.status == FAILED)
+                .values(status=SENDING, kind=kind, recipient=to, detail=None)
+                .execution_options(synchronize_session=False)
+            ),
+        )
         return retried == 1
 
 
@@ -90,9 +93,15 @@ def skip(engine: Engine, *, key: str, kind: str, to: str, reason: str, now: date
         ).first()
         if created is not None:
             return True
-        return rows_changed(session, (
-            update(Notification)
-            .where(Notification.key == key, Notification.status == FAILED)
-            .values(status=SKIPPED, detail=reason[:DETAIL_MAX])
-            .execution_options(synchronize_session=False)
-        )) == 1
+        return (
+            rows_changed(
+                session,
+                (
+                    update(Notification)
+                    .where(Notification.key == key, Notification.status == FAILED)
+                    .values(status=SKIPPED, detail=reason[:DETAIL_MAX])
+                    .execution_options(synchronize_session=False)
+                ),
+            )
+            == 1
+        )

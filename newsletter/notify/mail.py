@@ -125,8 +125,9 @@ def build_mime(message: StaffMessage, *, date: datetime | None = None) -> EmailM
         related.attach(html)
         for name, data in message.images.items():
             image = MIMEPart(policy=POLICY)
-            image.set_content(data, maintype="image", subtype="png", disposition="inline", filename=f"{name}.png",
-                              cid=f"<{name}>")
+            image.set_content(
+                data, maintype="image", subtype="png", disposition="inline", filename=f"{name}.png", cid=f"<{name}>"
+            )
             related.attach(image)
         alternative.attach(related)
     else:
@@ -152,8 +153,13 @@ def build_sendgrid_body(message: StaffMessage, *, sandbox: bool = False) -> dict
     }
     if message.images:
         body["attachments"] = [
-            {"content": base64.b64encode(data).decode("ascii"), "type": "image/png", "filename": f"{name}.png",
-             "disposition": "inline", "content_id": name}
+            {
+                "content": base64.b64encode(data).decode("ascii"),
+                "type": "image/png",
+                "filename": f"{name}.png",
+                "disposition": "inline",
+                "content_id": name,
+            }
             for name, data in message.images.items()
         ]
     return body
@@ -175,13 +181,15 @@ def send_via_sendgrid(settings: Settings, message: StaffMessage) -> str:
         response = client.client.mail.send.post(request_body=body, timeout=settings.sendgrid_timeout)
     except HTTPError as error:  # an answer outside 2xx: SendGrid did not take it
         detail = error_summary(error.body)
-        raise StaffMailError(f"SendGrid answered {error.status_code}{': ' + detail if detail else ''}",
-                             retryable=True) from None
+        raise StaffMailError(
+            f"SendGrid answered {error.status_code}{': ' + detail if detail else ''}", retryable=True
+        ) from None
     except URLError as error:  # failed while connecting or writing: nothing reached SendGrid
         raise StaffMailError(f"SendGrid unreachable: {error.reason}", retryable=True) from None
     except (TimeoutError, ConnectionError, http.client.HTTPException, OSError) as error:
-        raise StaffMailError(f"no answer from SendGrid after the request was sent: {type(error).__name__}",
-                             retryable=False) from None
+        raise StaffMailError(
+            f"no answer from SendGrid after the request was sent: {type(error).__name__}", retryable=False
+        ) from None
     status = response.status_code
     if status == 202:
         return (response.headers.get("X-Message-Id") if response.headers is not None else None) or ""
@@ -212,8 +220,18 @@ def write_to_outbox(settings: Settings, message: StaffMessage) -> str:
 # --- the face ----------------------------------------------------------------------------------
 
 
-def send_staff_mail(engine: Engine, settings: Settings, *, key: str, kind: str, to: str, subject: str, html: str,
-                    text: str, images: Mapping[str, bytes] | None = None) -> bool:
+def send_staff_mail(
+    engine: Engine,
+    settings: Settings,
+    *,
+    key: str,
+    kind: str,
+    to: str,
+    subject: str,
+    html: str,
+    text: str,
+    images: Mapping[str, bytes] | None = None,
+) -> bool:
     """Send one message to one staff address, at most once per ``key``.
 
     Returns True when this call sent it, False when the key was already sent, is being sent by
@@ -222,8 +240,16 @@ def send_staff_mail(engine: Engine, settings: Settings, *, key: str, kind: str, 
     when the request left without an answer, and it is not retried). Raises ``ValueError``
     for a malformed message (nothing claimed). The API key never reaches a log or an error.
     """
-    message = StaffMessage(key=key, to=to.strip(), subject=subject, html=html, text=text,
-                           from_email=settings.from_email, from_name=settings.from_name, images=dict(images or {}))
+    message = StaffMessage(
+        key=key,
+        to=to.strip(),
+        subject=subject,
+        html=html,
+        text=text,
+        from_email=settings.from_email,
+        from_name=settings.from_name,
+        images=dict(images or {}),
+    )
     _check(message, kind)
     if not claims.claim(engine, key=key, kind=kind, to=message.to):
         return False

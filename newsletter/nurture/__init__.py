@@ -26,11 +26,20 @@ from typing import TYPE_CHECKING, Any
 # Loaded on first use (PEP 562): ``newsletter/cli/nurture.py`` imports this face at
 # start-up, and every command would otherwise pay for SQLAlchemy, the campaigns room and MJML.
 _FACE = {
-    "QuietHours": "clock", "TickResult": "engine", "enroll": "engine", "nurture_tick": "engine", "remove": "engine",
-    "Sequence": "sequences", "Step": "sequences", "list_sequences": "sequence_reader",
+    "QuietHours": "clock",
+    "TickResult": "engine",
+    "enroll": "engine",
+    "nurture_tick": "engine",
+    "remove": "engine",
+    "Sequence": "sequences",
+    "Step": "sequences",
+    "list_sequences": "sequence_reader",
     "load_sequence": "sequence_reader",
-    "Timeline": "simulator", "parse_events": "simulator", "simulate": "simulator",
-    "list_summaries": "status", "sequence_status": "status",
+    "Timeline": "simulator",
+    "parse_events": "simulator",
+    "simulate": "simulator",
+    "list_summaries": "status",
+    "sequence_status": "status",
 }
 
 __all__ = sorted(_FACE)

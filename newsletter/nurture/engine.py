@@ -114,12 +114,14 @@ def _entry_campaigns(session: Session, sequence: Sequence) -> list[int]:
         query = query.where(C.kind == sequence.entry.campaign_kind)
     if sequence.entry.article:
         query = query.join(models.Article, models.Article.id == C.article_id).where(
-            models.Article.slug == sequence.entry.article)
+            models.Article.slug == sequence.entry.article
+        )
     return list(session.scalars(query))
 
 
-def enroll_new_leads(engine: Engine, settings: Settings, sequence: Sequence, now: datetime, quiet: QuietHours,
-                     result: TickResult) -> int:
+def enroll_new_leads(
+    engine: Engine, settings: Settings, sequence: Sequence, now: datetime, quiet: QuietHours, result: TickResult
+) -> int:
     """Enroll every reader whose recent *human* lead event matches the sequence's entry."""
     L = models.Lead
     within = sequence.entry.within
@@ -133,9 +135,15 @@ def enroll_new_leads(engine: Engine, settings: Settings, sequence: Sequence, now
             select(EV.subscriber_id, func.max(L.id), func.max(S.timezone))
             .join(L, L.subscriber_id == EV.subscriber_id)  # a lead taken back (a scanner's burst) enrolls no one
             .join(S, S.id == EV.subscriber_id)
-            .where(EV.campaign_id.in_(campaigns), EV.type == "lead", EV.is_machine.is_(False),
-                   EV.occurred_at > since, EV.occurred_at <= now, models.sendable(),
-                   ~exists().where(E.sequence == sequence.name, E.subscriber_id == EV.subscriber_id))
+            .where(
+                EV.campaign_id.in_(campaigns),
+                EV.type == "lead",
+                EV.is_machine.is_(False),
+                EV.occurred_at > since,
+                EV.occurred_at <= now,
+                models.sendable(),
+                ~exists().where(E.sequence == sequence.name, E.subscriber_id == EV.subscriber_id),
+            )
             .group_by(EV.subscriber_id)
         )
         if sequence.exit_lead_statuses:
@@ -147,14 +155,32 @@ def enroll_new_leads(engine: Engine, settings: Settings, sequence: Sequence, now
     return added
 
 
-def _add_enrollment(session: Session, settings: Settings, sequence: Sequence, subscriber_id: int,
-                    lead_id: int | None, tz_name: str | None, now: datetime, quiet: QuietHours) -> int:
+def _add_enrollment(
+    session: Session,
+    settings: Settings,
+    sequence: Sequence,
+    subscriber_id: int,
+    lead_id: int | None,
+    tz_name: str | None,
+    now: datetime,
+    quiet: QuietHours,
+) -> int:
     due = first_due(sequence, now, zone(tz_name, settings.zone), quiet)
-    statement = (upsert_insert(session)(E)
-                 .values(sequence=sequence.name, subscriber_id=subscriber_id, lead_id=lead_id, status="active",
-                         next_step=0, next_due_at=due, enrolled_at=now, updated_at=now)
-                 .on_conflict_do_nothing(index_elements=[E.sequence, E.subscriber_id])
-                 .returning(E.id))
+    statement = (
+        upsert_insert(session)(E)
+        .values(
+            sequence=sequence.name,
+            subscriber_id=subscriber_id,
+            lead_id=lead_id,
+            status="active",
+            next_step=0,
+            next_due_at=due,
+            enrolled_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=[E.sequence, E.subscriber_id])
+        .returning(E.id)
+    )
     return 1 if session.execute(statement).first() is not None else 0
 
 
@@ -167,11 +193,14 @@ def enroll(engine: Engine, settings: Settings, sequence_name: str, email: str, n
         subscriber = _subscriber(session, email)
         sendable = session.scalar(select(models.sendable()).where(S.id == subscriber.id))
         if not sendable:
-            raise UserError(f"{subscriber.email} is {subscriber.status} or suppressed: nothing may be sent to them",
-                            where=email)
+            raise UserError(
+                f"{subscriber.email} is {subscriber.status} or suppressed: nothing may be sent to them", where=email
+            )
         lead_id = session.scalar(select(models.Lead.id).where(models.Lead.subscriber_id == subscriber.id))
         created = _add_enrollment(session, settings, sequence, subscriber.id, lead_id, subscriber.timezone, now, quiet)
-        enrollment_id = session.scalar(select(E.id).where(E.sequence == sequence.name, E.subscriber_id == subscriber.id))
+        enrollment_id = session.scalar(
+            select(E.id).where(E.sequence == sequence.name, E.subscriber_id == subscriber.id)
+        )
     assert enrollment_id is not None  # just inserted, or there before
     return int(enrollment_id), bool(created)
 
@@ -198,18 +227,25 @@ def fire_exits(engine: Engine, sequence: Sequence, now: datetime, result: TickRe
     mine = and_(E.sequence == sequence.name, E.status == "active")
     same = E.subscriber_id == S.id
     rules: list[tuple[str, ColumnElement[bool]]] = [
-        (status, exists().where(same, S.status == status)) for status in ("unsubscribed", "bounced", "complained",
-                                                                            "erased", "pending")
+        (status, exists().where(same, S.status == status))
+        for status in ("unsubscribed", "bounced", "complained", "erased", "pending")
     ]
     rules.append(("suppressed", exists().where(same, models.Suppression.email == S.email)))
-    rules += [(f"lead_{status}", exists().where(L.subscriber_id == E.subscriber_id, L.status == status))
-              for status in sequence.exit_lead_statuses]
+    rules += [
+        (f"lead_{status}", exists().where(L.subscriber_id == E.subscriber_id, L.status == status))
+        for status in sequence.exit_lead_statuses
+    ]
     with session_scope(engine) as session:
         for reason, condition in rules:
-            count = rows_changed(session, (update(E).where(mine, condition)
-                                              .values(status="exited", exit_reason=reason, next_due_at=None,
-                                                      updated_at=now)
-                                              .execution_options(synchronize_session=False)))
+            count = rows_changed(
+                session,
+                (
+                    update(E)
+                    .where(mine, condition)
+                    .values(status="exited", exit_reason=reason, next_due_at=None, updated_at=now)
+                    .execution_options(synchronize_session=False)
+                ),
+            )
             result.exit(reason, count)
         _withdraw_queued(session, sequence, now)
 
@@ -218,9 +254,12 @@ def _withdraw_queued(session: Session, sequence: Sequence, now: datetime) -> Non
     """Queued nurture rows of readers who left the sequence are never sent."""
     left = exists().where(E.sequence == sequence.name, E.subscriber_id == D.subscriber_id, E.status == "exited")
     steps = select(C.id).where(C.kind == "nurture", C.name.in_(sequence.campaign_names))
-    session.execute(update(D).where(D.status == "queued", D.campaign_id.in_(steps.scalar_subquery()), left)
-                    .values(status="suppressed", error="left the nurture sequence", updated_at=now)
-                    .execution_options(synchronize_session=False))
+    session.execute(
+        update(D)
+        .where(D.status == "queued", D.campaign_id.in_(steps.scalar_subquery()), left)
+        .values(status="suppressed", error="left the nurture sequence", updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def remove(engine: Engine, sequence_name: str, email: str, now: datetime, *, reason: str = "removed") -> bool:
@@ -231,26 +270,42 @@ def remove(engine: Engine, sequence_name: str, email: str, now: datetime, *, rea
         enrollment = session.scalar(select(E).where(E.sequence == sequence_name, E.subscriber_id == subscriber.id))
         if enrollment is None:
             raise NotFound(f"{subscriber.email} is not in the nurture sequence {sequence_name!r}", where=email)
-        changed = rows_changed(session, (update(E).where(E.id == enrollment.id, E.status == "active")
-                                            .values(status="exited", exit_reason=reason[:100], next_due_at=None,
-                                                    updated_at=now))) == 1
+        changed = (
+            rows_changed(
+                session,
+                (
+                    update(E)
+                    .where(E.id == enrollment.id, E.status == "active")
+                    .values(status="exited", exit_reason=reason[:100], next_due_at=None, updated_at=now)
+                ),
+            )
+            == 1
+        )
         names = select(C.id).where(C.kind == "nurture", C.name.startswith(f"nurture:{sequence_name}:", autoescape=True))
-        session.execute(update(D).where(D.status == "queued", D.subscriber_id == subscriber.id,
-                                        D.campaign_id.in_(names.scalar_subquery()))
-                        .values(status="suppressed", error="removed from the nurture sequence", updated_at=now)
-                        .execution_options(synchronize_session=False))
+        session.execute(
+            update(D)
+            .where(D.status == "queued", D.subscriber_id == subscriber.id, D.campaign_id.in_(names.scalar_subquery()))
+            .values(status="suppressed", error="removed from the nurture sequence", updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
     return changed
 
 
 # --- due steps ----------------------------------------------------------------------------------
 
 
-def advance_due(engine: Engine, settings: Settings, sequence: Sequence, now: datetime, quiet: QuietHours,
-                result: TickResult) -> None:
+def advance_due(
+    engine: Engine, settings: Settings, sequence: Sequence, now: datetime, quiet: QuietHours, result: TickResult
+) -> None:
     with session_scope(engine) as session:
-        due = list(session.scalars(select(E.id).where(E.sequence == sequence.name, E.status == "active",
-                                                      E.next_due_at <= now)
-                                   .order_by(E.next_due_at, E.id).limit(DUE_PER_TICK)))
+        due = list(
+            session.scalars(
+                select(E.id)
+                .where(E.sequence == sequence.name, E.status == "active", E.next_due_at <= now)
+                .order_by(E.next_due_at, E.id)
+                .limit(DUE_PER_TICK)
+            )
+        )
     if not due:
         return
     campaigns = ensure_step_campaigns(engine, settings, sequence)
@@ -265,28 +320,52 @@ def facts_for(session: Session, sequence: Sequence, campaigns: dict[int, int], s
     L = models.Lead
     lead = session.execute(select(L.status, L.score).where(L.subscriber_id == subscriber.id)).first()
     suppressed = session.scalar(select(exists().where(models.Suppression.email == subscriber.email)))
-    tags = frozenset(session.scalars(select(models.SubscriberTag.tag)
-                                     .where(models.SubscriberTag.subscriber_id == subscriber.id)))
+    tags = frozenset(
+        session.scalars(select(models.SubscriberTag.tag).where(models.SubscriberTag.subscriber_id == subscriber.id))
+    )
     step_of = {campaign_id: index for index, campaign_id in campaigns.items()}
     undoubted_click = and_(EV.type == "click", EV.data["doubt"].as_string().is_(None))
     rows = session.execute(
-        select(EV.campaign_id, EV.type).distinct()
-        .where(EV.subscriber_id == subscriber.id, EV.campaign_id.in_(list(step_of)), EV.is_machine.is_(False),
-               or_(EV.type == "open", EV.type == "cta_confirm", undoubted_click))
+        select(EV.campaign_id, EV.type)
+        .distinct()
+        .where(
+            EV.subscriber_id == subscriber.id,
+            EV.campaign_id.in_(list(step_of)),
+            EV.is_machine.is_(False),
+            or_(EV.type == "open", EV.type == "cta_confirm", undoubted_click),
+        )
     ).all()
     seen = [(step_of[c], kind) for c, kind in rows if c is not None]  # always: campaign_id.in_ above
     clicked = frozenset(step for step, kind in seen if kind in ("click", "cta_confirm"))
     opened = frozenset(step for step, kind in seen if kind == "open") | clicked  # a click implies an open
-    return Facts(subscriber_status=subscriber.status, suppressed=bool(suppressed),
-                 lead_status=lead[0] if lead else None, score=float(lead[1]) if lead else 0.0, tags=tags,
-                 opened=opened, clicked=clicked)
+    return Facts(
+        subscriber_status=subscriber.status,
+        suppressed=bool(suppressed),
+        lead_status=lead[0] if lead else None,
+        score=float(lead[1]) if lead else 0.0,
+        tags=tags,
+        opened=opened,
+        clicked=clicked,
+    )
 
 
-def _advance_one(session: Session, settings: Settings, sequence: Sequence, campaigns: dict[int, int],
-                 enrollment_id: int, now: datetime, quiet: QuietHours, result: TickResult) -> None:
+def _advance_one(
+    session: Session,
+    settings: Settings,
+    sequence: Sequence,
+    campaigns: dict[int, int],
+    enrollment_id: int,
+    now: datetime,
+    quiet: QuietHours,
+    result: TickResult,
+) -> None:
     enrollment = session.get(E, enrollment_id)
-    if enrollment is None or enrollment.status != "active" or enrollment.next_due_at is None \
-            or enrollment.next_due_at > now:
+    if (
+        enrollment is None
+        or enrollment.status != "active"
+        or enrollment.next_due_at is None
+        or enrollment.next_due_at > now
+    ):
         return  # another scheduler got here first
     index = enrollment.next_step
     at_step = and_(E.id == enrollment.id, E.status == "active", E.next_step == index)
@@ -297,11 +376,18 @@ def _advance_one(session: Session, settings: Settings, sequence: Sequence, campa
     subscriber = session.get(S, enrollment.subscriber_id)
     assert subscriber is not None  # the foreign key cascades
     tz = zone(subscriber.timezone, settings.zone)
-    decision = decide(sequence, index, enrollment.next_due_at, facts_for(session, sequence, campaigns, subscriber),
-                      now, tz, quiet)
+    decision = decide(
+        sequence, index, enrollment.next_due_at, facts_for(session, sequence, campaigns, subscriber), now, tz, quiet
+    )
     if decision.action == "exit":
-        if rows_changed(session, (update(E).where(at_step).values(status="exited", exit_reason=decision.reason,
-                                                                      next_due_at=None, updated_at=now))):
+        if rows_changed(
+            session,
+            (
+                update(E)
+                .where(at_step)
+                .values(status="exited", exit_reason=decision.reason, next_due_at=None, updated_at=now)
+            ),
+        ):
             result.exit(decision.reason or "exit")
         return
     if decision.action == "wait":
@@ -319,8 +405,12 @@ def _advance_one(session: Session, settings: Settings, sequence: Sequence, campa
         return
     send = decision.action == "send" and status != "cancelled"
     nxt, next_due = following(sequence, index, now, tz, quiet)
-    values: dict[str, object] = {"next_step": nxt, "next_due_at": next_due, "updated_at": now,
-                                 "status": "active" if next_due is not None else "completed"}
+    values: dict[str, object] = {
+        "next_step": nxt,
+        "next_due_at": next_due,
+        "updated_at": now,
+        "status": "active" if next_due is not None else "completed",
+    }
     if send:
         values["last_sent_at"] = now
     if not rows_changed(session, (update(E).where(at_step).values(**values))):
@@ -336,12 +426,16 @@ def _advance_one(session: Session, settings: Settings, sequence: Sequence, campa
 
 def _queue(session: Session, campaign_id: int, subscriber_id: int, now: datetime) -> None:
     """The ledger row; its unique (campaign, subscriber) makes a second insert a no-op."""
-    session.execute(upsert_insert(session)(D)
-                    .values(campaign_id=campaign_id, subscriber_id=subscriber_id, status="queued", attempts=0,
-                            created_at=now)
-                    .on_conflict_do_nothing(index_elements=[D.campaign_id, D.subscriber_id]))
-    session.execute(update(C).where(C.id == campaign_id, C.status.in_(RUNNABLE))
-                    .values(status="sending", status_reason=None, started_at=func.coalesce(C.started_at, now)))
+    session.execute(
+        upsert_insert(session)(D)
+        .values(campaign_id=campaign_id, subscriber_id=subscriber_id, status="queued", attempts=0, created_at=now)
+        .on_conflict_do_nothing(index_elements=[D.campaign_id, D.subscriber_id])
+    )
+    session.execute(
+        update(C)
+        .where(C.id == campaign_id, C.status.in_(RUNNABLE))
+        .values(status="sending", status_reason=None, started_at=func.coalesce(C.started_at, now))
+    )
 
 
 # --- sending ------------------------------------------------------------------------------------
@@ -351,8 +445,9 @@ def dispatch_queued(engine: Engine, settings: Settings, result: TickResult, tran
     """Send what is queued (or stuck in flight) in every nurture step campaign."""
     with session_scope(engine) as session:
         pending = exists().where(D.campaign_id == C.id, D.status.in_(("queued", "in_flight")))
-        ids = list(session.scalars(select(C.id).where(C.kind == "nurture", C.status.in_(RUNNABLE), pending)
-                                   .order_by(C.id)))
+        ids = list(
+            session.scalars(select(C.id).where(C.kind == "nurture", C.status.in_(RUNNABLE), pending).order_by(C.id))
+        )
         if ids:  # a worker may have closed a campaign while we queued: open it again
             session.execute(update(C).where(C.id.in_(ids), C.status != "sending").values(status="sending"))
     if not ids:
@@ -380,5 +475,14 @@ def dispatch_queued(engine: Engine, settings: Settings, result: TickResult, tran
             transport.close()
 
 
-__all__ = ["TickResult", "nurture_tick", "enroll", "remove", "enroll_new_leads", "fire_exits", "advance_due",
-           "dispatch_queued", "facts_for"]
+__all__ = [
+    "TickResult",
+    "nurture_tick",
+    "enroll",
+    "remove",
+    "enroll_new_leads",
+    "fire_exits",
+    "advance_due",
+    "dispatch_queued",
+    "facts_for",
+]

@@ -76,8 +76,9 @@ def wait_deadline(step: Step, due: datetime, tz: tzinfo) -> datetime:
     return add_delay(due, step.wait_up_to, tz)
 
 
-def decide(sequence: Sequence, index: int, due: datetime, facts: Facts, now: datetime, tz: tzinfo,
-           quiet: QuietHours) -> Decision:
+def decide(
+    sequence: Sequence, index: int, due: datetime, facts: Facts, now: datetime, tz: tzinfo, quiet: QuietHours
+) -> Decision:
     """The decision for step ``index``, due at ``due`` (the enrollment's ``next_due_at``), at ``now``."""
     step = sequence.steps[index]
     reason = exit_reason(sequence, facts)
@@ -99,8 +100,9 @@ def decide(sequence: Sequence, index: int, due: datetime, facts: Facts, now: dat
     return Decision("send", index)
 
 
-def following(sequence: Sequence, index: int, now: datetime, tz: tzinfo,
-              quiet: QuietHours) -> tuple[int, datetime | None]:
+def following(
+    sequence: Sequence, index: int, now: datetime, tz: tzinfo, quiet: QuietHours
+) -> tuple[int, datetime | None]:
     """After step ``index`` was sent or skipped at ``now``: (next step, when it falls due);
     ``None`` when the sequence is complete."""
     nxt = index + 1
@@ -113,5 +115,14 @@ def first_due(sequence: Sequence, enrolled_at: datetime, tz: tzinfo, quiet: Quie
     return due_at(enrolled_at, sequence.steps[0].delay, tz, quiet)
 
 
-__all__ = ["Facts", "Decision", "decide", "exit_reason", "conditions_hold", "following", "first_due",
-           "wait_deadline", "GONE_STATUSES"]
+__all__ = [
+    "Facts",
+    "Decision",
+    "decide",
+    "exit_reason",
+    "conditions_hold",
+    "following",
+    "first_due",
+    "wait_deadline",
+    "GONE_STATUSES",
+]

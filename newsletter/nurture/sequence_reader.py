@@ -151,8 +151,15 @@ class _Parser:
             if names.count(step.name) > 1:
                 raise self.doc.fail(f"steps[{step.number}].name", f"two steps are called {step.name!r}")
         reason = self.text(top.get("reason"), "reason", required=False) or None
-        return Sequence(name=name, description=description, reason=reason, entry=self.entry(top.get("entry")),
-                        exit_lead_statuses=self.exit(top.get("exit")), steps=steps, source=path)
+        return Sequence(
+            name=name,
+            description=description,
+            reason=reason,
+            entry=self.entry(top.get("entry")),
+            exit_lead_statuses=self.exit(top.get("exit")),
+            steps=steps,
+            source=path,
+        )
 
     def entry(self, value: Any) -> Entry:
         if value is None:
@@ -164,7 +171,8 @@ class _Parser:
         return Entry(
             on=self.choice(data.get("on", "cta_lead"), "entry.on", ENTRY_TRIGGERS),
             campaign_kind=self.choice(data["campaign_kind"], "entry.campaign_kind", CAMPAIGN_KINDS)
-            if data.get("campaign_kind") is not None else None,
+            if data.get("campaign_kind") is not None
+            else None,
             article=self.text(data["article"], "entry.article") if data.get("article") is not None else None,
             within=within,
         )
@@ -182,13 +190,18 @@ class _Parser:
 
     def step(self, value: Any, index: int) -> Step:
         path = f"steps[{index + 1}]"
-        data = self.mapping(value, path, ("name", "template", "subject", "preheader", "delay", "when", "if_not",
-                                          "wait_up_to", "after_wait"))
+        data = self.mapping(
+            value,
+            path,
+            ("name", "template", "subject", "preheader", "delay", "when", "if_not", "wait_up_to", "after_wait"),
+        )
         for key in ("template", "subject", "delay"):
             if key not in data:
                 raise self.doc.fail(path, f"step {index + 1} has no {key!r}")
         template = self.template(data["template"], f"{path}.template", index)
-        name = self.text(data["name"], f"{path}.name") if "name" in data else Path(template).name.removesuffix(".mjml.j2")
+        name = (
+            self.text(data["name"], f"{path}.name") if "name" in data else Path(template).name.removesuffix(".mjml.j2")
+        )
         subject = self.text(data["subject"], f"{path}.subject")
         for marker in ("{{", "{%", "{#"):
             if marker in subject or marker in str(data.get("preheader") or ""):
@@ -200,9 +213,14 @@ class _Parser:
         if when.empty and "if_not" in data:
             raise self.doc.fail(f"{path}.if_not", "if_not needs a 'when' to be about")
         return Step(
-            index=index, name=name, template=template, subject=subject,
+            index=index,
+            name=name,
+            template=template,
+            subject=subject,
             preheader=self.text(data.get("preheader"), f"{path}.preheader", required=False),
-            delay=self.delay(data["delay"], f"{path}.delay"), when=when, if_not=if_not,
+            delay=self.delay(data["delay"], f"{path}.delay"),
+            when=when,
+            if_not=if_not,
             wait_up_to=self.delay(data["wait_up_to"], f"{path}.wait_up_to") if "wait_up_to" in data else DEFAULT_WAIT,
             after_wait=self.choice(data.get("after_wait", "skip"), f"{path}.after_wait", AFTER_WAIT),
             line=self.doc.lines.get(path, 0),
@@ -216,7 +234,9 @@ class _Parser:
             twin = template.removesuffix(".mjml.j2") + ".txt.j2"
             for name in (template, twin):
                 if not (self.templates_dir / name).is_file():
-                    raise self.doc.fail(path, f"step {index + 1}: no template {name!r} in {display_path(self.templates_dir)}")
+                    raise self.doc.fail(
+                        path, f"step {index + 1}: no template {name!r} in {display_path(self.templates_dir)}"
+                    )
         return template
 
     def conditions(self, value: Any, path: str, index: int) -> Conditions:
@@ -247,8 +267,12 @@ class _Parser:
                 raise self.doc.fail(path, "the first step has no previous step")
             return index - 1
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= index:
-            raise self.doc.fail(path, f"expected 'previous' or the number of an earlier step (1 to {index})"
-                                if index else "the first step has no earlier step")
+            raise self.doc.fail(
+                path,
+                f"expected 'previous' or the number of an earlier step (1 to {index})"
+                if index
+                else "the first step has no earlier step",
+            )
         return value - 1
 
 
@@ -290,8 +314,9 @@ def sequence_files(folder: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob("*.yaml")) if p.is_file()} if folder.is_dir() else {}
 
 
-def load_sequence(name: str, audiences_dir: str | Path | None = None,
-                  templates_dir: str | Path | None = None) -> Sequence:
+def load_sequence(
+    name: str, audiences_dir: str | Path | None = None, templates_dir: str | Path | None = None
+) -> Sequence:
     """The sequence ``name`` (its file name without ``.yaml``), validated; NotFound lists the others."""
     folder = sequences_dir(audiences_dir)
     files = sequence_files(folder)
@@ -307,8 +332,9 @@ def list_sequences(audiences_dir: str | Path | None = None, templates_dir: str |
     return [parse_sequence_file(path, templates_folder(templates_dir)) for path in sequence_files(folder).values()]
 
 
-def load_all(audiences_dir: str | Path | None = None,
-             templates_dir: str | Path | None = None) -> tuple[list[Sequence], list[str]]:
+def load_all(
+    audiences_dir: str | Path | None = None, templates_dir: str | Path | None = None
+) -> tuple[list[Sequence], list[str]]:
     """Every sequence that loads, and one message per file that does not: a broken file must
     not stop the others (the scheduler calls this every few seconds)."""
     folder = sequences_dir(audiences_dir)

@@ -71,8 +71,11 @@ def parse_events(text: str | None, where: str = "--events") -> list[ScriptEvent]
         if ok and kind == "lead" and value not in LEAD_STATUSES:
             ok = False
         if not ok or match is None:
-            raise UserError(f"event {number} {raw.strip()!r}: expected dayN[@HH:MM]:WHAT with WHAT one of "
-                            f"{', '.join(SIMPLE_KINDS)}, tag=NAME, score=N, lead=STATUS", where=where)
+            raise UserError(
+                f"event {number} {raw.strip()!r}: expected dayN[@HH:MM]:WHAT with WHAT one of "
+                f"{', '.join(SIMPLE_KINDS)}, tag=NAME, score=N, lead=STATUS",
+                where=where,
+            )
         clock = time(int(match.group(2)), int(match.group(3))) if match.group(2) else None
         out.append(ScriptEvent(int(match.group(1)), clock, kind, value, raw.strip()))
     return out
@@ -120,12 +123,21 @@ class Timeline:
         return [e for e in self.entries if e.kind == "sent"]
 
     def to_dict(self) -> dict[str, object]:
-        return {"sequence": self.sequence, "timezone": self.timezone, "quiet_hours": self.quiet_hours,
-                "start": self.start.isoformat(), "end": self.end.isoformat(), "days": self.days,
-                "status": self.status, "exit_reason": self.exit_reason, "sent": len(self.sent),
-                "next_step": self.next_step, "next_due": self.next_due.isoformat() if self.next_due else None,
-                "next_due_local": self.next_due_local,
-                "entries": [e.to_dict() for e in self.entries]}
+        return {
+            "sequence": self.sequence,
+            "timezone": self.timezone,
+            "quiet_hours": self.quiet_hours,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "days": self.days,
+            "status": self.status,
+            "exit_reason": self.exit_reason,
+            "sent": len(self.sent),
+            "next_step": self.next_step,
+            "next_due": self.next_due.isoformat() if self.next_due else None,
+            "next_due_local": self.next_due_local,
+            "entries": [e.to_dict() for e in self.entries],
+        }
 
 
 class _Reader:
@@ -142,8 +154,9 @@ class _Reader:
     def score(self, now: datetime) -> float:
         if self.half_life <= 0:
             return sum(p for _, p in self.scored)
-        decayed: float = sum(p * 0.5 ** (max((now - t).total_seconds(), 0) / 86400 / self.half_life)
-                             for t, p in self.scored)  # typeshed types float ** float as Any
+        decayed: float = sum(
+            p * 0.5 ** (max((now - t).total_seconds(), 0) / 86400 / self.half_life) for t, p in self.scored
+        )  # typeshed types float ** float as Any
         return decayed
 
     def at(self, now: datetime) -> Facts:
@@ -188,9 +201,17 @@ def _event_time(event: ScriptEvent, start: datetime, tz: tzinfo) -> datetime:
     return wall(moved.astimezone(tz).date(), event.clock, tz) if event.clock else moved
 
 
-def simulate(sequence: Sequence, *, start: datetime, days: int, events: list[ScriptEvent], tz: tzinfo,
-             quiet: QuietHours, lead_points: Mapping[str, float] = DEFAULT_POINTS,
-             half_life_days: float = 14.0) -> Timeline:
+def simulate(
+    sequence: Sequence,
+    *,
+    start: datetime,
+    days: int,
+    events: list[ScriptEvent],
+    tz: tzinfo,
+    quiet: QuietHours,
+    lead_points: Mapping[str, float] = DEFAULT_POINTS,
+    half_life_days: float = 14.0,
+) -> Timeline:
     """The timeline of one lead entering ``sequence`` at ``start``, for ``days`` days; ``lead_points``
     is ``settings.point_values`` (points per kind, already parsed)."""
     if start.tzinfo is None:
@@ -204,9 +225,18 @@ def simulate(sequence: Sequence, *, start: datetime, days: int, events: list[Scr
 
     def note(at: datetime, kind: str, step: int | None = None, text: str = "") -> None:
         s = sequence.steps[step] if step is not None else None
-        timeline.entries.append(Entry(at, local_label(at, tz), (at.astimezone(tz).date() - first_day).days, kind,
-                                      s.number if s else None, s.name if s else None,
-                                      s.subject if s and kind in ("sent", "skipped", "waiting") else None, text))
+        timeline.entries.append(
+            Entry(
+                at,
+                local_label(at, tz),
+                (at.astimezone(tz).date() - first_day).days,
+                kind,
+                s.number if s else None,
+                s.name if s else None,
+                s.subject if s and kind in ("sent", "skipped", "waiting") else None,
+                text,
+            )
+        )
 
     script = sorted(((_event_time(e, start, tz), i, e) for i, e in enumerate(events)), key=lambda x: (x[0], x[1]))
     reader = _Reader(start, lead_points, half_life_days)
@@ -232,8 +262,13 @@ def simulate(sequence: Sequence, *, start: datetime, days: int, events: list[Scr
             return _stop(timeline, note, now, "exited", decision.reason or "exit", index)
         if decision.action == "wait":
             if not waiting:
-                note(now, "waiting", index, f"{decision.reason}; waits up to {sequence.steps[index].wait_up_to} "
-                                            f"(until {_short(decision.until, tz)})")
+                note(
+                    now,
+                    "waiting",
+                    index,
+                    f"{decision.reason}; waits up to {sequence.steps[index].wait_up_to} "
+                    f"(until {_short(decision.until, tz)})",
+                )
             waiting, check = True, decision.until or now
             continue
         if decision.action == "defer":
@@ -256,8 +291,9 @@ class _Note(Protocol):
     def __call__(self, at: datetime, kind: str, step: int | None = None, text: str = "") -> None: ...
 
 
-def _done(sequence: Sequence, decision: Decision, reader: _Reader, note: _Note, now: datetime, tz: tzinfo,
-          quiet: QuietHours) -> tuple[int, datetime | None]:
+def _done(
+    sequence: Sequence, decision: Decision, reader: _Reader, note: _Note, now: datetime, tz: tzinfo, quiet: QuietHours
+) -> tuple[int, datetime | None]:
     """Note the step sent or skipped; (next step, when it falls due, None when the sequence is done)."""
     if decision.action == "send":
         reader.last_sent = decision.step
@@ -267,8 +303,9 @@ def _done(sequence: Sequence, decision: Decision, reader: _Reader, note: _Note, 
     return following(sequence, decision.step, now, tz, quiet)
 
 
-def _stop(timeline: Timeline, note: _Note, at: datetime, status: str, reason: str | None,
-          step: int | None = None) -> Timeline:
+def _stop(
+    timeline: Timeline, note: _Note, at: datetime, status: str, reason: str | None, step: int | None = None
+) -> Timeline:
     if status == "completed":
         note(at, "completed", text="sequence complete")
     else:

@@ -56,41 +56,72 @@ def sequence_status(engine: Engine, settings: Settings, name: str) -> dict[str, 
     counts = _counts(engine).get(name, {"active": 0, "completed": 0, "exited": 0})
     with session_scope(engine) as session:
         campaigns = find_step_campaigns(session, sequence)
-        exits = dict(session.execute(select(E.exit_reason, func.count()).where(E.sequence == name, E.status == "exited")
-                                     .group_by(E.exit_reason)).all())
-        at_step = dict(session.execute(select(E.next_step, func.count()).where(E.sequence == name, E.status == "active")
-                                       .group_by(E.next_step)).all())
+        exits = dict(
+            session.execute(
+                select(E.exit_reason, func.count())
+                .where(E.sequence == name, E.status == "exited")
+                .group_by(E.exit_reason)
+            ).all()
+        )
+        at_step = dict(
+            session.execute(
+                select(E.next_step, func.count()).where(E.sequence == name, E.status == "active").group_by(E.next_step)
+            ).all()
+        )
         next_due = session.scalar(select(func.min(E.next_due_at)).where(E.sequence == name, E.status == "active"))
         ledger: dict[int, dict[str, int]] = {}
         human: dict[tuple[int, str], int] = {}
         ids = list(campaigns.values())
         if ids:
             for campaign_id, status, count in session.execute(
-                    select(D.campaign_id, D.status, func.count()).where(D.campaign_id.in_(ids))
-                    .group_by(D.campaign_id, D.status)):
+                select(D.campaign_id, D.status, func.count())
+                .where(D.campaign_id.in_(ids))
+                .group_by(D.campaign_id, D.status)
+            ):
                 ledger.setdefault(campaign_id, {})[status] = count
             for event_campaign_id, kind, count in session.execute(
-                    select(EV.campaign_id, EV.type, func.count(distinct(EV.subscriber_id)))
-                    .where(EV.campaign_id.in_(ids), EV.is_machine.is_(False), EV.type.in_(("open", "click")))
-                    .group_by(EV.campaign_id, EV.type)):
+                select(EV.campaign_id, EV.type, func.count(distinct(EV.subscriber_id)))
+                .where(EV.campaign_id.in_(ids), EV.is_machine.is_(False), EV.type.in_(("open", "click")))
+                .group_by(EV.campaign_id, EV.type)
+            ):
                 if event_campaign_id is not None:  # always: campaign_id.in_ above
                     human[(event_campaign_id, kind)] = count
     steps = []
     for step in sequence.steps:
         cid = campaigns.get(step.index)
         rows = ledger.get(cid or -1, {})
-        steps.append({
-            "step": step.number, "name": step.name, "subject": step.subject, "delay": str(step.delay),
-            "when": step.when.describe() or None, "if_not": step.if_not if not step.when.empty else None,
-            "campaign_id": cid, "waiting_here": at_step.get(step.index, 0),
-            "sent": rows.get("sent", 0), "queued": rows.get("queued", 0) + rows.get("in_flight", 0),
-            "failed": rows.get("failed", 0), "ambiguous": rows.get("ambiguous", 0),
-            "suppressed": rows.get("suppressed", 0),
-            "human_opens": human.get((cid or -1, "open"), 0), "human_clicks": human.get((cid or -1, "click"), 0),
-        })
-    return {"name": sequence.name, "description": sequence.description, "quiet_hours": str(settings.quiet),
-            "entry": {"on": sequence.entry.on, "campaign_kind": sequence.entry.campaign_kind,
-                      "article": sequence.entry.article, "within": str(sequence.entry.within)},
-            "exit_lead_statuses": list(sequence.exit_lead_statuses), **counts,
-            "exits": {str(k): v for k, v in exits.items()},
-            "next_due_at": next_due.isoformat() if next_due else None, "steps": steps}
+        steps.append(
+            {
+                "step": step.number,
+                "name": step.name,
+                "subject": step.subject,
+                "delay": str(step.delay),
+                "when": step.when.describe() or None,
+                "if_not": step.if_not if not step.when.empty else None,
+                "campaign_id": cid,
+                "waiting_here": at_step.get(step.index, 0),
+                "sent": rows.get("sent", 0),
+                "queued": rows.get("queued", 0) + rows.get("in_flight", 0),
+                "failed": rows.get("failed", 0),
+                "ambiguous": rows.get("ambiguous", 0),
+                "suppressed": rows.get("suppressed", 0),
+                "human_opens": human.get((cid or -1, "open"), 0),
+                "human_clicks": human.get((cid or -1, "click"), 0),
+            }
+        )
+    return {
+        "name": sequence.name,
+        "description": sequence.description,
+        "quiet_hours": str(settings.quiet),
+        "entry": {
+            "on": sequence.entry.on,
+            "campaign_kind": sequence.entry.campaign_kind,
+            "article": sequence.entry.article,
+            "within": str(sequence.entry.within),
+        },
+        "exit_lead_statuses": list(sequence.exit_lead_statuses),
+        **counts,
+        "exits": {str(k): v for k, v in exits.items()},
+        "next_due_at": next_due.isoformat() if next_due else None,
+        "steps": steps,
+    }

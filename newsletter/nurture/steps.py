@@ -39,9 +39,11 @@ def step_segment(sequence: Sequence) -> str:
 def find_step_campaigns(session: Session, sequence: Sequence) -> dict[int, int]:
     """{step index: campaign id} for the steps whose campaign exists (oldest row wins)."""
     names = sequence.campaign_names
-    rows = session.execute(select(models.Campaign.id, models.Campaign.name)
-                           .where(models.Campaign.kind == "nurture", models.Campaign.name.in_(names))
-                           .order_by(models.Campaign.id)).all()
+    rows = session.execute(
+        select(models.Campaign.id, models.Campaign.name)
+        .where(models.Campaign.kind == "nurture", models.Campaign.name.in_(names))
+        .order_by(models.Campaign.id)
+    ).all()
     found: dict[int, int] = {}
     for campaign_id, name in rows:
         found.setdefault(names.index(name), campaign_id)
@@ -90,24 +92,43 @@ def render_step(settings: Settings, sequence: Sequence, step: Step, article: Art
         brand = brand_from_settings(settings)
         if sequence.reason:
             brand = replace(brand, reason=sequence.reason)
-        return render_campaign(article, brand, subject=step.subject,
-                               preheader=step.preheader, template=step.template, templates_dir=templates_dir)
+        return render_campaign(
+            article,
+            brand,
+            subject=step.subject,
+            preheader=step.preheader,
+            template=step.template,
+            templates_dir=templates_dir,
+        )
     except UserError as error:
-        raise UserError(f"{sequence.name} step {step.number} ({step.name}): {error.message}",
-                        where=error.where) from None
+        raise UserError(
+            f"{sequence.name} step {step.number} ({step.name}): {error.message}", where=error.where
+        ) from None
 
 
-def _create(session: Session, settings: Settings, sequence: Sequence, step: Step, article: Article,
-            article_id: int | None) -> int:
+def _create(
+    session: Session, settings: Settings, sequence: Sequence, step: Step, article: Article, article_id: int | None
+) -> int:
     rendered = render_step(settings, sequence, step, article)
     campaign = models.Campaign(
-        kind="nurture", article_id=article_id, name=sequence.campaign_name(step.index), subject=rendered.subject,
-        preheader=rendered.preheader, segment=step_segment(sequence), template=step.template, status="draft",
-        html=rendered.html, text=rendered.text,
+        kind="nurture",
+        article_id=article_id,
+        name=sequence.campaign_name(step.index),
+        subject=rendered.subject,
+        preheader=rendered.preheader,
+        segment=step_segment(sequence),
+        template=step.template,
+        status="draft",
+        html=rendered.html,
+        text=rendered.text,
     )
     session.add(campaign)
     session.flush()
-    session.add_all(models.CampaignLink(campaign_id=campaign.id, position=link.position, url=link.url,
-                                        label=link.label, kind=link.kind) for link in rendered.links)
+    session.add_all(
+        models.CampaignLink(
+            campaign_id=campaign.id, position=link.position, url=link.url, label=link.label, kind=link.kind
+        )
+        for link in rendered.links
+    )
     session.flush()
     return campaign.id

@@ -25,6 +25,14 @@ from newsletter.preflight.spam import SPAMD_HOST_ENV
 CHECK_NAMES: tuple[str, ...] = tuple(TITLES)
 
 __all__ = [
-    "CHECK_NAMES", "Check", "CheckContext", "PreflightReport", "SPAMD_HOST_ENV", "campaign_context",
-    "check_message", "ensure_preflight_passes", "preflight_command", "run_preflight",
+    "CHECK_NAMES",
+    "Check",
+    "CheckContext",
+    "PreflightReport",
+    "SPAMD_HOST_ENV",
+    "campaign_context",
+    "check_message",
+    "ensure_preflight_passes",
+    "preflight_command",
+    "run_preflight",
 ]

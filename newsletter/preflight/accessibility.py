@@ -46,8 +46,17 @@ def contrast_problems(scan: Scan) -> tuple[list[dict[str, object]], list[dict[st
         key = (fg, bg, minimum)
         if ratio < minimum and key not in seen:
             seen.add(key)
-            low.append({"text": _short(run.text), "colour": fg, "background": bg, "ratio": round(ratio, 2),
-                        "minimum": minimum, "font_px": round(run.font_px, 1), "element": run.path})
+            low.append(
+                {
+                    "text": _short(run.text),
+                    "colour": fg,
+                    "background": bg,
+                    "ratio": round(ratio, 2),
+                    "minimum": minimum,
+                    "font_px": round(run.font_px, 1),
+                    "element": run.path,
+                }
+            )
     return low, unreadable, lowest
 
 
@@ -61,24 +70,36 @@ def check(msg: ParsedMessage, ctx: CheckContext) -> Check:
     lang = (scan.html_attrs or {}).get("lang", "").strip()
     details["lang"] = lang or None
     if not lang:
-        problems.append(("the document has no lang attribute, so screen readers guess the language",
-                         'set <mjml lang="en"> in the campaign template (templates/*.mjml.j2)'))
+        problems.append(
+            (
+                "the document has no lang attribute, so screen readers guess the language",
+                'set <mjml lang="en"> in the campaign template (templates/*.mjml.j2)',
+            )
+        )
 
     no_alt = [attrs.get("src", "?") for attrs, _hidden in scan.images if "alt" not in attrs]
     details["images"] = len(scan.images)
     details["images_without_alt"] = no_alt
     if no_alt:
-        problems.append((f"{len(no_alt)} image(s) without alt text: {', '.join(_short(s, 80) for s in no_alt[:3])}",
-                         'give every image an alt text; a decorative one alt="" (in the article or the template)'))
+        problems.append(
+            (
+                f"{len(no_alt)} image(s) without alt text: {', '.join(_short(s, 80) for s in no_alt[:3])}",
+                'give every image an alt text; a decorative one alt="" (in the article or the template)',
+            )
+        )
 
     layout = [attrs for attrs, is_data in scan.tables if not is_data]
     unmarked = [attrs for attrs in layout if attrs.get("role", "").strip().lower() not in ("presentation", "none")]
     details["layout_tables"] = len(layout)
     details["layout_tables_without_role"] = len(unmarked)
     if unmarked:
-        problems.append((f"{len(unmarked)} layout table(s) without role=\"presentation\": screen readers announce "
-                         "rows and columns that are not there",
-                         'add role="presentation" to layout tables (MJML does this; check <mj-raw> and article HTML)'))
+        problems.append(
+            (
+                f'{len(unmarked)} layout table(s) without role="presentation": screen readers announce '
+                "rows and columns that are not there",
+                'add role="presentation" to layout tables (MJML does this; check <mj-raw> and article HTML)',
+            )
+        )
 
     low, unreadable, lowest = contrast_problems(scan)
     details["lowest_contrast"] = round(lowest, 2) if lowest is not None else None
@@ -86,15 +107,26 @@ def check(msg: ParsedMessage, ctx: CheckContext) -> Check:
     details["unreadable_colours"] = unreadable
     if low:
         worst = min(low, key=lambda item: cast(float, item["ratio"]))
-        problems.append((f"{len(low)} text colour(s) below WCAG AA contrast; worst {worst['ratio']}:1 "
-                         f"({worst['colour']} on {worst['background']}, \"{worst['text']}\", needs {worst['minimum']}:1)",
-                         "darken the text or lighten its background (newsletter/render/theme.py holds the palette)"))
+        problems.append(
+            (
+                f"{len(low)} text colour(s) below WCAG AA contrast; worst {worst['ratio']}:1 "
+                f'({worst["colour"]} on {worst["background"]}, "{worst["text"]}", needs {worst["minimum"]}:1)',
+                "darken the text or lighten its background (newsletter/render/theme.py holds the palette)",
+            )
+        )
 
     if verdict := failed_on("accessibility", problems, details):
         return verdict
-    reason = (f"lang=\"{lang}\", {len(scan.images)} image(s) with alt text, {len(layout)} layout table(s) "
-              f"role=\"presentation\", lowest text contrast {details['lowest_contrast']}:1")
+    reason = (
+        f'lang="{lang}", {len(scan.images)} image(s) with alt text, {len(layout)} layout table(s) '
+        f'role="presentation", lowest text contrast {details["lowest_contrast"]}:1'
+    )
     if unreadable:
-        return Check("accessibility", "warn", reason + f"; {len(unreadable)} text colour(s) could not be read",
-                     "use #rrggbb colours so contrast can be checked", details)
+        return Check(
+            "accessibility",
+            "warn",
+            reason + f"; {len(unreadable)} text colour(s) could not be read",
+            "use #rrggbb colours so contrast can be checked",
+            details,
+        )
     return Check("accessibility", "pass", reason, "", details)

@@ -26,9 +26,17 @@ DEBIAN_PACKAGE = "chromium"
 
 #: Flags that work headless in containers and CI (no sandbox, no GPU, nothing phoning home).
 FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-extensions", "--disable-sync",
-    "--disable-default-apps", "--hide-scrollbars", "--mute-audio",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-extensions",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--hide-scrollbars",
+    "--mute-audio",
     # Nothing resolves, so nothing is fetched: a preflight never "opens" its own email.
     "--host-resolver-rules=MAP * ~NOTFOUND",
 )
@@ -71,10 +79,23 @@ class Browser:
         from_browser_r, from_browser_w = os.pipe()
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", _TRAMPOLINE, str(to_browser_r), str(from_browser_w), binary, *flags,
-                 f"--user-data-dir={self._profile.name}", "--remote-debugging-pipe", "about:blank"],
-                pass_fds=(to_browser_r, from_browser_w), stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                [
+                    sys.executable,
+                    "-c",
+                    _TRAMPOLINE,
+                    str(to_browser_r),
+                    str(from_browser_w),
+                    binary,
+                    *flags,
+                    f"--user-data-dir={self._profile.name}",
+                    "--remote-debugging-pipe",
+                    "about:blank",
+                ],
+                pass_fds=(to_browser_r, from_browser_w),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         except OSError as exc:
             for fd in (to_browser_r, self._to_browser, from_browser_r, from_browser_w):
                 os.close(fd)
@@ -139,8 +160,9 @@ class Browser:
         client runs them; our own ``Runtime.evaluate`` still works). ``offline=False`` keeps
         both, for browsing a web page (the web app's tests, against their own local server)."""
         target = self.call("Target.createTarget", browser_level=True, url="about:blank")["targetId"]
-        self._session = self.call("Target.attachToTarget", browser_level=True, targetId=target,
-                                  flatten=True)["sessionId"]
+        self._session = self.call("Target.attachToTarget", browser_level=True, targetId=target, flatten=True)[
+            "sessionId"
+        ]
         if not offline:
             return
         self.call("Network.enable")
@@ -172,8 +194,12 @@ class Browser:
         import base64
 
         height = int(self.evaluate("Math.ceil(document.scrollingElement.scrollHeight)") or 1)
-        shot = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
-                         clip={"x": 0, "y": 0, "width": width, "height": min(height, 16000), "scale": 1})
+        shot = self.call(
+            "Page.captureScreenshot",
+            format="png",
+            captureBeyondViewport=True,
+            clip={"x": 0, "y": 0, "width": width, "height": min(height, 16000), "scale": 1},
+        )
         return base64.b64decode(shot["data"])
 
     # --- lifetime ------------------------------------------------------------------------

@@ -40,32 +40,52 @@ def check(msg: ParsedMessage, ctx: CheckContext) -> Check:
     # Postal address (CAN-SPAM: a valid physical postal address).
     address = _normalise(ctx.postal_address or "")
     if not address:
-        problems.append(("no postal address is configured, and CAN-SPAM requires one in every message",
-                         "set NEWSLETTER_POSTAL_ADDRESS"))
+        problems.append(
+            (
+                "no postal address is configured, and CAN-SPAM requires one in every message",
+                "set NEWSLETTER_POSTAL_ADDRESS",
+            )
+        )
     else:
         missing = [name for name, content in parts if address not in content]
         if missing:
-            problems.append((f"the postal address ({ctx.postal_address}) is missing from the {' and '.join(missing)} "
-                             f"part{'s' if len(missing) > 1 else ''}",
-                             "keep {{ brand.postal_address }} in templates/partials/footer.mjml.j2 and the text template"))
+            problems.append(
+                (
+                    f"the postal address ({ctx.postal_address}) is missing from the {' and '.join(missing)} "
+                    f"part{'s' if len(missing) > 1 else ''}",
+                    "keep {{ brand.postal_address }} in templates/partials/footer.mjml.j2 and the text template",
+                )
+            )
 
     # A visible unsubscribe link in the HTML and the unsubscribe URL in the text.
     unsubscribe_prefix = f"{ctx.public_base}/u/"
     if scan is not None and msg.has_html_part:
-        links = [a for a in scan.anchors if a.href and (a.href.startswith(unsubscribe_prefix)
-                                                       or "unsubscribe" in a.href.lower())]
+        links = [
+            a
+            for a in scan.anchors
+            if a.href and (a.href.startswith(unsubscribe_prefix) or "unsubscribe" in a.href.lower())
+        ]
         visible = [a for a in links if not a.hidden and a.text.strip()]
         details["html_unsubscribe_links"] = [{"href": a.href, "text": a.text, "hidden": a.hidden} for a in links]
         if not visible:
-            problems.append(("the HTML part has no visible unsubscribe link" if not links
-                             else "the HTML part's unsubscribe link is hidden or has no text",
-                             "keep the Unsubscribe link ({{ unsubscribe_url }}) in templates/partials/footer.mjml.j2"))
+            problems.append(
+                (
+                    "the HTML part has no visible unsubscribe link"
+                    if not links
+                    else "the HTML part's unsubscribe link is hidden or has no text",
+                    "keep the Unsubscribe link ({{ unsubscribe_url }}) in templates/partials/footer.mjml.j2",
+                )
+            )
     if msg.has_text_part:
         urls = re.findall(re.escape(unsubscribe_prefix) + r"\S+", msg.text)
         details["text_unsubscribe_urls"] = urls
         if not urls or "unsubscribe" not in text:
-            problems.append(("the text part has no unsubscribe link",
-                             "keep \"Unsubscribe: {{ unsubscribe_url }}\" in the text template (templates/*.txt.j2)"))
+            problems.append(
+                (
+                    "the text part has no unsubscribe link",
+                    'keep "Unsubscribe: {{ unsubscribe_url }}" in the text template (templates/*.txt.j2)',
+                )
+            )
 
     # The sender identified: a From display name and the sender's name in the body.
     senders = getaddresses([str(msg.message.get("From", "") or "")])
@@ -77,8 +97,12 @@ def check(msg: ParsedMessage, ctx: CheckContext) -> Check:
     if brand:
         unnamed = [name for name, content in parts if brand not in content]
         if unnamed:
-            problems.append((f"the sender ({ctx.brand_name or from_name}) is not named in the "
-                             f"{' and '.join(unnamed)} part", "keep {{ brand.brand_name }} in the header or footer partial"))
+            problems.append(
+                (
+                    f"the sender ({ctx.brand_name or from_name}) is not named in the {' and '.join(unnamed)} part",
+                    "keep {{ brand.brand_name }} in the header or footer partial",
+                )
+            )
 
     # Nothing unrendered: Jinja markup, %%placeholders%%, merge tags.
     subject = str(msg.message.get("Subject", "") or "")
@@ -87,12 +111,21 @@ def check(msg: ParsedMessage, ctx: CheckContext) -> Check:
     for name, content in (("subject", subject), ("HTML", html_without_css), ("text", msg.text)):
         found = leftovers(content)
         if found:
-            problems.append((f"unrendered markup in the {name}: {', '.join(found[:5])}",
-                             "fix the template or article text that produced it; the only placeholders are "
-                             + ", ".join(PLACEHOLDERS)))
+            problems.append(
+                (
+                    f"unrendered markup in the {name}: {', '.join(found[:5])}",
+                    "fix the template or article text that produced it; the only placeholders are "
+                    + ", ".join(PLACEHOLDERS),
+                )
+            )
 
     if verdict := failed_on("compliance", problems, details):
         return verdict
     both = " and ".join(name for name, _ in parts) + (" parts" if len(parts) > 1 else " part")
-    return Check("compliance", "pass", f"postal address, a visible unsubscribe link and the sender's name in the {both}; "
-                 "nothing left unrendered", "", details)
+    return Check(
+        "compliance",
+        "pass",
+        f"postal address, a visible unsubscribe link and the sender's name in the {both}; nothing left unrendered",
+        "",
+        details,
+    )

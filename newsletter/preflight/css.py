@@ -13,21 +13,65 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Colour", "Rule", "background_colour", "colour_hex", "font_size_px", "parse_colour", "parse_declarations",
-           "parse_stylesheet"]
+__all__ = [
+    "Colour",
+    "Rule",
+    "background_colour",
+    "colour_hex",
+    "font_size_px",
+    "parse_colour",
+    "parse_declarations",
+    "parse_stylesheet",
+]
 
 # The CSS named colours an email is likely to use; others are reported as unreadable.
 NAMED = {
-    "black": "000000", "white": "ffffff", "red": "ff0000", "green": "008000", "blue": "0000ff",
-    "yellow": "ffff00", "gray": "808080", "grey": "808080", "silver": "c0c0c0", "maroon": "800000",
-    "navy": "000080", "purple": "800080", "teal": "008080", "olive": "808000", "lime": "00ff00",
-    "aqua": "00ffff", "cyan": "00ffff", "fuchsia": "ff00ff", "magenta": "ff00ff", "orange": "ffa500",
-    "darkgray": "a9a9a9", "darkgrey": "a9a9a9", "lightgray": "d3d3d3", "lightgrey": "d3d3d3",
-    "dimgray": "696969", "dimgrey": "696969", "gainsboro": "dcdcdc", "whitesmoke": "f5f5f5",
-    "darkgreen": "006400", "darkblue": "00008b", "darkred": "8b0000", "beige": "f5f5dc",
-    "ivory": "fffff0", "snow": "fffafa", "linen": "faf0e6", "ghostwhite": "f8f8ff", "seashell": "fff5ee",
-    "floralwhite": "fffaf0", "oldlace": "fdf5e6", "antiquewhite": "faebd7", "wheat": "f5deb3",
-    "tan": "d2b48c", "brown": "a52a2a", "pink": "ffc0cb", "gold": "ffd700", "lightyellow": "ffffe0",
+    "black": "000000",
+    "white": "ffffff",
+    "red": "ff0000",
+    "green": "008000",
+    "blue": "0000ff",
+    "yellow": "ffff00",
+    "gray": "808080",
+    "grey": "808080",
+    "silver": "c0c0c0",
+    "maroon": "800000",
+    "navy": "000080",
+    "purple": "800080",
+    "teal": "008080",
+    "olive": "808000",
+    "lime": "00ff00",
+    "aqua": "00ffff",
+    "cyan": "00ffff",
+    "fuchsia": "ff00ff",
+    "magenta": "ff00ff",
+    "orange": "ffa500",
+    "darkgray": "a9a9a9",
+    "darkgrey": "a9a9a9",
+    "lightgray": "d3d3d3",
+    "lightgrey": "d3d3d3",
+    "dimgray": "696969",
+    "dimgrey": "696969",
+    "gainsboro": "dcdcdc",
+    "whitesmoke": "f5f5f5",
+    "darkgreen": "006400",
+    "darkblue": "00008b",
+    "darkred": "8b0000",
+    "beige": "f5f5dc",
+    "ivory": "fffff0",
+    "snow": "fffafa",
+    "linen": "faf0e6",
+    "ghostwhite": "f8f8ff",
+    "seashell": "fff5ee",
+    "floralwhite": "fffaf0",
+    "oldlace": "fdf5e6",
+    "antiquewhite": "faebd7",
+    "wheat": "f5deb3",
+    "tan": "d2b48c",
+    "brown": "a52a2a",
+    "pink": "ffc0cb",
+    "gold": "ffd700",
+    "lightyellow": "ffffe0",
 }
 
 Colour = tuple[int, int, int]
@@ -51,7 +95,9 @@ def parse_colour(value: str | None) -> Colour | None | str:
         else:
             return value
         return int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16)
-    match = re.fullmatch(r"rgba?\(\s*([\d.]+)%?\s*[, ]\s*([\d.]+)%?\s*[, ]\s*([\d.]+)%?\s*(?:[,/]\s*([\d.]+%?)\s*)?\)", value)
+    match = re.fullmatch(
+        r"rgba?\(\s*([\d.]+)%?\s*[, ]\s*([\d.]+)%?\s*[, ]\s*([\d.]+)%?\s*(?:[,/]\s*([\d.]+%?)\s*)?\)", value
+    )
     if match:
         alpha = match.group(4)
         if alpha is not None and float(alpha.rstrip("%")) == 0:
@@ -104,11 +150,17 @@ def font_size_px(value: str, parent_px: float) -> float | None:
         named = {"xx-small": 9, "x-small": 10, "small": 13, "medium": 16, "large": 18, "x-large": 24, "xx-large": 32}
         return float(named[value.strip().lower()]) if value.strip().lower() in named else None
     number, unit = float(match.group(1)), match.group(2) or "px"
-    return {"px": number, "pt": number * 4 / 3, "em": number * parent_px, "rem": number * 16,
-            "%": number * parent_px / 100}[unit]
+    return {
+        "px": number,
+        "pt": number * 4 / 3,
+        "em": number * parent_px,
+        "rem": number * 16,
+        "%": number * parent_px / 100,
+    }[unit]
 
 
 # --- the <style> block: simple selectors only ----------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Rule:

@@ -30,8 +30,15 @@ def forced_record(operator: str, failed: list[str], when: datetime | None = None
     return operator + tail
 
 
-def ensure_preflight_passes(session: Session, settings: Settings, campaign_id: int, *, force: bool, operator: str,
-                            screenshots_dir: Path | None = None) -> PreflightReport:
+def ensure_preflight_passes(
+    session: Session,
+    settings: Settings,
+    campaign_id: int,
+    *,
+    force: bool,
+    operator: str,
+    screenshots_dir: Path | None = None,
+) -> PreflightReport:
     """Run the preflight; raise UserError naming each failed check unless ``force``.
 
     With ``force`` and failures, records ``Campaign.forced_by`` (who, when, which checks) in
@@ -48,9 +55,12 @@ def ensure_preflight_passes(session: Session, settings: Settings, campaign_id: i
             raise UserError(check.reason + ("; --force does not override this" if force else ""))
     if not force:
         listed = "; ".join(f"{check.name}: {check.reason}" for check in failed)
-        raise UserError(f"preflight failed ({len(failed)} check{'s' if len(failed) > 1 else ''}): {listed}. "
-                        f"See `newsletter campaign preflight {campaign_id}`; fix them, or override with --force "
-                        "(recorded on the campaign)", where=f"campaign {campaign_id}")
+        raise UserError(
+            f"preflight failed ({len(failed)} check{'s' if len(failed) > 1 else ''}): {listed}. "
+            f"See `newsletter campaign preflight {campaign_id}`; fix them, or override with --force "
+            "(recorded on the campaign)",
+            where=f"campaign {campaign_id}",
+        )
     campaign = get_campaign(session, campaign_id)
     campaign.forced_by = forced_record(operator, [check.name for check in failed])
     session.flush()

@@ -39,6 +39,7 @@ DEFAULT_LINK_COLOUR = (0, 0, 238)  # #0000ee: browsers do not let links inherit 
 
 # --- the scan ------------------------------------------------------------------------------------
 
+
 @dataclass
 class Element:
     tag: str
@@ -169,8 +170,14 @@ class _Scanner(HTMLParser):
         opacity = decls.get("opacity", ("1", False))[0].strip()
         max_height = decls.get("max-height", ("", False))[0].strip().lower()
         overflow = decls.get("overflow", ("", False))[0].strip().lower()
-        hidden = bool(parent and parent.hidden) or display == "none" or visibility == "hidden" \
-            or "hidden" in attrs or _is_zero(opacity) or (_is_zero(max_height) and overflow == "hidden")
+        hidden = (
+            bool(parent and parent.hidden)
+            or display == "none"
+            or visibility == "hidden"
+            or "hidden" in attrs
+            or _is_zero(opacity)
+            or (_is_zero(max_height) and overflow == "hidden")
+        )
         self.count += 1
         return Element(tag, attrs, colour, source, background, font_px, bold, hidden, self.count, parent)
 
@@ -256,8 +263,11 @@ class _Scanner(HTMLParser):
             if not self.scan.hidden_texts and self.hidden_block is None and not tiny:
                 self.scan.first_visible_before_hidden = True
             path = " > ".join(e.tag for e in self.stack[-4:])
-            self.scan.runs.append(TextRun(data, element.colour, element.background, element.font_px, element.bold,
-                                          tiny, element.tag, path))
+            self.scan.runs.append(
+                TextRun(
+                    data, element.colour, element.background, element.font_px, element.bold, tiny, element.tag, path
+                )
+            )
 
 
 def _is_zero(value: str) -> bool:

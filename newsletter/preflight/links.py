@@ -71,9 +71,8 @@ def check(msg: ParsedMessage, ctx: CheckContext) -> Check:
             "not absolute": "use absolute https URLs in the article and the template",
             "not https": "use https URLs; for tracking links set NEWSLETTER_PUBLIC_URL to your https tracking domain",
             "not click-tracked": "send links through track() / |linked in the template (newsletter/render/links.py) "
-                                 "so they are registered; only the footer's /u/ /p/ /w/ links go untracked",
-            "tracked to an unregistered position (a 404 for the reader)":
-                "re-create the campaign so its links are registered again (campaign create)",
+            "so they are registered; only the footer's /u/ /p/ /w/ links go untracked",
+            "tracked to an unregistered position (a 404 for the reader)": "re-create the campaign so its links are registered again (campaign create)",
         }[what]
         problems.append((f"{len(urls)} link(s) {what}: {', '.join(urls[:3])}", hint))
     details["links_with_problems"] = bad
@@ -88,18 +87,30 @@ def check(msg: ParsedMessage, ctx: CheckContext) -> Check:
             present = bool(tracked_positions[part] & cta_positions)
         elif ctx.cta_label:
             label = ctx.cta_label.casefold()
-            present = any(label in text.casefold() for _url, text in links) if part == "HTML" \
+            present = (
+                any(label in text.casefold() for _url, text in links)
+                if part == "HTML"
                 else label in msg.text.casefold()
+            )
         else:
             present = True  # nothing to look for: not a campaign
         if not present:
-            problems.append((f"the call to action ({ctx.cta_label or 'cta'}) is missing from the {part} part",
-                             "keep the CTA partial (templates/partials/cta.mjml.j2) and its line in the text template"))
+            problems.append(
+                (
+                    f"the call to action ({ctx.cta_label or 'cta'}) is missing from the {part} part",
+                    "keep the CTA partial (templates/partials/cta.mjml.j2) and its line in the text template",
+                )
+            )
     details["cta_positions"] = sorted(cta_positions)
 
     if verdict := failed_on("links", problems, details):
         return verdict
     counted = len(tracked_positions["HTML"] | tracked_positions["text"])
-    return Check("links", "pass", f"{len(html_links)} HTML and {len(text_links)} text link(s), all absolute https or "
-                 f"mailto; {counted} registered tracked link(s), footer links untracked; the CTA is present",
-                 "", details)
+    return Check(
+        "links",
+        "pass",
+        f"{len(html_links)} HTML and {len(text_links)} text link(s), all absolute https or "
+        f"mailto; {counted} registered tracked link(s), footer links untracked; the CTA is present",
+        "",
+        details,
+    )

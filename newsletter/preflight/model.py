@@ -61,8 +61,9 @@ def failed_on(name: str, problems: list[tuple[str, str]], details: dict[str, Any
 def failing(name: str, problems: list[tuple[str, str]], details: dict[str, Any]) -> Check:
     """The failing verdict for ``problems``, (what was found, where to fix it) pairs: every problem
     in the reason, each hint once (several problems often share one fix)."""
-    return Check(name, "fail", "; ".join(p for p, _ in problems), "; ".join(dict.fromkeys(h for _, h in problems)),
-                 details)
+    return Check(
+        name, "fail", "; ".join(p for p, _ in problems), "; ".join(dict.fromkeys(h for _, h in problems)), details
+    )
 
 
 @dataclass(frozen=True)
@@ -155,9 +156,15 @@ class ParsedMessage:
             html = _content(html_part)
         if text is None:
             text = _content(text_part)
-        return cls(eml=eml, message=message, html=html, text=text, has_html_part=html_part is not None,
-                   has_text_part=text_part is not None and bool(text.strip()),
-                   empty_text_part=text_part is not None and not text.strip())
+        return cls(
+            eml=eml,
+            message=message,
+            html=html,
+            text=text,
+            has_html_part=html_part is not None,
+            has_text_part=text_part is not None and bool(text.strip()),
+            empty_text_part=text_part is not None and not text.strip(),
+        )
 
 
 def _first_part(message: EmailMessage, subtype: str) -> EmailMessage | None:

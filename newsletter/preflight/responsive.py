@@ -76,16 +76,25 @@ MEASURE_JS = r"""
 def check(msg: ParsedMessage, ctx: CheckContext) -> Check:
     binary = chromium.find_chromium()
     if binary is None:
-        return Check("responsive", "warn", "headless Chromium is not installed: the layout was not rendered",
-                     f"install the Debian package {chromium.DEBIAN_PACKAGE} (apt-get install {chromium.DEBIAN_PACKAGE})",
-                     {"installed": False})
+        return Check(
+            "responsive",
+            "warn",
+            "headless Chromium is not installed: the layout was not rendered",
+            f"install the Debian package {chromium.DEBIAN_PACKAGE} (apt-get install {chromium.DEBIAN_PACKAGE})",
+            {"installed": False},
+        )
     if not msg.html:
         return Check("responsive", "fail", "there is no HTML part to render", "build the message with an HTML part")
     try:
         measured, shots = render(binary, msg.html, ctx)
     except chromium.BrowserError as exc:
-        return Check("responsive", "warn", f"Chromium could not render the message: {exc}",
-                     "run `chromium --headless --no-sandbox --dump-dom about:blank` to see what is wrong", {"installed": True})
+        return Check(
+            "responsive",
+            "warn",
+            f"Chromium could not render the message: {exc}",
+            "run `chromium --headless --no-sandbox --dump-dom about:blank` to see what is wrong",
+            {"installed": True},
+        )
     return judge(measured, shots, ctx)
 
 
@@ -109,40 +118,70 @@ def render(binary: str, html: str, ctx: CheckContext) -> tuple[dict[int, dict[st
 
 def judge(measured: dict[int, dict[str, Any]], shots: list[str], ctx: CheckContext) -> Check:
     problems: list[tuple[str, str]] = []
-    details: dict[str, object] = {"installed": True, "screenshots": shots,
-                                  "widths": {str(w): {k: m[k] for k in ("scrollWidth", "height", "offenders", "sections")}
-                                             | {"cta": m["cta"][:1]} for w, m in measured.items()}}
+    details: dict[str, object] = {
+        "installed": True,
+        "screenshots": shots,
+        "widths": {
+            str(w): {k: m[k] for k in ("scrollWidth", "height", "offenders", "sections")} | {"cta": m["cta"][:1]}
+            for w, m in measured.items()
+        },
+    }
     for width, m in measured.items():
         if m["scrollWidth"] > width:
             widest = ", ".join(f"{o['element']} (to {o['right']} px)" for o in m["offenders"][:3])
-            problems.append((f"at {width} px the page is {m['scrollWidth']} px wide and scrolls sideways"
-                             + (f": {widest}" if widest else ""),
-                             "remove fixed widths wider than the screen (images need width=\"100%\" or max-width; "
-                             "tables width=\"100%\") in the template or article HTML"))
+            problems.append(
+                (
+                    f"at {width} px the page is {m['scrollWidth']} px wide and scrolls sideways"
+                    + (f": {widest}" if widest else ""),
+                    'remove fixed widths wider than the screen (images need width="100%" or max-width; '
+                    'tables width="100%") in the template or article HTML',
+                )
+            )
     phone = measured.get(PHONE, {})
     side = [s for s in phone.get("sections", []) if not s["stacked"]]
     if side:
-        problems.append((f"{len(side)} multi-column section(s) stay side by side at {PHONE} px ({side[0]['first']})",
-                         "let columns stack on phones: MJML <mj-column> in <mj-section> does, <mj-group> does not; "
-                         "keep the mj-column media query"))
+        problems.append(
+            (
+                f"{len(side)} multi-column section(s) stay side by side at {PHONE} px ({side[0]['first']})",
+                "let columns stack on phones: MJML <mj-column> in <mj-section> does, <mj-group> does not; "
+                "keep the mj-column media query",
+            )
+        )
     cta = (phone.get("cta") or [None])[0]
     if ctx.cta_positions or ctx.cta_label:
         if cta is None:
-            problems.append((f"the CTA button is not in the rendered page at {PHONE} px", "keep the CTA partial "
-                             "(templates/partials/cta.mjml.j2)"))
+            problems.append(
+                (
+                    f"the CTA button is not in the rendered page at {PHONE} px",
+                    "keep the CTA partial (templates/partials/cta.mjml.j2)",
+                )
+            )
         elif not cta["visible"]:
-            problems.append((f"the CTA button \"{cta['text']}\" is not visible at {PHONE} px",
-                             "make sure the CTA button is not hidden or pushed off screen (templates/partials/cta.mjml.j2)"))
+            problems.append(
+                (
+                    f'the CTA button "{cta["text"]}" is not visible at {PHONE} px',
+                    "make sure the CTA button is not hidden or pushed off screen (templates/partials/cta.mjml.j2)",
+                )
+            )
         elif cta["h"] < MIN_TAP_PX:
-            problems.append((f"the CTA button \"{cta['text']}\" is {cta['h']} px tall at {PHONE} px; a tap target "
-                             f"needs at least {MIN_TAP_PX} px",
-                             "raise the button's inner-padding or font-size (templates/partials/cta.mjml.j2)"))
+            problems.append(
+                (
+                    f'the CTA button "{cta["text"]}" is {cta["h"]} px tall at {PHONE} px; a tap target '
+                    f"needs at least {MIN_TAP_PX} px",
+                    "raise the button's inner-padding or font-size (templates/partials/cta.mjml.j2)",
+                )
+            )
     if verdict := failed_on("responsive", problems, details):
         return verdict
     sections = len(phone.get("sections", []))
-    cta_text = f"; the CTA \"{cta['text']}\" is {cta['h']} px tall at {PHONE} px" if cta else ""
-    return Check("responsive", "pass",
-                 f"no sideways scrolling at {PHONE} or {DESKTOP} px; "
-                 + (f"{sections} multi-column section(s) stack on the phone" if sections
-                    else "no multi-column sections") + cta_text
-                 + (f"; screenshots: {', '.join(shots)}" if shots else ""), "", details)
+    cta_text = f'; the CTA "{cta["text"]}" is {cta["h"]} px tall at {PHONE} px' if cta else ""
+    return Check(
+        "responsive",
+        "pass",
+        f"no sideways scrolling at {PHONE} or {DESKTOP} px; "
+        + (f"{sections} multi-column section(s) stack on the phone" if sections else "no multi-column sections")
+        + cta_text
+        + (f"; screenshots: {', '.join(shots)}" if shots else ""),
+        "",
+        details,
+    )

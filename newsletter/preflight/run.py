@@ -34,8 +34,14 @@ SLOW = ("spam", "responsive")
 assert list(CHECKS) == list(TITLES)
 
 
-def check_message(eml: bytes, html: str | None = None, text: str | None = None, *, context: CheckContext,
-                  only: tuple[str, ...] | None = None) -> list[Check]:
+def check_message(
+    eml: bytes,
+    html: str | None = None,
+    text: str | None = None,
+    *,
+    context: CheckContext,
+    only: tuple[str, ...] | None = None,
+) -> list[Check]:
     """Run the checks on one message.
 
     ``eml`` is the whole MIME message; ``html`` and ``text`` are its personalised bodies (read
@@ -58,7 +64,9 @@ def check_message(eml: bytes, html: str | None = None, text: str | None = None, 
     return [results[name] for name in names]
 
 
-def campaign_context(campaign: models.Campaign, settings: Settings, *, screenshots_dir: Path | None = None) -> CheckContext:
+def campaign_context(
+    campaign: models.Campaign, settings: Settings, *, screenshots_dir: Path | None = None
+) -> CheckContext:
     """What the checks must know about a campaign: its registered links, CTA, footer, sender."""
     from newsletter.render.campaign import DEFAULT_CTA_LABEL
 
@@ -89,14 +97,19 @@ def stale_url_check(campaign: models.Campaign, settings: Settings) -> Check | No
     rendered = stale_public_url(campaign, settings)
     if rendered is None:
         return None
-    return Check("public_url", "fail", stale_url_message(campaign.id, rendered, settings.public_base),
-                 f"newsletter campaign rerender {campaign.id} (a draft or scheduled campaign keeps its subject, "
-                 "preheader, segment and schedule); --force does not override this",
-                 {"rendered_for": rendered, "public_url": settings.public_base, "not_run": list(CHECKS)})
+    return Check(
+        "public_url",
+        "fail",
+        stale_url_message(campaign.id, rendered, settings.public_base),
+        f"newsletter campaign rerender {campaign.id} (a draft or scheduled campaign keeps its subject, "
+        "preheader, segment and schedule); --force does not override this",
+        {"rendered_for": rendered, "public_url": settings.public_base, "not_run": list(CHECKS)},
+    )
 
 
-def run_preflight(session: Session, settings: Settings, campaign_id: int, *,
-                  screenshots_dir: Path | None = None) -> PreflightReport:
+def run_preflight(
+    session: Session, settings: Settings, campaign_id: int, *, screenshots_dir: Path | None = None
+) -> PreflightReport:
     """Every check on the exact message a sample subscriber of the campaign's segment would get."""
     campaign = get_campaign(session, campaign_id)
     sample = preview(session, settings, campaign_id)
@@ -106,5 +119,6 @@ def run_preflight(session: Session, settings: Settings, campaign_id: int, *,
     context = campaign_context(campaign, settings, screenshots_dir=screenshots_dir)
     checks = check_message(sample.eml, sample.html, sample.text, context=context)
     shots = next((tuple(c.details.get("screenshots", ())) for c in checks if c.name == "responsive"), ())
-    return PreflightReport(checks=tuple(checks), campaign_id=campaign_id, sample_email=sample.sample_email,
-                           screenshots=shots)
+    return PreflightReport(
+        checks=tuple(checks), campaign_id=campaign_id, sample_email=sample.sample_email, screenshots=shots
+    )

@@ -149,8 +149,9 @@ def score_message(eml: bytes, spamd_host: str | None = None) -> SpamResult:
             score, threshold = float(first.group(1)), float(first.group(2))
     if score is None:
         stderr = completed.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise RuntimeError(f"{tool} gave no report (exit {completed.returncode}"
-                           + (f": {stderr[-1]}" if stderr else "") + ")")
+        raise RuntimeError(
+            f"{tool} gave no report (exit {completed.returncode}" + (f": {stderr[-1]}" if stderr else "") + ")"
+        )
     result = SpamResult(score=score, threshold=threshold or 5.0, rules=rules, tool=tool)
     _CACHE[key] = result
     return result
@@ -175,21 +176,39 @@ def check(msg: ParsedMessage, ctx: CheckContext) -> Check:
     try:
         result = score_message(msg.eml, ctx.spamd_host)
     except SpamAssassinMissing as exc:
-        return Check("spam", "warn", f"{exc}: the spam score was not checked",
-                     f"install the Debian package {DEBIAN_PACKAGE} (apt-get install {DEBIAN_PACKAGE})",
-                     {"installed": False})
+        return Check(
+            "spam",
+            "warn",
+            f"{exc}: the spam score was not checked",
+            f"install the Debian package {DEBIAN_PACKAGE} (apt-get install {DEBIAN_PACKAGE})",
+            {"installed": False},
+        )
     except subprocess.TimeoutExpired:
-        return Check("spam", "warn", f"SpamAssassin did not answer within {TIMEOUT_SECONDS:.0f} s: the spam score was not checked",
-                     f"check the SpamAssassin installation (spamassassin --lint), or run a local spamd and set {SPAMD_HOST_ENV}",
-                     {"installed": True})
+        return Check(
+            "spam",
+            "warn",
+            f"SpamAssassin did not answer within {TIMEOUT_SECONDS:.0f} s: the spam score was not checked",
+            f"check the SpamAssassin installation (spamassassin --lint), or run a local spamd and set {SPAMD_HOST_ENV}",
+            {"installed": True},
+        )
     except (RuntimeError, OSError) as exc:
-        return Check("spam", "warn", f"SpamAssassin could not score the message: {exc}",
-                     "check the SpamAssassin installation (spamassassin --lint)", {"installed": True})
+        return Check(
+            "spam",
+            "warn",
+            f"SpamAssassin could not score the message: {exc}",
+            "check the SpamAssassin installation (spamassassin --lint)",
+            {"installed": True},
+        )
 
     scoring = [r for r in result.rules if r.points != 0]
     fired = ", ".join(f"{r.name} {r.points:+.1f}" for r in scoring) or "no scoring rules"
-    details = {"installed": True, "tool": result.tool, "score": result.score, "threshold": result.threshold,
-               "rules": [{"name": r.name, "points": r.points, "description": r.description} for r in result.rules]}
+    details = {
+        "installed": True,
+        "tool": result.tool,
+        "score": result.score,
+        "threshold": result.threshold,
+        "rules": [{"name": r.name, "points": r.points, "description": r.description} for r in result.rules],
+    }
     blocking = [r.name for r in result.rules if FAIL_RULES.match(r.name)]
     summary = f"score {result.score:.1f} ({fired})"
     if result.score >= FAIL_AT or blocking:
@@ -199,9 +218,15 @@ def check(msg: ParsedMessage, ctx: CheckContext) -> Check:
         if blocking:
             why.append("structural rule(s) fired: " + ", ".join(blocking))
         hints = [h for h in (_hint(name) for name in blocking) if h] or [
-            "look at the rules below and change the content or template they point at"]
+            "look at the rules below and change the content or template they point at"
+        ]
         return Check("spam", "fail", f"{'; '.join(why)} — {summary}", "; ".join(dict.fromkeys(hints)), details)
     if result.score >= WARN_AT:
-        return Check("spam", "warn", f"{summary}: at or over {WARN_AT:.0f}, some filters will file it as spam",
-                     "look at the rules that fired and change the content or template they point at", details)
+        return Check(
+            "spam",
+            "warn",
+            f"{summary}: at or over {WARN_AT:.0f}, some filters will file it as spam",
+            "look at the rules that fired and change the content or template they point at",
+            details,
+        )
     return Check("spam", "pass", summary, "", details)

@@ -60,29 +60,45 @@ def check(msg: ParsedMessage, ctx: CheckContext) -> Check:
     if not subject:
         problems.append(("the subject is empty", "give the campaign a subject (campaign create --subject)"))
     elif len(subject) >= MAX_SUBJECT:
-        problems.append((f"the subject is {len(subject)} characters; keep it under {MAX_SUBJECT} so inboxes do not cut it off",
-                         "shorten it (campaign create --subject \"...\")"))
+        problems.append(
+            (
+                f"the subject is {len(subject)} characters; keep it under {MAX_SUBJECT} so inboxes do not cut it off",
+                'shorten it (campaign create --subject "...")',
+            )
+        )
 
     wanted = clean_spacers(ctx.preheader or "")
     if not preheader:
         if wanted:
-            problems.append(("the campaign has a preheader but the HTML does not carry it as hidden preview text",
-                             "keep {% include \"partials/preheader.mjml.j2\" %} (<mj-preview>) in the campaign template"))
+            problems.append(
+                (
+                    "the campaign has a preheader but the HTML does not carry it as hidden preview text",
+                    'keep {% include "partials/preheader.mjml.j2" %} (<mj-preview>) in the campaign template',
+                )
+            )
         else:
-            problems.append(("there is no preheader, so inboxes preview whatever text comes first",
-                             "give the campaign a preheader (campaign create --preheader \"...\")"))
+            problems.append(
+                (
+                    "there is no preheader, so inboxes preview whatever text comes first",
+                    'give the campaign a preheader (campaign create --preheader "...")',
+                )
+            )
     else:
         copied = copies_opening(preheader, msg.text)
         details["copies"] = copied
         if copied is not None:
-            problems.append((f"the preheader repeats the opening of the message (\"{copied[:80]}\"), which inboxes "
-                             "show anyway", "write a preheader that adds to the subject (campaign create --preheader)"))
+            problems.append(
+                (
+                    f'the preheader repeats the opening of the message ("{copied[:80]}"), which inboxes show anyway',
+                    "write a preheader that adds to the subject (campaign create --preheader)",
+                )
+            )
         if subject and _words(preheader) == _words(subject):
             warnings.append(("the preheader repeats the subject", "write a preheader that adds to the subject"))
 
     if problems:
         return failing("subject", problems, details)
-    reason = f"subject of {len(subject)} characters; preheader \"{preheader}\" adds to it"
+    reason = f'subject of {len(subject)} characters; preheader "{preheader}" adds to it'
     if warnings:
         return Check("subject", "warn", reason + "; " + "; ".join(w for w, _ in warnings), warnings[0][1], details)
     return Check("subject", "pass", reason, "", details)

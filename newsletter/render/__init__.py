@@ -19,6 +19,13 @@ from newsletter.render.model import Brand, Link, RenderedCampaign
 from newsletter.render.personalise import PLACEHOLDERS, inert_text, personalise, recipient_values
 
 __all__ = [
-    "Brand", "Link", "RenderedCampaign", "RenderError", "render_campaign",
-    "PLACEHOLDERS", "inert_text", "personalise", "recipient_values",
+    "Brand",
+    "Link",
+    "RenderedCampaign",
+    "RenderError",
+    "render_campaign",
+    "PLACEHOLDERS",
+    "inert_text",
+    "personalise",
+    "recipient_values",
 ]

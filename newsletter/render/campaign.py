@@ -21,14 +21,23 @@ from newsletter.render.text import longdate
 #: A teaser (for articles longer than ``brand.teaser_words``) keeps whole paragraphs from the
 #: start until it has at least this many words.
 TEASER_TARGET_WORDS = 180
-DEFAULT_CTA_TEXT = ("Whatever you are carrying right now, you don't have to carry it alone. "
-                    "Our team at {brand_name} is here to listen and to help you find care that fits you.")
+DEFAULT_CTA_TEXT = (
+    "Whatever you are carrying right now, you don't have to carry it alone. "
+    "Our team at {brand_name} is here to listen and to help you find care that fits you."
+)
 DEFAULT_CTA_LABEL = "Connect today"
 READ_MORE_LABEL = "Read the full article"
 
 
-def render_campaign(article: Article, brand: Brand, *, subject: str, preheader: str,
-                    template: str = "newsletter.mjml.j2", templates_dir: Path | None = None) -> RenderedCampaign:
+def render_campaign(
+    article: Article,
+    brand: Brand,
+    *,
+    subject: str,
+    preheader: str,
+    template: str = "newsletter.mjml.j2",
+    templates_dir: Path | None = None,
+) -> RenderedCampaign:
     """Render ``template`` (MJML + Jinja) and its text twin for ``article``, compile the MJML once.
 
     ``subject`` and ``preheader`` are plain strings, never templates; the subject may hold
@@ -41,8 +50,9 @@ def render_campaign(article: Article, brand: Brand, *, subject: str, preheader: 
     subject = _plain_string("subject", subject)
     preheader = _plain_string("preheader", preheader)
     if not template.endswith(".mjml.j2"):
-        raise RenderError(f"the campaign template must be an MJML template named *.mjml.j2, got {template!r}",
-                          where="template")
+        raise RenderError(
+            f"the campaign template must be an MJML template named *.mjml.j2, got {template!r}", where="template"
+        )
     folder = Path(templates_dir) if templates_dir is not None else resources.templates_dir()
     if not folder.is_dir():
         raise RenderError(f"the templates folder {folder} does not exist", where=str(folder))
@@ -56,8 +66,9 @@ def render_campaign(article: Article, brand: Brand, *, subject: str, preheader: 
     text = _render(env, text_template, context, folder)  # ... the text part reuses their positions
     html = compile_mjml(mjml, template=template, templates_dir=folder)
     check_output(html, text, template=template, text_template=text_template, templates_dir=folder)
-    return RenderedCampaign(subject=subject, preheader=preheader, html=html, text=text,
-                            links=registry.links, template=template)
+    return RenderedCampaign(
+        subject=subject, preheader=preheader, html=html, text=text, links=registry.links, template=template
+    )
 
 
 def _plain_string(name: str, value: str) -> str:
@@ -68,12 +79,12 @@ def _plain_string(name: str, value: str) -> str:
     return value
 
 
-def _context(article: Article, brand: Brand, subject: str, preheader: str,
-             registry: LinkRegistry) -> dict[str, Any]:
+def _context(article: Article, brand: Brand, subject: str, preheader: str, registry: LinkRegistry) -> dict[str, Any]:
     sections, is_teaser = _body(article, brand.teaser_words)
     base = brand.public_url
-    byline = " · ".join(part for part in (f"By {article.author}" if article.author else "",
-                                          longdate(article.published)) if part)
+    byline = " · ".join(
+        part for part in (f"By {article.author}" if article.author else "", longdate(article.published)) if part
+    )
     signoff_name = article.signoff.name if article.signoff else f"The {brand.brand_name} team"
     signoff_role = article.signoff.role if article.signoff else None
     return {

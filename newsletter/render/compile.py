@@ -34,8 +34,9 @@ def compile_mjml(mjml: str, *, template: str, templates_dir: Path) -> str:
     if problem:  # MRML silently accepts </mj-colum> for </mj-column>; we do not
         line, message = problem
         where, snippet = _locate(mjml, line, template, templates_dir)
-        raise RenderError(f"the MJML rendered by {template} is malformed: {message} (MJML line {line}: {snippet})",
-                          where=where)
+        raise RenderError(
+            f"the MJML rendered by {template} is malformed: {message} (MJML line {line}: {snippet})", where=where
+        )
     try:
         return mjml2html(mjml, disable_comments=True, include_loader=_no_mj_include)
     except Exception as exc:  # MRML raises ValueError with a short description
@@ -52,25 +53,35 @@ def check_output(html: str, text: str, *, template: str, text_template: str, tem
     tag = re.search(r"<(mj-[a-z0-9-]+)", html, re.IGNORECASE)
     if tag:
         where = _find_tag(tag.group(1), templates_dir)
-        raise RenderError(f"<{tag.group(1)}> is not an MJML tag this compiler knows, so it reached the HTML "
-                          f"unchanged (check its spelling and where it is placed)",
-                          where=where or display_path(templates_dir / template))
+        raise RenderError(
+            f"<{tag.group(1)}> is not an MJML tag this compiler knows, so it reached the HTML "
+            f"unchanged (check its spelling and where it is placed)",
+            where=where or display_path(templates_dir / template),
+        )
     for part, content, name in (("HTML", html, template), ("text", text, text_template)):
         for marker in _JINJA_LEFTOVERS:
             index = content.find(marker)
             if index >= 0:
-                raise RenderError(f"unrendered Jinja markup {marker!r} in the {part} part: "
-                                  f"{_line_at(content, index)!r}", where=display_path(templates_dir / name))
+                raise RenderError(
+                    f"unrendered Jinja markup {marker!r} in the {part} part: {_line_at(content, index)!r}",
+                    where=display_path(templates_dir / name),
+                )
         if part == "HTML" and FIRST_NAME in content:  # SendGrid would put the raw name in the HTML
-            raise RenderError(f"{FIRST_NAME} in the HTML part inserts the name unescaped: use first_name_html "
-                              f"({FIRST_NAME_HTML}) in HTML templates", where=display_path(templates_dir / name))
+            raise RenderError(
+                f"{FIRST_NAME} in the HTML part inserts the name unescaped: use first_name_html "
+                f"({FIRST_NAME_HTML}) in HTML templates",
+                where=display_path(templates_dir / name),
+            )
         for match in _PLACEHOLDER_LIKE.finditer(content):
             if match.group(0) not in PLACEHOLDERS:
-                raise RenderError(f"unknown placeholder {match.group(0)} in the {part} part; "
-                                  f"known: {', '.join(PLACEHOLDERS)}", where=display_path(templates_dir / name))
+                raise RenderError(
+                    f"unknown placeholder {match.group(0)} in the {part} part; known: {', '.join(PLACEHOLDERS)}",
+                    where=display_path(templates_dir / name),
+                )
 
 
 # --- locating an MJML error in the templates ---------------------------------------------------
+
 
 def _error_line(mjml: str, message: str) -> int | None:
     """The MJML line of an MRML error: from the byte position when MRML gives one, else the
@@ -154,9 +165,13 @@ def _best_match(lines: list[str], line: int, matches: Callable[[str], bool], tem
         for index, candidate in enumerate(source):
             if not matches(candidate):
                 continue
-            score = sum(1 for d in (-3, -2, -1, 1, 2, 3)
-                        if 0 <= line - 1 + d < len(lines) and 0 <= index + d < len(source)
-                        and lines[line - 1 + d] == source[index + d])
+            score = sum(
+                1
+                for d in (-3, -2, -1, 1, 2, 3)
+                if 0 <= line - 1 + d < len(lines)
+                and 0 <= index + d < len(source)
+                and lines[line - 1 + d] == source[index + d]
+            )
             if best is None or score > best[0]:
                 best = (score, f"{display_path(path)}:{index + 1}")
     return best[1] if best else None

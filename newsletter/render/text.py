@@ -35,6 +35,18 @@ def longdate(value: date | None) -> str:
     """``August 7, 2023`` (no leading zero, English month names whatever the locale)."""
     if value is None:
         return ""
-    months = ("January", "February", "March", "April", "May", "June", "July", "August",
-              "September", "October", "November", "December")
+    months = (
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    )
     return f"{months[value.month - 1]} {value.day}, {value.year}"

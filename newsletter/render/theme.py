@@ -24,9 +24,17 @@ THEME: dict[str, str] = {
 
 #: (foreground, background) pairs that carry text, for the contrast test.
 TEXT_PAIRS: tuple[tuple[str, str], ...] = (
-    ("text", "card"), ("heading", "card"), ("muted", "card"), ("link", "card"),
-    ("text", "tint"), ("heading", "tint"), ("link", "tint"), ("button_text", "button"),
-    ("footer_text", "page"), ("heading", "page"), ("link", "page"),
+    ("text", "card"),
+    ("heading", "card"),
+    ("muted", "card"),
+    ("link", "card"),
+    ("text", "tint"),
+    ("heading", "tint"),
+    ("link", "tint"),
+    ("button_text", "button"),
+    ("footer_text", "page"),
+    ("heading", "page"),
+    ("link", "page"),
 )
 
 

@@ -14,5 +14,14 @@ from newsletter.reports.render_html import campaign_html, trends_html
 from newsletter.reports.trends import trends_report
 from newsletter.reports.weekly import send_weekly_report, weekly_report_email
 
-__all__ = ["campaign_report", "trends_report", "campaign_figures", "to_csv", "campaign_html", "trends_html",
-           "write_html", "weekly_report_email", "send_weekly_report"]
+__all__ = [
+    "campaign_report",
+    "trends_report",
+    "campaign_figures",
+    "to_csv",
+    "campaign_html",
+    "trends_html",
+    "write_html",
+    "weekly_report_email",
+    "send_weekly_report",
+]

@@ -73,8 +73,12 @@ def _unique_where(session: Session, campaign_id: int, *conditions: Any) -> int:
 
 def _deferred_messages(session: Session, campaign_id: int) -> int:
     """Messages deferred at least once (one ledger row per subscriber: people are messages)."""
-    return session.scalar(select(func.count(distinct(E.subscriber_id)))
-                          .where(E.campaign_id == campaign_id, E.type == "deferred")) or 0
+    return (
+        session.scalar(
+            select(func.count(distinct(E.subscriber_id))).where(E.campaign_id == campaign_id, E.type == "deferred")
+        )
+        or 0
+    )
 
 
 def _start(session: Session, campaign: models.Campaign) -> datetime | None:
@@ -111,8 +115,12 @@ def _by_tag(session: Session, campaign_id: int) -> list[dict[str, Any]]:
     out = []
     for tag, recipients, sent in session.execute(tag_ledger(campaign_id)):
         counts = engaged.get(tag, (0,) * len(TAG_STAGES))
-        row = {"tag": tag, "recipients": recipients, "sent": sent,
-               **{k: int(v or 0) for k, v in zip(TAG_STAGES, counts, strict=True)}}
+        row = {
+            "tag": tag,
+            "recipients": recipients,
+            "sent": sent,
+            **{k: int(v or 0) for k, v in zip(TAG_STAGES, counts, strict=True)},
+        }
         row["rates"] = {k: rate(row[k], sent) for k in TAG_STAGES}
         out.append(row)
     return out
@@ -128,7 +136,9 @@ def campaign_report(session: Session, campaign_id: int) -> dict[str, Any]:
     analytics(session)
     figures = campaign_figures(session, [campaign_id])[campaign_id]
     totals = _event_totals(session, campaign_id)
-    leads = session.scalar(select(func.count()).select_from(models.Lead).where(models.Lead.campaign_id == campaign_id)) or 0
+    leads = (
+        session.scalar(select(func.count()).select_from(models.Lead).where(models.Lead.campaign_id == campaign_id)) or 0
+    )
     stages = funnel(figures)
     return {
         "campaign_id": campaign.id,
@@ -159,8 +169,13 @@ def campaign_report(session: Session, campaign_id: int) -> dict[str, Any]:
             "total": totals.get("click", 0),
             "cta_unique": figures["cta"],
             # human clicks the classifier doubted (classify.DOUBTS); pruned with the event details
-            "uncertain": _unique_where(session, campaign_id, E.type == "click", E.is_machine.is_(False),
-                                       E.data["doubt"].as_string().is_not(None)),
+            "uncertain": _unique_where(
+                session,
+                campaign_id,
+                E.type == "click",
+                E.is_machine.is_(False),
+                E.data["doubt"].as_string().is_not(None),
+            ),
             "cta_confirmed": figures["cta_confirmed"],
         },
         "machine_reasons": _machine_reasons(session, campaign_id),

@@ -31,8 +31,15 @@ LOST = "#b91c1c"
 GRID = "#e5e7eb"
 INK = "#1f2937"
 
-FUNNEL_LABELS = {"recipients": "Recipients", "delivered": "Delivered", "opened": "Opened", "clicked": "Clicked",
-                 "cta": "Clicked “Connect today”", "leads": "Became a lead", "booked": "Booked"}
+FUNNEL_LABELS = {
+    "recipients": "Recipients",
+    "delivered": "Delivered",
+    "opened": "Opened",
+    "clicked": "Clicked",
+    "cta": "Clicked “Connect today”",
+    "leads": "Became a lead",
+    "booked": "Booked",
+}
 
 
 def delivered_label(basis: str) -> str:
@@ -76,7 +83,7 @@ def to_svg(fig, salt: str) -> str:  # type: ignore[no-untyped-def]
     with matplotlib.rc_context({"svg.hashsalt": salt, "svg.fonttype": "path"}):
         fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     svg = buffer.getvalue()
-    svg = svg[svg.index("<svg"):]
+    svg = svg[svg.index("<svg") :]
     # Scale with the page: keep the viewBox, let CSS decide the size.
     return re.sub(r'<svg([^>]*?) width="[^"]+" height="[^"]+"', r'<svg\1 role="img" focusable="false"', svg, count=1)
 
@@ -217,8 +224,17 @@ def funnel_chart(funnel: dict[str, Any], width: float = 7.5):  # type: ignore[no
     ax.set_xlim(0, top * (1.3 if width >= 7 else 1.6))
     _count_axis(ax.xaxis, max(values), room=width * 0.55)
     for y, key, value in zip(positions, stages, values, strict=True):
-        share = "" if key == "recipients" else (f"  {_pct(value / funnel['recipients'])} of recipients" if key == "delivered"
-                                                 and funnel["recipients"] else f"  {_pct(value / base)}" if base else "")
+        share = (
+            ""
+            if key == "recipients"
+            else (
+                f"  {_pct(value / funnel['recipients'])} of recipients"
+                if key == "delivered" and funnel["recipients"]
+                else f"  {_pct(value / base)}"
+                if base
+                else ""
+            )
+        )
         ax.text(value + top * 0.01, y, f"{value:,}{share}", va="center", fontsize=9, color=INK)
     ax.set_xlabel("people", color=INK, fontsize=9)
     _room_for_value_labels(fig, ax)
@@ -252,10 +268,12 @@ def hourly_chart(hourly: dict[str, Any], width: float = 7.5):  # type: ignore[no
     fig, ax = _axes(width, 3.0, value_grid=True)
     hours = list(range(1, int(hourly["hours"]) + 1))
     largest = 0
-    for key, label, colour, dash in (("opens_human", "opened (people)", HUMAN, "-"),
-                                     ("opens_machine", "opened (machines)", MACHINE, "--"),
-                                     ("clicks_human", "clicked (people)", ACCENT, "-"),
-                                     ("clicks_machine", "clicked (machines)", MACHINE, ":")):
+    for key, label, colour, dash in (
+        ("opens_human", "opened (people)", HUMAN, "-"),
+        ("opens_machine", "opened (machines)", MACHINE, "--"),
+        ("clicks_human", "clicked (people)", ACCENT, "-"),
+        ("clicks_machine", "clicked (machines)", MACHINE, ":"),
+    ):
         running = list(accumulate(hourly[key]))
         largest = max(largest, running[-1] if running else 0)
         ax.step(hours, running, where="post", color=colour, linestyle=dash, linewidth=2, label=label)
@@ -279,8 +297,9 @@ def _legend(fig, ax, columns: int) -> None:  # type: ignore[no-untyped-def]
     fig.legend(handles, labels, loc="outside lower center", ncols=columns, frameon=False, fontsize=8)
 
 
-def paired_bars(labels: Sequence[str], series: Sequence[tuple[str, Sequence[float], str]], width: float = 7.5,
-                percent: bool = False) -> Any:
+def paired_bars(
+    labels: Sequence[str], series: Sequence[tuple[str, Sequence[float], str]], width: float = 7.5, percent: bool = False
+) -> Any:
     """Horizontal grouped bars (links: people beside machines; tags: rates side by side).
     Labels are wrapped, never cut; a row is as tall as its bars or its label's lines."""
     wrapped = [wrap_label(label) for label in labels]
@@ -304,8 +323,9 @@ def paired_bars(labels: Sequence[str], series: Sequence[tuple[str, Sequence[floa
     return fig
 
 
-def _weekly_finish(fig: Any, ax: Any, weeks: Sequence[dict[str, Any]], width: float, ylabel: str,
-                   legend_columns: int) -> Any:
+def _weekly_finish(
+    fig: Any, ax: Any, weeks: Sequence[dict[str, Any]], width: float, ylabel: str, legend_columns: int
+) -> Any:
     """What every chart over the period's weeks ends with: Monday dates under the weeks, the
     unit up the side, the legend below."""
     _week_ticks(ax, weeks, width)
@@ -318,8 +338,11 @@ def trend_chart(weeks: Sequence[dict[str, Any]], width: float = 7.5):  # type: i
     """Weekly open, click and CTA rates (weeks without a newsletter leave a gap)."""
     fig, ax = _axes(width, 3.0, value_grid=True)
     xs = list(range(len(weeks)))
-    for key, label, colour in (("opened", "opened", HUMAN), ("clicked", "clicked", "#0e7490"),
-                               ("cta", "clicked “Connect today”", ACCENT)):
+    for key, label, colour in (
+        ("opened", "opened", HUMAN),
+        ("clicked", "clicked", "#0e7490"),
+        ("cta", "clicked “Connect today”", ACCENT),
+    ):
         values = [w["rates"][key] if w["rates"][key] is not None else float("nan") for w in weeks]
         ax.plot(xs, values, marker="o", markersize=4, color=colour, linewidth=2, label=label)
     ax.set_ylim(bottom=0)

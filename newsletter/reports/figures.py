@@ -44,8 +44,17 @@ from newsletter.reports.queries import (
     people_where,
 )
 
-__all__ = ["BOOKED_STATUSES", "ENGAGEMENT_TYPES", "STAGES", "analytics", "campaign_figures", "funnel", "rate",
-           "rates", "sum_figures"]
+__all__ = [
+    "BOOKED_STATUSES",
+    "ENGAGEMENT_TYPES",
+    "STAGES",
+    "analytics",
+    "campaign_figures",
+    "funnel",
+    "rate",
+    "rates",
+    "sum_figures",
+]
 
 E = models.Event
 
@@ -65,9 +74,29 @@ STAGES = (
     ("booked", "Booked"),
 )
 
-_FIGURE_KEYS = ("recipients", "sent", "queued", "in_flight", "failed", "ambiguous", "suppressed",
-                "delivered", "opened", "opened_pixel", "opened_machine", "clicked", "clicked_machine",
-                "cta", "cta_machine", "cta_confirmed", "leads", "booked", "unsubscribed", "base", "unreported")
+_FIGURE_KEYS = (
+    "recipients",
+    "sent",
+    "queued",
+    "in_flight",
+    "failed",
+    "ambiguous",
+    "suppressed",
+    "delivered",
+    "opened",
+    "opened_pixel",
+    "opened_machine",
+    "clicked",
+    "clicked_machine",
+    "cta",
+    "cta_machine",
+    "cta_confirmed",
+    "leads",
+    "booked",
+    "unsubscribed",
+    "base",
+    "unreported",
+)
 
 
 def _ids(campaign_ids: Iterable[int]) -> list[int]:
@@ -108,8 +137,9 @@ def campaign_figures(session: Session, campaign_ids: Iterable[int]) -> dict[int,
     engagement = _engagement(session, ids)
     opened = _distinct_people(session, ids, E.type.in_(("open", "click")), human)
     cta = _distinct_people(session, ids, E.type == "click", human, E.link_id.in_(cta_link_ids(ids)))
-    cta_machine = _distinct_people(session, ids, E.type == "click", E.is_machine.is_(True),
-                                   E.link_id.in_(cta_link_ids(ids)))
+    cta_machine = _distinct_people(
+        session, ids, E.type == "click", E.is_machine.is_(True), E.link_id.in_(cta_link_ids(ids))
+    )
     unsubscribed = _distinct_people(session, ids, E.type == "unsubscribe")
     booked = _grouped(session, booked_people(ids))
     out: dict[int, dict[str, int]] = {}
@@ -153,8 +183,12 @@ def funnel(figures: dict[str, int]) -> dict[str, Any]:
         basis = "delivered" if figures["delivered"] or not figures["sent"] else "sent"
     else:
         basis = "sent" if not figures["delivered"] else "mixed"
-    return {"basis": basis, "recipients": figures["recipients"], "delivered": figures["base"],
-            **{k: figures[k] for k in ("opened", "clicked", "cta", "leads", "booked")}}
+    return {
+        "basis": basis,
+        "recipients": figures["recipients"],
+        "delivered": figures["base"],
+        **{k: figures[k] for k in ("opened", "clicked", "cta", "leads", "booked")},
+    }
 
 
 def rates(stages: dict[str, Any]) -> dict[str, float | None]:
@@ -178,4 +212,3 @@ def sum_figures(many: Iterable[dict[str, int]]) -> dict[str, int]:
         for key in _FIGURE_KEYS:
             total[key] += figures[key]
     return total
-

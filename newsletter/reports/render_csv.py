@@ -20,8 +20,16 @@ from typing import Any
 
 HEADER = ("section", "item", "metric", "value")
 #: The field that names a row, per list.
-ROW_KEYS = {"links": "position", "by_tag": "tag", "weeks": "week", "campaigns": "campaign_id", "best": "campaign_id",
-            "worst": "campaign_id", "nurture": "campaign_id", "by_segment": "segment"}
+ROW_KEYS = {
+    "links": "position",
+    "by_tag": "tag",
+    "weeks": "week",
+    "campaigns": "campaign_id",
+    "best": "campaign_id",
+    "worst": "campaign_id",
+    "nurture": "campaign_id",
+    "by_segment": "segment",
+}
 
 
 def _nested(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:

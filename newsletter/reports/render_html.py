@@ -52,8 +52,13 @@ def _escape(name: str | None) -> bool:
 
 @lru_cache(maxsize=1)
 def environment() -> Environment:
-    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=_escape,
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=_escape,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters.update(pct=pct, num=num, when=when, week=week, link_kind=link_kind, machine_reason=machine_reason)
     return env
 
@@ -78,14 +83,18 @@ def campaign_charts(report: dict[str, Any]) -> dict[str, str]:
         out["funnel"] = _svg(charts.funnel_chart(report["funnel"]), "funnel")
     if not charts.hourly_is_empty(report["hourly"]):
         out["hourly"] = _svg(charts.hourly_chart(report["hourly"]), "hourly")
-    links = [("people", [link["unique_human"] for link in report["links"]], charts.HUMAN),
-             ("machines", [link["unique_machine"] for link in report["links"]], charts.MACHINE)]
+    links = [
+        ("people", [link["unique_human"] for link in report["links"]], charts.HUMAN),
+        ("machines", [link["unique_machine"] for link in report["links"]], charts.MACHINE),
+    ]
     if report["links"] and not charts.bars_are_empty(links):
         out["links"] = _svg(charts.paired_bars([link_chart_label(link) for link in report["links"]], links), "links")
     tags = report["by_tag"]
-    rates = [("opened", [t["rates"]["opened"] or 0 for t in tags], charts.HUMAN),
-             ("clicked", [t["rates"]["clicked"] or 0 for t in tags], "#0e7490"),
-             ("clicked “Connect today”", [t["rates"]["cta"] or 0 for t in tags], charts.ACCENT)]
+    rates = [
+        ("opened", [t["rates"]["opened"] or 0 for t in tags], charts.HUMAN),
+        ("clicked", [t["rates"]["clicked"] or 0 for t in tags], "#0e7490"),
+        ("clicked “Connect today”", [t["rates"]["cta"] or 0 for t in tags], charts.ACCENT),
+    ]
     if tags and not charts.bars_are_empty(rates):
         out["tags"] = _svg(charts.paired_bars([t["tag"] for t in tags], rates, percent=True), "tags")
     return out
@@ -107,14 +116,19 @@ def trends_charts(report: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def campaign_html(report: dict[str, Any], *, brand: str = "Roots Mental Wellness", generated_at: str | None = None) -> str:
+def campaign_html(
+    report: dict[str, Any], *, brand: str = "Roots Mental Wellness", generated_at: str | None = None
+) -> str:
     """The campaign report as one HTML document."""
     if generated_at is None:
         from newsletter.db.models import utcnow
 
         generated_at = utcnow().isoformat()
-    return environment().get_template("campaign.html.j2").render(
-        r=report, charts=campaign_charts(report), brand=brand, generated_at=generated_at)
+    return (
+        environment()
+        .get_template("campaign.html.j2")
+        .render(r=report, charts=campaign_charts(report), brand=brand, generated_at=generated_at)
+    )
 
 
 def trends_html(report: dict[str, Any], *, brand: str = "Roots Mental Wellness") -> str:

@@ -67,11 +67,18 @@ def week_bounds(now: datetime, weeks: int, tz: tzinfo, *, include_current: bool)
 
 def _campaign_row(campaign: C, figures: dict[str, int], tz: tzinfo) -> dict[str, Any]:
     stages = funnel(figures)
-    return {"campaign_id": campaign.id, "name": campaign.name, "subject": campaign.subject,
-            "segment": campaign.segment, "kind": campaign.kind, "status": campaign.status,
-            "started_at": campaign.started_at.isoformat() if campaign.started_at else None,
-            "week": week_label(campaign.started_at, tz) if campaign.started_at else None,
-            "funnel": stages, "rates": rates(stages)}
+    return {
+        "campaign_id": campaign.id,
+        "name": campaign.name,
+        "subject": campaign.subject,
+        "segment": campaign.segment,
+        "kind": campaign.kind,
+        "status": campaign.status,
+        "started_at": campaign.started_at.isoformat() if campaign.started_at else None,
+        "week": week_label(campaign.started_at, tz) if campaign.started_at else None,
+        "funnel": stages,
+        "rates": rates(stages),
+    }
 
 
 def _summary(many: list[dict[str, int]]) -> dict[str, Any]:
@@ -85,40 +92,68 @@ def _growth(session: Session, bounds: list[tuple[datetime, datetime]]) -> list[d
     for start, end in bounds:
         columns.append(func.count().filter(S.created_at >= start, S.created_at < end))
         for status in LOST:
-            columns.append(func.count().filter(S.status == status, S.status_changed_at >= start, S.status_changed_at < end))
-        columns.append(func.count().filter(S.created_at < end, or_(
-            S.status == "active", S.status.in_(LOST) & (S.status_changed_at >= end))))
+            columns.append(
+                func.count().filter(S.status == status, S.status_changed_at >= start, S.status_changed_at < end)
+            )
+        columns.append(
+            func.count().filter(
+                S.created_at < end, or_(S.status == "active", S.status.in_(LOST) & (S.status_changed_at >= end))
+            )
+        )
     row = session.execute(select(*columns)).one()
     out = []
     for k in range(len(bounds)):
-        new, unsubscribed, bounced, complained, at_end = row[5 * k:5 * k + 5]
-        out.append({"new": new, "unsubscribed": unsubscribed, "bounced": bounced, "complained": complained,
-                    "net": new - unsubscribed - bounced - complained, "subscribers_at_end": at_end})
+        new, unsubscribed, bounced, complained, at_end = row[5 * k : 5 * k + 5]
+        out.append(
+            {
+                "new": new,
+                "unsubscribed": unsubscribed,
+                "bounced": bounced,
+                "complained": complained,
+                "net": new - unsubscribed - bounced - complained,
+                "subscribers_at_end": at_end,
+            }
+        )
     return out
 
 
 def _leads(session: Session, bounds: list[tuple[datetime, datetime]]) -> list[dict[str, int]]:
     Lead, Change = models.Lead, models.LeadStatusChange
-    first_booked = (select(Change.lead_id, func.min(Change.changed_at).label("at"))
-                    .where(Change.to_status.in_(BOOKED_STATUSES)).group_by(Change.lead_id).subquery())
-    new = session.execute(select(*(func.count().filter(Lead.created_at >= a, Lead.created_at < b)
-                                   for a, b in bounds))).one()
-    booked = session.execute(select(*(func.count().filter(first_booked.c.at >= a, first_booked.c.at < b)
-                                      for a, b in bounds))).one()
+    first_booked = (
+        select(Change.lead_id, func.min(Change.changed_at).label("at"))
+        .where(Change.to_status.in_(BOOKED_STATUSES))
+        .group_by(Change.lead_id)
+        .subquery()
+    )
+    new = session.execute(
+        select(*(func.count().filter(Lead.created_at >= a, Lead.created_at < b) for a, b in bounds))
+    ).one()
+    booked = session.execute(
+        select(*(func.count().filter(first_booked.c.at >= a, first_booked.c.at < b) for a, b in bounds))
+    ).one()
     return [{"new": new[k], "booked": booked[k]} for k in range(len(bounds))]
 
 
 def _best_and_worst(rows: list[dict[str, Any]], top: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """By CTA rate; campaigns with nothing delivered (or sent) have no rate and are left out.
     With few campaigns the two lists never share one."""
-    ranked = sorted((r for r in rows if r["rates"]["cta"] is not None),
-                    key=lambda r: (-r["rates"]["cta"], -r["funnel"]["delivered"], r["campaign_id"]))
+    ranked = sorted(
+        (r for r in rows if r["rates"]["cta"] is not None),
+        key=lambda r: (-r["rates"]["cta"], -r["funnel"]["delivered"], r["campaign_id"]),
+    )
     k = min(top, len(ranked) // 2) if len(ranked) > 1 else len(ranked)
-    return ranked[:k], (ranked[len(ranked) - k:][::-1] if len(ranked) > 1 else [])
+    return ranked[:k], (ranked[len(ranked) - k :][::-1] if len(ranked) > 1 else [])
 
 
-def trends_report(session: Session, *, weeks: int = 12, now: datetime | None = None, timezone: str | tzinfo = "UTC",
-                  include_current: bool = True, top: int = 3) -> dict[str, Any]:
+def trends_report(
+    session: Session,
+    *,
+    weeks: int = 12,
+    now: datetime | None = None,
+    timezone: str | tzinfo = "UTC",
+    include_current: bool = True,
+    top: int = 3,
+) -> dict[str, Any]:
     """The figures behind ``newsletter report`` (no campaign id) and the weekly email;
     ``timezone`` is ``settings.zone`` or an IANA name."""
     tz = zone(timezone)
@@ -126,8 +161,13 @@ def trends_report(session: Session, *, weeks: int = 12, now: datetime | None = N
     analytics(session)
     bounds = week_bounds(now, weeks, tz, include_current=include_current)
     start, end = bounds[0][0], bounds[-1][1]
-    newsletters = list(session.scalars(select(C).where(C.kind == "newsletter", C.started_at >= start,
-                                                       C.started_at < end).order_by(C.started_at, C.id)))
+    newsletters = list(
+        session.scalars(
+            select(C)
+            .where(C.kind == "newsletter", C.started_at >= start, C.started_at < end)
+            .order_by(C.started_at, C.id)
+        )
+    )
     nurture = list(session.scalars(select(C).where(C.kind == "nurture", C.started_at.is_not(None)).order_by(C.id)))
     figures = campaign_figures(session, [c.id for c in newsletters + nurture])
     rows = [_campaign_row(c, figures[c.id], tz) for c in newsletters]
@@ -135,23 +175,43 @@ def trends_report(session: Session, *, weeks: int = 12, now: datetime | None = N
     week_rows = []
     for k, (a, b) in enumerate(bounds):
         inside = [figures[c.id] for c in newsletters if c.started_at is not None and a <= c.started_at < b]
-        week_rows.append({"week": week_label(a, tz), "start": a.isoformat(), "end": b.isoformat(),
-                          **_summary(inside), "growth": growth[k], "leads": leads[k]})
+        week_rows.append(
+            {
+                "week": week_label(a, tz),
+                "start": a.isoformat(),
+                "end": b.isoformat(),
+                **_summary(inside),
+                "growth": growth[k],
+                "leads": leads[k],
+            }
+        )
     segments = sorted({c.segment for c in newsletters})
     best, worst = _best_and_worst(rows, top)
-    totals_growth = {key: sum(w["growth"][key] for w in week_rows) for key in ("new", "unsubscribed", "bounced", "complained", "net")}
+    totals_growth = {
+        key: sum(w["growth"][key] for w in week_rows) for key in ("new", "unsubscribed", "bounced", "complained", "net")
+    }
     return {
-        "period": {"weeks": weeks, "start": start.isoformat(), "end": end.isoformat(), "timezone": _zone_name(tz),
-                   "first_week": week_rows[0]["week"], "last_week": week_rows[-1]["week"],
-                   "generated_at": now.isoformat()},
-        "totals": {**_summary([figures[c.id] for c in newsletters]), "growth": totals_growth,
-                   "leads": {key: sum(w["leads"][key] for w in week_rows) for key in ("new", "booked")},
-                   "active_subscribers": session.scalar(select(func.count()).select_from(S).where(S.status == "active"))},
+        "period": {
+            "weeks": weeks,
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "timezone": _zone_name(tz),
+            "first_week": week_rows[0]["week"],
+            "last_week": week_rows[-1]["week"],
+            "generated_at": now.isoformat(),
+        },
+        "totals": {
+            **_summary([figures[c.id] for c in newsletters]),
+            "growth": totals_growth,
+            "leads": {key: sum(w["leads"][key] for w in week_rows) for key in ("new", "booked")},
+            "active_subscribers": session.scalar(select(func.count()).select_from(S).where(S.status == "active")),
+        },
         "weeks": week_rows,
         "campaigns": rows,
         "best": best,
         "worst": worst,
-        "by_segment": [{"segment": seg, **_summary([figures[c.id] for c in newsletters if c.segment == seg])}
-                       for seg in segments],
+        "by_segment": [
+            {"segment": seg, **_summary([figures[c.id] for c in newsletters if c.segment == seg])} for seg in segments
+        ],
         "nurture": [_campaign_row(c, figures[c.id], tz) for c in nurture],
     }

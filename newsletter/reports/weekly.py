@@ -46,7 +46,7 @@ def notification_key(now: datetime, timezone: str | tzinfo) -> str:
 
 
 def _change(now_value: float | None, before: float | None) -> str:
-    """"+3.1 pts" against the week before, in percentage points; empty when either is missing."""
+    """ "+3.1 pts" against the week before, in percentage points; empty when either is missing."""
     if now_value is None or before is None:
         return ""
     return f"{100 * (now_value - before):+.1f} pts vs the week before"
@@ -72,18 +72,28 @@ def _context(trends: dict[str, Any], settings: Settings) -> dict[str, Any]:
     tz = settings.zone
     start = datetime.fromisoformat(week["start"]).astimezone(tz)
     last_day = datetime.fromisoformat(week["end"]).astimezone(tz) - timedelta(days=1)
-    changes = {k: _change(week["rates"][k], before["rates"][k] if before else None) for k in ("opened", "clicked", "cta")}
-    return {"week": week, "before": before, "trends": trends, "brand": settings.brand_name,
-            "campaigns": [c for c in trends["campaigns"] if c["week"] == week["week"]],
-            "dates": f"{start:%a %d %b} – {last_day:%a %d %b %Y}", "changes": changes}
+    changes = {
+        k: _change(week["rates"][k], before["rates"][k] if before else None) for k in ("opened", "clicked", "cta")
+    }
+    return {
+        "week": week,
+        "before": before,
+        "trends": trends,
+        "brand": settings.brand_name,
+        "campaigns": [c for c in trends["campaigns"] if c["week"] == week["week"]],
+        "dates": f"{start:%a %d %b} – {last_day:%a %d %b %Y}",
+        "changes": changes,
+    }
 
 
 def _subject(context: dict[str, Any]) -> str:
     week = context["week"]
     sent = week["campaigns"]
     what = f"{sent} newsletter{'s' if sent != 1 else ''}" if sent else "no newsletter"
-    return (f"{context['brand']} weekly report {week['week']}: {what}, {week['leads']['new']} new "
-            f"lead{'s' if week['leads']['new'] != 1 else ''}, {week['leads']['booked']} booked")
+    return (
+        f"{context['brand']} weekly report {week['week']}: {what}, {week['leads']['new']} new "
+        f"lead{'s' if week['leads']['new'] != 1 else ''}, {week['leads']['booked']} booked"
+    )
 
 
 def _trends(session: Session, settings: Settings, now: datetime) -> dict[str, Any]:
@@ -95,8 +105,12 @@ def quiet_week(week: dict[str, Any]) -> bool:
     came or booked, nobody joined or left the list. A report of it would be a page of zeros;
     the first start of a fresh install, whose store has nothing before today, is such a week."""
     growth, leads = week["growth"], week["leads"]
-    return not (week["campaigns"] or leads["new"] or leads["booked"]
-                or any(growth[k] for k in ("new", "unsubscribed", "bounced", "complained")))
+    return not (
+        week["campaigns"]
+        or leads["new"]
+        or leads["booked"]
+        or any(growth[k] for k in ("new", "unsubscribed", "bounced", "complained"))
+    )
 
 
 def _render(trends: dict[str, Any], settings: Settings) -> tuple[str, str, str, dict[str, bytes]]:
@@ -108,8 +122,9 @@ def _render(trends: dict[str, Any], settings: Settings) -> tuple[str, str, str, 
     return _subject(context), html, text, images
 
 
-def weekly_report_email(session_or_engine: Session | Engine, settings: Settings,
-                        now: datetime) -> tuple[str, str, str, dict[str, bytes]]:
+def weekly_report_email(
+    session_or_engine: Session | Engine, settings: Settings, now: datetime
+) -> tuple[str, str, str, dict[str, bytes]]:
     """(subject, html, text, images): ``images`` maps each ``cid:`` name the HTML uses to its PNG."""
     if isinstance(session_or_engine, Engine):
         with session_scope(session_or_engine) as session:
@@ -143,5 +158,16 @@ def send_weekly_report(engine: Engine, settings: Settings, now: datetime) -> boo
             log.info("weekly report %s not sent: %s", key.split(":", 1)[1], QUIET_WEEK)
         return False
     subject, html, text, images = _render(trends, settings)
-    return bool(send_staff_mail(engine, settings, key=key, kind="weekly_report", to=settings.director_email,
-                                subject=subject, html=html, text=text, images=images))
+    return bool(
+        send_staff_mail(
+            engine,
+            settings,
+            key=key,
+            kind="weekly_report",
+            to=settings.director_email,
+            subject=subject,
+            html=html,
+            text=text,
+            images=images,
+        )
+    )

@@ -10,5 +10,12 @@ from newsletter.scheduling.daemon import run_scheduler
 from newsletter.scheduling.jobs import job_id, run_campaign_job, schedule_campaign, unschedule_campaign
 from newsletter.scheduling.periodic import automation_tick, weekly_report_due
 
-__all__ = ["schedule_campaign", "unschedule_campaign", "run_scheduler", "run_campaign_job", "job_id",
-           "automation_tick", "weekly_report_due"]
+__all__ = [
+    "schedule_campaign",
+    "unschedule_campaign",
+    "run_scheduler",
+    "run_campaign_job",
+    "job_id",
+    "automation_tick",
+    "weekly_report_due",
+]

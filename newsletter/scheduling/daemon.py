@@ -15,7 +15,7 @@ from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.blocking import BlockingScheduler
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from newsletter.campaigns import scheduled_campaigns
 from newsletter.config import Settings
@@ -72,8 +72,11 @@ class MigrationChatterAtDebug(RoutineJobsAtDebug):
         return str(record.msg).startswith(("Context impl", "Will assume"))
 
 
-_FILTERS = {"apscheduler.executors.default": RoutineJobsAtDebug(), "apscheduler.scheduler": RoutineJobsAtDebug(),
-            "alembic.runtime.migration": MigrationChatterAtDebug()}
+_FILTERS = {
+    "apscheduler.executors.default": RoutineJobsAtDebug(),
+    "apscheduler.scheduler": RoutineJobsAtDebug(),
+    "alembic.runtime.migration": MigrationChatterAtDebug(),
+}
 
 
 def quiet_routine_jobs() -> None:
@@ -84,7 +87,7 @@ def quiet_routine_jobs() -> None:
             logger.addFilter(chatter)
 
 
-def _hold_leadership(engine: Engine, stop: threading.Event, poll: float = 2.0):  # type: ignore[no-untyped-def]
+def _hold_leadership(engine: Engine, stop: threading.Event, poll: float = 2.0) -> Connection | None:
     """Block until this process is the active scheduler; returns the connection holding the lock."""
     if not is_postgres(engine):
         return None
@@ -114,7 +117,7 @@ def reconcile(engine: Engine, settings: Settings, scheduler: BlockingScheduler) 
     log.debug("heartbeat: %d scheduled campaign(s) checked", len(rows))
 
 
-def still_leader(lock, stop: threading.Event) -> None:  # type: ignore[no-untyped-def]
+def still_leader(lock: Connection, stop: threading.Event) -> None:
     """If the connection holding the advisory lock is gone, so is the lock: a standby may already
     be active. Step down at once rather than risk firing a campaign twice."""
     if lock is None:
@@ -126,7 +129,9 @@ def still_leader(lock, stop: threading.Event) -> None:  # type: ignore[no-untype
         stop.set()
 
 
-def build_scheduler(engine: Engine, settings: Settings, lock=None, stop: threading.Event | None = None) -> BlockingScheduler:  # type: ignore[no-untyped-def]
+def build_scheduler(
+    engine: Engine, settings: Settings, lock: Connection | None = None, stop: threading.Event | None = None
+) -> BlockingScheduler:
     quiet_routine_jobs()
     scheduler = BlockingScheduler(
         jobstores={"default": job_store(engine), "memory": MemoryJobStore()},
@@ -141,14 +146,36 @@ def build_scheduler(engine: Engine, settings: Settings, lock=None, stop: threadi
 
     scheduler.add_listener(on_missed, EVENT_JOB_MISSED)
     # The heartbeat wakes the scheduler so jobs written by other processes (the CLI) are seen.
-    scheduler.add_job(reconcile, "interval", seconds=HEARTBEAT_SECONDS, args=[engine, settings, scheduler],
-                      id="heartbeat", jobstore="memory", replace_existing=True)
+    scheduler.add_job(
+        reconcile,
+        "interval",
+        seconds=HEARTBEAT_SECONDS,
+        args=[engine, settings, scheduler],
+        id="heartbeat",
+        jobstore="memory",
+        replace_existing=True,
+    )
     # Leads, nurture sequences, the digest and the weekly report (scheduling.periodic).
-    scheduler.add_job(automation_tick, "interval", seconds=settings.nurture_tick_seconds, args=[engine, settings],
-                      id="automation", jobstore="memory", replace_existing=True, next_run_time=datetime.now(UTC))
+    scheduler.add_job(
+        automation_tick,
+        "interval",
+        seconds=settings.nurture_tick_seconds,
+        args=[engine, settings],
+        id="automation",
+        jobstore="memory",
+        replace_existing=True,
+        next_run_time=datetime.now(UTC),
+    )
     if lock is not None and stop is not None:
-        scheduler.add_job(still_leader, "interval", seconds=HEARTBEAT_SECONDS, args=[lock, stop],
-                          id="leadership", jobstore="memory", replace_existing=True)
+        scheduler.add_job(
+            still_leader,
+            "interval",
+            seconds=HEARTBEAT_SECONDS,
+            args=[lock, stop],
+            id="leadership",
+            jobstore="memory",
+            replace_existing=True,
+        )
     return scheduler
 
 
@@ -173,7 +200,7 @@ def run_scheduler(settings: Settings, stop: threading.Event | None = None) -> No
         engine.dispose()
 
 
-def _release(lock) -> None:  # type: ignore[no-untyped-def]
+def _release(lock: Connection | None) -> None:
     """Give up leadership now. Closing through the pool is not enough: the job store disposes
     the engine on shutdown, and a connection returned to a disposed pool may linger (lock held)."""
     if lock is None:

@@ -59,8 +59,16 @@ def schedule_campaign(engine: Engine, settings: Settings, campaign_id: int, when
         mark_scheduled(session, campaign_id, when, zone_name)
 
     def add(scheduler: BackgroundScheduler) -> None:
-        scheduler.add_job(run_campaign_job, "date", run_date=when, args=[campaign_id], id=job_id(campaign_id),
-                          replace_existing=True, misfire_grace_time=settings.schedule_grace_seconds, coalesce=True)
+        scheduler.add_job(
+            run_campaign_job,
+            "date",
+            run_date=when,
+            args=[campaign_id],
+            id=job_id(campaign_id),
+            replace_existing=True,
+            misfire_grace_time=settings.schedule_grace_seconds,
+            coalesce=True,
+        )
 
     _with_paused_scheduler(engine, add)
 
@@ -99,5 +107,9 @@ def mark_missed(engine: Engine, campaign_id: int, grace_seconds: int) -> None:
     with session_scope(engine) as session:
         moved = mark_schedule_missed(session, campaign_id, grace_seconds)
     if moved:  # a state change: said once, at WARNING, when it happens
-        log.warning("campaign %s missed its send time (the scheduler was not running within %ss of it); "
-                    "reschedule it or send it now", campaign_id, grace_seconds)
+        log.warning(
+            "campaign %s missed its send time (the scheduler was not running within %ss of it); "
+            "reschedule it or send it now",
+            campaign_id,
+            grace_seconds,
+        )

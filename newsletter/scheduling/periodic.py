@@ -80,6 +80,9 @@ def automation_tick(engine: Engine, settings: Settings, now: datetime | None = N
         if errors:
             report.failed[name] = "; ".join(str(e) for e in errors)
     # A heartbeat: what changed (mail sent, a step sent, a part failing) is logged where it happens.
-    log.debug("automation tick: ran %s%s", ", ".join(report.ran) or "nothing",
-              f"; failed: {report.failed}" if report.failed else "")
+    log.debug(
+        "automation tick: ran %s%s",
+        ", ".join(report.ran) or "nothing",
+        f"; failed: {report.failed}" if report.failed else "",
+    )
     return report

@@ -196,12 +196,23 @@ class Classifier:
     burst_seconds: float = DEFAULT_BURST_SECONDS
 
     @classmethod
-    def from_files(cls, agents: Path = AGENTS_FILE, networks: Path = NETWORKS_FILE,
-                   min_click_seconds: float = DEFAULT_MIN_CLICK_SECONDS,
-                   uncertain_click_seconds: float = DEFAULT_UNCERTAIN_CLICK_SECONDS,
-                   burst_links: int = DEFAULT_BURST_LINKS, burst_seconds: float = DEFAULT_BURST_SECONDS) -> Classifier:
-        return cls(load_agent_patterns(agents), load_networks(networks), min_click_seconds, uncertain_click_seconds,
-                   burst_links, burst_seconds)
+    def from_files(
+        cls,
+        agents: Path = AGENTS_FILE,
+        networks: Path = NETWORKS_FILE,
+        min_click_seconds: float = DEFAULT_MIN_CLICK_SECONDS,
+        uncertain_click_seconds: float = DEFAULT_UNCERTAIN_CLICK_SECONDS,
+        burst_links: int = DEFAULT_BURST_LINKS,
+        burst_seconds: float = DEFAULT_BURST_SECONDS,
+    ) -> Classifier:
+        return cls(
+            load_agent_patterns(agents),
+            load_networks(networks),
+            min_click_seconds,
+            uncertain_click_seconds,
+            burst_links,
+            burst_seconds,
+        )
 
     @cached_property
     def _agent_pattern(self) -> re.Pattern[str] | None:
@@ -210,8 +221,9 @@ class Classifier:
 
     @cached_property
     def _v4_ranges(self) -> tuple[tuple[str, int, int], ...]:
-        return tuple((reason, int(net.network_address), int(net.netmask)) for reason, net in self.networks
-                     if net.version == 4)
+        return tuple(
+            (reason, int(net.network_address), int(net.netmask)) for reason, net in self.networks if net.version == 4
+        )
 
     def network_reason(self, ip: str | None) -> str | None:
         value = ipv4_int(ip) if ip and isinstance(ip, str) else None
@@ -246,10 +258,19 @@ class Classifier:
             seen[agent] = found
         return found
 
-    def classify(self, *, kind: Literal["open", "click"], user_agent: str | None, ip: str | None,
-                 method: str, seconds_since_sent: float | None, link_kind: str | None = None,
-                 accept_language: str | None = None, burst: bool = False,
-                 sg_machine_open: bool = False) -> Verdict:
+    def classify(
+        self,
+        *,
+        kind: Literal["open", "click"],
+        user_agent: str | None,
+        ip: str | None,
+        method: str,
+        seconds_since_sent: float | None,
+        link_kind: str | None = None,
+        accept_language: str | None = None,
+        burst: bool = False,
+        sg_machine_open: bool = False,
+    ) -> Verdict:
         if method != "GET" and method.upper() == "HEAD":
             return _MACHINE["head_request"]
         if kind == "click" and link_kind == "honeypot":
@@ -286,8 +307,9 @@ class Classifier:
         return find_bursts(clicks, self.burst_links, self.burst_seconds)
 
 
-def find_bursts(clicks: Sequence[tuple[float, Hashable]], links: int = DEFAULT_BURST_LINKS,
-                seconds: float = DEFAULT_BURST_SECONDS) -> set[int]:
+def find_bursts(
+    clicks: Sequence[tuple[float, Hashable]], links: int = DEFAULT_BURST_LINKS, seconds: float = DEFAULT_BURST_SECONDS
+) -> set[int]:
     """See :meth:`Classifier.find_bursts`. Webhook timestamps are whole seconds, so two clicks
     one second apart are "within a second" (the window is closed)."""
     order = sorted(range(len(clicks)), key=lambda i: clicks[i][0])
@@ -296,7 +318,7 @@ def find_bursts(clicks: Sequence[tuple[float, Hashable]], links: int = DEFAULT_B
     for end in range(len(order)):
         while clicks[order[end]][0] - clicks[order[start]][0] > seconds:
             start += 1
-        window = order[start:end + 1]
+        window = order[start : end + 1]
         if len({clicks[i][1] for i in window}) >= links:
             marked.update(window)
     return marked
@@ -308,10 +330,19 @@ def default_classifier() -> Classifier:
     return Classifier.from_files()
 
 
-def classify(*, kind: Literal["open", "click"], user_agent: str | None, ip: str | None, method: str,
-             seconds_since_sent: float | None, link_kind: str | None = None,
-             accept_language: str | None = None, burst: bool = False, sg_machine_open: bool = False,
-             classifier: Classifier | None = None) -> Verdict:
+def classify(
+    *,
+    kind: Literal["open", "click"],
+    user_agent: str | None,
+    ip: str | None,
+    method: str,
+    seconds_since_sent: float | None,
+    link_kind: str | None = None,
+    accept_language: str | None = None,
+    burst: bool = False,
+    sg_machine_open: bool = False,
+    classifier: Classifier | None = None,
+) -> Verdict:
     """Classify one open or click (see the module docstring for the rules).
 
     ``accept_language``: the header's value, ``""`` when the request had none, ``None`` when the
@@ -319,5 +350,13 @@ def classify(*, kind: Literal["open", "click"], user_agent: str | None, ip: str 
     (:func:`find_bursts`). ``sg_machine_open``: SendGrid's flag on its open events.
     """
     return (classifier or default_classifier()).classify(
-        kind=kind, user_agent=user_agent, ip=ip, method=method, seconds_since_sent=seconds_since_sent,
-        link_kind=link_kind, accept_language=accept_language, burst=burst, sg_machine_open=sg_machine_open)
+        kind=kind,
+        user_agent=user_agent,
+        ip=ip,
+        method=method,
+        seconds_since_sent=seconds_since_sent,
+        link_kind=link_kind,
+        accept_language=accept_language,
+        burst=burst,
+        sg_machine_open=sg_machine_open,
+    )

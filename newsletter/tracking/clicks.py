@@ -127,22 +127,39 @@ def mark_burst(db: Db, event_ids: list[int], now: datetime) -> None:
         return
     db.execute(update(EVENTS).where(EVENTS.c.id.in_(human)).values(is_machine=True, machine_reason="burst_clicks"))
     # The lead events written with those clicks: same delivery and link, same instant.
-    clicks = db.execute(select(EVENTS.c.delivery_id, EVENTS.c.link_id, EVENTS.c.occurred_at, EVENTS.c.subscriber_id)
-                        .where(EVENTS.c.id.in_(human))).all()
+    clicks = db.execute(
+        select(EVENTS.c.delivery_id, EVENTS.c.link_id, EVENTS.c.occurred_at, EVENTS.c.subscriber_id).where(
+            EVENTS.c.id.in_(human)
+        )
+    ).all()
     for delivery_id, link_id, occurred_at, subscriber_id in clicks:
         lead_event = db.scalar(
-            select(EVENTS.c.id).where(EVENTS.c.delivery_id == delivery_id, EVENTS.c.type == "lead",
-                                      EVENTS.c.link_id == link_id, EVENTS.c.occurred_at == occurred_at,
-                                      EVENTS.c.is_machine.is_(False)).limit(1))
+            select(EVENTS.c.id)
+            .where(
+                EVENTS.c.delivery_id == delivery_id,
+                EVENTS.c.type == "lead",
+                EVENTS.c.link_id == link_id,
+                EVENTS.c.occurred_at == occurred_at,
+                EVENTS.c.is_machine.is_(False),
+            )
+            .limit(1)
+        )
         if lead_event is None or subscriber_id is None:
             continue
-        db.execute(update(EVENTS).where(EVENTS.c.id == lead_event).values(is_machine=True, machine_reason="burst_clicks"))
+        db.execute(
+            update(EVENTS).where(EVENTS.c.id == lead_event).values(is_machine=True, machine_reason="burst_clicks")
+        )
         take_back_click_lead(db, subscriber_id, now)
 
 
-def record_clicks(db: Db, items: Sequence[tuple[int, int, RequestInfo, datetime]], *,
-                  options: TrackingOptions = DEFAULT_OPTIONS, classifier: Classifier | None = None,
-                  link_cache: LinkCache | None = None) -> list[ClickResult | UnknownDelivery | UnknownLink]:
+def record_clicks(
+    db: Db,
+    items: Sequence[tuple[int, int, RequestInfo, datetime]],
+    *,
+    options: TrackingOptions = DEFAULT_OPTIONS,
+    classifier: Classifier | None = None,
+    link_cache: LinkCache | None = None,
+) -> list[ClickResult | UnknownDelivery | UnknownLink]:
     """Store many clicks (``(delivery_id, position, request, when)``): three reads (deliveries,
     links unless ``link_cache`` has them, the messages' clicks around that time, for bursts), one
     multi-row insert, then the rare follow-ups (leads, re-marking a burst's earlier clicks). Each
@@ -156,14 +173,17 @@ def record_clicks(db: Db, items: Sequence[tuple[int, int, RequestInfo, datetime]
     links, known = link_cache.get(campaigns) if link_cache is not None else ({}, set())
     # A position the cache does not know: read that campaign again (a link registered since, in
     # tests; production registers a campaign's links once, when it is created).
-    stale = {found[d][0] for d, p, _, _ in items if d in found and found[d][0] in known
-             and (found[d][0], p) not in links}
+    stale = {
+        found[d][0] for d, p, _, _ in items if d in found and found[d][0] in known and (found[d][0], p) not in links
+    }
     wanted = (campaigns - known) | stale
     if wanted:
         if link_cache is not None:  # every link of those campaigns, for the next clicks too
             link_rows = CAMPAIGN_LINKS.execute(db, ids=wanted)
         else:
-            link_rows = db.execute(LINKS_AT, {"campaigns": sorted(wanted), "positions": sorted({p for _, p, _, _ in items})})
+            link_rows = db.execute(
+                LINKS_AT, {"campaigns": sorted(wanted), "positions": sorted({p for _, p, _, _ in items})}
+            )
         fetched: dict[tuple[int, int], tuple[int, str, str]] = {}
         for cid, position, lid, url, kind in link_rows:
             fetched[(cid, position)] = (lid, url, kind)
@@ -193,8 +213,9 @@ def record_clicks(db: Db, items: Sequence[tuple[int, int, RequestInfo, datetime]
     if valid:
         times = [items[i][3] for i in valid]
         stored: dict[int, list[tuple[int, int | None, datetime]]] = {}
-        for eid, did, lid, when in RECENT_CLICKS.execute(db, ids={items[i][0] for i in valid},
-                                                          since=min(times) - window, until=max(times) + window):
+        for eid, did, lid, when in RECENT_CLICKS.execute(
+            db, ids={items[i][0] for i in valid}, since=min(times) - window, until=max(times) + window
+        ):
             stored.setdefault(did, []).append((eid, lid, when))
         by_delivery: dict[int, list[int]] = {}
         for i in valid:
@@ -220,16 +241,36 @@ def record_clicks(db: Db, items: Sequence[tuple[int, int, RequestInfo, datetime]
         delivery_id, position, request, now = items[i]
         target = targets[i][1]  # type: ignore[index]
         verdict = classifier.classify(
-            kind="click", user_agent=request.user_agent, ip=request.ip, method=request.method,
-            seconds_since_sent=_seconds(now, target.sent_at), link_kind=target.kind,
-            accept_language=request.accept_language, burst=i in in_burst)
+            kind="click",
+            user_agent=request.user_agent,
+            ip=request.ip,
+            method=request.method,
+            seconds_since_sent=_seconds(now, target.sent_at),
+            link_kind=target.kind,
+            accept_language=request.accept_language,
+            burst=i in in_burst,
+        )
         verdicts[i] = verdict
         data: dict[str, Any] = {"position": position}
         if verdict.doubt:
             data["doubt"] = verdict.doubt
-        rows.append((key, "click", "tracking", target.campaign_id, delivery_id, target.subscriber_id, target.link_id,
-                     verdict.is_machine, verdict.reason, now, facts.ip(request.ip), facts.agent(request.user_agent),
-                     data))
+        rows.append(
+            (
+                key,
+                "click",
+                "tracking",
+                target.campaign_id,
+                delivery_id,
+                target.subscriber_id,
+                target.link_id,
+                verdict.is_machine,
+                verdict.reason,
+                now,
+                facts.ip(request.ip),
+                facts.agent(request.user_agent),
+                data,
+            )
+        )
     insert_event_rows(db, rows)
     if again:
         mark_burst(db, again, max(items[i][3] for i in valid))
@@ -240,15 +281,29 @@ def record_clicks(db: Db, items: Sequence[tuple[int, int, RequestInfo, datetime]
         lead_id = None
         if is_cta and not verdict.is_machine and not verdict.doubt:
             lead_id = count_lead(db, target, delivery_id, now, options, via="click")
-        out[i] = ClickResult(url=target.url or "", link_kind=target.kind or "", lead_id=lead_id,
-                             is_machine=verdict.is_machine, reason=verdict.reason, doubt=verdict.doubt,
-                             needs_confirmation=is_cta and verdict.uncertain, position=position)
+        out[i] = ClickResult(
+            url=target.url or "",
+            link_kind=target.kind or "",
+            lead_id=lead_id,
+            is_machine=verdict.is_machine,
+            reason=verdict.reason,
+            doubt=verdict.doubt,
+            needs_confirmation=is_cta and verdict.uncertain,
+            position=position,
+        )
     return out
 
 
-def record_click(session: Db, delivery_id: int, position: int, request: RequestInfo,
-                 now: datetime | None = None, *, options: TrackingOptions = DEFAULT_OPTIONS,
-                 classifier: Classifier | None = None) -> ClickResult:
+def record_click(
+    session: Db,
+    delivery_id: int,
+    position: int,
+    request: RequestInfo,
+    now: datetime | None = None,
+    *,
+    options: TrackingOptions = DEFAULT_OPTIONS,
+    classifier: Classifier | None = None,
+) -> ClickResult:
     """Store one click on the campaign's link number ``position`` and say where to redirect.
 
     Raises :class:`UnknownLink` when the campaign has no such link (the web answers 404: a click
@@ -256,18 +311,28 @@ def record_click(session: Db, delivery_id: int, position: int, request: RequestI
     on a ``cta`` link creates the subscriber's lead or warms it; a machine click never does; a
     doubted one asks for confirmation first (module docstring).
     """
-    [result] = record_clicks(session, [(delivery_id, position, request, now or utcnow())], options=options,
-                             classifier=classifier)
+    [result] = record_clicks(
+        session, [(delivery_id, position, request, now or utcnow())], options=options, classifier=classifier
+    )
     if isinstance(result, LookupError):
         raise result
     return result
 
 
-def count_lead(db: Db, target: Target, delivery_id: int, now: datetime, options: TrackingOptions, *,
-                via: str) -> int:
+def count_lead(db: Db, target: Target, delivery_id: int, now: datetime, options: TrackingOptions, *, via: str) -> int:
     """The lead, and a ``lead`` event so reports count CTA → lead per campaign."""
     lead_id = warm_lead_from_click(db, target.subscriber_id, target.campaign_id, target.link_id, now)
-    insert_event(db, type_="lead", campaign_id=target.campaign_id, delivery_id=delivery_id,
-                  subscriber_id=target.subscriber_id, verdict=Verdict(False), request=None, now=now, options=options,
-                  link_id=target.link_id, data={"via": via})
+    insert_event(
+        db,
+        type_="lead",
+        campaign_id=target.campaign_id,
+        delivery_id=delivery_id,
+        subscriber_id=target.subscriber_id,
+        verdict=Verdict(False),
+        request=None,
+        now=now,
+        options=options,
+        link_id=target.link_id,
+        data={"via": via},
+    )
     return lead_id

@@ -48,7 +48,8 @@ def engagement(session: Session, delivery_ids: Iterable[int]) -> dict[int, Engag
     rows = session.execute(
         select(Event.delivery_id, Event.type, Event.is_machine, func.count())
         .where(Event.delivery_id.in_(ids), Event.type.in_(("open", "click")))
-        .group_by(Event.delivery_id, Event.type, Event.is_machine))
+        .group_by(Event.delivery_id, Event.type, Event.is_machine)
+    )
     for delivery_id, kind, is_machine, n in rows:
         if delivery_id is None:  # pragma: no cover - the query asks for given ids
             continue

@@ -70,7 +70,7 @@ def new_keys(count: int) -> list[str]:
     the lot (a batch of the web app's recorder)."""
     stamp = f"{time.time_ns() // 1000:014x}"
     random = secrets.token_hex(9 * count)
-    return [stamp + random[i:i + 18] for i in range(0, 18 * count, 18)]
+    return [stamp + random[i : i + 18] for i in range(0, 18 * count, 18)]
 
 
 class StoredForms:
@@ -100,14 +100,32 @@ class StoredForms:
 EVENTS = cast(Table, Event.__table__)  # Core statements on the table: no ORM bulk machinery on the hot paths
 
 
-def event_row(*, type_: str, campaign_id: int | None, delivery_id: int | None, subscriber_id: int | None,
-              verdict: Verdict, request: RequestInfo | None, now: datetime, options: TrackingOptions,
-              link_id: int | None = None, data: dict[str, Any] | None = None) -> dict[str, Any]:
+def event_row(
+    *,
+    type_: str,
+    campaign_id: int | None,
+    delivery_id: int | None,
+    subscriber_id: int | None,
+    verdict: Verdict,
+    request: RequestInfo | None,
+    now: datetime,
+    options: TrackingOptions,
+    link_id: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """One ``events`` row of the rarer events (a lead, a confirmation, an unsubscribe), as a dict."""
     row: dict[str, Any] = dict(
-        event_key=new_key(), type=type_, source="tracking", campaign_id=campaign_id, delivery_id=delivery_id,
-        subscriber_id=subscriber_id, link_id=link_id, is_machine=verdict.is_machine, machine_reason=verdict.reason,
-        occurred_at=now, ip_prefix=_stored_ip(request, options),
+        event_key=new_key(),
+        type=type_,
+        source="tracking",
+        campaign_id=campaign_id,
+        delivery_id=delivery_id,
+        subscriber_id=subscriber_id,
+        link_id=link_id,
+        is_machine=verdict.is_machine,
+        machine_reason=verdict.reason,
+        occurred_at=now,
+        ip_prefix=_stored_ip(request, options),
         user_agent=clip_agent(request.user_agent) if request else None,
     )
     if data is not None:  # left out rather than None: SQL NULL, not the JSON text 'null'

@@ -111,13 +111,22 @@ def options_from_settings(settings: Settings) -> TrackingOptions:
     storage = _ip_storage(settings.ip_storage)
     _check(settings.soft_bounce_limit >= 1, "NEWSLETTER_SOFT_BOUNCE_LIMIT", "must be at least 1")
     _check(settings.webhook_max_bytes >= 1024, "NEWSLETTER_WEBHOOK_MAX_BYTES", "must be at least 1024")
-    _check(math.isfinite(settings.webhook_tolerance_seconds) and settings.webhook_tolerance_seconds > 0,
-           "NEWSLETTER_WEBHOOK_TOLERANCE_SECONDS", "must be a number of seconds above zero")
+    _check(
+        math.isfinite(settings.webhook_tolerance_seconds) and settings.webhook_tolerance_seconds > 0,
+        "NEWSLETTER_WEBHOOK_TOLERANCE_SECONDS",
+        "must be a number of seconds above zero",
+    )
     _check(settings.event_retention_days >= 0, "NEWSLETTER_EVENT_RETENTION_DAYS", "must be zero or more")
-    _check(math.isfinite(settings.cta_confirm_min_seconds) and settings.cta_confirm_min_seconds >= 0,
-           "NEWSLETTER_CTA_CONFIRM_MIN_SECONDS", "must be zero or more")
-    _check(math.isfinite(settings.cta_confirm_max_age_days) and settings.cta_confirm_max_age_days > 0,
-           "NEWSLETTER_CTA_CONFIRM_MAX_AGE_DAYS", "must be above zero")
+    _check(
+        math.isfinite(settings.cta_confirm_min_seconds) and settings.cta_confirm_min_seconds >= 0,
+        "NEWSLETTER_CTA_CONFIRM_MIN_SECONDS",
+        "must be zero or more",
+    )
+    _check(
+        math.isfinite(settings.cta_confirm_max_age_days) and settings.cta_confirm_max_age_days > 0,
+        "NEWSLETTER_CTA_CONFIRM_MAX_AGE_DAYS",
+        "must be above zero",
+    )
     return TrackingOptions(
         webhook_public_key=(settings.webhook_public_key or "").strip() or None,
         webhook_allow_insecure=settings.webhook_allow_insecure,

@@ -52,8 +52,13 @@ def _subscriber(session: Session, delivery_id: int) -> Subscriber:
 
 
 def _view(subscriber: Subscriber, interests: Mapping[str, str]) -> Preferences:
-    return Preferences(subscriber.id, subscriber.email, subscriber.first_name,
-                       frozenset(t.tag for t in subscriber.tags if t.tag in interests), subscriber.status)
+    return Preferences(
+        subscriber.id,
+        subscriber.email,
+        subscriber.first_name,
+        frozenset(t.tag for t in subscriber.tags if t.tag in interests),
+        subscriber.status,
+    )
 
 
 def clean_first_name(raw: str | None) -> str | None:
@@ -65,13 +70,18 @@ def clean_first_name(raw: str | None) -> str | None:
     return name or None
 
 
-def load_preferences(session: Session, delivery_id: int,
-                     interests: Mapping[str, str] = INTEREST_TAGS) -> Preferences:
+def load_preferences(session: Session, delivery_id: int, interests: Mapping[str, str] = INTEREST_TAGS) -> Preferences:
     return _view(_subscriber(session, delivery_id), interests)
 
 
-def save_preferences(session: Session, delivery_id: int, *, first_name: str | None, tags: Iterable[str],
-                     interests: Mapping[str, str] = INTEREST_TAGS) -> Preferences:
+def save_preferences(
+    session: Session,
+    delivery_id: int,
+    *,
+    first_name: str | None,
+    tags: Iterable[str],
+    interests: Mapping[str, str] = INTEREST_TAGS,
+) -> Preferences:
     """Set the first name and the interest tags. Raises :class:`InvalidPreferences`."""
     name = clean_first_name(first_name)
     wanted = set(tags)

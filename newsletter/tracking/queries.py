@@ -75,45 +75,76 @@ _LINKS = CampaignLink.__table__
 #: handful of values: an expanding ``IN`` is as cheap as one parameter here).
 LINKS_AT = select(_LINKS.c.campaign_id, _LINKS.c.position, _LINKS.c.id, _LINKS.c.url, _LINKS.c.kind).where(
     _LINKS.c.campaign_id.in_(bindparam("campaigns", expanding=True)),
-    _LINKS.c.position.in_(bindparam("positions", expanding=True)))
+    _LINKS.c.position.in_(bindparam("positions", expanding=True)),
+)
 #: Every link of these campaigns (``ids``): the recorder's link cache and the webhook's clicks.
 #: Links are written once, when the campaign is created, so a whole campaign is read at once.
-CAMPAIGN_LINKS = ByIds(lambda in_: select(_LINKS.c.campaign_id, _LINKS.c.position, _LINKS.c.id, _LINKS.c.url,
-                                          _LINKS.c.kind).where(in_(_LINKS.c.campaign_id, "ids")))
+CAMPAIGN_LINKS = ByIds(
+    lambda in_: select(_LINKS.c.campaign_id, _LINKS.c.position, _LINKS.c.id, _LINKS.c.url, _LINKS.c.kind).where(
+        in_(_LINKS.c.campaign_id, "ids")
+    )
+)
 #: The redirect's bursts: the stored clicks of these messages (``ids``) between ``since`` and
 #: ``until``; without ``data`` (our own clicks always carry their link).
-RECENT_CLICKS = ByIds(lambda in_: select(_EVENTS.c.id, _EVENTS.c.delivery_id, _EVENTS.c.link_id, _EVENTS.c.occurred_at)
-                      .where(in_(_EVENTS.c.delivery_id, "ids"), _EVENTS.c.type == "click",
-                             _EVENTS.c.occurred_at >= bindparam("since", type_=UTCDateTime()),
-                             _EVENTS.c.occurred_at <= bindparam("until", type_=UTCDateTime())))
+RECENT_CLICKS = ByIds(
+    lambda in_: select(_EVENTS.c.id, _EVENTS.c.delivery_id, _EVENTS.c.link_id, _EVENTS.c.occurred_at).where(
+        in_(_EVENTS.c.delivery_id, "ids"),
+        _EVENTS.c.type == "click",
+        _EVENTS.c.occurred_at >= bindparam("since", type_=UTCDateTime()),
+        _EVENTS.c.occurred_at <= bindparam("until", type_=UTCDateTime()),
+    )
+)
 #: The webhook's bursts: as :data:`RECENT_CLICKS`, with ``data``, whose ``url`` names the link
 #: of a provider's click we could not map to a registered link.
-STORED_CLICKS = ByIds(lambda in_: select(_EVENTS.c.id, _EVENTS.c.delivery_id, _EVENTS.c.link_id, _EVENTS.c.data,
-                                         _EVENTS.c.occurred_at)
-                      .where(in_(_EVENTS.c.delivery_id, "ids"), _EVENTS.c.type == "click",
-                             _EVENTS.c.occurred_at >= bindparam("since", type_=UTCDateTime()),
-                             _EVENTS.c.occurred_at <= bindparam("until", type_=UTCDateTime())))
+STORED_CLICKS = ByIds(
+    lambda in_: select(
+        _EVENTS.c.id, _EVENTS.c.delivery_id, _EVENTS.c.link_id, _EVENTS.c.data, _EVENTS.c.occurred_at
+    ).where(
+        in_(_EVENTS.c.delivery_id, "ids"),
+        _EVENTS.c.type == "click",
+        _EVENTS.c.occurred_at >= bindparam("since", type_=UTCDateTime()),
+        _EVENTS.c.occurred_at <= bindparam("until", type_=UTCDateTime()),
+    )
+)
 #: Provider events without our ``delivery_id``: which campaign sent these message ids. The send
 #: log, because the ledger does not index its own ``message_id``.
 SEND_LOG_CAMPAIGNS = select(SendLog.message_id, SendLog.campaign_id).where(
-    SendLog.message_id.in_(bindparam("message_ids", expanding=True)))
+    SendLog.message_id.in_(bindparam("message_ids", expanding=True))
+)
 #: …then the ledger rows of these addresses in those campaigns: the unique (subscriber,
 #: campaign) key names the row, whose message id the caller checks against the event's.
-LEDGER_BY_ADDRESS = (select(Delivery.message_id, Subscriber.email, Delivery.id, Delivery.campaign_id,
-                            Delivery.subscriber_id, Delivery.sent_at)
-                     .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-                     .where(Subscriber.email.in_(bindparam("emails", expanding=True)),
-                            Delivery.campaign_id.in_(bindparam("campaigns", expanding=True))))
+LEDGER_BY_ADDRESS = (
+    select(
+        Delivery.message_id,
+        Subscriber.email,
+        Delivery.id,
+        Delivery.campaign_id,
+        Delivery.subscriber_id,
+        Delivery.sent_at,
+    )
+    .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+    .where(
+        Subscriber.email.in_(bindparam("emails", expanding=True)),
+        Delivery.campaign_id.in_(bindparam("campaigns", expanding=True)),
+    )
+)
 _DELIVERED = _EVENTS.alias("delivered")
-_LAST_DELIVERED = (select(func.max(_DELIVERED.c.occurred_at))
-                   .where(_DELIVERED.c.subscriber_id == _EVENTS.c.subscriber_id, _DELIVERED.c.type == "delivered")
-                   .scalar_subquery())
+_LAST_DELIVERED = (
+    select(func.max(_DELIVERED.c.occurred_at))
+    .where(_DELIVERED.c.subscriber_id == _EVENTS.c.subscriber_id, _DELIVERED.c.type == "delivered")
+    .scalar_subquery()
+)
 #: Soft bounces (``blocked``) per subscriber since their last ``delivered`` event (or ever): a
 #: run of soft bounces suppresses an address, one delivery starts the count again.
-SOFT_BOUNCES = (select(_EVENTS.c.subscriber_id, func.count())
-                .where(_EVENTS.c.subscriber_id.in_(bindparam("subscribers", expanding=True)),
-                       _EVENTS.c.type == "blocked", or_(_LAST_DELIVERED.is_(None), _LAST_DELIVERED < _EVENTS.c.occurred_at))
-                .group_by(_EVENTS.c.subscriber_id))
+SOFT_BOUNCES = (
+    select(_EVENTS.c.subscriber_id, func.count())
+    .where(
+        _EVENTS.c.subscriber_id.in_(bindparam("subscribers", expanding=True)),
+        _EVENTS.c.type == "blocked",
+        or_(_LAST_DELIVERED.is_(None), _LAST_DELIVERED < _EVENTS.c.occurred_at),
+    )
+    .group_by(_EVENTS.c.subscriber_id)
+)
 
 
 def delivery_owners(db: Db, ids: set[int]) -> dict[int, tuple[int, int]]:
@@ -135,11 +166,15 @@ def delivery_owners(db: Db, ids: set[int]) -> dict[int, tuple[int, int]]:
 
 #: :func:`delivery_owners` and :func:`delivery_times`, raw: on SQLite one JSON row built by SQLite
 #: (the docstring above says why), on PostgreSQL plain tuples from psycopg's cursor (:func:`_pg_rows`).
-_SQLITE_OWNERS = ("SELECT json_group_array(json_array(id, campaign_id, subscriber_id)) FROM deliveries "
-                  "WHERE id IN (SELECT value FROM json_each(?))")
+_SQLITE_OWNERS = (
+    "SELECT json_group_array(json_array(id, campaign_id, subscriber_id)) FROM deliveries "
+    "WHERE id IN (SELECT value FROM json_each(?))"
+)
 _PG_OWNERS = "SELECT id, campaign_id, subscriber_id FROM deliveries WHERE id = ANY(%s::bigint[])"
-_SQLITE_SENT = ("SELECT json_group_array(json_array(id, campaign_id, subscriber_id, sent_at)) FROM deliveries "
-                "WHERE id IN (SELECT value FROM json_each(?))")
+_SQLITE_SENT = (
+    "SELECT json_group_array(json_array(id, campaign_id, subscriber_id, sent_at)) FROM deliveries "
+    "WHERE id IN (SELECT value FROM json_each(?))"
+)
 _PG_SENT = "SELECT id, campaign_id, subscriber_id, sent_at FROM deliveries WHERE id = ANY(%s::bigint[])"
 
 
@@ -151,8 +186,10 @@ def delivery_times(db: Db, ids: set[int]) -> dict[int, tuple[int, int, datetime 
     if not is_postgres(conn):
         packed = conn.exec_driver_sql(_SQLITE_SENT, (json_array_literal(sorted(ids)),)).scalar()
         return {row[0]: (row[1], row[2], _sqlite_time(row[3])) for row in _loads(packed or "[]")}
-    return {did: (cid, sid, sent.astimezone(timezone.utc) if sent else None)
-            for did, cid, sid, sent in _pg_rows(conn, _PG_SENT, ids)}
+    return {
+        did: (cid, sid, sent.astimezone(timezone.utc) if sent else None)
+        for did, cid, sid, sent in _pg_rows(conn, _PG_SENT, ids)
+    }
 
 
 def _pg_rows(conn: Connection, sql: str, ids: set[int]) -> list[tuple[Any, ...]]:
@@ -176,8 +213,21 @@ def _loads(text: str) -> Any:
 
 # --- the events insert, lean ------------------------------------------------------------------
 
-EVENT_COLUMNS = ("event_key", "type", "source", "campaign_id", "delivery_id", "subscriber_id", "link_id",
-                 "is_machine", "machine_reason", "occurred_at", "ip_prefix", "user_agent", "data")
+EVENT_COLUMNS = (
+    "event_key",
+    "type",
+    "source",
+    "campaign_id",
+    "delivery_id",
+    "subscriber_id",
+    "link_id",
+    "is_machine",
+    "machine_reason",
+    "occurred_at",
+    "ip_prefix",
+    "user_agent",
+    "data",
+)
 #: An events row as :func:`insert_event_rows` takes it: the values of EVENT_COLUMNS in that order,
 #: ``occurred_at`` an aware datetime, ``data`` a JSON-able dict (or ``None``: SQL NULL).
 EventRow = tuple[Any, ...]
@@ -218,20 +268,23 @@ _PG_COPY_FROM = 512
 @lru_cache(maxsize=128)
 def _sqlite_insert(rows: int, skip_stored: bool) -> str:
     values = ", ".join(["(" + ", ".join(["?"] * len(EVENT_COLUMNS)) + ")"] * rows)
-    return (f"INSERT INTO events ({_COLUMNS}) VALUES {values}"
-            + (" ON CONFLICT (event_key) DO NOTHING" if skip_stored else ""))
+    return f"INSERT INTO events ({_COLUMNS}) VALUES {values}" + (
+        " ON CONFLICT (event_key) DO NOTHING" if skip_stored else ""
+    )
 
 
 @lru_cache(maxsize=_PG_JSON_FROM)
 def _pg_insert(rows: int) -> str:
     values = ", ".join(["(" + ", ".join(["%s"] * len(EVENT_COLUMNS)) + ")"] * rows)
-    return (f"INSERT INTO events ({_COLUMNS}) VALUES {values} "
-            "ON CONFLICT (event_key) DO NOTHING RETURNING event_key")
+    return f"INSERT INTO events ({_COLUMNS}) VALUES {values} ON CONFLICT (event_key) DO NOTHING RETURNING event_key"
 
 
 #: The text columns of an events row (by position); ``data`` is cleaned as JSON text.
-_TEXT_AT = tuple(i for i, c in enumerate(EVENT_COLUMNS)
-                 if c in ("event_key", "type", "source", "machine_reason", "ip_prefix", "user_agent"))
+_TEXT_AT = tuple(
+    i
+    for i, c in enumerate(EVENT_COLUMNS)
+    if c in ("event_key", "type", "source", "machine_reason", "ip_prefix", "user_agent")
+)
 
 
 def _utc(value: datetime) -> datetime:
@@ -252,8 +305,9 @@ def _sqlite_text(value: datetime) -> str:
 def insert_events(db: Db, rows: list[dict[str, Any]], *, new_keys: bool = False) -> list[str]:
     """:func:`insert_event_rows` for rows given as dicts keyed by column (``data`` may be absent)."""
     machine = EVENT_COLUMNS.index("is_machine")
-    tuples = [tuple(bool(row.get(c)) if i == machine else row.get(c) for i, c in enumerate(EVENT_COLUMNS))
-              for row in rows]
+    tuples = [
+        tuple(bool(row.get(c)) if i == machine else row.get(c) for i, c in enumerate(EVENT_COLUMNS)) for row in rows
+    ]
     return insert_event_rows(db, tuples, new_keys=new_keys)
 
 
@@ -282,10 +336,14 @@ def insert_event_rows(db: Db, rows: list[EventRow], *, new_keys: bool = False) -
 
 def _pg_insert_rows(conn: Connection, rows: list[EventRow]) -> list[str]:
     if _PG_JSON_FROM <= len(rows) < _PG_COPY_FROM:
-        payload = dump_without_nul([dict(zip(EVENT_COLUMNS, (*row[:_TIME], _utc(row[_TIME]), *row[_TIME + 1:]), strict=False))
-                              for row in rows])
+        payload = dump_without_nul(
+            [
+                dict(zip(EVENT_COLUMNS, (*row[:_TIME], _utc(row[_TIME]), *row[_TIME + 1 :]), strict=False))
+                for row in rows
+            ]
+        )
         return [key for (key,) in conn.exec_driver_sql(_PG_JSON, (payload,)).all()]
-    prepared = [(*row[:_TIME], _utc(row[_TIME]), *row[_TIME + 1:_DATA], dump_without_nul(row[_DATA])) for row in rows]
+    prepared = [(*row[:_TIME], _utc(row[_TIME]), *row[_TIME + 1 : _DATA], dump_without_nul(row[_DATA])) for row in rows]
     if len(prepared) < _PG_JSON_FROM:
         flat = tuple(value for row in prepared for value in row)
         return [key for (key,) in conn.exec_driver_sql(_pg_insert(len(prepared)), flat).all()]
@@ -305,7 +363,7 @@ def _sqlite_insert_rows(conn: Connection, rows: list[EventRow], new_keys: bool) 
     if len(texts) > _TEXTS_KEPT:
         texts.clear()
     for start in range(0, len(rows), _SQLITE_CHUNK):
-        chunk = rows[start:start + _SQLITE_CHUNK]
+        chunk = rows[start : start + _SQLITE_CHUNK]
         params: list[Any] = []
         extend = params.extend
         for row in chunk:
@@ -321,8 +379,9 @@ def _sqlite_insert_rows(conn: Connection, rows: list[EventRow], new_keys: bool) 
             packed = conn.exec_driver_sql(_SQLITE_KEYS_BETWEEN, (last - count, last)).scalar()
             keys = _loads(packed or "[]")
             if len(keys) != count:  # pragma: no cover - rowids are assigned in order (SQLite docs)
-                raise RuntimeError(f"expected {count} new events between rowids {last - count} and {last}, "
-                                   f"found {len(keys)}")
+                raise RuntimeError(
+                    f"expected {count} new events between rowids {last - count} and {last}, found {len(keys)}"
+                )
             inserted.extend(keys)
     return inserted
 

@@ -40,9 +40,16 @@ _STOP = object()
 
 
 class Recorder:
-    def __init__(self, engine: Engine, options: TrackingOptions = DEFAULT_OPTIONS, *,
-                 classifier: Classifier | None = None, max_batch: int = 256, idle_seconds: float = 5.0,
-                 around_commit: Callable[[Connection], AbstractContextManager[Any]] | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        options: TrackingOptions = DEFAULT_OPTIONS,
+        *,
+        classifier: Classifier | None = None,
+        max_batch: int = 256,
+        idle_seconds: float = 5.0,
+        around_commit: Callable[[Connection], AbstractContextManager[Any]] | None = None,
+    ) -> None:
         """``around_commit(conn)``: entered before each batch's transaction begins and left after
         it commits (the web app's SQLite checkpoints, :mod:`newsletter.db.checkpoints`)."""
         self.engine = engine
@@ -65,8 +72,9 @@ class Recorder:
         future rather than a coroutine: one frame less on the hottest path of the app.)"""
         return self._submit("open", (delivery_id, request, now or utcnow()))
 
-    async def click(self, delivery_id: int, position: int, request: RequestInfo,
-                    now: datetime | None = None) -> ClickResult:
+    async def click(
+        self, delivery_id: int, position: int, request: RequestInfo, now: datetime | None = None
+    ) -> ClickResult:
         """The click's result once it is stored; raises :class:`UnknownDelivery` / :class:`UnknownLink`."""
         result = await self._submit("click", (delivery_id, position, request, now or utcnow()))
         if isinstance(result, (UnknownDelivery, UnknownLink)):
@@ -148,8 +156,9 @@ class Recorder:
         if leftover:
             self._write(leftover, link)
 
-    def _write(self, batch: list[tuple[str, tuple[Any, ...], asyncio.AbstractEventLoop, asyncio.Future[Any]]],
-               link: _Link) -> None:
+    def _write(
+        self, batch: list[tuple[str, tuple[Any, ...], asyncio.AbstractEventLoop, asyncio.Future[Any]]], link: _Link
+    ) -> None:
         try:
             results = self._store(batch, link)
         except Exception as exc:  # noqa: BLE001 - answered below, per request
@@ -179,13 +188,24 @@ class Recorder:
         conn = link.get()
         with (self.around_commit or _nothing)(conn), conn.begin():
             if opens:
-                for (i, _), verdict in zip(opens, record_opens(conn, [item for _, item in opens], options=self.options,
-                                                               classifier=self.classifier), strict=True):
+                for (i, _), verdict in zip(
+                    opens,
+                    record_opens(conn, [item for _, item in opens], options=self.options, classifier=self.classifier),
+                    strict=True,
+                ):
                     results[i] = verdict
             if clicks:
-                for (i, _), result in zip(clicks, record_clicks(conn, [item for _, item in clicks],
-                                                                options=self.options, classifier=self.classifier,
-                                                                link_cache=self.links), strict=True):
+                for (i, _), result in zip(
+                    clicks,
+                    record_clicks(
+                        conn,
+                        [item for _, item in clicks],
+                        options=self.options,
+                        classifier=self.classifier,
+                        link_cache=self.links,
+                    ),
+                    strict=True,
+                ):
                     results[i] = result
         return results
 

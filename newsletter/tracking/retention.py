@@ -22,8 +22,9 @@ from newsletter.db.models import Event, utcnow
 PRUNE_CHUNK = 10_000
 
 
-def prune_event_details(session: Session, older_than_days: int, *, now: datetime | None = None,
-                        chunk: int = PRUNE_CHUNK) -> int:
+def prune_event_details(
+    session: Session, older_than_days: int, *, now: datetime | None = None, chunk: int = PRUNE_CHUNK
+) -> int:
     """Null the raw details of events older than ``older_than_days``; returns rows pruned.
 
     Works in chunks of ids so a first run over a large table does not hold one huge
@@ -37,13 +38,21 @@ def prune_event_details(session: Session, older_than_days: int, *, now: datetime
     total = 0
     last_id = 0
     while True:
-        ids = list(session.scalars(
-            select(Event.id).where(Event.occurred_at < cutoff, Event.id > last_id, has_details)
-            .order_by(Event.id).limit(chunk)))
+        ids = list(
+            session.scalars(
+                select(Event.id)
+                .where(Event.occurred_at < cutoff, Event.id > last_id, has_details)
+                .order_by(Event.id)
+                .limit(chunk)
+            )
+        )
         if not ids:
             return total
-        session.execute(update(Event).where(Event.id.in_(ids))
-                        .values(ip_prefix=None, user_agent=None, data=null())
-                        .execution_options(synchronize_session=False))
+        session.execute(
+            update(Event)
+            .where(Event.id.in_(ids))
+            .values(ip_prefix=None, user_agent=None, data=null())
+            .execution_options(synchronize_session=False)
+        )
         total += len(ids)
         last_id = ids[-1]

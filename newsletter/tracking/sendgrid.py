@@ -48,15 +48,36 @@ from newsletter.tracking.options import TrackingOptions
 from newsletter.tracking.privacy import store_ip
 from newsletter.tracking.queries import EventRow
 
-KNOWN_TYPES = ("processed", "dropped", "delivered", "deferred", "bounce", "blocked", "open", "click",
-               "spamreport", "unsubscribe", "group_unsubscribe", "group_resubscribe")
+KNOWN_TYPES = (
+    "processed",
+    "dropped",
+    "delivered",
+    "deferred",
+    "bounce",
+    "blocked",
+    "open",
+    "click",
+    "spamreport",
+    "unsubscribe",
+    "group_unsubscribe",
+    "group_resubscribe",
+)
 #: Event type → suppression reason (``dropped`` and ``blocked`` are decided below).
-SUPPRESSING_TYPES = {"bounce": "bounced", "spamreport": "complained", "unsubscribe": "unsubscribed",
-                     "group_unsubscribe": "unsubscribed"}
+SUPPRESSING_TYPES = {
+    "bounce": "bounced",
+    "spamreport": "complained",
+    "unsubscribe": "unsubscribed",
+    "group_unsubscribe": "unsubscribed",
+}
 #: SendGrid's ``reason`` of a ``dropped`` event (lowercased) → suppression reason. Other drops
 #: ("Invalid SMTPAPI header", "Spam Content", quota) are about the message, not the address.
-DROP_REASONS = {"bounced address": "bounced", "invalid": "invalid", "invalid address": "invalid",
-                "spam reporting address": "complained", "unsubscribed address": "unsubscribed"}
+DROP_REASONS = {
+    "bounced address": "bounced",
+    "invalid": "invalid",
+    "invalid address": "invalid",
+    "spam reporting address": "complained",
+    "unsubscribed address": "unsubscribed",
+}
 #: Never kept in ``events.data``: personal, and stored in their own form elsewhere.
 PERSONAL_KEYS = ("email", "ip", "useragent")
 MAX_EVENTS = 10_000  # per post; SendGrid posts well under this
@@ -94,8 +115,10 @@ def parse_batch(body: bytes, *, max_events: int = MAX_EVENTS) -> list[dict[str, 
 
 #: A surrogate escape (``\ud800``-``\udfff``): a pair is one character, half of one is none.
 _SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]")
-_SURROGATES = re.compile(rb"(?<!\\)((?:\\\\)*)(\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
-                         rb"|\\u[dD][89a-fA-F][0-9a-fA-F]{2})")
+_SURROGATES = re.compile(
+    rb"(?<!\\)((?:\\\\)*)(\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+    rb"|\\u[dD][89a-fA-F][0-9a-fA-F]{2})"
+)
 
 
 def _loads_repaired(body: bytes) -> Any:
@@ -104,8 +127,7 @@ def _loads_repaired(body: bytes) -> Any:
     emoji) is kept. Only here, after a refusal: the rewrite costs ~50 ms on a batch full of
     emoji, the search for one nothing on the usual batch that parses at once."""
     if _SURROGATE_HINT.search(body):
-        repaired = _SURROGATES.sub(lambda m: m.group(1) + (m.group(2) if len(m.group(2)) == 12 else rb"\ufffd"),
-                                   body)
+        repaired = _SURROGATES.sub(lambda m: m.group(1) + (m.group(2) if len(m.group(2)) == 12 else rb"\ufffd"), body)
         try:
             return _loads(repaired)
         except (ValueError, UnicodeDecodeError, RecursionError):
@@ -281,7 +303,11 @@ def normalise(raw_events: Sequence[dict[str, Any]], now: datetime) -> list[SendG
         else:
             delivery_id = _int_arg(raw, "delivery_id")
         email = raw.get("email")
-        append(SendGridEvent(raw, key, kind, when, delivery_id, trusted_email(_clean(email)) if isinstance(email, str) else None))
+        append(
+            SendGridEvent(
+                raw, key, kind, when, delivery_id, trusted_email(_clean(email)) if isinstance(email, str) else None
+            )
+        )
     return events
 
 
@@ -305,9 +331,23 @@ def event_rows(events: list[SendGridEvent], options: TrackingOptions) -> list[Ev
                 agent = clipped
             else:
                 agent = None
-        append((e.key, e.type, "sendgrid", e.campaign_id, e.delivery_id, e.subscriber_id, e.link_id, e.is_machine,
-                e.reason, e.occurred_at, store_ip(ip, storage, hash_key) if isinstance(ip, str) else None, agent,
-                data))
+        append(
+            (
+                e.key,
+                e.type,
+                "sendgrid",
+                e.campaign_id,
+                e.delivery_id,
+                e.subscriber_id,
+                e.link_id,
+                e.is_machine,
+                e.reason,
+                e.occurred_at,
+                store_ip(ip, storage, hash_key) if isinstance(ip, str) else None,
+                agent,
+                data,
+            )
+        )
     # In ledger order: each row's foreign-key checks and index entries then land next to the
     # previous row's (the ledger is built in subscriber order), which costs the store about a
     # fifth less than a post's random order (bench/RESULTS.md, section 4).

@@ -90,4 +90,6 @@ class WebhookVerifier:
         except ValueError:
             raise BadSignature("timestamp is not a number") from None
         if not math.isfinite(signed_at) or abs(now - signed_at) > self.tolerance_seconds:
-            raise StaleTimestamp(f"timestamp more than {int(self.tolerance_seconds)} s from now (replayed or clock skew)")
+            raise StaleTimestamp(
+                f"timestamp more than {int(self.tolerance_seconds)} s from now (replayed or clock skew)"
+            )

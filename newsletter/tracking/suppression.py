@@ -24,8 +24,12 @@ from newsletter.db.models import Delivery, Subscriber
 from newsletter.emailaddr import trusted_email
 
 #: Suppression reason → the subscriber's new status.
-STATUS_FOR_REASON = {"bounced": "bounced", "invalid": "bounced", "complained": "complained",
-                     "unsubscribed": "unsubscribed"}
+STATUS_FOR_REASON = {
+    "bounced": "bounced",
+    "invalid": "bounced",
+    "complained": "complained",
+    "unsubscribed": "unsubscribed",
+}
 #: When one batch says two things about one address, the stronger wins.
 _PRIORITY = {"complained": 0, "bounced": 1, "invalid": 2, "unsubscribed": 3}
 #: Statuses the provider may move: the others already say why the address is not mailed.
@@ -57,30 +61,36 @@ _Item = TypeVar("_Item")
 
 def _chunks(items: list[_Item], size: int = 5000) -> Iterator[list[_Item]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 _SUBSCRIBERS = cast(Table, Subscriber.__table__)
 _DELIVERIES = cast(Table, Delivery.__table__)
 # Built once: the statements are the same for every batch (SQLAlchemy then reuses their compiled
 # form); building them per call, with each id coerced into a literal, cost more than running them.
-_KNOWN = select(_SUBSCRIBERS.c.id, _SUBSCRIBERS.c.email, _SUBSCRIBERS.c.status).where(or_(
-    _SUBSCRIBERS.c.id.in_(bindparam("ids", expanding=True)),
-    _SUBSCRIBERS.c.email.in_(bindparam("emails", expanding=True))))
+_KNOWN = select(_SUBSCRIBERS.c.id, _SUBSCRIBERS.c.email, _SUBSCRIBERS.c.status).where(
+    or_(
+        _SUBSCRIBERS.c.id.in_(bindparam("ids", expanding=True)),
+        _SUBSCRIBERS.c.email.in_(bindparam("emails", expanding=True)),
+    )
+)
 _SET_STATUS = (
     # ``status || ''``: with bound parameters SQLite would otherwise walk the status index (every
     # active subscriber) instead of looking the ids up (bench/RESULTS.md)
-    update(_SUBSCRIBERS).where(_SUBSCRIBERS.c.id.in_(bindparam("ids", expanding=True)),
-                               _SUBSCRIBERS.c.status.concat("").in_(_MOVABLE))
-    .values(status=bindparam("status"), status_changed_at=bindparam("now"), updated_at=bindparam("now")))
+    update(_SUBSCRIBERS)
+    .where(_SUBSCRIBERS.c.id.in_(bindparam("ids", expanding=True)), _SUBSCRIBERS.c.status.concat("").in_(_MOVABLE))
+    .values(status=bindparam("status"), status_changed_at=bindparam("now"), updated_at=bindparam("now"))
+)
 _SUPPRESS_QUEUED = (
-    update(_DELIVERIES).where(_DELIVERIES.c.subscriber_id.in_(bindparam("ids", expanding=True)),
-                              _DELIVERIES.c.status == "queued")
-    .values(status="suppressed", error="suppressed: provider event", updated_at=bindparam("now")))
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.subscriber_id.in_(bindparam("ids", expanding=True)), _DELIVERIES.c.status == "queued")
+    .values(status="suppressed", error="suppressed: provider event", updated_at=bindparam("now"))
+)
 
 
-def suppress(session: Session | Connection, requests: Iterable[SuppressionRequest], *, now: datetime,
-             source: str = "sendgrid") -> SuppressionOutcome:
+def suppress(
+    session: Session | Connection, requests: Iterable[SuppressionRequest], *, now: datetime, source: str = "sendgrid"
+) -> SuppressionOutcome:
     """Apply the requests; safe to repeat (a second pass finds nothing to change)."""
     requests = [r for r in requests if r.reason in STATUS_FOR_REASON]
     if not requests:
@@ -116,8 +126,16 @@ def suppress(session: Session | Connection, requests: Iterable[SuppressionReques
         for chunk in _chunks(sids):
             changed += db.execute(_SET_STATUS, {"ids": chunk, "status": status, "now": now}).rowcount or 0
 
-    rows = [{"email": email, "reason": r.reason, "source": source, "detail": (r.detail or None) and r.detail[:2000],
-             "created_at": now} for email, (r, _) in sorted(chosen.items())]
+    rows = [
+        {
+            "email": email,
+            "reason": r.reason,
+            "source": source,
+            "detail": (r.detail or None) and r.detail[:2000],
+            "created_at": now,
+        }
+        for email, (r, _) in sorted(chosen.items())
+    ]
     added = add_suppressions(db, rows)
 
     suppressed = 0

@@ -43,8 +43,12 @@ class _Signer:
 
     def unsign(self, signed: str) -> str:
         value, sep, signature = signed.rpartition(".")
-        if not sep or not value.isascii() or not signature.isascii() \
-                or not hmac.compare_digest(signature, self._signature(value)):
+        if (
+            not sep
+            or not value.isascii()
+            or not signature.isascii()
+            or not hmac.compare_digest(signature, self._signature(value))
+        ):
             raise BadSignature("signature does not match")
         return value
 

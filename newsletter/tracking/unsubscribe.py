@@ -29,9 +29,15 @@ class UnsubscribeResult:
     suppressed_deliveries: int  # queued deliveries taken out of the ledger by this call
 
 
-def unsubscribe(session: Session, delivery_id: int, *, source: Literal["one_click", "link", "preferences"],
-                request: RequestInfo | None = None, now: datetime | None = None,
-                options: TrackingOptions = DEFAULT_OPTIONS) -> UnsubscribeResult:
+def unsubscribe(
+    session: Session,
+    delivery_id: int,
+    *,
+    source: Literal["one_click", "link", "preferences"],
+    request: RequestInfo | None = None,
+    now: datetime | None = None,
+    options: TrackingOptions = DEFAULT_OPTIONS,
+) -> UnsubscribeResult:
     """Unsubscribe the delivery's subscriber; safe to repeat (mail providers retry one-click POSTs).
 
     Sets the status (active or pending → unsubscribed, with ``status_changed_at``), adds a
@@ -52,25 +58,47 @@ def unsubscribe(session: Session, delivery_id: int, *, source: Literal["one_clic
     if subscriber.status == "erased":  # nothing personal left to act on
         return UnsubscribeResult(subscriber.id, changed=False, suppressed_deliveries=0)
 
-    status_changed = rows_changed(session, (
-        update(Subscriber)
-        .where(Subscriber.id == subscriber.id, Subscriber.status.in_(_UNSUBSCRIBABLE))
-        .values(status="unsubscribed", status_changed_at=now, updated_at=now)
-    )) == 1
+    status_changed = (
+        rows_changed(
+            session,
+            (
+                update(Subscriber)
+                .where(Subscriber.id == subscriber.id, Subscriber.status.in_(_UNSUBSCRIBABLE))
+                .values(status="unsubscribed", status_changed_at=now, updated_at=now)
+            ),
+        )
+        == 1
+    )
 
-    suppression_added = add_suppressions(
-        session, [{"email": subscriber.email, "reason": "unsubscribed", "source": source, "created_at": now}]) > 0
+    suppression_added = (
+        add_suppressions(
+            session, [{"email": subscriber.email, "reason": "unsubscribed", "source": source, "created_at": now}]
+        )
+        > 0
+    )
 
-    suppressed = rows_changed(session, (
-        update(Delivery)
-        .where(Delivery.subscriber_id == subscriber.id, Delivery.status == "queued")
-        .values(status="suppressed", error="unsubscribed", updated_at=now)
-        .execution_options(synchronize_session=False)
-    ))
+    suppressed = rows_changed(
+        session,
+        (
+            update(Delivery)
+            .where(Delivery.subscriber_id == subscriber.id, Delivery.status == "queued")
+            .values(status="suppressed", error="unsubscribed", updated_at=now)
+            .execution_options(synchronize_session=False)
+        ),
+    )
 
     changed = status_changed or suppression_added
     if changed:
-        insert_event(session, type_="unsubscribe", campaign_id=delivery.campaign_id, delivery_id=delivery.id,
-                      subscriber_id=delivery.subscriber_id, verdict=Verdict(False, None), request=request, now=now,
-                      options=options, data={"source": source})
+        insert_event(
+            session,
+            type_="unsubscribe",
+            campaign_id=delivery.campaign_id,
+            delivery_id=delivery.id,
+            subscriber_id=delivery.subscriber_id,
+            verdict=Verdict(False, None),
+            request=request,
+            now=now,
+            options=options,
+            data={"source": source},
+        )
     return UnsubscribeResult(subscriber.id, changed=changed, suppressed_deliveries=suppressed)

@@ -54,8 +54,15 @@ from newsletter.tracking.sendgrid import (
 )
 from newsletter.tracking.suppression import SuppressionRequest, suppress
 
-__all__ = ["IngestResult", "MalformedBatch", "PreparedBatch", "ingest_events", "parse_batch", "prepare_batch",
-           "store_batch"]
+__all__ = [
+    "IngestResult",
+    "MalformedBatch",
+    "PreparedBatch",
+    "ingest_events",
+    "parse_batch",
+    "prepare_batch",
+    "store_batch",
+]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -73,16 +80,24 @@ class IngestResult:
         return self.received - self.stored
 
     def to_dict(self) -> dict[str, int]:
-        return {"received": self.received, "stored": self.stored, "duplicates": self.duplicates,
-                "unknown_message": self.unknown_message, "machine": self.machine, "suppressed": self.suppressed}
+        return {
+            "received": self.received,
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "unknown_message": self.unknown_message,
+            "machine": self.machine,
+            "suppressed": self.suppressed,
+        }
 
 
 def _chunks(items: Sequence[Any], size: int = 5000) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
-def _by_message_id(session: Db, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, int, int, datetime | None]]:
+def _by_message_id(
+    session: Db, wanted: set[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[int, int, int, datetime | None]]:
     """(message id, address) → (delivery, campaign, subscriber, sent at), for events without our
     custom_args (:data:`.queries.SEND_LOG_CAMPAIGNS`, then :data:`.queries.LEDGER_BY_ADDRESS`,
     whose row's message id must be the event's)."""
@@ -92,7 +107,9 @@ def _by_message_id(session: Db, wanted: set[tuple[str, str]]) -> dict[tuple[str,
         emails = {email for message_id, email in chunk if message_id in campaigns}
         if not emails:
             continue
-        rows = session.execute(LEDGER_BY_ADDRESS, {"emails": sorted(emails), "campaigns": sorted(set(campaigns.values()))})
+        rows = session.execute(
+            LEDGER_BY_ADDRESS, {"emails": sorted(emails), "campaigns": sorted(set(campaigns.values()))}
+        )
         for message_id, email, did, cid, sid, sent_at in rows:
             if message_id is not None and (message_id, email) in wanted:  # None is never wanted
                 out[(message_id, email)] = (did, cid, sid, sent_at)
@@ -108,8 +125,9 @@ def _resolve_deliveries(session: Db, events: list[SendGridEvent]) -> None:
             found[did] = (cid, sid, None)
         found.update(delivery_times(session, timed))
     # Fallback: X-Message-Id (one per request) + the recipient's address.
-    wanted = {(e.message_prefix, e.email) for e in events
-              if e.delivery_id not in found and e.message_prefix and e.email}
+    wanted = {
+        (e.message_prefix, e.email) for e in events if e.delivery_id not in found and e.message_prefix and e.email
+    }
     by_message: dict[tuple[str, str], int] = {}
     for pair, (did, cid, sid, sent_at) in _by_message_id(session, wanted).items():
         by_message[pair] = did
@@ -148,8 +166,9 @@ def _find_bursts(session: Db, clicks: list[SendGridEvent], classifier: Classifie
     if known:
         earliest = min(e.occurred_at for e in clicks) - window
         latest = max(e.occurred_at for e in clicks) + window
-        for eid, did, link_id, data, occurred_at in STORED_CLICKS.execute(session, ids=known, since=earliest,
-                                                                        until=latest):
+        for eid, did, link_id, data, occurred_at in STORED_CLICKS.execute(
+            session, ids=known, since=earliest, until=latest
+        ):
             stored.setdefault(did, []).append((eid, link_id or stored_url(data), occurred_at))
     again: list[int] = []
     for group, events in groups.items():
@@ -176,9 +195,16 @@ def _classify(events: list[SendGridEvent], classifier: Classifier) -> None:
         if kind is None:
             continue
         seconds = (e.occurred_at - e.sent_at).total_seconds() if kind == "click" and e.sent_at else None
-        verdict = judge(kind=kind, user_agent=e.user_agent, ip=e.ip, method="GET",
-                        seconds_since_sent=seconds, link_kind=e.link_kind, burst=e.burst,
-                        sg_machine_open=e.machine_open)
+        verdict = judge(
+            kind=kind,
+            user_agent=e.user_agent,
+            ip=e.ip,
+            method="GET",
+            seconds_since_sent=seconds,
+            link_kind=e.link_kind,
+            burst=e.burst,
+            sg_machine_open=e.machine_open,
+        )
         e.is_machine, e.reason = verdict.is_machine, verdict.reason
 
 
@@ -213,9 +239,14 @@ class PreparedBatch:
     now: datetime
 
 
-def prepare_batch(session: Db, raw_events: Sequence[dict[str, Any]], *,
-                  now: datetime | None = None, options: TrackingOptions = DEFAULT_OPTIONS,
-                  classifier: Classifier | None = None) -> PreparedBatch:
+def prepare_batch(
+    session: Db,
+    raw_events: Sequence[dict[str, Any]],
+    *,
+    now: datetime | None = None,
+    options: TrackingOptions = DEFAULT_OPTIONS,
+    classifier: Classifier | None = None,
+) -> PreparedBatch:
     """Everything but the writes: normalise, map to ledger rows and links, find bursts, classify.
 
     Reads only, so on SQLite the web app runs it outside the write lock while another post is
@@ -234,8 +265,7 @@ def prepare_batch(session: Db, raw_events: Sequence[dict[str, Any]], *,
     return PreparedBatch(len(raw_events), events, event_rows(events, options), again, now)
 
 
-def store_batch(session: Db, batch: PreparedBatch, *,
-                options: TrackingOptions = DEFAULT_OPTIONS) -> IngestResult:
+def store_batch(session: Db, batch: PreparedBatch, *, options: TrackingOptions = DEFAULT_OPTIONS) -> IngestResult:
     """The writes: one multi-row insert that skips what is already stored, the re-marked burst
     clicks, then suppression for the events that were new. The caller commits."""
     if not batch.events:
@@ -247,14 +277,22 @@ def store_batch(session: Db, batch: PreparedBatch, *,
     requests = _suppression_requests(session, new, options)
     added = suppress(session, requests, now=batch.now, source="sendgrid").suppressions_added if requests else 0
     return IngestResult(
-        received=batch.received, stored=len(new),
+        received=batch.received,
+        stored=len(new),
         unknown_message=sum(1 for e in new if e.delivery_id is None),
-        machine=sum(1 for e in new if e.is_machine), suppressed=added)
+        machine=sum(1 for e in new if e.is_machine),
+        suppressed=added,
+    )
 
 
-def ingest_events(session: Db, raw_events: Sequence[dict[str, Any]], *,
-                  now: datetime | None = None, options: TrackingOptions = DEFAULT_OPTIONS,
-                  classifier: Classifier | None = None) -> IngestResult:
+def ingest_events(
+    session: Db,
+    raw_events: Sequence[dict[str, Any]],
+    *,
+    now: datetime | None = None,
+    options: TrackingOptions = DEFAULT_OPTIONS,
+    classifier: Classifier | None = None,
+) -> IngestResult:
     """Store a batch (already verified and parsed) in the session's transaction: :func:`prepare_batch`
     then :func:`store_batch`. See the module docstring. The caller commits."""
     prepared = prepare_batch(session, raw_events, now=now, options=options, classifier=classifier)

@@ -82,8 +82,11 @@ ROUTES = [
 _ERRORS = {
     400: ("Something was wrong with that request", "Please go back and try again."),
     403: ("Not allowed", "This form can only be sent from our own page."),
-    404: ("Page not found", "This link is not valid or no longer works. If you copied it from an email, "
-                            "please check that the whole link was copied."),
+    404: (
+        "Page not found",
+        "This link is not valid or no longer works. If you copied it from an email, "
+        "please check that the whole link was copied.",
+    ),
     405: ("Not allowed", "This page cannot be used that way."),
     413: ("Too much data", "That request was too large."),
     415: ("Not a form", "Please use the form on the page."),
@@ -93,15 +96,28 @@ _ERRORS = {
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     heading, text = _ERRORS.get(exc.status_code, ("Something went wrong", "Please try again later."))
-    return render(request, "error.html", status_code=exc.status_code, headers=exc.headers,
-                  title=heading, heading=heading, text=text)
+    return render(
+        request,
+        "error.html",
+        status_code=exc.status_code,
+        headers=exc.headers,
+        title=heading,
+        heading=heading,
+        text=text,
+    )
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     """A page for the reader, never a traceback. Starlette re-raises the error after this page is
     sent, so the server logs the traceback once."""
-    return render(request, "error.html", status_code=500, title="Something went wrong",
-                  heading="Something went wrong", text="Please try again in a few minutes.")
+    return render(
+        request,
+        "error.html",
+        status_code=500,
+        title="Something went wrong",
+        heading="Something went wrong",
+        text="Please try again in a few minutes.",
+    )
 
 
 class NewsletterApp(Starlette):
@@ -122,22 +138,32 @@ def webhook_setup(options: TrackingOptions) -> tuple[WebhookVerifier | None, str
         try:
             verifier = WebhookVerifier(options.webhook_public_key, tolerance_seconds=options.webhook_tolerance_seconds)
         except InvalidPublicKey as exc:
-            log.error("NEWSLETTER_SENDGRID_WEBHOOK_PUBLIC_KEY is not valid (%s): POST %s answers 503 until it is "
-                      "fixed. Copy the verification key from SendGrid (Settings > Mail Settings > Event Webhook).",
-                      exc, WEBHOOK_PATH)
+            log.error(
+                "NEWSLETTER_SENDGRID_WEBHOOK_PUBLIC_KEY is not valid (%s): POST %s answers 503 until it is "
+                "fixed. Copy the verification key from SendGrid (Settings > Mail Settings > Event Webhook).",
+                exc,
+                WEBHOOK_PATH,
+            )
             return None, "webhook public key is not valid; see the server log"
         log.info("SendGrid Event Webhook on POST %s: signatures verified.", WEBHOOK_PATH)
         return verifier, None
     if options.webhook_allow_insecure:
-        log.warning("SendGrid Event Webhook on POST %s accepts UNSIGNED posts (NEWSLETTER_WEBHOOK_ALLOW_INSECURE=1): "
-                    "anyone who finds the URL can bounce or unsubscribe your readers. Local testing only.",
-                    WEBHOOK_PATH)
+        log.warning(
+            "SendGrid Event Webhook on POST %s accepts UNSIGNED posts (NEWSLETTER_WEBHOOK_ALLOW_INSECURE=1): "
+            "anyone who finds the URL can bounce or unsubscribe your readers. Local testing only.",
+            WEBHOOK_PATH,
+        )
         return None, None
-    log.warning("SendGrid Event Webhook is OFF: NEWSLETTER_SENDGRID_WEBHOOK_PUBLIC_KEY is not set, so POST %s "
-                "answers 503. Set it to the verification key SendGrid shows (or NEWSLETTER_WEBHOOK_ALLOW_INSECURE=1 "
-                "for local testing only).", WEBHOOK_PATH)
-    return None, ("signed webhook not configured: set NEWSLETTER_SENDGRID_WEBHOOK_PUBLIC_KEY "
-                  "(or NEWSLETTER_WEBHOOK_ALLOW_INSECURE=1 for local testing)")
+    log.warning(
+        "SendGrid Event Webhook is OFF: NEWSLETTER_SENDGRID_WEBHOOK_PUBLIC_KEY is not set, so POST %s "
+        "answers 503. Set it to the verification key SendGrid shows (or NEWSLETTER_WEBHOOK_ALLOW_INSECURE=1 "
+        "for local testing only).",
+        WEBHOOK_PATH,
+    )
+    return None, (
+        "signed webhook not configured: set NEWSLETTER_SENDGRID_WEBHOOK_PUBLIC_KEY "
+        "(or NEWSLETTER_WEBHOOK_ALLOW_INSECURE=1 for local testing)"
+    )
 
 
 def _relative_slash_redirects(app: Starlette) -> None:
@@ -154,9 +180,14 @@ def _relative_slash_redirects(app: Starlette) -> None:
     router.default = redirect_or_not_found
 
 
-def create_app(settings: Settings, engine: Engine | None = None, *,
-               interests: Mapping[str, str] = INTEREST_TAGS, max_body_bytes: int = MAX_BODY_BYTES,
-               tracking: TrackingOptions | None = None) -> Starlette:
+def create_app(
+    settings: Settings,
+    engine: Engine | None = None,
+    *,
+    interests: Mapping[str, str] = INTEREST_TAGS,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    tracking: TrackingOptions | None = None,
+) -> Starlette:
     """Build the app. Without ``engine``, one is made from ``settings.database_url`` and disposed
     of when the app shuts down. Without ``tracking``, its options come from ``settings``
     (:func:`newsletter.tracking.options_from_settings`; a bad value is a ``UserError`` naming it)."""
@@ -177,15 +208,24 @@ def create_app(settings: Settings, engine: Engine | None = None, *,
 
     app = NewsletterApp(
         routes=ROUTES,
-        middleware=[Middleware(SecurityHeaders),
-                    Middleware(BodyLimit, max_bytes=max_body_bytes,
-                               overrides={WEBHOOK_PATH: tracking.webhook_max_bytes})],
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(BodyLimit, max_bytes=max_body_bytes, overrides={WEBHOOK_PATH: tracking.webhook_max_bytes}),
+        ],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
     )
     _relative_slash_redirects(app)
-    app.state.newsletter = AppState(settings, engine, TokenSigner(signing_key), dict(interests), tracking=tracking,
-                                    continue_signer=ContinueSigner(signing_key), webhook_verifier=verifier,
-                                    webhook_refusal=refusal, error_page=_http_error,
-                                    server_error_page=_server_error)
+    app.state.newsletter = AppState(
+        settings,
+        engine,
+        TokenSigner(signing_key),
+        dict(interests),
+        tracking=tracking,
+        continue_signer=ContinueSigner(signing_key),
+        webhook_verifier=verifier,
+        webhook_refusal=refusal,
+        error_page=_http_error,
+        server_error_page=_server_error,
+    )
     return app

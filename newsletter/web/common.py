@@ -36,8 +36,10 @@ MAX_TOKEN_LENGTH = 200  # real tokens are about 35 characters; anything longer i
 PRIVATE_HEADERS = {"Cache-Control": "no-store, private", "X-Robots-Tag": "noindex, nofollow"}
 
 #: The default Content-Security-Policy of our own pages: no scripts at all, styles inline only.
-PAGE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
-            "frame-ancestors 'none'; base-uri 'none'")
+PAGE_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
 
 
 @dataclass
@@ -68,13 +70,21 @@ class AppState:
     def __post_init__(self) -> None:
         self.trusted_hosts = trusted_hosts(self.settings.public_url)
         self.checkpointer = None if is_postgres(self.engine) else Checkpointer(self.engine)
-        self.recorder = Recorder(self.engine, self.tracking,
-                                 around_commit=self.checkpointer.deferred if self.checkpointer else None)
-        self.templates = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True,
-                                     undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+        self.recorder = Recorder(
+            self.engine, self.tracking, around_commit=self.checkpointer.deferred if self.checkpointer else None
+        )
+        self.templates = Environment(
+            loader=FileSystemLoader(str(TEMPLATES_DIR)),
+            autoescape=True,
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
         self.templates.globals.update(
-            brand_name=self.settings.brand_name, website_url=self.settings.website_url,
-            postal_address=self.settings.postal_address, reply_to=self.settings.reply_to,
+            brand_name=self.settings.brand_name,
+            website_url=self.settings.website_url,
+            postal_address=self.settings.postal_address,
+            reply_to=self.settings.reply_to,
         )
 
 
@@ -82,8 +92,9 @@ def state(request: Request) -> AppState:
     return request.app.state.newsletter  # type: ignore[no-any-return]
 
 
-def render(request: Request, template: str, status_code: int = 200, headers: Mapping[str, str] | None = None,
-           **context: Any) -> HTMLResponse:
+def render(
+    request: Request, template: str, status_code: int = 200, headers: Mapping[str, str] | None = None, **context: Any
+) -> HTMLResponse:
     html = state(request).templates.get_template(template).render(**context)
     return HTMLResponse(html, status_code=status_code, headers=dict(headers or {}))
 
@@ -108,8 +119,12 @@ def request_info(request: Request) -> RequestInfo:
     """The full client address is handed to tracking, which keeps only its network (or a hash).
     A missing ``Accept-Language`` is ``""``: absent, which the classifier may doubt."""
     headers = request.headers
-    return RequestInfo(ip=request.client.host if request.client else None, user_agent=headers.get("user-agent"),
-                       method=request.method, accept_language=headers.get("accept-language", ""))
+    return RequestInfo(
+        ip=request.client.host if request.client else None,
+        user_agent=headers.get("user-agent"),
+        method=request.method,
+        accept_language=headers.get("accept-language", ""),
+    )
 
 
 def mask_email(email: str) -> str:

@@ -41,7 +41,7 @@ def host_name(header: str | None) -> str | None:
     match = _HOST.match(value)
     if match is None:
         return None
-    rest = value[match.end():]
+    rest = value[match.end() :]
     if rest and not _PORT.fullmatch(rest):
         return None
     name = match.group("v6") or match.group("name").rstrip(".")

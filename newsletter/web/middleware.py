@@ -12,8 +12,12 @@ from newsletter.web.common import PAGE_CSP
 
 MAX_BODY_BYTES = 64 * 1024
 #: Set on every response unless the handler chose its own.
-SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
-                    "Content-Security-Policy": PAGE_CSP}
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": PAGE_CSP,
+}
 
 
 class SecurityHeaders:
@@ -46,8 +50,9 @@ class BodyLimit:
     from inside ``receive``, so the app's error page answers.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES,
-                 overrides: Mapping[str, int] | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES, overrides: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.overrides = tuple((overrides or {}).items())

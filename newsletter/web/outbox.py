@@ -89,7 +89,7 @@ def list_page(outbox_dir: str, campaign_id: int, number: int) -> OutboxPage:
     pages = max(1, -(-len(ids) // PER_PAGE))
     number = min(max(1, number), pages)
     folder = campaign_dir(outbox_dir, campaign_id)
-    chosen = ids[(number - 1) * PER_PAGE:number * PER_PAGE]
+    chosen = ids[(number - 1) * PER_PAGE : number * PER_PAGE]
     return OutboxPage(number, pages, len(ids), [_summary(i, _parse(folder / f"{i}.eml")) for i in chosen])
 
 

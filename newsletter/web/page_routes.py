@@ -18,12 +18,17 @@ from newsletter.web.outbox import MAX_ID, list_page, read_message
 
 #: CSP for the email's own HTML (web version, outbox viewer): its images and styles may come
 #: from anywhere, scripts and forms from nowhere.
-EMAIL_CSP = ("default-src 'none'; img-src http: https: data:; style-src 'unsafe-inline' http: https:; "
-             "font-src http: https: data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
+EMAIL_CSP = (
+    "default-src 'none'; img-src http: https: data:; style-src 'unsafe-inline' http: https:; "
+    "font-src http: https: data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+)
 OUTBOX_CSP = EMAIL_CSP.replace("form-action 'none'", "form-action 'self'; frame-src 'self'")
 #: The outbox's email itself is framed by our own viewer page, and only by it.
-FRAMED_EMAIL_HEADERS = {"Content-Security-Policy": EMAIL_CSP.replace("frame-ancestors 'none'", "frame-ancestors 'self'"),
-                        "X-Frame-Options": "SAMEORIGIN", **PRIVATE_HEADERS}
+FRAMED_EMAIL_HEADERS = {
+    "Content-Security-Policy": EMAIL_CSP.replace("frame-ancestors 'none'", "frame-ancestors 'self'"),
+    "X-Frame-Options": "SAMEORIGIN",
+    **PRIVATE_HEADERS,
+}
 
 _PIXEL_IMG = re.compile(r"""<img\b[^>]*?/o/%%token%%\.gif[^>]*>""", re.IGNORECASE)
 _PIXEL_URL = re.compile(r"""[^\s"'()<>]*/o/%%token%%\.gif""")
@@ -69,8 +74,9 @@ def article_page(request: Request) -> Response:
     if content is None:
         raise HTTPException(404)
     article = ArticleContent.from_dict(content)
-    return render(request, "article.html", title=article.title, article=article,
-                  booking_url=state(request).settings.booking_url)
+    return render(
+        request, "article.html", title=article.title, article=article, booking_url=state(request).settings.booking_url
+    )
 
 
 def healthz(request: Request) -> Response:
@@ -87,8 +93,11 @@ def _outbox_visible(request: Request) -> bool:
     from 127.0.0.1, but names its own host (web/hosts.py)."""
     app = state(request)
     client = request.client.host if request.client else None
-    return (app.settings.transport_name == "outbox" and client in LOOPBACK
-            and host_is_trusted(request.scope, app.trusted_hosts))
+    return (
+        app.settings.transport_name == "outbox"
+        and client in LOOPBACK
+        and host_is_trusted(request.scope, app.trusted_hosts)
+    )
 
 
 def _outbox_only(request: Request) -> None:
@@ -136,8 +145,15 @@ def outbox_campaign(request: Request) -> Response:
     page = list_page(state(request).settings.outbox_dir, campaign_id, _page_number(request))
     with session_scope(state(request).engine) as session:
         engaged = engagement(session, (m.delivery_id for m in page.messages))
-    return render(request, "outbox_campaign.html", title=f"Outbox: campaign {campaign_id}", campaign_id=campaign_id,
-                  page=page, engaged=engaged, nothing=Engagement())
+    return render(
+        request,
+        "outbox_campaign.html",
+        title=f"Outbox: campaign {campaign_id}",
+        campaign_id=campaign_id,
+        page=page,
+        engaged=engaged,
+        nothing=Engagement(),
+    )
 
 
 def outbox_message(request: Request) -> Response:
@@ -149,8 +165,15 @@ def outbox_message(request: Request) -> Response:
     summary, _html = found
     with session_scope(state(request).engine) as session:
         engaged = engagement(session, [delivery_id]).get(delivery_id, Engagement())
-    return render(request, "outbox_message.html", headers={"Content-Security-Policy": OUTBOX_CSP},
-                  title=f"Outbox: {summary.subject}", campaign_id=campaign_id, message=summary, engaged=engaged)
+    return render(
+        request,
+        "outbox_message.html",
+        headers={"Content-Security-Policy": OUTBOX_CSP},
+        title=f"Outbox: {summary.subject}",
+        campaign_id=campaign_id,
+        message=summary,
+        engaged=engaged,
+    )
 
 
 def outbox_message_html(request: Request) -> Response:

@@ -58,8 +58,9 @@ def _bind_error(host: str, port: int, error: OSError) -> UserError:
     if error.errno == errno.EADDRINUSE:
         return UserError(f"port {port} is busy: use --port (another program listens on {host}:{port})")
     if error.errno == errno.EACCES:
-        return UserError(f"not allowed to listen on port {port} (ports below 1024 need privileges): use --port",
-                         where="--port")
+        return UserError(
+            f"not allowed to listen on port {port} (ports below 1024 need privileges): use --port", where="--port"
+        )
     if error.errno == errno.EADDRNOTAVAIL:
         return UserError(f"{host} is not an address of this machine", where="--host")
     return UserError(f"cannot listen on {host}:{port}: {error.strerror or error}", where="--port")

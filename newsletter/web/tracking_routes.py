@@ -108,8 +108,9 @@ def _continue_page(request: Request, delivery_id: int, result: ClickResult) -> R
     signer = state(request).continue_signer
     assert signer is not None
     signed = signer.sign(delivery_id, result.position, int(state(request).tracking.clock() * 1000))
-    return render(request, "cta_continue.html", headers=PRIVATE_HEADERS, title="Continue to booking",
-                  action=f"/continue/{signed}")
+    return render(
+        request, "cta_continue.html", headers=PRIVATE_HEADERS, title="Continue to booking", action=f"/continue/{signed}"
+    )
 
 
 async def continue_to_booking(request: Request) -> Response:
@@ -138,8 +139,15 @@ def _confirm(request: Request, delivery_id: int, position: int, issued_at: datet
     app = state(request)
     try:
         with session_scope(app.engine) as session:
-            return confirm_cta(session, delivery_id, position, request_info(request), issued_at=issued_at,
-                               now=datetime.fromtimestamp(app.tracking.clock(), timezone.utc), options=app.tracking)
+            return confirm_cta(
+                session,
+                delivery_id,
+                position,
+                request_info(request),
+                issued_at=issued_at,
+                now=datetime.fromtimestamp(app.tracking.clock(), timezone.utc),
+                options=app.tracking,
+            )
     except (UnknownLink, UnknownDelivery):
         raise HTTPException(404) from None
 
@@ -156,8 +164,15 @@ def unsubscribe_confirm(request: Request) -> Response:
     """GET never unsubscribes: link scanners fetch every URL in a message."""
     token = request.path_params["token"]
     prefs = _preferences(request, delivery_id_or_404(request, token))
-    return render(request, "unsubscribe.html", headers=PRIVATE_HEADERS, title="Unsubscribe",
-                  email=mask_email(prefs.email), already=prefs.status == "unsubscribed", token=token)
+    return render(
+        request,
+        "unsubscribe.html",
+        headers=PRIVATE_HEADERS,
+        title="Unsubscribe",
+        email=mask_email(prefs.email),
+        already=prefs.status == "unsubscribed",
+        token=token,
+    )
 
 
 def _is_one_click(body: bytes) -> bool:
@@ -179,8 +194,7 @@ def _unsubscribe(request: Request, delivery_id: int, source: UnsubscribeSource) 
     app = state(request)
     try:
         with session_scope(app.engine) as session:
-            unsubscribe(session, delivery_id, source=source, request=request_info(request),
-                        options=app.tracking)
+            unsubscribe(session, delivery_id, source=source, request=request_info(request), options=app.tracking)
     except UnknownDelivery:
         raise HTTPException(404) from None
 
@@ -190,11 +204,30 @@ def preferences_page(request: Request) -> Response:
     return _preferences_response(request, prefs.first_name, prefs.tags, mask_email(prefs.email), prefs.status)
 
 
-def _preferences_response(request: Request, first_name: str | None, tags: frozenset[str] | set[str], email: str,
-                          status: str, *, saved: bool = False, error: str | None = None) -> Response:
-    return render(request, "preferences.html", status_code=400 if error else 200, headers=PRIVATE_HEADERS,
-                  title="Your email preferences", first_name=first_name or "", tags=tags, email=email,
-                  status=status, interests=state(request).interests, saved=saved, error=error)
+def _preferences_response(
+    request: Request,
+    first_name: str | None,
+    tags: frozenset[str] | set[str],
+    email: str,
+    status: str,
+    *,
+    saved: bool = False,
+    error: str | None = None,
+) -> Response:
+    return render(
+        request,
+        "preferences.html",
+        status_code=400 if error else 200,
+        headers=PRIVATE_HEADERS,
+        title="Your email preferences",
+        first_name=first_name or "",
+        tags=tags,
+        email=email,
+        status=status,
+        interests=state(request).interests,
+        saved=saved,
+        error=error,
+    )
 
 
 def _check_form_post(request: Request) -> None:
@@ -242,10 +275,17 @@ def _save_preferences(request: Request, delivery_id: int, first_name: str, tags:
         raise HTTPException(404) from None
     except InvalidPreferences as exc:
         prefs = _preferences(request, delivery_id)  # re-show what was typed, with the reason
-        return _preferences_response(request, first_name, {t for t in tags if t in interests},
-                                     mask_email(prefs.email), prefs.status, error=str(exc))
-    return _preferences_response(request, prefs.first_name, prefs.tags, mask_email(prefs.email), prefs.status,
-                                 saved=True)
+        return _preferences_response(
+            request,
+            first_name,
+            {t for t in tags if t in interests},
+            mask_email(prefs.email),
+            prefs.status,
+            error=str(exc),
+        )
+    return _preferences_response(
+        request, prefs.first_name, prefs.tags, mask_email(prefs.email), prefs.status, saved=True
+    )
 
 
 # --- the fast path -----------------------------------------------------------------------------
@@ -261,12 +301,14 @@ def _scope_request_info(scope: Scope) -> RequestInfo:
         elif name == b"accept-language":
             language = value.decode("latin-1")
     client = scope.get("client")
-    return RequestInfo(ip=client[0] if client else None, user_agent=agent, method=scope["method"],
-                       accept_language=language)
+    return RequestInfo(
+        ip=client[0] if client else None, user_agent=agent, method=scope["method"], accept_language=language
+    )
 
 
 _PIXEL_START = {
-    "type": "http.response.start", "status": 200,
+    "type": "http.response.start",
+    "status": 200,
     "headers": [(b"content-type", b"image/gif"), (b"content-length", str(len(PIXEL)).encode())]
     + [(k.lower().encode(), v.encode()) for k, v in PIXEL_HEADERS.items()]
     + [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()],
@@ -335,9 +377,18 @@ async def _click(scope: Scope, receive: Receive, send: Send, token: str, positio
         elif result.needs_confirmation and app.continue_signer is not None:
             response = _continue_page(Request(scope), delivery_id, result)
         else:  # the common case, sent as raw ASGI messages: the same bytes RedirectResponse sends
-            await send({"type": "http.response.start", "status": 302,
-                        "headers": [(b"content-length", b"0"), (b"cache-control", b"no-store"),
-                                    (b"location", location), *_SECURITY_RAW]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 302,
+                    "headers": [
+                        (b"content-length", b"0"),
+                        (b"cache-control", b"no-store"),
+                        (b"location", location),
+                        *_SECURITY_RAW,
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": b""})
             return True
     await SecurityHeaders(response)(scope, receive, send)

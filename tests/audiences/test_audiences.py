@@ -53,15 +53,18 @@ def test_normalise_email_trims_and_lowercases_whole_address():
     assert normalise_email("Zoë@Exämple.com") == "zoë@exämple.com"
 
 
-@pytest.mark.parametrize(("raw", "reason"), [
-    ("", "missing email address"),
-    ("   ", "missing email address"),
-    ("jane.example.com", "@-sign"),
-    ("jane@localhost", "period"),
-    ("a b@example.com", "SPACE"),
-    ("jane@example.test", "special-use"),
-    ("Jane <jane@example.com>", ""),
-])
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("", "missing email address"),
+        ("   ", "missing email address"),
+        ("jane.example.com", "@-sign"),
+        ("jane@localhost", "period"),
+        ("a b@example.com", "SPACE"),
+        ("jane@example.test", "special-use"),
+        ("Jane <jane@example.com>", ""),
+    ],
+)
 def test_normalise_email_rejects_with_a_reason(raw, reason):
     with pytest.raises(InvalidEmail) as caught:
         normalise_email(raw)
@@ -73,14 +76,34 @@ def test_fast_path_agrees_with_email_validator():
     """The per-domain shortcut must accept exactly what email-validator accepts, in the same form."""
     rng = random.Random(5)
     pieces = ["a", "Z", "0", ".", "-", "_", "+", "'", "!", "..", "@", " ", "é", "xn--", "--", '"', "(", "\\"]
-    domains = ["example.com", "Example.ORG", "ex-ample.net", "-bad.com", "bad-.com", "a..b.com", "example.test",
-               "localhost", "x.y", "e.123", "xn--bcher-kva.example", "xn--zz.com", "b\u00fccher.example", "a.b.c.d.example",
-               "x" * 64 + ".com", ".example.com", "example.com."]
+    domains = [
+        "example.com",
+        "Example.ORG",
+        "ex-ample.net",
+        "-bad.com",
+        "bad-.com",
+        "a..b.com",
+        "example.test",
+        "localhost",
+        "x.y",
+        "e.123",
+        "xn--bcher-kva.example",
+        "xn--zz.com",
+        "b\u00fccher.example",
+        "a.b.c.d.example",
+        "x" * 64 + ".com",
+        ".example.com",
+        "example.com.",
+    ]
     samples = []
     for _ in range(3000):
         local = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))
         samples.append(f"{local}@{rng.choice(domains)}")
-    samples += ["a" * 64 + "@example.com", "a" * 65 + "@example.com", "b@" + "c" * 60 + "." + "d" * 60 + "." + "e" * 60 + "." + "f" * 60 + ".com"]
+    samples += [
+        "a" * 64 + "@example.com",
+        "a" * 65 + "@example.com",
+        "b@" + "c" * 60 + "." + "d" * 60 + "." + "e" * 60 + "." + "f" * 60 + ".com",
+    ]
     for raw in samples:
         try:
             expected: str | None = validate_email(raw.strip(), check_deliverability=False).normalized.lower()
@@ -97,11 +120,20 @@ def test_fast_path_agrees_with_email_validator():
 
 
 def test_own_format_imports_fields_tags_attributes_and_consent(engine, tmp_path):
-    path = write(tmp_path, OWN_HEADER + ",State,Referred By\n"
-                 "Ana.Costa@Example.com,Ana,Costa,america/new_york,en_us,Ketamine;depression| PTSD ,,2024-03-01,v2,OR,\n"
-                 'ben@example.org,"Ben, Jr.",Baker,,,,clinic front desk,2024-05-06T07:08:09+02:00,,WA,Dr. Lee\n')
+    path = write(
+        tmp_path,
+        OWN_HEADER + ",State,Referred By\n"
+        "Ana.Costa@Example.com,Ana,Costa,america/new_york,en_us,Ketamine;depression| PTSD ,,2024-03-01,v2,OR,\n"
+        'ben@example.org,"Ben, Jr.",Baker,,,,clinic front desk,2024-05-06T07:08:09+02:00,,WA,Dr. Lee\n',
+    )
     report = import_subscribers(engine, path, progress=False)
-    assert (report.created, report.updated, report.duplicates_merged, report.rejected, report.total_rows) == (2, 0, 0, [], 2)
+    assert (report.created, report.updated, report.duplicates_merged, report.rejected, report.total_rows) == (
+        2,
+        0,
+        0,
+        [],
+        2,
+    )
     assert report.format == "newsletter"
     rows = subscribers(engine)
     ana, ben = rows["ana.costa@example.com"], rows["ben@example.org"]
@@ -165,17 +197,23 @@ def test_mailchimp_export_with_bom_quoted_commas_and_tags(engine, tmp_path):
     assert maria.consent_at == datetime(2023, 4, 2, 10, 15, tzinfo=timezone.utc)  # CONFIRM_TIME beats OPTIN_TIME
     assert maria.consent_source == "mailchimp import"
     # internal ids, IPs, coordinates and free-text notes are not kept
-    assert maria.attributes == {"address": "12 Elm St  Portland OR 97201 US", "member_rating": "4", "country": "US",
-                                "region": "OR"}
+    assert maria.attributes == {
+        "address": "12 Elm St  Portland OR 97201 US",
+        "member_rating": "4",
+        "country": "US",
+        "region": "OR",
+    }
     tom = rows["tom@example.net"]
     assert tom.consent_at == datetime(2022, 12, 1, 9, tzinfo=timezone.utc)  # only OPTIN_TIME
     assert tom.attributes == {"member_rating": "2", "country": "GB", "region": "ENG"}
-    assert tags_of(engine) == {"maria.garcia@example.com": {"ketamine", "depression"},
-                               "tom@example.net": {"anxiety", "family"}}
+    assert tags_of(engine) == {
+        "maria.garcia@example.com": {"ketamine", "depression"},
+        "tom@example.net": {"anxiety", "family"},
+    }
 
 
 def test_header_matching_ignores_case_and_spaces(engine, tmp_path):
-    path = write(tmp_path, " EMAIL ADDRESS , first name ,Tags\nx@example.com,Xi,\"\"\"mindfulness\"\"\"\n")
+    path = write(tmp_path, ' EMAIL ADDRESS , first name ,Tags\nx@example.com,Xi,"""mindfulness"""\n')
     report = import_subscribers(engine, path, progress=False)
     assert report.format == "mailchimp" and report.created == 1
     assert subscribers(engine)["x@example.com"].first_name == "Xi"
@@ -183,9 +221,12 @@ def test_header_matching_ignores_case_and_spaces(engine, tmp_path):
 
 
 def test_mailchimp_unsubscribed_export_is_stored_as_opt_out(engine, tmp_path):
-    path = write(tmp_path, "Email Address,First Name,UNSUB_TIME,UNSUB_REASON,CLEAN_TIME\n"
-                           "gone@example.com,Gone,2024-02-02 02:02:02,too many emails,\n"
-                           "bounce@example.com,Bo,,,2024-03-03 03:03:03\n")
+    path = write(
+        tmp_path,
+        "Email Address,First Name,UNSUB_TIME,UNSUB_REASON,CLEAN_TIME\n"
+        "gone@example.com,Gone,2024-02-02 02:02:02,too many emails,\n"
+        "bounce@example.com,Bo,,,2024-03-03 03:03:03\n",
+    )
     import_subscribers(engine, path, progress=False)
     rows = subscribers(engine)
     assert rows["gone@example.com"].status == "unsubscribed"
@@ -201,29 +242,36 @@ def test_mailchimp_unsubscribed_export_is_stored_as_opt_out(engine, tmp_path):
 
 def test_rejected_rows_are_reported_with_their_line_while_valid_rows_go_in(engine, tmp_path):
     lines = [
-        OWN_HEADER,                                                        # 1
-        "ok1@example.com,One,,,,,,,",                                      # 2
-        '"bad@@example.com",Two,,,,,,,',                                   # 3
-        ',Three,,,,,,,',                                                   # 4
-        "",                                                                # 5 (blank: skipped)
-        'ok2@example.com,"Multi',                                          # 6
-        'line",,,,,,,',                                                    # 7
-        "tz@example.com,,,Mars/Olympus_Mons,,,,,",                         # 8
-        "date@example.com,,,,,,,31/12/2023,",                              # 9
-        "future@example.com,,,,,,,2999-01-01,",                            # 10
-        "wide@example.com,,,,,,,,,extra",                                  # 11
-        "loc@example.com,,,,english please,,,,",                           # 12
-        "long@example.com," + "x" * 201 + ",,,,,,,",                       # 13
-        "ok3@example.com,Three,,Asia/Tokyo,,,,,",                          # 14
+        OWN_HEADER,  # 1
+        "ok1@example.com,One,,,,,,,",  # 2
+        '"bad@@example.com",Two,,,,,,,',  # 3
+        ",Three,,,,,,,",  # 4
+        "",  # 5 (blank: skipped)
+        'ok2@example.com,"Multi',  # 6
+        'line",,,,,,,',  # 7
+        "tz@example.com,,,Mars/Olympus_Mons,,,,,",  # 8
+        "date@example.com,,,,,,,31/12/2023,",  # 9
+        "future@example.com,,,,,,,2999-01-01,",  # 10
+        "wide@example.com,,,,,,,,,extra",  # 11
+        "loc@example.com,,,,english please,,,,",  # 12
+        "long@example.com," + "x" * 201 + ",,,,,,,",  # 13
+        "ok3@example.com,Three,,Asia/Tokyo,,,,,",  # 14
     ]
     path = write(tmp_path, "\n".join(lines) + "\n")
     report = import_subscribers(engine, path, progress=False)
     assert report.total_rows == 11
     assert report.created == 3
     got = [(r.line, r.email) for r in report.rejected]
-    assert got == [(3, "bad@@example.com"), (4, None), (8, "tz@example.com"), (9, "date@example.com"),
-                   (10, "future@example.com"), (11, "wide@example.com"), (12, "loc@example.com"),
-                   (13, "long@example.com")]
+    assert got == [
+        (3, "bad@@example.com"),
+        (4, None),
+        (8, "tz@example.com"),
+        (9, "date@example.com"),
+        (10, "future@example.com"),
+        (11, "wide@example.com"),
+        (12, "loc@example.com"),
+        (13, "long@example.com"),
+    ]
     reasons = {r.line: r.reason for r in report.rejected}
     assert "invalid email" in reasons[3]
     assert reasons[4] == "missing email address"
@@ -239,11 +287,14 @@ def test_rejected_rows_are_reported_with_their_line_while_valid_rows_go_in(engin
     json.dumps(report.to_dict())  # --json must serialise
 
 
-@pytest.mark.parametrize(("bad_row", "reason"), [
-    (b"bad@example.com,Jos\xe9", "UTF-8"),
-    # PostgreSQL's text cannot hold a NUL, and SQLite would keep garbage: rejected on both stores.
-    (b"bad@example.com,Jo\x00se", "NUL"),
-])
+@pytest.mark.parametrize(
+    ("bad_row", "reason"),
+    [
+        (b"bad@example.com,Jos\xe9", "UTF-8"),
+        # PostgreSQL's text cannot hold a NUL, and SQLite would keep garbage: rejected on both stores.
+        (b"bad@example.com,Jo\x00se", "NUL"),
+    ],
+)
 def test_a_row_that_is_not_clean_text_is_rejected_alone(engine, tmp_path, bad_row, reason):
     # A UTF-8 file (its accents are valid UTF-8) with one damaged row: that row is rejected, the
     # file is not reinterpreted (a file with no UTF-8 at all is read as Windows-1252: see below).
@@ -256,12 +307,15 @@ def test_a_row_that_is_not_clean_text_is_rejected_alone(engine, tmp_path, bad_ro
     assert set(subscribers(engine)) == {"ok@example.com", "ok2@example.com"}
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (b"", "empty"),
-    (b"name,phone\nAna,555\n", "no email column"),
-    (b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00\xb5U\x8a\xff\xfe\xc1", "not a UTF-8 CSV"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "CSV"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty"),
+        (b"name,phone\nAna,555\n", "no email column"),
+        (b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00\xb5U\x8a\xff\xfe\xc1", "not a UTF-8 CSV"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "CSV"),
+    ],
+)
 def test_not_a_csv_is_a_user_error_naming_the_file_and_line_1(engine, tmp_path, content, message):
     path = tmp_path / "upload.csv"
     path.write_bytes(content)
@@ -281,11 +335,14 @@ def test_missing_file_is_a_user_error(engine, tmp_path):
 
 
 def test_duplicates_in_the_file_are_merged(engine, tmp_path):
-    path = write(tmp_path, "email,first_name,last_name,timezone,tags,city\n"
-                           "dup@example.com,Dana,Old,Europe/Paris,anxiety,Paris\n"
-                           "other@example.com,O,,,,\n"
-                           "DUP@example.com,,New,,family|anxiety,\n"
-                           " dup@EXAMPLE.com ,Danielle,,,ptsd,Lyon\n")
+    path = write(
+        tmp_path,
+        "email,first_name,last_name,timezone,tags,city\n"
+        "dup@example.com,Dana,Old,Europe/Paris,anxiety,Paris\n"
+        "other@example.com,O,,,,\n"
+        "DUP@example.com,,New,,family|anxiety,\n"
+        " dup@EXAMPLE.com ,Danielle,,,ptsd,Lyon\n",
+    )
     report = import_subscribers(engine, path, progress=False)
     assert (report.total_rows, report.created, report.duplicates_merged) == (4, 2, 2)
     dup = subscribers(engine)["dup@example.com"]
@@ -297,9 +354,12 @@ def test_duplicates_in_the_file_are_merged(engine, tmp_path):
 def test_duplicates_across_chunks_are_counted_and_merged(engine, tmp_path, monkeypatch):
     monkeypatch.setattr(importer_module, "CHUNK_ROWS", 2)
     monkeypatch.setattr(importer_module, "PG_CHUNK_ROWS", 2)
-    path = write(tmp_path, "email,first_name,tags\n"
-                           "a@example.com,A,one\nb@example.com,B,\nc@example.com,C,\n"
-                           "A@example.com,Alpha,two\nd@example.com,D,\n")
+    path = write(
+        tmp_path,
+        "email,first_name,tags\n"
+        "a@example.com,A,one\nb@example.com,B,\nc@example.com,C,\n"
+        "A@example.com,Alpha,two\nd@example.com,D,\n",
+    )
     report = import_subscribers(engine, path, progress=False)
     assert (report.created, report.updated, report.duplicates_merged) == (4, 0, 1)
     assert subscribers(engine)["a@example.com"].first_name == "Alpha"
@@ -308,18 +368,33 @@ def test_duplicates_across_chunks_are_counted_and_merged(engine, tmp_path, monke
 
 def test_existing_subscribers_are_updated_not_reactivated(engine, tmp_path):
     with session_scope(engine) as session:
-        for email, status in [("act@example.com", "active"), ("uns@example.com", "unsubscribed"),
-                              ("bnc@example.com", "bounced"), ("cmp@example.com", "complained")]:
-            session.add(models.Subscriber(
-                email=email, first_name="Old", last_name="Name", status=status, timezone="Europe/Berlin",
-                attributes={"plan": "basic", "city": "Bonn"}, consent_source="form",
-                consent_at=datetime(2020, 1, 1, tzinfo=timezone.utc)))
+        for email, status in [
+            ("act@example.com", "active"),
+            ("uns@example.com", "unsubscribed"),
+            ("bnc@example.com", "bounced"),
+            ("cmp@example.com", "complained"),
+        ]:
+            session.add(
+                models.Subscriber(
+                    email=email,
+                    first_name="Old",
+                    last_name="Name",
+                    status=status,
+                    timezone="Europe/Berlin",
+                    attributes={"plan": "basic", "city": "Bonn"},
+                    consent_source="form",
+                    consent_at=datetime(2020, 1, 1, tzinfo=timezone.utc),
+                )
+            )
         session.flush()
         first = session.scalar(select(models.Subscriber.id).where(models.Subscriber.email == "act@example.com"))
         session.add(models.SubscriberTag(subscriber_id=first, tag="old"))
-    path = write(tmp_path, "email,first_name,last_name,timezone,tags,consent_at,plan\n"
-                           "act@example.com,New,,,fresh,2024-01-01,plus\n"
-                           "uns@example.com,New,,,,,\nbnc@example.com,,,,,,\ncmp@example.com,,,,,,\n")
+    path = write(
+        tmp_path,
+        "email,first_name,last_name,timezone,tags,consent_at,plan\n"
+        "act@example.com,New,,,fresh,2024-01-01,plus\n"
+        "uns@example.com,New,,,,,\nbnc@example.com,,,,,,\ncmp@example.com,,,,,,\n",
+    )
     report = import_subscribers(engine, path, progress=False)
     assert (report.created, report.updated) == (0, 4)
     rows = subscribers(engine)
@@ -329,8 +404,11 @@ def test_existing_subscribers_are_updated_not_reactivated(engine, tmp_path):
     assert act.consent_source == "form" and act.consent_at == datetime(2020, 1, 1, tzinfo=timezone.utc)
     assert tags_of(engine)["act@example.com"] == {"old", "fresh"}
     assert {email: row.status for email, row in rows.items()} == {
-        "act@example.com": "active", "uns@example.com": "unsubscribed", "bnc@example.com": "bounced",
-        "cmp@example.com": "complained"}
+        "act@example.com": "active",
+        "uns@example.com": "unsubscribed",
+        "bnc@example.com": "bounced",
+        "cmp@example.com": "complained",
+    }
     assert rows["uns@example.com"].first_name == "New"
 
 
@@ -347,23 +425,37 @@ def test_reimporting_is_idempotent(engine, tmp_path):
 
 def test_suppression_wins(engine, tmp_path):
     with session_scope(engine) as session:
-        for email, reason in [("unsub@example.com", "unsubscribed"), ("bounce@example.com", "bounced"),
-                              ("spam@example.com", "complained"), ("bad@example.com", "invalid"),
-                              ("staff@example.com", "manual"), ("known@example.com", "complained"),
-                              ("erased@example.com", "erased")]:
+        for email, reason in [
+            ("unsub@example.com", "unsubscribed"),
+            ("bounce@example.com", "bounced"),
+            ("spam@example.com", "complained"),
+            ("bad@example.com", "invalid"),
+            ("staff@example.com", "manual"),
+            ("known@example.com", "complained"),
+            ("erased@example.com", "erased"),
+        ]:
             session.add(models.Suppression(email=email, reason=reason, source="test"))
         session.add(models.Subscriber(email="known@example.com", status="active", attributes={}))
         session.add(models.Subscriber(email="gone@example.com", status="erased", attributes={}))
-    path = write(tmp_path, "email,first_name,tags\n"
-                           "UNSUB@example.com,U,x\nbounce@example.com,B,\nspam@example.com,S,\nbad@example.com,,\n"
-                           "staff@example.com,,\nknown@example.com,K,\nerased@example.com,E,x\ngone@example.com,G,x\n"
-                           "fine@example.com,F,\n")
+    path = write(
+        tmp_path,
+        "email,first_name,tags\n"
+        "UNSUB@example.com,U,x\nbounce@example.com,B,\nspam@example.com,S,\nbad@example.com,,\n"
+        "staff@example.com,,\nknown@example.com,K,\nerased@example.com,E,x\ngone@example.com,G,x\n"
+        "fine@example.com,F,\n",
+    )
     report = import_subscribers(engine, path, progress=False)
     rows = subscribers(engine)
     assert {email: row.status for email, row in rows.items()} == {
-        "unsub@example.com": "unsubscribed", "bounce@example.com": "bounced", "spam@example.com": "complained",
-        "bad@example.com": "bounced", "staff@example.com": "unsubscribed", "known@example.com": "complained",
-        "gone@example.com": "erased", "fine@example.com": "active"}
+        "unsub@example.com": "unsubscribed",
+        "bounce@example.com": "bounced",
+        "spam@example.com": "complained",
+        "bad@example.com": "bounced",
+        "staff@example.com": "unsubscribed",
+        "known@example.com": "complained",
+        "gone@example.com": "erased",
+        "fine@example.com": "active",
+    }
     assert rows["unsub@example.com"].status_changed_at is not None
     # an erased person is never stored again, nor their erased row written to
     assert "erased@example.com" not in rows
@@ -379,8 +471,10 @@ def test_tags_with_quotes_backslashes_braces_and_commas_are_stored_as_written(en
     path = write(tmp_path, "email,tags\na@example.com,back\\slash;{brace};x}y;a b\nb@example.com,\n")
     import_subscribers(engine, path, tags=['Extra, "Quoted"\\', "{}", "NULL"], progress=False)
     extra = {'extra, "quoted"\\', "{}", "null"}
-    assert tags_of(engine) == {"a@example.com": {"back\\slash", "{brace}", "x}y", "a b"} | extra,
-                               "b@example.com": extra}
+    assert tags_of(engine) == {
+        "a@example.com": {"back\\slash", "{brace}", "x}y", "a b"} | extra,
+        "b@example.com": extra,
+    }
 
 
 def test_an_address_stored_meanwhile_by_someone_else_is_updated_not_a_failure(engine, tmp_path, monkeypatch):
@@ -396,16 +490,18 @@ def test_an_address_stored_meanwhile_by_someone_else_is_updated_not_a_failure(en
         if "late@example.com" in emails and not raced:
             raced.append("late@example.com")
             with session_scope(engine) as session:  # another connection, committed at once
-                signup = models.Subscriber(email="late@example.com", status="active", first_name="Signup",
-                                           attributes={"from": "form"})
+                signup = models.Subscriber(
+                    email="late@example.com", status="active", first_name="Signup", attributes={"from": "form"}
+                )
                 session.add(signup)
                 session.flush()
                 session.add(models.SubscriberTag(subscriber_id=signup.id, tag="signup"))
         return found
 
     monkeypatch.setattr(store_class, "lookup", lookup)
-    path = write(tmp_path, "email,first_name,city,tags\n"
-                           "early@example.com,E,Lyon,x\nlate@example.com,Late,Oslo,x;signup\n")
+    path = write(
+        tmp_path, "email,first_name,city,tags\nearly@example.com,E,Lyon,x\nlate@example.com,Late,Oslo,x;signup\n"
+    )
     report = import_subscribers(engine, path, progress=False)
     assert raced
     assert (report.created, report.updated, report.duplicates_merged, report.rejected) == (2, 0, 0, [])
@@ -424,8 +520,10 @@ def _big_csv(path: Path, rows: int) -> Path:
     with path.open("w", encoding="utf-8") as handle:
         handle.write(OWN_HEADER + ",state\n")
         for n in range(rows):
-            handle.write(f"reader{n}@mail{n % 17}.example.com,First{n},Last{n},{zones[n % 5]},en-US,"
-                         f"ketamine;anxiety{n % 3},,2024-01-{1 + n % 28:02d},v1,S{n % 50}\n")
+            handle.write(
+                f"reader{n}@mail{n % 17}.example.com,First{n},Last{n},{zones[n % 5]},en-US,"
+                f"ketamine;anxiety{n % 3},,2024-01-{1 + n % 28:02d},v1,S{n % 50}\n"
+            )
     return path
 
 
@@ -452,20 +550,39 @@ def test_progress_bar_goes_to_stderr(engine, tmp_path, capsys):
 
 
 def test_report_to_dict():
-    report = ImportReport(path="x.csv", format="newsletter", total_rows=3, created=1, updated=1,
-                          rejected=[Rejection(3, None, "missing email address")], rejected_count=1,
-                          rejects_file="x.rejected.csv")
+    report = ImportReport(
+        path="x.csv",
+        format="newsletter",
+        total_rows=3,
+        created=1,
+        updated=1,
+        rejected=[Rejection(3, None, "missing email address")],
+        rejected_count=1,
+        rejects_file="x.rejected.csv",
+    )
     assert report.to_dict() == {
-        "path": "x.csv", "format": "newsletter", "total_rows": 3, "created": 1, "updated": 1, "duplicates_merged": 0,
-        "rejected": [{"line": 3, "email": None, "reason": "missing email address"}], "imported": 2,
-        "rejected_count": 1, "rejects_file": "x.rejected.csv", "encoding": "UTF-8", "notices": []}
+        "path": "x.csv",
+        "format": "newsletter",
+        "total_rows": 3,
+        "created": 1,
+        "updated": 1,
+        "duplicates_merged": 0,
+        "rejected": [{"line": 3, "email": None, "reason": "missing email address"}],
+        "imported": 2,
+        "rejected_count": 1,
+        "rejects_file": "x.rejected.csv",
+        "encoding": "UTF-8",
+        "notices": [],
+    }
 
 
 def test_json_attributes_merge_on_both_stores(engine, tmp_path):
     """The upsert merges JSON objects in SQL (json_patch / jsonb ||): check a key with odd text survives."""
     with session_scope(engine) as session:
-        session.execute(insert(models.Subscriber), [{"email": "j@example.com", "attributes": {"a": "1", "q": 'x"y'},
-                                                     "status": "active"}])
+        session.execute(
+            insert(models.Subscriber),
+            [{"email": "j@example.com", "attributes": {"a": "1", "q": 'x"y'}, "status": "active"}],
+        )
     path = write(tmp_path, 'email,b,q\nj@example.com,"2, two","ünï ""quoted"""\n')
     import_subscribers(engine, path, progress=False)
     assert subscribers(engine)["j@example.com"].attributes == {"a": "1", "b": "2, two", "q": 'ünï "quoted"'}

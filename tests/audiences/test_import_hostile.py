@@ -38,8 +38,9 @@ NAMES = "email,first_name,last_name\r\njose@example.com,José,Núñez\r\nsoren@e
 
 def names_of(engine: Engine) -> dict[str, tuple[str | None, str | None]]:
     with session_scope(engine) as session:
-        rows = session.execute(select(models.Subscriber.email, models.Subscriber.first_name,
-                                      models.Subscriber.last_name)).all()
+        rows = session.execute(
+            select(models.Subscriber.email, models.Subscriber.first_name, models.Subscriber.last_name)
+        ).all()
     return {email: (first, last) for email, first, last in rows}
 
 
@@ -55,8 +56,10 @@ def test_a_spreadsheet_csv_in_a_western_encoding_is_read_with_a_notice(engine, t
     assert names_of(engine) == {"jose@example.com": ("José", "Núñez"), "soren@example.com": ("Søren", "Åberg")}
     assert report.encoding == label
     [notice] = report.notices
-    assert notice.startswith(f"{path}: ") and notice.endswith("excel.csv: not UTF-8: read as Windows-1252 (a sample: 'José'). If that looks wrong, "
-                           "pass --encoding (for example --encoding cp1251) or save the file as 'CSV UTF-8'.")
+    assert notice.startswith(f"{path}: ") and notice.endswith(
+        "excel.csv: not UTF-8: read as Windows-1252 (a sample: 'José'). If that looks wrong, "
+        "pass --encoding (for example --encoding cp1251) or save the file as 'CSV UTF-8'."
+    )
     assert "--encoding" in notice
 
 
@@ -68,13 +71,16 @@ def test_windows_1252_punctuation_is_read_as_windows_1252(engine, tmp_path):
         assert session.scalar(select(models.Subscriber.attributes)) == {"note": "“Smart” – 5€"}
 
 
-@pytest.mark.parametrize(("separator", "codec"), [
-    ("\t", "utf-16"),      # Excel's "Unicode Text": UTF-16 with a BOM, tab separated
-    (",", "utf-16"),
-    (",", "utf-16-le"),    # no BOM: told from the NUL bytes
-    (";", "utf-8"),        # Excel's "CSV" where the decimal mark is a comma
-    ("\t", "utf-8"),
-])
+@pytest.mark.parametrize(
+    ("separator", "codec"),
+    [
+        ("\t", "utf-16"),  # Excel's "Unicode Text": UTF-16 with a BOM, tab separated
+        (",", "utf-16"),
+        (",", "utf-16-le"),  # no BOM: told from the NUL bytes
+        (";", "utf-8"),  # Excel's "CSV" where the decimal mark is a comma
+        ("\t", "utf-8"),
+    ],
+)
 def test_utf16_and_other_separators_import_every_row(engine, tmp_path, separator, codec):
     path = tmp_path / "unicode.txt"
     path.write_bytes(NAMES.replace(",", separator).encode(codec))
@@ -109,10 +115,23 @@ def test_the_encoding_is_told_from_a_sample_and_the_rest_is_streamed(engine, tmp
 
 def _cli(args: list[str], cwd: Path, db_url: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
-    env.update({"NEWSLETTER_DATABASE_URL": db_url, "NEWSLETTER_SECRET_KEY": "cli-test-key", "PYTHONPATH": str(REPO),
-                "COLUMNS": "200"})
-    return subprocess.run([sys.executable, "-m", "newsletter", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+    env.update(
+        {
+            "NEWSLETTER_DATABASE_URL": db_url,
+            "NEWSLETTER_SECRET_KEY": "cli-test-key",
+            "PYTHONPATH": str(REPO),
+            "COLUMNS": "200",
+        }
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "newsletter", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_exit_code_says_whether_every_row_went_in(tmp_path, db_url):
@@ -174,25 +193,32 @@ def test_rejects_file_is_whole_or_absent_and_never_the_input(engine, tmp_path):
 
 def test_an_unclosed_quote_no_longer_swallows_the_rows_below(engine, tmp_path):
     path = tmp_path / "quote.csv"
-    path.write_text('email,first_name\n'
-                    'ann@example.com,"Ann\n'          # 2: the quote is never closed
-                    'bob@example.com,Bob\n'           # 3: used to become part of Ann's first name
-                    'cy@example.com,"Cy"\n'           # 4: its first quote used to close Ann's
-                    'dee@example.com,Dee\n')          # 5
+    path.write_text(
+        "email,first_name\n"
+        'ann@example.com,"Ann\n'  # 2: the quote is never closed
+        "bob@example.com,Bob\n"  # 3: used to become part of Ann's first name
+        'cy@example.com,"Cy"\n'  # 4: its first quote used to close Ann's
+        "dee@example.com,Dee\n"
+    )  # 5
     report = import_subscribers(engine, path, progress=False)
     assert report.total_rows == 4
     assert [(r.line, r.email) for r in report.rejected] == [(2, "ann@example.com")]
     assert "unclosed quote" in report.rejected[0].reason and "line 4" in report.rejected[0].reason
-    assert names_of(engine) == {"bob@example.com": ("Bob", None), "cy@example.com": ("Cy", None),
-                                "dee@example.com": ("Dee", None)}
+    assert names_of(engine) == {
+        "bob@example.com": ("Bob", None),
+        "cy@example.com": ("Cy", None),
+        "dee@example.com": ("Dee", None),
+    }
 
 
 def test_an_unclosed_quote_after_a_value_that_spans_lines_names_the_line_it_opened_on(engine, tmp_path):
     path = tmp_path / "quote.csv"
-    path.write_text('email,note,first_name\n'
-                    'ann@example.com,"two\n'            # 2: a note over two lines, on purpose
-                    'lines","Ann\n'                     # 3: the quote that is never closed
-                    'bob@example.com,,Bob\n')          # 4
+    path.write_text(
+        "email,note,first_name\n"
+        'ann@example.com,"two\n'  # 2: a note over two lines, on purpose
+        'lines","Ann\n'  # 3: the quote that is never closed
+        "bob@example.com,,Bob\n"
+    )  # 4
     report = import_subscribers(engine, path, progress=False)
     assert (report.total_rows, report.created) == (2, 1)
     assert [(r.line, r.email) for r in report.rejected] == [(2, "ann@example.com")]
@@ -202,8 +228,9 @@ def test_an_unclosed_quote_after_a_value_that_spans_lines_names_the_line_it_open
 
 def test_an_unclosed_quote_running_to_the_end_of_the_file_loses_no_row(engine, tmp_path):
     path = tmp_path / "quote.csv"
-    path.write_text('email,first_name,city\nann@example.com,Ann,"Portland\nbob@example.com,Bob,Salem\n'
-                    '\ncy@example.com,Cy,Bend\n')
+    path.write_text(
+        'email,first_name,city\nann@example.com,Ann,"Portland\nbob@example.com,Bob,Salem\n\ncy@example.com,Cy,Bend\n'
+    )
     report = import_subscribers(engine, path, progress=False)
     assert (report.total_rows, report.created) == (3, 2)
     assert [r.line for r in report.rejected] == [2]
@@ -221,9 +248,11 @@ def test_an_unclosed_quote_longer_than_csvs_field_limit_loses_no_row(engine, tmp
 
 def test_a_value_that_spans_lines_on_purpose_is_one_row(engine, tmp_path):
     path = tmp_path / "notes.csv"
-    path.write_text('email,first_name,note\n'
-                    'ann@example.com,Ann,"Called twice,\nwrites from ann.b@example.com\nprefers mornings"\n'
-                    'bob@example.com,Bob,\n')
+    path.write_text(
+        "email,first_name,note\n"
+        'ann@example.com,Ann,"Called twice,\nwrites from ann.b@example.com\nprefers mornings"\n'
+        "bob@example.com,Bob,\n"
+    )
     report = import_subscribers(engine, path, progress=False)
     assert (report.total_rows, report.created, report.rejected_count) == (2, 2, 0)
     with session_scope(engine) as session:
@@ -269,10 +298,17 @@ def test_memory_stays_flat_however_many_rows_are_rejected(tmp_path):
     with path.open("w") as handle:
         handle.write("email,first_name,last_name,timezone\n")
         for n in range(rows):
-            handle.write(f"not-an-address-{n}-of-a-reader-who-typed-it-badly.example.com,First{n},Last{n},America/New_York\n")
-    result = subprocess.run([sys.executable, "-c", _MEASURE, f"sqlite:///{tmp_path / 'n.db'}", str(path)],
-                            capture_output=True, text=True, timeout=600, check=False,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+            handle.write(
+                f"not-an-address-{n}-of-a-reader-who-typed-it-badly.example.com,First{n},Last{n},America/New_York\n"
+            )
+    result = subprocess.run(
+        [sys.executable, "-c", _MEASURE, f"sqlite:///{tmp_path / 'n.db'}", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert result.returncode == 0, result.stderr
     measured = json.loads(result.stdout)
     assert (measured["count"], measured["kept"], measured["total"]) == (rows, KEPT, rows)
@@ -286,25 +322,31 @@ def test_memory_stays_flat_however_many_rows_are_rejected(tmp_path):
 # --- names ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("raw", "clean"), [
-    ("Ann\r\nBcc: x@evil.example", "Ann Bcc: x@evil.example"),
-    ("  Mary\tJane  ", "Mary Jane"),
-    ("Jo\x00e\x1b[31m", "Joe[31m"),
-    ("\u202eevil\u200b", "evil"),   # right-to-left override and zero-width space are dropped
-    ("Zoë\u200dx", "Zoë\u200dx"),  # a zero-width joiner is part of some names: kept
-    ("Ann\u2028Lee\x85", "Ann Lee"),
-    (" \r\n\t", None),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("Ann\r\nBcc: x@evil.example", "Ann Bcc: x@evil.example"),
+        ("  Mary\tJane  ", "Mary Jane"),
+        ("Jo\x00e\x1b[31m", "Joe[31m"),
+        ("\u202eevil\u200b", "evil"),  # right-to-left override and zero-width space are dropped
+        ("Zoë\u200dx", "Zoë\u200dx"),  # a zero-width joiner is part of some names: kept
+        ("Ann\u2028Lee\x85", "Ann Lee"),
+        (" \r\n\t", None),
+        (None, None),
+    ],
+)
 def test_clean_name(raw, clean):
     assert clean_name(raw) == clean
 
 
 def test_names_are_cleaned_at_import(engine, tmp_path):
     path = tmp_path / "names.csv"
-    path.write_text('email,first_name,last_name\n'
-                    'ann@example.com,"Ann\r\nBcc: x@evil.example","Lee\x07\t"\n'
-                    'bob@example.com,"\u202e\r\n",Ray\n', newline="")
+    path.write_text(
+        "email,first_name,last_name\n"
+        'ann@example.com,"Ann\r\nBcc: x@evil.example","Lee\x07\t"\n'
+        'bob@example.com,"\u202e\r\n",Ray\n',
+        newline="",
+    )
     report = import_subscribers(engine, path, progress=False)
     assert (report.created, report.rejected_count) == (2, 0)
     assert names_of(engine) == {"ann@example.com": ("Ann Bcc: x@evil.example", "Lee"), "bob@example.com": (None, "Ray")}
@@ -322,16 +364,19 @@ def _hand_written_names(engine: Engine) -> None:
     rows = [("crlf@example.com", "Ann\r\nBcc: x@evil.example"), ("esc@example.com", "Esc\x1b[2J")]
     rows += [(f"reader{n}@example.com", f"Reader{n}") for n in range(5)]
     with session_scope(engine) as session:
-        session.execute(insert(models.Subscriber), [
-            {"email": email, "first_name": first, "status": "active", "attributes": {}} for email, first in rows])
+        session.execute(
+            insert(models.Subscriber),
+            [{"email": email, "first_name": first, "status": "active", "attributes": {}} for email, first in rows],
+        )
 
 
 def _failed(engine: Engine, campaign_id: int) -> dict[str, str]:
     with session_scope(engine) as session:
-        rows = session.execute(select(models.Subscriber.email, models.Delivery.error)
-                               .join(models.Delivery, models.Delivery.subscriber_id == models.Subscriber.id)
-                               .where(models.Delivery.campaign_id == campaign_id,
-                                      models.Delivery.status == "failed")).all()
+        rows = session.execute(
+            select(models.Subscriber.email, models.Delivery.error)
+            .join(models.Delivery, models.Delivery.subscriber_id == models.Subscriber.id)
+            .where(models.Delivery.campaign_id == campaign_id, models.Delivery.status == "failed")
+        ).all()
     return dict(rows)
 
 
@@ -354,8 +399,9 @@ def test_a_name_no_header_can_hold_fails_alone_in_the_outbox(engine, settings, s
 
 
 def test_a_name_no_header_can_hold_fails_alone_through_sendgrid(engine, settings, seed_article_path, fake_sendgrid):
-    sg = settings.with_overrides(sendgrid_api_key=fake_sendgrid.api_key, sendgrid_host=fake_sendgrid.url,
-                                 sendgrid_timeout=30.0)
+    sg = settings.with_overrides(
+        sendgrid_api_key=fake_sendgrid.api_key, sendgrid_host=fake_sendgrid.url, sendgrid_timeout=30.0
+    )
     _hand_written_names(engine)
     campaign_id = _campaign(engine, sg, seed_article_path)
     summary = send_campaign(engine, sg, campaign_id, retry=RetryPolicy(max_attempts=2, base_seconds=0.01))
@@ -366,8 +412,10 @@ def test_a_name_no_header_can_hold_fails_alone_through_sendgrid(engine, settings
 
 def test_the_preference_page_cleans_names_as_the_import_does(engine, settings, seed_article_path):
     with session_scope(engine) as session:
-        session.execute(insert(models.Subscriber), [{"email": "ann@example.com", "first_name": "Ann",
-                                                     "status": "active", "attributes": {}}])
+        session.execute(
+            insert(models.Subscriber),
+            [{"email": "ann@example.com", "first_name": "Ann", "status": "active", "attributes": {}}],
+        )
     campaign_id = _campaign(engine, settings, seed_article_path)
     send_campaign(engine, settings, campaign_id)
     with session_scope(engine) as session:

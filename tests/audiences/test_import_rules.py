@@ -14,8 +14,14 @@ from newsletter.audiences.values import canonical_locale, canonical_zone, parse_
 from newsletter.errors import UserError
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
-DEFAULTS = ImportDefaults(format="newsletter", source="csv import", consent_text_version="v1",
-                          extra_tags=frozenset(), now=NOW, max_id_before=100)
+DEFAULTS = ImportDefaults(
+    format="newsletter",
+    source="csv import",
+    consent_text_version="v1",
+    extra_tags=frozenset(),
+    now=NOW,
+    max_id_before=100,
+)
 
 
 def parser(header: str) -> RowParser:
@@ -34,11 +40,17 @@ def row(email: str, line: int = 2, **values: object) -> ImportRow:
 
 def test_the_header_decides_the_layout() -> None:
     ours = read_layout(["Email", "First Name", "Home State"], "w")
-    assert (ours.format, ours.fields, ours.attributes) == ("newsletter", {"email": 0, "first_name": 1},
-                                                            [(2, "home_state")])
+    assert (ours.format, ours.fields, ours.attributes) == (
+        "newsletter",
+        {"email": 0, "first_name": 1},
+        [(2, "home_state")],
+    )
     mailchimp = read_layout(["Email Address", "NOTES", "CC", "UNSUB_TIME"], "w")
     assert (mailchimp.format, mailchimp.fields, mailchimp.attributes) == (
-        "mailchimp", {"email": 0, "unsub_time": 3}, [(2, "country")])
+        "mailchimp",
+        {"email": 0, "unsub_time": 3},
+        [(2, "country")],
+    )
     with pytest.raises(UserError, match="no email column"):
         read_layout(["name", "phone"], "w")
     with pytest.raises(UserError, match="appears twice"):
@@ -66,7 +78,13 @@ def test_a_row_becomes_a_subscriber_or_a_rejection_with_its_reason() -> None:
     good = parse([" Ann@Example.COM ", "Ann\tLee", "europe/paris", "a;B", "Lyon"], 7)
     assert isinstance(good, ImportRow)
     assert (good.line, good.email, good.first_name, good.timezone, good.tags, good.attributes) == (
-        7, "ann@example.com", "Ann Lee", "Europe/Paris", {"a", "b"}, {"city": "Lyon"})
+        7,
+        "ann@example.com",
+        "Ann Lee",
+        "Europe/Paris",
+        {"a", "b"},
+        {"city": "Lyon"},
+    )
     reasons = {
         "missing email address": ["", "A", "", "", ""],
         "invalid email address": ["not-an-address", "A", "", "", ""],
@@ -93,10 +111,18 @@ def test_a_mailchimp_opt_out_row_states_its_status() -> None:
 
 
 def test_a_duplicate_merges_later_values_and_keeps_the_first_consent() -> None:
-    first = row("a@example.com", 2, first_name="A", last_name="Old", consent_source="fair", tags={"x"},
-                attributes={"city": "Paris", "plan": "basic"})
-    first.merge(row("a@example.com", 9, last_name="New", consent_source="later", tags={"y"},
-                    attributes={"city": "Lyon"}))
+    first = row(
+        "a@example.com",
+        2,
+        first_name="A",
+        last_name="Old",
+        consent_source="fair",
+        tags={"x"},
+        attributes={"city": "Paris", "plan": "basic"},
+    )
+    first.merge(
+        row("a@example.com", 9, last_name="New", consent_source="later", tags={"y"}, attributes={"city": "Lyon"})
+    )
     assert (first.line, first.first_name, first.last_name, first.consent_source) == (9, "A", "New", "fair")
     assert first.tags == {"x", "y"} and first.attributes == {"city": "Lyon", "plan": "basic"}
 
@@ -117,17 +143,31 @@ def test_a_chunk_is_planned_from_what_the_store_holds() -> None:
     assert (plan.created, plan.updated, plan.merged) == (3, 1, 1)
     assert [(r.line, r.email, r.reason) for r in plan.rejected] == [(2, "gone@x.org", ERASED_REASON)]
     statuses = {values[0]: values[6] for values in plan.rows}
-    assert statuses == {"new@x.org": "active", "old@x.org": "active", "again@x.org": "active",
-                        "quit@x.org": "bounced", "out@x.org": "unsubscribed"}
+    assert statuses == {
+        "new@x.org": "active",
+        "old@x.org": "active",
+        "again@x.org": "active",
+        "quit@x.org": "bounced",
+        "out@x.org": "unsubscribed",
+    }
     assert plan.existing == {"old@x.org", "again@x.org"}
     assert [(o["email"], o["reason"]) for o in plan.opt_outs] == [("out@x.org", "unsubscribed")]
 
 
 def test_defaults_fill_what_a_row_leaves_empty() -> None:
     consent = datetime(2024, 5, 1, tzinfo=timezone.utc)
-    chunk = {"a@x.org": row("a@x.org", tags={"x"}), "b@x.org": row("b@x.org", consent_source="form", consent_at=consent)}
-    defaults = ImportDefaults(format="newsletter", source="csv import", consent_text_version="v1",
-                              extra_tags=frozenset({"imported"}), now=NOW, max_id_before=0)
+    chunk = {
+        "a@x.org": row("a@x.org", tags={"x"}),
+        "b@x.org": row("b@x.org", consent_source="form", consent_at=consent),
+    }
+    defaults = ImportDefaults(
+        format="newsletter",
+        source="csv import",
+        consent_text_version="v1",
+        extra_tags=frozenset({"imported"}),
+        now=NOW,
+        max_id_before=0,
+    )
     plan = plan_chunk(chunk, {}, defaults)
     by_email = {values[0]: values for values in plan.rows}
     assert by_email["a@x.org"][7:10] == ("csv import", NOW, "v1")

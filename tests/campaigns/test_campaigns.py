@@ -78,7 +78,9 @@ def test_ledger_leaves_out_suppressed_and_inactive_and_is_idempotent(engine, set
         added = build_ledger(session, campaign, settings.audiences_dir)
         again = build_ledger(session, campaign, settings.audiences_dir)
         counts = ledger_counts(session, campaign_id)
-        subscriber_ids = set(session.scalars(select(models.Delivery.subscriber_id).where(models.Delivery.campaign_id == campaign_id)))
+        subscriber_ids = set(
+            session.scalars(select(models.Delivery.subscriber_id).where(models.Delivery.campaign_id == campaign_id))
+        )
     assert added == 19 and again == 0
     assert counts["queued"] == 19
     assert subscriber_ids == set(active[1:])
@@ -97,19 +99,37 @@ def test_a_first_build_that_loses_a_race_adds_only_what_the_other_left_out(engin
     ids = add_subscribers(engine, 10)
     campaign_id = _create(engine, settings, seed_slug)
     with engine.connect() as other:
-        other.execute(models.Delivery.__table__.insert(),
-                      [{"campaign_id": campaign_id, "subscriber_id": i, "status": "queued", "attempts": 0,
-                        "created_at": models.utcnow()} for i in ids[:4]])  # not committed yet
+        other.execute(
+            models.Delivery.__table__.insert(),
+            [
+                {
+                    "campaign_id": campaign_id,
+                    "subscriber_id": i,
+                    "status": "queued",
+                    "attempts": 0,
+                    "created_at": models.utcnow(),
+                }
+                for i in ids[:4]
+            ],
+        )  # not committed yet
         outcome: dict[str, object] = {}
 
         def build() -> None:
             with session_scope(engine) as session:
-                outcome["added"] = build_ledger(session, session.get(models.Campaign, campaign_id), settings.audiences_dir)
+                outcome["added"] = build_ledger(
+                    session, session.get(models.Campaign, campaign_id), settings.audiences_dir
+                )
 
         def waiting_on_a_lock() -> bool:
             with engine.connect() as conn:
-                return bool(conn.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                             "AND datname = current_database()")))
+                return bool(
+                    conn.scalar(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                            "AND datname = current_database()"
+                        )
+                    )
+                )
 
         builder = threading.Thread(target=build)
         builder.start()
@@ -163,8 +183,11 @@ def test_send_to_outbox_reaches_each_recipient_once(engine, settings, seed_slug)
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert len(set(recipients)) == 30
     with session_scope(engine) as session:  # the send log counts them, without thirty message ids
-        logged = session.execute(select(models.SendLog.message_id, models.SendLog.recipients)
-                                 .where(models.SendLog.campaign_id == campaign_id)).all()
+        logged = session.execute(
+            select(models.SendLog.message_id, models.SendLog.recipients).where(
+                models.SendLog.campaign_id == campaign_id
+            )
+        ).all()
     assert {m for m, _ in logged} == {None} and sum(n for _, n in logged) == 30
     # sending again finds nothing queued and mails nobody twice
     with session_scope(engine) as session:
@@ -215,7 +238,16 @@ def test_preview_is_a_real_multipart_message(engine, settings, seed_slug):
     message = email.message_from_bytes(result.eml, policy=policy.default)
     assert message.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
-    for header in ("Subject", "From", "To", "Reply-To", "Date", "Message-ID", "List-Unsubscribe", "List-Unsubscribe-Post"):
+    for header in (
+        "Subject",
+        "From",
+        "To",
+        "Reply-To",
+        "Date",
+        "Message-ID",
+        "List-Unsubscribe",
+        "List-Unsubscribe-Post",
+    ):
         assert message[header], header
     assert message["Subject"] == "Ketamine therapy, explained"
     assert message["From"].addresses[0].display_name == settings.from_name
@@ -232,7 +264,13 @@ def test_status_counts_every_ledger_state(engine, settings, seed_slug):
         status = campaign_status(session, campaign_id)
         total = session.scalar(select(func.count()).select_from(models.Delivery))
     assert {k: status[k] for k in ("queued", "in_flight", "sent", "failed", "ambiguous", "suppressed")} == {
-        "queued": 0, "in_flight": 0, "sent": 5, "failed": 0, "ambiguous": 0, "suppressed": 0}
+        "queued": 0,
+        "in_flight": 0,
+        "sent": 5,
+        "failed": 0,
+        "ambiguous": 0,
+        "suppressed": 0,
+    }
     assert status["recipients"] == total == 5
     assert status["status"] == "sent"
 
@@ -263,16 +301,26 @@ def test_rerender_uses_the_new_public_url_and_keeps_subject_preheader_segment_an
         link_ids = {link.position: link.id for link in campaign.links}
     with session_scope(engine) as session:
         result = rerender_campaign(session, settings, campaign_id)
-    assert (result.rendered_for_before, result.public_url, result.status) == (OLD_URL, "https://news.example.test",
-                                                                              "scheduled")
+    assert (result.rendered_for_before, result.public_url, result.status) == (
+        OLD_URL,
+        "https://news.example.test",
+        "scheduled",
+    )
     with session_scope(engine) as session:
         campaign = session.get(models.Campaign, campaign_id)
         assert OLD_URL not in campaign.html and OLD_URL not in campaign.text
         assert "https://news.example.test/u/%%token%%" in campaign.text
         assert stale_public_url(campaign, settings) is None
         assert (campaign.subject, campaign.preheader, campaign.segment) == (
-            "Ketamine, explained", "What a first visit is like", "all")
-        assert (campaign.status, campaign.scheduled_at, campaign.schedule_timezone) == ("scheduled", when, "America/Chicago")
+            "Ketamine, explained",
+            "What a first visit is like",
+            "all",
+        )
+        assert (campaign.status, campaign.scheduled_at, campaign.schedule_timezone) == (
+            "scheduled",
+            when,
+            "America/Chicago",
+        )
         assert {link.position: link.id for link in campaign.links} == link_ids  # registered again, same rows
 
 
@@ -283,19 +331,24 @@ def test_a_campaign_rendered_for_an_old_public_url_is_not_sent_even_without_the_
     campaign_id = _create(engine, settings.with_overrides(public_url=OLD_URL), seed_slug)
     with pytest.raises(UserError) as refused:
         send_campaign(engine, settings, campaign_id)
-    assert str(refused.value) == (f"campaign {campaign_id} was rendered for {OLD_URL}; the public URL is now "
-                                  f"https://news.example.test: run `newsletter campaign rerender {campaign_id}`")
+    assert str(refused.value) == (
+        f"campaign {campaign_id} was rendered for {OLD_URL}; the public URL is now "
+        f"https://news.example.test: run `newsletter campaign rerender {campaign_id}`"
+    )
     with session_scope(engine) as session:
         assert session.get(models.Campaign, campaign_id).status == "draft"
         assert ledger_counts(session, campaign_id)["queued"] == 0
 
 
-@pytest.mark.parametrize(("status", "says"), [
-    ("sent", "it was sent: a sent message cannot change"),
-    ("sending", "it is being sent"),
-    ("paused", "it was paused mid-send"),
-    ("cancelled", "it is cancelled"),
-])
+@pytest.mark.parametrize(
+    ("status", "says"),
+    [
+        ("sent", "it was sent: a sent message cannot change"),
+        ("sending", "it is being sent"),
+        ("paused", "it was paused mid-send"),
+        ("cancelled", "it is cancelled"),
+    ],
+)
 def test_rerender_refuses_a_campaign_that_went_out_or_was_cancelled(engine, settings, seed_slug, status, says):
     from newsletter.campaigns import rerender_campaign
 
@@ -325,8 +378,12 @@ def test_a_scheduled_send_refused_for_an_old_url_can_be_rerendered_and_sent(engi
         campaign.status, campaign.scheduled_at = "scheduled", utcnow() - timedelta(seconds=1)
     import os
 
-    env = {"NEWSLETTER_DATABASE_URL": settings.database_url, "NEWSLETTER_PUBLIC_URL": settings.public_url,
-           "NEWSLETTER_SECRET_KEY": settings.secret_key, "NEWSLETTER_OUTBOX_DIR": settings.outbox_dir}
+    env = {
+        "NEWSLETTER_DATABASE_URL": settings.database_url,
+        "NEWSLETTER_PUBLIC_URL": settings.public_url,
+        "NEWSLETTER_SECRET_KEY": settings.secret_key,
+        "NEWSLETTER_OUTBOX_DIR": settings.outbox_dir,
+    }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -356,13 +413,27 @@ def test_rerender_by_command_line(db_url, tmp_path, seed_article_path):
 
     repo = REPO_DIR
     base = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
-    base.update({"NEWSLETTER_DATABASE_URL": db_url, "NEWSLETTER_SECRET_KEY": "cli-test-key", "PYTHONPATH": str(repo),
-                 "COLUMNS": "200", "NEWSLETTER_PUBLIC_URL": OLD_URL})
+    base.update(
+        {
+            "NEWSLETTER_DATABASE_URL": db_url,
+            "NEWSLETTER_SECRET_KEY": "cli-test-key",
+            "PYTHONPATH": str(repo),
+            "COLUMNS": "200",
+            "NEWSLETTER_PUBLIC_URL": OLD_URL,
+        }
+    )
     (tmp_path / "people.csv").write_text("email,first_name\nann@example.com,Ann\n")
 
     def run(*args: str, url: str = OLD_URL) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "newsletter", *args], cwd=tmp_path, capture_output=True, text=True,
-                              env={**base, "NEWSLETTER_PUBLIC_URL": url}, timeout=120, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "newsletter", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env={**base, "NEWSLETTER_PUBLIC_URL": url},
+            timeout=120,
+            check=False,
+        )
 
     slug = json.loads(run("article", "import", str(seed_article_path), "--json").stdout)["slug"]
     assert run("subscribers", "import", "people.csv").returncode == 0

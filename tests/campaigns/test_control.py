@@ -31,8 +31,13 @@ NO_WAIT = RetryPolicy(max_attempts=3, base_seconds=0.01, cap_seconds=0.02)
 @pytest.fixture
 def sg_settings(settings, fake_sendgrid):
     # One request out at a time: the fake's scripted answers then meet the batches in order.
-    return settings.with_overrides(sendgrid_api_key=fake_sendgrid.api_key, sendgrid_host=fake_sendgrid.url,
-                                   sendgrid_timeout=1.0, batch_size=10, send_concurrency=1)
+    return settings.with_overrides(
+        sendgrid_api_key=fake_sendgrid.api_key,
+        sendgrid_host=fake_sendgrid.url,
+        sendgrid_timeout=1.0,
+        batch_size=10,
+        send_concurrency=1,
+    )
 
 
 @pytest.fixture
@@ -67,8 +72,9 @@ def test_pause_stops_and_resume_finishes(engine, sg_settings, fake_sendgrid, cam
     assert len(fake_sendgrid.received) == 30 and all(len(v) == 1 for v in fake_sendgrid.received.values())
 
 
-def test_with_several_requests_out_a_pause_stops_new_ones_and_records_those_out(engine, sg_settings, fake_sendgrid,
-                                                                                 campaign_id):
+def test_with_several_requests_out_a_pause_stops_new_ones_and_records_those_out(
+    engine, sg_settings, fake_sendgrid, campaign_id
+):
     """Three requests out at once: a pause after the first answer lets those already out finish
     (and be recorded), sends nothing new, and puts the batch claimed ahead back in the queue."""
     add_subscribers(engine, 30, start=100)  # 60 in all: six batches of ten
@@ -122,6 +128,7 @@ def test_slow_answer_is_ambiguous_until_the_operator_decides(engine, sg_settings
     from datetime import timedelta
 
     from newsletter.delivery.throttle import ledger_window_count
+
     assert ledger_window_count(engine)(timedelta(hours=1)) == 30  # the throttle counts them as sent
 
 
@@ -136,8 +143,9 @@ def test_resend_ambiguous_on_the_operators_word(engine, sg_settings, fake_sendgr
         assert session.get(models.Campaign, campaign_id).status == "sent"
 
 
-def test_a_failed_record_stops_the_send_and_nothing_is_resent(engine, sg_settings, fake_sendgrid, campaign_id,
-                                                               monkeypatch):
+def test_a_failed_record_stops_the_send_and_nothing_is_resent(
+    engine, sg_settings, fake_sendgrid, campaign_id, monkeypatch
+):
     """Answers are written behind the sending (a thread of their own on PostgreSQL). If writing
     one fails, the send stops with that error; the batches sent but not recorded stay in flight
     (ambiguous once their lease runs out), and a second drain sends none of them again."""
@@ -162,8 +170,9 @@ def test_a_failed_record_stops_the_send_and_nothing_is_resent(engine, sg_setting
     assert len(fake_sendgrid.received) == 30 and all(len(v) == 1 for v in fake_sendgrid.received.values())
 
 
-def test_each_accepted_request_is_logged_and_its_message_id_finds_the_ledger_row(engine, sg_settings, fake_sendgrid,
-                                                                                  campaign_id):
+def test_each_accepted_request_is_logged_and_its_message_id_finds_the_ledger_row(
+    engine, sg_settings, fake_sendgrid, campaign_id
+):
     """The send log (throttle windows, the webhook's fallback) holds one row per request the
     provider accepted, with its X-Message-Id; an event that carries only ``sg_message_id`` and
     the address finds its ledger row through it."""
@@ -174,22 +183,39 @@ def test_each_accepted_request_is_logged_and_its_message_id_finds_the_ledger_row
     assert send_campaign(engine, sg_settings, campaign_id).sent == 30
     accepted = {r.message_id for r in fake_sendgrid.requests if r.status == 202}
     with session_scope(engine) as session:
-        logged = session.execute(select(models.SendLog.message_id, models.SendLog.recipients)
-                                 .where(models.SendLog.campaign_id == campaign_id)).all()
+        logged = session.execute(
+            select(models.SendLog.message_id, models.SendLog.recipients).where(
+                models.SendLog.campaign_id == campaign_id
+            )
+        ).all()
         assert sorted(logged) == sorted((m, 10) for m in accepted)
         delivery_id, email, message_id = session.execute(
             select(models.Delivery.id, models.Subscriber.email, models.Delivery.message_id)
             .join(models.Subscriber, models.Subscriber.id == models.Delivery.subscriber_id)
-            .where(models.Delivery.campaign_id == campaign_id).order_by(models.Delivery.id.desc()).limit(1)).one()
+            .where(models.Delivery.campaign_id == campaign_id)
+            .order_by(models.Delivery.id.desc())
+            .limit(1)
+        ).one()
         assert message_id in accepted
-        ingest_events(session, [{"event": "delivered", "sg_event_id": "no-args", "email": email.upper(),
-                                 "sg_message_id": f"{message_id}.filterdrecv-1", "timestamp": 1_700_000_000}])
+        ingest_events(
+            session,
+            [
+                {
+                    "event": "delivered",
+                    "sg_event_id": "no-args",
+                    "email": email.upper(),
+                    "sg_message_id": f"{message_id}.filterdrecv-1",
+                    "timestamp": 1_700_000_000,
+                }
+            ],
+        )
     with session_scope(engine) as session:
         event = session.scalars(select(models.Event).where(models.Event.event_key == "sg:no-args")).one()
         assert (event.delivery_id, event.campaign_id) == (delivery_id, campaign_id)
 
 
 # --- after a crashed sender: a batch claimed and abandoned (the worker was killed mid-request) ------
+
 
 def _crash_mid_batch(engine, settings, campaign_id, *, lease_seconds: float = 600.0):
     """What `kill -9` leaves: a batch moved to in_flight under a worker's lease, never answered."""
@@ -209,7 +235,8 @@ def _status(engine, campaign_id, now=None):
 
 
 def test_status_after_a_crash_says_when_in_flight_rows_become_ambiguous_then_needs_a_decision(
-        engine, sg_settings, fake_sendgrid, campaign_id):
+    engine, sg_settings, fake_sendgrid, campaign_id
+):
     from datetime import datetime, timedelta
 
     from newsletter.db.models import utcnow
@@ -239,8 +266,9 @@ def test_status_after_a_crash_says_when_in_flight_rows_become_ambiguous_then_nee
     assert len(fake_sendgrid.received) == 20
 
 
-def test_resolve_covers_rows_whose_lease_ran_out_with_no_worker_left_to_flag_them(engine, sg_settings,
-                                                                                   fake_sendgrid, campaign_id):
+def test_resolve_covers_rows_whose_lease_ran_out_with_no_worker_left_to_flag_them(
+    engine, sg_settings, fake_sendgrid, campaign_id
+):
     """No worker looked after the lease ran out, so the rows are still in flight: `resolve
     --resend-ambiguous` flags them first, then sends them again; the campaign finishes."""
     _crash_mid_batch(engine, sg_settings, campaign_id, lease_seconds=-1)  # the lease has run out
@@ -250,8 +278,9 @@ def test_resolve_covers_rows_whose_lease_ran_out_with_no_worker_left_to_flag_the
     assert _status(engine, campaign_id)["status"] == "sent" and len(fake_sendgrid.received) == 30
 
 
-def test_worker_exit_when_idle_names_rows_held_by_another_workers_lease_and_stops(engine, sg_settings, fake_sendgrid,
-                                                                                  campaign_id):
+def test_worker_exit_when_idle_names_rows_held_by_another_workers_lease_and_stops(
+    engine, sg_settings, fake_sendgrid, campaign_id
+):
     """It used to wait out the dead worker's lease (ten minutes by default) before exiting."""
     import threading
 
@@ -259,8 +288,9 @@ def test_worker_exit_when_idle_names_rows_held_by_another_workers_lease_and_stop
 
     claimed = _crash_mid_batch(engine, sg_settings, campaign_id)
     stop, box = threading.Event(), {}
-    thread = threading.Thread(target=lambda: box.update(stats=run_worker(engine, sg_settings, exit_when_idle=True,
-                                                                         stop=stop)))
+    thread = threading.Thread(
+        target=lambda: box.update(stats=run_worker(engine, sg_settings, exit_when_idle=True, stop=stop))
+    )
     thread.start()
     thread.join(timeout=60)  # it needs about a second; the lease holds for 600
     stop.set()
@@ -268,13 +298,14 @@ def test_worker_exit_when_idle_names_rows_held_by_another_workers_lease_and_stop
     assert "stats" in box and box["stats"].sent == 20
     [held] = box["stats"].held
     assert (held.campaign_id, held.worker, held.rows) == (campaign_id, "web-1:dead0001", 10)
-    assert f"held by worker web-1:dead0001's lease until {held.lease_until.isoformat(timespec='seconds')}" \
+    assert (
+        f"held by worker web-1:dead0001's lease until {held.lease_until.isoformat(timespec='seconds')}"
         in held.describe()
+    )
     assert _counts(engine, campaign_id)["in_flight"] == len(claimed.ids)
 
 
-def test_worker_flags_a_dead_workers_expired_lease_and_says_so(engine, sg_settings, fake_sendgrid, campaign_id,
-                                                               caplog):
+def test_worker_flags_a_dead_workers_expired_lease_and_says_so(engine, sg_settings, fake_sendgrid, campaign_id, caplog):
     import logging
 
     from newsletter.campaigns import run_worker
@@ -283,13 +314,17 @@ def test_worker_flags_a_dead_workers_expired_lease_and_says_so(engine, sg_settin
     with caplog.at_level(logging.INFO, logger="newsletter.campaigns.worker"):
         stats = run_worker(engine, sg_settings, exit_when_idle=True)
     assert stats.sent == 20 and stats.held == []
-    assert any("10 in-flight row(s) of a dead worker are now ambiguous" in r.getMessage()
-               and f"campaign resolve {campaign_id}" in r.getMessage() for r in caplog.records)
+    assert any(
+        "10 in-flight row(s) of a dead worker are now ambiguous" in r.getMessage()
+        and f"campaign resolve {campaign_id}" in r.getMessage()
+        for r in caplog.records
+    )
     assert _status(engine, campaign_id)["status"] == "needs_decision"
 
 
-def test_status_command_exits_3_and_names_resolve_when_rows_are_ambiguous(engine, db_url, sg_settings, fake_sendgrid,
-                                                                           campaign_id, tmp_path):
+def test_status_command_exits_3_and_names_resolve_when_rows_are_ambiguous(
+    engine, db_url, sg_settings, fake_sendgrid, campaign_id, tmp_path
+):
     import json
     import os
     import subprocess
@@ -299,12 +334,20 @@ def test_status_command_exits_3_and_names_resolve_when_rows_are_ambiguous(engine
     drain(engine, sg_settings, campaign_id)
     repo = REPO_DIR
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
-    env.update({"NEWSLETTER_DATABASE_URL": db_url, "NEWSLETTER_SECRET_KEY": "x", "PYTHONPATH": str(repo),
-                "COLUMNS": "200"})
+    env.update(
+        {"NEWSLETTER_DATABASE_URL": db_url, "NEWSLETTER_SECRET_KEY": "x", "PYTHONPATH": str(repo), "COLUMNS": "200"}
+    )
 
     def status(*extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "newsletter", "campaign", "status", str(campaign_id), *extra],
-                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "newsletter", "campaign", "status", str(campaign_id), *extra],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
     held = status()
     assert held.returncode == 0, held.stderr
@@ -316,7 +359,9 @@ def test_status_command_exits_3_and_names_resolve_when_rows_are_ambiguous(engine
     from newsletter.db.models import utcnow
 
     with session_scope(engine) as session:  # the lease runs out
-        session.execute(update(models.Delivery).where(models.Delivery.status == "in_flight").values(lease_until=utcnow()))
+        session.execute(
+            update(models.Delivery).where(models.Delivery.status == "in_flight").values(lease_until=utcnow())
+        )
     human = status()
     assert human.returncode == 3, human.stderr
     assert "needs a decision (sent; 10 recipient(s) ambiguous)" in human.stdout
@@ -327,10 +372,24 @@ def test_status_command_exits_3_and_names_resolve_when_rows_are_ambiguous(engine
     data = json.loads(scripted.stdout)
     assert (data["status"], data["lifecycle_status"], data["ambiguous"]) == ("needs_decision", "sent", 10)
 
-    listed = subprocess.run([sys.executable, "-m", "newsletter", "campaign", "list", "--json"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=120, check=False)
+    listed = subprocess.run(
+        [sys.executable, "-m", "newsletter", "campaign", "list", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     row = next(r for r in json.loads(listed.stdout) if r["id"] == campaign_id)
     assert (row["status"], row["lifecycle_status"]) == ("needs_decision", "sent")  # the list never says "sent" alone
-    table = subprocess.run([sys.executable, "-m", "newsletter", "campaign", "list"], cwd=tmp_path, env=env,
-                           capture_output=True, text=True, timeout=120, check=False)
+    table = subprocess.run(
+        [sys.executable, "-m", "newsletter", "campaign", "list"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert "needs a decision" in table.stdout

@@ -15,19 +15,25 @@ from repo_paths import REPO_DIR
 REPO = REPO_DIR
 
 
-def run(args: list[str], cwd: Path, env_extra: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def run(
+    args: list[str], cwd: Path, env_extra: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
     env.update(env_extra or {})
     env["PYTHONPATH"] = str(REPO)
     env["COLUMNS"] = "200"
-    return subprocess.run([sys.executable, "-m", "newsletter", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "newsletter", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture
 def workdir(tmp_path: Path, db_url: str) -> tuple[Path, dict[str, str]]:
-    return tmp_path, {"NEWSLETTER_DATABASE_URL": db_url, "NEWSLETTER_SECRET_KEY": "cli-test-key",
-                      "NEWSLETTER_PUBLIC_URL": "https://news.example.test"}
+    return tmp_path, {
+        "NEWSLETTER_DATABASE_URL": db_url,
+        "NEWSLETTER_SECRET_KEY": "cli-test-key",
+        "NEWSLETTER_PUBLIC_URL": "https://news.example.test",
+    }
 
 
 def _json(result: subprocess.CompletedProcess):
@@ -46,7 +52,13 @@ def test_full_flow_by_command_line(workdir, seed_article_path):
     report = json.loads(imported.stdout)
     assert report["created"] == 2 and [r["line"] for r in report["rejected"]] == [4]
     assert _json(run(["segment", "count", "all", "--json"], cwd, env)) == {"segment": "all", "count": 2}
-    created = _json(run(["campaign", "create", "--article", article["slug"], "--segment", "all", "--subject", "Hello", "--json"], cwd, env))
+    created = _json(
+        run(
+            ["campaign", "create", "--article", article["slug"], "--segment", "all", "--subject", "Hello", "--json"],
+            cwd,
+            env,
+        )
+    )
     eml = cwd / "preview.eml"
     assert run(["campaign", "preview", str(created["id"]), "--eml", str(eml)], cwd, env).returncode == 0
     assert b"multipart/alternative" in eml.read_bytes()
@@ -54,10 +66,27 @@ def test_full_flow_by_command_line(workdir, seed_article_path):
     assert sent["sent"] == 2 and sent["transport"] == "outbox"
     status = _json(run(["campaign", "status", str(created["id"]), "--json"], cwd, env))
     assert {k: status[k] for k in ("queued", "in_flight", "sent", "failed", "ambiguous", "suppressed")} == {
-        "queued": 0, "in_flight": 0, "sent": 2, "failed": 0, "ambiguous": 0, "suppressed": 0}
+        "queued": 0,
+        "in_flight": 0,
+        "sent": 2,
+        "failed": 0,
+        "ambiguous": 0,
+        "suppressed": 0,
+    }
     report = _json(run(["report", str(created["id"]), "--json"], cwd, env))
-    for key in ("campaign_id", "recipients", "sent", "failed", "delivered", "bounced", "opens", "clicks",
-                "unsubscribes", "complaints", "leads"):
+    for key in (
+        "campaign_id",
+        "recipients",
+        "sent",
+        "failed",
+        "delivered",
+        "bounced",
+        "opens",
+        "clicks",
+        "unsubscribes",
+        "complaints",
+        "leads",
+    ):
         assert key in report
     assert set(report["opens"]) >= {"unique_human", "unique_machine", "total"}
     assert set(report["clicks"]) >= {"unique", "total", "cta_unique"}
@@ -65,14 +94,17 @@ def test_full_flow_by_command_line(workdir, seed_article_path):
     assert human.returncode == 0 and "Connect today" in human.stdout
 
 
-@pytest.mark.parametrize("args, where", [
-    (["campaign", "status", "999"], "campaign"),
-    (["article", "import", "missing.txt"], "missing.txt"),
-    (["segment", "count", "no-such-segment"], "no-such-segment"),
-    (["campaign", "schedule", "1", "--at", "tomorrow"], "--at"),
-    (["events", "prune", "--days", "-1"], "--days"),
-    (["campaign", "resolve", "1"], "campaign resolve"),
-])
+@pytest.mark.parametrize(
+    "args, where",
+    [
+        (["campaign", "status", "999"], "campaign"),
+        (["article", "import", "missing.txt"], "missing.txt"),
+        (["segment", "count", "no-such-segment"], "no-such-segment"),
+        (["campaign", "schedule", "1", "--at", "tomorrow"], "--at"),
+        (["events", "prune", "--days", "-1"], "--days"),
+        (["campaign", "resolve", "1"], "campaign resolve"),
+    ],
+)
 def test_user_mistakes_are_one_line_without_traceback(workdir, args, where):
     cwd, env = workdir
     result = run(args, cwd, env)
@@ -137,11 +169,14 @@ def test_campaign_list_shows_newsletters_and_nurture_steps_only_when_asked(workd
     cwd, env = workdir
     assert run(["init"], cwd, env).returncode == 0
     article = _json(run(["article", "import", str(seed_article_path), "--json"], cwd, env))
-    newsletter = _json(run(["campaign", "create", "--article", article["slug"], "--segment", "all", "--json"], cwd, env))
+    newsletter = _json(
+        run(["campaign", "create", "--article", article["slug"], "--segment", "all", "--json"], cwd, env)
+    )
     engine = make_engine(env["NEWSLETTER_DATABASE_URL"])
     with session_scope(engine) as session:
-        step = models.Campaign(kind="nurture", name="connect-today step 1", subject="A note", segment="all",
-                               template="t", html="", text="")
+        step = models.Campaign(
+            kind="nurture", name="connect-today step 1", subject="A note", segment="all", template="t", html="", text=""
+        )
         session.add(step)
         session.flush()
         step_id = step.id

@@ -33,13 +33,20 @@ from repo_paths import REPO_DIR
 REPO = REPO_DIR
 SEED = REPO / "articles" / "000-ketamine-assisted-psychotherapy.txt"
 UNREACHABLE_PG = "postgresql://clinic:hunter2secret@127.0.0.1:1/newsletter"
+
+
 def prepare_store(url: str, tmp: Path) -> dict[str, Any]:
     """A store with the seed article, three subscribers, draft campaign 1 and sent campaign 2."""
     from newsletter.audiences import import_subscribers
     from newsletter.campaigns import create_campaign, import_article, send_campaign
 
-    settings = Settings(database_url=url, secret_key="mistakes-test-key", outbox_dir=str(tmp / "outbox"),
-                        public_url="https://news.example.test", sendgrid_api_key=None)
+    settings = Settings(
+        database_url=url,
+        secret_key="mistakes-test-key",
+        outbox_dir=str(tmp / "outbox"),
+        public_url="https://news.example.test",
+        sendgrid_api_key=None,
+    )
     engine = make_engine(url)
     upgrade(engine)
     people = tmp / "people.csv"
@@ -77,12 +84,32 @@ def _table(w: dict[str, Any]) -> list[tuple[str, list[str], dict[str, str], str]
     sqlite_missing = f"sqlite:///{missing}/x.db"
     return [
         # campaign preview / preflight: files and folders the person names
-        ("preview --html, missing folder", ["campaign", "preview", str(draft), "--html", f"{missing}/p.html"], {}, missing),
-        ("preview --text, missing folder", ["campaign", "preview", str(draft), "--text", f"{missing}/p.txt"], {}, missing),
-        ("preview --eml, a file as its folder", ["campaign", "preview", str(draft), "--eml", f"{afile}/p.eml"], {}, afile),
+        (
+            "preview --html, missing folder",
+            ["campaign", "preview", str(draft), "--html", f"{missing}/p.html"],
+            {},
+            missing,
+        ),
+        (
+            "preview --text, missing folder",
+            ["campaign", "preview", str(draft), "--text", f"{missing}/p.txt"],
+            {},
+            missing,
+        ),
+        (
+            "preview --eml, a file as its folder",
+            ["campaign", "preview", str(draft), "--eml", f"{afile}/p.eml"],
+            {},
+            afile,
+        ),
         ("preview --html, a folder", ["campaign", "preview", str(draft), "--html", adir], {}, adir),
         ("preflight --screenshots, a file", ["campaign", "preflight", str(draft), "--screenshots", afile], {}, afile),
-        ("preflight --screenshots, under a file", ["campaign", "preflight", str(draft), "--screenshots", f"{afile}/s"], {}, afile),
+        (
+            "preflight --screenshots, under a file",
+            ["campaign", "preflight", str(draft), "--screenshots", f"{afile}/s"],
+            {},
+            afile,
+        ),
         # reports and exports
         ("report --html, missing folder", ["report", str(sent), "--html", f"{missing}/r.html"], {}, missing),
         ("trends --html, a folder", ["report", "--html", adir], {}, adir),
@@ -97,14 +124,39 @@ def _table(w: dict[str, Any]) -> list[tuple[str, list[str], dict[str, str], str]
         # names and ids that do not exist
         ("segment count, unknown", ["segment", "count", "no-such-segment"], {}, "no-such-segment"),
         ("segment list, audiences a file", ["segment", "list"], {"NEWSLETTER_AUDIENCES_DIR": afile}, "a-file.txt"),
-        ("campaign create, unknown article", ["campaign", "create", "--article", "no-such-slug", "--segment", "all"], {}, "no-such-slug"),
-        ("campaign create, unknown segment", ["campaign", "create", "--article", slug, "--segment", "no-such-segment"], {}, "no-such-segment"),
-        ("campaign create, unknown template", ["campaign", "create", "--article", slug, "--segment", "all", "--template", "nope.mjml.j2"], {}, "nope.mjml.j2"),
+        (
+            "campaign create, unknown article",
+            ["campaign", "create", "--article", "no-such-slug", "--segment", "all"],
+            {},
+            "no-such-slug",
+        ),
+        (
+            "campaign create, unknown segment",
+            ["campaign", "create", "--article", slug, "--segment", "no-such-segment"],
+            {},
+            "no-such-segment",
+        ),
+        (
+            "campaign create, unknown template",
+            ["campaign", "create", "--article", slug, "--segment", "all", "--template", "nope.mjml.j2"],
+            {},
+            "nope.mjml.j2",
+        ),
         ("campaign status, unknown id", ["campaign", "status", "999"], {}, "999"),
         ("campaign send, unknown id", ["campaign", "send", "999"], {}, "999"),
         ("campaign send, already sent", ["campaign", "send", str(sent), "--force"], {}, f"campaign {sent}"),
-        ("campaign send, outbox a file", ["campaign", "send", str(draft), "--force"], {"NEWSLETTER_OUTBOX_DIR": afile}, afile),
-        ("campaign schedule, past time", ["campaign", "schedule", str(draft), "--at", "2001-01-01T09:00Z", "--force"], {}, "--at"),
+        (
+            "campaign send, outbox a file",
+            ["campaign", "send", str(draft), "--force"],
+            {"NEWSLETTER_OUTBOX_DIR": afile},
+            afile,
+        ),
+        (
+            "campaign schedule, past time",
+            ["campaign", "schedule", str(draft), "--at", "2001-01-01T09:00Z", "--force"],
+            {},
+            "--at",
+        ),
         ("campaign pause, a draft", ["campaign", "pause", str(draft)], {}, f"campaign {draft}"),
         ("campaign resume, unknown id", ["campaign", "resume", "999"], {}, "999"),
         ("campaign cancel, already sent", ["campaign", "cancel", str(sent)], {}, f"campaign {sent}"),
@@ -112,23 +164,78 @@ def _table(w: dict[str, Any]) -> list[tuple[str, list[str], dict[str, str], str]
         ("campaign retry-failed, unknown id", ["campaign", "retry-failed", "999"], {}, "999"),
         ("campaign rerender, unknown id", ["campaign", "rerender", "999"], {}, "999"),
         ("events prune, negative days", ["events", "prune", "--days", "-1"], {}, "--days"),
-        ("events prune, garbage store", ["events", "prune"], {"NEWSLETTER_DATABASE_URL": "garbage"}, "NEWSLETTER_DATABASE_URL"),
-        ("nurture tick, unreachable PostgreSQL", ["nurture", "tick"], {"NEWSLETTER_DATABASE_URL": UNREACHABLE_PG}, "127.0.0.1:1"),
+        (
+            "events prune, garbage store",
+            ["events", "prune"],
+            {"NEWSLETTER_DATABASE_URL": "garbage"},
+            "NEWSLETTER_DATABASE_URL",
+        ),
+        (
+            "nurture tick, unreachable PostgreSQL",
+            ["nurture", "tick"],
+            {"NEWSLETTER_DATABASE_URL": UNREACHABLE_PG},
+            "127.0.0.1:1",
+        ),
         ("nurture simulate, unknown sequence", ["nurture", "simulate", "no-such-sequence"], {}, "no-such-sequence"),
-        ("nurture enroll, unknown subscriber", ["nurture", "enroll", "nobody@example.com", "connect-today"], {}, "nobody@example.com"),
+        (
+            "nurture enroll, unknown subscriber",
+            ["nurture", "enroll", "nobody@example.com", "connect-today"],
+            {},
+            "nobody@example.com",
+        ),
         ("leads show, unknown id", ["leads", "show", "999"], {}, "999"),
         ("leads update, unknown id", ["leads", "update", "999", "--status", "booked"], {}, "999"),
         ("leads add, not a subscriber", ["leads", "add", "nobody@example.com"], {}, "nobody@example.com"),
         # the store's address
-        ("article list, mysql", ["article", "list"], {"NEWSLETTER_DATABASE_URL": "mysql://x/y"}, "NEWSLETTER_DATABASE_URL"),
-        ("campaign list, garbage", ["campaign", "list"], {"NEWSLETTER_DATABASE_URL": "garbage"}, "NEWSLETTER_DATABASE_URL"),
+        (
+            "article list, mysql",
+            ["article", "list"],
+            {"NEWSLETTER_DATABASE_URL": "mysql://x/y"},
+            "NEWSLETTER_DATABASE_URL",
+        ),
+        (
+            "campaign list, garbage",
+            ["campaign", "list"],
+            {"NEWSLETTER_DATABASE_URL": "garbage"},
+            "NEWSLETTER_DATABASE_URL",
+        ),
         ("init, sqlite in a missing folder", ["init"], {"NEWSLETTER_DATABASE_URL": sqlite_missing}, missing),
-        ("leads list, sqlite under a file", ["leads", "list"], {"NEWSLETTER_DATABASE_URL": f"sqlite:///{afile}/x.db"}, afile),
-        ("nurture status, sqlite file not a store", ["nurture", "status", "connect-today"], {"NEWSLETTER_DATABASE_URL": f"sqlite:///{afile}"}, afile),
-        ("subscribers import, unreachable PostgreSQL", ["subscribers", "import", str(tmp / "people.csv")], {"NEWSLETTER_DATABASE_URL": UNREACHABLE_PG}, "127.0.0.1:1"),
-        ("worker, unreachable PostgreSQL", ["worker", "--exit-when-idle"], {"NEWSLETTER_DATABASE_URL": UNREACHABLE_PG}, "127.0.0.1:1"),
-        ("serve, unreachable PostgreSQL", ["serve", "--port", str(_free_port())], {"NEWSLETTER_DATABASE_URL": UNREACHABLE_PG}, "127.0.0.1:1"),
-        ("scheduler, unsupported store", ["scheduler"], {"NEWSLETTER_DATABASE_URL": "mysql://x/y"}, "NEWSLETTER_DATABASE_URL"),
+        (
+            "leads list, sqlite under a file",
+            ["leads", "list"],
+            {"NEWSLETTER_DATABASE_URL": f"sqlite:///{afile}/x.db"},
+            afile,
+        ),
+        (
+            "nurture status, sqlite file not a store",
+            ["nurture", "status", "connect-today"],
+            {"NEWSLETTER_DATABASE_URL": f"sqlite:///{afile}"},
+            afile,
+        ),
+        (
+            "subscribers import, unreachable PostgreSQL",
+            ["subscribers", "import", str(tmp / "people.csv")],
+            {"NEWSLETTER_DATABASE_URL": UNREACHABLE_PG},
+            "127.0.0.1:1",
+        ),
+        (
+            "worker, unreachable PostgreSQL",
+            ["worker", "--exit-when-idle"],
+            {"NEWSLETTER_DATABASE_URL": UNREACHABLE_PG},
+            "127.0.0.1:1",
+        ),
+        (
+            "serve, unreachable PostgreSQL",
+            ["serve", "--port", str(_free_port())],
+            {"NEWSLETTER_DATABASE_URL": UNREACHABLE_PG},
+            "127.0.0.1:1",
+        ),
+        (
+            "scheduler, unsupported store",
+            ["scheduler"],
+            {"NEWSLETTER_DATABASE_URL": "mysql://x/y"},
+            "NEWSLETTER_DATABASE_URL",
+        ),
         # ports
         ("serve, busy port", ["serve", "--port", str(busy)], {}, f"port {busy} is busy"),
         ("demo, busy port", ["demo", "--dir", f"{tmp}/demo", "--port", str(busy)], {}, f"port {busy} is busy"),
@@ -160,12 +267,16 @@ def test_every_mistake_is_one_line_naming_the_place(world):
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its mode; the folder-for-a-file rows cover it")
+@pytest.mark.skipif(
+    os.geteuid() == 0, reason="root reads a file whatever its mode; the folder-for-a-file rows cover it"
+)
 def test_an_unreadable_file_is_one_line(world):
     unreadable = Path(world["tmp"]) / "unreadable.csv"
     unreadable.write_text("email\nann@example.com\n")
     unreadable.chmod(0)
-    result = run_one(["subscribers", "import", str(unreadable)], world["tmp"], base_env(str(world["url"]), world["tmp"]))
+    result = run_one(
+        ["subscribers", "import", str(unreadable)], world["tmp"], base_env(str(world["url"]), world["tmp"])
+    )
     assert result.code == 1 and "Traceback" not in result.err
     assert len(result.lines()) == 1 and str(unreadable) in result.lines()[0]
 
@@ -183,32 +294,54 @@ def test_an_error_quoting_a_control_character_shows_it_and_does_not_obey_it(worl
 def test_entry_point_says_an_unreachable_store_in_one_line(tmp_path):
     """Through ``python -m newsletter`` itself, as installed: the store's host:port and reason, no password."""
     env = base_env(UNREACHABLE_PG, tmp_path)
-    result = subprocess.run([sys.executable, "-m", "newsletter", "campaign", "list"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "newsletter", "campaign", "list"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 1, result.stderr
-    said = ("error: NEWSLETTER_DATABASE_URL: cannot connect to PostgreSQL at 127.0.0.1:1 (database newsletter): "
-            "Connection refused")
+    said = (
+        "error: NEWSLETTER_DATABASE_URL: cannot connect to PostgreSQL at 127.0.0.1:1 (database newsletter): "
+        "Connection refused"
+    )
     assert result.stderr.splitlines() == [said], result.stderr
 
 
 def test_scheduler_script_says_a_bad_store_in_one_line(tmp_path):
     env = base_env("garbage", tmp_path)
-    result = subprocess.run([sys.executable, str(REPO / "scheduler.py")], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scheduler.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    said = ("error: NEWSLETTER_DATABASE_URL: 'garbage' is not a store address; use sqlite:///path/to/newsletter.db "
-            "or postgresql://user@host:5432/dbname")
+    said = (
+        "error: NEWSLETTER_DATABASE_URL: 'garbage' is not a store address; use sqlite:///path/to/newsletter.db "
+        "or postgresql://user@host:5432/dbname"
+    )
     assert [line for line in result.stderr.splitlines() if line.strip()] == [said]
 
 
 # --- the store's address, said where the engine is made ---------------------------------------
 
-@pytest.mark.parametrize(("url", "says"), [
-    ("mysql://x/y", "mysql stores are not supported; use sqlite:///path/to/newsletter.db or postgresql://"),
-    ("garbage", "'garbage' is not a store address"),
-    ("postgresql//clinic:hunter2secret@db/x", "'postgresql//clinic:***@db/x' is not a store address"),
-    ("postgresql+psycopg2://u@127.0.0.1/x", "the postgresql+psycopg2 driver is not installed"),
-])
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("mysql://x/y", "mysql stores are not supported; use sqlite:///path/to/newsletter.db or postgresql://"),
+        ("garbage", "'garbage' is not a store address"),
+        ("postgresql//clinic:hunter2secret@db/x", "'postgresql//clinic:***@db/x' is not a store address"),
+        ("postgresql+psycopg2://u@127.0.0.1/x", "the postgresql+psycopg2 driver is not installed"),
+    ],
+)
 def test_a_bad_store_address_is_a_user_error(url, says):
     if "psycopg2" in url and importlib.util.find_spec("psycopg2") is not None:
         pytest.skip("psycopg2 is installed here")
@@ -222,24 +355,31 @@ def test_an_unreachable_postgres_names_host_port_and_reason_never_the_password()
     engine = make_engine(UNREACHABLE_PG)
     with pytest.raises(UserError) as refused, engine.connect():
         pass
-    assert str(refused.value) == ("NEWSLETTER_DATABASE_URL: cannot connect to PostgreSQL at 127.0.0.1:1 "
-                                  "(database newsletter): Connection refused")
+    assert str(refused.value) == (
+        "NEWSLETTER_DATABASE_URL: cannot connect to PostgreSQL at 127.0.0.1:1 (database newsletter): Connection refused"
+    )
 
 
 def test_a_postgres_without_the_database_says_so(pg_url):
     from sqlalchemy.engine import make_url
 
     missing = make_url(pg_url).set(database="no_such_database_here").render_as_string(hide_password=False)
-    with pytest.raises(UserError, match='database "no_such_database_here" does not exist'), make_engine(missing).connect():
+    with (
+        pytest.raises(UserError, match='database "no_such_database_here" does not exist'),
+        make_engine(missing).connect(),
+    ):
         pass
 
 
-@pytest.mark.parametrize(("path", "says"), [
-    ("missing-dir/x.db", "folder {tmp}/missing-dir does not exist"),
-    ("a-file/x.db", "{tmp}/a-file is a file, not a folder"),
-    ("a-folder", "{tmp}/a-folder is a folder, not a database file"),
-    ("a-file", "{tmp}/a-file is not an SQLite database"),
-])
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        ("missing-dir/x.db", "folder {tmp}/missing-dir does not exist"),
+        ("a-file/x.db", "{tmp}/a-file is a file, not a folder"),
+        ("a-folder", "{tmp}/a-folder is a folder, not a database file"),
+        ("a-file", "{tmp}/a-file is not an SQLite database"),
+    ],
+)
 def test_an_sqlite_store_that_cannot_be_opened_names_the_file_or_folder(tmp_path, path, says):
     (tmp_path / "a-file").write_text("plain text, not a database\n")
     (tmp_path / "a-folder").mkdir()
@@ -277,6 +417,7 @@ def test_a_dropped_postgres_connection_is_still_replaced_by_pre_ping(pg_url):
 
 # --- order of checks, and wording ------------------------------------------------------------
 
+
 @pytest.fixture
 def store(db_url: str, tmp_path: Path) -> dict[str, Any]:
     return {"tmp": tmp_path, "url": db_url, **prepare_store(db_url, tmp_path)}
@@ -297,10 +438,12 @@ def test_schedule_refuses_a_past_time_before_running_the_preflight(store):
     """The preflight's overridden failures used to be printed (and --force recorded on the
     campaign) before "is in the past"."""
     env = base_env(str(store["url"]), store["tmp"])
-    result = run_one(["campaign", "schedule", str(store["draft"]), "--at", "2001-01-01T09:00Z", "--force"],
-                     store["tmp"], env)
+    result = run_one(
+        ["campaign", "schedule", str(store["draft"]), "--at", "2001-01-01T09:00Z", "--force"], store["tmp"], env
+    )
     assert result.code == 1 and result.lines() == [
-        "error: --at: 2001-01-01T09:00:00+00:00 is in the past; use `newsletter campaign send` to send now"]
+        "error: --at: 2001-01-01T09:00:00+00:00 is in the past; use `newsletter campaign send` to send now"
+    ]
     campaign = _campaign(str(store["url"]), int(store["draft"]))
     assert campaign.status == "draft" and campaign.forced_by is None
 
@@ -310,7 +453,8 @@ def test_send_refuses_a_sent_campaign_before_running_the_preflight(store):
     result = run_one(["campaign", "send", str(store["sent"]), "--force"], store["tmp"], env)
     sent = store["sent"]
     assert result.code == 1 and result.lines() == [
-        f"error: campaign {sent}: is sent; only a draft or scheduled campaign can be sent"]
+        f"error: campaign {sent}: is sent; only a draft or scheduled campaign can be sent"
+    ]
     assert _campaign(str(store["url"]), int(sent)).forced_by is None
 
 
@@ -318,7 +462,8 @@ def test_send_with_a_file_for_the_outbox_folder_is_refused_before_the_ledger_is_
     env = {**base_env(str(store["url"]), store["tmp"]), "NEWSLETTER_OUTBOX_DIR": str(store["tmp"] / "people.csv")}
     result = run_one(["campaign", "send", str(store["draft"]), "--force"], store["tmp"], env)
     assert result.code == 1 and result.lines()[-1] == (
-        f"error: NEWSLETTER_OUTBOX_DIR {store['tmp'] / 'people.csv'}: is a file, not a folder"), result.err
+        f"error: NEWSLETTER_OUTBOX_DIR {store['tmp'] / 'people.csv'}: is a file, not a folder"
+    ), result.err
     campaign = _campaign(str(store["url"]), int(store["draft"]))
     engine = make_engine(str(store["url"]))
     try:
@@ -349,10 +494,15 @@ def test_a_refusal_names_the_campaign_once(store):
     ran = run_many([(["campaign", verb, sent], store["tmp"], env) for verb in ("pause", "resume", "cancel", "send")])
     for result in ran:
         (line,) = result.lines()
-        assert result.code == 1 and line.startswith(f"error: campaign {sent}: is sent; ") and line.count(f"campaign {sent}") == 1, line
+        assert (
+            result.code == 1
+            and line.startswith(f"error: campaign {sent}: is sent; ")
+            and line.count(f"campaign {sent}") == 1
+        ), line
 
 
 # --- what escapes: one line and a crash log --------------------------------------------------
+
 
 def _crash(monkeypatch, capsys, tmp_path: Path, run) -> tuple[int, list[str]]:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
@@ -378,8 +528,10 @@ def test_an_unexpected_error_is_one_line_and_a_private_crash_log(monkeypatch, ca
     assert code == EXIT_BUG and len(lines) == 1, lines
     logs = list((tmp_path / "state" / "newsletter").glob("crash-*.log"))
     assert len(logs) == 1
-    assert lines[0] == (f"error: unexpected ZeroDivisionError: a bug in postgresql://clinic:***@db/news; full trace "
-                        f"written to {logs[0]} (this is a bug: please report it with that file)")
+    assert lines[0] == (
+        f"error: unexpected ZeroDivisionError: a bug in postgresql://clinic:***@db/news; full trace "
+        f"written to {logs[0]} (this is a bug: please report it with that file)"
+    )
     assert stat.S_IMODE(logs[0].stat().st_mode) == 0o600
     assert stat.S_IMODE(logs[0].parent.stat().st_mode) == 0o700
     trace = logs[0].read_text()

@@ -45,8 +45,15 @@ def run(args: list[str], cwd: Path, env_extra: dict[str, str], columns: int = 10
     env.update(env_extra)
     env.update(PYTHONPATH=str(REPO), COLUMNS=str(columns), FORCE_COLOR="1", TTY_COMPATIBLE="1", TERM="xterm-256color")
     env.pop("NO_COLOR", None)
-    return subprocess.run([sys.executable, "-m", "newsletter", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "newsletter", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def terminal_text(result: subprocess.CompletedProcess) -> str:
@@ -130,15 +137,23 @@ def hostile(tmp_path: Path, db_url: str, engine, seed_article_path: Path):  # ty
     audiences = tmp_path / "audiences"
     shutil.copytree(REPO / "audiences", audiences)
     segment = audiences / "ketamine-curious.yaml"
-    segment.write_text(segment.read_text().replace(
-        "description: Readers interested in ketamine therapy, depression or PTSD", f"description: '{MARKUP}'"))
+    segment.write_text(
+        segment.read_text().replace(
+            "description: Readers interested in ketamine therapy, depression or PTSD", f"description: '{MARKUP}'"
+        )
+    )
     sequence = audiences / "nurture" / "connect-today.yaml"
     text = sequence.read_text()
     text = re.sub(r"^description: .*$", f"description: '{MARKUP}'", text, count=1, flags=re.MULTILINE)
     sequence.write_text(text.replace("  - name: first-consultation", f"  - name: '{BY}'", 1))
-    env = {"NEWSLETTER_DATABASE_URL": db_url, "NEWSLETTER_SECRET_KEY": "cli-output-key",
-           "NEWSLETTER_PUBLIC_URL": "https://news.example.test", "NEWSLETTER_AUDIENCES_DIR": str(audiences),
-           "NEWSLETTER_OUTBOX_DIR": str(tmp_path / "outbox"), "USER": "reception"}
+    env = {
+        "NEWSLETTER_DATABASE_URL": db_url,
+        "NEWSLETTER_SECRET_KEY": "cli-output-key",
+        "NEWSLETTER_PUBLIC_URL": "https://news.example.test",
+        "NEWSLETTER_AUDIENCES_DIR": str(audiences),
+        "NEWSLETTER_OUTBOX_DIR": str(tmp_path / "outbox"),
+        "USER": "reception",
+    }
     seed = tmp_path / "seed.txt"
     seed.write_text(seed_article_path.read_text(encoding="utf-8"), encoding="utf-8")
     with session_scope(engine) as session:
@@ -171,7 +186,9 @@ def test_every_command_prints_hostile_values_as_written(hostile, engine) -> None
     with session_scope(engine) as session:
         campaign = session.get(models.Campaign, campaign_id)
         campaign.subject, campaign.name, campaign.status_reason = HOSTILE, HOSTILE, HOSTILE
-        session.scalars(select(models.CampaignLink).where(models.CampaignLink.campaign_id == campaign_id)).first().label = HOSTILE
+        session.scalars(
+            select(models.CampaignLink).where(models.CampaignLink.campaign_id == campaign_id)
+        ).first().label = HOSTILE
         session.get(models.Lead, lead_id).campaign_id = campaign_id
     check(["campaign", "list"], SHOWN)
     check(["campaign", "status", str(campaign_id)], SHOWN)
@@ -184,7 +201,7 @@ def test_every_command_prints_hostile_values_as_written(hostile, engine) -> None
     check(["nurture", "status", "connect-today"], BY)
     check(["nurture", "simulate", "connect-today", "--days", "3"], MARKUP)
     people = cwd / "people [bold]loud [red].csv"  # the rejection lines name the file
-    people.write_text(f"email,first_name\nann@example.com,Ann\n\"{MARKUP}@x\",Bob\n", encoding="utf-8")
+    people.write_text(f'email,first_name\nann@example.com,Ann\n"{MARKUP}@x",Bob\n', encoding="utf-8")
     check(["subscribers", "import", str(people)], f"{people}:3: ", ok_codes=(0, 3))
     assert not found, "\n".join(found)
 
@@ -280,7 +297,9 @@ def test_every_command_and_option_is_in_the_readme() -> None:
         for option in options:
             if "--json" in option.opts:
                 continue
-            if not any(re.search(re.escape(o) + r"(?![\w-])", entries[path]) for o in (*option.opts, *option.secondary_opts)):
+            if not any(
+                re.search(re.escape(o) + r"(?![\w-])", entries[path]) for o in (*option.opts, *option.secondary_opts)
+            ):
                 missing.append(f"{name}: {'/'.join(option.opts)} is not in its README entry ({entries[path].strip()})")
     assert not missing, "\n".join(missing)
 
@@ -303,8 +322,9 @@ def test_preflight_report_prints_a_hostile_subject_and_sample_address_as_written
     from newsletter.preflight.command import print_report
     from newsletter.preflight.model import Check, PreflightReport
 
-    report = PreflightReport((Check("subject", "warn", f"the subject “{HOSTILE}” is long", HOSTILE),),
-                             campaign_id=3, sample_email=HOSTILE)
+    report = PreflightReport(
+        (Check("subject", "warn", f"the subject “{HOSTILE}” is long", HOSTILE),), campaign_id=3, sample_email=HOSTILE
+    )
     stream = io.StringIO()
     print_report(report, Console(file=stream, width=1000, force_terminal=True, color_system="truecolor", emoji=False))
     raw = stream.getvalue()

@@ -43,6 +43,7 @@ def error_of(text: str, fmt: str, name: str = "art") -> UserError:
 
 # --- the seed article -------------------------------------------------------------------
 
+
 @pytest.fixture
 def seed(seed_article_path: Path) -> Article:
     return load_article(seed_article_path)
@@ -170,6 +171,7 @@ def test_footnote_markers(before: str, after: str) -> None:
 
 # --- slugs -------------------------------------------------------------------------------
 
+
 def test_slug_is_stable_ascii_andbounded() -> None:
     title = "Ça va? Anxiety & Depression: Straße to Recovery — A Clinician’s Guide"
     assert slugify(title) == slugify(title) == "ca-va-anxiety-and-depression-strasse-to-recovery-a-clinicians-guide"
@@ -215,7 +217,9 @@ def test_markdown_with_front_matter() -> None:
     assert "<em>em</em>" in intro and "<strong>strong</strong>" in intro and "<code>code</code>" in intro
     assert '<a href="https://example.org" title="T">link</a>' in intro
     assert article.sections[1].paragraphs == ("\u2022 breathe in", "\u2022 breathe out")
-    assert article.cta == CallToAction('<a href="https://clinic.example/book">Book a visit</a> with <em>us</em>', "Book now")
+    assert article.cta == CallToAction(
+        '<a href="https://clinic.example/book">Book a visit</a> with <em>us</em>', "Book now"
+    )
     body = all_html(article)
     assert "<script" not in body and "alert(1)</" not in body and "onclick" not in body
     assert 'href="javascript' not in body
@@ -263,8 +267,21 @@ def test_html_structure() -> None:
 
 def test_html_sanitising_drops_dangerous_things() -> None:
     body = all_html(parse_article(HTML, "html", "page.html"))
-    for forbidden in ("<script", "alert", "onclick", "onload", "onerror", "javascript:", "iframe",
-                      "frame text", "color: red", "target", "Home", "Fallback", "Share this"):
+    for forbidden in (
+        "<script",
+        "alert",
+        "onclick",
+        "onload",
+        "onerror",
+        "javascript:",
+        "iframe",
+        "frame text",
+        "color: red",
+        "target",
+        "Home",
+        "Fallback",
+        "Share this",
+    ):
         assert forbidden not in body
 
 
@@ -320,11 +337,18 @@ def test_atom_entry() -> None:
 
 # --- load_article and error locations ------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("name", "content", "fmt"),
-    [("a.txt", "T\n\nBody.\n", "text"), ("a.md", "# T\n\nBody.\n", "markdown"),
-     ("a.markdown", "# T\n\nBody.\n", "markdown"), ("a.htm", "<h1>T</h1><p>Body.</p>", "html"),
-     ("a.HTML", "<h1>T</h1><p>Body.</p>", "html"), ("a.rss", RSS, "rss"), ("a.xml", ATOM, "rss")],
+    [
+        ("a.txt", "T\n\nBody.\n", "text"),
+        ("a.md", "# T\n\nBody.\n", "markdown"),
+        ("a.markdown", "# T\n\nBody.\n", "markdown"),
+        ("a.htm", "<h1>T</h1><p>Body.</p>", "html"),
+        ("a.HTML", "<h1>T</h1><p>Body.</p>", "html"),
+        ("a.rss", RSS, "rss"),
+        ("a.xml", ATOM, "rss"),
+    ],
 )
 def test_load_article_picks_parser_by_extension(tmp_path: Path, name: str, content: str, fmt: str) -> None:
     path = tmp_path / name
@@ -383,15 +407,25 @@ def test_format_names() -> None:
         ("---\ntitle: T\nslug: Not A Slug\n---\nBody.\n", "markdown", 3, "slug"),
         ("---\ntitle: [1, 2]\n---\nBody.\n", "markdown", 2, "title"),
         ("<p>No title anywhere.</p>", "html", 1, "no title"),
-        ('<html><head><meta name="date" content="not a date">\n</head><body><h1>T</h1><p>x</p></body></html>', "html", 1, "date"),
+        (
+            '<html><head><meta name="date" content="not a date">\n</head><body><h1>T</h1><p>x</p></body></html>',
+            "html",
+            1,
+            "date",
+        ),
         ("<h1>Title only</h1>", "html", 1, "no body"),
         ('<?xml version="1.0"?>\n<!DOCTYPE lolz [\n<!ENTITY lol "lol">]>\n<rss/>', "rss", 2, "DOCTYPE"),
         ('<rss>\n<!ENTITY lol "lol">\n</rss>', "rss", 2, "ENTITY"),
         ("<rss>\n<channel>\n<item></channel></rss>", "rss", 3, "malformed XML"),
         ("<rss><channel></channel></rss>", "rss", 1, "no <item>"),
         ("<rss>\n<channel>\n<item><description>x</description></item></channel></rss>", "rss", 3, "no <title>"),
-        ("<rss>\n<channel>\n<item><title>T</title><pubDate>Someday 10:00</pubDate>"
-         "<description>x</description></item></channel></rss>", "rss", 3, "date"),
+        (
+            "<rss>\n<channel>\n<item><title>T</title><pubDate>Someday 10:00</pubDate>"
+            "<description>x</description></item></channel></rss>",
+            "rss",
+            3,
+            "date",
+        ),
     ],
 )
 def test_errors_name_file_and_line(text: str, fmt: str, line: int, words: str) -> None:
@@ -423,13 +457,17 @@ def test_the_depth_error_names_the_line_and_the_limit_is_1000() -> None:
     assert caught.value.where == "deep.html:1004"  # the 1001st <div>: line 4 holds the first
 
 
-@pytest.mark.parametrize("markup", [
-    "<h1>Title</h1>" + "<p>an unclosed paragraph " * 3000,
-    "<h1>Title</h1><ul>" + "<li>an unclosed item " * 3000 + "</ul>",
-    "<h1>Title</h1>" + "<p>text<br><img src='https://x.example/i.png'><hr>" * 3000,
-    "<h1>Title</h1><script>" + "<div>" * 3000 + "</script><!--" + "<div>" * 3000 + "--><p>Body.</p>",
-    "<h1>Title</h1><p>Chart:</p><svg>" + '<path d="M0 0"/>' * 3000 + "</svg><p>Body.</p>",
-], ids=["p", "li", "void", "script-and-comment", "svg-paths"])
+@pytest.mark.parametrize(
+    "markup",
+    [
+        "<h1>Title</h1>" + "<p>an unclosed paragraph " * 3000,
+        "<h1>Title</h1><ul>" + "<li>an unclosed item " * 3000 + "</ul>",
+        "<h1>Title</h1>" + "<p>text<br><img src='https://x.example/i.png'><hr>" * 3000,
+        "<h1>Title</h1><script>" + "<div>" * 3000 + "</script><!--" + "<div>" * 3000 + "--><p>Body.</p>",
+        "<h1>Title</h1><p>Chart:</p><svg>" + '<path d="M0 0"/>' * 3000 + "</svg><p>Body.</p>",
+    ],
+    ids=["p", "li", "void", "script-and-comment", "svg-paths"],
+)
 def test_untidy_but_ordinary_html_is_not_refused(markup: str) -> None:
     assert parse_article(markup, "html", "untidy.html").title == "Title"
 
@@ -442,8 +480,10 @@ def test_div_self_closing_still_nests_and_is_counted() -> None:
 
 def test_deep_markup_in_a_feed_item_is_refused_naming_the_item() -> None:
     content = html_escape(_nested(50_000, "blockquote"))
-    feed = ('<?xml version="1.0"?>\n<rss version="2.0"><channel><title>F</title>\n'
-            f"<item>\n<title>Deep</title>\n<description>{content}</description>\n</item>\n</channel></rss>")
+    feed = (
+        '<?xml version="1.0"?>\n<rss version="2.0"><channel><title>F</title>\n'
+        f"<item>\n<title>Deep</title>\n<description>{content}</description>\n</item>\n</channel></rss>"
+    )
     with pytest.raises(UserError, match=r"nests more than 1000 elements deep;.*\(line 1 of its HTML\)") as caught:
         bounded(lambda: parse_article(feed, "rss", "feed.xml"))
     assert caught.value.where == "feed.xml:3"
@@ -451,9 +491,11 @@ def test_deep_markup_in_a_feed_item_is_refused_naming_the_item() -> None:
 
 def test_deep_xhtml_in_an_atom_entry_is_refused_not_a_recursion_error() -> None:
     body = _nested(5000)
-    feed = ('<?xml version="1.0"?>\n<feed xmlns="http://www.w3.org/2005/Atom"><title>F</title>\n<entry>\n'
-            f'<title>Deep</title><content type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml">{body}</div></content>'
-            "\n</entry></feed>")
+    feed = (
+        '<?xml version="1.0"?>\n<feed xmlns="http://www.w3.org/2005/Atom"><title>F</title>\n<entry>\n'
+        f'<title>Deep</title><content type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml">{body}</div></content>'
+        "\n</entry></feed>"
+    )
     with pytest.raises(UserError, match="XHTML nests more than 1000") as caught:
         bounded(lambda: parse_article(feed, "rss", "feed.atom"))
     assert caught.value.where == "feed.atom:3"

@@ -22,8 +22,10 @@ from newsletter.db.dialect import (
 def _subscribers(engine: Engine, count: int) -> list[int]:
     now = datetime.now(timezone.utc)
     with session_scope(engine) as session:
-        rows = [models.Subscriber(email=f"p{i}@example.test", status="active", created_at=now, updated_at=now)
-                for i in range(count)]
+        rows = [
+            models.Subscriber(email=f"p{i}@example.test", status="active", created_at=now, updated_at=now)
+            for i in range(count)
+        ]
         session.add_all(rows)
         session.flush()
         return [row.id for row in rows]

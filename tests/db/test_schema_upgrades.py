@@ -110,8 +110,12 @@ def test_db_upgrade_is_init_and_db_status_changes_nothing(db_url, tmp_path):
     env = base_env(db_url, tmp_path)
     status = run_one(["db", "status", "--json"], tmp_path, env)
     assert status.code == 0, status
-    assert json.loads(status.out) == {"database": json.loads(status.out)["database"], "revision": None,
-                                      "head": head_revision(), "state": "empty"}
+    assert json.loads(status.out) == {
+        "database": json.loads(status.out)["database"],
+        "revision": None,
+        "head": head_revision(),
+        "state": "empty",
+    }
     if db_url.startswith("sqlite"):
         assert not Path(db_url.removeprefix("sqlite:///")).exists()  # looked, did not even create the file
     assert _revision(db_url) is None  # looked, did not create

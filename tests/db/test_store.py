@@ -19,7 +19,9 @@ from newsletter.db.migrate import alembic_config, include_object_for
 
 def test_migrations_match_models(engine):
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True, "include_object": include_object_for(engine.dialect.name)})
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_object": include_object_for(engine.dialect.name)}
+        )
         diff = compare_metadata(context, models.Base.metadata)
     assert diff == []
 
@@ -43,7 +45,9 @@ def test_one_ledger_row_per_campaign_and_subscriber(engine):
         article = models.Article(slug="a", title="A", source_format="text", content={}, content_hash="x")
         session.add(article)
         session.flush()
-        campaign = models.Campaign(article_id=article.id, name="c", subject="s", segment="all", template="t", html="", text="")
+        campaign = models.Campaign(
+            article_id=article.id, name="c", subject="s", segment="all", template="t", html="", text=""
+        )
         session.add(campaign)
         session.flush()
         campaign_id = campaign.id
@@ -53,8 +57,17 @@ def test_one_ledger_row_per_campaign_and_subscriber(engine):
 
 
 #: What the claim and the record write to a ledger row (delivery/dispatch.py).
-LEDGER_UPDATED_COLUMNS = {"status", "attempts", "batch_key", "claimed_by", "lease_until", "message_id", "error",
-                          "sent_at", "updated_at"}
+LEDGER_UPDATED_COLUMNS = {
+    "status",
+    "attempts",
+    "batch_key",
+    "claimed_by",
+    "lease_until",
+    "message_id",
+    "error",
+    "sent_at",
+    "updated_at",
+}
 
 
 def test_no_index_of_the_ledger_holds_a_column_its_two_updates_change(engine):
@@ -91,11 +104,18 @@ def test_emails_are_unique(engine):
 
 
 def _campaign(session) -> int:
-    article = models.Article(slug=f"a{session.scalar(select(text('count(*)')).select_from(models.Article))}", title="A",
-                             source_format="text", content={}, content_hash="x")
+    article = models.Article(
+        slug=f"a{session.scalar(select(text('count(*)')).select_from(models.Article))}",
+        title="A",
+        source_format="text",
+        content={},
+        content_hash="x",
+    )
     session.add(article)
     session.flush()
-    campaign = models.Campaign(article_id=article.id, name="c", subject="s", segment="all", template="t", html="", text="")
+    campaign = models.Campaign(
+        article_id=article.id, name="c", subject="s", segment="all", template="t", html="", text=""
+    )
     session.add(campaign)
     session.flush()
     return campaign.id
@@ -110,8 +130,15 @@ def _ledger_with_events(engine, subscriber_ids) -> tuple[int, list[int]]:
             delivery = models.Delivery(campaign_id=campaign_id, subscriber_id=subscriber_id, status="sent")
             session.add(delivery)
             session.flush()
-            session.add(models.Event(event_key=f"k{campaign_id}-{n}", type="open", campaign_id=campaign_id,
-                                     delivery_id=delivery.id, subscriber_id=subscriber_id))
+            session.add(
+                models.Event(
+                    event_key=f"k{campaign_id}-{n}",
+                    type="open",
+                    campaign_id=campaign_id,
+                    delivery_id=delivery.id,
+                    subscriber_id=subscriber_id,
+                )
+            )
             deliveries.append(delivery.id)
     return campaign_id, deliveries
 
@@ -141,7 +168,9 @@ def test_deleting_a_campaign_takes_its_ledger_and_clears_its_events(engine):
         session.execute(delete(models.Campaign).where(models.Campaign.id == gone))
     with session_scope(engine) as session:
         assert session.scalars(select(models.Delivery.id)).all() == stays_deliveries
-    assert _events(engine) == [(None, None, s) for s in subscriber_ids] + [(stays, stays_deliveries[0], subscriber_ids[0])]
+    assert _events(engine) == [(None, None, s) for s in subscriber_ids] + [
+        (stays, stays_deliveries[0], subscriber_ids[0])
+    ]
 
 
 def test_downgrade_to_the_first_schema_and_back(engine, db_url):

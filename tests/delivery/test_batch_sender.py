@@ -13,8 +13,17 @@ import pytest
 from newsletter.delivery import BatchOutcome, CampaignMessage, ErrorKind, Recipient, TransportError
 from newsletter.delivery.batch_sender import BatchSender, RetryPolicy
 
-MESSAGE = CampaignMessage(campaign_id=1, subject="s", html="<p>h</p>", text="t", from_email="a@example.org",
-                          from_name="A", reply_to=None, category="campaign-1", sending_domain="example.org")
+MESSAGE = CampaignMessage(
+    campaign_id=1,
+    subject="s",
+    html="<p>h</p>",
+    text="t",
+    from_email="a@example.org",
+    from_name="A",
+    reply_to=None,
+    category="campaign-1",
+    sending_domain="example.org",
+)
 
 
 class Scripted:
@@ -29,8 +38,9 @@ class Scripted:
     def prepare(self, message: CampaignMessage, recipients: Sequence[Recipient]) -> object | None:
         return [r.delivery_id for r in recipients]
 
-    def send_batch(self, message: CampaignMessage, recipients: Sequence[Recipient],
-                   prepared: object | None = None) -> BatchOutcome:
+    def send_batch(
+        self, message: CampaignMessage, recipients: Sequence[Recipient], prepared: object | None = None
+    ) -> BatchOutcome:
         self.requests.append(([r.delivery_id for r in recipients], prepared))
         error = self.script.pop(0) if self.script else None
         if error is not None:
@@ -76,8 +86,14 @@ def test_ambiguous_flags_the_whole_batch_and_never_resends() -> None:
 
 
 def test_rejected_recipients_fail_and_the_rest_go_in_a_new_request() -> None:
-    transport = Scripted(TransportError("2 refused", kind=ErrorKind.REJECTED, status=400,
-                                        rejected={1: "personalizations.1.to.0.email: bad", 3: "personalizations.3.to.0.email: bad"}))
+    transport = Scripted(
+        TransportError(
+            "2 refused",
+            kind=ErrorKind.REJECTED,
+            status=400,
+            rejected={1: "personalizations.1.to.0.email: bad", 3: "personalizations.3.to.0.email: bad"},
+        )
+    )
     outcome, _, _ = sender(transport)[0].send(people(4), prepared="the prepared body")
     assert outcome.failed == {1: "personalizations.1.to.0.email: bad", 3: "personalizations.3.to.0.email: bad"}
     assert set(outcome.sent) == {0, 2}
@@ -106,7 +122,10 @@ def test_retried_kinds_go_again_with_the_same_request(kind: ErrorKind) -> None:
 def test_retries_are_bounded_then_everyone_fails() -> None:
     busy = TransportError("server error (503)", kind=ErrorKind.RETRYABLE, status=503)
     outcome, _, _ = sender(Scripted(busy, busy, busy))[0].send(people(2))
-    assert outcome.failed == {0: "server error (503) (after 3 attempt(s))", 1: "server error (503) (after 3 attempt(s))"}
+    assert outcome.failed == {
+        0: "server error (503) (after 3 attempt(s))",
+        1: "server error (503) (after 3 attempt(s))",
+    }
 
 
 def test_permanent_fails_the_batch_at_once() -> None:

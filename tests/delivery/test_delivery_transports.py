@@ -55,7 +55,7 @@ def make_message(**changes: object) -> CampaignMessage:
         campaign_id=12,
         subject="%%first_name%%, a new way through depression",
         html='<p>Hi %%first_name_html%%,</p><p><a href="https://news.example.test/c/%%token%%/1">Read</a></p>'
-             '<img src="https://news.example.test/o/%%token%%.gif" alt="">',
+        '<img src="https://news.example.test/o/%%token%%.gif" alt="">',
         text="Hi %%first_name%%,\n\nRead: https://news.example.test/c/%%token%%/1\n",
         from_email="newsletter@clinic.example",
         from_name="Riverside Clinic",
@@ -109,8 +109,12 @@ def test_schema_validator_resolves_refs_and_patches_custom_args(sendgrid_schema_
     body = build_request_body(make_message(), make_recipients(2), sandbox=False)
     # The document types top-level custom_args as a string; unpatched it would refuse our object.
     raw = json.loads(sendgrid_schema_path.read_text())
-    assert raw["components"]["requestBodies"]["PostMailSend"]["content"]["application/json"]["schema"][
-        "properties"]["custom_args"]["type"] == "string"
+    assert (
+        raw["components"]["requestBodies"]["PostMailSend"]["content"]["application/json"]["schema"]["properties"][
+            "custom_args"
+        ]["type"]
+        == "string"
+    )
     assert validate(body) == []
 
     broken = copy.deepcopy(body)
@@ -130,10 +134,16 @@ def test_encoded_body_parses_to_exactly_the_built_body(sandbox: bool) -> None:
         make_recipient(0),
         make_recipient(1, name=None),
         make_recipient(2, "zoe@example.org", name='Zoë "Z" O\'Brien <admin>'),
-        make_recipient(3, "line@example.org", name="Tab\tand\nnewline \u2028 \U0001F600 \\ back"),
+        make_recipient(3, "line@example.org", name="Tab\tand\nnewline \u2028 \U0001f600 \\ back"),
     ]
-    recipients[2] = replace(recipients[2], substitutions={**recipients[2].substitutions, "%%first_name%%": 'Zoë "Z"',
-                                                          "%%first_name_html%%": "Zo&euml; &quot;Z&quot;"})
+    recipients[2] = replace(
+        recipients[2],
+        substitutions={
+            **recipients[2].substitutions,
+            "%%first_name%%": 'Zoë "Z"',
+            "%%first_name_html%%": "Zo&euml; &quot;Z&quot;",
+        },
+    )
     message = make_message()
     text = encode_request_body(message, recipients, sandbox=sandbox)
     assert text.isascii()
@@ -144,7 +154,9 @@ def test_encoded_body_refuses_what_the_builder_refuses() -> None:
     with pytest.raises(ValueError, match="not a string"):
         encode_request_body(make_message(), [replace(make_recipient(0), substitutions={"%%token%%": 7})])
     with pytest.raises(ValueError, match="twice"):
-        encode_request_body(make_message(), [make_recipient(1, "Ann@Example.org"), make_recipient(2, "ann@example.ORG")])
+        encode_request_body(
+            make_message(), [make_recipient(1, "Ann@Example.org"), make_recipient(2, "ann@example.ORG")]
+        )
     with pytest.raises(ValueError, match="at most 1000"):
         encode_request_body(make_message(), make_recipients(1001))
 
@@ -168,18 +180,23 @@ def test_body_shape() -> None:
     assert second["to"] == [{"email": "person1@example.org"}]  # no name: no key
     assert first["substitutions"] == recipients[0].substitutions
     assert first["custom_args"] == {"delivery_id": "1000", "campaign_id": "12"}
-    assert first["headers"] == {"List-Unsubscribe": "<https://news.example.test/u/tok00000.sig>",
-                                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+    assert first["headers"] == {
+        "List-Unsubscribe": "<https://news.example.test/u/tok00000.sig>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
     assert "person0" not in json.dumps(first["custom_args"])  # ids only
-    assert build_request_body(make_message(), recipients, sandbox=True)["mail_settings"]["sandbox_mode"]["enable"] is True
+    assert (
+        build_request_body(make_message(), recipients, sandbox=True)["mail_settings"]["sandbox_mode"]["enable"] is True
+    )
 
 
 def test_body_refuses_bad_batches_before_sending() -> None:
     with pytest.raises(ValueError, match="1001 recipients"):
         build_request_body(make_message(), make_recipients(1001), sandbox=False)
     with pytest.raises(ValueError, match="twice"):
-        build_request_body(make_message(), [make_recipient(1, "Ann@Example.org"), make_recipient(2, "ann@example.ORG")],
-                           sandbox=False)
+        build_request_body(
+            make_message(), [make_recipient(1, "Ann@Example.org"), make_recipient(2, "ann@example.ORG")], sandbox=False
+        )
     with pytest.raises(ValueError, match="not a string"):
         bad = make_recipient(1)
         bad.substitutions["%%token%%"] = None  # type: ignore[assignment]
@@ -212,8 +229,9 @@ def _mutate(body: dict, change: str) -> None:
     elif change == "1001 personalizations":
         body["personalizations"] = [{"to": [{"email": f"p{i}@example.org"}]} for i in range(1001)]
     elif change == "1001 recipients in 501 personalizations":
-        body["personalizations"] = [{"to": [{"email": f"p{i}@example.org"}], "cc": [{"email": f"c{i}@example.org"}]}
-                                    for i in range(500)] + [{"to": [{"email": "last@example.org"}]}]
+        body["personalizations"] = [
+            {"to": [{"email": f"p{i}@example.org"}], "cc": [{"email": f"c{i}@example.org"}]} for i in range(500)
+        ] + [{"to": [{"email": "last@example.org"}]}]
     elif change == "duplicate address":
         p[1]["to"][0]["email"] = p[0]["to"][0]["email"].upper()
     elif change == "bad address":
@@ -264,8 +282,11 @@ def http() -> httpx.Client:
 
 
 def _post(http: httpx.Client, server: FakeSendGrid, body: object, key: str | None = None) -> httpx.Response:
-    return http.post(server.send_url, content=json.dumps(body),
-                     headers={"Authorization": f"Bearer {key or server.api_key}", "Content-Type": "application/json"})
+    return http.post(
+        server.send_url,
+        content=json.dumps(body),
+        headers={"Authorization": f"Bearer {key or server.api_key}", "Content-Type": "application/json"},
+    )
 
 
 def test_fake_accepts_a_valid_body(bare_fake: FakeSendGrid, http: httpx.Client) -> None:
@@ -276,7 +297,9 @@ def test_fake_accepts_a_valid_body(bare_fake: FakeSendGrid, http: httpx.Client) 
 
 
 @pytest.mark.parametrize(("change", "field"), ESSENTIAL_RULES, ids=[c for c, _ in ESSENTIAL_RULES])
-def test_fake_catches_each_essential_mistake(bare_fake: FakeSendGrid, http: httpx.Client, change: str, field: str) -> None:
+def test_fake_catches_each_essential_mistake(
+    bare_fake: FakeSendGrid, http: httpx.Client, change: str, field: str
+) -> None:
     body = _valid_body()
     _mutate(body, change)
     answer = _post(http, bare_fake, body)
@@ -362,8 +385,10 @@ def test_each_recipient_gets_their_own_substitutions_and_headers(fake_sendgrid: 
         for other in others - {token}:
             assert other not in got.html and other not in got.text and other not in str(got.headers)
         assert "%%" not in got.html + got.text + got.subject
-        assert got.headers == {"List-Unsubscribe": f"<{r.unsubscribe_url}>",
-                               "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+        assert got.headers == {
+            "List-Unsubscribe": f"<{r.unsubscribe_url}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        }
         assert got.custom_args == {"campaign_id": "12", "delivery_id": str(r.delivery_id)}
         assert got.from_name == "Riverside Clinic" and got.categories == ["campaign-12"]
 
@@ -388,8 +413,22 @@ def test_wrong_key_pauses(fake_sendgrid: FakeSendGrid) -> None:
 
 
 def test_forbidden_pauses(fake_sendgrid: FakeSendGrid) -> None:
-    fake_sendgrid.plan(("status", 403, {}, {"errors": [{"message": "The from address does not match a verified "
-                                                                   "Sender Identity.", "field": "from", "help": None}]}))
+    fake_sendgrid.plan(
+        (
+            "status",
+            403,
+            {},
+            {
+                "errors": [
+                    {
+                        "message": "The from address does not match a verified Sender Identity.",
+                        "field": "from",
+                        "help": None,
+                    }
+                ]
+            },
+        )
+    )
     with pytest.raises(TransportError) as caught:
         transport_for(fake_sendgrid).send_batch(make_message(), make_recipients(2))
     assert caught.value.kind is ErrorKind.PAUSE and caught.value.status == 403
@@ -530,16 +569,23 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake sendgrid")])
     now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
-            .not_valid_after(now + dt.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_file, key_file
 
 
@@ -576,8 +622,9 @@ def test_connections_of_ended_threads_are_closed(fake_sendgrid: FakeSendGrid) ->
     assert transport.connections.open_connections() == 1  # the last thread's; the others were closed
 
 
-def test_behind_a_proxy_the_librarys_own_path_stays(fake_sendgrid: FakeSendGrid,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_behind_a_proxy_the_librarys_own_path_stays(
+    fake_sendgrid: FakeSendGrid, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
@@ -587,8 +634,9 @@ def test_behind_a_proxy_the_librarys_own_path_stays(fake_sendgrid: FakeSendGrid,
     assert transport_for(fake_sendgrid).connections is not None  # plain http: no proxy set
 
 
-def test_behind_a_proxy_the_official_client_posts_the_same_body(fake_sendgrid: FakeSendGrid,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_behind_a_proxy_the_official_client_posts_the_same_body(
+    fake_sendgrid: FakeSendGrid, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The fake stands in for the proxy: the library sends it the absolute URL, as to any proxy."""
     monkeypatch.setenv("HTTP_PROXY", fake_sendgrid.url)
     monkeypatch.delenv("NO_PROXY", raising=False)

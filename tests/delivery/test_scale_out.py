@@ -41,9 +41,16 @@ def pg_engine(pg_url):
 
 def _env(pg_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
-    env.update({"PYTHONPATH": str(REPO), "NEWSLETTER_DATABASE_URL": pg_url, "NEWSLETTER_SECRET_KEY": "scale-out-key",
-                "NEWSLETTER_PUBLIC_URL": "https://news.example.test", "NEWSLETTER_OUTBOX_DIR": str(tmp_path / "outbox"),
-                "NEWSLETTER_LOG_LEVEL": "INFO"})
+    env.update(
+        {
+            "PYTHONPATH": str(REPO),
+            "NEWSLETTER_DATABASE_URL": pg_url,
+            "NEWSLETTER_SECRET_KEY": "scale-out-key",
+            "NEWSLETTER_PUBLIC_URL": "https://news.example.test",
+            "NEWSLETTER_OUTBOX_DIR": str(tmp_path / "outbox"),
+            "NEWSLETTER_LOG_LEVEL": "INFO",
+        }
+    )
     env.update(extra)
     return env
 
@@ -71,11 +78,25 @@ def test_three_workers_one_killed_mid_send(pg_engine, pg_url, tmp_path, seed_art
 
     with FakeSendGrid(record=False) as sg:
         sg.plan(*[("delay", 0.15)] * 200)  # slow answers so a worker is caught with a batch in flight
-        env = _env(pg_url, tmp_path, SENDGRID_API_KEY=sg.api_key, NEWSLETTER_SENDGRID_HOST=sg.url,
-                   NEWSLETTER_BATCH_SIZE="250", NEWSLETTER_LEASE_SECONDS="4", NEWSLETTER_WORKER_POLL_SECONDS="0.3")
+        env = _env(
+            pg_url,
+            tmp_path,
+            SENDGRID_API_KEY=sg.api_key,
+            NEWSLETTER_SENDGRID_HOST=sg.url,
+            NEWSLETTER_BATCH_SIZE="250",
+            NEWSLETTER_LEASE_SECONDS="4",
+            NEWSLETTER_WORKER_POLL_SECONDS="0.3",
+        )
         logs = [open(tmp_path / f"worker{i}.log", "w") for i in range(3)]
-        workers = [subprocess.Popen([sys.executable, "-m", "newsletter", "worker", "--exit-when-idle"], env=env,
-                                    stdout=log, stderr=subprocess.STDOUT) for log in logs]
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-m", "newsletter", "worker", "--exit-when-idle"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            for log in logs
+        ]
         try:
             _wait(lambda: sg.request_count >= 12, 120, "the workers to get going")
             workers[0].send_signal(signal.SIGKILL)
@@ -98,9 +119,13 @@ def test_three_workers_one_killed_mid_send(pg_engine, pg_url, tmp_path, seed_art
         reading = campaign_status(session, campaign_id)
         counts = ledger_counts(session, campaign_id)
         status = session.get(models.Campaign, campaign_id).status
-        sent_emails = set(session.scalars(
-            select(models.Subscriber.email).join(models.Delivery, models.Delivery.subscriber_id == models.Subscriber.id)
-            .where(models.Delivery.campaign_id == campaign_id, models.Delivery.status == "sent")))
+        sent_emails = set(
+            session.scalars(
+                select(models.Subscriber.email)
+                .join(models.Delivery, models.Delivery.subscriber_id == models.Subscriber.id)
+                .where(models.Delivery.campaign_id == campaign_id, models.Delivery.status == "sent")
+            )
+        )
     print(f"\nledger after one of three workers was killed: {counts}; SendGrid saw {len(seen)} addresses")
     assert counts["queued"] == 0 and counts["in_flight"] == 0
     assert counts["sent"] + counts["ambiguous"] + counts["failed"] + counts["suppressed"] == 20_000
@@ -112,14 +137,20 @@ def test_three_workers_one_killed_mid_send(pg_engine, pg_url, tmp_path, seed_art
 
 def _scheduler(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen, object]:
     log = open(log_path, "w")
-    process = subprocess.Popen([sys.executable, str(REPO / "scheduler.py")], env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "scheduler.py")], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     return process, log
 
 
 def test_standby_scheduler_takes_over_and_fires_once(pg_engine, pg_url, tmp_path, seed_article_path):
     add_subscribers(pg_engine, 40)
-    settings = Settings(database_url=pg_url, secret_key="scale-out-key", public_url="https://news.example.test",
-                        outbox_dir=str(tmp_path / "outbox"))
+    settings = Settings(
+        database_url=pg_url,
+        secret_key="scale-out-key",
+        public_url="https://news.example.test",
+        outbox_dir=str(tmp_path / "outbox"),
+    )
     campaign_id = _campaign(pg_engine, settings, seed_article_path)
     env = _env(pg_url, tmp_path)
     first, first_log = _scheduler(env, tmp_path / "first.log")
@@ -150,5 +181,11 @@ def test_standby_scheduler_takes_over_and_fires_once(pg_engine, pg_url, tmp_path
     files = list((tmp_path / "outbox" / f"campaign-{campaign_id}").glob("*.eml"))
     assert len(files) == 40
     with session_scope(pg_engine) as session:
-        assert session.scalar(select(func.count()).select_from(models.Delivery)
-                              .where(models.Delivery.campaign_id == campaign_id, models.Delivery.status == "sent")) == 40
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(models.Delivery)
+                .where(models.Delivery.campaign_id == campaign_id, models.Delivery.status == "sent")
+            )
+            == 40
+        )

@@ -25,8 +25,9 @@ NO_WAIT = RetryPolicy(max_attempts=4, base_seconds=0.01, cap_seconds=0.05)
 
 @pytest.fixture
 def sg_settings(settings, fake_sendgrid):
-    return settings.with_overrides(sendgrid_api_key=fake_sendgrid.api_key, sendgrid_host=fake_sendgrid.url,
-                                   sendgrid_timeout=30.0)  # a loaded CI machine validates 1000 slowly
+    return settings.with_overrides(
+        sendgrid_api_key=fake_sendgrid.api_key, sendgrid_host=fake_sendgrid.url, sendgrid_timeout=30.0
+    )  # a loaded CI machine validates 1000 slowly
 
 
 def _campaign(engine, settings, seed_article_path) -> int:
@@ -37,14 +38,17 @@ def _campaign(engine, settings, seed_article_path) -> int:
 
 def _ledger(engine, campaign_id) -> dict[str, str]:
     with session_scope(engine) as session:
-        rows = session.execute(select(models.Subscriber.email, models.Delivery.status)
-                               .join(models.Delivery, models.Delivery.subscriber_id == models.Subscriber.id)
-                               .where(models.Delivery.campaign_id == campaign_id)).all()
+        rows = session.execute(
+            select(models.Subscriber.email, models.Delivery.status)
+            .join(models.Delivery, models.Delivery.subscriber_id == models.Subscriber.id)
+            .where(models.Delivery.campaign_id == campaign_id)
+        ).all()
     return dict(rows)
 
 
 def test_five_thousand_recipients_each_exactly_once_personalised_with_working_unsubscribe(
-        engine, sg_settings, fake_sendgrid, seed_article_path):
+    engine, sg_settings, fake_sendgrid, seed_article_path
+):
     add_subscribers(engine, 5000)
     add_subscribers(engine, 10, status="unsubscribed", start=9000)
     suppress(engine, "reader42@example.com", "bounced")
@@ -57,7 +61,9 @@ def test_five_thousand_recipients_each_exactly_once_personalised_with_working_un
     assert set(fake_sendgrid.received) == {f"reader{n}@example.com" for n in range(5000) if n != 42}
     assert all(len(copies) == 1 for copies in fake_sendgrid.received.values())
     with session_scope(engine) as session:
-        message_ids = set(session.scalars(select(models.Delivery.message_id).where(models.Delivery.campaign_id == campaign_id)))
+        message_ids = set(
+            session.scalars(select(models.Delivery.message_id).where(models.Delivery.campaign_id == campaign_id))
+        )
     assert len(message_ids) == 5 and None not in message_ids
 
     ann = fake_sendgrid.received["reader7@example.com"][0]
@@ -84,10 +90,14 @@ def test_unsubscribed_after_ledger_is_left_out_at_dispatch(engine, sg_settings, 
     campaign_id = _campaign(engine, sg_settings, seed_article_path)
     small = sg_settings.with_overrides(batch_size=10)
     from newsletter.campaigns.send import start_sending
+
     start_sending(engine, small, campaign_id)
     with session_scope(engine) as session:
-        session.execute(models.Subscriber.__table__.update()
-                        .where(models.Subscriber.email == "reader25@example.com").values(status="unsubscribed"))
+        session.execute(
+            models.Subscriber.__table__.update()
+            .where(models.Subscriber.email == "reader25@example.com")
+            .values(status="unsubscribed")
+        )
     summary = send_campaign(engine, small, campaign_id)
     assert summary.sent == 29 and summary.suppressed == 1
     assert "reader25@example.com" not in fake_sendgrid.received
@@ -106,7 +116,9 @@ def test_bad_key_pauses_with_nothing_marked_sent(engine, sg_settings, fake_sendg
         assert session.get(models.Campaign, campaign_id).status == "paused"
 
 
-@pytest.mark.parametrize("fault", [("status", 500), ("status", 503), ("status", 429, {"X-RateLimit-Reset": "0"}), ("status", 429)])
+@pytest.mark.parametrize(
+    "fault", [("status", 500), ("status", 503), ("status", 429, {"X-RateLimit-Reset": "0"}), ("status", 429)]
+)
 def test_retryable_answers_send_everyone_once(engine, sg_settings, fake_sendgrid, seed_article_path, fault):
     add_subscribers(engine, 25)
     campaign_id = _campaign(engine, sg_settings, seed_article_path)
@@ -136,8 +148,11 @@ def test_a_batch_split_after_a_400_logs_each_accepted_request(engine, sg_setting
     assert send_campaign(engine, sg_settings, campaign_id, retry=NO_WAIT).sent == 10
     accepted = [r.message_id for r in fake_sendgrid.requests if r.status == 202]
     with session_scope(engine) as session:
-        logged = session.execute(select(models.SendLog.message_id, models.SendLog.recipients)
-                                 .where(models.SendLog.campaign_id == campaign_id)).all()
+        logged = session.execute(
+            select(models.SendLog.message_id, models.SendLog.recipients).where(
+                models.SendLog.campaign_id == campaign_id
+            )
+        ).all()
     assert len(accepted) == 2 and sorted(logged) == sorted((m, 5) for m in accepted)
 
 
@@ -158,8 +173,9 @@ def test_transport_is_sendgrid_only_with_a_key(settings):
     assert isinstance(make_transport(settings.with_overrides(sendgrid_api_key="SG.x")), SendGridTransport)
 
 
-def test_each_request_is_made_while_the_one_before_is_out_and_sent_as_made(engine, sg_settings, fake_sendgrid,
-                                                                          seed_article_path, monkeypatch):
+def test_each_request_is_made_while_the_one_before_is_out_and_sent_as_made(
+    engine, sg_settings, fake_sendgrid, seed_article_path, monkeypatch
+):
     """The dispatcher makes batch N+1's request body (``prepare``) on its own thread while batch
     N is out, and the sending thread posts exactly that body. A retry posts it again; a batch
     split after a 400 is made anew for each half."""
@@ -177,13 +193,16 @@ def test_each_request_is_made_while_the_one_before_is_out_and_sent_as_made(engin
 
     monkeypatch.setattr(SendGridTransport, "prepare", prepare)
     fake_sendgrid.plan(("status", 503), None, None, ("reject_email", "reader25@example.com"))
-    summary = send_campaign(engine, sg_settings.with_overrides(batch_size=10, send_concurrency=1), campaign_id,
-                            retry=NO_WAIT)
+    summary = send_campaign(
+        engine, sg_settings.with_overrides(batch_size=10, send_concurrency=1), campaign_id, retry=NO_WAIT
+    )
     assert (summary.sent, summary.failed) == (29, 1)
     threads = {name for name, _ in made[:3]}
     assert threads == {threading.current_thread().name}  # the claiming thread, not the sending one
-    posted = [[int(p["custom_args"]["delivery_id"]) for p in json.loads(r.raw)["personalizations"]]
-              for r in fake_sendgrid.requests]
+    posted = [
+        [int(p["custom_args"]["delivery_id"]) for p in json.loads(r.raw)["personalizations"]]
+        for r in fake_sendgrid.requests
+    ]
     first, second, third = (ids for _, ids in made[:3])
     assert posted[:3] == [first, first, second]  # 503, the same body again, then the next batch
     assert fake_sendgrid.requests[0].raw == fake_sendgrid.requests[1].raw
@@ -192,8 +211,9 @@ def test_each_request_is_made_while_the_one_before_is_out_and_sent_as_made(engin
     assert len(fake_sendgrid.received) == 29 and all(len(v) == 1 for v in fake_sendgrid.received.values())
 
 
-def test_a_send_holds_its_connections_instead_of_checking_one_out_per_batch(engine, sg_settings, fake_sendgrid,
-                                                                             seed_article_path):
+def test_a_send_holds_its_connections_instead_of_checking_one_out_per_batch(
+    engine, sg_settings, fake_sendgrid, seed_article_path
+):
     """Ten batches cost the pool as many checkouts as one: the dispatch holds its connections
     (claims, the still-sending check, the recorder) for the whole run, and gives them back."""
     from sqlalchemy import event
@@ -220,8 +240,9 @@ def test_a_send_holds_its_connections_instead_of_checking_one_out_per_batch(engi
     assert engine.pool.checkedout() == 0
 
 
-def test_a_send_carries_on_when_the_database_drops_its_connections(engine, sg_settings, fake_sendgrid,
-                                                                   seed_article_path):
+def test_a_send_carries_on_when_the_database_drops_its_connections(
+    engine, sg_settings, fake_sendgrid, seed_article_path
+):
     """The connections a send holds skip the pool's pre-ping; when PostgreSQL ends them (a
     restart, a failover, an administrator) mid-send, each is opened again on its next use and
     the send finishes: every recipient once, nothing left ambiguous."""
@@ -236,12 +257,18 @@ def test_a_send_carries_on_when_the_database_drops_its_connections(engine, sg_se
     def end_every_other_connection(result, _total) -> None:  # type: ignore[no-untyped-def]
         if result.batches in (1, 3):  # once while the recorder writes, once more later
             with engine.connect() as conn:
-                ended.append(conn.execute(text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar())
+                ended.append(
+                    conn.execute(
+                        text(
+                            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                        )
+                    ).scalar()
+                )
 
-    summary = send_campaign(engine, sg_settings.with_overrides(batch_size=500), campaign_id,
-                            on_batch=end_every_other_connection)
+    summary = send_campaign(
+        engine, sg_settings.with_overrides(batch_size=500), campaign_id, on_batch=end_every_other_connection
+    )
     assert len(ended) == 2 and min(ended) >= 3  # at least the claims', the check's and the recorder's
     assert summary.sent == 3000 and summary.counts["ambiguous"] == 0 and summary.counts["sent"] == 3000
     assert len(fake_sendgrid.received) == 3000

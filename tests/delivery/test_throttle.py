@@ -56,8 +56,9 @@ def test_429_halves_the_rate_and_clean_batches_recover_it():
 def test_window_shrinks_the_batch_and_waits_when_full():
     clock = Clock()
     used = {"hour": 950}
-    throttle = Throttle(Limits(per_hour=1000), lambda window: used["hour"], clock=clock, sleep=clock.sleep,
-                        window_poll_seconds=60)
+    throttle = Throttle(
+        Limits(per_hour=1000), lambda window: used["hour"], clock=clock, sleep=clock.sleep, window_poll_seconds=60
+    )
     assert throttle.allowance(500) == 50
     used["hour"] = 1000
 
@@ -80,22 +81,45 @@ def test_windows_count_recent_sends_across_campaigns(engine):
         session.flush()
         campaigns = []
         for name in ("one", "two"):
-            campaign = models.Campaign(article_id=article.id, name=name, subject=name, segment="all", template="t",
-                                       html="", text="", status="sending")
+            campaign = models.Campaign(
+                article_id=article.id,
+                name=name,
+                subject=name,
+                segment="all",
+                template="t",
+                html="",
+                text="",
+                status="sending",
+            )
             session.add(campaign)
             session.flush()
             campaigns.append(campaign.id)
-        rows = [(campaigns[0], ids[0], "in_flight"), (campaigns[0], ids[1], "in_flight"),
-                (campaigns[0], ids[3], "in_flight"), (campaigns[0], ids[4], "queued"), (campaigns[1], ids[5], "failed")]
+        rows = [
+            (campaigns[0], ids[0], "in_flight"),
+            (campaigns[0], ids[1], "in_flight"),
+            (campaigns[0], ids[3], "in_flight"),
+            (campaigns[0], ids[4], "queued"),
+            (campaigns[1], ids[5], "failed"),
+        ]
         session.add_all(models.Delivery(campaign_id=c, subscriber_id=s, status=st) for c, s, st in rows)
         session.flush()
-        first, second = session.scalars(select(models.Delivery.id).where(models.Delivery.subscriber_id.in_(ids[:2]))
-                                        .order_by(models.Delivery.id)).all()
+        first, second = session.scalars(
+            select(models.Delivery.id).where(models.Delivery.subscriber_id.in_(ids[:2])).order_by(models.Delivery.id)
+        ).all()
         now = utcnow()
-        session.add_all([models.SendLog(campaign_id=campaigns[1], message_id="m-50min", recipients=1,
-                                        recorded_at=now - timedelta(minutes=50)),
-                         models.SendLog(campaign_id=campaigns[1], message_id="m-3h", recipients=1,
-                                        recorded_at=now - timedelta(hours=3))])
+        session.add_all(
+            [
+                models.SendLog(
+                    campaign_id=campaigns[1],
+                    message_id="m-50min",
+                    recipients=1,
+                    recorded_at=now - timedelta(minutes=50),
+                ),
+                models.SendLog(
+                    campaign_id=campaigns[1], message_id="m-3h", recipients=1, recorded_at=now - timedelta(hours=3)
+                ),
+            ]
+        )
     record_outcome(engine, campaigns[0], BatchOutcome(sent={first: "m-now", second: "m-now"}))  # the real path
     count = ledger_window_count(engine)
     assert count(timedelta(hours=1)) == 4  # two sent now and one 50 minutes ago, one in flight

@@ -54,8 +54,10 @@ from repo_paths import REPO_DIR
 UTC = timezone.utc
 T0 = datetime(2026, 3, 1, 17, 0, tzinfo=UTC)  # the campaign went out
 BOOKING = "https://clinic.example/book"
-BROWSER = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-           "Chrome/124.0 Safari/537.36")  # a person's browser, as the web tests use
+BROWSER = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0 Safari/537.36"
+)  # a person's browser, as the web tests use
 PERSON = RequestInfo(ip="203.0.113.77", user_agent=BROWSER, accept_language="en-US,en;q=0.9")
 SCANNER = RequestInfo(ip="198.51.100.20", user_agent="Mozilla/5.0 (compatible; Barracuda Sentinel (EE))")
 APPLE_PROXY = RequestInfo(ip="198.51.100.21", user_agent="Mozilla/5.0")  # Apple Mail Privacy Protection
@@ -72,30 +74,49 @@ class World:
 
 def build(engine: Engine, names: tuple[str, ...] = ("Ada", "Bob", "Cy", "Dan", "Eve")) -> World:
     with session_scope(engine) as s:
-        article = Article(slug="ketamine", title="Ketamine-assisted therapy", source_format="text", content={},
-                          content_hash="0" * 64)
+        article = Article(
+            slug="ketamine", title="Ketamine-assisted therapy", source_format="text", content={}, content_hash="0" * 64
+        )
         s.add(article)
         s.flush()
-        campaign = Campaign(article_id=article.id, name="March", subject="March", segment="all",
-                            template="newsletter", status="sent", html="<p>x</p>", text="x")
+        campaign = Campaign(
+            article_id=article.id,
+            name="March",
+            subject="March",
+            segment="all",
+            template="newsletter",
+            status="sent",
+            html="<p>x</p>",
+            text="x",
+        )
         s.add(campaign)
         s.flush()
-        read_more = CampaignLink(campaign_id=campaign.id, position=1, url="https://clinic.example/a/ketamine",
-                                 label="Read more", kind="read_more")
+        read_more = CampaignLink(
+            campaign_id=campaign.id,
+            position=1,
+            url="https://clinic.example/a/ketamine",
+            label="Read more",
+            kind="read_more",
+        )
         cta = CampaignLink(campaign_id=campaign.id, position=2, url=BOOKING, label="Connect today", kind="cta")
-        author = CampaignLink(campaign_id=campaign.id, position=3, url="https://clinic.example/team",
-                              label="Our team", kind="article")
+        author = CampaignLink(
+            campaign_id=campaign.id, position=3, url="https://clinic.example/team", label="Our team", kind="article"
+        )
         s.add_all([read_more, cta, author])
-        subscribers = {n.lower(): Subscriber(email=f"{n.lower()}@example.com", first_name=n, last_name="Reader")
-                       for n in names}
+        subscribers = {
+            n.lower(): Subscriber(email=f"{n.lower()}@example.com", first_name=n, last_name="Reader") for n in names
+        }
         s.add_all(subscribers.values())
         s.flush()
-        deliveries = {k: Delivery(campaign_id=campaign.id, subscriber_id=v.id, status="sent", sent_at=T0)
-                      for k, v in subscribers.items()}
+        deliveries = {
+            k: Delivery(campaign_id=campaign.id, subscriber_id=v.id, status="sent", sent_at=T0)
+            for k, v in subscribers.items()
+        }
         s.add_all(deliveries.values())
         s.flush()
-        return World(campaign.id, cta.id, {k: v.id for k, v in subscribers.items()},
-                     {k: v.id for k, v in deliveries.items()})
+        return World(
+            campaign.id, cta.id, {k: v.id for k, v in subscribers.items()}, {k: v.id for k, v in deliveries.items()}
+        )
 
 
 @pytest.fixture
@@ -103,8 +124,7 @@ def world(engine: Engine) -> World:
     return build(engine)
 
 
-def click(engine: Engine, world: World, who: str, when: datetime, *, position: int = 2,
-          request: RequestInfo = PERSON):  # type: ignore[no-untyped-def]
+def click(engine: Engine, world: World, who: str, when: datetime, *, position: int = 2, request: RequestInfo = PERSON):  # type: ignore[no-untyped-def]
     with session_scope(engine) as s:
         return record_click(s, world.deliveries[who], position, request, when)
 
@@ -132,9 +152,15 @@ def count(engine: Engine, model) -> int:  # type: ignore[no-untyped-def]
 # --- creation ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("request_", [SCANNER, RequestInfo(ip="203.0.113.77", user_agent=""),
-                                      RequestInfo(ip="203.0.113.77", user_agent=BROWSER, method="HEAD",
-                                                  accept_language="en")], ids=["scanner", "no-agent", "head"])
+@pytest.mark.parametrize(
+    "request_",
+    [
+        SCANNER,
+        RequestInfo(ip="203.0.113.77", user_agent=""),
+        RequestInfo(ip="203.0.113.77", user_agent=BROWSER, method="HEAD", accept_language="en"),
+    ],
+    ids=["scanner", "no-agent", "head"],
+)
 def test_machine_clicks_create_no_leads(engine, world, request_) -> None:  # type: ignore[no-untyped-def]
     result = click(engine, world, "bob", T0 + timedelta(hours=3), request=request_)
     assert result.is_machine and result.lead_id is None and result.url == BOOKING
@@ -156,7 +182,12 @@ def test_a_person_s_cta_click_creates_a_lead_with_its_creation_in_the_history(en
     lead = lead_of(engine, world, "ada")
     assert lead is not None and lead.id == result.lead_id
     assert (lead.status, lead.source, lead.campaign_id, lead.link_id, lead.cta_clicks) == (
-        "new", "cta_click", world.campaign_id, world.cta_link_id, 1)
+        "new",
+        "cta_click",
+        world.campaign_id,
+        world.cta_link_id,
+        1,
+    )
     assert (lead.created_at, lead.status_changed_at, lead.last_engaged_at) == (first, first, first)
     assert changes(engine, lead.id) == [(None, "new", "system:cta_click", first, None)]
 
@@ -196,7 +227,11 @@ def test_a_signup_asking_for_a_consultation_is_a_lead(engine, world) -> None:  #
     assert made.created and made.status == "new"
     lead = lead_of(engine, world, "cy")
     assert lead is not None and (lead.source, lead.cta_clicks, lead.campaign_id, lead.note) == (
-        "signup", 0, None, "asked for an evening slot")
+        "signup",
+        0,
+        None,
+        "asked for an evening slot",
+    )
     assert changes(engine, made.lead_id) == [(None, "new", "system:signup", when, "asked for an evening slot")]
 
     with session_scope(engine) as s:  # the form sent twice: still one lead, nothing changed
@@ -208,14 +243,21 @@ def test_a_signup_asking_for_a_consultation_is_a_lead(engine, world) -> None:  #
     assert click(engine, world, "cy", when + timedelta(days=1)).lead_id == made.lead_id
     lead = lead_of(engine, world, "cy")
     assert lead is not None and (lead.source, lead.cta_clicks, lead.campaign_id, lead.link_id) == (
-        "signup", 1, world.campaign_id, world.cta_link_id)
+        "signup",
+        1,
+        world.campaign_id,
+        world.cta_link_id,
+    )
     assert len(changes(engine, made.lead_id)) == 1
 
 
-@pytest.mark.parametrize(("address", "error", "words"), [
-    ("nobody@example.com", NotFound, "no subscriber nobody@example.com"),
-    ("not-an-address", UserError, "not an email address"),
-])
+@pytest.mark.parametrize(
+    ("address", "error", "words"),
+    [
+        ("nobody@example.com", NotFound, "no subscriber nobody@example.com"),
+        ("not-an-address", UserError, "not an email address"),
+    ],
+)
 def test_a_signup_lead_needs_an_existing_subscriber(engine, world, address, error, words) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(error, match=words) as caught, session_scope(engine) as s:
         create_signup_lead(s, address)
@@ -237,9 +279,11 @@ def test_an_erased_subscriber_cannot_become_a_lead(engine, world) -> None:  # ty
 def test_status_changes_are_recorded_with_who_and_when(engine, world) -> None:  # type: ignore[no-untyped-def]
     created = T0 + timedelta(hours=3)
     lead_id = click(engine, world, "ada", created).lead_id
-    steps = [("contacted", "maria", "called, left a message", created + timedelta(hours=2)),
-             ("booked", "sam", None, created + timedelta(days=1)),
-             ("client", "maria", "first session done", created + timedelta(days=8))]
+    steps = [
+        ("contacted", "maria", "called, left a message", created + timedelta(hours=2)),
+        ("booked", "sam", None, created + timedelta(days=1)),
+        ("client", "maria", "first session done", created + timedelta(days=8)),
+    ]
     for status, who, note, when in steps:
         with session_scope(engine) as s:
             change = update_status(s, lead_id, status, by=who, note=note, now=when)
@@ -252,7 +296,10 @@ def test_status_changes_are_recorded_with_who_and_when(engine, world) -> None:  
     ]
     lead = lead_of(engine, world, "ada")
     assert lead is not None and (lead.status, lead.status_changed_at, lead.note) == (
-        "client", created + timedelta(days=8), "first session done")
+        "client",
+        created + timedelta(days=8),
+        "first session done",
+    )
 
 
 def test_a_lost_lead_can_be_reopened(engine, world) -> None:  # type: ignore[no-untyped-def]
@@ -263,14 +310,17 @@ def test_a_lost_lead_can_be_reopened(engine, world) -> None:  # type: ignore[no-
     assert [c[1] for c in changes(engine, lead_id)] == ["new", "lost", "contacted", "not_a_fit", "contacted"]
 
 
-@pytest.mark.parametrize(("path", "target", "words"), [
-    ((), "client", "lead {id} is 'new' \\(new\\): it can go to contacted, booked, not_a_fit or lost, not 'client'"),
-    ((), "won", "unknown lead status 'won'; use one of new, contacted, booked, client, not_a_fit, lost"),
-    ((), "new", "lead {id} is already 'new'"),
-    (("contacted",), "new", "it can go to booked, not_a_fit or lost, not 'new'"),
-    (("booked", "client"), "lost", "'client' \\(became a client\\): that is final"),
-    (("lost",), "booked", "it can go to contacted, not 'booked'"),
-])
+@pytest.mark.parametrize(
+    ("path", "target", "words"),
+    [
+        ((), "client", "lead {id} is 'new' \\(new\\): it can go to contacted, booked, not_a_fit or lost, not 'client'"),
+        ((), "won", "unknown lead status 'won'; use one of new, contacted, booked, client, not_a_fit, lost"),
+        ((), "new", "lead {id} is already 'new'"),
+        (("contacted",), "new", "it can go to booked, not_a_fit or lost, not 'new'"),
+        (("booked", "client"), "lost", "'client' \\(became a client\\): that is final"),
+        (("lost",), "booked", "it can go to contacted, not 'booked'"),
+    ],
+)
 def test_invalid_or_unknown_statuses_are_refused_clearly(engine, world, path, target, words) -> None:  # type: ignore[no-untyped-def]
     lead_id = click(engine, world, "ada", T0 + timedelta(hours=3)).lead_id
     for status in path:
@@ -302,27 +352,36 @@ NOW = T0 + timedelta(days=30)
 def engagement_fixture(engine: Engine, world: World) -> None:
     """Ada: known human and machine events at known ages; Bob: machines only; Cy: a signup."""
     days = lambda n: NOW - timedelta(days=n)  # noqa: E731
-    assert not open_(engine, world, "ada", days(14)).is_machine               # 1 × ½
-    assert not open_(engine, world, "ada", days(28)).is_machine               # 1 × ¼
-    assert not click(engine, world, "ada", days(7), position=1).is_machine     # 3 × 2^-½
-    cta = click(engine, world, "ada", days(1))                                 # 10 × 2^(-1/14), via its lead event
+    assert not open_(engine, world, "ada", days(14)).is_machine  # 1 × ½
+    assert not open_(engine, world, "ada", days(28)).is_machine  # 1 × ¼
+    assert not click(engine, world, "ada", days(7), position=1).is_machine  # 3 × 2^-½
+    cta = click(engine, world, "ada", days(1))  # 10 × 2^(-1/14), via its lead event
     assert cta.lead_id is not None and not cta.is_machine
     # What never scores:
-    assert open_(engine, world, "ada", days(1), APPLE_PROXY).is_machine         # Apple's proxy
+    assert open_(engine, world, "ada", days(1), APPLE_PROXY).is_machine  # Apple's proxy
     assert click(engine, world, "ada", days(2), position=1, request=SCANNER).is_machine
-    assert click(engine, world, "ada", days(3), request=SCANNER).is_machine     # a scanner on the CTA
+    assert click(engine, world, "ada", days(3), request=SCANNER).is_machine  # a scanner on the CTA
     assert not open_(engine, world, "ada", NOW + timedelta(days=1)).is_machine  # after `now`
-    assert not open_(engine, world, "ada", days(200)).is_machine              # past ten half-lives
+    assert not open_(engine, world, "ada", days(200)).is_machine  # past ten half-lives
     with session_scope(engine) as s:  # a provider's open (SendGrid tracking is off; ours counts)
-        s.execute(insert(Event).values(event_key="sg:x1", type="open", source="sendgrid", is_machine=False,
-                                       subscriber_id=world.subscribers["ada"], campaign_id=world.campaign_id,
-                                       delivery_id=world.deliveries["ada"], occurred_at=days(1)))
+        s.execute(
+            insert(Event).values(
+                event_key="sg:x1",
+                type="open",
+                source="sendgrid",
+                is_machine=False,
+                subscriber_id=world.subscribers["ada"],
+                campaign_id=world.campaign_id,
+                delivery_id=world.deliveries["ada"],
+                occurred_at=days(1),
+            )
+        )
     assert click(engine, world, "bob", days(1), request=SCANNER).lead_id is None
     with session_scope(engine) as s:
         create_signup_lead(s, "cy@example.com", now=days(5))
 
 
-ADA_BY_HAND = 1 * 0.5 + 1 * 0.25 + 3 * 2 ** -0.5 + 10 * 2 ** (-1 / 14)  # = 12.38827…
+ADA_BY_HAND = 1 * 0.5 + 1 * 0.25 + 3 * 2**-0.5 + 10 * 2 ** (-1 / 14)  # = 12.38827…
 
 
 def test_score_from_human_events_only_equals_the_hand_computed_value(engine, world, settings) -> None:  # type: ignore[no-untyped-def]
@@ -364,8 +423,9 @@ def test_scores_fade_with_time(engine, world, settings) -> None:  # type: ignore
         assert ada is not None
         scores.append(ada.score)
     # Everything halves every 14 days; the open at NOW + 1 day counts once it has happened.
-    by_hand = [ADA_BY_HAND * 2 ** (-later / 14) + (2 ** (-(later - 1) / 14) if later >= 1 else 0)
-               for later in (0, 14, 28, 70)]
+    by_hand = [
+        ADA_BY_HAND * 2 ** (-later / 14) + (2 ** (-(later - 1) / 14) if later >= 1 else 0) for later in (0, 14, 28, 70)
+    ]
     assert scores == [round(x) for x in by_hand] == [12, 7, 3, 0]
 
 
@@ -375,12 +435,15 @@ def test_engagement_score_is_a_pure_function() -> None:
     assert engagement_score(events, NOW, rules) == pytest.approx(10 + 1.5)
 
 
-@pytest.mark.parametrize(("points", "half_life", "where", "words"), [
-    ("open=1,views=3", 14.0, "NEWSLETTER_LEAD_POINTS", "kind one of open, click, cta"),
-    ("open=x", 14.0, "NEWSLETTER_LEAD_POINTS", "must be a number"),
-    ("cta=-5", 14.0, "NEWSLETTER_LEAD_POINTS", "zero or more"),
-    ("open=1", 0.0, "NEWSLETTER_LEAD_HALF_LIFE_DAYS", "positive number of days"),
-])
+@pytest.mark.parametrize(
+    ("points", "half_life", "where", "words"),
+    [
+        ("open=1,views=3", 14.0, "NEWSLETTER_LEAD_POINTS", "kind one of open, click, cta"),
+        ("open=x", 14.0, "NEWSLETTER_LEAD_POINTS", "must be a number"),
+        ("cta=-5", 14.0, "NEWSLETTER_LEAD_POINTS", "zero or more"),
+        ("open=1", 0.0, "NEWSLETTER_LEAD_HALF_LIFE_DAYS", "positive number of days"),
+    ],
+)
 def test_bad_scoring_settings_are_named(points, half_life, where, words) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(UserError, match=words) as caught:
         ScoreRules.from_settings(Settings(lead_points=points, lead_half_life_days=half_life))
@@ -426,8 +489,11 @@ def test_alert_escapes_what_readers_typed(engine, settings) -> None:  # type: ig
     clicked = T0 + timedelta(hours=1)
     lead_id = click(engine, world, "<b>mallory</b>", clicked).lead_id
     assert leads_tick(engine, settings, clicked + timedelta(minutes=2)).alerts_sent == 1
-    html = email.message_from_bytes(alert_file(settings, lead_id).read_bytes(),
-                                    policy=policy.default).get_body(("html",)).get_content()
+    html = (
+        email.message_from_bytes(alert_file(settings, lead_id).read_bytes(), policy=policy.default)
+        .get_body(("html",))
+        .get_content()
+    )
     assert "&lt;b&gt;Mallory&lt;/b&gt;" in html and "<b>Mallory" not in html
 
 
@@ -438,12 +504,13 @@ def test_old_leads_get_no_alert_flood(engine, world, settings) -> None:  # type:
 
 
 def test_a_failed_alert_is_retried_on_the_next_tick(engine, world, settings, fake_sendgrid) -> None:  # type: ignore[no-untyped-def]
-    sg = settings.with_overrides(sendgrid_api_key=fake_sendgrid.api_key, sendgrid_host=fake_sendgrid.url,
-                                 sendgrid_timeout=5.0)
+    sg = settings.with_overrides(
+        sendgrid_api_key=fake_sendgrid.api_key, sendgrid_host=fake_sendgrid.url, sendgrid_timeout=5.0
+    )
     clicked = T0 + timedelta(hours=1)
     lead_id = click(engine, world, "ada", clicked).lead_id
     fake_sendgrid.plan(("status", 500))
-    assert leads_tick(engine, sg, clicked + timedelta(minutes=2)) .alerts_failed == 1
+    assert leads_tick(engine, sg, clicked + timedelta(minutes=2)).alerts_failed == 1
     assert notification_status(engine, alert_key(lead_id)) == "failed"
     assert leads_tick(engine, sg, clicked + timedelta(minutes=3)).alerts_sent == 1
     assert leads_tick(engine, sg, clicked + timedelta(minutes=4)).alerts_sent == 0
@@ -489,7 +556,9 @@ def test_the_daily_digest_goes_once_a_local_day_at_its_hour(engine, world, setti
     assert count(engine, Notification) == 0
     assert send_daily_digest(engine, settings, datetime(2026, 3, 10, 15, 0, tzinfo=UTC)) is True
     assert send_daily_digest(engine, settings, datetime(2026, 3, 10, 23, 0, tzinfo=UTC)) is False
-    assert send_daily_digest(engine, settings, datetime(2026, 3, 11, 6, 59, tzinfo=UTC)) is False  # still the 10th there
+    assert (
+        send_daily_digest(engine, settings, datetime(2026, 3, 11, 6, 59, tzinfo=UTC)) is False
+    )  # still the 10th there
     path = outbox_path(settings, "digest:2026-03-10")
     msg = email.message_from_bytes(path.read_bytes(), policy=policy.default)
     assert msg["Subject"] == "Leads for Tue 10 Mar 2026: 1 new, 1 warm" and msg["To"] == settings.director_email
@@ -509,13 +578,15 @@ def test_the_daily_digest_goes_once_a_local_day_at_its_hour(engine, world, setti
 
 
 def test_a_quiet_day_gets_no_digest(engine, world, settings) -> None:  # type: ignore[no-untyped-def]
-    """"0 new, 0 warm" is no news: nothing is mailed, the day is settled (tests/scheduling/test_periodic.py)."""
+    """ "0 new, 0 warm" is no news: nothing is mailed, the day is settled (tests/scheduling/test_periodic.py)."""
     assert send_daily_digest(engine, settings, datetime(2026, 3, 10, 8, 0, tzinfo=UTC)) is False  # UTC by default
     assert not outbox_path(settings, "digest:2026-03-10").exists()
 
 
-@pytest.mark.parametrize(("change", "where"), [({"digest_at": "8am"}, "NEWSLETTER_DIGEST_AT"),
-                                               ({"default_timezone": "Mars/Olympus"}, "NEWSLETTER_TIMEZONE")])
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [({"digest_at": "8am"}, "NEWSLETTER_DIGEST_AT"), ({"default_timezone": "Mars/Olympus"}, "NEWSLETTER_TIMEZONE")],
+)
 def test_bad_digest_settings_are_named(engine, settings, change, where) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(UserError) as caught:
         send_daily_digest(engine, settings.with_overrides(**change), T0)
@@ -560,7 +631,7 @@ def cli(db_url, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
 def test_the_leads_commands(engine, world, cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
     lead_id = click(engine, world, "ada", T0 + timedelta(hours=1)).lead_id
     with session_scope(engine) as s:
-        s.get(Subscriber, world.subscribers["bob"]).first_name = "=HYPERLINK(\"http://evil\")"
+        s.get(Subscriber, world.subscribers["bob"]).first_name = '=HYPERLINK("http://evil")'
 
     listed = cli("list", "--json")
     assert listed.exit_code == 0, listed.output
@@ -615,11 +686,17 @@ def test_a_refused_change_is_one_line_and_exit_code_1(engine, world, db_url, tmp
     lead_id = click(engine, world, "ada", T0 + timedelta(hours=1)).lead_id
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
     env.update(NEWSLETTER_DATABASE_URL=db_url, NEWSLETTER_SECRET_KEY="k", PYTHONPATH=str(REPO), COLUMNS="200")
-    result = subprocess.run([sys.executable, "-m", "newsletter", "leads", "update", str(lead_id), "--status",
-                             "client", "--by", "maria"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "newsletter", "leads", "update", str(lead_id), "--status", "client", "--by", "maria"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
         f"error: --status: lead {lead_id} is 'new' (new): it can go to contacted, booked, not_a_fit or lost, "
-        "not 'client'"]
+        "not 'client'"
+    ]
     assert len(changes(engine, lead_id)) == 1

@@ -22,11 +22,17 @@ from newsletter.notify import StaffMailError, notification_status, outbox_path, 
 
 def png(width: int = 2, height: int = 1) -> bytes:
     """A real, tiny PNG (grey pixels), built by hand so the test needs no image library."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
     raw = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 CHART = png()
@@ -35,21 +41,31 @@ TEXT = "Week 12\nOpens by day: see the HTML version."
 
 
 def mail(engine, settings, key: str = "weekly:2026-W12", images=None, **kw) -> bool:  # type: ignore[no-untyped-def]
-    args = dict(key=key, kind="weekly_report", to="director@clinic.example", subject="Weekly report — week 12",
-                html=HTML, text=TEXT, images={"opens": CHART} if images is None else images)
+    args = dict(
+        key=key,
+        kind="weekly_report",
+        to="director@clinic.example",
+        subject="Weekly report — week 12",
+        html=HTML,
+        text=TEXT,
+        images={"opens": CHART} if images is None else images,
+    )
     args.update(kw)
     return send_staff_mail(engine, settings, **args)
 
 
 def rows(engine) -> list[tuple[str, str, str, str]]:  # type: ignore[no-untyped-def]
     with session_scope(engine) as s:
-        return [(n.key, n.kind, n.recipient, n.status) for n in s.scalars(select(Notification).order_by(Notification.id))]
+        return [
+            (n.key, n.kind, n.recipient, n.status) for n in s.scalars(select(Notification).order_by(Notification.id))
+        ]
 
 
 @pytest.fixture
 def sg_settings(settings, fake_sendgrid):  # type: ignore[no-untyped-def]
-    return settings.with_overrides(sendgrid_api_key=fake_sendgrid.api_key, sendgrid_host=fake_sendgrid.url,
-                                   sendgrid_timeout=5.0)
+    return settings.with_overrides(
+        sendgrid_api_key=fake_sendgrid.api_key, sendgrid_host=fake_sendgrid.url, sendgrid_timeout=5.0
+    )
 
 
 # --- outbox ------------------------------------------------------------------------------------
@@ -99,14 +115,17 @@ def test_an_unwritable_outbox_fails_and_a_later_call_retries(engine, settings, t
     assert mail(engine, settings) is False
 
 
-@pytest.mark.parametrize(("change", "words"), [
-    ({"images": {"opens": b"GIF89a..."}}, "not PNG"),
-    ({"images": {"other": CHART}}, "not referenced"),
-    ({"images": {"../x": CHART}}, "image name"),
-    ({"to": "a@x.example, b@x.example"}, "one address"),
-    ({"subject": "two\nlines"}, "one non-empty line"),
-    ({"key": ""}, "key"),
-])
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"images": {"opens": b"GIF89a..."}}, "not PNG"),
+        ({"images": {"other": CHART}}, "not referenced"),
+        ({"images": {"../x": CHART}}, "image name"),
+        ({"to": "a@x.example, b@x.example"}, "one address"),
+        ({"subject": "two\nlines"}, "one non-empty line"),
+        ({"key": ""}, "key"),
+    ],
+)
 def test_malformed_mail_is_refused_before_anything_is_claimed(engine, settings, change, words) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match=words):
         mail(engine, settings, **change)

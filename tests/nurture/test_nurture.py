@@ -112,8 +112,16 @@ def two_steps(aud: Path, name: str = "test-seq", extra: str = "") -> str:
     return name
 
 
-def reader(engine, email: str, tz: str | None = "UTC", *, tags: tuple[str, ...] = (),  # type: ignore[no-untyped-def]
-           lead_status: str | None = None, score: int = 0, first_name: str = "Sam") -> int:
+def reader(
+    engine,
+    email: str,
+    tz: str | None = "UTC",
+    *,
+    tags: tuple[str, ...] = (),  # type: ignore[no-untyped-def]
+    lead_status: str | None = None,
+    score: int = 0,
+    first_name: str = "Sam",
+) -> int:
     with session_scope(engine) as s:
         sub = models.Subscriber(email=email, first_name=first_name, timezone=tz, status="active", attributes={})
         s.add(sub)
@@ -134,8 +142,13 @@ def ledger(engine, email: str | None = None) -> list[tuple[str, str, str]]:  # t
     """(campaign name, email, status) of every nurture ledger row."""
     D, C, S = models.Delivery, models.Campaign, models.Subscriber
     with session_scope(engine) as s:
-        query = (select(C.name, S.email, D.status).join(C, C.id == D.campaign_id).join(S, S.id == D.subscriber_id)
-                 .where(C.kind == "nurture").order_by(C.name, S.email))
+        query = (
+            select(C.name, S.email, D.status)
+            .join(C, C.id == D.campaign_id)
+            .join(S, S.id == D.subscriber_id)
+            .where(C.kind == "nurture")
+            .order_by(C.name, S.email)
+        )
         if email:
             query = query.where(S.email == email)
         return [tuple(r) for r in s.execute(query)]  # type: ignore[misc]
@@ -178,12 +191,15 @@ def test_next_allowed_moves_out_of_quiet_hours_in_the_recipients_zone() -> None:
     assert next_allowed(instant, LONDON, NIGHT) == instant
 
 
-@pytest.mark.parametrize("tz, before, after, hours", [
-    (NY, datetime(2026, 3, 7, 10, 0), "2026-03-08 10:00 EDT", 23),  # spring forward
-    (NY, datetime(2026, 10, 31, 10, 0), "2026-11-01 10:00 EST", 25),  # fall back
-    (LONDON, datetime(2026, 3, 28, 10, 0), "2026-03-29 10:00 BST", 23),
-    (LONDON, datetime(2026, 10, 24, 10, 0), "2026-10-25 10:00 GMT", 25),
-])
+@pytest.mark.parametrize(
+    "tz, before, after, hours",
+    [
+        (NY, datetime(2026, 3, 7, 10, 0), "2026-03-08 10:00 EDT", 23),  # spring forward
+        (NY, datetime(2026, 10, 31, 10, 0), "2026-11-01 10:00 EST", 25),  # fall back
+        (LONDON, datetime(2026, 3, 28, 10, 0), "2026-03-29 10:00 BST", 23),
+        (LONDON, datetime(2026, 10, 24, 10, 0), "2026-10-25 10:00 GMT", 25),
+    ],
+)
 def test_a_day_keeps_the_local_clock_across_dst(tz, before, after, hours) -> None:  # type: ignore[no-untyped-def]
     anchor = before.replace(tzinfo=tz)
     moved = add_delay(anchor, Delay(days=1), tz)
@@ -202,8 +218,13 @@ def test_nonexistent_and_repeated_local_times_are_deterministic() -> None:
     twice = add_delay(datetime(2026, 10, 31, 1, 30, tzinfo=NY), Delay(days=1), NY)
     assert twice == datetime(2026, 11, 1, 5, 30, tzinfo=UTC)
     # London: 01:30 is skipped on 2026-03-29 (→ 02:30 BST) and repeated on 2026-10-25 (→ BST one).
-    assert local(add_delay(datetime(2026, 3, 28, 1, 30, tzinfo=LONDON), Delay(days=1), LONDON), LONDON) == "2026-03-29 02:30 BST"
-    assert add_delay(datetime(2026, 10, 24, 1, 30, tzinfo=LONDON), Delay(days=1), LONDON) == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+    assert (
+        local(add_delay(datetime(2026, 3, 28, 1, 30, tzinfo=LONDON), Delay(days=1), LONDON), LONDON)
+        == "2026-03-29 02:30 BST"
+    )
+    assert add_delay(datetime(2026, 10, 24, 1, 30, tzinfo=LONDON), Delay(days=1), LONDON) == datetime(
+        2026, 10, 25, 0, 30, tzinfo=UTC
+    )
     # Quiet hours ending inside the repeated hour: the second 01:30 for a moment past the first.
     quiet = QuietHours.parse("20:00-01:30")
     second_hour = datetime(2026, 11, 1, 6, 15, tzinfo=UTC)  # 01:15 EST, the repeated hour
@@ -225,15 +246,25 @@ def test_delays_parse() -> None:
 
 def test_the_shipped_sequence_loads_and_every_step_renders(seed_article_path: Path) -> None:
     sequence = load_sequence("connect-today")
-    assert [s.name for s in sequence.steps] == ["first-consultation", "ketamine-and-esketamine",
-                                                 "neuroplasticity-and-psychotherapy", "last-reminder"]
+    assert [s.name for s in sequence.steps] == [
+        "first-consultation",
+        "ketamine-and-esketamine",
+        "neuroplasticity-and-psychotherapy",
+        "last-reminder",
+    ]
     assert sequence.entry.article == SEED_SLUG == load_article(seed_article_path).slug
     assert sequence.entry.campaign_kind == "newsletter"
     # Its promise: whoever books, or whom staff mark client / not a fit / lost, leaves at once;
     # a new or contacted lead stays.
     leaves = {status: exit_reason(sequence, Facts(lead_status=status)) for status in LEAD_STATUSES}
-    assert leaves == {"new": None, "contacted": None, "booked": "lead_booked", "client": "lead_client",
-                      "not_a_fit": "lead_not_a_fit", "lost": "lead_lost"}
+    assert leaves == {
+        "new": None,
+        "contacted": None,
+        "booked": "lead_booked",
+        "client": "lead_client",
+        "not_a_fit": "lead_not_a_fit",
+        "lost": "lead_lost",
+    }
     settings = Settings(public_url="https://news.example.test")
     for article in (load_article(seed_article_path), Article(title="stand-in", slug="connect-today", sections=())):
         for step in sequence.steps:
@@ -254,38 +285,77 @@ def test_the_shipped_sequence_loads_and_every_step_renders(seed_article_path: Pa
 def test_copy_states_the_articles_facts(seed_article_path: Path) -> None:
     """The facts the emails repeat are, word for word, the article's own."""
     article_text = " ".join(seed_article_path.read_text(encoding="utf-8").split())
-    for fact in ("first approved for human use in 1970", "nasal spray formulation of ketamine",
-                 "lower potential for abuse than ketamine", "faster onset and shorter duration of action",
-                 "brain-derived neurotrophic factor (BDNF)", "new neural pathways associated with positive emotions and behaviors",
-                 "more research is needed", "Dr. John Krystal, a Yale psychiatrist"):
+    for fact in (
+        "first approved for human use in 1970",
+        "nasal spray formulation of ketamine",
+        "lower potential for abuse than ketamine",
+        "faster onset and shorter duration of action",
+        "brain-derived neurotrophic factor (BDNF)",
+        "new neural pathways associated with positive emotions and behaviors",
+        "more research is needed",
+        "Dr. John Krystal, a Yale psychiatrist",
+    ):
         assert fact in article_text
-    copy = " ".join((REPO / "templates" / "nurture" / "copy" / name).read_text(encoding="utf-8")
-                    for name in ("ketamine-and-esketamine.j2", "neuroplasticity-and-psychotherapy.j2"))
-    for fact in ("first approved for human use in 1970", "nasal spray formulation of ketamine",
-                 "lower potential for abuse than ketamine", "brain-derived neurotrophic factor (BDNF)",
-                 "new neural pathways associated with positive emotions and behaviors", "more research is needed",
-                 "Dr. John Krystal, a Yale psychiatrist"):
+    copy = " ".join(
+        (REPO / "templates" / "nurture" / "copy" / name).read_text(encoding="utf-8")
+        for name in ("ketamine-and-esketamine.j2", "neuroplasticity-and-psychotherapy.j2")
+    )
+    for fact in (
+        "first approved for human use in 1970",
+        "nasal spray formulation of ketamine",
+        "lower potential for abuse than ketamine",
+        "brain-derived neurotrophic factor (BDNF)",
+        "new neural pathways associated with positive emotions and behaviors",
+        "more research is needed",
+        "Dr. John Krystal, a Yale psychiatrist",
+    ):
         assert fact in " ".join(copy.split())
 
 
-@pytest.mark.parametrize("body, where, message", [
-    ("name: bad\nsteps:\n  - template: nurture/first-consultation.mjml.j2\n    subject: One\n    delay: 2x\n",
-     ":5", "steps[1].delay: '2x' is not a duration"),
-    ("name: bad\nsteps:\n  - template: nurture/first-consultation.mjml.j2\n    subject: One\n    delay: 1d\n    colour: red\n",
-     ":6", "steps[1].colour: unknown key"),
-    ("name: bad\nsteps:\n  - template: nurture/first-consultation.mjml.j2\n    subject: One\n    delay: 1d\n"
-     "  - template: nurture/missing.mjml.j2\n    subject: Two\n    delay: 1d\n",
-     ":6", "step 2: no template 'nurture/missing.mjml.j2'"),
-    ("name: bad\nsteps:\n  - template: nurture/first-consultation.mjml.j2\n    subject: [unclosed\n",
-     ":5", "not valid YAML"),
-    ("name: other\nsteps: []\n", ":1", "'other' does not match the file name"),
-    ("name: bad\nsteps:\n  - template: nurture/first-consultation.mjml.j2\n    subject: One\n    delay: 1d\n"
-     "    when: {opened: previous}\n", ":6", "the first step has no previous step"),
-    ("name: bad\nentry:\n  on: signup\nsteps:\n  - template: nurture/first-consultation.mjml.j2\n    subject: One\n    delay: 1d\n",
-     ":3", "entry.on: 'signup' is not one of cta_lead"),
-    ("name: bad\nexit:\n  lead_status: [booked, gone]\nsteps:\n  - template: nurture/first-consultation.mjml.j2\n"
-     "    subject: One\n    delay: 1d\n", ":3", "exit.lead_status[2]: 'gone' is not one of"),
-])
+@pytest.mark.parametrize(
+    "body, where, message",
+    [
+        (
+            "name: bad\nsteps:\n  - template: nurture/first-consultation.mjml.j2\n    subject: One\n    delay: 2x\n",
+            ":5",
+            "steps[1].delay: '2x' is not a duration",
+        ),
+        (
+            "name: bad\nsteps:\n  - template: nurture/first-consultation.mjml.j2\n    subject: One\n    delay: 1d\n    colour: red\n",
+            ":6",
+            "steps[1].colour: unknown key",
+        ),
+        (
+            "name: bad\nsteps:\n  - template: nurture/first-consultation.mjml.j2\n    subject: One\n    delay: 1d\n"
+            "  - template: nurture/missing.mjml.j2\n    subject: Two\n    delay: 1d\n",
+            ":6",
+            "step 2: no template 'nurture/missing.mjml.j2'",
+        ),
+        (
+            "name: bad\nsteps:\n  - template: nurture/first-consultation.mjml.j2\n    subject: [unclosed\n",
+            ":5",
+            "not valid YAML",
+        ),
+        ("name: other\nsteps: []\n", ":1", "'other' does not match the file name"),
+        (
+            "name: bad\nsteps:\n  - template: nurture/first-consultation.mjml.j2\n    subject: One\n    delay: 1d\n"
+            "    when: {opened: previous}\n",
+            ":6",
+            "the first step has no previous step",
+        ),
+        (
+            "name: bad\nentry:\n  on: signup\nsteps:\n  - template: nurture/first-consultation.mjml.j2\n    subject: One\n    delay: 1d\n",
+            ":3",
+            "entry.on: 'signup' is not one of cta_lead",
+        ),
+        (
+            "name: bad\nexit:\n  lead_status: [booked, gone]\nsteps:\n  - template: nurture/first-consultation.mjml.j2\n"
+            "    subject: One\n    delay: 1d\n",
+            ":3",
+            "exit.lead_status[2]: 'gone' is not one of",
+        ),
+    ],
+)
 def test_yaml_mistakes_name_the_file_line_and_field(aud: Path, body: str, where: str, message: str) -> None:
     write(aud, "bad", body)
     with pytest.raises(UserError) as error:
@@ -309,8 +379,12 @@ def test_simulator_shows_the_month_with_local_send_times() -> None:
     timeline = simulate(sequence, start=start, days=30, events=parse_events("day2:open,day5:click"), tz=NY, quiet=NIGHT)
     sent = [(e.step, e.local) for e in timeline.sent]
     # The 2-day delay crosses the spring-forward night: 15:40 stays 15:40 (EDT now).
-    assert sent == [(1, "Fri 2026-03-06 15:40 EST"), (2, "Sun 2026-03-08 15:40 EDT"),
-                    (3, "Wed 2026-03-11 15:40 EDT"), (4, "Sun 2026-03-15 15:40 EDT")]
+    assert sent == [
+        (1, "Fri 2026-03-06 15:40 EST"),
+        (2, "Sun 2026-03-08 15:40 EDT"),
+        (3, "Wed 2026-03-11 15:40 EDT"),
+        (4, "Sun 2026-03-15 15:40 EDT"),
+    ]
     assert timeline.status == "completed"
     events = [e.note for e in timeline.entries if e.kind == "event"]
     assert events == ["day2:open: opened step 1", "day5:click: clicked in step 2"]
@@ -321,8 +395,14 @@ def test_simulator_waits_then_sends_and_honours_quiet_hours() -> None:
     start = datetime(2026, 11, 30, 21, 15, tzinfo=LONDON)  # late evening: the first send moves to 09:00
     timeline = simulate(sequence, start=start, days=30, events=[], tz=LONDON, quiet=NIGHT)
     kinds = [(e.kind, e.step, e.local.split(" ", 2)[2]) for e in timeline.entries if e.kind != "enrolled"]
-    assert kinds == [("sent", 1, "09:00 GMT"), ("sent", 2, "09:00 GMT"), ("waiting", 3, "09:00 GMT"),
-                     ("sent", 3, "09:00 GMT"), ("sent", 4, "09:00 GMT"), ("completed", None, "09:00 GMT")]
+    assert kinds == [
+        ("sent", 1, "09:00 GMT"),
+        ("sent", 2, "09:00 GMT"),
+        ("waiting", 3, "09:00 GMT"),
+        ("sent", 3, "09:00 GMT"),
+        ("sent", 4, "09:00 GMT"),
+        ("completed", None, "09:00 GMT"),
+    ]
     waiting = next(e for e in timeline.entries if e.kind == "waiting")
     assert "not opened step 2" in waiting.note
     # An open in the evening while step 3 waits: it goes the next morning, not at night.
@@ -335,7 +415,9 @@ def test_simulator_waits_then_sends_and_honours_quiet_hours() -> None:
 def test_simulator_exits_at_once() -> None:
     sequence = load_sequence("connect-today")
     start = datetime(2026, 5, 4, 10, 0, tzinfo=NY)
-    booked = simulate(sequence, start=start, days=30, events=parse_events("day1:open,day2@11:00:booked"), tz=NY, quiet=NIGHT)
+    booked = simulate(
+        sequence, start=start, days=30, events=parse_events("day1:open,day2@11:00:booked"), tz=NY, quiet=NIGHT
+    )
     assert [e.step for e in booked.sent] == [1] and booked.status == "exited" and booked.exit_reason == "lead_booked"
     assert booked.entries[-1].local == "Wed 2026-05-06 11:00 EDT"
     gone = simulate(sequence, start=start, days=30, events=parse_events("day3:unsubscribe"), tz=NY, quiet=NIGHT)
@@ -346,7 +428,11 @@ def test_simulator_exits_at_once() -> None:
 
 def test_event_script_mistakes() -> None:
     assert [e.kind for e in parse_events("day2:open, day5@14:30:click,day6:tag=ketamine,day7:score=12")] == [
-        "open", "click", "tag", "score"]
+        "open",
+        "click",
+        "tag",
+        "score",
+    ]
     for bad in ("day2:opn", "2:open", "day2@25:00:open", "day2:score=lots", "day2:lead=vip", "day2:tag="):
         with pytest.raises(UserError) as error:
             parse_events(bad)
@@ -359,8 +445,13 @@ def test_event_script_mistakes() -> None:
 def test_steps_fire_at_local_time_across_zones_and_dst(engine, settings, aud) -> None:  # type: ignore[no-untyped-def]
     config = settings.with_overrides(audiences_dir=str(aud), default_timezone="America/Los_Angeles")
     name = two_steps(aud)
-    people = {"ny@example.com": "America/New_York", "london@example.com": "Europe/London",
-              "tokyo@example.com": "Asia/Tokyo", "nowhere@example.com": None, "mars@example.com": "Mars/Base"}
+    people = {
+        "ny@example.com": "America/New_York",
+        "london@example.com": "Europe/London",
+        "tokyo@example.com": "Asia/Tokyo",
+        "nowhere@example.com": None,
+        "mars@example.com": "Mars/Base",
+    }
     for email, tz in people.items():
         reader(engine, email, tz)
     # Enrolled Saturday 2026-03-07 15:30 UTC: 10:30 in New York, 15:30 in London, 00:30 (Sunday) in Tokyo,
@@ -395,7 +486,9 @@ def test_fall_back_and_london_dst_in_the_tick(engine, settings, aud) -> None:  #
     enroll(engine, config, name, "ny@example.com", datetime(2026, 10, 31, 14, 0, tzinfo=UTC))  # 10:00 EDT
     enroll(engine, config, name, "london@example.com", datetime(2026, 10, 24, 9, 0, tzinfo=UTC))  # 10:00 BST
     assert enrollment(engine, "ny@example.com").next_due_at == datetime(2026, 11, 1, 15, 0, tzinfo=UTC)  # 10:00 EST
-    assert enrollment(engine, "london@example.com").next_due_at == datetime(2026, 10, 25, 10, 0, tzinfo=UTC)  # 10:00 GMT
+    assert enrollment(engine, "london@example.com").next_due_at == datetime(
+        2026, 10, 25, 10, 0, tzinfo=UTC
+    )  # 10:00 GMT
     tick(engine, config, datetime(2026, 10, 25, 10, 0, tzinfo=UTC))
     assert ledger(engine) == [(f"nurture:{name}:1", "london@example.com", "sent")]
     tick(engine, config, datetime(2026, 11, 1, 14, 59, tzinfo=UTC))
@@ -428,16 +521,21 @@ def _seed_campaign(engine, settings, seed_article_path, emails: list[str]) -> tu
         campaign_id = create_campaign(s, settings, article_slug=slug, segment="all").id
     send_campaign(engine, settings, campaign_id, transport=Recording())
     with session_scope(engine) as s:
-        rows = s.execute(select(models.Subscriber.email, models.Delivery.id)
-                         .join(models.Delivery, models.Delivery.subscriber_id == models.Subscriber.id)
-                         .where(models.Delivery.campaign_id == campaign_id)).all()
+        rows = s.execute(
+            select(models.Subscriber.email, models.Delivery.id)
+            .join(models.Delivery, models.Delivery.subscriber_id == models.Subscriber.id)
+            .where(models.Delivery.campaign_id == campaign_id)
+        ).all()
     return campaign_id, dict(rows)  # type: ignore[arg-type]
 
 
 def _position(engine, campaign_id: int, kind: str) -> int:  # type: ignore[no-untyped-def]
     with session_scope(engine) as s:
-        return s.scalar(select(models.CampaignLink.position).where(models.CampaignLink.campaign_id == campaign_id,
-                                                                   models.CampaignLink.kind == kind))
+        return s.scalar(
+            select(models.CampaignLink.position).where(
+                models.CampaignLink.campaign_id == campaign_id, models.CampaignLink.kind == kind
+            )
+        )
 
 
 def _cta_position(engine, campaign_id: int) -> int:  # type: ignore[no-untyped-def]
@@ -445,10 +543,12 @@ def _cta_position(engine, campaign_id: int) -> int:  # type: ignore[no-untyped-d
 
 
 def test_seed_campaign_readers_who_click_connect_today_enter_and_get_step_one(
-        engine, settings, seed_article_path) -> None:  # type: ignore[no-untyped-def]
+    engine, settings, seed_article_path
+) -> None:  # type: ignore[no-untyped-def]
     config = settings.with_overrides(quiet_hours="none")
-    campaign_id, deliveries = _seed_campaign(engine, config, seed_article_path,
-                                             ["ann@example.com", "bot@example.com", "cal@example.com"])
+    campaign_id, deliveries = _seed_campaign(
+        engine, config, seed_article_path, ["ann@example.com", "bot@example.com", "cal@example.com"]
+    )
     cta = _cta_position(engine, campaign_id)
     clicked = models.utcnow() + timedelta(minutes=5)  # well after delivery: not a doubted quick click
     with session_scope(engine) as s:
@@ -498,7 +598,9 @@ def test_the_nurture_email_passes_preflight_checks(engine, settings, seed_articl
         step = s.scalar(select(models.Campaign).where(models.Campaign.name == "nurture:connect-today:1"))
         context = campaign_context(step, config)
         eml = next(Path(config.outbox_dir).glob(f"campaign-{step.id}/*.eml")).read_bytes()
-    checks = check_message(eml, context=context, only=("size", "mime", "compliance", "links", "subject", "accessibility"))
+    checks = check_message(
+        eml, context=context, only=("size", "mime", "compliance", "links", "subject", "accessibility")
+    )
     failed = [(c.name, c.reason) for c in checks if c.status == "fail"]
     assert not failed
 
@@ -506,9 +608,17 @@ def test_the_nurture_email_passes_preflight_checks(engine, settings, seed_articl
 def _fake_lead_event(engine, email: str, campaign_id: int, *, machine: bool, when: datetime) -> None:  # type: ignore[no-untyped-def]
     with session_scope(engine) as s:
         sid = s.scalar(select(models.Subscriber.id).where(models.Subscriber.email == email))
-        s.add(models.Event(event_key=f"test-{email}-{when.timestamp()}", type="lead", campaign_id=campaign_id,
-                           subscriber_id=sid, is_machine=machine, machine_reason="burst_clicks" if machine else None,
-                           occurred_at=when))
+        s.add(
+            models.Event(
+                event_key=f"test-{email}-{when.timestamp()}",
+                type="lead",
+                campaign_id=campaign_id,
+                subscriber_id=sid,
+                is_machine=machine,
+                machine_reason="burst_clicks" if machine else None,
+                occurred_at=when,
+            )
+        )
         if s.scalar(select(models.Lead.id).where(models.Lead.subscriber_id == sid)) is None:
             s.add(models.Lead(subscriber_id=sid, campaign_id=campaign_id, status="new", source="cta_click"))
 
@@ -517,8 +627,14 @@ def test_entry_filters_and_old_or_machine_leads(engine, settings, seed_article_p
     config = settings.with_overrides(quiet_hours="none")
     campaign_id, _ = _seed_campaign(engine, config, seed_article_path, [])
     now = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
-    for email in ("fresh@example.com", "old@example.com", "burst@example.com", "booked@example.com",
-                  "gone@example.com", "other@example.com"):
+    for email in (
+        "fresh@example.com",
+        "old@example.com",
+        "burst@example.com",
+        "booked@example.com",
+        "gone@example.com",
+        "other@example.com",
+    ):
         reader(engine, email)
     _fake_lead_event(engine, "fresh@example.com", campaign_id, machine=False, when=now - timedelta(hours=1))
     _fake_lead_event(engine, "old@example.com", campaign_id, machine=False, when=now - timedelta(days=8))
@@ -526,10 +642,17 @@ def test_entry_filters_and_old_or_machine_leads(engine, settings, seed_article_p
     _fake_lead_event(engine, "booked@example.com", campaign_id, machine=False, when=now - timedelta(hours=1))
     _fake_lead_event(engine, "gone@example.com", campaign_id, machine=False, when=now - timedelta(hours=1))
     with session_scope(engine) as s:
-        s.execute(update(models.Lead).where(models.Lead.subscriber_id == select(models.Subscriber.id).where(
-            models.Subscriber.email == "booked@example.com").scalar_subquery()).values(status="booked"))
-        other = models.Campaign(name="Other", subject="Other", segment="all", template="x", status="sent",
-                                html="<p>x</p>", text="x")
+        s.execute(
+            update(models.Lead)
+            .where(
+                models.Lead.subscriber_id
+                == select(models.Subscriber.id).where(models.Subscriber.email == "booked@example.com").scalar_subquery()
+            )
+            .values(status="booked")
+        )
+        other = models.Campaign(
+            name="Other", subject="Other", segment="all", template="x", status="sent", html="<p>x</p>", text="x"
+        )
         s.add(other)
         s.flush()
         other_id = other.id
@@ -537,17 +660,29 @@ def test_entry_filters_and_old_or_machine_leads(engine, settings, seed_article_p
     _fake_lead_event(engine, "other@example.com", other_id, machine=False, when=now - timedelta(hours=1))
     assert tick(engine, config, now).enrolled == 1
     assert enrollment(engine, "fresh@example.com") is not None
-    for email in ("old@example.com", "burst@example.com", "booked@example.com", "gone@example.com", "other@example.com"):
+    for email in (
+        "old@example.com",
+        "burst@example.com",
+        "booked@example.com",
+        "gone@example.com",
+        "other@example.com",
+    ):
         assert enrollment(engine, email) is None, email
 
 
 # --- exits -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("how, reason", [
-    ("booked", "lead_booked"), ("client", "lead_client"), ("unsubscribe", "unsubscribed"),
-    ("suppress", "suppressed"), ("remove", "removed"),
-])
+@pytest.mark.parametrize(
+    "how, reason",
+    [
+        ("booked", "lead_booked"),
+        ("client", "lead_client"),
+        ("unsubscribe", "unsubscribed"),
+        ("suppress", "suppressed"),
+        ("remove", "removed"),
+    ],
+)
 def test_exits_stop_the_sequence_midway(engine, settings, aud, how, reason) -> None:  # type: ignore[no-untyped-def]
     config = settings.with_overrides(audiences_dir=str(aud), quiet_hours="none")
     name = two_steps(aud)
@@ -585,7 +720,9 @@ def test_an_exit_takes_back_a_queued_step(engine, settings, aud) -> None:  # typ
     start = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
     enroll(engine, config, name, "ann@example.com", start)
     sequence = load_sequence(name, aud)
-    advance_due(engine, config, sequence, start + timedelta(days=1), NIGHT.parse("none"), TickResult())  # queued, not sent
+    advance_due(
+        engine, config, sequence, start + timedelta(days=1), NIGHT.parse("none"), TickResult()
+    )  # queued, not sent
     assert [r[2] for r in ledger(engine)] == ["queued"]
     with session_scope(engine) as s:
         s.execute(update(models.Lead).values(status="booked"))
@@ -647,9 +784,13 @@ def test_two_schedulers_at_once_send_each_step_once(engine, settings, aud, db_ur
     sent = transports[0].sent + transports[1].sent
     assert sorted(email for _, _, email in sent) == sorted(f"r{n}@example.com" for n in range(8))
     with session_scope(engine) as s:  # and the step campaign exists once
-        assert s.scalar(select(models.Campaign.id).where(models.Campaign.name == f"nurture:{name}:1")
-                        .order_by(models.Campaign.id.desc())) == s.scalar(
-            select(models.Campaign.id).where(models.Campaign.name == f"nurture:{name}:1").order_by(models.Campaign.id))
+        assert s.scalar(
+            select(models.Campaign.id)
+            .where(models.Campaign.name == f"nurture:{name}:1")
+            .order_by(models.Campaign.id.desc())
+        ) == s.scalar(
+            select(models.Campaign.id).where(models.Campaign.name == f"nurture:{name}:1").order_by(models.Campaign.id)
+        )
 
 
 def test_a_crash_between_ledger_insert_and_send(engine, settings, aud) -> None:  # type: ignore[no-untyped-def]
@@ -683,8 +824,13 @@ def test_a_crash_during_the_send_is_flagged_never_resent(engine, settings, aud) 
 
 
 def test_sendgrid_gets_each_step_once(engine, settings, aud, fake_sendgrid, db_url) -> None:  # type: ignore[no-untyped-def]
-    config = settings.with_overrides(audiences_dir=str(aud), quiet_hours="none", sendgrid_api_key=fake_sendgrid.api_key,
-                                     sendgrid_host=fake_sendgrid.url, sendgrid_timeout=5.0)
+    config = settings.with_overrides(
+        audiences_dir=str(aud),
+        quiet_hours="none",
+        sendgrid_api_key=fake_sendgrid.api_key,
+        sendgrid_host=fake_sendgrid.url,
+        sendgrid_timeout=5.0,
+    )
     name = two_steps(aud)
     reader(engine, "ann@example.com", first_name="Ann")
     start = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -707,10 +853,12 @@ def test_sendgrid_gets_each_step_once(engine, settings, aud, fake_sendgrid, db_u
 
 def _step_delivery(engine, name: str, step: int, email: str) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     with session_scope(engine) as s:
-        row = s.execute(select(models.Delivery.id, models.Delivery.campaign_id)
-                        .join(models.Campaign, models.Campaign.id == models.Delivery.campaign_id)
-                        .join(models.Subscriber, models.Subscriber.id == models.Delivery.subscriber_id)
-                        .where(models.Campaign.name == f"nurture:{name}:{step}", models.Subscriber.email == email)).one()
+        row = s.execute(
+            select(models.Delivery.id, models.Delivery.campaign_id)
+            .join(models.Campaign, models.Campaign.id == models.Delivery.campaign_id)
+            .join(models.Subscriber, models.Subscriber.id == models.Delivery.subscriber_id)
+            .where(models.Campaign.name == f"nurture:{name}:{step}", models.Subscriber.email == email)
+        ).one()
     return row[0], row[1]
 
 
@@ -731,7 +879,9 @@ def test_machine_clicks_and_opens_never_satisfy_conditions(engine, settings, aud
         assert not record_click(s, d, cta, PERSON, later).is_machine
         d, _ = _step_delivery(engine, name, 1, "machine@example.com")
         assert record_click(s, d, cta, SCANNER, later).is_machine
-        assert record_click(s, d, cta, RequestInfo(ip="203.0.113.9", user_agent=BROWSER, method="HEAD"), later).is_machine
+        assert record_click(
+            s, d, cta, RequestInfo(ip="203.0.113.9", user_agent=BROWSER, method="HEAD"), later
+        ).is_machine
         assert record_click(s, d, honeypot, PERSON, later).is_machine  # only software follows the hidden link
         d, _ = _step_delivery(engine, name, 1, "opener@example.com")
         record_open(s, d, PERSON, later)  # an open is not a click
@@ -744,7 +894,10 @@ def test_machine_clicks_and_opens_never_satisfy_conditions(engine, settings, aud
 
 def test_score_tag_and_if_not_rules(engine, settings, aud) -> None:  # type: ignore[no-untyped-def]
     config = settings.with_overrides(audiences_dir=str(aud), quiet_hours="none")
-    write(aud, "rules", """
+    write(
+        aud,
+        "rules",
+        """
 name: rules
 steps:
   - template: nurture/first-consultation.mjml.j2
@@ -758,7 +911,8 @@ steps:
   - template: nurture/last-reminder.mjml.j2
     subject: Three
     delay: 1d
-""")
+""",
+    )
     reader(engine, "warm@example.com", tags=("ptsd",), lead_status="contacted", score=25)
     reader(engine, "cold@example.com", tags=("ptsd",), lead_status="new", score=3)
     reader(engine, "untagged@example.com", lead_status="new", score=40)
@@ -769,13 +923,19 @@ steps:
     result = tick(engine, config, start + timedelta(days=1))
     assert result.queued == 1 and result.exited == {"condition:ketamine-and-esketamine": 2}
     tick(engine, config, start + timedelta(days=2))
-    assert [r[0] for r in ledger(engine, "warm@example.com")] == ["nurture:rules:1", "nurture:rules:2", "nurture:rules:3"]
+    assert [r[0] for r in ledger(engine, "warm@example.com")] == [
+        "nurture:rules:1",
+        "nurture:rules:2",
+        "nurture:rules:3",
+    ]
     assert [r[0] for r in ledger(engine, "cold@example.com")] == ["nurture:rules:1"]
 
 
 def test_wait_for_an_open_then_send_anyway(engine, settings, aud) -> None:  # type: ignore[no-untyped-def]
     config = settings.with_overrides(audiences_dir=str(aud))
-    name = two_steps(aud, extra="    when: {opened: previous}\n    if_not: wait\n    wait_up_to: 2d\n    after_wait: send\n")
+    name = two_steps(
+        aud, extra="    when: {opened: previous}\n    if_not: wait\n    wait_up_to: 2d\n    after_wait: send\n"
+    )
     reader(engine, "reader@example.com", "Europe/London")
     reader(engine, "quiet@example.com", "Europe/London")
     start = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)  # 11:00 BST
@@ -787,9 +947,17 @@ def test_wait_for_an_open_then_send_anyway(engine, settings, aud) -> None:  # ty
     # A (human) open at 22:00 BST: the step may go, but not at night; it goes at 09:00 BST.
     with session_scope(engine) as s:
         d, campaign_id = _step_delivery(engine, name, 1, "reader@example.com")
-        s.add(models.Event(event_key="open-1", type="open", campaign_id=campaign_id, delivery_id=d,
-                           subscriber_id=enrollment(engine, "reader@example.com").subscriber_id, is_machine=False,
-                           occurred_at=datetime(2026, 6, 3, 21, 0, tzinfo=UTC)))
+        s.add(
+            models.Event(
+                event_key="open-1",
+                type="open",
+                campaign_id=campaign_id,
+                delivery_id=d,
+                subscriber_id=enrollment(engine, "reader@example.com").subscriber_id,
+                is_machine=False,
+                occurred_at=datetime(2026, 6, 3, 21, 0, tzinfo=UTC),
+            )
+        )
     night = tick(engine, config, datetime(2026, 6, 3, 21, 5, tzinfo=UTC))
     assert night.deferred == 1 and night.waiting == 1 and len(ledger(engine, "reader@example.com")) == 1
     tick(engine, config, datetime(2026, 6, 4, 8, 0, tzinfo=UTC))  # 09:00 BST
@@ -865,18 +1033,41 @@ def _run(args: list[str], cwd: Path, env_extra: dict[str, str] | None = None) ->
     env.update(env_extra or {})
     env["PYTHONPATH"] = str(REPO)
     env["COLUMNS"] = "200"
-    return subprocess.run([sys.executable, "-m", "newsletter", "nurture", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "newsletter", "nurture", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_simulate_command(tmp_path: Path) -> None:
-    human = _run(["simulate", "connect-today", "--days", "30", "--events", "day2:open,day5:click",
-                  "--timezone", "America/New_York", "--start", "2026-03-05T15:40"], tmp_path)
+    human = _run(
+        [
+            "simulate",
+            "connect-today",
+            "--days",
+            "30",
+            "--events",
+            "day2:open,day5:click",
+            "--timezone",
+            "America/New_York",
+            "--start",
+            "2026-03-05T15:40",
+        ],
+        tmp_path,
+    )
     assert human.returncode == 0, human.stderr
     assert "2026-03-08 15:40 EDT" in human.stdout and "What to expect at a first consultation" in human.stdout
     assert "nothing was sent" in human.stdout
-    data = json.loads(_run(["simulate", "connect-today", "--timezone", "Europe/London",
-                            "--start", "2026-10-20T21:30+01:00", "--json"], tmp_path).stdout)
+    data = json.loads(
+        _run(
+            ["simulate", "connect-today", "--timezone", "Europe/London", "--start", "2026-10-20T21:30+01:00", "--json"],
+            tmp_path,
+        ).stdout
+    )
     assert data["status"] == "completed" and data["sent"] == 4
     assert [e["time"] for e in data["entries"] if e["kind"] == "sent"][0] == "09:00"
     assert not list(tmp_path.iterdir())  # nothing stored, no database made
@@ -888,8 +1079,12 @@ def test_simulate_command(tmp_path: Path) -> None:
 
 
 def test_tick_list_status_remove_commands(tmp_path: Path, db_url: str, engine) -> None:  # type: ignore[no-untyped-def]
-    env = {"NEWSLETTER_DATABASE_URL": db_url, "NEWSLETTER_SECRET_KEY": "cli-test-key",
-           "NEWSLETTER_OUTBOX_DIR": str(tmp_path / "outbox"), "NEWSLETTER_QUIET_HOURS": "none"}
+    env = {
+        "NEWSLETTER_DATABASE_URL": db_url,
+        "NEWSLETTER_SECRET_KEY": "cli-test-key",
+        "NEWSLETTER_OUTBOX_DIR": str(tmp_path / "outbox"),
+        "NEWSLETTER_QUIET_HOURS": "none",
+    }
     reader(engine, "ann@example.com")
     settings = Settings(database_url=db_url, outbox_dir=str(tmp_path / "outbox"), quiet_hours="none")
     enroll(engine, settings, "connect-today", "ann@example.com", models.utcnow() - timedelta(days=1, minutes=1))
@@ -907,8 +1102,12 @@ def test_tick_list_status_remove_commands(tmp_path: Path, db_url: str, engine) -
 
 def test_enroll_command(tmp_path: Path, db_url: str, engine) -> None:  # type: ignore[no-untyped-def]
     """Staff put a reader in by hand: once; not twice; never an unknown or unsubscribed address."""
-    env = {"NEWSLETTER_DATABASE_URL": db_url, "NEWSLETTER_SECRET_KEY": "cli-test-key",
-           "NEWSLETTER_OUTBOX_DIR": str(tmp_path / "outbox"), "NEWSLETTER_QUIET_HOURS": "none"}
+    env = {
+        "NEWSLETTER_DATABASE_URL": db_url,
+        "NEWSLETTER_SECRET_KEY": "cli-test-key",
+        "NEWSLETTER_OUTBOX_DIR": str(tmp_path / "outbox"),
+        "NEWSLETTER_QUIET_HOURS": "none",
+    }
     reader(engine, "ann@example.com")
     gone = reader(engine, "gone@example.com")
     with session_scope(engine) as session:
@@ -930,7 +1129,11 @@ def test_enroll_command(tmp_path: Path, db_url: str, engine) -> None:  # type: i
 
 
 def _bomb(aud: Path) -> None:
-    write(aud, "bomb", f"name: bomb\ndescription: {billion_laughs()}\n" + TWO_STEPS.format(name="x", extra="").split("\n", 2)[2])
+    write(
+        aud,
+        "bomb",
+        f"name: bomb\ndescription: {billion_laughs()}\n" + TWO_STEPS.format(name="x", extra="").split("\n", 2)[2],
+    )
 
 
 def test_an_alias_bomb_in_a_description_is_refused_and_the_other_sequences_load(aud: Path) -> None:

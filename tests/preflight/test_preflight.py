@@ -70,20 +70,26 @@ ARTICLE = Article(
     title="Finding calm in a busy season",
     slug="finding-calm",
     sections=(
-        Section(None, (
-            "Spring is a season of change, and change can unsettle even the steadiest routine. Many of the people "
-            "we see in our practice describe the same pattern: more to do, less sleep, and a quiet sense of falling "
-            "behind.",
-            "This article looks at small, practical steps that help, and at when it makes sense to ask for support. "
-            'Our clinicians wrote a longer <a href="https://rootsmentalwellness.example/blog/sleep">guide to better '
-            "sleep</a> as well.",
-        )),
-        Section("Small steps that add up", (
-            "Start with one anchor in your day: a short walk, a regular bedtime, or ten minutes without a screen. "
-            "Anchors work because they ask for very little and give a sense of control back.",
-            "Notice what drains you and what restores you. Writing it down for a week often shows a pattern that is "
-            "hard to see from inside a busy day.",
-        )),
+        Section(
+            None,
+            (
+                "Spring is a season of change, and change can unsettle even the steadiest routine. Many of the people "
+                "we see in our practice describe the same pattern: more to do, less sleep, and a quiet sense of falling "
+                "behind.",
+                "This article looks at small, practical steps that help, and at when it makes sense to ask for support. "
+                'Our clinicians wrote a longer <a href="https://rootsmentalwellness.example/blog/sleep">guide to better '
+                "sleep</a> as well.",
+            ),
+        ),
+        Section(
+            "Small steps that add up",
+            (
+                "Start with one anchor in your day: a short walk, a regular bedtime, or ten minutes without a screen. "
+                "Anchors work because they ask for very little and give a sense of control back.",
+                "Notice what drains you and what restores you. Writing it down for a week often shows a pattern that is "
+                "hard to see from inside a busy day.",
+            ),
+        ),
     ),
     author="Dr. Maya Chen",
     published=date(2024, 3, 4),
@@ -99,26 +105,49 @@ def rendered(subject: str = SUBJECT, preheader: str = PREHEADER):  # type: ignor
     return render_campaign(ARTICLE, brand_from_settings(SETTINGS), subject=subject, preheader=preheader)
 
 
-def build(html: str | None = None, text: str | None = None, subject: str | None = None, *,
-          settings: Settings = SETTINGS, unsubscribe_url: str | None = None) -> bytes:
+def build(
+    html: str | None = None,
+    text: str | None = None,
+    subject: str | None = None,
+    *,
+    settings: Settings = SETTINGS,
+    unsubscribe_url: str | None = None,
+) -> bytes:
     """The message a recipient (Alex) gets, through the real MIME builder."""
     campaign = rendered()
     message = CampaignMessage(
-        campaign_id=1, subject=campaign.subject if subject is None else subject,
-        html=campaign.html if html is None else html, text=campaign.text if text is None else text,
-        from_email=settings.from_email, from_name=settings.from_name, reply_to=settings.reply_to,
-        category="campaign-1", sending_domain=settings.sending_domain)
-    recipient = Recipient(delivery_id=0, email="alex@example.com", name="Alex Example",
-                          substitutions=recipient_values("Alex", TOKEN),
-                          unsubscribe_url=unsubscribe_url or f"{settings.public_base}/u/{TOKEN}")
+        campaign_id=1,
+        subject=campaign.subject if subject is None else subject,
+        html=campaign.html if html is None else html,
+        text=campaign.text if text is None else text,
+        from_email=settings.from_email,
+        from_name=settings.from_name,
+        reply_to=settings.reply_to,
+        category="campaign-1",
+        sending_domain=settings.sending_domain,
+    )
+    recipient = Recipient(
+        delivery_id=0,
+        email="alex@example.com",
+        name="Alex Example",
+        substitutions=recipient_values("Alex", TOKEN),
+        unsubscribe_url=unsubscribe_url or f"{settings.public_base}/u/{TOKEN}",
+    )
     return build_mime(message, recipient, personalise=personalise, date=WHEN).as_bytes()
 
 
 def context(**changes) -> CheckContext:  # type: ignore[no-untyped-def]
     campaign = rendered()
-    values = dict(public_url=PUBLIC, postal_address=SETTINGS.postal_address, brand_name=SETTINGS.brand_name,
-                  sending_domain=SETTINGS.sending_domain, links={link.position: link.kind for link in campaign.links},
-                  cta_label="Connect today", preheader=PREHEADER, sample_token=TOKEN)
+    values = dict(
+        public_url=PUBLIC,
+        postal_address=SETTINGS.postal_address,
+        brand_name=SETTINGS.brand_name,
+        sending_domain=SETTINGS.sending_domain,
+        links={link.position: link.kind for link in campaign.links},
+        cta_label="Connect today",
+        preheader=PREHEADER,
+        sample_token=TOKEN,
+    )
     values.update(changes)
     return CheckContext(**values)
 
@@ -169,6 +198,7 @@ def cta_position() -> int:
 
 # --- the good message ------------------------------------------------------------------------------
 
+
 def test_a_good_message_passes_every_fast_check() -> None:
     results = check_message(build(), context=context(), only=FAST)
     assert [(c.name, c.status) for c in results] == [(name, "pass") for name in FAST], [c.reason for c in results]
@@ -182,13 +212,16 @@ def test_report_shape_and_unknown_check_name() -> None:
     checks = check_message(build(), context=context(), only=("size", "subject"))
     report = PreflightReport(tuple(checks), campaign_id=7, sample_email="alex@example.com")
     data = json.loads(json.dumps(report.to_dict()))
-    assert data["passed"] is True and data["failed"] == [] and [c["name"] for c in data["checks"]] == ["size", "subject"]
+    assert (
+        data["passed"] is True and data["failed"] == [] and [c["name"] for c in data["checks"]] == ["size", "subject"]
+    )
     assert set(data["checks"][0]) == {"name", "status", "reason", "fix_hint", "details", "title"}
     with pytest.raises(ValueError, match="unknown check"):
         check_message(build(), context=context(), only=("nope",))
 
 
 # --- 1. spam ---------------------------------------------------------------------------------------
+
 
 @needs_spamassassin
 def test_spam_good_message_scores_low() -> None:
@@ -230,8 +263,11 @@ Content analysis details:   (2.3 points, 5.0 required)
 """
     score, threshold, rules = parse_report(report)
     assert (score, threshold) == (2.3, 5.0)
-    assert [(r.name, r.points) for r in rules] == [("NO_RECEIVED", -0.0), ("HTML_FONT_LOW_CONTRAST", 0.7),
-                                                   ("MIME_HTML_ONLY", 1.6)]
+    assert [(r.name, r.points) for r in rules] == [
+        ("NO_RECEIVED", -0.0),
+        ("HTML_FONT_LOW_CONTRAST", 0.7),
+        ("MIME_HTML_ONLY", 1.6),
+    ]
     assert rules[1].description == "BODY: HTML font color similar or identical to background"
     assert spam_module._host_port("spamd.internal:783") == ("spamd.internal", "783")
     assert spam_module._host_port("[::1]") == ("::1", "")
@@ -239,9 +275,11 @@ Content analysis details:   (2.3 points, 5.0 required)
 
 # --- 2. size ---------------------------------------------------------------------------------------
 
+
 def big_html(kilobytes: int = 120) -> str:
-    paragraph = ("<p style=\"margin:0 0 18px;\">" + " ".join(["Rest, routine and a kind word to yourself."] * 10)
-                 + "</p>\n")
+    paragraph = (
+        '<p style="margin:0 0 18px;">' + " ".join(["Rest, routine and a kind word to yourself."] * 10) + "</p>\n"
+    )
     return inserted(paragraph * (kilobytes * 1024 // len(paragraph) + 1))
 
 
@@ -256,6 +294,7 @@ def test_size_passes_a_normal_message_and_fails_a_120_kb_one() -> None:
 
 # --- 3. parts and headers --------------------------------------------------------------------------
 
+
 def _long_line_message() -> bytes:
     msg = email.message_from_bytes(build(), policy=policy.SMTP)
     raw = msg.as_bytes()
@@ -269,15 +308,27 @@ def _long_line_message() -> bytes:
 MIME_FAULTS = {
     "no text part": (lambda: html_only(rendered().html), "there is no text/plain part", "txt.j2"),
     "empty text part": (lambda: build(text=""), "text/plain part is empty", "txt.j2"),
-    "http unsubscribe": (lambda: build(unsubscribe_url=f"http://127.0.0.1:8000/u/{TOKEN}"),
-                         "List-Unsubscribe has no https URL", "set NEWSLETTER_PUBLIC_URL to your https tracking domain"),
-    "no one-click post": (lambda: with_headers(build(), List_Unsubscribe_Post=None), "List-Unsubscribe-Post",
-                          "build_mime"),
-    "no display name": (lambda: with_headers(build(), From=SETTINGS.from_email), "no display name",
-                        "NEWSLETTER_FROM_NAME"),
+    "http unsubscribe": (
+        lambda: build(unsubscribe_url=f"http://127.0.0.1:8000/u/{TOKEN}"),
+        "List-Unsubscribe has no https URL",
+        "set NEWSLETTER_PUBLIC_URL to your https tracking domain",
+    ),
+    "no one-click post": (
+        lambda: with_headers(build(), List_Unsubscribe_Post=None),
+        "List-Unsubscribe-Post",
+        "build_mime",
+    ),
+    "no display name": (
+        lambda: with_headers(build(), From=SETTINGS.from_email),
+        "no display name",
+        "NEWSLETTER_FROM_NAME",
+    ),
     "no reply-to": (lambda: with_headers(build(), Reply_To=None), "no Reply-To", "NEWSLETTER_REPLY_TO"),
-    "foreign message-id": (lambda: with_headers(build(), Message_ID="<1.2@mailer.example.net>"),
-                           "not on the sending domain", "NEWSLETTER_FROM_EMAIL"),
+    "foreign message-id": (
+        lambda: with_headers(build(), Message_ID="<1.2@mailer.example.net>"),
+        "not on the sending domain",
+        "NEWSLETTER_FROM_EMAIL",
+    ),
     "no date": (lambda: with_headers(build(), Date=None), "no valid Date", "build_mime"),
     "long line": (_long_line_message, "exceed 998 characters", "quoted-printable"),
 }
@@ -306,6 +357,7 @@ def test_mime_demo_default_public_url_fails_with_the_setting_to_change() -> None
 
 # --- 4. compliance ---------------------------------------------------------------------------------
 
+
 def _without_address() -> bytes:
     campaign = rendered()
     address = SETTINGS.postal_address
@@ -321,17 +373,33 @@ def _without_unsubscribe_link() -> bytes:
 
 
 COMPLIANCE_FAULTS = {
-    "no postal address": (_without_address, "the postal address (Roots Mental Wellness, 100 Example Avenue",
-                          "postal_address"),
+    "no postal address": (
+        _without_address,
+        "the postal address (Roots Mental Wellness, 100 Example Avenue",
+        "postal_address",
+    ),
     "no unsubscribe link": (_without_unsubscribe_link, "no visible unsubscribe link", "footer.mjml.j2"),
     "hidden unsubscribe link": (
-        lambda: build(html=re.sub(r'(<a href="[^"]*/u/%%token%%"[^>]*>Unsubscribe</a>)', r'<span style="display:none;">\1</span>',
-                                  rendered().html)),
-        "hidden or has no text", "footer.mjml.j2"),
-    "jinja leftover": (lambda: build(html=inserted("<p>Dear {{ subscriber.name }},</p>")), "unrendered markup in the HTML: {{",
-                       "template"),
-    "placeholder leftover": (lambda: build(text=rendered().text + "\nP.S. %%favourite_colour%%\n"),
-                             "unrendered markup in the text: %%favourite_colour%%", "%%first_name%%"),
+        lambda: build(
+            html=re.sub(
+                r'(<a href="[^"]*/u/%%token%%"[^>]*>Unsubscribe</a>)',
+                r'<span style="display:none;">\1</span>',
+                rendered().html,
+            )
+        ),
+        "hidden or has no text",
+        "footer.mjml.j2",
+    ),
+    "jinja leftover": (
+        lambda: build(html=inserted("<p>Dear {{ subscriber.name }},</p>")),
+        "unrendered markup in the HTML: {{",
+        "template",
+    ),
+    "placeholder leftover": (
+        lambda: build(text=rendered().text + "\nP.S. %%favourite_colour%%\n"),
+        "unrendered markup in the text: %%favourite_colour%%",
+        "%%first_name%%",
+    ),
     "sender not named": (lambda: build(), "is not named", "brand_name"),
 }
 
@@ -361,23 +429,38 @@ def test_compliance_without_a_configured_address_names_the_setting() -> None:
 
 ACCESSIBILITY_FAULTS = {
     "no lang": (lambda h: h.replace('<html lang="en"', "<html", 1), "no lang attribute", 'lang="en"'),
-    "image without alt": (lambda h: inserted('<img src="https://rootsmentalwellness.example/team.jpg" width="200" '
-                                             'height="120">', h),
-                          "1 image(s) without alt text: https://rootsmentalwellness.example/team.jpg", 'alt=""'),
-    "layout table without role": (lambda h: inserted("<table><tr><td>Opening hours: 9 to 5</td></tr></table>", h),
-                                  'layout table(s) without role="presentation"', 'role="presentation"'),
-    "low contrast text": (lambda h: inserted('<p style="color:#aaaaaa;">Small print in light grey.</p>', h),
-                          "below WCAG AA contrast; worst 2.32:1 (#aaaaaa on #ffffff", "theme.py"),
+    "image without alt": (
+        lambda h: inserted('<img src="https://rootsmentalwellness.example/team.jpg" width="200" height="120">', h),
+        "1 image(s) without alt text: https://rootsmentalwellness.example/team.jpg",
+        'alt=""',
+    ),
+    "layout table without role": (
+        lambda h: inserted("<table><tr><td>Opening hours: 9 to 5</td></tr></table>", h),
+        'layout table(s) without role="presentation"',
+        'role="presentation"',
+    ),
+    "low contrast text": (
+        lambda h: inserted('<p style="color:#aaaaaa;">Small print in light grey.</p>', h),
+        "below WCAG AA contrast; worst 2.32:1 (#aaaaaa on #ffffff",
+        "theme.py",
+    ),
     "stylesheet link colour on the dark button colour": (  # the <style> block's a { color } applies
-        lambda h: inserted('<div style="background-color:#1c5c52;padding:8px;"><a href="mailto:hello@example.com">'
-                           "Write to us</a></div>", h),
-        "(#17675b on #1c5c52, \"Write to us\"", "theme.py"),
+        lambda h: inserted(
+            '<div style="background-color:#1c5c52;padding:8px;"><a href="mailto:hello@example.com">'
+            "Write to us</a></div>",
+            h,
+        ),
+        '(#17675b on #1c5c52, "Write to us"',
+        "theme.py",
+    ),
 }
 
 
 def test_accessibility_passes_the_template_and_allows_decorative_images_and_data_tables() -> None:
-    html = inserted('<img src="https://rootsmentalwellness.example/leaf.png" alt="" width="40" height="40">'
-                    "<table><caption>Opening hours</caption><tr><th>Day</th><td>9 to 5</td></tr></table>")
+    html = inserted(
+        '<img src="https://rootsmentalwellness.example/leaf.png" alt="" width="40" height="40">'
+        "<table><caption>Opening hours</caption><tr><th>Day</th><td>9 to 5</td></tr></table>"
+    )
     result = run(build(html=html), "accessibility")
     assert result.status == "pass", result.reason
     assert result.details["lang"] == "en" and result.details["images"] == 2
@@ -394,32 +477,48 @@ def test_accessibility_fails_each_fault(fault: str) -> None:
 
 # --- 6. links --------------------------------------------------------------------------------------
 
+
 def _without_cta() -> bytes:
     campaign = rendered()
     position = cta_position()
-    html = re.sub(rf'<a href="{re.escape(PUBLIC)}/c/%%token%%/{position}"[^>]*>\s*Connect today\s*</a>', "",
-                  campaign.html)
+    html = re.sub(
+        rf'<a href="{re.escape(PUBLIC)}/c/%%token%%/{position}"[^>]*>\s*Connect today\s*</a>', "", campaign.html
+    )
     text = re.sub(rf"Connect today: \S+/{position}\n", "", campaign.text)
-    assert f"/c/%%token%%/{position}\"" not in html and f"/c/%%token%%/{position}\n" not in text
+    assert f'/c/%%token%%/{position}"' not in html and f"/c/%%token%%/{position}\n" not in text
     return build(html=html, text=text)
 
 
 LINK_FAULTS = {
-    "plain http": (lambda: build(html=inserted('<p><a href="http://rootsmentalwellness.example/old">old page</a></p>')),
-                   "1 link(s) not https: http://rootsmentalwellness.example/old", "https"),
-    "relative": (lambda: build(html=inserted('<p><a href="/about">about us</a></p>')), "not absolute: /about",
-                 "absolute"),
-    "not tracked": (lambda: build(html=inserted('<p><a href="https://rootsmentalwellness.example/team">team</a></p>')),
-                    "not click-tracked: https://rootsmentalwellness.example/team", "track()"),
-    "unregistered position": (lambda: build(html=inserted(f'<p><a href="{PUBLIC}/c/%%token%%/99">more</a></p>')),
-                              "unregistered position", "re-create the campaign"),
+    "plain http": (
+        lambda: build(html=inserted('<p><a href="http://rootsmentalwellness.example/old">old page</a></p>')),
+        "1 link(s) not https: http://rootsmentalwellness.example/old",
+        "https",
+    ),
+    "relative": (
+        lambda: build(html=inserted('<p><a href="/about">about us</a></p>')),
+        "not absolute: /about",
+        "absolute",
+    ),
+    "not tracked": (
+        lambda: build(html=inserted('<p><a href="https://rootsmentalwellness.example/team">team</a></p>')),
+        "not click-tracked: https://rootsmentalwellness.example/team",
+        "track()",
+    ),
+    "unregistered position": (
+        lambda: build(html=inserted(f'<p><a href="{PUBLIC}/c/%%token%%/99">more</a></p>')),
+        "unregistered position",
+        "re-create the campaign",
+    ),
     "no CTA": (_without_cta, "the call to action (Connect today) is missing from the HTML part", "cta.mjml.j2"),
 }
 
 
 def test_links_pass_tracked_footer_and_mailto_links() -> None:
-    result = run(build(html=inserted('<p>Questions? <a href="mailto:hello@rootsmentalwellness.example">Write to us'
-                                     "</a>.</p>")), "links")
+    result = run(
+        build(html=inserted('<p>Questions? <a href="mailto:hello@rootsmentalwellness.example">Write to us</a>.</p>')),
+        "links",
+    )
     assert result.status == "pass", result.reason
     assert cta_position() in result.details["tracked_positions"]["HTML"]
     assert cta_position() in result.details["tracked_positions"]["text"]
@@ -434,6 +533,7 @@ def test_links_fail_each_fault(fault: str) -> None:
 
 
 # --- 7. responsive ---------------------------------------------------------------------------------
+
 
 @needs_chromium
 def test_responsive_passes_the_template_and_saves_both_screenshots(tmp_path: Path) -> None:
@@ -454,7 +554,8 @@ def test_responsive_passes_stacking_columns_and_fails_a_desktop_only_layout() ->
         '<mjml lang="en"><mj-body><mj-section><mj-column><mj-text>What to expect in a session</mj-text></mj-column>'
         "<mj-column><mj-text>How to book a place</mj-text></mj-column></mj-section><mj-section><mj-column>"
         f'<mj-button href="{PUBLIC}/c/%%token%%/{cta_position()}" font-size="16px" inner-padding="14px 28px">'
-        "Connect today</mj-button></mj-column></mj-section></mj-body></mjml>")
+        "Connect today</mj-button></mj-column></mj-section></mj-body></mjml>"
+    )
     bad = (FIXTURES / "not_responsive.html").read_text(encoding="utf-8")
     bad = bad.replace("/c/TOKEN/1", f"/c/%%token%%/{cta_position()}")
     good_result = run(build(html=stacking), "responsive")
@@ -481,7 +582,7 @@ def test_responsive_without_chromium_warns_naming_the_package(monkeypatch: pytes
 
 # --- 8. subject and preheader ----------------------------------------------------------------------
 
-FIRST_SENTENCE = ("Spring is a season of change, and change can unsettle even the steadiest routine.")
+FIRST_SENTENCE = "Spring is a season of change, and change can unsettle even the steadiest routine."
 
 
 def test_subject_passes_a_short_subject_and_a_preheader_that_adds_to_it() -> None:
@@ -514,6 +615,7 @@ def test_subject_fails_a_long_subject_a_copied_preheader_and_a_missing_one() -> 
 
 
 # --- the seed campaign and a broken one, on both stores ---------------------------------------------
+
 
 def _seed_campaign(engine, settings, seed_article_path: Path) -> int:  # type: ignore[no-untyped-def]
     add_subscribers(engine, 3)
@@ -574,10 +676,12 @@ def _break_campaign(engine, settings, campaign_id: int) -> None:  # type: ignore
         campaign = session.get(models.Campaign, campaign_id)
         html = campaign.html.replace(settings.postal_address, "")
         image = '<p><img src="https://rootsmentalwellness.example/clinic.jpg" width="240" height="160"></p>'
-        body = ("<p style=\"margin:0 0 18px;\">" + " ".join(["Rest, routine and a kind word to yourself."] * 10)
-                + "</p>\n") * 220
-        html = html.replace("<p style=\"margin:0 0 4px;\">Warmly,</p>", image + body + "<p style=\"margin:0 0 4px;\">"
-                            "Warmly,</p>", 1)
+        body = (
+            '<p style="margin:0 0 18px;">' + " ".join(["Rest, routine and a kind word to yourself."] * 10) + "</p>\n"
+        ) * 220
+        html = html.replace(
+            '<p style="margin:0 0 4px;">Warmly,</p>', image + body + '<p style="margin:0 0 4px;">Warmly,</p>', 1
+        )
         assert image in html and 118 * 1024 < len(html.encode()) < 125 * 1024  # about 120 KB
         campaign.html = html
         campaign.text = ""
@@ -591,9 +695,14 @@ def test_broken_campaign_fails_with_four_clear_reasons(engine, settings, seed_ar
     failed = {c.name: c for c in report.failed}
     assert {"size", "mime", "compliance", "accessibility"} <= set(failed), {c.name: c.reason for c in report.checks}
     assert "the text/plain part is empty" in failed["mime"].reason
-    assert "1 image(s) without alt text: https://rootsmentalwellness.example/clinic.jpg" in failed["accessibility"].reason
+    assert (
+        "1 image(s) without alt text: https://rootsmentalwellness.example/clinic.jpg" in failed["accessibility"].reason
+    )
     assert "Gmail clips" in failed["size"].reason and failed["size"].details["kb"] > 118
-    assert "the postal address" in failed["compliance"].reason and "missing from the HTML part" in failed["compliance"].reason
+    assert (
+        "the postal address" in failed["compliance"].reason
+        and "missing from the HTML part" in failed["compliance"].reason
+    )
     # The only other check allowed to fail is the spam score, and only for the same missing text part.
     others = set(failed) - {"size", "mime", "compliance", "accessibility"}
     assert others <= {"spam"}, others
@@ -618,12 +727,14 @@ def test_broken_campaign_fails_with_four_clear_reasons(engine, settings, seed_ar
         monkey.undo()
     with session_scope(engine) as session:
         forced_by = session.get(models.Campaign, campaign_id).forced_by
-    assert re.fullmatch(r"alice at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00: (spam, )?size, mime, compliance, accessibility",
-                        forced_by), forced_by
+    assert re.fullmatch(
+        r"alice at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00: (spam, )?size, mime, compliance, accessibility", forced_by
+    ), forced_by
 
 
-def test_gate_lets_a_passing_campaign_through_without_a_record(engine, settings, seed_article_path,
-                                                               monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_gate_lets_a_passing_campaign_through_without_a_record(
+    engine, settings, seed_article_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     """The real checks on the seed campaign, on a machine without SpamAssassin or Chromium: two
     warnings, no failure. Warnings never block, and nothing is recorded as forced."""
     campaign_id = _seed_campaign(engine, settings, seed_article_path)
@@ -648,9 +759,11 @@ def test_forced_record_fits_the_column() -> None:
 
 
 def test_preflight_command_prints_and_exits_non_zero_on_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
-    failing = PreflightReport((Check("size", "pass", "20 KB"), Check("mime", "fail", "no [Reply-To] header",
-                                                                      "set NEWSLETTER_REPLY_TO")),
-                              campaign_id=3, sample_email="reader0@example.com")
+    failing = PreflightReport(
+        (Check("size", "pass", "20 KB"), Check("mime", "fail", "no [Reply-To] header", "set NEWSLETTER_REPLY_TO")),
+        campaign_id=3,
+        sample_email="reader0@example.com",
+    )
     monkeypatch.setattr(command_module, "run_preflight", lambda *a, **k: failing)
     monkeypatch.setattr(command_module, "session_scope", _null_scope)
     stream = io.StringIO()
@@ -682,8 +795,10 @@ class _null_scope:
 
 # --- a campaign rendered for an old public URL --------------------------------------------------------
 
+
 def test_a_campaign_rendered_for_an_old_public_url_fails_one_check_that_names_rerender(
-        engine, settings, seed_article_path) -> None:  # type: ignore[no-untyped-def]
+    engine, settings, seed_article_path
+) -> None:  # type: ignore[no-untyped-def]
     """Made on the default http://127.0.0.1:8000, checked after NEWSLETTER_PUBLIC_URL became https:
     one failing check saying so (not "no unsubscribe link", "no call to action" and "no CTA
     button", which blamed the templates), and the gate refuses it even with --force."""
@@ -692,8 +807,10 @@ def test_a_campaign_rendered_for_an_old_public_url_fails_one_check_that_names_re
         report = run_preflight(session, settings, campaign_id)
     [check] = report.checks
     assert (check.name, check.status) == ("public_url", "fail")
-    assert check.reason == (f"campaign {campaign_id} was rendered for http://127.0.0.1:8000; the public URL is now "
-                            f"{PUBLIC}: run `newsletter campaign rerender {campaign_id}`")
+    assert check.reason == (
+        f"campaign {campaign_id} was rendered for http://127.0.0.1:8000; the public URL is now "
+        f"{PUBLIC}: run `newsletter campaign rerender {campaign_id}`"
+    )
     assert "template" not in check.reason + check.fix_hint
     assert report.to_dict()["failed"] == ["public_url"] and report.sample_email == "reader0@example.com"
     for force in (False, True):
@@ -712,8 +829,7 @@ def test_a_campaign_rendered_for_an_old_public_url_fails_one_check_that_names_re
     assert "even with --force" in printed
 
 
-def test_a_campaign_rendered_for_todays_public_url_has_no_public_url_check(engine, settings,
-                                                                             seed_article_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_campaign_rendered_for_todays_public_url_has_no_public_url_check(engine, settings, seed_article_path) -> None:  # type: ignore[no-untyped-def]
     campaign_id = _seed_campaign(engine, settings, seed_article_path)
     with session_scope(engine) as session:
         report = run_preflight(session, settings, campaign_id)

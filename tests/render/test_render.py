@@ -56,19 +56,28 @@ def article() -> Article:
         title="Finding Calm & Steadiness",
         slug="finding-calm",
         sections=(
-            Section(None, (
-                "Stress shows up in the body first. Read <a href=\"https://example.org/stress?a=1&amp;b=2\">this "
-                "overview</a> for the basics.",
-                "Small, regular practices help more than <em>big</em> resolutions.",
-            )),
-            Section("Breathing &amp; grounding", (
-                "Slow breathing tells the nervous system it is safe. The "
-                "<a href=\"https://example.org/stress?a=1&amp;b=2\">same overview</a> has exercises.",
-            )),
-            Section("When to reach out", (
-                "If low mood lasts more than two weeks, talk to someone.<br>You deserve support.",
-                "Email <a href=\"mailto:hello@rootsmentalwellness.example\">our front desk</a> any time.",
-            )),
+            Section(
+                None,
+                (
+                    'Stress shows up in the body first. Read <a href="https://example.org/stress?a=1&amp;b=2">this '
+                    "overview</a> for the basics.",
+                    "Small, regular practices help more than <em>big</em> resolutions.",
+                ),
+            ),
+            Section(
+                "Breathing &amp; grounding",
+                (
+                    "Slow breathing tells the nervous system it is safe. The "
+                    '<a href="https://example.org/stress?a=1&amp;b=2">same overview</a> has exercises.',
+                ),
+            ),
+            Section(
+                "When to reach out",
+                (
+                    "If low mood lasts more than two weeks, talk to someone.<br>You deserve support.",
+                    'Email <a href="mailto:hello@rootsmentalwellness.example">our front desk</a> any time.',
+                ),
+            ),
         ),
         author="Noah Warren",
         published=date(2023, 8, 7),
@@ -78,7 +87,10 @@ def article() -> Article:
 
 
 def _render(article: Article, brand: Brand, **kwargs: object) -> RenderedCampaign:
-    options: dict[str, object] = {"subject": "Calm, %%first_name%%", "preheader": "Three small practices for a steadier week"}
+    options: dict[str, object] = {
+        "subject": "Calm, %%first_name%%",
+        "preheader": "Three small practices for a steadier week",
+    }
     options.update(kwargs)
     return render_campaign(article, brand, **options)  # type: ignore[arg-type]
 
@@ -93,6 +105,7 @@ def _tracked(position: int) -> str:
 
 
 # --- the HTML part ------------------------------------------------------------------------------
+
 
 def test_html_part_has_the_article_cta_and_footer(article: Article, brand: Brand) -> None:
     out = _render(article, brand)
@@ -133,8 +146,9 @@ def test_html_is_accessible_and_small(article: Article, brand: Brand) -> None:
     style = re.search(r'<a href="[^"]+" target="_blank" style="([^"]*)">\s*Connect today', page)
     assert style
     size = float(re.search(r"font-size:(\d+)px", style.group(1)).group(1))  # type: ignore[union-attr]
-    top, _right, bottom, _left = (list(map(float, re.findall(r"(\d+)px", re.search(
-        r"padding:([^;]+);", style.group(1)).group(1)))) * 2)[:4]  # type: ignore[union-attr]
+    top, _right, bottom, _left = (
+        list(map(float, re.findall(r"(\d+)px", re.search(r"padding:([^;]+);", style.group(1)).group(1)))) * 2
+    )[:4]  # type: ignore[union-attr]
     assert size * 1.2 + top + bottom >= 44
 
 
@@ -144,6 +158,7 @@ def test_text_colours_meet_wcag_aa(fg: str, bg: str) -> None:
 
 
 # --- the text part and link tracking --------------------------------------------------------
+
 
 def test_text_part_has_every_paragraph_and_tracked_links(article: Article, brand: Brand) -> None:
     out = _render(article, brand)
@@ -178,15 +193,19 @@ def test_links_are_registered_once_and_shared_by_both_parts(article: Article, br
     for link in out.links:
         assert _tracked(link.position) in out.html
         assert (_tracked(link.position) in out.text) == (link.kind != "honeypot")
-    assert re.findall(r"/c/%%token%%/(\d+)", out.html) and \
-        set(re.findall(r"/c/%%token%%/(\d+)", out.html)) == set(re.findall(r"/c/%%token%%/(\d+)", out.text)) | {"3"}
+    assert re.findall(r"/c/%%token%%/(\d+)", out.html) and set(re.findall(r"/c/%%token%%/(\d+)", out.html)) == set(
+        re.findall(r"/c/%%token%%/(\d+)", out.text)
+    ) | {"3"}
     assert "example.org/stress" not in out.html and "example.org/stress" not in out.text
     assert "mailto:hello@rootsmentalwellness.example" in out.html  # not trackable: left alone
 
 
 def test_same_url_as_cta_and_in_the_body_gets_two_positions(brand: Brand) -> None:
-    article = Article(title="T", slug="t", sections=(
-        Section(None, (f'<a href="{BOOKING}">Book</a> now, or <a href="{BOOKING}">book</a> later.',)),))
+    article = Article(
+        title="T",
+        slug="t",
+        sections=(Section(None, (f'<a href="{BOOKING}">Book</a> now, or <a href="{BOOKING}">book</a> later.',)),),
+    )
     out = _render(article, brand)
     assert [(link.position, link.kind) for link in out.links] == [(1, "article"), (2, "cta"), (3, "honeypot")]
     assert "Book (" + _tracked(1) + ") now, or book (" + _tracked(1) + ") later." in " ".join(out.text.split())
@@ -194,8 +213,11 @@ def test_same_url_as_cta_and_in_the_body_gets_two_positions(brand: Brand) -> Non
 
 def test_long_article_is_sent_as_a_teaser_with_read_more(brand: Brand) -> None:
     paragraphs = tuple(f"Paragraph {n} " + "word " * 99 for n in range(1, 21))  # 20 x 101 words
-    article = Article(title="Long read", slug="long-read", sections=(Section(None, paragraphs[:10]),
-                                                                     Section("Later part", paragraphs[10:])))
+    article = Article(
+        title="Long read",
+        slug="long-read",
+        sections=(Section(None, paragraphs[:10]), Section("Later part", paragraphs[10:])),
+    )
     assert article.word_count > brand.teaser_words
     out = _render(article, brand)
     assert "Paragraph 1 " in out.html and "Paragraph 2 " in out.text
@@ -219,10 +241,14 @@ def test_short_article_is_sent_whole_and_missing_cta_gets_a_default(brand: Brand
 
 # --- placeholders -------------------------------------------------------------------------------
 
+
 def test_placeholders_and_recipient_values() -> None:
     assert PLACEHOLDERS == ("%%first_name%%", "%%first_name_html%%", "%%token%%")
-    assert recipient_values("  Ana  ", "tok") == {"%%first_name%%": "Ana", "%%first_name_html%%": "Ana",
-                                                  "%%token%%": "tok"}
+    assert recipient_values("  Ana  ", "tok") == {
+        "%%first_name%%": "Ana",
+        "%%first_name_html%%": "Ana",
+        "%%token%%": "tok",
+    }
     assert recipient_values(None, "t")["%%first_name%%"] == "there"
     assert recipient_values("   ", "t")["%%first_name_html%%"] == "there"
     values = recipient_values('<b>"Jo" & co</b>', "t")
@@ -232,7 +258,7 @@ def test_placeholders_and_recipient_values() -> None:
 
 def test_personalise_is_a_single_pass() -> None:
     values = recipient_values("%%token%%", "abc.%%first_name%%")
-    content = "Hi %%first_name%%, <a href=\"/u/%%token%%\">%%first_name_html%%</a> %%other%%"
+    content = 'Hi %%first_name%%, <a href="/u/%%token%%">%%first_name_html%%</a> %%other%%'
     assert personalise(content, values) == 'Hi %%token%%, <a href="/u/abc.%%first_name%%">%%token%%</a> %%other%%'
 
 
@@ -247,6 +273,7 @@ def test_rendered_campaign_personalises_end_to_end(article: Article, brand: Bran
 
 
 # --- errors name the template file and line ------------------------------------------------------
+
 
 @pytest.fixture
 def templates(tmp_path: Path) -> Path:
@@ -269,8 +296,9 @@ def test_syntax_error_names_file_and_line(article: Article, brand: Brand, templa
     assert "syntax" in error.value.message
 
 
-def test_undefined_variable_in_a_partial_names_the_partial_line(article: Article, brand: Brand,
-                                                                templates: Path) -> None:
+def test_undefined_variable_in_a_partial_names_the_partial_line(
+    article: Article, brand: Brand, templates: Path
+) -> None:
     footer = templates / "partials" / "footer.mjml.j2"
     lines = footer.read_text().split("\n")
     lines.insert(4, "        <mj-text>{{ brand.fax_number }}</mj-text>")
@@ -318,8 +346,9 @@ def test_mismatched_mjml_tag_names_template_line(article: Article, brand: Brand,
     assert "</mj-colum> does not close <mj-column>" in error.value.message
 
 
-def test_mjml_compiler_error_names_template_line_and_mjml_message(article: Article, brand: Brand,
-                                                                  templates: Path) -> None:
+def test_mjml_compiler_error_names_template_line_and_mjml_message(
+    article: Article, brand: Brand, templates: Path
+) -> None:
     header = templates / "partials" / "header.mjml.j2"
     lines = header.read_text().split("\n")
     index = next(n for n, text in enumerate(lines) if "<mj-column>" in text)
@@ -342,8 +371,7 @@ def test_unknown_mjml_tag_is_refused(article: Article, brand: Brand, templates: 
     assert _where(error).endswith(f"templates/partials/cta.mjml.j2:{line}")
 
 
-def test_unknown_placeholder_and_jinja_in_subject_are_refused(article: Article, brand: Brand,
-                                                              templates: Path) -> None:
+def test_unknown_placeholder_and_jinja_in_subject_are_refused(article: Article, brand: Brand, templates: Path) -> None:
     with pytest.raises(RenderError) as error:
         _render(article, brand, subject="Hello {{ name }}")
     assert error.value.where == "subject"
@@ -362,15 +390,19 @@ def test_render_error_is_a_user_error() -> None:
 
 # --- the seed article, golden text part ---------------------------------------------------------
 
+
 def test_seed_campaign_text_matches_golden(seed_article_path: Path, brand: Brand) -> None:
     """The seed's text part, byte for byte.
 
     After an intended change to the templates or the parsers, regenerate it and read the diff:
         NEWSLETTER_UPDATE_GOLDEN=1 python -m pytest tests/render/test_render.py -k golden -p no:cacheprovider
     """
-    out = render_campaign(load_article(seed_article_path), brand,
-                          subject="Ketamine assisted psychotherapy, explained",
-                          preheader="How a new approach helps when conventional treatments have not.")
+    out = render_campaign(
+        load_article(seed_article_path),
+        brand,
+        subject="Ketamine assisted psychotherapy, explained",
+        preheader="How a new approach helps when conventional treatments have not.",
+    )
     if os.environ.get("NEWSLETTER_UPDATE_GOLDEN") == "1":
         GOLDEN.parent.mkdir(parents=True, exist_ok=True)
         GOLDEN.write_text(out.text, encoding="utf-8")
@@ -392,11 +424,16 @@ def evil_article() -> Article:
         title="Dear %%first_name%%, 50% off",
         slug="evil",
         sections=(
-            Section(None, (
-                "Hello %%first_name%% and %%first_name_html%%.",
-                (f'Note 5 &lt; 10 &amp; more. Click <a href="{EVIL_LINK}">here %%token%%</a> or '
-                 '<a href="mailto:e@evil.example?subject=%%token%%">mail us</a>.'),
-            )),
+            Section(
+                None,
+                (
+                    "Hello %%first_name%% and %%first_name_html%%.",
+                    (
+                        f'Note 5 &lt; 10 &amp; more. Click <a href="{EVIL_LINK}">here %%token%%</a> or '
+                        '<a href="mailto:e@evil.example?subject=%%token%%">mail us</a>.'
+                    ),
+                ),
+            ),
             Section("Heading %%token%%", ("Body %%token%%.",)),
         ),
         author="Eve %%token%%",
@@ -437,8 +474,14 @@ def test_placeholders_in_article_content_are_inert_text(evil_article, brand, sub
     # ... and the reader still sees what the author wrote.
     shown_html = html.unescape(re.sub(r"<[^>]+>", " ", sent[1])).replace("\u200b", "")
     shown_text = sent[2].replace("\u200b", "")
-    for words in ("Dear %%first_name%%, 50% off", "Hello %%first_name%% and %%first_name_html%%.", "here %%token%%",
-                  "Heading %%token%%", "Eve %%first_name%%", "Book %%token%%"):
+    for words in (
+        "Dear %%first_name%%, 50% off",
+        "Hello %%first_name%% and %%first_name_html%%.",
+        "here %%token%%",
+        "Heading %%token%%",
+        "Eve %%first_name%%",
+        "Book %%token%%",
+    ):
         assert words in shown_html and words in shown_text, words
     assert sent[0].replace("\u200b", "") == "Dear %%first_name%%, 50% off"
     # The link is registered as written: the redirect leads there with the text "%%token%%".
@@ -446,8 +489,11 @@ def test_placeholders_in_article_content_are_inert_text(evil_article, brand, sub
 
 
 def test_a_content_url_with_percent_encoding_still_works(brand) -> None:  # type: ignore[no-untyped-def]
-    story = Article(title="T", slug="t", sections=(Section(None, (
-        '<a href="mailto:a@example.org?subject=Hello%20there">Write</a> to us.',)),))
+    story = Article(
+        title="T",
+        slug="t",
+        sections=(Section(None, ('<a href="mailto:a@example.org?subject=Hello%20there">Write</a> to us.',)),),
+    )
     rendered = _render(story, brand)
     assert 'href="mailto:a@example.org?subject=Hello&#37;20there"' in rendered.html  # a browser reads %20
     assert "(a@example.org?subject=Hello%\u200b20there)" in rendered.text
@@ -484,11 +530,15 @@ def test_a_first_name_set_on_the_preference_page_lands_escaped(engine, settings,
     from newsletter.tracking.preferences import save_preferences
 
     page = tmp_path / "evil.html"
-    page.write_text(f'<h1>Dear %%first_name%%</h1><p>Hello %%first_name%%.</p><p><a href="{EVIL_LINK}">Read</a> '
-                    "this, then 5 &lt; 10.</p>")
+    page.write_text(
+        f'<h1>Dear %%first_name%%</h1><p>Hello %%first_name%%.</p><p><a href="{EVIL_LINK}">Read</a> '
+        "this, then 5 &lt; 10.</p>"
+    )
     with session_scope(engine) as session:
-        session.execute(insert(models.Subscriber), [{"email": "ann@example.com", "first_name": "Ann",
-                                                     "status": "active", "attributes": {}}])
+        session.execute(
+            insert(models.Subscriber),
+            [{"email": "ann@example.com", "first_name": "Ann", "status": "active", "attributes": {}}],
+        )
         slug = import_article(session, page).row.slug
         first = create_campaign(session, settings, article_slug=slug, segment="all").id
     send_campaign(engine, settings, first)

@@ -22,7 +22,9 @@ from newsletter.reports import campaign_html, campaign_report, trends_html, writ
 from newsletter.reports.charts import ACCENT, BOOKED, HUMAN
 
 CHROMIUM = find_chromium()
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not found: install Debian package chromium")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="headless Chromium not found: install Debian package chromium"
+)
 WIDTH = 1000
 
 
@@ -103,17 +105,24 @@ def test_campaign_html_is_self_contained_and_says_what_the_json_says(engine, wor
             assert rows.rows[("data-stage", stage)][1] == str(f[stage]), stage
             if stage not in ("recipients", "delivered"):
                 assert rows.rows[("data-stage", stage)][2] == pct(r[stage]), stage
-        assert rows.rows[("data-row", "opens")][1:] == [str(data["opens"][k]) for k in ("unique_human", "unique_machine", "total")]
-        assert rows.rows[("data-row", "clicks")][1:] == [str(data["clicks"][k]) for k in ("unique", "unique_machine", "total")]
+        assert rows.rows[("data-row", "opens")][1:] == [
+            str(data["opens"][k]) for k in ("unique_human", "unique_machine", "total")
+        ]
+        assert rows.rows[("data-row", "clicks")][1:] == [
+            str(data["clicks"][k]) for k in ("unique", "unique_machine", "total")
+        ]
         assert rows.rows[("data-row", "cta")][1:3] == [str(data["clicks"]["cta_unique"]), str(data["cta_machine"])]
         for link in data["links"]:
             assert rows.rows[("data-link", str(link["position"]))][3:] == [
-                str(link[k]) for k in ("unique_human", "unique_machine", "total")]
+                str(link[k]) for k in ("unique_human", "unique_machine", "total")
+            ]
         for t in data["by_tag"]:
             assert rows.rows[("data-tag", t["tag"])][:2] == [t["tag"], str(t["recipients"])]
             assert rows.rows[("data-tag", t["tag"])][3] == f"{t['opened']} {pct(t['rates']['opened'])}"
         hourly = data["hourly"]
-        assert rows.rows[("data-series", "clicks_human")][1:] == [str(sum(hourly["clicks_human"][:h])) for h in (1, 6, 24, 48, 72)]
+        assert rows.rows[("data-series", "clicks_human")][1:] == [
+            str(sum(hourly["clicks_human"][:h])) for h in (1, 6, 24, 48, 72)
+        ]
         assert rows.rows[("data-row", "unsubscribes")][1] == str(data["unsubscribes"])
         assert rows.tiles["cta-rate"] == pct(r["cta"]) and rows.tiles["booked"] == str(f["booked"])
     a = parse(campaign_html(report_of(engine, world, "A"))).rows
@@ -160,7 +169,7 @@ def _longest_run(image: Image.Image, colour: str, tolerance: int = 8) -> int:
     """The longest horizontal run of ``colour``: a funnel bar's length in pixels."""
     import numpy as np
 
-    target = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+    target = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
     mask = (np.abs(np.asarray(image.convert("RGB"), dtype=int) - target) <= tolerance).all(axis=2)
     best = 0
     for row in mask:
@@ -182,7 +191,8 @@ def _box(browser: Browser, selector: str) -> dict:
 
 def _visible(browser: Browser, selector: str) -> bool:
     """Displayed, not hidden, not transparent, and what is at its centre is the chart itself."""
-    return bool(browser.evaluate(f"""(() => {{
+    return bool(
+        browser.evaluate(f"""(() => {{
         const el = document.querySelector({selector!r});
         const style = getComputedStyle(el), rect = el.getBoundingClientRect();
         window.scrollTo(0, rect.top + window.scrollY - 10);
@@ -190,7 +200,8 @@ def _visible(browser: Browser, selector: str) -> bool:
         const hit = document.elementFromPoint(r.left + r.width / 2, r.top + Math.min(r.height / 2, innerHeight / 2 - 10));
         return style.display !== 'none' && style.visibility === 'visible' && Number(style.opacity) > 0
             && (hit === el || el.contains(hit));
-    }})()"""))
+    }})()""")
+    )
 
 
 def _screenshot(browser: Browser) -> Image.Image:
@@ -234,7 +245,9 @@ def test_trends_report_shows_its_charts_in_chromium(engine, world, tmp_path) -> 
         box = _box(browser, "#funnel-chart svg")
     page.save(tmp_path / "trends-report.png")
     chart = page.crop((int(box["x"]), int(box["y"]), int(box["x"] + box["width"]), int(box["y"] + box["height"])))
-    assert _longest_run(chart, HUMAN) / _longest_run(chart, BOOKED) == pytest.approx(9 / 2, rel=0.05)  # delivered 9, booked 2
+    assert _longest_run(chart, HUMAN) / _longest_run(chart, BOOKED) == pytest.approx(
+        9 / 2, rel=0.05
+    )  # delivered 9, booked 2
 
 
 # --------------------------------------------------------------------------- plain English, sound charts
@@ -250,7 +263,10 @@ def test_the_director_never_reads_honeypot(engine, world) -> None:  # type: igno
     rows = parse(html).rows
     assert rows[("data-link", "4")][1:3] == ["Hidden link (only machines click it)", "hidden link only machines click"]
     assert rows[("data-link", "2")][2] == "“Connect today” button"
-    assert "clicked a hidden link only machines click" in html and "Apple Mail Privacy Protection fetched the images" in html
+    assert (
+        "clicked a hidden link only machines click" in html
+        and "Apple Mail Privacy Protection fetched the images" in html
+    )
 
 
 def test_an_empty_campaign_report_says_no_engagement_yet(engine, world) -> None:  # type: ignore[no-untyped-def]
@@ -265,14 +281,20 @@ def test_an_empty_campaign_report_says_no_engagement_yet(engine, world) -> None:
     assert "No engagement yet: no one with a tag has opened or clicked." in html and 'id="tags-chart"' not in html
     assert 'id="funnel-chart"' in html  # four people were sent it: that bar is real
     # Delivery is unknown without provider reports, which is not zero.
-    assert parse(html).rows[("data-row", "delivered-events")][1] == "not known yet: no delivery reports from the provider"
+    assert (
+        parse(html).rows[("data-row", "delivered-events")][1] == "not known yet: no delivery reports from the provider"
+    )
 
 
 def test_trends_of_an_empty_store_say_so_in_words(engine) -> None:  # type: ignore[no-untyped-def]
     html = trends_html(trends_of(engine))
     assert "<svg" not in html
-    for words in ("No newsletter went out in these weeks, so no engagement yet.", "Nothing sent in these weeks.",
-                  "No one joined or left the list in these weeks.", "No new leads or bookings in these weeks."):
+    for words in (
+        "No newsletter went out in these weeks, so no engagement yet.",
+        "Nothing sent in these weeks.",
+        "No one joined or left the list in these weeks.",
+        "No new leads or bookings in these weeks.",
+    ):
         assert words in html, words
 
 
@@ -282,8 +304,11 @@ def test_trends_of_an_empty_store_say_so_in_words(engine) -> None:  # type: igno
 def _shown_ticks(axis) -> list[tuple[float, str]]:  # type: ignore[no-untyped-def]
     """(position, label) of the ticks inside the axis' view: the ones drawn."""
     low, high = sorted(axis.get_view_interval())
-    return [(loc, label.get_text()) for loc, label in zip(axis.get_majorticklocs(), axis.get_majorticklabels(), strict=True)
-            if low - 1e-9 <= loc <= high + 1e-9 and label.get_text()]
+    return [
+        (loc, label.get_text())
+        for loc, label in zip(axis.get_majorticklocs(), axis.get_majorticklabels(), strict=True)
+        if low - 1e-9 <= loc <= high + 1e-9 and label.get_text()
+    ]
 
 
 def chart_problems(fig, count_axes=()) -> list:  # type: ignore[no-untyped-def]
@@ -304,8 +329,9 @@ def chart_problems(fig, count_axes=()) -> list:  # type: ignore[no-untyped-def]
             labels = [text for _, text in _shown_ticks(axis)]
             if len(set(labels)) != len(labels):
                 found.append(("repeated tick labels", labels))
-            boxes = [label.get_window_extent(renderer) for label in axis.get_majorticklabels()
-                     if label.get_text() in labels]
+            boxes = [
+                label.get_window_extent(renderer) for label in axis.get_majorticklabels() if label.get_text() in labels
+            ]
             found += [("overlapping tick labels", k) for k in range(len(boxes) - 1) if boxes[k].overlaps(boxes[k + 1])]
     for axis in count_axes:
         ticks = [loc for loc, _ in _shown_ticks(axis)]
@@ -328,10 +354,21 @@ def _weeks(n: int, rate: float | None, people: int) -> list[dict]:
     for k in range(n):
         year, week, _ = (T0 - timedelta(weeks=n - 1 - k)).isocalendar()
         new = rnd.randint(0, people)
-        out.append({"week": f"{year}-W{week:02d}", "rates": dict.fromkeys(("opened", "clicked", "cta"), rate),
-                    "growth": {"new": new, "unsubscribed": new // 3, "bounced": 0, "complained": 0, "net": new - new // 3,
-                               "subscribers_at_end": 500},
-                    "leads": {"new": new // 5, "booked": new // 9}})
+        out.append(
+            {
+                "week": f"{year}-W{week:02d}",
+                "rates": dict.fromkeys(("opened", "clicked", "cta"), rate),
+                "growth": {
+                    "new": new,
+                    "unsubscribed": new // 3,
+                    "bounced": 0,
+                    "complained": 0,
+                    "net": new - new // 3,
+                    "subscribers_at_end": 500,
+                },
+                "leads": {"new": new // 5, "booked": new // 9},
+            }
+        )
     return out
 
 
@@ -343,13 +380,15 @@ def test_a_chart_of_nobody_counts_whole_people() -> None:
     from newsletter.reports import charts
 
     one_click = [0] * 5 + [1] + [0] * 66
-    for fig, axis in [(f := charts.hourly_chart(_hourly()), f.axes[0].yaxis),
-                      (f := charts.hourly_chart(_hourly(clicks_human=one_click)), f.axes[0].yaxis),
-                      (f := charts.funnel_chart({**FUNNEL, "basis": "sent", "recipients": 1, "delivered": 1}), f.axes[0].xaxis),
-                      (f := charts.paired_bars(["1. Connect today"], [("people", [0], charts.HUMAN)]), f.axes[0].xaxis),
-                      (f := charts.growth_chart(_weeks(12, None, 0)), f.axes[0].yaxis),
-                      (f := charts.leads_chart(_weeks(12, None, 0)), f.axes[0].yaxis),
-                      (f := charts.leads_chart(_weeks(12, None, 5)), f.axes[0].yaxis)]:
+    for fig, axis in [
+        (f := charts.hourly_chart(_hourly()), f.axes[0].yaxis),
+        (f := charts.hourly_chart(_hourly(clicks_human=one_click)), f.axes[0].yaxis),
+        (f := charts.funnel_chart({**FUNNEL, "basis": "sent", "recipients": 1, "delivered": 1}), f.axes[0].xaxis),
+        (f := charts.paired_bars(["1. Connect today"], [("people", [0], charts.HUMAN)]), f.axes[0].xaxis),
+        (f := charts.growth_chart(_weeks(12, None, 0)), f.axes[0].yaxis),
+        (f := charts.leads_chart(_weeks(12, None, 0)), f.axes[0].yaxis),
+        (f := charts.leads_chart(_weeks(12, None, 5)), f.axes[0].yaxis),
+    ]:
         ticks = [loc for loc, _ in _shown_ticks(axis)]
         assert len(ticks) >= 2 and all(t == int(t) for t in ticks), ticks
         assert chart_problems(fig, [axis]) == []
@@ -358,8 +397,11 @@ def test_a_chart_of_nobody_counts_whole_people() -> None:
 def test_chart_labels_are_wrapped_not_cut() -> None:
     from newsletter.reports import charts
 
-    labels = ["1. Connect today", "2. Hidden link (only machines click it)",
-              "3. https://rootsmentalwellness.com/blog/the-emergence-of-ketamine-assisted-psychotherapy?utm_source=newsletter"]
+    labels = [
+        "1. Connect today",
+        "2. Hidden link (only machines click it)",
+        "3. https://rootsmentalwellness.com/blog/the-emergence-of-ketamine-assisted-psychotherapy?utm_source=newsletter",
+    ]
     fig = charts.paired_bars(labels, [("people", [24, 0, 3], charts.HUMAN), ("machines", [11, 2, 0], charts.MACHINE)])
     shown = [text for _, text in sorted(_shown_ticks(fig.axes[0].yaxis), reverse=True)]  # top to bottom
     assert [" ".join(text.split("\n")) for text in shown[:2]] == labels[:2]
@@ -372,18 +414,37 @@ def test_chart_labels_are_wrapped_not_cut() -> None:
 def test_every_chart_fits_and_its_labels_stay_apart(width) -> None:  # type: ignore[no-untyped-def]
     from newsletter.reports import charts
 
-    big = {"basis": "mixed", "recipients": 300_000, "delivered": 299_000, "opened": 171_000, "clicked": 24_000,
-           "cta": 24_000, "leads": 2_400, "booked": 3}
-    cases = [(charts.funnel_chart(big, width), "x"), (charts.funnel_chart({**FUNNEL, "basis": "sent", "recipients": 300,
-                                                                           "delivered": 300}, width), "x"),
-             (charts.hourly_chart(_hourly(opens_human=[3] * 72, clicks_machine=[1] + [0] * 71), width), "y"),
-             (charts.paired_bars(["anxiety", "ptsd"], [("opened", [0.004, 0.001], charts.HUMAN),
-                                                        ("clicked", [0.0, 0.0], charts.ACCENT)], width, percent=True), ""),
-             (charts.paired_bars(["anxiety"], [("opened", [1.0], charts.HUMAN)], width, percent=True), "")]
+    big = {
+        "basis": "mixed",
+        "recipients": 300_000,
+        "delivered": 299_000,
+        "opened": 171_000,
+        "clicked": 24_000,
+        "cta": 24_000,
+        "leads": 2_400,
+        "booked": 3,
+    }
+    cases = [
+        (charts.funnel_chart(big, width), "x"),
+        (charts.funnel_chart({**FUNNEL, "basis": "sent", "recipients": 300, "delivered": 300}, width), "x"),
+        (charts.hourly_chart(_hourly(opens_human=[3] * 72, clicks_machine=[1] + [0] * 71), width), "y"),
+        (
+            charts.paired_bars(
+                ["anxiety", "ptsd"],
+                [("opened", [0.004, 0.001], charts.HUMAN), ("clicked", [0.0, 0.0], charts.ACCENT)],
+                width,
+                percent=True,
+            ),
+            "",
+        ),
+        (charts.paired_bars(["anxiety"], [("opened", [1.0], charts.HUMAN)], width, percent=True), ""),
+    ]
     for weeks, rate, people in ((1, 0.2, 3), (12, 0.0004, 40_000), (520, 0.1, 200)):
-        cases += [(charts.trend_chart(_weeks(weeks, rate, people), width), ""),
-                  (charts.growth_chart(_weeks(weeks, rate, people), width), "y"),
-                  (charts.leads_chart(_weeks(weeks, rate, people), width), "y")]
+        cases += [
+            (charts.trend_chart(_weeks(weeks, rate, people), width), ""),
+            (charts.growth_chart(_weeks(weeks, rate, people), width), "y"),
+            (charts.leads_chart(_weeks(weeks, rate, people), width), "y"),
+        ]
     for fig, counts in cases:
         axes = {"x": [fig.axes[0].xaxis], "y": [fig.axes[0].yaxis], "": []}[counts]
         assert chart_problems(fig, axes) == [], fig.axes[0].get_legend_handles_labels()[1]

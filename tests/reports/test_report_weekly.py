@@ -48,7 +48,7 @@ def test_subject_and_figures_are_last_weeks(email, engine) -> None:  # type: ign
     week = trends_of(engine, weeks=12, now=MONDAY, include_current=False)["weeks"][-1]
     assert week["week"] == "2026-W48" and week["funnel"]["opened"] == 2
     assert "Subject B" in html and "Subject B" in text and "Subject A" not in text.split("12 weeks")[0]
-    assert "2 opened (50.0%)" in text and "1 \"Connect today\" (25.0%)" in text
+    assert "2 opened (50.0%)" in text and '1 "Connect today" (25.0%)' in text
     assert "1 new, 1 unsubscribed, 0 bounced, 1 complained, net -1; 6 active" in text
     assert "Opened -30.0 pts vs the week before" in text  # 50 % against week 47's 80 %
     assert re.search(r">\s*50\.0%\s*<", html) and re.search(r">\s*25\.0%\s*<", html)
@@ -84,7 +84,7 @@ def test_a_fresh_install_gets_words_not_empty_charts(engine, settings) -> None: 
     assert images == {} and "cid:" not in html and "<img" not in html
     assert "No newsletter went out in these weeks, so no engagement yet." in html
     assert "No one joined or left the list in these 12 weeks." in html
-    assert "none yet" in text.split("by \"Connect today\" rate:")[1]
+    assert "none yet" in text.split('by "Connect today" rate:')[1]
 
 
 def test_works_with_a_session_too(engine, world, settings, email) -> None:  # type: ignore[no-untyped-def]
@@ -132,7 +132,9 @@ def test_send_weekly_report_once_per_week_to_the_director(engine, world, setting
     assert send_weekly_report(engine, settings, MONDAY) is True
     assert send_weekly_report(engine, settings, datetime(2026, 12, 2, 9, tzinfo=UTC)) is False  # same week, later
     assert notification_status(engine, "weekly-report:2026-W48") == "sent"
-    message = email.message_from_bytes(outbox_path(settings, "weekly-report:2026-W48").read_bytes(), policy=policy.default)
+    message = email.message_from_bytes(
+        outbox_path(settings, "weekly-report:2026-W48").read_bytes(), policy=policy.default
+    )
     assert message["To"] == "director@clinic.example" and "2026-W48" in message["Subject"]
     html = message.get_body(("html",)).get_content()
     cids = {part["Content-ID"].strip("<>") for part in message.walk() if part.get_content_type() == "image/png"}
@@ -147,8 +149,12 @@ def test_send_weekly_report_through_sendgrid(engine, world, settings, fake_sendg
     from newsletter.notify import StaffMailError
     from newsletter.reports import send_weekly_report
 
-    settings = settings.with_overrides(sendgrid_api_key=fake_sendgrid.api_key, sendgrid_host=fake_sendgrid.url,
-                                       sendgrid_timeout=5.0, director_email="director@clinic.example")
+    settings = settings.with_overrides(
+        sendgrid_api_key=fake_sendgrid.api_key,
+        sendgrid_host=fake_sendgrid.url,
+        sendgrid_timeout=5.0,
+        director_email="director@clinic.example",
+    )
     fake_sendgrid.plan(("status", 503))
     with pytest.raises(StaffMailError):
         send_weekly_report(engine, settings, MONDAY)

@@ -49,7 +49,9 @@ UTC = timezone.utc
 T0 = datetime(2026, 11, 16, 17, 0, tzinfo=UTC)
 TB = datetime(2026, 11, 23, 17, 0, tzinfo=UTC)
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+BROWSER = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+)
 
 
 def at(base: datetime, hours: float = 0, minutes: float = 0) -> datetime:
@@ -68,15 +70,34 @@ class World:
 _keys = itertools.count(1)
 
 
-def add_event(session, world: World, campaign: str, who: str, type_: str, when: datetime, *,  # type: ignore[no-untyped-def]
-              link: int | None = None, machine: bool = False, reason: str | None = None,
-              source: str = "tracking") -> None:
-    session.add(models.Event(
-        event_key=f"report-test-{next(_keys)}-{type_}", type=type_, source=source,
-        campaign_id=world.campaigns[campaign], delivery_id=world.deliveries.get((campaign, who)),
-        subscriber_id=world.subscribers[who], link_id=world.links[(campaign, link)] if link else None,
-        is_machine=machine, machine_reason=reason, occurred_at=when,
-        user_agent=None if machine else BROWSER))
+def add_event(
+    session,
+    world: World,
+    campaign: str,
+    who: str,
+    type_: str,
+    when: datetime,
+    *,  # type: ignore[no-untyped-def]
+    link: int | None = None,
+    machine: bool = False,
+    reason: str | None = None,
+    source: str = "tracking",
+) -> None:
+    session.add(
+        models.Event(
+            event_key=f"report-test-{next(_keys)}-{type_}",
+            type=type_,
+            source=source,
+            campaign_id=world.campaigns[campaign],
+            delivery_id=world.deliveries.get((campaign, who)),
+            subscriber_id=world.subscribers[who],
+            link_id=world.links[(campaign, link)] if link else None,
+            is_machine=machine,
+            machine_reason=reason,
+            occurred_at=when,
+            user_agent=None if machine else BROWSER,
+        )
+    )
 
 
 def _subscribers(session, world: World) -> None:  # type: ignore[no-untyped-def]
@@ -94,26 +115,55 @@ def _subscribers(session, world: World) -> None:  # type: ignore[no-untyped-def]
     }
     for name, (created, status, changed, tags) in made.items():
         when = datetime.fromisoformat(created).replace(hour=12, tzinfo=UTC)
-        row = models.Subscriber(email=f"{name}@example.com", first_name=name.upper(), status=status, attributes={},
-                                created_at=when, updated_at=when, status_changed_at=changed)
+        row = models.Subscriber(
+            email=f"{name}@example.com",
+            first_name=name.upper(),
+            status=status,
+            attributes={},
+            created_at=when,
+            updated_at=when,
+            status_changed_at=changed,
+        )
         row.tags = [models.SubscriberTag(tag=t) for t in tags]
         session.add(row)
         session.flush()
         world.subscribers[name] = row.id
 
 
-def _campaign(session, world: World, name: str, *, kind: str = "newsletter", segment: str = "all",  # type: ignore[no-untyped-def]
-              started: datetime | None, status: str = "sent") -> None:
-    row = models.Campaign(kind=kind, name=f"Campaign {name}", subject=f"Subject {name}", segment=segment,
-                          template="newsletter.mjml.j2", status=status, html="<p>x</p>", text="x",
-                          started_at=started, created_at=started or T0, updated_at=started or T0)
+def _campaign(
+    session,
+    world: World,
+    name: str,
+    *,
+    kind: str = "newsletter",
+    segment: str = "all",  # type: ignore[no-untyped-def]
+    started: datetime | None,
+    status: str = "sent",
+) -> None:
+    row = models.Campaign(
+        kind=kind,
+        name=f"Campaign {name}",
+        subject=f"Subject {name}",
+        segment=segment,
+        template="newsletter.mjml.j2",
+        status=status,
+        html="<p>x</p>",
+        text="x",
+        started_at=started,
+        created_at=started or T0,
+        updated_at=started or T0,
+    )
     session.add(row)
     session.flush()
     world.campaigns[name] = row.id
-    for position, kind_, label in ((1, "article", "Read the article"), (2, "cta", "Connect today"),
-                                   (3, "read_more", "Read more")):
-        link = models.CampaignLink(campaign_id=row.id, position=position, url=f"https://example.org/{name}/{position}",
-                                   label=label, kind=kind_)
+    for position, kind_, label in (
+        (1, "article", "Read the article"),
+        (2, "cta", "Connect today"),
+        (3, "read_more", "Read more"),
+    ):
+        link = models.CampaignLink(
+            campaign_id=row.id, position=position, url=f"https://example.org/{name}/{position}", label=label, kind=kind_
+        )
         session.add(link)
         session.flush()
         world.links[(name, position)] = link.id
@@ -121,26 +171,50 @@ def _campaign(session, world: World, name: str, *, kind: str = "newsletter", seg
 
 def _ledger(session, world: World, campaign: str, rows: dict[str, str], sent_at: datetime) -> None:  # type: ignore[no-untyped-def]
     for who, status in rows.items():
-        row = models.Delivery(campaign_id=world.campaigns[campaign], subscriber_id=world.subscribers[who], status=status,
-                              sent_at=sent_at if status == "sent" else None, created_at=sent_at)
+        row = models.Delivery(
+            campaign_id=world.campaigns[campaign],
+            subscriber_id=world.subscribers[who],
+            status=status,
+            sent_at=sent_at if status == "sent" else None,
+            created_at=sent_at,
+        )
         session.add(row)
         session.flush()
         world.deliveries[(campaign, who)] = row.id
 
 
-def _lead(session, world: World, who: str, campaign: str, status: str, created: datetime,  # type: ignore[no-untyped-def]
-          moves: list[tuple[str, datetime]]) -> None:
-    lead = models.Lead(subscriber_id=world.subscribers[who], campaign_id=world.campaigns[campaign],
-                       link_id=world.links[(campaign, 2)], status=status, created_at=created, updated_at=created)
+def _lead(
+    session,
+    world: World,
+    who: str,
+    campaign: str,
+    status: str,
+    created: datetime,  # type: ignore[no-untyped-def]
+    moves: list[tuple[str, datetime]],
+) -> None:
+    lead = models.Lead(
+        subscriber_id=world.subscribers[who],
+        campaign_id=world.campaigns[campaign],
+        link_id=world.links[(campaign, 2)],
+        status=status,
+        created_at=created,
+        updated_at=created,
+    )
     session.add(lead)
     session.flush()
     world.leads[who] = lead.id
-    session.add(models.LeadStatusChange(lead_id=lead.id, from_status=None, to_status="new", changed_by="system:cta",
-                                        changed_at=created))
+    session.add(
+        models.LeadStatusChange(
+            lead_id=lead.id, from_status=None, to_status="new", changed_by="system:cta", changed_at=created
+        )
+    )
     previous = "new"
     for to, when in moves:
-        session.add(models.LeadStatusChange(lead_id=lead.id, from_status=previous, to_status=to, changed_by="staff",
-                                            changed_at=when))
+        session.add(
+            models.LeadStatusChange(
+                lead_id=lead.id, from_status=previous, to_status=to, changed_by="staff", changed_at=when
+            )
+        )
         previous = to
 
 
@@ -152,8 +226,22 @@ def build_report_world(engine: Engine) -> World:
         _campaign(s, world, "B", segment="ketamine-readers", started=TB)
         _campaign(s, world, "N", kind="nurture", segment="nurture", started=datetime(2026, 11, 20, 9, tzinfo=UTC))
         _campaign(s, world, "D", started=None, status="draft")
-        _ledger(s, world, "A", {"s1": "sent", "s2": "sent", "s3": "sent", "s4": "sent", "s5": "sent", "s6": "sent",
-                                "s7": "failed", "s8": "suppressed"}, at(T0, 0, 1))
+        _ledger(
+            s,
+            world,
+            "A",
+            {
+                "s1": "sent",
+                "s2": "sent",
+                "s3": "sent",
+                "s4": "sent",
+                "s5": "sent",
+                "s6": "sent",
+                "s7": "failed",
+                "s8": "suppressed",
+            },
+            at(T0, 0, 1),
+        )
         _ledger(s, world, "B", {"s1": "sent", "s2": "sent", "s3": "sent", "s4": "sent"}, at(TB, 0, 1))
         _ledger(s, world, "N", {"s1": "sent"}, datetime(2026, 11, 20, 9, 1, tzinfo=UTC))
         ev = lambda *a, **k: add_event(s, world, *a, **k)  # noqa: E731
@@ -187,10 +275,24 @@ def build_report_world(engine: Engine) -> World:
         ev("B", "s1", "lead", at(TB, 4), link=2, machine=True, reason="burst_clicks")
         ev("N", "s1", "delivered", datetime(2026, 11, 20, 9, 2, tzinfo=UTC), source="sendgrid")
         ev("N", "s1", "open", datetime(2026, 11, 20, 10, tzinfo=UTC))
-        _lead(s, world, "s1", "A", "client", at(T0, 0, 45), [("booked", datetime(2026, 11, 18, tzinfo=UTC)),
-                                                            ("client", datetime(2026, 11, 20, tzinfo=UTC))])
-        _lead(s, world, "s2", "A", "lost", at(T0, 2), [("booked", datetime(2026, 11, 19, tzinfo=UTC)),
-                                                      ("lost", datetime(2026, 11, 24, tzinfo=UTC))])
+        _lead(
+            s,
+            world,
+            "s1",
+            "A",
+            "client",
+            at(T0, 0, 45),
+            [("booked", datetime(2026, 11, 18, tzinfo=UTC)), ("client", datetime(2026, 11, 20, tzinfo=UTC))],
+        )
+        _lead(
+            s,
+            world,
+            "s2",
+            "A",
+            "lost",
+            at(T0, 2),
+            [("booked", datetime(2026, 11, 19, tzinfo=UTC)), ("lost", datetime(2026, 11, 24, tzinfo=UTC))],
+        )
         _lead(s, world, "s3", "B", "new", at(TB, 1, 5), [])
     return world
 
@@ -200,8 +302,15 @@ def build_report_world(engine: Engine) -> World:
 TAGS = ("anxiety", "depression", "ketamine", "ptsd", "family")
 
 
-def build_random_world(engine: Engine, subscribers: int, seed: int, *, start: datetime = T0,
-                       ledger: tuple[int, ...] = (90, 3, 3, 2, 2), campaigns: int = 3) -> World:
+def build_random_world(
+    engine: Engine,
+    subscribers: int,
+    seed: int,
+    *,
+    start: datetime = T0,
+    ledger: tuple[int, ...] = (90, 3, 3, 2, 2),
+    campaigns: int = 3,
+) -> World:
     """A bigger store of random events with realistic rates (and awkward cases: events exactly on
     hour boundaries and at 72 hours, doubted clicks, burst-machine leads, failed and suppressed
     rows, campaigns without delivery reports). Returns its names like :func:`build_report_world`."""
@@ -212,9 +321,22 @@ def build_random_world(engine: Engine, subscribers: int, seed: int, *, start: da
     rnd = random.Random(seed)
     world = World()
     with session_scope(engine) as s:
-        ids = list(s.scalars(insert(models.Subscriber).returning(models.Subscriber.id), [
-            {"email": f"r{seed}-{k}@example.com", "first_name": "R", "status": "active", "attributes": {},
-             "created_at": start - timedelta(days=rnd.randrange(0, 60)), "updated_at": start} for k in range(subscribers)]))
+        ids = list(
+            s.scalars(
+                insert(models.Subscriber).returning(models.Subscriber.id),
+                [
+                    {
+                        "email": f"r{seed}-{k}@example.com",
+                        "first_name": "R",
+                        "status": "active",
+                        "attributes": {},
+                        "created_at": start - timedelta(days=rnd.randrange(0, 60)),
+                        "updated_at": start,
+                    }
+                    for k in range(subscribers)
+                ],
+            )
+        )
         world.subscribers = {f"r{k}": i for k, i in enumerate(ids)}
         tags = [{"subscriber_id": i, "tag": t} for i in ids for t in TAGS if rnd.random() < 0.3]
         if tags:
@@ -225,9 +347,21 @@ def build_random_world(engine: Engine, subscribers: int, seed: int, *, start: da
             cid, when = world.campaigns[name], start + timedelta(days=offset)
             appeal = 1.0 if k < 3 else 0.6 + 0.8 * rnd.random()  # later newsletters click more or less
             statuses = rnd.choices(["sent", "failed", "suppressed", "ambiguous", "queued"], ledger, k=len(ids))
-            rows = list(s.scalars(insert(models.Delivery).returning(models.Delivery.id), [
-                {"campaign_id": cid, "subscriber_id": i, "status": st, "sent_at": when if st == "sent" else None,
-                 "created_at": when} for i, st in zip(ids, statuses, strict=True)]))
+            rows = list(
+                s.scalars(
+                    insert(models.Delivery).returning(models.Delivery.id),
+                    [
+                        {
+                            "campaign_id": cid,
+                            "subscriber_id": i,
+                            "status": st,
+                            "sent_at": when if st == "sent" else None,
+                            "created_at": when,
+                        }
+                        for i, st in zip(ids, statuses, strict=True)
+                    ],
+                )
+            )
             events = []
             for k, (sid, did, status) in enumerate(zip(ids, rows, statuses, strict=True)):
                 world.deliveries[(name, f"r{k}")] = did
@@ -251,15 +385,34 @@ def _hour_mark(rnd, when: datetime) -> datetime:  # type: ignore[no-untyped-def]
     return when + timedelta(seconds=rnd.random() ** 2 * 90 * 3600)
 
 
-def _random_events(rnd, cid: int, did: int, sid: int, when: datetime, provider: bool,  # type: ignore[no-untyped-def]
-                   links: dict, name: str, appeal: float = 1.0) -> list[dict]:
+def _random_events(
+    rnd,
+    cid: int,
+    did: int,
+    sid: int,
+    when: datetime,
+    provider: bool,  # type: ignore[no-untyped-def]
+    links: dict,
+    name: str,
+    appeal: float = 1.0,
+) -> list[dict]:
     out = []
 
     def add(type_: str, at: datetime, *, machine: bool = False, link: int | None = None, data=None) -> None:  # type: ignore[no-untyped-def]
-        out.append({"type": type_, "source": "tracking", "campaign_id": cid, "delivery_id": did, "subscriber_id": sid,
-                    "link_id": links[(name, link)] if link else None, "is_machine": machine,
-                    "machine_reason": ("apple_mpp" if type_ == "open" else "link_scanner") if machine else None,
-                    "occurred_at": at, "data": data})
+        out.append(
+            {
+                "type": type_,
+                "source": "tracking",
+                "campaign_id": cid,
+                "delivery_id": did,
+                "subscriber_id": sid,
+                "link_id": links[(name, link)] if link else None,
+                "is_machine": machine,
+                "machine_reason": ("apple_mpp" if type_ == "open" else "link_scanner") if machine else None,
+                "occurred_at": at,
+                "data": data,
+            }
+        )
 
     if provider:
         add("processed", when)
@@ -300,18 +453,32 @@ def _random_leads(s, rnd, world: World) -> None:  # type: ignore[no-untyped-def]
     from sqlalchemy import select
 
     E = models.Event
-    firsts = s.execute(select(E.subscriber_id, func_min(E.campaign_id), func_min(E.occurred_at))
-                       .where(E.type == "lead").group_by(E.subscriber_id)).all()
+    firsts = s.execute(
+        select(E.subscriber_id, func_min(E.campaign_id), func_min(E.occurred_at))
+        .where(E.type == "lead")
+        .group_by(E.subscriber_id)
+    ).all()
     for sid, cid, first in firsts:
         status = rnd.choice(models.LEAD_STATUSES)
         lead = models.Lead(subscriber_id=sid, campaign_id=cid, status=status, created_at=first, updated_at=first)
         s.add(lead)
         s.flush()
-        path = ["new"] + ([rnd.choice(["booked", "contacted"])] if rnd.random() < 0.5 else []) + ([status] if status != "new" else [])
+        path = (
+            ["new"]
+            + ([rnd.choice(["booked", "contacted"])] if rnd.random() < 0.5 else [])
+            + ([status] if status != "new" else [])
+        )
         for k, (a, b) in enumerate(zip([None] + path, path, strict=False)):
             if a != b:
-                s.add(models.LeadStatusChange(lead_id=lead.id, from_status=a, to_status=b, changed_by="test",
-                                              changed_at=first + timedelta(days=k)))
+                s.add(
+                    models.LeadStatusChange(
+                        lead_id=lead.id,
+                        from_status=a,
+                        to_status=b,
+                        changed_by="test",
+                        changed_at=first + timedelta(days=k),
+                    )
+                )
 
 
 def func_min(column):  # type: ignore[no-untyped-def]
@@ -334,12 +501,24 @@ def raw_figures(engine: Engine, campaign_id: int) -> dict:
         campaign = s.get(models.Campaign, campaign_id)
         start = campaign.started_at
         ledger = Counter(s.scalars(select(models.Delivery.status).where(models.Delivery.campaign_id == campaign_id)))
-        recipients = list(s.scalars(select(models.Delivery.subscriber_id).where(models.Delivery.campaign_id == campaign_id)))
-        sent_ids = set(s.scalars(select(models.Delivery.subscriber_id).where(models.Delivery.campaign_id == campaign_id,
-                                                                             models.Delivery.status == "sent")))
-        links = {link.id: link for link in s.scalars(select(models.CampaignLink).where(models.CampaignLink.campaign_id == campaign_id))}
-        events = [(e.type, e.is_machine, e.subscriber_id, e.delivery_id, e.link_id, e.occurred_at, e.machine_reason, e.data)
-                  for e in s.scalars(select(models.Event).where(models.Event.campaign_id == campaign_id))]
+        recipients = list(
+            s.scalars(select(models.Delivery.subscriber_id).where(models.Delivery.campaign_id == campaign_id))
+        )
+        sent_ids = set(
+            s.scalars(
+                select(models.Delivery.subscriber_id).where(
+                    models.Delivery.campaign_id == campaign_id, models.Delivery.status == "sent"
+                )
+            )
+        )
+        links = {
+            link.id: link
+            for link in s.scalars(select(models.CampaignLink).where(models.CampaignLink.campaign_id == campaign_id))
+        }
+        events = [
+            (e.type, e.is_machine, e.subscriber_id, e.delivery_id, e.link_id, e.occurred_at, e.machine_reason, e.data)
+            for e in s.scalars(select(models.Event).where(models.Event.campaign_id == campaign_id))
+        ]
         tags = defaultdict(set)
         for sid, tag in s.execute(select(models.SubscriberTag.subscriber_id, models.SubscriberTag.tag)):
             tags[sid].add(tag)
@@ -368,41 +547,80 @@ def raw_figures(engine: Engine, campaign_id: int) -> dict:
             firsts[key] = min(firsts.get(key, e[5]), e[5])
     hourly = {f"{k}_{w}": [0] * 72 for k in ("opens", "clicks") for w in ("human", "machine")}
     for (type_, machine, _), at in firsts.items():
-        hourly[f"{'opens' if type_ == 'open' else 'clicks'}_{'machine' if machine else 'human'}"][(at - start) // timedelta(hours=1)] += 1
+        hourly[f"{'opens' if type_ == 'open' else 'clicks'}_{'machine' if machine else 'human'}"][
+            (at - start) // timedelta(hours=1)
+        ] += 1
     by_tag = {}
     for tag in sorted({t for sid in recipients for t in tags[sid]}):
         group = [sid for sid in recipients if tag in tags[sid]]
-        by_tag[tag] = {"recipients": len(group), "sent": len([g for g in group if g in sent_ids]),
-                       "opened": len([g for g in group if g in opened]), "clicked": len([g for g in group if g in clicked]),
-                       "cta": len([g for g in group if g in cta]), "leads": len([g for g in group if g in lead])}
+        by_tag[tag] = {
+            "recipients": len(group),
+            "sent": len([g for g in group if g in sent_ids]),
+            "opened": len([g for g in group if g in opened]),
+            "clicked": len([g for g in group if g in clicked]),
+            "cta": len([g for g in group if g in cta]),
+            "leads": len([g for g in group if g in lead]),
+        }
     reasons = {"opens": Counter(), "clicks": Counter()}
     for e in events:
         if e[1] and e[0] in ("open", "click"):
             reasons["opens" if e[0] == "open" else "clicks"][e[6] or "unknown"] += 1
     return {
-        "recipients": sum(ledger.values()), "sent": ledger["sent"], "failed": ledger["failed"],
-        "suppressed": ledger["suppressed"], "ambiguous": ledger["ambiguous"], "queued": ledger["queued"] + ledger["in_flight"],
-        "delivered": types["delivered"], "deferred": types["deferred"], "bounced": types["bounce"] + types["blocked"],
-        "dropped": types["dropped"], "complaints": types["spamreport"],
-        "opens": {"unique_human": len(people(lambda e: e[0] == "open" and human(e))),
-                  "unique_machine": len(people(lambda e: e[0] == "open" and e[1])), "total": types["open"]},
-        "clicks": {"unique": len(clicked), "unique_machine": len(people(lambda e: e[0] == "click" and e[1])),
-                   "total": types["click"], "cta_unique": len(cta),
-                   "uncertain": len(people(lambda e: e[0] == "click" and human(e) and (e[7] or {}).get("doubt"))),
-                   "cta_confirmed": len(people(lambda e: e[0] == "cta_confirm" and human(e)))},
+        "recipients": sum(ledger.values()),
+        "sent": ledger["sent"],
+        "failed": ledger["failed"],
+        "suppressed": ledger["suppressed"],
+        "ambiguous": ledger["ambiguous"],
+        "queued": ledger["queued"] + ledger["in_flight"],
+        "delivered": types["delivered"],
+        "deferred": types["deferred"],
+        "bounced": types["bounce"] + types["blocked"],
+        "dropped": types["dropped"],
+        "complaints": types["spamreport"],
+        "opens": {
+            "unique_human": len(people(lambda e: e[0] == "open" and human(e))),
+            "unique_machine": len(people(lambda e: e[0] == "open" and e[1])),
+            "total": types["open"],
+        },
+        "clicks": {
+            "unique": len(clicked),
+            "unique_machine": len(people(lambda e: e[0] == "click" and e[1])),
+            "total": types["click"],
+            "cta_unique": len(cta),
+            "uncertain": len(people(lambda e: e[0] == "click" and human(e) and (e[7] or {}).get("doubt"))),
+            "cta_confirmed": len(people(lambda e: e[0] == "cta_confirm" and human(e))),
+        },
         "machine_reasons": {k: dict(v) for k, v in reasons.items()},
-        "provider": {"deferred_messages": len({e[3] for e in events if e[0] == "deferred"}),
-                     "bounced_hard": types["bounce"], "bounced_soft": types["blocked"], "processed": types["processed"]},
+        "provider": {
+            "deferred_messages": len({e[3] for e in events if e[0] == "deferred"}),
+            "bounced_hard": types["bounce"],
+            "bounced_soft": types["blocked"],
+            "processed": types["processed"],
+        },
         "unsubscribes": len(people(lambda e: e[0] == "unsubscribe")),
-        "leads": lead_rows, "cta_leads": len(lead), "booked": len(lead & booked_subs),
+        "leads": lead_rows,
+        "cta_leads": len(lead),
+        "booked": len(lead & booked_subs),
         "cta_machine": len(people(lambda e: e[0] == "click" and e[1] and e[4] in cta_links)),
-        "funnel": {"basis": "delivered" if delivered or not ledger["sent"] else "sent", "recipients": sum(ledger.values()),
-                   "delivered": base, "opened": len(opened), "clicked": len(clicked), "cta": len(cta),
-                   "leads": len(lead), "booked": len(lead & booked_subs)},
-        "links": [{"position": link.position, "unique_human": len(people(lambda e, i=i: e[0] == "click" and human(e) and e[4] == i)),
-                   "unique_machine": len(people(lambda e, i=i: e[0] == "click" and e[1] and e[4] == i)),
-                   "total": sum(1 for e in events if e[0] == "click" and e[4] == i)}
-                  for i, link in sorted(links.items(), key=lambda kv: kv[1].position)],
+        "funnel": {
+            "basis": "delivered" if delivered or not ledger["sent"] else "sent",
+            "recipients": sum(ledger.values()),
+            "delivered": base,
+            "opened": len(opened),
+            "clicked": len(clicked),
+            "cta": len(cta),
+            "leads": len(lead),
+            "booked": len(lead & booked_subs),
+        },
+        "links": [
+            {
+                "position": link.position,
+                "unique_human": len(people(lambda e, i=i: e[0] == "click" and human(e) and e[4] == i)),
+                "unique_machine": len(people(lambda e, i=i: e[0] == "click" and e[1] and e[4] == i)),
+                "total": sum(1 for e in events if e[0] == "click" and e[4] == i),
+            }
+            for i, link in sorted(links.items(), key=lambda kv: kv[1].position)
+        ],
         "by_tag": by_tag,
         "hourly": hourly,
     }
@@ -412,15 +630,21 @@ def _compare(report: dict, raw: dict) -> None:
     """Every figure the raw rows give must be the report's, key by key."""
     for key, value in raw.items():
         if key == "links":
-            got = [{k: link[k] for k in ("position", "unique_human", "unique_machine", "total")} for link in report["links"]]
+            got = [
+                {k: link[k] for k in ("position", "unique_human", "unique_machine", "total")}
+                for link in report["links"]
+            ]
             assert got == value, key
         elif key == "by_tag":
-            got = {t["tag"]: {k: t[k] for k in ("recipients", "sent", "opened", "clicked", "cta", "leads")}
-                   for t in report["by_tag"]}
+            got = {
+                t["tag"]: {k: t[k] for k in ("recipients", "sent", "opened", "clicked", "cta", "leads")}
+                for t in report["by_tag"]
+            }
             assert got == value, key
             for t in report["by_tag"]:
-                assert t["rates"] == {k: round(t[k] / t["sent"], 4) if t["sent"] else None
-                                      for k in ("opened", "clicked", "cta", "leads")}
+                assert t["rates"] == {
+                    k: round(t[k] / t["sent"], 4) if t["sent"] else None for k in ("opened", "clicked", "cta", "leads")
+                }
         elif key == "hourly":
             assert {k: report["hourly"][k] for k in value} == value, key
         elif key == "provider":
@@ -464,17 +688,39 @@ def trends_of(engine: Engine, weeks: int = 4, now: datetime = NOW, **kw) -> dict
 
 def test_campaign_funnel_matches_the_hand_count(engine, world) -> None:  # type: ignore[no-untyped-def]
     r = report_of(engine, world, "A")
-    assert r["funnel"] == {"basis": "delivered", "recipients": 8, "delivered": 5, "opened": 4, "clicked": 3, "cta": 2,
-                           "leads": 2, "booked": 2}
-    assert r["rates"] == {"delivered": 0.625, "opened": 0.8, "clicked": 0.6, "click_to_open": 0.75, "cta": 0.4,
-                          "leads": 0.4, "booked": 0.4}
+    assert r["funnel"] == {
+        "basis": "delivered",
+        "recipients": 8,
+        "delivered": 5,
+        "opened": 4,
+        "clicked": 3,
+        "cta": 2,
+        "leads": 2,
+        "booked": 2,
+    }
+    assert r["rates"] == {
+        "delivered": 0.625,
+        "opened": 0.8,
+        "clicked": 0.6,
+        "click_to_open": 0.75,
+        "cta": 0.4,
+        "leads": 0.4,
+        "booked": 0.4,
+    }
     assert (r["recipients"], r["sent"], r["failed"], r["suppressed"], r["ambiguous"], r["queued"]) == (8, 6, 1, 1, 0, 0)
 
 
 def test_people_beside_machines_and_provider_counts(engine, world) -> None:  # type: ignore[no-untyped-def]
     r = report_of(engine, world, "A")
     assert r["opens"] == {"unique_human": 3, "unique_machine": 2, "total": 6}  # s1 s2 s5 | s2 s3 | 2+2+1+1
-    assert r["clicks"] == {"unique": 3, "unique_machine": 1, "total": 6, "cta_unique": 2, "uncertain": 0, "cta_confirmed": 0}
+    assert r["clicks"] == {
+        "unique": 3,
+        "unique_machine": 1,
+        "total": 6,
+        "cta_unique": 2,
+        "uncertain": 0,
+        "cta_confirmed": 0,
+    }
     assert r["cta_machine"] == 1
     assert r["machine_reasons"] == {"opens": {"apple_mpp": 2}, "clicks": {"link_scanner": 2}}
     assert (r["delivered"], r["deferred"], r["bounced"], r["dropped"], r["complaints"]) == (5, 2, 1, 0, 1)
@@ -483,36 +729,57 @@ def test_people_beside_machines_and_provider_counts(engine, world) -> None:  # t
 
 
 def test_per_link_clicks(engine, world) -> None:  # type: ignore[no-untyped-def]
-    links = {link["position"]: (link["kind"], link["unique_human"], link["unique_machine"], link["total"])
-             for link in report_of(engine, world, "A")["links"]}
+    links = {
+        link["position"]: (link["kind"], link["unique_human"], link["unique_machine"], link["total"])
+        for link in report_of(engine, world, "A")["links"]
+    }
     assert links == {1: ("article", 1, 1, 2), 2: ("cta", 2, 1, 3), 3: ("read_more", 1, 0, 1)}
 
 
 def test_by_tag(engine, world) -> None:  # type: ignore[no-untyped-def]
     tags = {t["tag"]: t for t in report_of(engine, world, "A")["by_tag"]}
-    assert {k: (t["recipients"], t["sent"], t["opened"], t["clicked"], t["cta"], t["leads"]) for k, t in tags.items()} == {
-        "anxiety": (2, 2, 2, 2, 2, 2), "depression": (1, 1, 1, 1, 0, 0), "ketamine": (3, 3, 2, 1, 1, 1)}
+    assert {
+        k: (t["recipients"], t["sent"], t["opened"], t["clicked"], t["cta"], t["leads"]) for k, t in tags.items()
+    } == {"anxiety": (2, 2, 2, 2, 2, 2), "depression": (1, 1, 1, 1, 0, 0), "ketamine": (3, 3, 2, 1, 1, 1)}
     assert tags["ketamine"]["rates"] == {"opened": 0.6667, "clicked": 0.3333, "cta": 0.3333, "leads": 0.3333}  # of sent
 
 
 def test_first_72_hours_count_each_person_at_their_first_event(engine, world) -> None:  # type: ignore[no-untyped-def]
     h = report_of(engine, world, "A")["hourly"]
-    nonzero = {k: {i: n for i, n in enumerate(h[k]) if n} for k in ("opens_human", "opens_machine", "clicks_human", "clicks_machine")}
+    nonzero = {
+        k: {i: n for i, n in enumerate(h[k]) if n}
+        for k in ("opens_human", "opens_machine", "clicks_human", "clicks_machine")
+    }
     # s1 at 0:30, s2 at 1:30 (s5 at 80 h is outside); s2 and s3 machine at 0:10 and 0:05;
     # clicks: s1 at 0:40, s2 at exactly 2:00 (hour 2, not 1), s4 at 25:00; the scanner at 0:06.
-    assert nonzero == {"opens_human": {0: 1, 1: 1}, "opens_machine": {0: 2}, "clicks_human": {0: 1, 2: 1, 25: 1},
-                       "clicks_machine": {0: 1}}
+    assert nonzero == {
+        "opens_human": {0: 1, 1: 1},
+        "opens_machine": {0: 2},
+        "clicks_human": {0: 1, 2: 1, 25: 1},
+        "clicks_machine": {0: 1},
+    }
     assert h["within"] == {"opens_human": 2, "opens_machine": 2, "clicks_human": 3, "clicks_machine": 1}
     assert h["start"] == T0.isoformat() and len(h["opens_human"]) == 72
 
 
 def test_without_delivery_reports_the_funnel_counts_from_sent(engine, world) -> None:  # type: ignore[no-untyped-def]
     r = report_of(engine, world, "B")
-    assert r["funnel"] == {"basis": "sent", "recipients": 4, "delivered": 4, "opened": 2, "clicked": 2, "cta": 1,
-                           "leads": 1, "booked": 0}  # s1's machine lead counts for nothing
+    assert r["funnel"] == {
+        "basis": "sent",
+        "recipients": 4,
+        "delivered": 4,
+        "opened": 2,
+        "clicked": 2,
+        "cta": 1,
+        "leads": 1,
+        "booked": 0,
+    }  # s1's machine lead counts for nothing
     assert r["delivered"] == 0 and r["rates"]["cta"] == 0.25
     assert {t["tag"]: (t["sent"], t["rates"]["opened"]) for t in r["by_tag"]} == {
-        "anxiety": (2, 0.0), "depression": (1, 1.0), "ketamine": (2, 0.5)}
+        "anxiety": (2, 0.0),
+        "depression": (1, 1.0),
+        "ketamine": (2, 0.5),
+    }
 
 
 def test_a_campaign_never_sent(engine, world) -> None:  # type: ignore[no-untyped-def]
@@ -537,21 +804,43 @@ def test_weekly_trends_match_the_hand_count(engine, world) -> None:  # type: ign
     assert [w["campaigns"] for w in t["weeks"]] == [0, 0, 1, 1]
     assert t["weeks"][2]["funnel"] == report_of(engine, world, "A")["funnel"]
     assert t["weeks"][3]["funnel"] == report_of(engine, world, "B")["funnel"]
-    assert [(w["growth"]["new"], w["growth"]["unsubscribed"], w["growth"]["bounced"], w["growth"]["complained"],
-             w["growth"]["net"], w["growth"]["subscribers_at_end"]) for w in t["weeks"]] == [
-        (0, 0, 0, 0, 0, 4), (2, 0, 0, 0, 2, 6), (3, 1, 1, 0, 1, 7), (1, 1, 0, 1, -1, 6)]
+    assert [
+        (
+            w["growth"]["new"],
+            w["growth"]["unsubscribed"],
+            w["growth"]["bounced"],
+            w["growth"]["complained"],
+            w["growth"]["net"],
+            w["growth"]["subscribers_at_end"],
+        )
+        for w in t["weeks"]
+    ] == [(0, 0, 0, 0, 0, 4), (2, 0, 0, 0, 2, 6), (3, 1, 1, 0, 1, 7), (1, 1, 0, 1, -1, 6)]
     assert [(w["leads"]["new"], w["leads"]["booked"]) for w in t["weeks"]] == [(0, 0), (0, 0), (2, 2), (1, 0)]
-    assert t["totals"]["funnel"] == {"basis": "mixed", "recipients": 12, "delivered": 9, "opened": 6, "clicked": 5,
-                                     "cta": 3, "leads": 3, "booked": 2}
+    assert t["totals"]["funnel"] == {
+        "basis": "mixed",
+        "recipients": 12,
+        "delivered": 9,
+        "opened": 6,
+        "clicked": 5,
+        "cta": 3,
+        "leads": 3,
+        "booked": 2,
+    }
     assert t["totals"]["active_subscribers"] == 6 and t["totals"]["growth"]["net"] == 2
 
 
 def test_best_worst_segments_and_nurture_apart(engine, world) -> None:  # type: ignore[no-untyped-def]
     t = trends_of(engine)
-    assert [c["campaign_id"] for c in t["campaigns"]] == [world.campaigns["A"], world.campaigns["B"]]  # no nurture, no draft
+    assert [c["campaign_id"] for c in t["campaigns"]] == [
+        world.campaigns["A"],
+        world.campaigns["B"],
+    ]  # no nurture, no draft
     assert [c["campaign_id"] for c in t["best"]] == [world.campaigns["A"]]  # CTA 2/5 = 40 %
     assert [c["campaign_id"] for c in t["worst"]] == [world.campaigns["B"]]  # CTA 1/4 = 25 %
-    assert {s["segment"]: (s["campaigns"], s["funnel"]["cta"]) for s in t["by_segment"]} == {"all": (1, 2), "ketamine-readers": (1, 1)}
+    assert {s["segment"]: (s["campaigns"], s["funnel"]["cta"]) for s in t["by_segment"]} == {
+        "all": (1, 2),
+        "ketamine-readers": (1, 1),
+    }
     assert [(c["campaign_id"], c["funnel"]["opened"]) for c in t["nurture"]] == [(world.campaigns["N"], 1)]
 
 
@@ -562,8 +851,12 @@ def test_weeks_follow_the_clinic_time_zone(engine, world) -> None:  # type: igno
     t = trends_of(engine, weeks=2, timezone="America/Los_Angeles")
     assert t["period"]["start"] == "2026-11-16T08:00:00+00:00"
     assert [w["campaigns"] for w in t["weeks"]] == [1, 1]
-    assert trends_of(engine, weeks=2, now=datetime(2026, 11, 23, 7, tzinfo=UTC), timezone="America/Los_Angeles")[
-        "period"]["last_week"] == "2026-W47"  # 23 Nov 07:00 UTC is still Sunday 22nd in LA
+    assert (
+        trends_of(engine, weeks=2, now=datetime(2026, 11, 23, 7, tzinfo=UTC), timezone="America/Los_Angeles")["period"][
+            "last_week"
+        ]
+        == "2026-W47"
+    )  # 23 Nov 07:00 UTC is still Sunday 22nd in LA
 
 
 @pytest.mark.parametrize("weeks", [0, -1, 521])
@@ -602,8 +895,15 @@ def test_events_arriving_later_are_counted(engine) -> None:  # type: ignore[no-u
         for who in quiet:
             add_event(s, world, "A", who, "open", at(T0, 3))
             add_event(s, world, "A", who, "delivered", at(T0, 0, 3), source="sendgrid")
-        s.execute(update(models.Event).where(models.Event.campaign_id == world.campaigns["A"], models.Event.type == "click",
-                                             models.Event.is_machine.is_(False)).values(is_machine=True, machine_reason="burst_clicks"))
+        s.execute(
+            update(models.Event)
+            .where(
+                models.Event.campaign_id == world.campaigns["A"],
+                models.Event.type == "click",
+                models.Event.is_machine.is_(False),
+            )
+            .values(is_machine=True, machine_reason="burst_clicks")
+        )
         s.execute(update(models.Lead).values(status="booked"))
     later = report_of(engine, world, "A")
     _compare(later, raw_figures(engine, world.campaigns["A"]))
@@ -619,8 +919,11 @@ def test_trends_are_the_sum_of_the_campaign_reports(engine) -> None:  # type: ig
         r = report_of(engine, world, name)
         assert by_id[cid]["funnel"] == r["funnel"] and by_id[cid]["rates"] == r["rates"]
     for stage in ("recipients", "delivered", "opened", "clicked", "cta", "leads", "booked"):
-        assert t["totals"]["funnel"][stage] == sum(c["funnel"][stage] for c in t["campaigns"]) == sum(
-            w["funnel"][stage] for w in t["weeks"])
+        assert (
+            t["totals"]["funnel"][stage]
+            == sum(c["funnel"][stage] for c in t["campaigns"])
+            == sum(w["funnel"][stage] for w in t["weeks"])
+        )
 
 
 # =============================================================================== tests: every output agrees
@@ -637,8 +940,16 @@ def _leaves(data, path=()):  # type: ignore[no-untyped-def]
         yield path, data
 
 
-ROW_KEYS = {"links": "position", "by_tag": "tag", "weeks": "week", "campaigns": "campaign_id", "best": "campaign_id",
-            "worst": "campaign_id", "nurture": "campaign_id", "by_segment": "segment"}
+ROW_KEYS = {
+    "links": "position",
+    "by_tag": "tag",
+    "weeks": "week",
+    "campaigns": "campaign_id",
+    "best": "campaign_id",
+    "worst": "campaign_id",
+    "nurture": "campaign_id",
+    "by_segment": "segment",
+}
 
 
 def _lookup(data: dict, section: str, item: str, metric: str):  # type: ignore[no-untyped-def]
@@ -696,21 +1007,37 @@ def test_csv_and_text_say_what_the_json_says(engine, world) -> None:  # type: ig
         _check_csv(data)
         text = _text(print_report, data)
         f, r = data["funnel"], data["rates"]
-        for stage, label in (("opened", "opened"), ("clicked", "clicked"), ("cta", "clicked “Connect today”"),
-                             ("leads", "became a lead"), ("booked", "booked")):
+        for stage, label in (
+            ("opened", "opened"),
+            ("clicked", "clicked"),
+            ("cta", "clicked “Connect today”"),
+            ("leads", "became a lead"),
+            ("booked", "booked"),
+        ):
             assert _cells(text, label)[1:3] == [str(f[stage]), _pct(r[stage])], (name, stage)
         assert _cells(text, "recipients")[1] == str(f["recipients"])
-        assert _cells(text, "opened (the pixel)")[1:4] == [str(data["opens"][k]) for k in ("unique_human", "unique_machine", "total")]
+        assert _cells(text, "opened (the pixel)")[1:4] == [
+            str(data["opens"][k]) for k in ("unique_human", "unique_machine", "total")
+        ]
         assert _cells(text, "clicked")[4] == str(data["clicks"]["unique_machine"])
         assert _cells(text, "unsubscribed (people)")[1] == str(data["unsubscribes"])
         for link in data["links"]:
-            assert _cells(text, str(link["position"]))[3:6] == [str(link[k]) for k in ("unique_human", "unique_machine", "total")]
+            assert _cells(text, str(link["position"]))[3:6] == [
+                str(link[k]) for k in ("unique_human", "unique_machine", "total")
+            ]
         for t in data["by_tag"]:
-            assert _cells(text, t["tag"])[1:4] == [str(t["recipients"]), str(t["sent"]), f"{t['opened']} {_pct(t['rates']['opened'])}"]
+            assert _cells(text, t["tag"])[1:4] == [
+                str(t["recipients"]),
+                str(t["sent"]),
+                f"{t['opened']} {_pct(t['rates']['opened'])}",
+            ]
         assert f"CTA → lead: {data['cta_leads']} of {data['clicks']['cta_unique']} people" in text
     a = report_of(engine, world, "A")
     text = _text(print_report, a)
-    assert _cells(text, "delivered (provider events)")[1] == "5" and _cells(text, "deferred (attempts / messages)")[1] == "2 / 1"
+    assert (
+        _cells(text, "delivered (provider events)")[1] == "5"
+        and _cells(text, "deferred (attempts / messages)")[1] == "2 / 1"
+    )
     assert _cells(text, "bounced (hard / soft)")[1] == "1 / 0" and _cells(text, "complaints")[1] == "1"
     assert _cells(text, "Apple Mail Privacy Protection fetched the images")[1:] == ["2", "0"]
     assert _cells(text, "link scanner")[1:] == ["0", "2"]  # a reason without plain words: its key, spaced
@@ -729,17 +1056,23 @@ def test_trends_csv_and_text_say_what_the_json_says(engine, world) -> None:  # t
         assert week_row[5] == f"{w['funnel']['cta']} {_pct(w['rates']['cta'])}"
         list_row = [c.strip() for c in cells[1].strip("│ ").split("│")]
         g = w["growth"]
-        assert list_row[1:] == [str(g["new"]), str(g["unsubscribed"]), str(g["bounced"]), str(g["complained"]),
-                                f"{g['net']:+}", str(g["subscribers_at_end"])]
+        assert list_row[1:] == [
+            str(g["new"]),
+            str(g["unsubscribed"]),
+            str(g["bounced"]),
+            str(g["complained"]),
+            f"{g['net']:+}",
+            str(g["subscribers_at_end"]),
+        ]
     assert _cells(text, "ketamine-readers")[1:3] == ["1", "4"]
 
 
 def test_csv_cells_cannot_start_a_formula(engine, world) -> None:  # type: ignore[no-untyped-def]
     with session_scope(engine) as s:
-        s.get(models.Campaign, world.campaigns["A"]).subject = "=HYPERLINK(\"http://evil.example\")"
+        s.get(models.Campaign, world.campaigns["A"]).subject = '=HYPERLINK("http://evil.example")'
     data = report_of(engine, world, "A")
     subject = next(r for r in csv.reader(io.StringIO(to_csv(data))) if r[2] == "subject")
-    assert subject[3] == "'=HYPERLINK(\"http://evil.example\")"
+    assert subject[3] == '\'=HYPERLINK("http://evil.example")'
 
 
 # =============================================================================== tests: the command
@@ -768,13 +1101,16 @@ def test_report_command_outputs_agree(engine, world, db_url, tmp_path) -> None: 
     assert run(["report", "--weeks", "3"], tmp_path, env).returncode == 0
 
 
-@pytest.mark.parametrize("args, code, where", [
-    (["report", "1", "--json", "--csv"], 2, "--csv"),
-    (["report", "1", "--weeks", "4"], 2, "--weeks"),
-    (["report", "404"], 1, "campaign"),
-    (["report", "--weeks", "0"], 1, "--weeks"),
-    (["report", "1", "--html", "no/such/folder/r.html"], 1, "no/such/folder"),
-])
+@pytest.mark.parametrize(
+    "args, code, where",
+    [
+        (["report", "1", "--json", "--csv"], 2, "--csv"),
+        (["report", "1", "--weeks", "4"], 2, "--weeks"),
+        (["report", "404"], 1, "campaign"),
+        (["report", "--weeks", "0"], 1, "--weeks"),
+        (["report", "1", "--html", "no/such/folder/r.html"], 1, "no/such/folder"),
+    ],
+)
 def test_report_command_mistakes(engine, world, db_url, tmp_path, args, code, where) -> None:  # type: ignore[no-untyped-def]
     from test_cli import run
 
@@ -789,8 +1125,13 @@ def test_report_command_mistakes(engine, world, db_url, tmp_path, args, code, wh
 def add_hidden_link(engine: Engine, world: World, campaign: str = "A") -> None:
     """The template's hidden link (templates/partials/honeypot.mjml.j2) and a scanner that clicked it."""
     with session_scope(engine) as s:
-        link = models.CampaignLink(campaign_id=world.campaigns[campaign], position=4, url="https://example.org/hidden",
-                                   label="Hidden link (only machines click it)", kind="honeypot")
+        link = models.CampaignLink(
+            campaign_id=world.campaigns[campaign],
+            position=4,
+            url="https://example.org/hidden",
+            label="Hidden link (only machines click it)",
+            kind="honeypot",
+        )
         s.add(link)
         s.flush()
         world.links[(campaign, 4)] = link.id

@@ -19,26 +19,32 @@ def _utc(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
 
 
-@pytest.mark.parametrize(("now", "due"), [
-    ("2026-11-30 13:59", False),  # Monday 07:59 in Chicago (UTC-6)
-    ("2026-11-30 14:00", True),   # Monday 08:00 there
-    ("2026-12-06 23:00", True),   # Sunday evening: late, still owed (sent once by its key)
-    ("2026-11-29 20:00", True),   # Sunday of the week before: that week's report
-    ("2026-11-30 12:00", False),  # Monday 06:00 in Chicago, though past 08:00 in UTC: local time counts
-])
+@pytest.mark.parametrize(
+    ("now", "due"),
+    [
+        ("2026-11-30 13:59", False),  # Monday 07:59 in Chicago (UTC-6)
+        ("2026-11-30 14:00", True),  # Monday 08:00 there
+        ("2026-12-06 23:00", True),  # Sunday evening: late, still owed (sent once by its key)
+        ("2026-11-29 20:00", True),  # Sunday of the week before: that week's report
+        ("2026-11-30 12:00", False),  # Monday 06:00 in Chicago, though past 08:00 in UTC: local time counts
+    ],
+)
 def test_weekly_report_is_due_from_its_local_time(settings, now, due):
     chicago = settings.with_overrides(default_timezone="America/Chicago", weekly_report_at="mon 08:00")
     assert weekly_report_due(chicago, _utc(now)) is due
 
 
-@pytest.mark.parametrize(("field", "value", "variable"), [
-    ("digest_at", "8am", "NEWSLETTER_DIGEST_AT"),
-    ("weekly_report_at", "someday 08:00", "NEWSLETTER_WEEKLY_REPORT_AT"),
-    ("default_timezone", "Mars/Olympus", "NEWSLETTER_TIMEZONE"),
-    ("nurture_tick_seconds", 0.0, "NEWSLETTER_NURTURE_TICK_SECONDS"),
-    ("quiet_hours", "late", "NEWSLETTER_QUIET_HOURS"),
-    ("lead_points", "open=lots", "NEWSLETTER_LEAD_POINTS"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "variable"),
+    [
+        ("digest_at", "8am", "NEWSLETTER_DIGEST_AT"),
+        ("weekly_report_at", "someday 08:00", "NEWSLETTER_WEEKLY_REPORT_AT"),
+        ("default_timezone", "Mars/Olympus", "NEWSLETTER_TIMEZONE"),
+        ("nurture_tick_seconds", 0.0, "NEWSLETTER_NURTURE_TICK_SECONDS"),
+        ("quiet_hours", "late", "NEWSLETTER_QUIET_HOURS"),
+        ("lead_points", "open=lots", "NEWSLETTER_LEAD_POINTS"),
+    ],
+)
 def test_bad_settings_name_their_variable(settings, field, value, variable):
     with pytest.raises(UserError) as caught:
         check_settings(settings.with_overrides(**{field: value}))
@@ -49,13 +55,17 @@ def test_one_part_failing_leaves_the_others_running(engine, settings, tmp_path):
     broken = tmp_path / "audiences"
     (broken / "nurture").mkdir(parents=True)
     (broken / "nurture" / "broken.yaml").write_text("steps: [unclosed\n", encoding="utf-8")
-    report = automation_tick(engine, settings.with_overrides(audiences_dir=str(broken), outbox_dir=str(tmp_path / "out")),
-                             _utc("2026-11-30 15:00"))
+    report = automation_tick(
+        engine,
+        settings.with_overrides(audiences_dir=str(broken), outbox_dir=str(tmp_path / "out")),
+        _utc("2026-11-30 15:00"),
+    )
     assert "broken.yaml" in report.failed["nurture"]
     assert {"leads", "daily digest"} <= set(report.ran) and "leads" not in report.failed
 
 
 # --- the scheduler's manners: nothing mailed that says nothing ------------------------------------
+
 
 def _staff_mail(settings) -> list[str]:  # type: ignore[no-untyped-def]
     from pathlib import Path
@@ -80,7 +90,8 @@ def test_a_digest_with_no_lead_in_it_is_not_mailed_and_the_day_is_settled(engine
     assert _staff_mail(settings) == []
     said = [r for r in caplog.records if "daily digest" in r.getMessage()]
     assert [(r.levelno, r.getMessage()) for r in said] == [
-        (logging.INFO, "daily digest for 2026-03-10 not sent: no new or warm leads")]  # once, not every tick
+        (logging.INFO, "daily digest for 2026-03-10 not sent: no new or warm leads")
+    ]  # once, not every tick
 
     add_subscribers(engine, 1)
     with session_scope(engine) as session:
@@ -107,8 +118,10 @@ def test_first_start_of_a_fresh_install_mails_no_digest_and_no_report_of_the_wee
     assert _staff_mail(fresh) == []
     assert notification_status(engine, "weekly-report:2026-W49") == "skipped"
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
-    assert "weekly report 2026-W49 not sent: nothing happened: no newsletter, no new lead or booking, " \
-           "no one joined or left the list" in lines
+    assert (
+        "weekly report 2026-W49 not sent: nothing happened: no newsletter, no new lead or booking, "
+        "no one joined or left the list" in lines
+    )
 
 
 def test_the_weekly_report_goes_at_its_time_for_a_week_in_which_something_happened(engine, settings):
@@ -141,9 +154,13 @@ def test_routine_scheduler_jobs_log_at_debug_and_state_changes_at_info(tmp_path,
     from newsletter.scheduling import run_scheduler
     from newsletter.scheduling.daemon import quiet_routine_jobs
 
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'newsletter.db'}", secret_key="k",
-                        outbox_dir=str(tmp_path / "outbox"), public_url="https://news.example.test",
-                        nurture_tick_seconds=2.0)
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'newsletter.db'}",
+        secret_key="k",
+        outbox_dir=str(tmp_path / "outbox"),
+        public_url="https://news.example.test",
+        nurture_tick_seconds=2.0,
+    )
     stop = threading.Event()
     caplog.set_level(logging.INFO, logger="newsletter")
     caplog.set_level(logging.DEBUG, logger="alembic")
@@ -158,8 +175,11 @@ def test_routine_scheduler_jobs_log_at_debug_and_state_changes_at_info(tmp_path,
     messages = [r.getMessage() for r in routine]
     assert any("reconcile" in m for m in messages) and any("automation_tick" in m for m in messages), messages
     assert {r.levelname for r in routine} == {"DEBUG"}
-    info = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO
-            and not r.getMessage().startswith("Running upgrade")]  # a fresh store is migrated: a change
+    info = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.INFO and not r.getMessage().startswith("Running upgrade")
+    ]  # a fresh store is migrated: a change
     assert len(info) <= 6, info  # "scheduler running on …", "Scheduler started", staff mail skipped, shut down
     assert not any(m.startswith(("Context impl", "Will assume", "Running job", "Added job")) for m in info), info
 

@@ -87,8 +87,11 @@ def _jobs(engine) -> list[str]:
 
 def _sent(engine, campaign_id) -> int:
     with session_scope(engine) as session:
-        return session.scalar(select(func.count()).select_from(models.Delivery)
-                              .where(models.Delivery.campaign_id == campaign_id, models.Delivery.status == "sent"))
+        return session.scalar(
+            select(func.count())
+            .select_from(models.Delivery)
+            .where(models.Delivery.campaign_id == campaign_id, models.Delivery.status == "sent")
+        )
 
 
 def test_job_is_stored_in_the_database(engine, settings, campaign_id):
@@ -168,11 +171,16 @@ def test_scheduler_steps_down_when_its_lock_connection_dies(engine, settings, ca
         pytest.skip("the leadership lock exists on PostgreSQL only")
     daemon = Daemon(settings)
     with daemon:
+
         def holder() -> int | None:
             with engine.connect() as conn:
                 # this test's database only: another run's scheduler on the same server holds its own lock
-                return conn.execute(text("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = "
-                                         "(SELECT oid FROM pg_database WHERE datname = current_database())")).scalar()
+                return conn.execute(
+                    text(
+                        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = "
+                        "(SELECT oid FROM pg_database WHERE datname = current_database())"
+                    )
+                ).scalar()
 
         assert wait_until(lambda: holder() is not None)
         with engine.connect() as conn:

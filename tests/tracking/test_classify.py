@@ -26,8 +26,15 @@ from newsletter.tracking import (
     record_open,
 )
 
-BASE = dict(kind="click", user_agent=BROWSER, ip="198.51.100.7", method="GET", seconds_since_sent=3600.0,
-            link_kind="article", accept_language="en-US,en;q=0.9")
+BASE = dict(
+    kind="click",
+    user_agent=BROWSER,
+    ip="198.51.100.7",
+    method="GET",
+    seconds_since_sent=3600.0,
+    link_kind="article",
+    accept_language="en-US,en;q=0.9",
+)
 
 
 def verdict(**overrides):  # type: ignore[no-untyped-def]
@@ -37,17 +44,20 @@ def verdict(**overrides):  # type: ignore[no-untyped-def]
 # --- machine reasons, one by one ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("overrides", "reason"), [
-    ({"method": "HEAD"}, "head_request"),
-    ({"link_kind": "honeypot"}, "honeypot"),
-    ({"kind": "open", "link_kind": None, "sg_machine_open": True}, "sg_machine_open"),
-    ({"user_agent": ""}, "no_user_agent"),
-    ({"user_agent": "Mozilla/5.0 (compatible; Mimecast-Scanner)"}, "scanner_user_agent"),
-    ({"kind": "open", "user_agent": "Mozilla/5.0"}, "apple_mpp"),
-    ({"ip": "209.222.80.10"}, "scanner_network"),
-    ({"seconds_since_sent": 4.9}, "too_fast_after_delivery"),
-    ({"burst": True}, "burst_clicks"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"method": "HEAD"}, "head_request"),
+        ({"link_kind": "honeypot"}, "honeypot"),
+        ({"kind": "open", "link_kind": None, "sg_machine_open": True}, "sg_machine_open"),
+        ({"user_agent": ""}, "no_user_agent"),
+        ({"user_agent": "Mozilla/5.0 (compatible; Mimecast-Scanner)"}, "scanner_user_agent"),
+        ({"kind": "open", "user_agent": "Mozilla/5.0"}, "apple_mpp"),
+        ({"ip": "209.222.80.10"}, "scanner_network"),
+        ({"seconds_since_sent": 4.9}, "too_fast_after_delivery"),
+        ({"burst": True}, "burst_clicks"),
+    ],
+)
 def test_each_machine_reason(overrides, reason) -> None:  # type: ignore[no-untyped-def]
     v = verdict(**overrides)
     assert (v.is_machine, v.reason, v.doubt, v.uncertain) == (True, reason, None, False)
@@ -66,19 +76,25 @@ def test_rule_order() -> None:
 # --- doubts: human, but not sure ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("overrides", "doubt"), [
-    ({}, None),
-    ({"seconds_since_sent": 5.0}, "quick_click"),
-    ({"seconds_since_sent": 29.9}, "quick_click"),
-    ({"seconds_since_sent": 30.0}, None),
-    ({"user_agent": "Outlook-iOS/709.2226530.prod.iphone (3.24.1)"}, "unknown_agent"),
-    ({"user_agent": "SomeClient/1.0"}, "unknown_agent"),
-    ({"accept_language": ""}, "no_accept_language"),
-    ({"accept_language": "   "}, "no_accept_language"),
-    ({"accept_language": None}, None),  # unknown (the webhook): no doubt
-    ({"seconds_since_sent": None}, None),
-    ({"kind": "open", "link_kind": None, "accept_language": "", "user_agent": "SomeClient/1"}, None),  # opens: never
-])
+@pytest.mark.parametrize(
+    ("overrides", "doubt"),
+    [
+        ({}, None),
+        ({"seconds_since_sent": 5.0}, "quick_click"),
+        ({"seconds_since_sent": 29.9}, "quick_click"),
+        ({"seconds_since_sent": 30.0}, None),
+        ({"user_agent": "Outlook-iOS/709.2226530.prod.iphone (3.24.1)"}, "unknown_agent"),
+        ({"user_agent": "SomeClient/1.0"}, "unknown_agent"),
+        ({"accept_language": ""}, "no_accept_language"),
+        ({"accept_language": "   "}, "no_accept_language"),
+        ({"accept_language": None}, None),  # unknown (the webhook): no doubt
+        ({"seconds_since_sent": None}, None),
+        (
+            {"kind": "open", "link_kind": None, "accept_language": "", "user_agent": "SomeClient/1"},
+            None,
+        ),  # opens: never
+    ],
+)
 def test_each_doubt(overrides, doubt) -> None:  # type: ignore[no-untyped-def]
     v = verdict(**overrides)
     assert (v.is_machine, v.reason, v.doubt, v.uncertain) == (False, None, doubt, doubt is not None)
@@ -88,15 +104,18 @@ def test_each_doubt(overrides, doubt) -> None:  # type: ignore[no-untyped-def]
 # --- bursts ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("clicks", "expected"), [
-    ([], set()),
-    ([(0.0, "a"), (0.2, "b")], set()),  # two links: a fast person with two tabs
-    ([(0.0, "a"), (0.2, "b"), (0.4, "c")], {0, 1, 2}),
-    ([(0.0, "a"), (0.3, "a"), (0.5, "a"), (0.9, "b")], set()),  # one link many times is not "many links"
-    ([(0.0, "a"), (1.0, "b"), (2.0, "c")], set()),  # a then b, b then c: never three within a second
-    ([(10.0, "a"), (10.0, "b"), (11.0, "c"), (40.0, "d")], {0, 1, 2}),  # whole seconds (webhook): closed window
-    ([(5.0, "c"), (0.0, "x"), (4.5, "b"), (4.2, "a")], {0, 2, 3}),  # any order
-])
+@pytest.mark.parametrize(
+    ("clicks", "expected"),
+    [
+        ([], set()),
+        ([(0.0, "a"), (0.2, "b")], set()),  # two links: a fast person with two tabs
+        ([(0.0, "a"), (0.2, "b"), (0.4, "c")], {0, 1, 2}),
+        ([(0.0, "a"), (0.3, "a"), (0.5, "a"), (0.9, "b")], set()),  # one link many times is not "many links"
+        ([(0.0, "a"), (1.0, "b"), (2.0, "c")], set()),  # a then b, b then c: never three within a second
+        ([(10.0, "a"), (10.0, "b"), (11.0, "c"), (40.0, "d")], {0, 1, 2}),  # whole seconds (webhook): closed window
+        ([(5.0, "c"), (0.0, "x"), (4.5, "b"), (4.2, "a")], {0, 2, 3}),  # any order
+    ],
+)
 def test_find_bursts(clicks, expected) -> None:  # type: ignore[no-untyped-def]
     assert find_bursts(clicks) == expected
 
@@ -105,8 +124,9 @@ def test_lists_and_thresholds_are_configurable(tmp_path) -> None:  # type: ignor
     agents, networks = tmp_path / "a.txt", tmp_path / "n.txt"
     agents.write_text("acme-linkcheck\n", encoding="utf-8")
     networks.write_text("scanner_network 192.0.2.0/24\napple_mpp 2001:db8::/32\n", encoding="utf-8")
-    c = Classifier.from_files(agents, networks, min_click_seconds=2, uncertain_click_seconds=10, burst_links=2,
-                              burst_seconds=0.5)
+    c = Classifier.from_files(
+        agents, networks, min_click_seconds=2, uncertain_click_seconds=10, burst_links=2, burst_seconds=0.5
+    )
     assert verdict(user_agent="ACME-LinkCheck/2", classifier=c).reason == "scanner_user_agent"
     assert verdict(user_agent="python-requests/2", classifier=c).reason is None  # the shipped list is replaced
     assert verdict(ip="192.0.2.9", classifier=c).reason == "scanner_network"
@@ -120,20 +140,34 @@ def test_lists_and_thresholds_are_configurable(tmp_path) -> None:  # type: ignor
 # --- one function for the pixel, the redirect and the webhook -----------------------------------------
 
 
-@pytest.mark.parametrize(("agent", "ip", "reason"), [
-    (BROWSER, "203.0.113.77", None),
-    ("python-requests/2.31", "203.0.113.77", "scanner_user_agent"),
-    ("Mozilla/5.0", "203.0.113.77", "apple_mpp"),
-    (BROWSER, "17.1.2.3", "apple_mpp"),
-    (BROWSER, "64.235.150.9", "scanner_network"),
-    ("", "203.0.113.77", "no_user_agent"),
-])
+@pytest.mark.parametrize(
+    ("agent", "ip", "reason"),
+    [
+        (BROWSER, "203.0.113.77", None),
+        ("python-requests/2.31", "203.0.113.77", "scanner_user_agent"),
+        ("Mozilla/5.0", "203.0.113.77", "apple_mpp"),
+        (BROWSER, "17.1.2.3", "apple_mpp"),
+        (BROWSER, "64.235.150.9", "scanner_network"),
+        ("", "203.0.113.77", "no_user_agent"),
+    ],
+)
 def test_pixel_and_webhook_opens_agree(engine, agent, ip, reason) -> None:  # type: ignore[no-untyped-def]
     w = build_world(engine)
     with session_scope(engine) as s:
         pixel = record_open(s, w.d_ada, RequestInfo(ip, agent, "GET", "en"))
-        ingest_events(s, [{"event": "open", "sg_event_id": "o1", "delivery_id": str(w.d_ada), "useragent": agent,
-                           "ip": ip, "timestamp": int(time.time())}])
+        ingest_events(
+            s,
+            [
+                {
+                    "event": "open",
+                    "sg_event_id": "o1",
+                    "delivery_id": str(w.d_ada),
+                    "useragent": agent,
+                    "ip": ip,
+                    "timestamp": int(time.time()),
+                }
+            ],
+        )
     assert pixel.reason == reason
     with session_scope(engine) as s:
         rows = s.execute(select(Event.source, Event.is_machine, Event.machine_reason).order_by(Event.id)).all()
@@ -145,9 +179,20 @@ def test_redirect_and_webhook_clicks_agree_on_timing(engine) -> None:  # type: i
     with session_scope(engine) as s:
         sent = s.get(Delivery, w.d_ada).sent_at
         fast = record_click(s, w.d_ada, 1, HUMAN, now=sent + timedelta(seconds=3))
-        ingest_events(s, [{"event": "click", "sg_event_id": "c1", "delivery_id": str(w.d_ada), "useragent": BROWSER,
-                           "url": "https://x.test/c/t/1", "timestamp": int(sent.timestamp()) + 3}],
-                      now=sent + timedelta(minutes=1))
+        ingest_events(
+            s,
+            [
+                {
+                    "event": "click",
+                    "sg_event_id": "c1",
+                    "delivery_id": str(w.d_ada),
+                    "useragent": BROWSER,
+                    "url": "https://x.test/c/t/1",
+                    "timestamp": int(sent.timestamp()) + 3,
+                }
+            ],
+            now=sent + timedelta(minutes=1),
+        )
     assert fast.reason == "too_fast_after_delivery"
     with session_scope(engine) as s:
         assert s.scalars(select(Event.machine_reason).order_by(Event.id)).all() == ["too_fast_after_delivery"] * 2
@@ -172,12 +217,14 @@ def test_redirect_burst_marks_every_click_and_takes_back_the_lead(engine) -> Non
         third = record_click(s, w.d_ada, 4, HUMAN, now=t + timedelta(milliseconds=600))
     assert (third.is_machine, third.reason) == (True, "burst_clicks")
     with session_scope(engine) as s:
-        clicks = s.execute(select(Event.is_machine, Event.machine_reason).where(Event.type == "click")
-                           .order_by(Event.id)).all()
+        clicks = s.execute(
+            select(Event.is_machine, Event.machine_reason).where(Event.type == "click").order_by(Event.id)
+        ).all()
         assert clicks == [(True, "burst_clicks")] * 3
         assert s.scalar(select(func.count()).select_from(Lead)) == 0  # the scanner's lead is gone
         assert s.execute(select(Event.is_machine, Event.machine_reason).where(Event.type == "lead")).all() == [
-            (True, "burst_clicks")]
+            (True, "burst_clicks")
+        ]
         # Bob's clicks, and Ada's a second later, are not part of it
         later = record_click(s, w.d_ada, 1, HUMAN, now=t + timedelta(seconds=2))
         bob = record_click(s, w.d_bob, 1, HUMAN, now=t + timedelta(milliseconds=700))

@@ -34,18 +34,25 @@ pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.te
 PUBLIC = "https://news.example.test"
 WEBSITE = "https://rootsmentalwellness.example"
 BOOKING = "https://rootsmentalwellness.example/book"
-BROWSER = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 "
-           "Safari/605.1.15")
+BROWSER = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15"
+)
 BROWSER_HEADERS = {"user-agent": BROWSER, "accept-language": "en-US,en;q=0.9"}
 CHROMIUM = chromium.find_chromium()
 ANCHOR = re.compile(r"<a\b([^>]*)>(.*?)</a>", re.S)
 
 
 def brand() -> Brand:
-    return Brand(brand_name="Roots Mental Wellness", from_name="Roots Mental Wellness",
-                 from_email="newsletter@rootsmentalwellness.example", reply_to="hello@rootsmentalwellness.example",
-                 postal_address="Roots Mental Wellness, 100 Example Avenue, Portland, OR 97201, USA",
-                 booking_url=BOOKING, website_url=WEBSITE, public_url=PUBLIC)
+    return Brand(
+        brand_name="Roots Mental Wellness",
+        from_name="Roots Mental Wellness",
+        from_email="newsletter@rootsmentalwellness.example",
+        reply_to="hello@rootsmentalwellness.example",
+        postal_address="Roots Mental Wellness, 100 Example Avenue, Portland, OR 97201, USA",
+        booking_url=BOOKING,
+        website_url=WEBSITE,
+        public_url=PUBLIC,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +75,7 @@ def test_the_email_carries_one_hidden_honeypot(seed) -> None:  # type: ignore[no
     attrs, inner = honeypot_anchor(seed.html, trap.position)
     assert 'aria-hidden="true"' in attrs and 'tabindex="-1"' in attrs and "display:none" in attrs
     assert "title=" not in attrs and inner == ""  # nothing for a screen reader to announce
-    wrapper = seed.html[:seed.html.index(f"/c/%%token%%/{trap.position}")].rsplit("<div", 1)[1]
+    wrapper = seed.html[: seed.html.index(f"/c/%%token%%/{trap.position}")].rsplit("<div", 1)[1]
     assert 'aria-hidden="true"' in wrapper and "display:none" in wrapper and "mso-hide:all" in wrapper
     tracked_in_text = {int(n) for n in re.findall(r"/c/%%token%%/(\d+)", seed.text)}
     assert trap.position not in tracked_in_text and tracked_in_text == {1}
@@ -100,7 +107,13 @@ def test_chromium_shows_and_reads_nothing_of_it(seed) -> None:  # type: ignore[n
             tree = browser.call("Accessibility.getFullAXTree")["nodes"]
     trap, cta = seen["trap"], seen["cta"]
     assert (trap["w"], trap["h"], trap["rects"], trap["displayNone"], trap["focused"], trap["tabIndex"]) == (
-        0, 0, 0, True, False, -1)
+        0,
+        0,
+        0,
+        True,
+        False,
+        -1,
+    )
     assert cta["w"] > 0 and cta["h"] > 0 and not cta["displayNone"]  # the same probe sees a visible link
     assert "Connect today" in seen["text"] and "Hidden link" not in seen["text"]
     links = [node for node in tree if node.get("role", {}).get("value") == "link" and not node.get("ignored")]
@@ -123,24 +136,28 @@ def sent(engine, settings, seed_article_path):  # type: ignore[no-untyped-def]
         deliveries = list(s.scalars(select(Delivery).where(Delivery.campaign_id == campaign_id).order_by(Delivery.id)))
         for d in deliveries:
             d.sent_at = utcnow() - timedelta(hours=2)
-        links = {link.kind: link.position for link in s.scalars(select(CampaignLink)
-                                                                 .where(CampaignLink.campaign_id == campaign_id))}
+        links = {
+            link.kind: link.position
+            for link in s.scalars(select(CampaignLink).where(CampaignLink.campaign_id == campaign_id))
+        }
         return campaign_id, [d.id for d in deliveries], links
 
 
 def sent_html(settings, campaign_id: int, delivery_id: int) -> str:  # type: ignore[no-untyped-def]
     eml = Path(settings.outbox_dir) / f"campaign-{campaign_id}" / f"{delivery_id}.eml"
     message = email.message_from_bytes(eml.read_bytes())
-    [html] = [part.get_payload(decode=True).decode() for part in message.walk()
-              if part.get_content_type() == "text/html"]
+    [html] = [
+        part.get_payload(decode=True).decode() for part in message.walk() if part.get_content_type() == "text/html"
+    ]
     return html
 
 
 def test_a_click_on_the_honeypot_is_a_machine_and_no_lead(engine, settings, sent) -> None:  # type: ignore[no-untyped-def]
     campaign_id, (first, second), links = sent
     assert set(links) == {"cta", "honeypot"}
-    client = TestClient(create_app(settings, engine), client=("203.0.113.77", 50123), headers=BROWSER_HEADERS,
-                        follow_redirects=False)
+    client = TestClient(
+        create_app(settings, engine), client=("203.0.113.77", 50123), headers=BROWSER_HEADERS, follow_redirects=False
+    )
     for delivery_id, kind in ((first, "honeypot"), (second, "cta")):  # a browser-like click on each
         attrs, _ = honeypot_anchor(sent_html(settings, campaign_id, delivery_id), links[kind])
         url = re.search(r'href="([^"]+)"', attrs).group(1)  # type: ignore[union-attr]
@@ -148,8 +165,10 @@ def test_a_click_on_the_honeypot_is_a_machine_and_no_lead(engine, settings, sent
         answer = client.get(url.removeprefix(PUBLIC))
         assert answer.status_code == 302 and answer.headers["location"] == (WEBSITE if kind == "honeypot" else BOOKING)
     with session_scope(engine) as s:
-        clicks = {e.delivery_id: (e.is_machine, e.machine_reason) for e in s.scalars(select(Event)
-                                                                                    .where(Event.type == "click"))}
+        clicks = {
+            e.delivery_id: (e.is_machine, e.machine_reason)
+            for e in s.scalars(select(Event).where(Event.type == "click"))
+        }
         lead_subscribers = [lead.subscriber_id for lead in s.scalars(select(Lead))]
         second_subscriber = s.get(Delivery, second).subscriber_id
     assert clicks == {first: (True, "honeypot"), second: (False, None)}
@@ -158,9 +177,16 @@ def test_a_click_on_the_honeypot_is_a_machine_and_no_lead(engine, settings, sent
 
 def test_sendgrids_report_of_a_honeypot_click_is_a_machine_too(engine, settings, sent) -> None:  # type: ignore[no-untyped-def]
     campaign_id, (first, _), links = sent
-    click = {"event": "click", "sg_event_id": "hp-1", "delivery_id": str(first), "email": "reader0@example.com",
-             "timestamp": int(utcnow().timestamp()), "useragent": BROWSER, "ip": "203.0.113.77",
-             "url": f"{PUBLIC}/c/sometoken/{links['honeypot']}"}
+    click = {
+        "event": "click",
+        "sg_event_id": "hp-1",
+        "delivery_id": str(first),
+        "email": "reader0@example.com",
+        "timestamp": int(utcnow().timestamp()),
+        "useragent": BROWSER,
+        "ip": "203.0.113.77",
+        "url": f"{PUBLIC}/c/sometoken/{links['honeypot']}",
+    }
     with session_scope(engine) as s:
         assert ingest_events(s, [click]).machine == 1
     with session_scope(engine) as s:

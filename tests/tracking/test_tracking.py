@@ -60,23 +60,39 @@ class World:
 
 
 def build_world(engine: Engine) -> World:
-    content = ArticleContent(title="Ketamine-assisted psychotherapy", slug="ketamine",
-                             sections=(Section(None, ("First paragraph.",)),),
-                             cta=CallToAction("Ready to talk?", "Connect today"))
+    content = ArticleContent(
+        title="Ketamine-assisted psychotherapy",
+        slug="ketamine",
+        sections=(Section(None, ("First paragraph.",)),),
+        cta=CallToAction("Ready to talk?", "Connect today"),
+    )
     with session_scope(engine) as s:
-        article = Article(slug="ketamine", title=content.title, source_format="text", content=content.to_dict(),
-                          content_hash="0" * 64)
+        article = Article(
+            slug="ketamine", title=content.title, source_format="text", content=content.to_dict(), content_hash="0" * 64
+        )
         s.add(article)
         s.flush()
         campaigns = []
         for name in ("April", "May"):
-            c = Campaign(article_id=article.id, name=name, subject="Hello %%first_name%%", segment="all",
-                         template="newsletter", status="sent", html="<p>Hi %%first_name_html%%</p>", text="Hi")
+            c = Campaign(
+                article_id=article.id,
+                name=name,
+                subject="Hello %%first_name%%",
+                segment="all",
+                template="newsletter",
+                status="sent",
+                html="<p>Hi %%first_name_html%%</p>",
+                text="Hi",
+            )
             s.add(c)
             s.flush()
-            s.add_all([CampaignLink(campaign_id=c.id, position=1, url=ARTICLE_URL, label="Read", kind="article"),
-                       CampaignLink(campaign_id=c.id, position=2, url=BOOKING, label="Connect today", kind="cta"),
-                       CampaignLink(campaign_id=c.id, position=3, url="https://example.test/hp", kind="honeypot")])
+            s.add_all(
+                [
+                    CampaignLink(campaign_id=c.id, position=1, url=ARTICLE_URL, label="Read", kind="article"),
+                    CampaignLink(campaign_id=c.id, position=2, url=BOOKING, label="Connect today", kind="cta"),
+                    CampaignLink(campaign_id=c.id, position=3, url="https://example.test/hp", kind="honeypot"),
+                ]
+            )
             campaigns.append(c)
         ada = Subscriber(email="ada@example.com", first_name="Ada")
         bob = Subscriber(email="bob@example.com", first_name=None)
@@ -101,41 +117,52 @@ def events(engine: Engine, kind: str | None = None) -> list[Event]:
 
 
 def _verdict(**overrides):  # type: ignore[no-untyped-def]
-    args = dict(kind="click", user_agent=BROWSER, ip="198.51.100.7", method="GET", seconds_since_sent=3600.0,
-                link_kind="article")
+    args = dict(
+        kind="click",
+        user_agent=BROWSER,
+        ip="198.51.100.7",
+        method="GET",
+        seconds_since_sent=3600.0,
+        link_kind="article",
+    )
     args.update(overrides)
     return classify(**args)
 
 
-@pytest.mark.parametrize(("overrides", "reason"), [
-    ({}, None),
-    ({"kind": "open", "link_kind": None}, None),
-    ({"method": "HEAD"}, "head_request"),
-    ({"method": "head", "kind": "open"}, "head_request"),
-    ({"link_kind": "honeypot"}, "honeypot"),
-    ({"user_agent": None}, "no_user_agent"),
-    ({"user_agent": "   "}, "no_user_agent"),
-    ({"user_agent": "python-requests/2.31.0"}, "scanner_user_agent"),
-    ({"user_agent": "curl/8.5.0"}, "scanner_user_agent"),
-    ({"user_agent": "Go-http-client/1.1"}, "scanner_user_agent"),
-    ({"user_agent": "Mozilla/5.0 (compatible; Barracuda Sentinel)"}, "scanner_user_agent"),
-    ({"user_agent": "Microsoft Office Protection"}, "scanner_user_agent"),
-    ({"user_agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 HeadlessChrome/120.0 Safari/537.36"},
-     "scanner_user_agent"),
-    ({"user_agent": "Mozilla/5.0 (compatible; Googlebot/2.1)"}, "scanner_user_agent"),
-    ({"kind": "open", "user_agent": "Mozilla/5.0"}, "apple_mpp"),
-    ({"kind": "open", "ip": "17.58.101.3"}, "apple_mpp"),
-    ({"kind": "open", "ip": "::ffff:17.58.101.3"}, "apple_mpp"),
-    ({"kind": "click", "ip": "17.58.101.3"}, None),  # MPP never clicks: an Apple address alone proves nothing
-    ({"ip": "64.235.150.9"}, "scanner_network"),
-    ({"kind": "open", "ip": "209.222.82.1"}, "scanner_network"),
-    ({"seconds_since_sent": 2.0}, "too_fast_after_delivery"),
-    ({"seconds_since_sent": -1.0}, "too_fast_after_delivery"),
-    ({"seconds_since_sent": 5.0}, None),
-    ({"seconds_since_sent": None}, None),
-    ({"kind": "open", "seconds_since_sent": 1.0}, None),  # opens are not timed
-    ({"ip": "not an address"}, None),
-])
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({}, None),
+        ({"kind": "open", "link_kind": None}, None),
+        ({"method": "HEAD"}, "head_request"),
+        ({"method": "head", "kind": "open"}, "head_request"),
+        ({"link_kind": "honeypot"}, "honeypot"),
+        ({"user_agent": None}, "no_user_agent"),
+        ({"user_agent": "   "}, "no_user_agent"),
+        ({"user_agent": "python-requests/2.31.0"}, "scanner_user_agent"),
+        ({"user_agent": "curl/8.5.0"}, "scanner_user_agent"),
+        ({"user_agent": "Go-http-client/1.1"}, "scanner_user_agent"),
+        ({"user_agent": "Mozilla/5.0 (compatible; Barracuda Sentinel)"}, "scanner_user_agent"),
+        ({"user_agent": "Microsoft Office Protection"}, "scanner_user_agent"),
+        (
+            {"user_agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 HeadlessChrome/120.0 Safari/537.36"},
+            "scanner_user_agent",
+        ),
+        ({"user_agent": "Mozilla/5.0 (compatible; Googlebot/2.1)"}, "scanner_user_agent"),
+        ({"kind": "open", "user_agent": "Mozilla/5.0"}, "apple_mpp"),
+        ({"kind": "open", "ip": "17.58.101.3"}, "apple_mpp"),
+        ({"kind": "open", "ip": "::ffff:17.58.101.3"}, "apple_mpp"),
+        ({"kind": "click", "ip": "17.58.101.3"}, None),  # MPP never clicks: an Apple address alone proves nothing
+        ({"ip": "64.235.150.9"}, "scanner_network"),
+        ({"kind": "open", "ip": "209.222.82.1"}, "scanner_network"),
+        ({"seconds_since_sent": 2.0}, "too_fast_after_delivery"),
+        ({"seconds_since_sent": -1.0}, "too_fast_after_delivery"),
+        ({"seconds_since_sent": 5.0}, None),
+        ({"seconds_since_sent": None}, None),
+        ({"kind": "open", "seconds_since_sent": 1.0}, None),  # opens are not timed
+        ({"ip": "not an address"}, None),
+    ],
+)
 def test_classify_rules(overrides, reason) -> None:  # type: ignore[no-untyped-def]
     verdict = _verdict(**overrides)
     assert verdict.reason == reason
@@ -165,17 +192,20 @@ def test_shipped_lists_load_once() -> None:
     assert {reason for reason, _ in default_classifier().networks} == {"apple_mpp", "scanner_network"}
 
 
-@pytest.mark.parametrize(("ip", "expected"), [
-    ("203.0.113.77", "203.0.113.0/24"),
-    (" 198.51.100.1 ", "198.51.100.0/24"),
-    ("2001:db8:abcd:12:1:2:3:4", "2001:db8:abcd::/48"),
-    ("::ffff:203.0.113.77", "203.0.113.0/24"),
-    ("fe80::1%eth0", "fe80::/48"),
-    ("testclient", None),
-    ("", None),
-    (None, None),
-    ("999.1.1.1", None),
-])
+@pytest.mark.parametrize(
+    ("ip", "expected"),
+    [
+        ("203.0.113.77", "203.0.113.0/24"),
+        (" 198.51.100.1 ", "198.51.100.0/24"),
+        ("2001:db8:abcd:12:1:2:3:4", "2001:db8:abcd::/48"),
+        ("::ffff:203.0.113.77", "203.0.113.0/24"),
+        ("fe80::1%eth0", "fe80::/48"),
+        ("testclient", None),
+        ("", None),
+        (None, None),
+        ("999.1.1.1", None),
+    ],
+)
 def test_truncate_ip(ip, expected) -> None:  # type: ignore[no-untyped-def]
     assert truncate_ip(ip) == expected
 
@@ -192,7 +222,11 @@ def test_open_is_recorded_with_verdict_and_truncated_address(engine: Engine) -> 
         assert record_open(s, w.d_bob, RequestInfo("2001:db8:abcd:12::1", "x" * 900, "GET")).is_machine is False
     opens = events(engine, "open")
     assert [(e.delivery_id, e.is_machine, e.machine_reason) for e in opens] == [
-        (w.d_ada, False, None), (w.d_ada, True, "head_request"), (w.d_ada, True, "apple_mpp"), (w.d_bob, False, None)]
+        (w.d_ada, False, None),
+        (w.d_ada, True, "head_request"),
+        (w.d_ada, True, "apple_mpp"),
+        (w.d_bob, False, None),
+    ]
     assert [e.ip_prefix for e in opens] == ["203.0.113.0/24", "203.0.113.0/24", "17.1.2.0/24", "2001:db8:abcd::/48"]
     assert all(e.campaign_id == w.campaign_id and e.source == "tracking" for e in opens)
     assert opens[0].subscriber_id == w.ada and opens[3].subscriber_id == w.bob
@@ -238,7 +272,11 @@ def test_human_cta_click_creates_then_warms_one_lead(engine: Engine) -> None:
     with session_scope(engine) as s:
         created = s.get(Lead, first.lead_id)
         assert (created.subscriber_id, created.campaign_id, created.status, created.cta_clicks) == (
-            w.ada, w.campaign_id, "new", 1)
+            w.ada,
+            w.campaign_id,
+            "new",
+            1,
+        )
         first_updated = created.updated_at
     later = utcnow() + timedelta(minutes=5)
     with session_scope(engine) as s:
@@ -292,13 +330,18 @@ def test_unsubscribe_is_complete_and_idempotent(engine: Engine) -> None:
         ada = s.get(Subscriber, w.ada)
         assert ada.status == "unsubscribed" and ada.status_changed_at is not None
         assert [(x.email, x.reason, x.source) for x in s.scalars(select(Suppression))] == [
-            ("ada@example.com", "unsubscribed", "one_click")]
+            ("ada@example.com", "unsubscribed", "one_click")
+        ]
         assert s.get(Delivery, w.d_ada_queued).status == "suppressed"
         assert s.get(Delivery, w.d_ada).status == "sent"  # history is not rewritten
         assert s.get(Subscriber, w.bob).status == "active"
     [event] = events(engine, "unsubscribe")
     assert (event.delivery_id, event.subscriber_id, event.is_machine, event.data) == (
-        w.d_ada, w.ada, False, {"source": "one_click"})
+        w.d_ada,
+        w.ada,
+        False,
+        {"source": "one_click"},
+    )
     assert event.ip_prefix == "203.0.113.0/24"
     with session_scope(engine) as s, pytest.raises(ValueError):
         unsubscribe(s, w.d_ada, source="email")  # type: ignore[arg-type]
@@ -346,10 +389,18 @@ def test_batch_functions_answer_each_item(engine: Engine) -> None:
     w = build_world(engine)
     when = utcnow()
     with session_scope(engine) as s:
-        opens = record_opens(s, [(w.d_ada, HUMAN, when), (999_999, HUMAN, when),
-                                 (w.d_bob, RequestInfo("17.1.2.3", "Mozilla/5.0"), when)])
-        clicks = record_clicks(s, [(w.d_ada, 1, HUMAN, when), (w.d_ada, 9, HUMAN, when), (999_999, 1, HUMAN, when),
-                                   (w.d_bob, 2, HUMAN, when)])
+        opens = record_opens(
+            s, [(w.d_ada, HUMAN, when), (999_999, HUMAN, when), (w.d_bob, RequestInfo("17.1.2.3", "Mozilla/5.0"), when)]
+        )
+        clicks = record_clicks(
+            s,
+            [
+                (w.d_ada, 1, HUMAN, when),
+                (w.d_ada, 9, HUMAN, when),
+                (999_999, 1, HUMAN, when),
+                (w.d_bob, 2, HUMAN, when),
+            ],
+        )
     assert [v.reason if v else "unknown" for v in opens] == [None, "unknown", "apple_mpp"]
     assert isinstance(clicks[1], UnknownLink) and isinstance(clicks[2], UnknownDelivery)
     assert clicks[0].url == ARTICLE_URL and clicks[3].lead_id is not None
@@ -367,14 +418,40 @@ def test_lean_insert_stores_what_the_orm_would(engine: Engine) -> None:
     w = build_world(engine)
     when = utcnow().replace(microsecond=0) + timedelta(microseconds=5)  # a zero-padded fraction too
     with session_scope(engine) as s:
-        s.add(Event(event_key="orm", type="open", source="tracking", campaign_id=w.campaign_id, delivery_id=w.d_ada,
-                    subscriber_id=w.ada, is_machine=True, machine_reason="x", occurred_at=when, data={"a": [1, "é"]}))
+        s.add(
+            Event(
+                event_key="orm",
+                type="open",
+                source="tracking",
+                campaign_id=w.campaign_id,
+                delivery_id=w.d_ada,
+                subscriber_id=w.ada,
+                is_machine=True,
+                machine_reason="x",
+                occurred_at=when,
+                data={"a": [1, "é"]},
+            )
+        )
         s.flush()
-        assert insert_events(s, [dict(event_key="lean", type="open", source="tracking", campaign_id=w.campaign_id,
-                                      delivery_id=w.d_ada, subscriber_id=w.ada, is_machine=True, machine_reason="x",
-                                      occurred_at=when, data={"a": [1, "é"]}),
-                                 dict(event_key="orm", type="open", source="x", is_machine=False, occurred_at=when)],
-                             new_keys=True) == ["lean"]  # an existing key is skipped, not an error
+        assert insert_events(
+            s,
+            [
+                dict(
+                    event_key="lean",
+                    type="open",
+                    source="tracking",
+                    campaign_id=w.campaign_id,
+                    delivery_id=w.d_ada,
+                    subscriber_id=w.ada,
+                    is_machine=True,
+                    machine_reason="x",
+                    occurred_at=when,
+                    data={"a": [1, "é"]},
+                ),
+                dict(event_key="orm", type="open", source="x", is_machine=False, occurred_at=when),
+            ],
+            new_keys=True,
+        ) == ["lean"]  # an existing key is skipped, not an error
     with session_scope(engine) as s:
         orm, lean = (s.scalar(select(Event).where(Event.event_key == k)) for k in ("orm", "lean"))
         assert (lean.occurred_at, lean.is_machine, lean.data, lean.ip_prefix) == (when, True, {"a": [1, "é"]}, None)
@@ -383,8 +460,10 @@ def test_lean_insert_stores_what_the_orm_would(engine: Engine) -> None:
         assert raw["orm"] == raw["lean"]  # the same text on SQLite, the same timestamptz on PostgreSQL
         assert s.scalar(select(func.count()).select_from(Event).where(Event.occurred_at == when)) == 2
         with pytest.raises(ValueError, match="naive"):
-            insert_events(s, [dict(event_key="n", type="open", source="x", is_machine=False,
-                                   occurred_at=when.replace(tzinfo=None))])
+            insert_events(
+                s,
+                [dict(event_key="n", type="open", source="x", is_machine=False, occurred_at=when.replace(tzinfo=None))],
+            )
 
 
 def test_recorder_groups_concurrent_requests_and_isolates_a_bad_one(engine: Engine) -> None:
@@ -419,8 +498,9 @@ def test_recorder_groups_concurrent_requests_and_isolates_a_bad_one(engine: Engi
 
         recorder._store = store  # type: ignore[method-assign]
         try:
-            return await asyncio.gather(recorder.open(w.d_ada, HUMAN), recorder.open(w.d_bob, HUMAN),
-                                        return_exceptions=True)
+            return await asyncio.gather(
+                recorder.open(w.d_ada, HUMAN), recorder.open(w.d_bob, HUMAN), return_exceptions=True
+            )
         finally:
             recorder._store = original  # type: ignore[method-assign]
 

@@ -58,8 +58,9 @@ class Keys:
         from cryptography.hazmat.primitives.asymmetric import ec
 
         self._private = ec.generate_private_key(ec.SECP256R1())
-        der = self._private.public_key().public_bytes(serialization.Encoding.DER,
-                                                      serialization.PublicFormat.SubjectPublicKeyInfo)
+        der = self._private.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
         self.public_b64 = base64.b64encode(der).decode()
 
     def sign(self, body: bytes, timestamp: str) -> str:
@@ -78,8 +79,10 @@ KEYS = Keys()
 
 def vectors() -> dict:
     if not VECTORS.exists():
-        pytest.skip(f"SendGrid's webhook test vectors are not beside the checkout ({VECTORS}); "
-                    "the tests with a key pair made here still cover the behaviour")
+        pytest.skip(
+            f"SendGrid's webhook test vectors are not beside the checkout ({VECTORS}); "
+            "the tests with a key pair made here still cover the behaviour"
+        )
     return json.loads(VECTORS.read_text())
 
 
@@ -107,20 +110,34 @@ def build_world(engine: Engine, n: int = 3) -> World:
         article = models.Article(slug="a", title="A", source_format="text", content={}, content_hash="0" * 64)
         s.add(article)
         s.flush()
-        c = models.Campaign(article_id=article.id, name="April", subject="Hi", segment="all", template="newsletter",
-                            status="sent", html="<p>x</p>", text="x")
+        c = models.Campaign(
+            article_id=article.id,
+            name="April",
+            subject="Hi",
+            segment="all",
+            template="newsletter",
+            status="sent",
+            html="<p>x</p>",
+            text="x",
+        )
         s.add(c)
         s.flush()
-        links = [models.CampaignLink(campaign_id=c.id, position=p, url=f"https://example.test/{p}", kind=k)
-                 for p, k in ((1, "article"), (2, "cta"), (3, "read_more"), (4, "web"), (5, "honeypot"))]
+        links = [
+            models.CampaignLink(campaign_id=c.id, position=p, url=f"https://example.test/{p}", kind=k)
+            for p, k in ((1, "article"), (2, "cta"), (3, "read_more"), (4, "web"), (5, "honeypot"))
+        ]
         s.add_all(links)
         subs = [Subscriber(email=f"reader{i}@example.com", first_name=f"R{i}") for i in range(n)]
         s.add_all(subs)
         s.flush()
         sent = utcnow() - timedelta(hours=1)
-        ds = [Delivery(campaign_id=c.id, subscriber_id=x.id, status="sent", sent_at=sent, message_id="MSG1") for x in subs]
+        ds = [
+            Delivery(campaign_id=c.id, subscriber_id=x.id, status="sent", sent_at=sent, message_id="MSG1") for x in subs
+        ]
         s.add_all(ds)
-        s.add(models.SendLog(campaign_id=c.id, message_id="MSG1", recipients=n, recorded_at=sent))  # as the dispatcher logs it
+        s.add(
+            models.SendLog(campaign_id=c.id, message_id="MSG1", recipients=n, recorded_at=sent)
+        )  # as the dispatcher logs it
         s.flush()
         return World(c.id, [x.id for x in subs], [d.id for d in ds], {link.position: link.id for link in links})
 
@@ -136,15 +153,25 @@ def app_client(settings: Settings, engine: Engine) -> TestClient:
     return TestClient(create_app(settings, engine, tracking=options()), raise_server_exceptions=False)
 
 
-def post(client: TestClient, events: list | dict | bytes, *, timestamp: float | None = None,
-         headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+def post(
+    client: TestClient,
+    events: list | dict | bytes,
+    *,
+    timestamp: float | None = None,
+    headers: dict[str, str] | None = None,
+):  # type: ignore[no-untyped-def]
     body = events if isinstance(events, bytes) else json.dumps(events).encode()
     return client.post("/webhooks/sendgrid", content=body, headers=headers or KEYS.headers(body, timestamp))
 
 
 def sg(event: str, n: int, delivery_id: int | None = None, **extra) -> dict:  # type: ignore[no-untyped-def]
-    item = {"email": "reader0@example.com", "event": event, "sg_event_id": f"evt-{event}-{n}",
-            "sg_message_id": "MSG1.filterdrecv-1-2-3", "timestamp": int(time.time()) - 60}
+    item = {
+        "email": "reader0@example.com",
+        "event": event,
+        "sg_event_id": f"evt-{event}-{n}",
+        "sg_message_id": "MSG1.filterdrecv-1-2-3",
+        "timestamp": int(time.time()) - 60,
+    }
     if delivery_id is not None:
         item.update(delivery_id=str(delivery_id), campaign_id="1")
     item.update(extra)
@@ -182,17 +209,20 @@ def test_sendgrid_vectors_valid_and_each_negative() -> None:
         verifier.verify(signature, ts, payload, now=time.time())
 
 
-@pytest.mark.parametrize(("signature", "timestamp", "error"), [
-    (None, "1700000000", MissingSignature),
-    ("abc", None, MissingSignature),
-    ("", "1700000000", MissingSignature),
-    ("not base64 !!!", "1700000000", BadSignature),
-    (base64.b64encode(b"\x30\x00").decode(), "1700000000", BadSignature),  # base64, but not a DER signature
-    ("A" * 5000, "1700000000", BadSignature),
-    ("MEUCIQ==", "17000000001700000000170", BadSignature),
-    ("MEUCIQ==", "tomorrow", BadSignature),
-    ("MEUCIQ==", "☃", BadSignature),
-])
+@pytest.mark.parametrize(
+    ("signature", "timestamp", "error"),
+    [
+        (None, "1700000000", MissingSignature),
+        ("abc", None, MissingSignature),
+        ("", "1700000000", MissingSignature),
+        ("not base64 !!!", "1700000000", BadSignature),
+        (base64.b64encode(b"\x30\x00").decode(), "1700000000", BadSignature),  # base64, but not a DER signature
+        ("A" * 5000, "1700000000", BadSignature),
+        ("MEUCIQ==", "17000000001700000000170", BadSignature),
+        ("MEUCIQ==", "tomorrow", BadSignature),
+        ("MEUCIQ==", "☃", BadSignature),
+    ],
+)
 def test_malformed_signatures_are_refused_not_crashes(signature, timestamp, error) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(error):
         WebhookVerifier(KEYS.public_b64).verify(signature, timestamp, b"[]", now=1700000000)
@@ -214,9 +244,16 @@ def test_own_key_pair_and_freshness() -> None:
         verifier.verify(KEYS.sign(body, str(now)), str(now + 1), body, now=now)
 
 
-@pytest.mark.parametrize("key", ["", "not base64!", base64.b64encode(b"garbage").decode(),
-                                 # an RSA-sized blob of random bytes, and a P-384 key
-                                 base64.b64encode(b"\x00" * 300).decode()])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "",
+        "not base64!",
+        base64.b64encode(b"garbage").decode(),
+        # an RSA-sized blob of random bytes, and a P-384 key
+        base64.b64encode(b"\x00" * 300).decode(),
+    ],
+)
 def test_bad_public_keys_are_named(key) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidPublicKey):
         WebhookVerifier(key)
@@ -226,17 +263,27 @@ def test_p384_key_is_refused() -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    der = ec.generate_private_key(ec.SECP384R1()).public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    der = (
+        ec.generate_private_key(ec.SECP384R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     with pytest.raises(InvalidPublicKey, match="P-256"):
         WebhookVerifier(base64.b64encode(der).decode())
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    (b"", "not valid JSON"), (b"[{", "not valid JSON"), (b"\xff\xfe", "not valid JSON"),
-    (b'{"event": "delivered"}', "array"), (b'"x"', "array"), (b"[1, 2]", "event object"),
-    (b'[{"event": "open"}, []]', "event object"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "not valid JSON"),
+        (b"[{", "not valid JSON"),
+        (b"\xff\xfe", "not valid JSON"),
+        (b'{"event": "delivered"}', "array"),
+        (b'"x"', "array"),
+        (b"[1, 2]", "event object"),
+        (b'[{"event": "open"}, []]', "event object"),
+    ],
+)
 def test_parse_batch_refuses_whole(body, message) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(MalformedBatch, match=message):
         parse_batch(body)
@@ -262,25 +309,42 @@ def test_vectors_through_the_app(settings, engine) -> None:  # type: ignore[no-u
             body = value.encode()
         elif name == "wrong_timestamp":
             h[TS] = value
-        app = create_app(settings, engine, tracking=TrackingOptions(webhook_public_key=key,
-                                                                   clock=Clock(int(v["timestamp"]))))
+        app = create_app(
+            settings, engine, tracking=TrackingOptions(webhook_public_key=key, clock=Clock(int(v["timestamp"])))
+        )
         assert TestClient(app).post("/webhooks/sendgrid", content=body, headers=h).status_code == 403, name
     assert stored(engine) == [] and count(engine, Suppression) == 0
     # At the moment it was signed, the genuine post is accepted: an unknown message, stored
     # without a delivery, and the address that bounced is suppressed.
-    then = TestClient(create_app(settings, engine, tracking=TrackingOptions(
-        webhook_public_key=v["public_key"], clock=Clock(int(v["timestamp"]) + 5))))
+    then = TestClient(
+        create_app(
+            settings,
+            engine,
+            tracking=TrackingOptions(webhook_public_key=v["public_key"], clock=Clock(int(v["timestamp"]) + 5)),
+        )
+    )
     answer = then.post("/webhooks/sendgrid", content=v["payload"].encode(), headers=headers)
     assert answer.status_code == 200
-    assert answer.json() == {"received": 1, "stored": 1, "duplicates": 0, "unknown_message": 1, "machine": 0,
-                             "suppressed": 1}
+    assert answer.json() == {
+        "received": 1,
+        "stored": 1,
+        "duplicates": 0,
+        "unknown_message": 1,
+        "machine": 0,
+        "suppressed": 1,
+    }
     [e] = stored(engine)
     assert (e.type, e.delivery_id, e.source, e.event_key) == (
-        "dropped", None, "sendgrid", "sg:ZHJvcC0xMDk5NDkxOS1MUnpYbF9OSFN0T0doUTRrb2ZTbV9BLTA")
+        "dropped",
+        None,
+        "sendgrid",
+        "sg:ZHJvcC0xMDk5NDkxOS1MUnpYbF9OSFN0T0doUTRrb2ZTbV9BLTA",
+    )
     assert "email" not in e.data and e.data["reason"] == "Bounced Address"
     with session_scope(engine) as s:
         assert [(x.email, x.reason, x.source) for x in s.scalars(select(Suppression))] == [
-            ("hello@world.com", "bounced", "sendgrid")]
+            ("hello@world.com", "bounced", "sendgrid")
+        ]
 
 
 def test_signature_refusals_store_nothing(app_client, engine) -> None:  # type: ignore[no-untyped-def]
@@ -311,7 +375,9 @@ def test_signature_refusals_store_nothing(app_client, engine) -> None:  # type: 
 
 def test_replayed_post_within_the_window_counts_once(app_client, engine) -> None:  # type: ignore[no-untyped-def]
     w = build_world(engine)
-    batch = [sg("delivered", i, d) for i, d in enumerate(w.deliveries)] + [sg("open", 9, w.deliveries[0], useragent=BROWSER)]
+    batch = [sg("delivered", i, d) for i, d in enumerate(w.deliveries)] + [
+        sg("open", 9, w.deliveries[0], useragent=BROWSER)
+    ]
     body = json.dumps(batch).encode()
     headers = KEYS.headers(body)
     first = app_client.post("/webhooks/sendgrid", content=body, headers=headers)
@@ -323,7 +389,13 @@ def test_replayed_post_within_the_window_counts_once(app_client, engine) -> None
     assert len(stored(engine)) == 4
     # the same event twice inside one post counts once too
     assert post(app_client, [sg("processed", 1, w.deliveries[0])] * 3).json() == {
-        "received": 3, "stored": 1, "duplicates": 2, "unknown_message": 0, "machine": 0, "suppressed": 0}
+        "received": 3,
+        "stored": 1,
+        "duplicates": 2,
+        "unknown_message": 0,
+        "machine": 0,
+        "suppressed": 0,
+    }
     with session_scope(engine) as s:
         assert campaign_report(s, w.campaign_id)["delivered"] == 3
 
@@ -398,10 +470,16 @@ def test_sqlite_checkpoints_are_spaced_not_one_per_commit(engine) -> None:  # ty
         assert busy == 0 and frames == copied
 
 
-@pytest.mark.parametrize(("body", "status"), [
-    (b"[{not json", 400), (b"", 400), (b'{"event": "bounce", "email": "reader0@example.com"}', 400),
-    (b'[{"event": "bounce"}, 7]', 400), (b"null", 400),
-])
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"[{not json", 400),
+        (b"", 400),
+        (b'{"event": "bounce", "email": "reader0@example.com"}', 400),
+        (b'[{"event": "bounce"}, 7]', 400),
+        (b"null", 400),
+    ],
+)
 def test_malformed_bodies_are_400_and_store_nothing(app_client, engine, body, status) -> None:  # type: ignore[no-untyped-def]
     build_world(engine)
     response = post(app_client, body)
@@ -414,10 +492,15 @@ def test_odd_but_valid_events_are_stored_not_a_server_error(app_client, engine) 
     not are stored sensibly: a 500 would make SendGrid retry the post for a day."""
     w = build_world(engine)
     d0 = w.deliveries[0]
-    batch = [sg("open", 1, d0, useragent="Mozilla/5.0\u0000 (X11)", ip="203.0.113.9"),
-             {**sg("delivered", 2, d0), "event": "Delivered\u0000"}, {**sg("processed", 3), "sg_event_id": "nul\u0000id"},
-             {**sg("delivered", 4), "delivery_id": "\u00b2"}, {**sg("delivered", 5), "delivery_id": "\uff11\uff12"},
-             {**sg("open", 6, d0), "timestamp": 10**20}, {**sg("open", 7, d0), "timestamp": True}]
+    batch = [
+        sg("open", 1, d0, useragent="Mozilla/5.0\u0000 (X11)", ip="203.0.113.9"),
+        {**sg("delivered", 2, d0), "event": "Delivered\u0000"},
+        {**sg("processed", 3), "sg_event_id": "nul\u0000id"},
+        {**sg("delivered", 4), "delivery_id": "\u00b2"},
+        {**sg("delivered", 5), "delivery_id": "\uff11\uff12"},
+        {**sg("open", 6, d0), "timestamp": 10**20},
+        {**sg("open", 7, d0), "timestamp": True},
+    ]
     body = json.dumps(batch).encode()
     answer = app_client.post("/webhooks/sendgrid", content=body, headers=KEYS.headers(body))
     assert answer.status_code == 200, answer.text
@@ -438,7 +521,7 @@ def test_oversize_body_is_413_and_stores_nothing(settings, engine) -> None:  # t
     assert len(body) > 64 * 1024
     assert post(client, body).status_code == 413
     # chunked, without a Content-Length: counted as it arrives
-    chunks = iter([body[i:i + 8192] for i in range(0, len(body), 8192)])
+    chunks = iter([body[i : i + 8192] for i in range(0, len(body), 8192)])
     response = client.post("/webhooks/sendgrid", content=chunks, headers=KEYS.headers(body))
     assert response.status_code == 413
     assert stored(engine) == [] and count(engine, Suppression) == 0
@@ -464,8 +547,10 @@ def test_without_a_key_the_webhook_refuses_and_says_so(settings, engine, caplog)
     assert len(stored(engine)) == 1
     caplog.clear()
     with caplog.at_level("ERROR"):
-        broken = TestClient(create_app(settings, engine, tracking=TrackingOptions(webhook_public_key="bm9wZQ==")),
-                            raise_server_exceptions=False)
+        broken = TestClient(
+            create_app(settings, engine, tracking=TrackingOptions(webhook_public_key="bm9wZQ==")),
+            raise_server_exceptions=False,
+        )
     assert "not valid" in caplog.text
     assert broken.post("/webhooks/sendgrid", content=body, headers=KEYS.headers(body)).status_code == 503
     assert broken.get("/healthz").text == "ok"  # the rest of the app still runs
@@ -483,22 +568,38 @@ def test_every_event_type_maps_to_its_ledger_row(app_client, engine) -> None:  #
     d0, d1, d2 = w.deliveries
     ts = int(time.time()) - 120
     batch = [
-        sg("processed", 1, d0), sg("delivered", 1, d0), sg("deferred", 1, d1, response="450 try later", attempt="1"),
+        sg("processed", 1, d0),
+        sg("delivered", 1, d0),
+        sg("deferred", 1, d1, response="450 try later", attempt="1"),
         sg("deferred", 2, d1, attempt="2"),
         sg("bounce", 1, d2, type="blocked", reason="550 blocked", email="reader2@example.com"),
         sg("blocked", 1, d2, email="reader2@example.com"),
         sg("open", 1, d0, useragent=BROWSER, ip="203.0.113.77", sg_machine_open=False),
         sg("open", 2, d0, useragent="Mozilla/5.0", ip="17.58.1.2", sg_machine_open=True),
-        sg("click", 1, d0, url="https://news.example.test/c/tok/1", useragent=BROWSER, ip="198.51.100.9",
-           timestamp=ts),
+        sg("click", 1, d0, url="https://news.example.test/c/tok/1", useragent=BROWSER, ip="198.51.100.9", timestamp=ts),
         sg("group_resubscribe", 1, d0, asm_group_id=7),
         sg("future_event_type", 1, d0, shiny={"nested": [1, 2]}),
-        {"event": "delivered", "sg_event_id": "no-custom-args", "sg_message_id": "MSG1.filter0001-2",
-         "email": "Reader1@Example.com", "timestamp": ts},  # found through X-Message-Id + address
-        {"event": "delivered", "sg_event_id": "nobody", "sg_message_id": "OTHER.f1", "email": "x@elsewhere.test",
-         "timestamp": ts},  # not ours
+        {
+            "event": "delivered",
+            "sg_event_id": "no-custom-args",
+            "sg_message_id": "MSG1.filter0001-2",
+            "email": "Reader1@Example.com",
+            "timestamp": ts,
+        },  # found through X-Message-Id + address
+        {
+            "event": "delivered",
+            "sg_event_id": "nobody",
+            "sg_message_id": "OTHER.f1",
+            "email": "x@elsewhere.test",
+            "timestamp": ts,
+        },  # not ours
         sg("delivered", 99, 987654321, sg_message_id="ELSEWHERE.f1"),  # a delivery id we never had
-        {"event": "processed", "email": "reader0@example.com", "timestamp": ts, "delivery_id": str(d0)},  # no sg_event_id
+        {
+            "event": "processed",
+            "email": "reader0@example.com",
+            "timestamp": ts,
+            "delivery_id": str(d0),
+        },  # no sg_event_id
         {"sg_event_id": "typeless", "delivery_id": str(d0)},
     ]
     answer = post(app_client, batch).json()
@@ -506,11 +607,22 @@ def test_every_event_type_maps_to_its_ledger_row(app_client, engine) -> None:  #
     assert answer["unknown_message"] == 2 and answer["machine"] == 1
     rows = {e.event_key: e for e in stored(engine)}
     assert {e.type for e in rows.values()} == {
-        "processed", "delivered", "deferred", "blocked", "open", "click", "group_resubscribe", "future_event_type",
-        "unknown"}
+        "processed",
+        "delivered",
+        "deferred",
+        "blocked",
+        "open",
+        "click",
+        "group_resubscribe",
+        "future_event_type",
+        "unknown",
+    }
     assert rows["sg:evt-bounce-1"].type == "blocked" and rows["sg:evt-blocked-1"].type == "blocked"
-    assert (rows["sg:evt-delivered-1"].delivery_id, rows["sg:evt-delivered-1"].subscriber_id,
-            rows["sg:evt-delivered-1"].campaign_id) == (d0, w.subscribers[0], w.campaign_id)
+    assert (
+        rows["sg:evt-delivered-1"].delivery_id,
+        rows["sg:evt-delivered-1"].subscriber_id,
+        rows["sg:evt-delivered-1"].campaign_id,
+    ) == (d0, w.subscribers[0], w.campaign_id)
     assert rows["sg:no-custom-args"].delivery_id == d1
     assert rows["sg:nobody"].delivery_id is None and rows["sg:nobody"].campaign_id is None
     assert rows["sg:evt-delivered-99"].delivery_id is None
@@ -541,8 +653,11 @@ def test_events_are_written_in_one_insert(app_client, engine) -> None:  # type: 
 
     event.listen(engine, "before_cursor_execute", watch)
     try:
-        batch = [sg(kind, i, w.deliveries[i % 3], useragent=BROWSER) for i in range(250)
-                 for kind in ("processed", "delivered", "open", "deferred")]
+        batch = [
+            sg(kind, i, w.deliveries[i % 3], useragent=BROWSER)
+            for i in range(250)
+            for kind in ("processed", "delivered", "open", "deferred")
+        ]
         assert post(app_client, batch).json()["stored"] == 1000
     finally:
         event.remove(engine, "before_cursor_execute", watch)
@@ -572,19 +687,29 @@ def test_webhook_clicks_are_classified_like_the_redirect(app_client, engine) -> 
     verdicts = {e.event_key: (e.is_machine, e.machine_reason) for e in stored(engine)}
     assert verdicts == {
         "sg:evt-click-1": (True, "too_fast_after_delivery"),
-        "sg:evt-click-2": (True, "burst_clicks"), "sg:evt-click-3": (True, "burst_clicks"),
+        "sg:evt-click-2": (True, "burst_clicks"),
+        "sg:evt-click-3": (True, "burst_clicks"),
         "sg:evt-click-4": (True, "burst_clicks"),
-        "sg:evt-click-5": (True, "honeypot"), "sg:evt-click-6": (True, "scanner_user_agent"),
-        "sg:evt-click-7": (True, "scanner_network"), "sg:evt-click-8": (False, None),
+        "sg:evt-click-5": (True, "honeypot"),
+        "sg:evt-click-6": (True, "scanner_user_agent"),
+        "sg:evt-click-7": (True, "scanner_network"),
+        "sg:evt-click-8": (False, None),
     }
     # a burst that spans two posts: the clicks already stored are re-marked
-    post(app_client, [sg("click", 20, d0, url=url(1), useragent=BROWSER, timestamp=t0 + 7200),
-                      sg("click", 21, d0, url=url(3), useragent=BROWSER, timestamp=t0 + 7200)])
+    post(
+        app_client,
+        [
+            sg("click", 20, d0, url=url(1), useragent=BROWSER, timestamp=t0 + 7200),
+            sg("click", 21, d0, url=url(3), useragent=BROWSER, timestamp=t0 + 7200),
+        ],
+    )
     assert not any(e.is_machine for e in stored(engine) if e.event_key in ("sg:evt-click-20", "sg:evt-click-21"))
     post(app_client, [sg("click", 22, d0, url=url(4), useragent=BROWSER, timestamp=t0 + 7201)])
-    assert {e.event_key: e.machine_reason for e in stored(engine) if e.event_key >= "sg:evt-click-2"
-            and e.event_key[-2:] in ("20", "21", "22")} == {
-        "sg:evt-click-20": "burst_clicks", "sg:evt-click-21": "burst_clicks", "sg:evt-click-22": "burst_clicks"}
+    assert {
+        e.event_key: e.machine_reason
+        for e in stored(engine)
+        if e.event_key >= "sg:evt-click-2" and e.event_key[-2:] in ("20", "21", "22")
+    } == {"sg:evt-click-20": "burst_clicks", "sg:evt-click-21": "burst_clicks", "sg:evt-click-22": "burst_clicks"}
     with session_scope(engine) as s:
         assert s.scalar(select(func.count()).select_from(models.Lead)) == 0  # the webhook never makes leads
 
@@ -605,9 +730,13 @@ def _campaign(engine, settings, slug: str) -> int:  # type: ignore[no-untyped-de
 
 def _recipients(engine, campaign_id: int) -> dict[str, str]:  # type: ignore[no-untyped-def]
     with session_scope(engine) as s:
-        return dict(s.execute(select(Subscriber.email, Delivery.status)
-                              .join(Delivery, Delivery.subscriber_id == Subscriber.id)
-                              .where(Delivery.campaign_id == campaign_id)).all())
+        return dict(
+            s.execute(
+                select(Subscriber.email, Delivery.status)
+                .join(Delivery, Delivery.subscriber_id == Subscriber.id)
+                .where(Delivery.campaign_id == campaign_id)
+            ).all()
+        )
 
 
 SUPPRESSION_PATHS = {
@@ -618,8 +747,11 @@ SUPPRESSION_PATHS = {
     "spam report": ([{"event": "spamreport"}], "complained", "complained"),
     "unsubscribe": ([{"event": "unsubscribe"}], "unsubscribed", "unsubscribed"),
     "group unsubscribe": ([{"event": "group_unsubscribe", "asm_group_id": 1}], "unsubscribed", "unsubscribed"),
-    "three soft bounces": ([{"event": "bounce", "type": "blocked"}, {"event": "blocked"},
-                            {"event": "bounce", "type": "blocked"}], "bounced", "bounced"),
+    "three soft bounces": (
+        [{"event": "bounce", "type": "blocked"}, {"event": "blocked"}, {"event": "bounce", "type": "blocked"}],
+        "bounced",
+        "bounced",
+    ),
 }
 
 
@@ -630,17 +762,30 @@ def test_each_suppression_path_then_a_send_leaves_the_address_out(settings, engi
     first = _campaign(engine, settings, seed_slug)
     assert send_campaign(engine, settings, first).sent == 3  # the outbox: the settings carry no SendGrid key
     with session_scope(engine) as s:
-        d0 = s.scalar(select(Delivery.id).join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-                      .where(Subscriber.email == "reader0@example.com", Delivery.campaign_id == first))
+        d0 = s.scalar(
+            select(Delivery.id)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(Subscriber.email == "reader0@example.com", Delivery.campaign_id == first)
+        )
     client = TestClient(create_app(settings, engine, tracking=options()))
-    batch = [dict(e, email="reader0@example.com", sg_event_id=f"{path}-{i}", timestamp=int(time.time()) - 30,
-                  delivery_id=str(d0), campaign_id=str(first)) for i, e in enumerate(events)]
+    batch = [
+        dict(
+            e,
+            email="reader0@example.com",
+            sg_event_id=f"{path}-{i}",
+            timestamp=int(time.time()) - 30,
+            delivery_id=str(d0),
+            campaign_id=str(first),
+        )
+        for i, e in enumerate(events)
+    ]
     assert post(client, batch).status_code == 200
     with session_scope(engine) as s:
         reader0 = s.scalar(select(Subscriber).where(Subscriber.email == "reader0@example.com"))
         assert reader0.status == status and reader0.status_changed_at is not None
         assert [(x.email, x.reason, x.source) for x in s.scalars(select(Suppression))] == [
-            ("reader0@example.com", reason, "sendgrid")]
+            ("reader0@example.com", reason, "sendgrid")
+        ]
     second = _campaign(engine, settings, seed_slug)
     summary = send_campaign(engine, settings, second)
     assert summary.sent == 2
@@ -656,7 +801,10 @@ def test_soft_bounces_below_the_limit_do_not_suppress_and_delivered_resets(setti
     d0 = w.deliveries[0]
     post(client, [sg("bounce", 1, d0, type="blocked", timestamp=t), sg("blocked", 2, d0, timestamp=t + 1)])
     post(client, [sg("delivered", 3, d0, timestamp=t + 2)])  # delivered again: the count starts over
-    post(client, [sg("bounce", 4, d0, type="blocked", timestamp=t + 3), sg("bounce", 5, d0, type="blocked", timestamp=t + 4)])
+    post(
+        client,
+        [sg("bounce", 4, d0, type="blocked", timestamp=t + 3), sg("bounce", 5, d0, type="blocked", timestamp=t + 4)],
+    )
     with session_scope(engine) as s:
         assert s.get(Subscriber, w.subscribers[0]).status == "active"
         assert s.scalar(select(func.count()).select_from(Suppression)) == 0
@@ -672,9 +820,15 @@ def test_soft_bounces_below_the_limit_do_not_suppress_and_delivered_resets(setti
 
 def test_other_drops_and_resubscribe_change_nothing(app_client, engine) -> None:  # type: ignore[no-untyped-def]
     w = build_world(engine)
-    post(app_client, [sg("dropped", 1, w.deliveries[0], reason="Invalid SMTPAPI header"),
-                      sg("dropped", 2, w.deliveries[0], reason="Spam Content (if spam checker app enabled)"),
-                      sg("group_resubscribe", 3, w.deliveries[0]), sg("deferred", 4, w.deliveries[0])])
+    post(
+        app_client,
+        [
+            sg("dropped", 1, w.deliveries[0], reason="Invalid SMTPAPI header"),
+            sg("dropped", 2, w.deliveries[0], reason="Spam Content (if spam checker app enabled)"),
+            sg("group_resubscribe", 3, w.deliveries[0]),
+            sg("deferred", 4, w.deliveries[0]),
+        ],
+    )
     with session_scope(engine) as s:
         assert s.get(Subscriber, w.subscribers[0]).status == "active"
         assert s.scalar(select(func.count()).select_from(Suppression)) == 0
@@ -688,13 +842,24 @@ def test_a_bounce_mid_send_takes_the_address_out_of_the_rest(settings, engine, s
         sub = s.scalar(select(Subscriber.id).where(Subscriber.email == "reader3@example.com"))
     client = TestClient(create_app(settings, engine, tracking=options()))
     # a bounce from an earlier mailing (no delivery of ours): found by address
-    post(client, [{"event": "bounce", "type": "bounce", "email": "READER3@example.com", "sg_event_id": "old-1",
-                   "timestamp": int(time.time())}])
+    post(
+        client,
+        [
+            {
+                "event": "bounce",
+                "type": "bounce",
+                "email": "READER3@example.com",
+                "sg_event_id": "old-1",
+                "timestamp": int(time.time()),
+            }
+        ],
+    )
     assert _recipients(engine, campaign_id)["reader3@example.com"] == "suppressed"
     summary = drain(engine, settings, campaign_id)
     assert summary.sent == 3
     assert _recipients(engine, campaign_id) == {f"reader{i}@example.com": "sent" for i in range(3)} | {
-        "reader3@example.com": "suppressed"}
+        "reader3@example.com": "suppressed"
+    }
     with session_scope(engine) as s:
         assert s.get(Subscriber, sub).status == "bounced"
 
@@ -703,8 +868,14 @@ def test_stronger_reason_wins_and_erased_is_left_alone(app_client, engine) -> No
     w = build_world(engine)
     with session_scope(engine) as s:
         s.get(Subscriber, w.subscribers[2]).status = "erased"
-    post(app_client, [sg("unsubscribe", 1, w.deliveries[0]), sg("spamreport", 2, w.deliveries[0]),
-                      sg("bounce", 3, w.deliveries[2], type="bounce", email="reader2@example.com")])
+    post(
+        app_client,
+        [
+            sg("unsubscribe", 1, w.deliveries[0]),
+            sg("spamreport", 2, w.deliveries[0]),
+            sg("bounce", 3, w.deliveries[2], type="bounce", email="reader2@example.com"),
+        ],
+    )
     with session_scope(engine) as s:
         assert s.get(Subscriber, w.subscribers[0]).status == "complained"
         assert s.get(Subscriber, w.subscribers[2]).status == "erased"
@@ -718,18 +889,29 @@ def test_report_counts_provider_events_and_machines(app_client, engine) -> None:
     w = build_world(engine)
     d0, d1, d2 = w.deliveries
     batch = [sg("processed", i, d) for i, d in enumerate(w.deliveries)]
-    batch += [sg("delivered", 1, d0), sg("delivered", 2, d1), sg("deferred", 1, d2), sg("deferred", 2, d2),
-              sg("bounce", 1, d2, type="bounce", email="reader2@example.com"),
-              sg("bounce", 2, d1, type="blocked", email="reader1@example.com"),
-              sg("dropped", 1, d1, reason="Bounced Address", email="reader1@example.com"),
-              sg("spamreport", 1, d0),
-              sg("open", 1, d0, useragent=BROWSER), sg("open", 2, d0, useragent=BROWSER, sg_machine_open=True),
-              sg("open", 3, d1, useragent="Mozilla/5.0")]
+    batch += [
+        sg("delivered", 1, d0),
+        sg("delivered", 2, d1),
+        sg("deferred", 1, d2),
+        sg("deferred", 2, d2),
+        sg("bounce", 1, d2, type="bounce", email="reader2@example.com"),
+        sg("bounce", 2, d1, type="blocked", email="reader1@example.com"),
+        sg("dropped", 1, d1, reason="Bounced Address", email="reader1@example.com"),
+        sg("spamreport", 1, d0),
+        sg("open", 1, d0, useragent=BROWSER),
+        sg("open", 2, d0, useragent=BROWSER, sg_machine_open=True),
+        sg("open", 3, d1, useragent="Mozilla/5.0"),
+    ]
     post(app_client, batch)
     with session_scope(engine) as s:
         report = campaign_report(s, w.campaign_id)
     assert {k: report[k] for k in ("delivered", "deferred", "bounced", "dropped", "complaints")} == {
-        "delivered": 2, "deferred": 2, "bounced": 2, "dropped": 1, "complaints": 1}
+        "delivered": 2,
+        "deferred": 2,
+        "bounced": 2,
+        "dropped": 1,
+        "complaints": 1,
+    }
     assert report["provider"]["deferred_messages"] == 1 and report["provider"]["bounced_hard"] == 1
     assert report["provider"]["bounced_soft"] == 1 and report["provider"]["processed"] == 3
     assert report["opens"] == {"unique_human": 1, "unique_machine": 2, "total": 3}
@@ -751,15 +933,22 @@ def nul_batch(w: World, size: int, tag: str = "") -> list[dict]:
         sg("dropped", 0, d0, reason="bad\u0000byte"),
         sg("click", 0, d0, url="https://news.example.test/c/tok/1?x=\u0000", useragent=f"{BROWSER}\u0000"),
         sg("bounce", 0, d2, type="bounce", reason="550 \u0000 gone", email="reader2@example.com"),
-        {"event": "delivered", "sg_event_id": f"fallback{tag}", "sg_message_id": "MSG1\u0000.filter1",
-         "email": "Reader1@Example.com\u0000", "timestamp": int(time.time()) - 60},
+        {
+            "event": "delivered",
+            "sg_event_id": f"fallback{tag}",
+            "sg_message_id": "MSG1\u0000.filter1",
+            "email": "Reader1@Example.com\u0000",
+            "timestamp": int(time.time()) - 60,
+        },
         sg("open", 0, d1, category=["news\u0000", "april"], **{"odd\u0000key": "v\u0000"}, useragent="\u0000"),
         {**sg("delivered", 0, d1), "event": "delivered\u0000", "marketing_campaign_name": "\u0000\u0000"},
         sg("processed", 0, d0, smtp_id="<\u0000@x>", ip="203.0.113.9\u0000"),
     ]
     batch = odd[:size]
-    batch += [sg("delivered", 10 + i, w.deliveries[i % 3], reason="r\u0000" if i % 50 == 0 else "ok")
-              for i in range(size - len(batch))]
+    batch += [
+        sg("delivered", 10 + i, w.deliveries[i % 3], reason="r\u0000" if i % 50 == 0 else "ok")
+        for i in range(size - len(batch))
+    ]
     for item in batch:
         item["sg_event_id"] = f"{item['sg_event_id']}{tag}"
     return batch
@@ -775,6 +964,7 @@ def no_nul_stored(engine: Engine) -> None:
         assert not any("\x00" in (x.detail or "") + x.email for x in s.scalars(select(Suppression)))
         if engine.dialect.name == "postgresql":
             from sqlalchemy import text
+
             s.execute(text("SELECT data->>'reason', data::jsonb FROM events")).all()
 
 
@@ -834,8 +1024,10 @@ def test_half_a_surrogate_pair_is_replaced_and_the_batch_stored(app_client, engi
     batch (400, so SendGrid retries it for a day, then drops its bounces). Replaced by U+FFFD;
     a real pair (an emoji) is kept."""
     w = build_world(engine)
-    batch = [sg("bounce", i, w.deliveries[i % 3], type="bounce", reason="550 \ud800 gone", category=["\U0001f600"])
-             for i in range(size)]
+    batch = [
+        sg("bounce", i, w.deliveries[i % 3], type="bounce", reason="550 \ud800 gone", category=["\U0001f600"])
+        for i in range(size)
+    ]
     body = json.dumps(batch).encode()  # ASCII, the surrogate as an escape: "\ud800"
     assert b"\\ud800" in body
     answer = post(app_client, body)

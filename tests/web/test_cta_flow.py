@@ -87,12 +87,15 @@ def test_a_person_lands_on_booking_and_becomes_a_lead(client, engine, world, cta
     assert (r["cta_leads"], r["leads"], r["clicks"]["cta_unique"], r["clicks"]["uncertain"]) == (1, 1, 1, 0)
 
 
-@pytest.mark.parametrize(("headers", "method", "reason"), [
-    ({"user-agent": "Mozilla/5.0 (compatible; Barracuda Sentinel (EE))"}, "GET", "scanner_user_agent"),
-    ({"user-agent": "python-requests/2.31"}, "GET", "scanner_user_agent"),
-    ({"user-agent": ""}, "GET", "no_user_agent"),
-    ({}, "HEAD", "head_request"),
-])
+@pytest.mark.parametrize(
+    ("headers", "method", "reason"),
+    [
+        ({"user-agent": "Mozilla/5.0 (compatible; Barracuda Sentinel (EE))"}, "GET", "scanner_user_agent"),
+        ({"user-agent": "python-requests/2.31"}, "GET", "scanner_user_agent"),
+        ({"user-agent": ""}, "GET", "no_user_agent"),
+        ({}, "HEAD", "head_request"),
+    ],
+)
 def test_a_scanner_is_redirected_but_no_lead(client, engine, world, cta, headers, method, reason) -> None:  # type: ignore[no-untyped-def]
     response = client.request(method, cta(world.d_bob), headers=headers)
     assert response.status_code == 302 and response.headers["location"] == BOOKING  # harmless: it follows
@@ -168,7 +171,10 @@ def test_machines_on_the_continue_link_count_no_lead(client, engine, world, cta,
     assert all(r.headers["location"] == BOOKING for r in (instant, scanner, head))
     assert leads(engine) == []
     assert [(e.is_machine, e.machine_reason) for e in events(engine, "cta_confirm")] == [
-        (True, "too_fast_confirm"), (True, "scanner_user_agent"), (True, "head_request")]
+        (True, "too_fast_confirm"),
+        (True, "scanner_user_agent"),
+        (True, "head_request"),
+    ]
 
 
 def test_the_continue_link_is_signed_and_carries_nothing_personal(client, engine, world, cta, settings, clock) -> None:  # type: ignore[no-untyped-def]
@@ -183,7 +189,7 @@ def test_the_continue_link_is_signed_and_carries_nothing_personal(client, engine
     forged = ContinueSigner("another key").sign(world.d_bob, 2, int(time.time() * 1000))
     # (a character in the middle of the signature: the last base64 character carries padding bits)
     middle = len(action) - 10
-    tampered = action[:middle] + ("A" if action[middle] != "A" else "B") + action[middle + 1:]
+    tampered = action[:middle] + ("A" if action[middle] != "A" else "B") + action[middle + 1 :]
     for bad in (tampered, "/continue/" + forged, "/continue/x", "/continue/" + "a" * 500):
         assert client.get(bad).status_code == 404, bad
     # signed, but for a link that is not the CTA

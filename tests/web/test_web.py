@@ -46,8 +46,7 @@ from newsletter.web import create_app
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
-BROWSER = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-           "Chrome/124.0 Safari/537.36")
+BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"
 PUBLIC = "https://news.example.test"  # settings.public_url in conftest
 BOOKING = "https://rootsmentalwellness.example/book"
 ARTICLE_URL = "https://rootsmentalwellness.example/a/ketamine"
@@ -72,25 +71,55 @@ class World:
 
 def build_world(engine: Engine) -> World:
     content = ArticleContent(
-        title="Ketamine-assisted psychotherapy: what to expect", slug="ketamine",
-        sections=(Section(None, ("An <em>opening</em> paragraph.",)),
-                  Section("How a session goes", ("You arrive &amp; settle in.",))),
-        author="Dr. Rivera", published=date(2024, 4, 2),
-        cta=CallToAction("Ready to talk? We are here.", "Connect today"), signoff=SignOff("Dr. Rivera", "Psychiatrist"),
+        title="Ketamine-assisted psychotherapy: what to expect",
+        slug="ketamine",
+        sections=(
+            Section(None, ("An <em>opening</em> paragraph.",)),
+            Section("How a session goes", ("You arrive &amp; settle in.",)),
+        ),
+        author="Dr. Rivera",
+        published=date(2024, 4, 2),
+        cta=CallToAction("Ready to talk? We are here.", "Connect today"),
+        signoff=SignOff("Dr. Rivera", "Psychiatrist"),
     )
     with session_scope(engine) as s:
-        article = Article(slug=content.slug, title=content.title, source_format="text", content=content.to_dict(),
-                          content_hash="0" * 64)
+        article = Article(
+            slug=content.slug,
+            title=content.title,
+            source_format="text",
+            content=content.to_dict(),
+            content_hash="0" * 64,
+        )
         s.add(article)
         s.flush()
-        april = Campaign(article_id=article.id, name="April", subject="Hello %%first_name%%", segment="all",
-                         template="newsletter", status="sent", html=CAMPAIGN_HTML, text="Hi %%first_name%%")
-        may = Campaign(article_id=article.id, name="May", subject="May", segment="all", template="newsletter",
-                       status="sending", html="<p>May</p>", text="May")
+        april = Campaign(
+            article_id=article.id,
+            name="April",
+            subject="Hello %%first_name%%",
+            segment="all",
+            template="newsletter",
+            status="sent",
+            html=CAMPAIGN_HTML,
+            text="Hi %%first_name%%",
+        )
+        may = Campaign(
+            article_id=article.id,
+            name="May",
+            subject="May",
+            segment="all",
+            template="newsletter",
+            status="sending",
+            html="<p>May</p>",
+            text="May",
+        )
         s.add_all([april, may])
         s.flush()
-        s.add_all([CampaignLink(campaign_id=april.id, position=1, url=ARTICLE_URL, kind="read_more"),
-                   CampaignLink(campaign_id=april.id, position=2, url=BOOKING, kind="cta")])
+        s.add_all(
+            [
+                CampaignLink(campaign_id=april.id, position=1, url=ARTICLE_URL, kind="read_more"),
+                CampaignLink(campaign_id=april.id, position=2, url=BOOKING, kind="cta"),
+            ]
+        )
         ada = Subscriber(email="ada@example.com", first_name="Ada")
         bob = Subscriber(email="bob@example.com", first_name="<Bob>")
         s.add_all([ada, bob])
@@ -114,8 +143,12 @@ def world(engine: Engine) -> World:
 def client(settings: Settings, engine: Engine, world: World) -> TestClient:
     app = create_app(settings, engine)
     # A browser's headers: every browser sends Accept-Language (its absence makes a CTA click doubtful).
-    return TestClient(app, client=("203.0.113.77", 50123), headers={"user-agent": BROWSER, "accept-language": "en-US,en;q=0.9"},
-                      follow_redirects=False)
+    return TestClient(
+        app,
+        client=("203.0.113.77", 50123),
+        headers={"user-agent": BROWSER, "accept-language": "en-US,en;q=0.9"},
+        follow_redirects=False,
+    )
 
 
 @pytest.fixture
@@ -150,14 +183,23 @@ def test_open_pixel_records_each_request_with_verdict(client, engine, world, tok
     client.get(url, headers={"user-agent": "Mozilla/5.0"})
     opens = stored(engine, "open")
     assert [(e.is_machine, e.machine_reason) for e in opens] == [
-        (False, None), (False, None), (True, "head_request"), (True, "scanner_user_agent"), (True, "apple_mpp")]
+        (False, None),
+        (False, None),
+        (True, "head_request"),
+        (True, "scanner_user_agent"),
+        (True, "apple_mpp"),
+    ]
     assert {e.ip_prefix for e in opens} == {"203.0.113.0/24"}  # never 203.0.113.77
     assert {e.delivery_id for e in opens} == {world.d_ada} and opens[0].user_agent == BROWSER
 
 
 def test_bad_token_still_gets_the_gif_but_no_event(client, engine, world, token) -> None:  # type: ignore[no-untyped-def]
-    for url in (f"/o/{tamper(token(world.d_ada))}.gif", "/o/nonsense.gif", f"/o/{token(987654)}.gif",
-                "/o/" + "x" * 5000 + ".gif"):
+    for url in (
+        f"/o/{tamper(token(world.d_ada))}.gif",
+        "/o/nonsense.gif",
+        f"/o/{token(987654)}.gif",
+        "/o/" + "x" * 5000 + ".gif",
+    ):
         response = client.get(url)
         assert response.status_code == 200 and response.content.startswith(b"GIF89a"), url
     assert stored(engine) == []
@@ -172,8 +214,15 @@ def test_click_redirects_only_to_the_registered_url(client, engine, world, token
     assert response.status_code == 302 and response.headers["location"] == ARTICLE_URL
     assert response.headers["referrer-policy"] == "no-referrer" and "no-store" in response.headers["cache-control"]
     assert client.head(f"/c/{tok}/1").headers["location"] == ARTICLE_URL
-    for bad in (f"/c/{tok}/9", f"/c/{tok}/0", f"/c/{tamper(tok)}/1", f"/c/{tok}/x", f"/c/{tok}/99999999999999999999",
-                f"/c/{tok}/1?url=https://evil.example", "/c/nonsense/1"):
+    for bad in (
+        f"/c/{tok}/9",
+        f"/c/{tok}/0",
+        f"/c/{tamper(tok)}/1",
+        f"/c/{tok}/x",
+        f"/c/{tok}/99999999999999999999",
+        f"/c/{tok}/1?url=https://evil.example",
+        "/c/nonsense/1",
+    ):
         response = client.get(bad)
         if bad.endswith("evil.example"):  # the query string is ignored: still the registered link
             assert response.headers["location"] == ARTICLE_URL
@@ -193,7 +242,8 @@ def test_cta_clicks_make_one_lead_and_machines_none(client, engine, world, token
     client.get(f"/c/{token(world.d_bob)}/1")  # a human click on a non-CTA link: no lead either
     with session_scope(engine) as s:
         assert [(lead.subscriber_id, lead.cta_clicks, lead.status) for lead in s.scalars(select(Lead))] == [
-            (world.ada, 2, "new")]
+            (world.ada, 2, "new")
+        ]
 
 
 # --- unsubscribe -----------------------------------------------------------------------------
@@ -222,13 +272,18 @@ def test_one_click_post_unsubscribes_without_redirect(client, engine, world, tok
         ada = s.get(Subscriber, world.ada)
         assert ada.status == "unsubscribed" and ada.status_changed_at is not None
         assert [(x.email, x.reason, x.source) for x in s.scalars(select(Suppression))] == [
-            ("ada@example.com", "unsubscribed", "one_click")]
+            ("ada@example.com", "unsubscribed", "one_click")
+        ]
         assert s.get(Delivery, world.d_ada_queued).status == "suppressed"
     [event] = stored(engine, "unsubscribe")
     assert event.data == {"source": "one_click"} and event.ip_prefix == "203.0.113.0/24"
     assert "already unsubscribed" in client.get(url).text
-    assert client.post(f"/u/{tamper(token(world.d_ada))}", content=b"List-Unsubscribe=One-Click",
-                       headers=headers).status_code == 404
+    assert (
+        client.post(
+            f"/u/{tamper(token(world.d_ada))}", content=b"List-Unsubscribe=One-Click", headers=headers
+        ).status_code
+        == 404
+    )
 
 
 def test_confirm_form_post_and_multipart_one_click(client, engine, world, token) -> None:  # type: ignore[no-untyped-def]
@@ -237,12 +292,17 @@ def test_confirm_form_post_and_multipart_one_click(client, engine, world, token)
     assert response.status_code == 200
     with session_scope(engine) as s:
         assert dict(s.execute(select(Suppression.email, Suppression.source)).all()) == {
-            "ada@example.com": "link", "bob@example.com": "one_click"}
+            "ada@example.com": "link",
+            "bob@example.com": "one_click",
+        }
 
 
 def test_post_body_is_capped(client, world, token) -> None:  # type: ignore[no-untyped-def]
-    response = client.post(f"/u/{token(world.d_ada)}", content=b"x" * (65 * 1024),
-                           headers={"content-type": "application/x-www-form-urlencoded"})
+    response = client.post(
+        f"/u/{token(world.d_ada)}",
+        content=b"x" * (65 * 1024),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     assert response.status_code == 413 and "Too much data" in response.text
 
 
@@ -342,19 +402,34 @@ def test_outbox_viewer(client, settings, engine, world, token) -> None:  # type:
     remote = client  # a browser on another machine never sees the outbox (it holds personal data)
     assert remote.get(f"/outbox/{world.campaign_id}").status_code == 404
     assert "outbox" not in remote.get("/").text.lower()
-    client = TestClient(create_app(settings, engine), client=("127.0.0.1", 50123), headers={"user-agent": BROWSER},
-                        follow_redirects=False, base_url="http://127.0.0.1:8000")  # a browser names the server
+    client = TestClient(
+        create_app(settings, engine),
+        client=("127.0.0.1", 50123),
+        headers={"user-agent": BROWSER},
+        follow_redirects=False,
+        base_url="http://127.0.0.1:8000",
+    )  # a browser names the server
     folder = Path(settings.outbox_dir) / f"campaign-{world.campaign_id}"
-    write_eml(folder, world.d_ada, "Ada Lovelace <ada@example.com>",
-              f'<html><head><title>x</title></head><body><a href="{PUBLIC}/c/{token(world.d_ada)}/1">Read</a></body></html>')
+    write_eml(
+        folder,
+        world.d_ada,
+        "Ada Lovelace <ada@example.com>",
+        f'<html><head><title>x</title></head><body><a href="{PUBLIC}/c/{token(world.d_ada)}/1">Read</a></body></html>',
+    )
     write_eml(folder, world.d_bob, "bob@example.com", "<p>Hi Bob</p>")
     (folder / "notes.txt").write_text("not a message")
     index = client.get("/")
     assert index.status_code == 200 and f'href="/outbox/{world.campaign_id}"' in index.text
-    assert ">April</td>" not in index.text and "April</a>" in index.text and '<td data-label="Sent">2</td>' in index.text
+    assert (
+        ">April</td>" not in index.text and "April</a>" in index.text and '<td data-label="Sent">2</td>' in index.text
+    )
     listing = client.get(f"/outbox/{world.campaign_id}")
     assert listing.status_code == 200 and "2 messages" in listing.text
-    assert '<td data-label="First name">Ada</td>' in listing.text and "a***@example.com" in listing.text and "b***@example.com" in listing.text
+    assert (
+        '<td data-label="First name">Ada</td>' in listing.text
+        and "a***@example.com" in listing.text
+        and "b***@example.com" in listing.text
+    )
     assert "ada@example.com" not in listing.text
     assert f'href="/outbox/{world.campaign_id}/{world.d_ada}"' in listing.text
     message = client.get(f"/outbox/{world.campaign_id}/{world.d_ada}")
@@ -393,18 +468,35 @@ def raw_get(base: str, path: str, host: str | None) -> tuple[int, dict[str, str]
         conn.close()
 
 
-FOREIGN_HOSTS = ["evil.example", "evil.example:8000", "127.0.0.1.evil.example", "localhost.evil.example",
-                 "evil.example@127.0.0.1", "127.0.0.1 evil.example", "127.0.0.1,evil.example", "[::1]x", ""]
+FOREIGN_HOSTS = [
+    "evil.example",
+    "evil.example:8000",
+    "127.0.0.1.evil.example",
+    "localhost.evil.example",
+    "evil.example@127.0.0.1",
+    "127.0.0.1 evil.example",
+    "127.0.0.1,evil.example",
+    "[::1]x",
+    "",
+]
 
 
 def test_outbox_answers_only_for_loopback_and_public_host_names(settings, engine, world, token) -> None:  # type: ignore[no-untyped-def]
     """DNS rebinding: a page on evil.example re-pointed at 127.0.0.1 reads from 127.0.0.1 but
     names its own host. The outbox (names, masked addresses, live tokens) answered it 200."""
     folder = Path(settings.outbox_dir) / f"campaign-{world.campaign_id}"
-    write_eml(folder, world.d_ada, "Ada Lovelace <ada@example.com>",
-              f'<p><a href="{PUBLIC}/c/{token(world.d_ada)}/1">Read</a></p>')
-    pages = [f"/outbox/{world.campaign_id}", f"/outbox/{world.campaign_id}/{world.d_ada}",
-             f"/outbox/{world.campaign_id}/{world.d_ada}/html", "/demo/booking"]
+    write_eml(
+        folder,
+        world.d_ada,
+        "Ada Lovelace <ada@example.com>",
+        f'<p><a href="{PUBLIC}/c/{token(world.d_ada)}/1">Read</a></p>',
+    )
+    pages = [
+        f"/outbox/{world.campaign_id}",
+        f"/outbox/{world.campaign_id}/{world.d_ada}",
+        f"/outbox/{world.campaign_id}/{world.d_ada}/html",
+        "/demo/booking",
+    ]
     with _Server(create_app(settings, engine)) as base:
         port = base.rsplit(":", 1)[1]
         for host in FOREIGN_HOSTS + [None]:
@@ -414,8 +506,15 @@ def test_outbox_answers_only_for_loopback_and_public_host_names(settings, engine
                 assert token(world.d_ada) not in body and "a***@example.com" not in body
             status, _, body = raw_get(base, "/", host)
             assert "Outbox" not in body and "April" not in body, host
-        for host in [f"127.0.0.1:{port}", "localhost", f"LOCALHOST:{port}", "[::1]:8000", "localhost.",
-                     "news.example.test", "News.Example.Test:443"]:
+        for host in [
+            f"127.0.0.1:{port}",
+            "localhost",
+            f"LOCALHOST:{port}",
+            "[::1]:8000",
+            "localhost.",
+            "news.example.test",
+            "News.Example.Test:443",
+        ]:
             for path in pages:
                 assert raw_get(base, path, host)[0] == 200, (host, path)
             assert "April" in raw_get(base, "/", host)[2]
@@ -426,16 +525,22 @@ def test_trailing_slash_redirect_is_relative_whatever_the_host(client, settings,
     to evil.example (a shared cache could keep that for everyone). Now a relative Location."""
     tok = token(world.d_ada)
     with _Server(create_app(settings, engine)) as base:
-        for path, expected in [(f"/u/{tok}/", f"/u/{tok}"), (f"/p/{tok}/?a=1&b=%2F", f"/p/{tok}?a=1&b=%2F"),
-                               ("/healthz/", "/healthz"), (f"/w/{tok}//", f"/w/{tok}"),
-                               ("/a/x%3Fy/", "/a/x%3Fy"), ("/a/x%23y/", "/a/x%23y")]:
+        for path, expected in [
+            (f"/u/{tok}/", f"/u/{tok}"),
+            (f"/p/{tok}/?a=1&b=%2F", f"/p/{tok}?a=1&b=%2F"),
+            ("/healthz/", "/healthz"),
+            (f"/w/{tok}//", f"/w/{tok}"),
+            ("/a/x%3Fy/", "/a/x%3Fy"),
+            ("/a/x%23y/", "/a/x%23y"),
+        ]:
             status, headers, _ = raw_get(base, path, "evil.example")
             assert (status, headers.get("location")) == (307, expected), path
         for path in ["//evil.example/", "//evil.example", "/\\evil.example/", "/nothing/", "/%2F%2Fevil.example/"]:
             status, headers, _ = raw_get(base, path, "evil.example")
             assert status == 404 and "location" not in headers, path
-    followed = TestClient(create_app(settings, engine), follow_redirects=True).get(f"/u/{tok}/",
-                                                                                   headers={"host": "evil.example"})
+    followed = TestClient(create_app(settings, engine), follow_redirects=True).get(
+        f"/u/{tok}/", headers={"host": "evil.example"}
+    )
     assert followed.status_code == 200 and "Unsubscribe" in followed.text
 
 
@@ -443,7 +548,12 @@ def test_host_names_are_parsed_strictly() -> None:
     from newsletter.web.hosts import host_is_trusted, host_name, trusted_hosts
 
     assert [host_name(h) for h in ("LocalHost:80", "[::1]", "[::1]:8000", "news.example.test.", "a_b.test")] == [
-        "localhost", "::1", "::1", "news.example.test", "a_b.test"]
+        "localhost",
+        "::1",
+        "::1",
+        "news.example.test",
+        "a_b.test",
+    ]
     for bad in FOREIGN_HOSTS[4:] + [None, "x:", "x:123456", "[::1", ":80", "." * 300]:
         assert host_name(bad) is None or host_name(bad) not in trusted_hosts(PUBLIC), bad
     trusted = trusted_hosts("https://News.Example.Test:8443/path")
@@ -462,12 +572,25 @@ def big_outbox(settings: Settings, engine: Engine, world: World, n: int = 300) -
         write_eml(folder, 100_000 + i, f"Reader {i} <reader{i}@example.com>", "<p>Hi</p>")
     now = utcnow()
     with session_scope(engine) as s:
-        s.add_all([Event(event_key=f"k{i}", type=kind, delivery_id=world.d_ada, campaign_id=world.campaign_id,
-                         is_machine=machine, occurred_at=now)
-                   for i, (kind, machine) in enumerate([("open", False), ("open", False), ("open", True),
-                                                        ("click", True)])])
-    return TestClient(create_app(settings, engine), client=("127.0.0.1", 50123), follow_redirects=False,
-                      base_url="http://127.0.0.1:8000")
+        s.add_all(
+            [
+                Event(
+                    event_key=f"k{i}",
+                    type=kind,
+                    delivery_id=world.d_ada,
+                    campaign_id=world.campaign_id,
+                    is_machine=machine,
+                    occurred_at=now,
+                )
+                for i, (kind, machine) in enumerate([("open", False), ("open", False), ("open", True), ("click", True)])
+            ]
+        )
+    return TestClient(
+        create_app(settings, engine),
+        client=("127.0.0.1", 50123),
+        follow_redirects=False,
+        base_url="http://127.0.0.1:8000",
+    )
 
 
 def test_outbox_pages_its_messages_and_shows_opens_and_clicks(settings, engine, world) -> None:  # type: ignore[no-untyped-def]
@@ -480,10 +603,19 @@ def test_outbox_pages_its_messages_and_shows_opens_and_clicks(settings, engine, 
     assert "300 messages, 1–50 shown (page 1 of 6)" in first.text
     assert first.text.count('<tr><td data-label="Delivery">') == 50 and f">{world.d_ada}</a>" in first.text
     assert "← Previous" not in first.text and f'href="/outbox/{world.campaign_id}?page=2" rel="next"' in first.text
-    ada_row = next(line for line in first.text.splitlines() if f'href="/outbox/{world.campaign_id}/{world.d_ada}"' in line)
-    assert re.search(r"<td data-label=\"Opened\" class=\"state\">yes \(2×\)</td><td data-label=\"Clicked\" class=\"state machine\">machine only</td></tr>$", ada_row)
-    bob_row = next(line for line in first.text.splitlines() if f'href="/outbox/{world.campaign_id}/{world.d_bob}"' in line)
-    assert bob_row.endswith('<td data-label="Opened" class="state">no</td><td data-label="Clicked" class="state">no</td></tr>')
+    ada_row = next(
+        line for line in first.text.splitlines() if f'href="/outbox/{world.campaign_id}/{world.d_ada}"' in line
+    )
+    assert re.search(
+        r"<td data-label=\"Opened\" class=\"state\">yes \(2×\)</td><td data-label=\"Clicked\" class=\"state machine\">machine only</td></tr>$",
+        ada_row,
+    )
+    bob_row = next(
+        line for line in first.text.splitlines() if f'href="/outbox/{world.campaign_id}/{world.d_bob}"' in line
+    )
+    assert bob_row.endswith(
+        '<td data-label="Opened" class="state">no</td><td data-label="Clicked" class="state">no</td></tr>'
+    )
     # every link carries a page number at most: nothing personal in a URL
     for href in re.findall(r'href="([^"]+)"', first.text):
         assert re.fullmatch(r"/|/outbox/\d+(/\d+)?(\?page=\d+)?|https?://[^?]*", href), href
@@ -519,27 +651,70 @@ def test_hostile_requests_answer_4xx_never_500(settings, engine, world, token) -
     write_eml(folder, world.d_ada, "Ada <ada@example.com>", "<p>x</p>")
     for odd in ("².eml", "99999999999999999999999.eml", "9223372036854775808.eml"):
         (folder / odd).write_text("not a message")
-    client = TestClient(create_app(settings, engine), raise_server_exceptions=False, follow_redirects=False,
-                        client=("127.0.0.1", 5), base_url="http://127.0.0.1:8000", headers={"user-agent": BROWSER})
+    client = TestClient(
+        create_app(settings, engine),
+        raise_server_exceptions=False,
+        follow_redirects=False,
+        client=("127.0.0.1", 5),
+        base_url="http://127.0.0.1:8000",
+        headers={"user-agent": BROWSER},
+    )
     form = {"content-type": "application/x-www-form-urlencoded"}
     huge = "99999999999999999999999"
     requests: list[tuple[str, str, dict[str, str], bytes | None]] = [
-        ("GET", path, {}, None) for path in (
-            "/a/%00", "/a/x%00y", "/a/" + "é" * 300, "/o/%00.gif", f"/c/{tok}/{huge}", "/c/%00/1", "/u/%00", "/p/%00",
-            "/w/%00", "/continue/%00", "/continue/" + "A" * 500, f"/continue/{tok}", f"/outbox/{huge}",
-            f"/outbox/{world.campaign_id}/{huge}", f"/outbox/{world.campaign_id}/{huge}/html",
-            f"/outbox/{world.campaign_id}?page=" + "9" * 5000, f"/u/{tok}?" + "x=1&" * 3000, "/a/%ff%fe", "/" + "a/" * 3000)]
-    requests += [(method, path, {}, None) for method in ("PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "BREW")
-                 for path in ("/", f"/u/{tok}", f"/p/{tok}", "/webhooks/sendgrid", f"/o/{tok}.gif", f"/c/{tok}/1",
-                              "/continue/x", f"/outbox/{world.campaign_id}")]
+        ("GET", path, {}, None)
+        for path in (
+            "/a/%00",
+            "/a/x%00y",
+            "/a/" + "é" * 300,
+            "/o/%00.gif",
+            f"/c/{tok}/{huge}",
+            "/c/%00/1",
+            "/u/%00",
+            "/p/%00",
+            "/w/%00",
+            "/continue/%00",
+            "/continue/" + "A" * 500,
+            f"/continue/{tok}",
+            f"/outbox/{huge}",
+            f"/outbox/{world.campaign_id}/{huge}",
+            f"/outbox/{world.campaign_id}/{huge}/html",
+            f"/outbox/{world.campaign_id}?page=" + "9" * 5000,
+            f"/u/{tok}?" + "x=1&" * 3000,
+            "/a/%ff%fe",
+            "/" + "a/" * 3000,
+        )
+    ]
+    requests += [
+        (method, path, {}, None)
+        for method in ("PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "BREW")
+        for path in (
+            "/",
+            f"/u/{tok}",
+            f"/p/{tok}",
+            "/webhooks/sendgrid",
+            f"/o/{tok}.gif",
+            f"/c/{tok}/1",
+            "/continue/x",
+            f"/outbox/{world.campaign_id}",
+        )
+    ]
     for path in (f"/u/{tok}", f"/p/{tok}"):
-        requests += [("POST", path, headers, body) for headers, body in [
-            (form, b"\xff\xfe"), (form, b"first_name=%ff%fe"), (form, b"&".join([b"interest=a"] * 5000)),
-            ({"content-type": "multipart/form-data; boundary=zz"}, b"x"), ({"content-type": "multipart/form-data"}, b"x"),
-            ({"content-type": "text/plain"}, b"x"), ({"content-type": ""}, b""),
-            ({**form, "origin": "http://["}, b"List-Unsubscribe=One-Click"),
-            ({**form, "origin": "http://[::1"}, b"action=unsubscribe"),
-            ({**form, "origin": "http://x:99999999"}, b"action=save")]]
+        requests += [
+            ("POST", path, headers, body)
+            for headers, body in [
+                (form, b"\xff\xfe"),
+                (form, b"first_name=%ff%fe"),
+                (form, b"&".join([b"interest=a"] * 5000)),
+                ({"content-type": "multipart/form-data; boundary=zz"}, b"x"),
+                ({"content-type": "multipart/form-data"}, b"x"),
+                ({"content-type": "text/plain"}, b"x"),
+                ({"content-type": ""}, b""),
+                ({**form, "origin": "http://["}, b"List-Unsubscribe=One-Click"),
+                ({**form, "origin": "http://[::1"}, b"action=unsubscribe"),
+                ({**form, "origin": "http://x:99999999"}, b"action=save"),
+            ]
+        ]
     requests += [("POST", "/continue/x", form, body) for body in (b"x", b"[" * 10000, b"\x00")]
     failures = []
     for method, path, headers, body in requests:
@@ -565,8 +740,9 @@ class _Server:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    lifespan="off"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> str:
@@ -584,8 +760,15 @@ class _Server:
 
 
 #: Chromium browsing our own local server (the preflight's flags block every host name).
-_BROWSE_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--window-size=1000,1300")
+_BROWSE_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--window-size=1000,1300",
+)
 
 
 class _DevTools(Browser):
@@ -608,7 +791,9 @@ class _DevTools(Browser):
 
     def goto(self, url: str) -> None:
         self.call("Page.navigate", url=url)
-        self.wait_for(lambda: self.evaluate("location.href") == url and self.evaluate("document.readyState") == "complete")
+        self.wait_for(
+            lambda: self.evaluate("location.href") == url and self.evaluate("document.readyState") == "complete"
+        )
 
     def wait_for(self, condition: Callable[[], object], timeout: float = 10) -> None:
         deadline = time.monotonic() + timeout
@@ -627,9 +812,22 @@ def test_real_chromium_unsubscribe_and_preferences(settings, engine, world, toke
         # 1. The confirm page as Chromium renders it (--dump-dom).
         url = f"{base}/u/{token(world.d_ada)}"
         dom = subprocess.run(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'profile-a'}",
-             "--dump-dom", url], capture_output=True, text=True, timeout=60).stdout
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                f"--user-data-dir={tmp_path / 'profile-a'}",
+                "--dump-dom",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
         assert '<form method="post">' in dom and '<button type="submit">Unsubscribe</button>' in dom
         assert "a***@example.com" in dom
 
@@ -638,21 +836,31 @@ def test_real_chromium_unsubscribe_and_preferences(settings, engine, world, toke
         tools = _DevTools(CHROMIUM)
         try:
             tools.open(url)
-            box = tools.evaluate("(() => { const r = document.querySelector('button').getBoundingClientRect();"
-                                 " return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+            box = tools.evaluate(
+                "(() => { const r = document.querySelector('button').getBoundingClientRect();"
+                " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+            )
             for kind in ("mousePressed", "mouseReleased"):
                 tools.call("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
-            tools.wait_for(lambda: tools.evaluate("document.querySelector('h1') && document.querySelector('h1').textContent")
-                           == "You're unsubscribed")
+            tools.wait_for(
+                lambda: (
+                    tools.evaluate("document.querySelector('h1') && document.querySelector('h1').textContent")
+                    == "You're unsubscribed"
+                )
+            )
             assert tools.evaluate("location.href") == url
 
             # 3. The preferences page: tick a topic, rename, save; then a screenshot to look at.
             prefs = f"{base}/p/{token(world.d_bob)}"
             tools.goto(prefs)
-            tools.evaluate("document.getElementById('interest-mindfulness').click();"
-                           "document.getElementById('first_name').value = 'Robert'")
-            box = tools.evaluate("(() => { const r = document.querySelector('button[value=save]').getBoundingClientRect();"
-                                 " return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+            tools.evaluate(
+                "document.getElementById('interest-mindfulness').click();"
+                "document.getElementById('first_name').value = 'Robert'"
+            )
+            box = tools.evaluate(
+                "(() => { const r = document.querySelector('button[value=save]').getBoundingClientRect();"
+                " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+            )
             for kind in ("mousePressed", "mouseReleased"):
                 tools.call("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
             tools.wait_for(lambda: "Your preferences are saved." in (tools.evaluate("document.body.innerText") or ""))
@@ -681,8 +889,16 @@ def test_fast_path_edges_answer_like_the_router(client, engine, world, token) ->
         s.add(CampaignLink(campaign_id=world.campaign_id, position=3, url="javascript:alert(1)", kind="article"))
     response = client.get(f"/c/{tok}/3")  # registered, but not a scheme we ever redirect to
     assert response.status_code == 404 and "location" not in response.headers and "Page not found" in response.text
-    for path in (f"/o/{tok}/x.gif", "/o/.gif", f"/c/{tok}/", f"/c/{tok}/1/2", f"/c/{tok}/-1", f"/c/{tok}/١",
-                 f"/c//{1}", "/c/" + "x" * 300 + "/1"):
+    for path in (
+        f"/o/{tok}/x.gif",
+        "/o/.gif",
+        f"/c/{tok}/",
+        f"/c/{tok}/1/2",
+        f"/c/{tok}/-1",
+        f"/c/{tok}/١",
+        f"/c//{1}",
+        "/c/" + "x" * 300 + "/1",
+    ):
         assert client.get(path).status_code == 404, path
     pixel = client.get(f"/o/{tok}.gif?utm=1")
     assert pixel.status_code == 200 and pixel.headers["x-content-type-options"] == "nosniff"
@@ -719,12 +935,15 @@ def test_real_chromium_outbox_page_is_short_and_pages_on(outbox_in_chromium, wor
     tools.open(f"{base}/outbox/{world.campaign_id}")
     height = tools.evaluate("document.documentElement.scrollHeight")
     rows = tools.evaluate("document.querySelectorAll('tbody tr').length")
-    box = tools.evaluate("(() => { const a = document.querySelector('a[rel=next]'); a.scrollIntoView();"
-                         " const r = a.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+    box = tools.evaluate(
+        "(() => { const a = document.querySelector('a[rel=next]'); a.scrollIntoView();"
+        " const r = a.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+    )
     for kind in ("mousePressed", "mouseReleased"):
         tools.call("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
-    tools.wait_for(lambda: (tools.evaluate("location.search") == "?page=2"
-                            and tools.evaluate("document.readyState") == "complete"))
+    tools.wait_for(
+        lambda: tools.evaluate("location.search") == "?page=2" and tools.evaluate("document.readyState") == "complete"
+    )
     second = tools.evaluate("document.querySelector('main p.muted').textContent")
     print(f"outbox page 1 of 6: {rows} rows, {height} px tall")
     assert rows == 50
@@ -742,8 +961,10 @@ def test_real_chromium_outbox_pages_do_not_scroll_sideways_on_a_phone(outbox_in_
     widths = {}
     for path in ("/", f"/outbox/{world.campaign_id}"):
         tools.goto(f"{base}{path}")
-        widths[path] = tools.evaluate("[document.documentElement.scrollWidth, Math.max(...Array.from("
-                                      "document.querySelectorAll('tbody td'), e => e.getBoundingClientRect().right))]")
+        widths[path] = tools.evaluate(
+            "[document.documentElement.scrollWidth, Math.max(...Array.from("
+            "document.querySelectorAll('tbody td'), e => e.getBoundingClientRect().right))]"
+        )
     label = tools.evaluate("getComputedStyle(document.querySelector('tbody td'), '::before').content")
     for path, (scroll, right) in widths.items():
         assert scroll <= 375 and right <= 375, f"{path}: {scroll} px wide, a cell ends at {right} px, on a 375 px phone"
@@ -777,8 +998,10 @@ def test_campaigns_pages_face_returns_plain_values(engine, world) -> None:  # ty
     assert content is not None and ArticleContent.from_dict(content).title.startswith("Ketamine-assisted")
     assert no_article is None
     may_id = listed[0].id
-    assert listed == [CampaignSent(may_id, "May", "May", "sending", 0),
-                      CampaignSent(world.campaign_id, "April", "Hello %%first_name%%", "sent", 2)]
+    assert listed == [
+        CampaignSent(may_id, "May", "May", "sending", 0),
+        CampaignSent(world.campaign_id, "April", "Hello %%first_name%%", "sent", 2),
+    ]
     assert not any(hasattr(v, "_sa_instance_state") for row in listed for v in asdict(row).values())
 
 
@@ -789,10 +1012,21 @@ def test_tracking_engagement_face_counts_people_and_machines_apart(engine, world
 
     now = utcnow()
     with session_scope(engine) as s:
-        s.add_all([Event(event_key=f"e{i}", type=kind, delivery_id=world.d_ada, campaign_id=world.campaign_id,
-                         is_machine=machine, occurred_at=now)
-                   for i, (kind, machine) in enumerate([("open", False), ("open", False), ("open", True),
-                                                        ("click", True), ("delivered", False)])])
+        s.add_all(
+            [
+                Event(
+                    event_key=f"e{i}",
+                    type=kind,
+                    delivery_id=world.d_ada,
+                    campaign_id=world.campaign_id,
+                    is_machine=machine,
+                    occurred_at=now,
+                )
+                for i, (kind, machine) in enumerate(
+                    [("open", False), ("open", False), ("open", True), ("click", True), ("delivered", False)]
+                )
+            ]
+        )
     with session_scope(engine) as s:
         counts = engagement(s, [world.d_ada, world.d_bob, world.d_ada])
         assert engagement(s, []) == {}
