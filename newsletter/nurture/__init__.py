@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 _FACE = {
     "QuietHours": "clock",
     "TickResult": "engine",
-    "enroll": "engine",
+    "enroll": "enrollment",
     "nurture_tick": "engine",
-    "remove": "engine",
+    "remove": "enrollment",
     "Sequence": "sequences",
     "Step": "sequences",
     "list_sequences": "sequence_reader",
@@ -56,9 +56,9 @@ def __getattr__(name: str) -> Any:
 if TYPE_CHECKING:
     from newsletter.nurture.clock import QuietHours as QuietHours
     from newsletter.nurture.engine import TickResult as TickResult
-    from newsletter.nurture.engine import enroll as enroll
     from newsletter.nurture.engine import nurture_tick as nurture_tick
-    from newsletter.nurture.engine import remove as remove
+    from newsletter.nurture.enrollment import enroll as enroll
+    from newsletter.nurture.enrollment import remove as remove
     from newsletter.nurture.sequence_reader import list_sequences as list_sequences
     from newsletter.nurture.sequence_reader import load_sequence as load_sequence
     from newsletter.nurture.sequences import Sequence as Sequence
