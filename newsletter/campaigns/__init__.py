@@ -6,7 +6,7 @@ For the public pages and the demo outbox (pages.py): ``web_version_of`` (→ ``W
 Public face: ``import_article``, ``list_articles``, ``create_campaign``, ``preview``, ``send_campaign``,
 ``campaign_status``, ``list_campaigns``, ``parse_send_time``, ``mark_scheduled``, ``get_campaign``; operator control
 (``pause``, ``resume``, ``cancel``, ``resolve_ambiguous``, ``retry_failed``, ``drain``), the
-worker loop (``run_worker``), and the pieces nurture sequences reuse (``dispatch_campaign``,
+worker loop (``run_worker``), and the pieces nurture sequences reuse (``store_draft``, ``dispatch_campaign``,
 ``finish_if_done``, ``make_throttle``); after a settings change, ``rerender_campaign`` and
 ``stale_public_url`` / ``refuse_stale`` (a message rendered for an old public URL); for the
 scheduler, a scheduled campaign's status moves (``scheduled_campaigns``, ``mark_unscheduled``,
@@ -15,7 +15,13 @@ scheduler, a scheduled campaign's status moves (``scheduled_campaigns``, ``mark_
 
 from newsletter.campaigns.articles import ArticleRow, ImportedArticle, get_article, import_article, list_articles
 from newsletter.campaigns.control import cancel, pause, resolve_ambiguous, resume, retry_failed
-from newsletter.campaigns.create import brand_from_settings, create_campaign, default_preheader, get_campaign
+from newsletter.campaigns.create import (
+    brand_from_settings,
+    create_campaign,
+    default_preheader,
+    get_campaign,
+    store_draft,
+)
 from newsletter.campaigns.demo_support import backdate_campaign, link_kinds, sent_messages
 from newsletter.campaigns.ledger import build_ledger, ledger_counts
 from newsletter.campaigns.pages import CampaignSent, WebVersion, article_content, campaigns_sent, web_version_of
@@ -65,6 +71,7 @@ __all__ = [
     "ArticleRow",
     "list_articles",
     "create_campaign",
+    "store_draft",
     "brand_from_settings",
     "default_preheader",
     "get_campaign",

@@ -18,7 +18,7 @@ from newsletter.config import Settings
 from newsletter.content import Article
 from newsletter.db import models
 from newsletter.errors import NotFound, UserError
-from newsletter.render import Brand, inert_text, render_campaign
+from newsletter.render import Brand, RenderedCampaign, inert_text, render_campaign
 
 MAX_SUBJECT = 200
 GOOD_SUBJECT = 80  # preflight fails a subject this long: inboxes cut it off
@@ -102,9 +102,30 @@ def create_campaign(
         template=template,
         templates_dir=_templates_dir(settings),
     )
+    return store_draft(
+        session, rendered, name=name or article.title, segment=segment, template=template, article_id=article_row.id
+    )
+
+
+def store_draft(
+    session: Session,
+    rendered: RenderedCampaign,
+    *,
+    name: str,
+    segment: str,
+    template: str,
+    article_id: int | None,
+    kind: str = "newsletter",
+) -> models.Campaign:
+    """Keep a rendered message as a draft campaign, with its links registered.
+
+    The links are what click tracking and the lead rules look up, so a campaign row is never
+    stored without them: newsletters and nurture steps both come through here.
+    """
     campaign = models.Campaign(
-        article_id=article_row.id,
-        name=name or article.title,
+        kind=kind,
+        article_id=article_id,
+        name=name,
         subject=rendered.subject,
         preheader=rendered.preheader,
         segment=segment,

@@ -21,7 +21,7 @@ from pathlib import Path
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
-from newsletter.campaigns import brand_from_settings
+from newsletter.campaigns import brand_from_settings, store_draft
 from newsletter.config import Settings
 from newsletter.content import Article
 from newsletter.db import models, session_scope
@@ -110,25 +110,13 @@ def _create(
     session: Session, settings: Settings, sequence: Sequence, step: Step, article: Article, article_id: int | None
 ) -> int:
     rendered = render_step(settings, sequence, step, article)
-    campaign = models.Campaign(
+    campaign = store_draft(
+        session,
+        rendered,
         kind="nurture",
-        article_id=article_id,
         name=sequence.campaign_name(step.index),
-        subject=rendered.subject,
-        preheader=rendered.preheader,
         segment=step_segment(sequence),
         template=step.template,
-        status="draft",
-        html=rendered.html,
-        text=rendered.text,
+        article_id=article_id,
     )
-    session.add(campaign)
-    session.flush()
-    session.add_all(
-        models.CampaignLink(
-            campaign_id=campaign.id, position=link.position, url=link.url, label=link.label, kind=link.kind
-        )
-        for link in rendered.links
-    )
-    session.flush()
     return campaign.id
