@@ -19,6 +19,10 @@ The statements, and why each is shaped as it is:
 - :func:`campaign_is_runnable`: the still-sending check, asked after every answer.
 
 Which store, and which id-list form, are asked of :mod:`newsletter.db.dialect` only.
+
+One file, over ~400 lines, on purpose: issue 15 asks for one ledger store, every statement that
+moves a delivery between states in one place, so that whether the exactly-once promise holds
+can be read in one file rather than pieced together from several.
 """
 
 from __future__ import annotations
