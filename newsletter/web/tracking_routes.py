@@ -3,6 +3,11 @@ unsubscribe, preferences.
 
 Handlers only translate: token → delivery id, request → ``RequestInfo``, result → response.
 The decisions live in ``newsletter.tracking``.
+
+One file, over ~400 lines, on purpose: :func:`fast_tracking` (the hot path, answered before the
+router) must behave exactly as the routed :func:`open_pixel` and :func:`click` and hands every
+other case back to them, and both share the continue page, the redirect check and the pixel
+headers; kept side by side, a change to one is seen next to the other.
 """
 
 from __future__ import annotations
