@@ -49,7 +49,8 @@ class LeadRow:
 
 
 def lead_select() -> Select[*tuple[Any, ...]]:
-    """Leads with their subscriber, campaign and link, the columns :class:`LeadRow` holds."""
+    """Leads with their subscriber, campaign and link, named as :class:`LeadRow` names them (the
+    link as its two parts: :func:`lead_rows` makes them one)."""
     return (
         select(
             Lead.id,
@@ -62,9 +63,9 @@ def lead_select() -> Select[*tuple[Any, ...]]:
             Subscriber.first_name,
             Subscriber.last_name,
             Lead.campaign_id,
-            Campaign.name,
-            CampaignLink.label,
-            CampaignLink.url,
+            Campaign.name.label("campaign"),
+            CampaignLink.label.label("link_label"),
+            CampaignLink.url.label("link_url"),
             Lead.note,
             Lead.created_at,
             Lead.status_changed_at,
@@ -77,48 +78,13 @@ def lead_select() -> Select[*tuple[Any, ...]]:
 
 
 def lead_rows(session: Session, statement: Select[*tuple[Any, ...]]) -> list[LeadRow]:
-    out = []
-    for r in session.execute(statement):
-        (
-            lead_id,
-            status,
-            score,
-            source,
-            clicks,
-            subscriber_id,
-            email,
-            first,
-            last,
-            campaign_id,
-            campaign,
-            label,
-            url,
-            note,
-            created,
-            changed,
-            engaged,
-        ) = r
-        out.append(
-            LeadRow(
-                lead_id,
-                status,
-                score,
-                source,
-                clicks,
-                subscriber_id,
-                email,
-                first,
-                last,
-                campaign_id,
-                campaign,
-                label or url,
-                note,
-                created,
-                changed,
-                engaged,
-            )
-        )
-    return out
+    return [_lead_row(dict(row._mapping)) for row in session.execute(statement)]
+
+
+def _lead_row(columns: dict[str, Any]) -> LeadRow:
+    """The link is named by its label, or its URL when it has none."""
+    label, url = columns.pop("link_label"), columns.pop("link_url")
+    return LeadRow(**columns, link=label or url)
 
 
 def list_leads(session: Session, status: str | None = None) -> list[LeadRow]:
