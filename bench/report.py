@@ -52,15 +52,6 @@ SCRIPT = Path(__file__).resolve()
 TARGET_S = 1.0
 PG_URL = c.pg_url_for("report")
 RUNS = 5
-TAGS = [
-    ("ketamine", 0.30),
-    ("depression", 0.25),
-    ("anxiety", 0.20),
-    ("ptsd", 0.08),
-    ("newsletter", 0.50),
-    ("family", 0.05),
-    ("clinician", 0.02),
-]
 
 # --------------------------------------------------------------------------- phase: setup (all in SQL)
 
@@ -168,7 +159,7 @@ SETUP = [
        FROM (SELECT s, %(base)s::timestamptz - interval '2 years' + (s::float8 / %(n)s) * (%(now)s::timestamptz - %(base)s::timestamptz + interval '2 years') AS t
              FROM generate_series(1, %(n)s) s) x""",
     "INSERT INTO subscriber_tags (subscriber_id, tag) SELECT s, t.tag FROM generate_series(1, %(n)s) s, (VALUES "
-    + ", ".join(f"('{tag}', {p}, {k})" for k, (tag, p) in enumerate(TAGS))
+    + ", ".join(f"('{tag}', {p}, {k})" for k, (tag, p) in enumerate(c.AUDIENCE_TAGS))
     + ") t(tag, p, k) WHERE u(s, 0, 10 + t.k) < t.p",
     """INSERT INTO deliveries (id, campaign_id, subscriber_id, status, attempts, message_id, created_at, sent_at, updated_at)
        SELECT (c - 1) * %(n)s + s, c, s, 'sent', 1, 'bench-' || c || '-' || s, t, t + u(s, c, 20) / 3 * interval '1 hour', t

@@ -40,15 +40,6 @@ import _common as c  # noqa: E402
 SCRIPT = Path(__file__).resolve()
 STATES = ["OR", "WA", "CA", "ID", "NV", "TX", "NY", "FL", "IL", "AZ"]
 PLANS = ["none", "basic", "plus", "clinic"]
-TAGS = [
-    ("ketamine", 0.30),
-    ("depression", 0.25),
-    ("anxiety", 0.20),
-    ("ptsd", 0.08),
-    ("newsletter", 0.50),
-    ("family", 0.05),
-    ("clinician", 0.02),
-]
 CAMPAIGNS = 12
 EVERY_DAYS = 15
 OPEN_RATE, MACHINE_OPEN, CLICK_RATE, MACHINE_CLICK, CTA_RATE = 0.25, 0.20, 0.03, 0.10, 0.005
@@ -77,6 +68,7 @@ rules:
 def phase_setup(state: dict) -> dict:
     import datetime as dt
 
+    from newsletter.audiences.queries import SUBSCRIBER_COLUMNS
     from newsletter.db import make_engine, upgrade
 
     n, url = state["n"], state["url"]
@@ -111,6 +103,7 @@ def phase_setup(state: dict) -> dict:
                 status,
                 "bench",
                 created,
+                None,  # consent_text_version
                 created,
                 created,
                 None if status == "active" else created,
@@ -118,7 +111,7 @@ def phase_setup(state: dict) -> dict:
 
     def tags():
         for i in range(1, n + 1):
-            for tag, p in TAGS:
+            for tag, p in c.AUDIENCE_TAGS:
                 if rnd.random() < p:
                     yield (i, tag)
 
@@ -168,25 +161,11 @@ def phase_setup(state: dict) -> dict:
         counts["subscribers"] = c.bulk_load(
             url,
             "subscribers",
-            [
-                "id",
-                "email",
-                "first_name",
-                "last_name",
-                "timezone",
-                "locale",
-                "attributes",
-                "status",
-                "consent_source",
-                "consent_at",
-                "created_at",
-                "updated_at",
-                "status_changed_at",
-            ],
+            ["id", *SUBSCRIBER_COLUMNS],
             subscribers(),
             advance=lambda k: bar.advance(task, k),
         )
-        task = bar.add_task("subscriber_tags", total=int(n * sum(p for _, p in TAGS)))
+        task = bar.add_task("subscriber_tags", total=int(n * sum(p for _, p in c.AUDIENCE_TAGS)))
         counts["subscriber_tags"] = c.bulk_load(
             url, "subscriber_tags", ["subscriber_id", "tag"], tags(), advance=lambda k: bar.advance(task, k)
         )

@@ -67,6 +67,7 @@ def _settings(state: dict) -> object:
 def phase_setup(state: dict) -> dict:
     import datetime as dt
 
+    from newsletter.audiences.queries import SUBSCRIBER_COLUMNS
     from newsletter.campaigns import create_campaign, import_article
     from newsletter.db import make_engine, session_scope, upgrade
 
@@ -76,21 +77,7 @@ def phase_setup(state: dict) -> dict:
     upgrade(engine)
     engine.dispose()
     now = dt.datetime.now(dt.timezone.utc)
-    cols = [
-        "id",
-        "email",
-        "first_name",
-        "last_name",
-        "timezone",
-        "locale",
-        "attributes",
-        "status",
-        "consent_source",
-        "consent_at",
-        "created_at",
-        "updated_at",
-        "status_changed_at",
-    ]
+    cols = ["id", *SUBSCRIBER_COLUMNS]
     extra = n // 100
 
     def rows():
@@ -107,6 +94,7 @@ def phase_setup(state: dict) -> dict:
                 "active" if active else "unsubscribed",
                 "bench",
                 now,
+                None,  # consent_text_version
                 now,
                 now,
                 None if active else now,
