@@ -66,6 +66,12 @@ def base_parser(description: str, default_n: int = 1_000_000) -> argparse.Argume
 # --------------------------------------------------------------------------- the machine
 
 
+def write_json_out(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """``--json`` (every script's, from :func:`base_parser`): the results as JSON too."""
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(results, indent=1, default=str))
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -15,7 +15,6 @@ from __future__ import annotations
 import cProfile
 import csv
 import io
-import json
 import pstats
 import sys
 import time
@@ -245,8 +244,7 @@ def main() -> None:
         for name, text in profile.items():
             console.print(f"[bold]cProfile, {name}, by tottime[/]")
             console.print(text, markup=False, highlight=False)
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(dict(results, profile=profile), indent=1, default=str))
+    c.write_json_out(args, dict(results, profile=profile))
 
 
 if __name__ == "__main__":

@@ -492,8 +492,7 @@ def main() -> None:
         f"target campaign report < {TARGET_S:.0f} s on PostgreSQL: {median:.3f} s, "
         + ("[green]met[/]" if median < TARGET_S else "[red]MISSED[/]")
     )
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(results, indent=1, default=str))
+    c.write_json_out(args, results)
 
 
 if __name__ == "__main__":

@@ -395,8 +395,7 @@ def main() -> None:
                 if isinstance(r, dict) and "median_ms" in r
             )
         )
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(results, indent=1, default=str))
+    c.write_json_out(args, results)
 
 
 if __name__ == "__main__":

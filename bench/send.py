@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import cProfile
 import io
-import json
 import pstats
 import struct
 import sys
@@ -515,8 +514,7 @@ def main() -> None:
             results["fake_final"] = fake.stop()
 
     _report(console, results, profile)
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(results, indent=1, default=str))
+    c.write_json_out(args, results)
 
 
 def _report(console, r: dict, profile: dict | None) -> None:  # type: ignore[no-untyped-def]

@@ -416,8 +416,7 @@ def main() -> None:
             text = profile_ingest(state, setup)
             results["profile"] = text
             console.print(text)
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(results, indent=1, default=str))
+    c.write_json_out(args, results)
 
 
 if __name__ == "__main__":
