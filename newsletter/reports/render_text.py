@@ -49,6 +49,18 @@ def _table(*columns: str, title: str, copy: tuple[str, ...] = ()) -> DataTable:
     return table
 
 
+def _after_delivery(funnel: dict[str, Any], rates: dict[str, Any]) -> list[str]:
+    """A funnel row's cells from opened to booked: the same five columns wherever rows are
+    compared (weeks, segments, newsletters)."""
+    return [
+        f"{_n(funnel['opened'])} {_pct(rates['opened'])}",
+        f"{_n(funnel['clicked'])} {_pct(rates['clicked'])}",
+        f"{_n(funnel['cta'])} {_pct(rates['cta'])}",
+        _n(funnel["leads"]),
+        _n(funnel["booked"]),
+    ]
+
+
 def _funnel_table(
     funnel: dict[str, Any], rates: dict[str, Any], machines: dict[str, int] | None = None, title: str = "Funnel"
 ) -> DataTable:
@@ -245,11 +257,7 @@ def print_trends(console: Console, data: dict[str, Any]) -> None:
             w["week"],
             _n(w["campaigns"]),
             _n(f["delivered"]),
-            f"{_n(f['opened'])} {_pct(r['opened'])}",
-            f"{_n(f['clicked'])} {_pct(r['clicked'])}",
-            f"{_n(f['cta'])} {_pct(r['cta'])}",
-            _n(f["leads"]),
-            _n(f["booked"]),
+            *_after_delivery(f, r),
             _n(w["leads"]["new"]),
             _n(w["leads"]["booked"]),
         )
@@ -271,11 +279,7 @@ def print_trends(console: Console, data: dict[str, Any]) -> None:
             s["segment"],
             _n(s["campaigns"]),
             _n(f["delivered"]),
-            f"{_n(f['opened'])} {_pct(r['opened'])}",
-            f"{_n(f['clicked'])} {_pct(r['clicked'])}",
-            f"{_n(f['cta'])} {_pct(r['cta'])}",
-            _n(f["leads"]),
-            _n(f["booked"]),
+            *_after_delivery(f, r),
         )
     console.print(segments)
     growth = _table(
@@ -307,11 +311,7 @@ def _campaigns(console: Console, title: str, rows: list[dict[str, Any]]) -> None
             c["subject"],
             c["segment"],
             _n(f["delivered"]) + ("*" if f["basis"] == "sent" else ""),
-            f"{_n(f['opened'])} {_pct(r['opened'])}",
-            f"{_n(f['clicked'])} {_pct(r['clicked'])}",
-            f"{_n(f['cta'])} {_pct(r['cta'])}",
-            _n(f["leads"]),
-            _n(f["booked"]),
+            *_after_delivery(f, r),
         )
     if not rows:
         table.add_row("", "", "none", "", "", "", "", "", "", "")
