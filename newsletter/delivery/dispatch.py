@@ -3,7 +3,8 @@
 Exactly once, or flagged: the ledger's statements and why they keep that promise are in
 :mod:`newsletter.delivery.ledger_store`; sending one batch with its retry policy is
 :mod:`newsletter.delivery.batch_sender`. This module is the pipeline between them: claim →
-build → send → settle, the threads that overlap those steps, and the connections they hold.
+build → send → settle, and the threads that overlap those steps; the database connections it
+holds and the recorder behind it are :mod:`newsletter.delivery.held_connections`.
 
 This module knows the ledger and transports, not templates or the web: the caller passes
 ``make_recipient`` to turn a ledger row into a personalised :class:`Recipient`.
@@ -12,7 +13,6 @@ This module knows the ledger and transports, not templates or the web: the calle
 from __future__ import annotations
 
 import gc
-import logging
 import socket
 import time
 import uuid
@@ -22,14 +22,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TypeVar
 
-from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine
 
 from newsletter.db import session_scope
 from newsletter.db.dialect import is_postgres
 from newsletter.delivery.batch_sender import BatchAnswer, BatchSender, RetryPolicy
+from newsletter.delivery.held_connections import HeldConnection, LedgerRecorder
 from newsletter.delivery.ledger_store import (
     Bind,
     ClaimedBatch,
@@ -63,8 +62,6 @@ __all__ = [
     "record_outcome",
     "renew_lease",
 ]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -122,8 +119,8 @@ def dispatch(
     queue. A pausing answer is recorded before anything else happens, and no request starts
     after it; those already out are awaited and recorded.
 
-    The database work goes through connections held for the whole run (:class:`_Held`), not a
-    pool checkout per statement: one for claims, one for the still-sending check (autocommit:
+    The database work goes through connections held for the whole run (:class:`HeldConnection`),
+    not a pool checkout per statement: one for claims, one for the still-sending check (autocommit:
     one round trip), and the recorder's own. Leases that ran out (a dead worker's rows) are
     flagged first, by the recorder while the first batch is claimed: a scan of the campaign's
     whole ledger that no claim depends on (claims take queued rows, it changes in-flight ones).
@@ -156,10 +153,10 @@ def dispatch(
 
     with (
         _older_objects_frozen(),
-        _Held(engine) as claims,
-        _Held(engine, autocommit=True) if postgres else nullcontext(claims) as checks,
+        HeldConnection(engine) as claims,
+        HeldConnection(engine, autocommit=True) if postgres else nullcontext(claims) as checks,
         ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"send-{campaign_id}") as pool,
-        _Recorder(engine, campaign_id, claims) as recorder,
+        LedgerRecorder(engine, campaign_id, claims) as recorder,
     ):
 
         def claim() -> _InFlight | None:
@@ -231,7 +228,7 @@ def dispatch(
                     ready.future = pool.submit(send, ready)
                     out.append(ready)
                     ready = None
-                recorder.record(oldest, answer)
+                recorder.record(partial(_settle, campaign_id=campaign_id, batch=oldest, answer=answer))
             if on_batch:
                 on_batch(result)
     return result
@@ -259,115 +256,14 @@ def _older_objects_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
-_T = TypeVar("_T")
-
-
-class _Held:
-    """A connection one thread holds for a whole dispatch, so that its units of work
-    (:func:`newsletter.db.session_scope` on it) skip what a pooled checkout costs every time: the
-    pre-ping round trip and the pool's bookkeeping, several times a batch on the send's busiest
-    thread. ``autocommit`` for single reads, which then cost one round trip, with no BEGIN and
-    no ROLLBACK around them.
-
-    Held, it skips the pool's pre-ping, so a connection the database dropped (a restart, a
-    failover, an administrator) is found only when it is next used. It is then opened again and
-    the work done once more, which is safe for all the work done through it: a claim that failed
-    sent nothing (had it committed, its rows wait in flight and turn ambiguous, as after any
-    crash); a record writes the same values again (had the first one committed, its batch is
-    counted twice in the send log's hourly and daily windows, which errs on the slow side); a
-    check only reads.
-    """
-
-    def __init__(self, engine: Engine, *, autocommit: bool = False) -> None:
-        self.engine = engine
-        self.autocommit = autocommit
-        self.conn = self._open()
-
-    def _open(self) -> Connection:
-        conn = self.engine.connect()
-        return conn.execution_options(isolation_level="AUTOCOMMIT") if self.autocommit else conn
-
-    def run(self, work: Callable[[Connection], _T]) -> _T:
-        try:
-            return work(self.conn)
-        except DBAPIError as error:
-            if not error.connection_invalidated:
-                raise
-            log.warning("the database dropped a connection this send held (%s); connecting again", error.orig)
-            self.conn.close()
-            self.conn = self._open()
-            return work(self.conn)
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def __enter__(self) -> _Held:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 def _expire(bind: Bind, campaign_id: int) -> None:
     with session_scope(bind) as session:
         expire_leases(session, campaign_id)
 
 
-class _Recorder:
-    """Writes answers to the ledger behind the dispatcher, one at a time, in order.
-
-    On PostgreSQL a thread of its own, with a connection of its own, records batch N while the
-    dispatcher claims batch N+2; on SQLite, which has one writer, it records in line, on the
-    dispatcher's connection. At most one record is outstanding: the next waits for it, so a
-    failed write surfaces at once and its rows stay in flight (ambiguous after the lease),
-    never resent.
-    """
-
-    def __init__(self, engine: Engine, campaign_id: int, inline: _Held) -> None:
-        self.campaign_id = campaign_id
-        self.pool: ThreadPoolExecutor | None = None
-        self.held = inline
-        self.own: _Held | None = None
-        if is_postgres(engine):
-            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"record-{campaign_id}")
-            self.held = self.own = _Held(engine)  # used on the recorder's thread only
-        self.pending: Future[None] | None = None
-
-    def first(self, work: Callable[[Connection], None]) -> None:
-        """Work to do before the first record (behind the dispatcher where there is a thread)."""
-        self._do(lambda: self.held.run(work))
-
-    def record(self, batch: _InFlight, answer: _Answer) -> None:
-        self._do(lambda: self.held.run(lambda conn: _settle(conn, self.campaign_id, batch, answer)))
-
-    def _do(self, work: Callable[[], None]) -> None:
-        self.wait()
-        if self.pool is None:
-            work()
-        else:
-            self.pending = self.pool.submit(work)
-
-    def wait(self) -> None:
-        if self.pending is not None:
-            pending, self.pending = self.pending, None
-            pending.result()
-
-    def __enter__(self) -> _Recorder:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            self.wait()
-        finally:
-            if self.pool is not None:
-                self.pool.shutdown()
-            if self.own is not None:
-                self.own.close()
-
-
 def _claim_next(
-    claims: _Held,
-    checks: _Held,
+    claims: HeldConnection,
+    checks: HeldConnection,
     campaign_id: int,
     batch_size: int,
     worker_id: str,
