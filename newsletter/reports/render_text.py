@@ -61,6 +61,11 @@ def _after_delivery(funnel: dict[str, Any], rates: dict[str, Any]) -> list[str]:
     ]
 
 
+def _group_cells(group: dict[str, Any]) -> list[str]:
+    """A group of newsletters (a week, a segment): how many, delivered, then as each newsletter."""
+    return [_n(group["campaigns"]), _n(group["funnel"]["delivered"]), *_after_delivery(group["funnel"], group["rates"])]
+
+
 def _funnel_table(
     funnel: dict[str, Any], rates: dict[str, Any], machines: dict[str, int] | None = None, title: str = "Funnel"
 ) -> DataTable:
@@ -252,12 +257,9 @@ def print_trends(console: Console, data: dict[str, Any]) -> None:
         title="Week by week (newsletters by the week they started; leads and bookings from any source)",
     )
     for w in data["weeks"]:
-        f, r = w["funnel"], w["rates"]
         weeks.add_row(
             w["week"],
-            _n(w["campaigns"]),
-            _n(f["delivered"]),
-            *_after_delivery(f, r),
+            *_group_cells(w),
             _n(w["leads"]["new"]),
             _n(w["leads"]["booked"]),
         )
@@ -274,13 +276,7 @@ def print_trends(console: Console, data: dict[str, Any]) -> None:
         "segment", "newsletters", "delivered", "opened", "clicked", "CTA", "leads", "booked", title="By segment"
     )
     for s in data["by_segment"]:
-        f, r = s["funnel"], s["rates"]
-        segments.add_row(
-            s["segment"],
-            _n(s["campaigns"]),
-            _n(f["delivered"]),
-            *_after_delivery(f, r),
-        )
+        segments.add_row(s["segment"], *_group_cells(s))
     console.print(segments)
     growth = _table(
         "week", "new", "unsubscribed", "bounced", "complained", "net", "active at week end", title="The list"
