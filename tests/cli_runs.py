@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+from repo_paths import REPO_DIR
 
 CHILD_SECONDS = 60  # a child that has not finished by then (a server that started) is killed and fails its row
 
@@ -110,3 +113,17 @@ def base_env(url: str, tmp: Path) -> dict[str, str]:
         }
     )
     return env
+
+
+def run_newsletter(
+    args: list[str], cwd: Path, env_extra: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``python -m newsletter ARGS`` in a process of its own (a real start-up), without the
+    caller's NEWSLETTER_/SENDGRID_ settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
+    env.update(env_extra or {})
+    env["PYTHONPATH"] = str(REPO_DIR)
+    env["COLUMNS"] = "200"
+    return subprocess.run(
+        [sys.executable, "-m", "newsletter", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )

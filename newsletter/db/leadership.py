@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
-__all__ = ["SCHEDULER_LOCK_KEY", "check_lock_connection", "release_session_locks", "try_session_lock"]
+__all__ = ["SCHEDULER_LOCK_KEY", "LockHolder", "check_lock_connection", "release_session_locks", "try_session_lock"]
+
+#: The connection that holds the lock: the scheduler keeps it and hands it back to these helpers.
+LockHolder = Connection
 
 #: One active scheduler per database. Keys in use: this one and ``migrate.SCHEMA_LOCK_KEY``.
 SCHEDULER_LOCK_KEY = 0x4E4C5354  # "NLST"

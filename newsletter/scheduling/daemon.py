@@ -15,12 +15,13 @@ from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.blocking import BlockingScheduler
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from newsletter.campaigns import scheduled_campaigns
 from newsletter.config import Settings
 from newsletter.db import ensure_current, is_postgres, make_engine, session_scope
 from newsletter.db.leadership import (
+    LockHolder,
     check_lock_connection,
     release_session_locks,
     try_session_lock,
@@ -87,7 +88,7 @@ def quiet_routine_jobs() -> None:
             logger.addFilter(chatter)
 
 
-def _hold_leadership(engine: Engine, stop: threading.Event, poll: float = 2.0) -> Connection | None:
+def _hold_leadership(engine: Engine, stop: threading.Event, poll: float = 2.0) -> LockHolder | None:
     """Block until this process is the active scheduler; returns the connection holding the lock."""
     if not is_postgres(engine):
         return None
@@ -117,7 +118,7 @@ def reconcile(engine: Engine, settings: Settings, scheduler: BlockingScheduler) 
     log.debug("heartbeat: %d scheduled campaign(s) checked", len(rows))
 
 
-def still_leader(lock: Connection, stop: threading.Event) -> None:
+def still_leader(lock: LockHolder | None, stop: threading.Event) -> None:
     """If the connection holding the advisory lock is gone, so is the lock: a standby may already
     be active. Step down at once rather than risk firing a campaign twice."""
     if lock is None:
@@ -130,7 +131,7 @@ def still_leader(lock: Connection, stop: threading.Event) -> None:
 
 
 def build_scheduler(
-    engine: Engine, settings: Settings, lock: Connection | None = None, stop: threading.Event | None = None
+    engine: Engine, settings: Settings, lock: LockHolder | None = None, stop: threading.Event | None = None
 ) -> BlockingScheduler:
     quiet_routine_jobs()
     scheduler = BlockingScheduler(
@@ -200,7 +201,7 @@ def run_scheduler(settings: Settings, stop: threading.Event | None = None) -> No
         engine.dispose()
 
 
-def _release(lock: Connection | None) -> None:
+def _release(lock: LockHolder | None) -> None:
     """Give up leadership now. Closing through the pool is not enough: the job store disposes
     the engine on shutdown, and a connection returned to a disposed pool may linger (lock held)."""
     if lock is None:

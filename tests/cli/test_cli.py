@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from cli_runs import run_newsletter as run
 from repo_paths import REPO_DIR
 
 REPO = REPO_DIR
-
-
-def run(
-    args: list[str], cwd: Path, env_extra: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
-    env.update(env_extra or {})
-    env["PYTHONPATH"] = str(REPO)
-    env["COLUMNS"] = "200"
-    return subprocess.run(
-        [sys.executable, "-m", "newsletter", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
 
 
 @pytest.fixture

@@ -1079,7 +1079,7 @@ def test_csv_cells_cannot_start_a_formula(engine, world) -> None:  # type: ignor
 
 
 def test_report_command_outputs_agree(engine, world, db_url, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from test_cli import run
+    from cli_runs import run_newsletter as run
 
     env = {"NEWSLETTER_DATABASE_URL": db_url}
     cid = str(world.campaigns["A"])
@@ -1112,7 +1112,7 @@ def test_report_command_outputs_agree(engine, world, db_url, tmp_path) -> None: 
     ],
 )
 def test_report_command_mistakes(engine, world, db_url, tmp_path, args, code, where) -> None:  # type: ignore[no-untyped-def]
-    from test_cli import run
+    from cli_runs import run_newsletter as run
 
     result = run(args, tmp_path, {"NEWSLETTER_DATABASE_URL": db_url})
     assert result.returncode == code and where in result.stderr and "Traceback" not in result.stderr
