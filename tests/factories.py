@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Engine, insert
+from sqlalchemy.orm import Session
 
 from newsletter.db import models, session_scope
 
@@ -40,3 +43,47 @@ def add_subscribers(
 def suppress(engine: Engine, email: str, reason: str = "unsubscribed") -> None:
     with session_scope(engine) as session:
         session.add(models.Suppression(email=email, reason=reason, source="test"))
+
+
+def add_article(
+    session: Session,
+    *,
+    slug: str = "a",
+    title: str = "A",
+    content: dict[str, Any] | None = None,
+    content_hash: str = "0" * 64,
+) -> models.Article:
+    """Add an article (flushed, so its id is set): campaigns need one to hang from."""
+    article = models.Article(
+        slug=slug, title=title, source_format="text", content=content or {}, content_hash=content_hash
+    )
+    session.add(article)
+    session.flush()
+    return article
+
+
+def add_campaign(
+    session: Session,
+    article_id: int,
+    name: str,
+    *,
+    subject: str | None = None,
+    status: str = "sent",
+    template: str = "newsletter",
+    html: str = "<p>x</p>",
+    text: str = "x",
+) -> models.Campaign:
+    """Add a campaign to segment "all" (flushed, so its id is set); ``subject`` defaults to ``name``."""
+    campaign = models.Campaign(
+        article_id=article_id,
+        name=name,
+        subject=name if subject is None else subject,
+        segment="all",
+        template=template,
+        status=status,
+        html=html,
+        text=text,
+    )
+    session.add(campaign)
+    session.flush()
+    return campaign

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from factories import add_subscribers
+from factories import add_article, add_campaign, add_subscribers
 from newsletter.db import models, session_scope
 from newsletter.db.models import utcnow
 from newsletter.delivery.ledger_store import record_outcome
@@ -76,24 +76,11 @@ def test_windows_count_recent_sends_across_campaigns(engine):
     of campaigns being sent. Failed and queued rows take no room."""
     ids = add_subscribers(engine, 6)
     with session_scope(engine) as session:
-        article = models.Article(slug="a", title="A", source_format="text", content={}, content_hash="x")
-        session.add(article)
-        session.flush()
-        campaigns = []
-        for name in ("one", "two"):
-            campaign = models.Campaign(
-                article_id=article.id,
-                name=name,
-                subject=name,
-                segment="all",
-                template="t",
-                html="",
-                text="",
-                status="sending",
-            )
-            session.add(campaign)
-            session.flush()
-            campaigns.append(campaign.id)
+        article = add_article(session, content_hash="x")
+        campaigns = [
+            add_campaign(session, article.id, name, status="sending", template="t", html="", text="").id
+            for name in ("one", "two")
+        ]
         rows = [
             (campaigns[0], ids[0], "in_flight"),
             (campaigns[0], ids[1], "in_flight"),

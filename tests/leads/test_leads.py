@@ -19,11 +19,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, insert, select
 
+from factories import add_article, add_campaign
 from newsletter.config import Settings
 from newsletter.db import session_scope
 from newsletter.db.models import (
-    Article,
-    Campaign,
     CampaignLink,
     Delivery,
     Event,
@@ -74,23 +73,8 @@ class World:
 
 def build(engine: Engine, names: tuple[str, ...] = ("Ada", "Bob", "Cy", "Dan", "Eve")) -> World:
     with session_scope(engine) as s:
-        article = Article(
-            slug="ketamine", title="Ketamine-assisted therapy", source_format="text", content={}, content_hash="0" * 64
-        )
-        s.add(article)
-        s.flush()
-        campaign = Campaign(
-            article_id=article.id,
-            name="March",
-            subject="March",
-            segment="all",
-            template="newsletter",
-            status="sent",
-            html="<p>x</p>",
-            text="x",
-        )
-        s.add(campaign)
-        s.flush()
+        article = add_article(s, slug="ketamine", title="Ketamine-assisted therapy")
+        campaign = add_campaign(s, article.id, "March")
         read_more = CampaignLink(
             campaign_id=campaign.id,
             position=1,

@@ -20,7 +20,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from starlette.testclient import TestClient
 
-from factories import add_subscribers
+from factories import add_article, add_campaign, add_subscribers
 from newsletter.campaigns import create_campaign, drain, import_article, send_campaign, start_sending
 from newsletter.config import Settings
 from newsletter.db import models, session_scope
@@ -107,21 +107,8 @@ class World:
 
 def build_world(engine: Engine, n: int = 3) -> World:
     with session_scope(engine) as s:
-        article = models.Article(slug="a", title="A", source_format="text", content={}, content_hash="0" * 64)
-        s.add(article)
-        s.flush()
-        c = models.Campaign(
-            article_id=article.id,
-            name="April",
-            subject="Hi",
-            segment="all",
-            template="newsletter",
-            status="sent",
-            html="<p>x</p>",
-            text="x",
-        )
-        s.add(c)
-        s.flush()
+        article = add_article(s)
+        c = add_campaign(s, article.id, "April", subject="Hi")
         links = [
             models.CampaignLink(campaign_id=c.id, position=p, url=f"https://example.test/{p}", kind=k)
             for p, k in ((1, "article"), (2, "cta"), (3, "read_more"), (4, "web"), (5, "honeypot"))
