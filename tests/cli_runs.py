@@ -120,10 +120,23 @@ def run_newsletter(
 ) -> subprocess.CompletedProcess[str]:
     """``python -m newsletter ARGS`` in a process of its own (a real start-up), without the
     caller's NEWSLETTER_/SENDGRID_ settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
-    env.update(env_extra or {})
+    env = env_without_settings(env_extra or {})
     env["PYTHONPATH"] = str(REPO_DIR)
     env["COLUMNS"] = "200"
-    return subprocess.run(
-        [sys.executable, "-m", "newsletter", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return run_process([sys.executable, "-m", "newsletter", *args], cwd, env, timeout)
+
+
+def run_process(
+    argv: list[str], cwd: Path, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``argv`` in a process of its own with exactly ``env``; its code, stdout and stderr as text
+    (a non-zero code is the answer under test, not an error)."""
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def env_without_settings(extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment without its NEWSLETTER_/SENDGRID_ settings (the developer's own
+    must not leak into a test), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
+    env.update(extra)
+    return env

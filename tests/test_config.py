@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
-import subprocess
 import sys
 from datetime import time
 from pathlib import Path
@@ -18,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from cli_runs import env_without_settings, run_process
 from newsletter.config import Settings, load_settings
 from newsletter.errors import UserError
 from newsletter.settings_types import QuietHours, WeeklyTime, read_clock
@@ -119,23 +118,14 @@ def test_the_one_clock_reader(text, clock) -> None:
 
 
 def test_the_command_stops_at_load_with_one_line(tmp_path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
-    env.update(
+    env = env_without_settings(
         {
             "NEWSLETTER_DATABASE_URL": f"sqlite:///{tmp_path / 'n.db'}",
             "NEWSLETTER_QUIET_HOURS": "late",
             "XDG_STATE_HOME": str(tmp_path / "state"),
         }
     )
-    ran = subprocess.run(
-        [sys.executable, "-m", "newsletter", "article", "list"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    ran = run_process([sys.executable, "-m", "newsletter", "article", "list"], tmp_path, env)
     lines = [line for line in ran.stderr.splitlines() if line.strip()]
     assert 0 < ran.returncode <= 3 and "Traceback" not in ran.stderr, ran.stderr
     assert len(lines) == 1 and lines[0].startswith("error: NEWSLETTER_QUIET_HOURS:"), lines

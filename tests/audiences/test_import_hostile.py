@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import Engine, insert, select
 from starlette.testclient import TestClient
 
+from cli_runs import run_newsletter
 from newsletter.audiences import clean_name, import_subscribers, rejects_path_for
 from newsletter.audiences.rejects import KEPT
 from newsletter.campaigns import create_campaign, import_article, send_campaign
@@ -114,24 +115,7 @@ def test_the_encoding_is_told_from_a_sample_and_the_rest_is_streamed(engine, tmp
 
 
 def _cli(args: list[str], cwd: Path, db_url: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
-    env.update(
-        {
-            "NEWSLETTER_DATABASE_URL": db_url,
-            "NEWSLETTER_SECRET_KEY": "cli-test-key",
-            "PYTHONPATH": str(REPO),
-            "COLUMNS": "200",
-        }
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "newsletter", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_newsletter(args, cwd, {"NEWSLETTER_DATABASE_URL": db_url, "NEWSLETTER_SECRET_KEY": "cli-test-key"})
 
 
 def test_exit_code_says_whether_every_row_went_in(tmp_path, db_url):

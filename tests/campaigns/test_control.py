@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from cli_runs import run_newsletter
 from factories import add_subscribers
 from newsletter.campaigns import (
     cancel,
@@ -22,7 +23,6 @@ from newsletter.campaigns import (
 from newsletter.db import models, session_scope
 from newsletter.delivery.dispatch import RetryPolicy
 from newsletter.errors import UserError
-from repo_paths import REPO_DIR
 from waiting import wait_until
 
 NO_WAIT = RetryPolicy(max_attempts=3, base_seconds=0.01, cap_seconds=0.02)
@@ -326,28 +326,14 @@ def test_status_command_exits_3_and_names_resolve_when_rows_are_ambiguous(
     engine, db_url, sg_settings, fake_sendgrid, campaign_id, tmp_path
 ):
     import json
-    import os
     import subprocess
-    import sys
 
     _crash_mid_batch(engine, sg_settings, campaign_id)
     drain(engine, sg_settings, campaign_id)
-    repo = REPO_DIR
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
-    env.update(
-        {"NEWSLETTER_DATABASE_URL": db_url, "NEWSLETTER_SECRET_KEY": "x", "PYTHONPATH": str(repo), "COLUMNS": "200"}
-    )
+    store = {"NEWSLETTER_DATABASE_URL": db_url, "NEWSLETTER_SECRET_KEY": "x"}
 
     def status(*extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "newsletter", "campaign", "status", str(campaign_id), *extra],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        return run_newsletter(["campaign", "status", str(campaign_id), *extra], tmp_path, store)
 
     held = status()
     assert held.returncode == 0, held.stderr
@@ -372,24 +358,8 @@ def test_status_command_exits_3_and_names_resolve_when_rows_are_ambiguous(
     data = json.loads(scripted.stdout)
     assert (data["status"], data["lifecycle_status"], data["ambiguous"]) == ("needs_decision", "sent", 10)
 
-    listed = subprocess.run(
-        [sys.executable, "-m", "newsletter", "campaign", "list", "--json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    listed = run_newsletter(["campaign", "list", "--json"], tmp_path, store)
     row = next(r for r in json.loads(listed.stdout) if r["id"] == campaign_id)
     assert (row["status"], row["lifecycle_status"]) == ("needs_decision", "sent")  # the list never says "sent" alone
-    table = subprocess.run(
-        [sys.executable, "-m", "newsletter", "campaign", "list"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    table = run_newsletter(["campaign", "list"], tmp_path, store)
     assert "needs a decision" in table.stdout

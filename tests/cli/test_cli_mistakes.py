@@ -14,7 +14,6 @@ import importlib.util
 import os
 import socket
 import stat
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from cli_runs import base_env, run_many, run_one
+from cli_runs import base_env, run_many, run_one, run_process
 from newsletter.config import Settings
 from newsletter.db import make_engine, models, session_scope, upgrade
 from newsletter.errors import UserError
@@ -294,15 +293,7 @@ def test_an_error_quoting_a_control_character_shows_it_and_does_not_obey_it(worl
 def test_entry_point_says_an_unreachable_store_in_one_line(tmp_path):
     """Through ``python -m newsletter`` itself, as installed: the store's host:port and reason, no password."""
     env = base_env(UNREACHABLE_PG, tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-m", "newsletter", "campaign", "list"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_process([sys.executable, "-m", "newsletter", "campaign", "list"], tmp_path, env)
     assert result.returncode == 1, result.stderr
     said = (
         "error: NEWSLETTER_DATABASE_URL: cannot connect to PostgreSQL at 127.0.0.1:1 (database newsletter): "
@@ -313,15 +304,7 @@ def test_entry_point_says_an_unreachable_store_in_one_line(tmp_path):
 
 def test_scheduler_script_says_a_bad_store_in_one_line(tmp_path):
     env = base_env("garbage", tmp_path)
-    result = subprocess.run(
-        [sys.executable, str(REPO / "scheduler.py")],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_process([sys.executable, str(REPO / "scheduler.py")], tmp_path, env)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     said = (
         "error: NEWSLETTER_DATABASE_URL: 'garbage' is not a store address; use sqlite:///path/to/newsletter.db "

@@ -11,7 +11,6 @@ values that are rich markup and raw escape sequences.
 from __future__ import annotations
 
 import io
-import os
 import re
 import shutil
 import subprocess
@@ -24,6 +23,7 @@ from rich.console import Console
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from cli_runs import env_without_settings, run_process
 from newsletter.cli import app
 from newsletter.db import models, session_scope
 from newsletter.terminal_text import DataTable, esc, visible
@@ -41,19 +41,10 @@ SGR = re.compile(r"\x1b\[[0-9;]*m")  # colours and bold: what a forced terminal 
 
 def run(args: list[str], cwd: Path, env_extra: dict[str, str], columns: int = 1000) -> subprocess.CompletedProcess:
     """``newsletter ARGS`` as in a terminal (rich writes colours, and would write hyperlinks)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
-    env.update(env_extra)
+    env = env_without_settings(env_extra)
     env.update(PYTHONPATH=str(REPO), COLUMNS=str(columns), FORCE_COLOR="1", TTY_COMPATIBLE="1", TERM="xterm-256color")
     env.pop("NO_COLOR", None)
-    return subprocess.run(
-        [sys.executable, "-m", "newsletter", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_process([sys.executable, "-m", "newsletter", *args], cwd, env, timeout=300)
 
 
 def terminal_text(result: subprocess.CompletedProcess) -> str:

@@ -4,9 +4,6 @@ while every count stays; the room's settings. Store tests run on SQLite and Post
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import warnings
 from datetime import timedelta
@@ -20,6 +17,7 @@ with warnings.catch_warnings():
 
 from test_tracking import BROWSER, HUMAN, build_world
 
+from cli_runs import run_newsletter
 from newsletter.config import Settings, load_settings
 from newsletter.db import session_scope
 from newsletter.db.models import Delivery, Event, utcnow
@@ -40,7 +38,6 @@ from newsletter.tracking import (
     unsubscribe,
 )
 from newsletter.web import create_app
-from repo_paths import REPO_DIR
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 KEY = derive_ip_hash_key("test-secret")
@@ -133,23 +130,13 @@ def test_a_dotenv_webhook_key_is_honoured(tmp_path, db_url, engine) -> None:  # 
 
 
 def test_a_bad_ip_storage_is_one_line_naming_the_variable(tmp_path, db_url) -> None:  # type: ignore[no-untyped-def]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
-    env.update(
-        NEWSLETTER_DATABASE_URL=db_url,
-        NEWSLETTER_SECRET_KEY="cli-test",
-        NEWSLETTER_IP_STORAGE="everything",
-        PYTHONPATH=str(REPO_DIR),
-        COLUMNS="200",
-    )
+    env_extra = {
+        "NEWSLETTER_DATABASE_URL": db_url,
+        "NEWSLETTER_SECRET_KEY": "cli-test",
+        "NEWSLETTER_IP_STORAGE": "everything",
+    }
     for args in (["events", "prune"], ["events", "prune", "--days", "30"]):
-        result = subprocess.run(
-            [sys.executable, "-m", "newsletter", *args],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        result = run_newsletter(args, tmp_path, env_extra)
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert result.returncode == 1 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
         assert "NEWSLETTER_IP_STORAGE" in lines[0] and "everything" in lines[0]
