@@ -4,6 +4,10 @@ The test imports ``newsletter.cli`` once and forks a child per command, which se
 environment and working folder and calls ``main()`` (the ``newsletter`` entry point), with its
 stdout and stderr on real files. Forking spares each run Python's start-up and the product's
 imports (about a second each). Used by the CLI's mistake table and the schema-upgrade tests.
+
+Where a real start-up is the point (``python -m newsletter`` as installed, a script, a terminal's
+colours), ``run_newsletter`` and ``run_process`` run a process of its own, and
+``env_without_settings`` is the environment without the developer's own settings.
 """
 
 from __future__ import annotations

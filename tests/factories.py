@@ -8,6 +8,7 @@ from sqlalchemy import Engine, insert
 from sqlalchemy.orm import Session
 
 from newsletter.db import models, session_scope
+from newsletter.render import Brand
 
 
 def add_subscribers(
@@ -87,3 +88,19 @@ def add_campaign(
     session.add(campaign)
     session.flush()
     return campaign
+
+
+def roots_brand(**changes: str) -> Brand:
+    """The seed clinic's brand, as the rendering tests send under; ``changes`` replace fields."""
+    fields = {
+        "brand_name": "Roots Mental Wellness",
+        "from_name": "Roots Mental Wellness",
+        "from_email": "newsletter@rootsmentalwellness.example",
+        "reply_to": "hello@rootsmentalwellness.example",
+        "postal_address": "Roots Mental Wellness, 100 Example Avenue, Portland, OR 97201, USA",
+        "booking_url": "https://rootsmentalwellness.example/book",
+        "website_url": "https://rootsmentalwellness.example",
+        "public_url": "https://news.example.test",
+    }
+    fields.update(changes)
+    return Brand(**fields)  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, insert, literal, select
 
+from factories import add_article, add_campaign
 from hostile import billion_laughs, bounded, merge_bomb
 from newsletter.audiences import (
     BUILTIN_ALL,
@@ -320,14 +321,10 @@ def test_joined_rule(engine, tmp_path):
 def _campaign_with_links(engine: Engine) -> tuple[int, int, int]:
     """A campaign with one CTA link and one article link; returns (campaign, cta link, article link)."""
     with session_scope(engine) as session:
-        article = models.Article(slug="a", title="A", source_format="text", content={}, content_hash="0" * 64)
-        session.add(article)
-        session.flush()
-        campaign = models.Campaign(
-            article_id=article.id, name="c", subject="s", segment="all", template="t", html="<p>", text="t"
+        article = add_article(session)
+        campaign = add_campaign(
+            session, article.id, "c", subject="s", status="draft", template="t", html="<p>", text="t"
         )
-        session.add(campaign)
-        session.flush()
         cta = models.CampaignLink(campaign_id=campaign.id, position=1, url="https://example.com/book", kind="cta")
         read = models.CampaignLink(campaign_id=campaign.id, position=2, url="https://example.com/a", kind="article")
         session.add_all([cta, read])
@@ -387,34 +384,19 @@ def test_engagement_rules_count_human_events_only(engine, tmp_path):
 
 
 def test_rules_combine_with_and(engine, tmp_path):
-    add(
-        engine,
-        "yes@example.com",
-        tags=("ketamine",),
-        attributes={"state": "OR"},
-        created_at=datetime(2025, 1, 1, tzinfo=timezone.utc),
-    )
-    add(
-        engine,
-        "tag@example.com",
-        tags=("anxiety",),
-        attributes={"state": "OR"},
-        created_at=datetime(2025, 1, 1, tzinfo=timezone.utc),
-    )
-    add(
-        engine,
-        "state@example.com",
-        tags=("ketamine",),
-        attributes={"state": "WA"},
-        created_at=datetime(2025, 1, 1, tzinfo=timezone.utc),
-    )
-    add(
-        engine,
-        "early@example.com",
-        tags=("ketamine",),
-        attributes={"state": "OR"},
-        created_at=datetime(2023, 1, 1, tzinfo=timezone.utc),
-    )
+    for email, tag, state, year in (
+        ("yes@example.com", "ketamine", "OR", 2025),
+        ("tag@example.com", "anxiety", "OR", 2025),
+        ("state@example.com", "ketamine", "WA", 2025),
+        ("early@example.com", "ketamine", "OR", 2023),
+    ):  # each but "yes" misses one rule
+        add(
+            engine,
+            email,
+            tags=(tag,),
+            attributes={"state": state},
+            created_at=datetime(year, 1, 1, tzinfo=timezone.utc),
+        )
     seg = segment(
         tmp_path,
         """

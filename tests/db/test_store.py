@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import delete, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
-from factories import add_subscribers
+from factories import add_article, add_campaign, add_subscribers
 from newsletter.db import current_revision, head_revision, models, session_scope, upgrade
 from newsletter.db.migrate import alembic_config, include_object_for
 
@@ -42,15 +42,10 @@ def test_sqlite_pragmas(engine):
 def test_one_ledger_row_per_campaign_and_subscriber(engine):
     (subscriber_id,) = add_subscribers(engine, 1)
     with session_scope(engine) as session:
-        article = models.Article(slug="a", title="A", source_format="text", content={}, content_hash="x")
-        session.add(article)
-        session.flush()
-        campaign = models.Campaign(
-            article_id=article.id, name="c", subject="s", segment="all", template="t", html="", text=""
-        )
-        session.add(campaign)
-        session.flush()
-        campaign_id = campaign.id
+        article = add_article(session, content_hash="x")
+        campaign_id = add_campaign(
+            session, article.id, "c", subject="s", status="draft", template="t", html="", text=""
+        ).id
         session.execute(insert(models.Delivery).values(campaign_id=campaign_id, subscriber_id=subscriber_id))
     with pytest.raises(IntegrityError), session_scope(engine) as session:
         session.execute(insert(models.Delivery).values(campaign_id=campaign_id, subscriber_id=subscriber_id))
@@ -104,21 +99,10 @@ def test_emails_are_unique(engine):
 
 
 def _campaign(session) -> int:
-    article = models.Article(
-        slug=f"a{session.scalar(select(text('count(*)')).select_from(models.Article))}",
-        title="A",
-        source_format="text",
-        content={},
-        content_hash="x",
+    article = add_article(
+        session, slug=f"a{session.scalar(select(text('count(*)')).select_from(models.Article))}", content_hash="x"
     )
-    session.add(article)
-    session.flush()
-    campaign = models.Campaign(
-        article_id=article.id, name="c", subject="s", segment="all", template="t", html="", text=""
-    )
-    session.add(campaign)
-    session.flush()
-    return campaign.id
+    return add_campaign(session, article.id, "c", subject="s", status="draft", template="t", html="", text="").id
 
 
 def _ledger_with_events(engine, subscriber_ids) -> tuple[int, list[int]]:

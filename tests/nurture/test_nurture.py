@@ -5,9 +5,7 @@ Database tests run on SQLite and PostgreSQL (the ``engine`` fixture)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
@@ -16,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select, update
 
+from cli_runs import run_newsletter
 from factories import suppress
 from hostile import billion_laughs, bounded
 from newsletter.campaigns import create_campaign, import_article, send_campaign
@@ -1029,18 +1028,17 @@ def test_status_and_list(engine, settings, aud) -> None:  # type: ignore[no-unty
 
 
 def _run(args: list[str], cwd: Path, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSLETTER_", "SENDGRID_"))}
-    env.update(env_extra or {})
-    env["PYTHONPATH"] = str(REPO)
-    env["COLUMNS"] = "200"
-    return subprocess.run(
-        [sys.executable, "-m", "newsletter", "nurture", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_newsletter(["nurture", *args], cwd, env_extra)
+
+
+def _store_env(tmp_path: Path, db_url: str) -> dict[str, str]:
+    """The settings the store-writing nurture commands run with: quiet hours off, so a tick sends now."""
+    return {
+        "NEWSLETTER_DATABASE_URL": db_url,
+        "NEWSLETTER_SECRET_KEY": "cli-test-key",
+        "NEWSLETTER_OUTBOX_DIR": str(tmp_path / "outbox"),
+        "NEWSLETTER_QUIET_HOURS": "none",
+    }
 
 
 def test_simulate_command(tmp_path: Path) -> None:
@@ -1079,12 +1077,7 @@ def test_simulate_command(tmp_path: Path) -> None:
 
 
 def test_tick_list_status_remove_commands(tmp_path: Path, db_url: str, engine) -> None:  # type: ignore[no-untyped-def]
-    env = {
-        "NEWSLETTER_DATABASE_URL": db_url,
-        "NEWSLETTER_SECRET_KEY": "cli-test-key",
-        "NEWSLETTER_OUTBOX_DIR": str(tmp_path / "outbox"),
-        "NEWSLETTER_QUIET_HOURS": "none",
-    }
+    env = _store_env(tmp_path, db_url)
     reader(engine, "ann@example.com")
     settings = Settings(database_url=db_url, outbox_dir=str(tmp_path / "outbox"), quiet_hours="none")
     enroll(engine, settings, "connect-today", "ann@example.com", models.utcnow() - timedelta(days=1, minutes=1))
@@ -1102,12 +1095,7 @@ def test_tick_list_status_remove_commands(tmp_path: Path, db_url: str, engine) -
 
 def test_enroll_command(tmp_path: Path, db_url: str, engine) -> None:  # type: ignore[no-untyped-def]
     """Staff put a reader in by hand: once; not twice; never an unknown or unsubscribed address."""
-    env = {
-        "NEWSLETTER_DATABASE_URL": db_url,
-        "NEWSLETTER_SECRET_KEY": "cli-test-key",
-        "NEWSLETTER_OUTBOX_DIR": str(tmp_path / "outbox"),
-        "NEWSLETTER_QUIET_HOURS": "none",
-    }
+    env = _store_env(tmp_path, db_url)
     reader(engine, "ann@example.com")
     gone = reader(engine, "gone@example.com")
     with session_scope(engine) as session:

@@ -14,6 +14,7 @@ import io
 import json
 import re
 import shutil
+from collections.abc import Callable
 from datetime import date, datetime, timezone
 from email import policy
 from email.message import EmailMessage
@@ -155,6 +156,15 @@ def context(**changes) -> CheckContext:  # type: ignore[no-untyped-def]
 def run(eml: bytes, name: str, **ctx) -> Check:  # type: ignore[no-untyped-def]
     [result] = check_message(eml, context=context(**ctx), only=(name,))
     return result
+
+
+def assert_fault_fails(fault: tuple[Callable[[], bytes], str, str], name: str) -> None:
+    """A fault table's row (make the message, words of the reason, words of the fix): check
+    ``name`` fails that message, saying both."""
+    make, reason, hint = fault
+    result = run(make(), name)
+    assert result.status == "fail"
+    assert reason in result.reason and hint in result.fix_hint, (result.reason, result.fix_hint)
 
 
 def with_headers(eml: bytes, **headers: str | None) -> bytes:
@@ -342,10 +352,7 @@ def test_mime_passes_the_real_builder_with_an_https_public_url() -> None:
 
 @pytest.mark.parametrize("fault", list(MIME_FAULTS))
 def test_mime_fails_each_fault_with_its_reason_and_fix(fault: str) -> None:
-    make, reason, hint = MIME_FAULTS[fault]
-    result = run(make(), "mime")
-    assert result.status == "fail"
-    assert reason in result.reason and hint in result.fix_hint, (result.reason, result.fix_hint)
+    assert_fault_fails(MIME_FAULTS[fault], "mime")
 
 
 def test_mime_demo_default_public_url_fails_with_the_setting_to_change() -> None:
@@ -526,10 +533,7 @@ def test_links_pass_tracked_footer_and_mailto_links() -> None:
 
 @pytest.mark.parametrize("fault", list(LINK_FAULTS))
 def test_links_fail_each_fault(fault: str) -> None:
-    make, reason, hint = LINK_FAULTS[fault]
-    result = run(make(), "links")
-    assert result.status == "fail"
-    assert reason in result.reason and hint in result.fix_hint, (result.reason, result.fix_hint)
+    assert_fault_fails(LINK_FAULTS[fault], "links")
 
 
 # --- 7. responsive ---------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from factories import roots_brand
 from newsletter.content import Article, CallToAction, Section, SignOff, load_article
 from newsletter.render import (
     PLACEHOLDERS,
@@ -38,14 +39,8 @@ WEBSITE = "https://rootsmentalwellness.example"
 
 @pytest.fixture
 def brand() -> Brand:
-    return Brand(
-        brand_name="Roots Mental Wellness",
-        from_name="Roots Mental Wellness",
-        from_email="newsletter@rootsmentalwellness.example",
-        reply_to="hello@rootsmentalwellness.example",
+    return roots_brand(
         postal_address="Roots Mental Wellness, 100 Example Avenue, Suite 200, Portland, OR 97201, USA",
-        booking_url=BOOKING,
-        website_url="https://rootsmentalwellness.example",
         public_url=PUBLIC + "/",  # a trailing slash must not produce "//" in URLs
     )
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
-from test_tracking import BROWSER, HUMAN, build_world
+from test_tracking import A_CLICK, BROWSER, HUMAN, build_world
 
 from newsletter.db import session_scope
 from newsletter.db.models import CampaignLink, Delivery, Event, Lead
@@ -26,15 +26,7 @@ from newsletter.tracking import (
     record_open,
 )
 
-BASE = dict(
-    kind="click",
-    user_agent=BROWSER,
-    ip="198.51.100.7",
-    method="GET",
-    seconds_since_sent=3600.0,
-    link_kind="article",
-    accept_language="en-US,en;q=0.9",
-)
+BASE = {**A_CLICK, "accept_language": "en-US,en;q=0.9"}
 
 
 def verdict(**overrides):  # type: ignore[no-untyped-def]

@@ -18,7 +18,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from starlette.testclient import TestClient
 
-from factories import add_subscribers
+from factories import add_subscribers, roots_brand
 from newsletter.campaigns import create_campaign, import_article, send_campaign
 from newsletter.content import load_article
 from newsletter.db import session_scope
@@ -43,16 +43,7 @@ ANCHOR = re.compile(r"<a\b([^>]*)>(.*?)</a>", re.S)
 
 
 def brand() -> Brand:
-    return Brand(
-        brand_name="Roots Mental Wellness",
-        from_name="Roots Mental Wellness",
-        from_email="newsletter@rootsmentalwellness.example",
-        reply_to="hello@rootsmentalwellness.example",
-        postal_address="Roots Mental Wellness, 100 Example Avenue, Portland, OR 97201, USA",
-        booking_url=BOOKING,
-        website_url=WEBSITE,
-        public_url=PUBLIC,
-    )
+    return roots_brand()
 
 
 @pytest.fixture(scope="module")

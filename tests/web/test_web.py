@@ -24,13 +24,12 @@ with warnings.catch_warnings():  # Starlette 1.x suggests httpx2; httpx is what 
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from starlette.testclient import TestClient
 
+from factories import add_article, add_campaign
 from newsletter.config import Settings
 from newsletter.content.model import Article as ArticleContent
 from newsletter.content.model import CallToAction, Section, SignOff
 from newsletter.db import make_engine, session_scope
 from newsletter.db.models import (
-    Article,
-    Campaign,
     CampaignLink,
     Delivery,
     Event,
@@ -83,36 +82,11 @@ def build_world(engine: Engine) -> World:
         signoff=SignOff("Dr. Rivera", "Psychiatrist"),
     )
     with session_scope(engine) as s:
-        article = Article(
-            slug=content.slug,
-            title=content.title,
-            source_format="text",
-            content=content.to_dict(),
-            content_hash="0" * 64,
+        article = add_article(s, slug=content.slug, title=content.title, content=content.to_dict())
+        april = add_campaign(
+            s, article.id, "April", subject="Hello %%first_name%%", html=CAMPAIGN_HTML, text="Hi %%first_name%%"
         )
-        s.add(article)
-        s.flush()
-        april = Campaign(
-            article_id=article.id,
-            name="April",
-            subject="Hello %%first_name%%",
-            segment="all",
-            template="newsletter",
-            status="sent",
-            html=CAMPAIGN_HTML,
-            text="Hi %%first_name%%",
-        )
-        may = Campaign(
-            article_id=article.id,
-            name="May",
-            subject="May",
-            segment="all",
-            template="newsletter",
-            status="sending",
-            html="<p>May</p>",
-            text="May",
-        )
-        s.add_all([april, may])
+        may = add_campaign(s, article.id, "May", status="sending", html="<p>May</p>", text="May")
         s.flush()
         s.add_all(
             [
@@ -562,6 +536,25 @@ def test_host_names_are_parsed_strictly() -> None:
     assert host_is_trusted({"type": "http", "headers": [(b"host", b"news.example.test:8443")]}, trusted)
 
 
+def add_ada_events(engine: Engine, world: World, key_prefix: str, kinds: list[tuple[str, bool]]) -> None:
+    """Events on Ada's April delivery, all now: one per (type, by a machine), keyed prefix + index."""
+    now = utcnow()
+    with session_scope(engine) as s:
+        s.add_all(
+            [
+                Event(
+                    event_key=f"{key_prefix}{i}",
+                    type=kind,
+                    delivery_id=world.d_ada,
+                    campaign_id=world.campaign_id,
+                    is_machine=machine,
+                    occurred_at=now,
+                )
+                for i, (kind, machine) in enumerate(kinds)
+            ]
+        )
+
+
 def big_outbox(settings: Settings, engine: Engine, world: World, n: int = 300) -> TestClient:
     """``n`` messages in campaign April's outbox: Ada's and Bob's deliveries first, then made-up
     ids; Ada's opened by a person and clicked only by a scanner; a local browser's client."""
@@ -570,21 +563,7 @@ def big_outbox(settings: Settings, engine: Engine, world: World, n: int = 300) -
     write_eml(folder, world.d_bob, "bob@example.com", "<p>Hi Bob</p>")
     for i in range(n - 2):
         write_eml(folder, 100_000 + i, f"Reader {i} <reader{i}@example.com>", "<p>Hi</p>")
-    now = utcnow()
-    with session_scope(engine) as s:
-        s.add_all(
-            [
-                Event(
-                    event_key=f"k{i}",
-                    type=kind,
-                    delivery_id=world.d_ada,
-                    campaign_id=world.campaign_id,
-                    is_machine=machine,
-                    occurred_at=now,
-                )
-                for i, (kind, machine) in enumerate([("open", False), ("open", False), ("open", True), ("click", True)])
-            ]
-        )
+    add_ada_events(engine, world, "k", [("open", False), ("open", False), ("open", True), ("click", True)])
     return TestClient(
         create_app(settings, engine),
         client=("127.0.0.1", 50123),
@@ -795,6 +774,17 @@ class _DevTools(Browser):
             lambda: self.evaluate("location.href") == url and self.evaluate("document.readyState") == "complete"
         )
 
+    def click(self, selector: str, *, scroll: bool = False) -> None:
+        """A person's left click (press, release) at the middle of the first element ``selector``
+        finds, scrolled into view first if ``scroll``: the browser's own events, not element.click()."""
+        box = self.evaluate(
+            f"(() => {{ const e = document.querySelector('{selector}');"
+            + (" e.scrollIntoView();" if scroll else "")
+            + " const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+        )
+        for kind in ("mousePressed", "mouseReleased"):
+            self.call("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
+
     def wait_for(self, condition: Callable[[], object], timeout: float = 10) -> None:
         deadline = time.monotonic() + timeout
         while not condition():
@@ -836,12 +826,7 @@ def test_real_chromium_unsubscribe_and_preferences(settings, engine, world, toke
         tools = _DevTools(CHROMIUM)
         try:
             tools.open(url)
-            box = tools.evaluate(
-                "(() => { const r = document.querySelector('button').getBoundingClientRect();"
-                " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
-            )
-            for kind in ("mousePressed", "mouseReleased"):
-                tools.call("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
+            tools.click("button")
             tools.wait_for(
                 lambda: (
                     tools.evaluate("document.querySelector('h1') && document.querySelector('h1').textContent")
@@ -857,12 +842,7 @@ def test_real_chromium_unsubscribe_and_preferences(settings, engine, world, toke
                 "document.getElementById('interest-mindfulness').click();"
                 "document.getElementById('first_name').value = 'Robert'"
             )
-            box = tools.evaluate(
-                "(() => { const r = document.querySelector('button[value=save]').getBoundingClientRect();"
-                " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
-            )
-            for kind in ("mousePressed", "mouseReleased"):
-                tools.call("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
+            tools.click("button[value=save]")
             tools.wait_for(lambda: "Your preferences are saved." in (tools.evaluate("document.body.innerText") or ""))
             shot = tools.call("Page.captureScreenshot", format="png")["data"]
         finally:
@@ -935,12 +915,7 @@ def test_real_chromium_outbox_page_is_short_and_pages_on(outbox_in_chromium, wor
     tools.open(f"{base}/outbox/{world.campaign_id}")
     height = tools.evaluate("document.documentElement.scrollHeight")
     rows = tools.evaluate("document.querySelectorAll('tbody tr').length")
-    box = tools.evaluate(
-        "(() => { const a = document.querySelector('a[rel=next]'); a.scrollIntoView();"
-        " const r = a.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()"
-    )
-    for kind in ("mousePressed", "mouseReleased"):
-        tools.call("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
+    tools.click("a[rel=next]", scroll=True)
     tools.wait_for(
         lambda: tools.evaluate("location.search") == "?page=2" and tools.evaluate("document.readyState") == "complete"
     )
@@ -1010,23 +985,9 @@ def test_tracking_engagement_face_counts_people_and_machines_apart(engine, world
     delivery with none is absent, and no ids asks nothing."""
     from newsletter.tracking import Engagement, engagement
 
-    now = utcnow()
-    with session_scope(engine) as s:
-        s.add_all(
-            [
-                Event(
-                    event_key=f"e{i}",
-                    type=kind,
-                    delivery_id=world.d_ada,
-                    campaign_id=world.campaign_id,
-                    is_machine=machine,
-                    occurred_at=now,
-                )
-                for i, (kind, machine) in enumerate(
-                    [("open", False), ("open", False), ("open", True), ("click", True), ("delivered", False)]
-                )
-            ]
-        )
+    add_ada_events(
+        engine, world, "e", [("open", False), ("open", False), ("open", True), ("click", True), ("delivered", False)]
+    )
     with session_scope(engine) as s:
         counts = engagement(s, [world.d_ada, world.d_bob, world.d_ada])
         assert engagement(s, []) == {}
