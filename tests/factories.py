@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session
 
 from newsletter.db import models, session_scope
@@ -104,3 +104,14 @@ def roots_brand(**changes: str) -> Brand:
     }
     fields.update(changes)
     return Brand(**fields)  # type: ignore[arg-type]
+
+
+def deliveries_by_email(engine: Engine, campaign_id: int, column: Any = models.Delivery.status) -> dict[str, Any]:
+    """A campaign's ledger as {subscriber email: ``column`` of the delivery row} (its status unless told)."""
+    with session_scope(engine) as session:
+        rows = session.execute(
+            select(models.Subscriber.email, column)
+            .join(models.Delivery, models.Delivery.subscriber_id == models.Subscriber.id)
+            .where(models.Delivery.campaign_id == campaign_id)
+        ).all()
+    return {email: value for email, value in rows}

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from factories import add_subscribers, suppress
+from factories import add_subscribers, deliveries_by_email, suppress
 from newsletter.campaigns import create_campaign, import_article, send_campaign
 from newsletter.db import models, session_scope
 from newsletter.delivery import SendGridTransport
@@ -34,16 +34,6 @@ def _campaign(engine, settings, seed_article_path) -> int:
     with session_scope(engine) as session:
         slug = import_article(session, seed_article_path).row.slug
         return create_campaign(session, settings, article_slug=slug, segment="all").id
-
-
-def _ledger(engine, campaign_id) -> dict[str, str]:
-    with session_scope(engine) as session:
-        rows = session.execute(
-            select(models.Subscriber.email, models.Delivery.status)
-            .join(models.Delivery, models.Delivery.subscriber_id == models.Subscriber.id)
-            .where(models.Delivery.campaign_id == campaign_id)
-        ).all()
-    return dict(rows)
 
 
 def test_five_thousand_recipients_each_exactly_once_personalised_with_working_unsubscribe(
@@ -101,7 +91,7 @@ def test_unsubscribed_after_ledger_is_left_out_at_dispatch(engine, sg_settings, 
     summary = send_campaign(engine, small, campaign_id)
     assert summary.sent == 29 and summary.suppressed == 1
     assert "reader25@example.com" not in fake_sendgrid.received
-    assert _ledger(engine, campaign_id)["reader25@example.com"] == "suppressed"
+    assert deliveries_by_email(engine, campaign_id)["reader25@example.com"] == "suppressed"
 
 
 def test_bad_key_pauses_with_nothing_marked_sent(engine, sg_settings, fake_sendgrid, seed_article_path):
@@ -110,7 +100,7 @@ def test_bad_key_pauses_with_nothing_marked_sent(engine, sg_settings, fake_sendg
     fake_sendgrid.plan(("status", 401))
     summary = send_campaign(engine, sg_settings, campaign_id)
     assert summary.paused_reason and "key" in summary.paused_reason.lower()
-    assert set(_ledger(engine, campaign_id).values()) == {"queued"}
+    assert set(deliveries_by_email(engine, campaign_id).values()) == {"queued"}
     assert fake_sendgrid.received == {}
     with session_scope(engine) as session:
         assert session.get(models.Campaign, campaign_id).status == "paused"
@@ -133,7 +123,7 @@ def test_one_bad_recipient_fails_alone(engine, sg_settings, fake_sendgrid, seed_
     campaign_id = _campaign(engine, sg_settings, seed_article_path)
     fake_sendgrid.plan(("reject_email", "reader5@example.com"))
     summary = send_campaign(engine, sg_settings, campaign_id, retry=NO_WAIT)
-    ledger = _ledger(engine, campaign_id)
+    ledger = deliveries_by_email(engine, campaign_id)
     assert summary.sent == 11 and summary.failed == 1
     assert ledger["reader5@example.com"] == "failed"
     assert "reader5@example.com" not in fake_sendgrid.received and len(fake_sendgrid.received) == 11
@@ -162,7 +152,7 @@ def test_answer_lost_after_acceptance_is_ambiguous_not_resent(engine, sg_setting
     fake_sendgrid.plan(("drop_after_accept",))
     summary = send_campaign(engine, sg_settings, campaign_id, retry=NO_WAIT)
     assert summary.ambiguous == 8 and summary.sent == 0
-    assert set(_ledger(engine, campaign_id).values()) == {"ambiguous"}
+    assert set(deliveries_by_email(engine, campaign_id).values()) == {"ambiguous"}
     assert all(len(v) == 1 for v in fake_sendgrid.received.values())  # delivered once, never again
 
 

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from cli_runs import run_newsletter
-from factories import suppress
+from factories import deliveries_by_email, suppress
 from hostile import billion_laughs, bounded
 from newsletter.campaigns import create_campaign, import_article, send_campaign
 from newsletter.config import Settings
@@ -519,13 +519,7 @@ def _seed_campaign(engine, settings, seed_article_path, emails: list[str]) -> tu
         slug = import_article(s, seed_article_path).row.slug
         campaign_id = create_campaign(s, settings, article_slug=slug, segment="all").id
     send_campaign(engine, settings, campaign_id, transport=Recording())
-    with session_scope(engine) as s:
-        rows = s.execute(
-            select(models.Subscriber.email, models.Delivery.id)
-            .join(models.Delivery, models.Delivery.subscriber_id == models.Subscriber.id)
-            .where(models.Delivery.campaign_id == campaign_id)
-        ).all()
-    return campaign_id, dict(rows)  # type: ignore[arg-type]
+    return campaign_id, deliveries_by_email(engine, campaign_id, models.Delivery.id)
 
 
 def _position(engine, campaign_id: int, kind: str) -> int:  # type: ignore[no-untyped-def]
