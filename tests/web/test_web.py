@@ -739,15 +739,15 @@ class _Server:
 
 
 #: Chromium browsing our own local server (the preflight's flags block every host name).
-_BROWSE_FLAGS = (
+_HEADLESS = (
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
     "--disable-background-networking",
     "--disable-component-update",
     "--no-first-run",
-    "--window-size=1000,1300",
 )
+_BROWSE_FLAGS = (*_HEADLESS, "--window-size=1000,1300")
 
 
 class _DevTools(Browser):
@@ -804,12 +804,7 @@ def test_real_chromium_unsubscribe_and_preferences(settings, engine, world, toke
         dom = subprocess.run(
             [
                 CHROMIUM,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
+                *_HEADLESS,
                 f"--user-data-dir={tmp_path / 'profile-a'}",
                 "--dump-dom",
                 url,
