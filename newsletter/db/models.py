@@ -80,6 +80,8 @@ LEAD_SOURCES = ("cta_click", "signup", "staff")
 CAMPAIGN_KINDS = ("newsletter", "nurture")
 ENROLLMENT_STATUSES = ("active", "completed", "exited")
 SUPPRESSION_REASONS = ("unsubscribed", "bounced", "complained", "erased", "invalid", "manual")
+STAFF_ROLES = ("admin", "marketer", "director")
+AUDIT_OUTCOMES = ("ok", "denied", "failed")
 
 
 class Base(DeclarativeBase):
@@ -390,3 +392,41 @@ class Notification(Base):
     status: Mapped[str] = mapped_column(String(16), default="sent")  # sent | failed
     detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StaffUser(Base):
+    """A person who works in the product (issue 16): their role says what they may do
+    (``staff.can``); a disabled account keeps its row, so the audit log still names it."""
+
+    __tablename__ = "staff_users"
+    __table_args__ = (CheckConstraint(_in("role", STAFF_ROLES), name="ck_staff_users_role"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # audiences.normalise_email's form
+    name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str | None] = mapped_column(String(200))  # argon2id; None until one is set
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class AuditEntry(Base):
+    """Who did what, when, from where, to what, with what outcome. Written by ``staff.audit``
+    only, in the transaction of the change it records; never a password or its hash."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        CheckConstraint(_in("outcome", AUDIT_OUTCOMES), name="ck_audit_log_outcome"),
+        Index("ix_audit_log_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))  # "user:<id>" or "cli:<os user>"
+    source: Mapped[str] = mapped_column(String(100))  # an IP address, or "cli"
+    action: Mapped[str] = mapped_column(String(60))
+    target: Mapped[str | None] = mapped_column(String(400))
+    outcome: Mapped[str] = mapped_column(String(10))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
