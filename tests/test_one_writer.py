@@ -18,6 +18,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "newsletter"
 OWNERS = [
     ("Lead", "leads", "newsletter/leads/"),
     ("Suppression", "suppressions", "newsletter/audiences/suppression.py"),
+    ("StaffUser", "staff_users", "newsletter/staff/accounts.py"),
+    ("AuditEntry", "audit_log", "newsletter/staff/audit.py"),
 ]
 _WRITE_CALLS = ("insert", "upsert", "update", "delete")
 #: Files that define tables rather than write them.

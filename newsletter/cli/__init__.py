@@ -3,6 +3,7 @@
 One module per command group: :mod:`~newsletter.cli.articles`, :mod:`~newsletter.cli.subscribers`,
 :mod:`~newsletter.cli.segments`, :mod:`~newsletter.cli.campaigns`, :mod:`~newsletter.cli.events`,
 :mod:`~newsletter.cli.reports`, :mod:`~newsletter.cli.leads`, :mod:`~newsletter.cli.nurture`,
+:mod:`~newsletter.cli.users` (``users …``, ``audit``),
 :mod:`~newsletter.cli.db` (``init``, ``db …``) and :mod:`~newsletter.cli.daemons` (``serve``,
 ``worker``, ``scheduler``, ``demo``). Each calls the rooms' faces only (``tests/test_boundaries.py``).
 The ``--json`` option, JSON output and the store are :mod:`newsletter.cli.output`; values from data
@@ -48,6 +49,7 @@ def build_app() -> typer.Typer:
         reports,
         segments,
         subscribers,
+        users,
     )
 
     app = typer.Typer(
@@ -65,10 +67,12 @@ def build_app() -> typer.Typer:
         (db.app, "db"),
         (nurture.app, "nurture"),
         (leads.app, "leads"),
+        (users.app, "users"),
     ):
         app.add_typer(group, name=name)
     for command in (db.init, reports.report, daemons.serve, daemons.worker, daemons.scheduler, daemons.demo):
         app.command()(command)
+    app.command("audit")(users.audit_log)
     return app
 
 
