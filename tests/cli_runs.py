@@ -120,22 +120,28 @@ def base_env(url: str, tmp: Path) -> dict[str, str]:
 
 
 def run_newsletter(
-    args: list[str], cwd: Path, env_extra: dict[str, str] | None = None, timeout: float = 120
+    args: list[str],
+    cwd: Path,
+    env_extra: dict[str, str] | None = None,
+    timeout: float = 120,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``python -m newsletter ARGS`` in a process of its own (a real start-up), without the
-    caller's NEWSLETTER_/SENDGRID_ settings."""
+    caller's NEWSLETTER_/SENDGRID_ settings; ``stdin`` is piped in when given."""
     env = env_without_settings(env_extra or {})
     env["PYTHONPATH"] = str(REPO_DIR)
     env["COLUMNS"] = "200"
-    return run_process([sys.executable, "-m", "newsletter", *args], cwd, env, timeout)
+    return run_process([sys.executable, "-m", "newsletter", *args], cwd, env, timeout, stdin)
 
 
 def run_process(
-    argv: list[str], cwd: Path, env: dict[str, str], timeout: float = 120
+    argv: list[str], cwd: Path, env: dict[str, str], timeout: float = 120, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """``argv`` in a process of its own with exactly ``env``; its code, stdout and stderr as text
     (a non-zero code is the answer under test, not an error)."""
-    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False, input=stdin
+    )
 
 
 def env_without_settings(extra: dict[str, str]) -> dict[str, str]:
