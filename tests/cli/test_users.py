@@ -123,3 +123,45 @@ def test_each_mistake_is_one_line_exit_1_and_writes_nothing(users) -> None:  # t
 
 def test_a_bad_limit_is_a_usage_error(users) -> None:  # type: ignore[no-untyped-def]
     assert users("audit", "--limit", "0").returncode == 2
+
+
+def _at_a_terminal(args: list[str], env: dict[str, str], cwd: Path, answers: list[str]) -> tuple[int, str]:
+    """Run ``python -m newsletter ARGS`` on a pseudo-terminal of its own, typing each answer after
+    each prompt; its exit code and everything it wrote to the terminal."""
+    import os
+    import pty
+    import sys
+    import time
+
+    from cli_runs import env_without_settings
+    from repo_paths import REPO_DIR
+
+    full_env = env_without_settings(env) | {"PYTHONPATH": str(REPO_DIR), "COLUMNS": "200"}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the pty is its controlling terminal, so getpass asks there
+        os.chdir(cwd)
+        os.execve(sys.executable, [sys.executable, "-m", "newsletter", *args], full_env)
+    seen, pending, deadline = b"", list(answers), time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the child has gone: the terminal is closed
+            break
+        if not chunk:
+            break
+        seen += chunk
+        if pending and seen.count(b"Password") > len(answers) - len(pending):
+            os.write(fd, (pending.pop(0) + "\n").encode())
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
+
+
+def test_at_a_terminal_the_password_is_asked_twice_hidden(tmp_path: Path, db_url: str) -> None:
+    env = {"NEWSLETTER_DATABASE_URL": db_url, "NEWSLETTER_SECRET_KEY": "k", "NEWSLETTER_PUBLIC_URL": "https://n.test"}
+    add = ["users", "add", "ann@clinic.example", "--role", "admin"]
+    code, said = _at_a_terminal(add, env, tmp_path, [GOOD, GOOD + "x"])
+    assert code == 1 and "password: the two entries differ; nothing was changed" in said, said
+    code, said = _at_a_terminal(add, env, tmp_path, [GOOD, GOOD])
+    assert code == 0 and "Password (again):" in said and "Added admin ann@clinic.example" in said, said
+    assert GOOD not in said  # never echoed
