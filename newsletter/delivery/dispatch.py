@@ -159,36 +159,27 @@ def dispatch(
         LedgerRecorder(engine, campaign_id, claims) as recorder,
     ):
 
-        def claim() -> _InFlight | None:
-            nonlocal cursor
-            batch = _claim_next(
+        def claim_from(start: int) -> _InFlight | None:
+            return _claim_next(
                 claims,
                 checks,
                 campaign_id,
                 batch_size,
                 worker_id,
                 lease_seconds,
-                cursor,
+                start,
                 throttle,
                 make_recipient,
                 result,
                 prepare,
             )
+
+        def claim() -> _InFlight | None:
+            nonlocal cursor
+            batch = claim_from(cursor)
             if batch is None and cursor:
                 cursor = 0  # rows re-queued behind us (a pause, a retry): one scan from the start
-                batch = _claim_next(
-                    claims,
-                    checks,
-                    campaign_id,
-                    batch_size,
-                    worker_id,
-                    lease_seconds,
-                    0,
-                    throttle,
-                    make_recipient,
-                    result,
-                    prepare,
-                )
+                batch = claim_from(0)
             if batch is not None:
                 cursor = batch.batch.ids[-1]
             return batch
