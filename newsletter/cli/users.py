@@ -24,6 +24,7 @@ from newsletter.staff import (
     ROLES,
     StaffUserInfo,
     add_user,
+    check_email,
     check_new_password,
     check_role,
     disable_user,
@@ -89,7 +90,7 @@ def add_cmd(
     """Add a staff account with a role and a password (asked twice, hidden, or --password-stdin)."""
     from newsletter.db import session_scope
 
-    check_role(role)  # before the password is asked for
+    check_email(email), check_role(role)  # before the password is asked for
     settings = current_settings()
     password = _read_password(password_stdin)
     with session_scope(engine_for(settings)) as session:

@@ -5,7 +5,7 @@ Public face (import from here):
 
 * accounts (``accounts.py``, the one writer of ``staff_users``): ``add_user(session, email, role,
   name=None, password=None)``, ``list_users``, ``get_user``, ``set_role``, ``disable_user``,
-  ``set_password`` → ``StaffUserInfo``; each change takes ``actor=`` (default ``cli:<login>``)
+  ``set_password`` → ``StaffUserInfo``; ``check_email`` (the normal form, or a ``UserError``); each change takes ``actor=`` (default ``cli:<login>``)
   and ``source=`` (an IP address, or ``"cli"``) and records its audit entry in the same
   transaction. ``check_password(session, email, password)`` → ``StaffUserInfo | None`` for the
   sign-in (about as long for an unknown email; re-hashes on argon2 parameter changes);
@@ -23,6 +23,7 @@ from newsletter.staff import audit
 from newsletter.staff.accounts import (
     StaffUserInfo,
     add_user,
+    check_email,
     check_password,
     disable_user,
     get_user,
@@ -38,6 +39,7 @@ __all__ = [
     "audit",
     "StaffUserInfo",
     "add_user",
+    "check_email",
     "check_password",
     "disable_user",
     "get_user",

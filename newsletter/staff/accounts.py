@@ -67,7 +67,8 @@ def _info(user: StaffUser) -> StaffUserInfo:
     )
 
 
-def _email(raw: str) -> str:
+def check_email(raw: str) -> str:
+    """``raw`` in the store's normal form, or a one-line :class:`UserError` naming the field."""
     try:
         return normalise_email(raw)
     except InvalidEmail as error:
@@ -86,7 +87,7 @@ def _now() -> datetime:
 
 
 def _user(session: Session, email: str) -> StaffUser:
-    address = _email(email)
+    address = check_email(email)
     user = session.scalar(select(StaffUser).where(StaffUser.email == address))
     if user is None:
         raise NotFound(f"no staff account with email {address}", where="email")
@@ -104,7 +105,7 @@ def add_user(
     source: str = "cli",
 ) -> StaffUserInfo:
     """A new account; without ``password`` it has none until one is set (it cannot sign in)."""
-    address, role, name = _email(email), check_role(role), _name(name)
+    address, role, name = check_email(email), check_role(role), _name(name)
     hashed = passwords.hash_password(password) if password is not None else None
     if session.scalar(select(StaffUser.id).where(StaffUser.email == address)) is not None:
         raise UserError(f"{address} already has a staff account", where="email")

@@ -165,3 +165,13 @@ def test_at_a_terminal_the_password_is_asked_twice_hidden(tmp_path: Path, db_url
     code, said = _at_a_terminal(add, env, tmp_path, [GOOD, GOOD])
     assert code == 0 and "Password (again):" in said and "Added admin ann@clinic.example" in said, said
     assert GOOD not in said  # never echoed
+
+
+def test_at_a_terminal_a_bad_email_or_role_is_refused_before_the_password_is_asked(tmp_path: Path, db_url: str) -> None:
+    env = {"NEWSLETTER_DATABASE_URL": db_url, "NEWSLETTER_SECRET_KEY": "k", "NEWSLETTER_PUBLIC_URL": "https://n.test"}
+    for args, says in (
+        (["users", "add", "not an email", "--role", "admin"], "email: "),
+        (["users", "add", "ann@clinic.example", "--role", "owner"], "role: 'owner' is not a role"),
+    ):
+        code, said = _at_a_terminal(args, env, tmp_path, [])
+        assert code == 1 and says in said and "Password" not in said, said
