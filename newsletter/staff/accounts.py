@@ -130,6 +130,23 @@ def add_user(
     return _info(user)
 
 
+def _keep_an_admin(session: Session, user: StaffUser, change: str) -> None:
+    """Refuse to leave the product with no working admin: only an admin manages accounts, so
+    the last one demoted or disabled would lock everyone out of that for good. The active admins
+    are locked while counted, so two such changes at once cannot both pass."""
+    if user.role != "admin" or user.disabled_at is not None:
+        return
+    others = session.scalars(
+        select(StaffUser.id)
+        .where(StaffUser.role == "admin", StaffUser.disabled_at.is_(None), StaffUser.id != user.id)
+        .with_for_update()
+    ).all()
+    if not others:
+        raise UserError(
+            f"{user.email} is the only active admin and cannot be {change}; add another admin first", where="email"
+        )
+
+
 def list_users(session: Session) -> list[StaffUserInfo]:
     return [_info(u) for u in session.scalars(select(StaffUser).order_by(StaffUser.email))]
 
@@ -144,6 +161,7 @@ def set_role(
     new = check_role(role)
     user = _user(session, email)
     if user.role != new:
+        _keep_an_admin(session, user, "demoted")
         old, user.role = user.role, new
         session.flush()
         audit.record(
@@ -157,6 +175,7 @@ def disable_user(session: Session, email: str, *, actor: str | None = None, sour
     disabled account changes nothing and records nothing."""
     user = _user(session, email)
     if user.disabled_at is None:
+        _keep_an_admin(session, user, "disabled")
         user.disabled_at = _now()
         session.flush()
         audit.record(session, actor or audit.cli_actor(), "user.disable", user.email, "ok", source)

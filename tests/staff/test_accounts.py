@@ -183,3 +183,26 @@ def test_list_entries_newest_first_limited_and_filtered(engine: Engine) -> None:
         p3 = list_entries(s, 10, target="p3@clinic.example")
     assert [e.target for e in newest] == ["p1@clinic.example", "p4@clinic.example", "p3@clinic.example"]
     assert [e.action for e in roles] == ["user.set_role"] and [e.action for e in p3] == ["user.add"]
+
+
+def test_the_only_active_admin_cannot_be_demoted_or_disabled(engine: Engine) -> None:
+    _add(engine, "boss@clinic.example", "admin")
+    for change in (
+        lambda s: set_role(s, "boss@clinic.example", "marketer"),
+        lambda s: disable_user(s, "boss@clinic.example"),
+    ):
+        with pytest.raises(UserError, match="only active admin"), session_scope(engine) as s:
+            change(s)
+    with session_scope(engine) as s:
+        [boss] = list_users(s)
+    assert boss.role == "admin" and boss.active
+    assert [e.action for e in _entries(engine)] == ["user.add"]  # the refusals wrote nothing
+
+    _add(engine, "second@clinic.example", "admin")
+    with session_scope(engine) as s:
+        disable_user(s, "second@clinic.example")  # a disabled admin does not count as the other one
+    with pytest.raises(UserError, match="only active admin"), session_scope(engine) as s:
+        set_role(s, "boss@clinic.example", "director")
+    _add(engine, "third@clinic.example", "admin")
+    with session_scope(engine) as s:
+        assert set_role(s, "boss@clinic.example", "director").role == "director"  # another admin remains
