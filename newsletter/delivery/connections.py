@@ -39,6 +39,11 @@ from urllib.parse import urlsplit
 DEFAULT_MAX_IDLE_SECONDS = 20.0
 
 
+#: SendGrid's answers are a few hundred bytes (errors listed in JSON); whatever answers beyond
+#: this is not read into memory, and its connection is not reused.
+MAX_ANSWER_BYTES = 1 << 20
+
+
 class RequestNotSent(Exception):
     """Connecting or writing the request failed: the server never received a whole request."""
 
@@ -48,7 +53,7 @@ class RequestNotSent(Exception):
 
 
 class Answer(NamedTuple):
-    """The server's answer, whatever its status, read whole."""
+    """The server's answer, whatever its status (its body at most :data:`MAX_ANSWER_BYTES`)."""
 
     status: int
     body: bytes
@@ -107,13 +112,14 @@ class KeptAliveConnections:
             raise RequestNotSent(error) from None  # not a whole request: it cannot have been acted on
         try:
             response = connection.getresponse()
-            data = response.read()
+            data = response.read(MAX_ANSWER_BYTES + 1)
         except BaseException:
             self._discard(kept)
             raise
         kept.last_used = time.monotonic()
-        if response.will_close:
+        if response.will_close or len(data) > MAX_ANSWER_BYTES:  # the rest unread: not reusable
             self._discard(kept)
+            data = data[:MAX_ANSWER_BYTES]
         return Answer(response.status, data, response.headers)
 
     def close(self) -> None:
